@@ -1,0 +1,23 @@
+"""CareLoop's Chalice composition root: routes, Lambda functions, middleware. Nothing else."""
+
+from __future__ import annotations
+
+from chalice import Chalice, ConvertToMiddleware
+
+from chalicelib.api import meta, patients, tenants
+from chalicelib.api.http import normalise_chalice_errors
+from chalicelib.observability import logger, metrics
+from chalicelib.tasks.smoke import record_smoke_run
+
+# configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
+app = Chalice(app_name="careloop", configure_logs=False)
+
+app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
+app.register_middleware(normalise_chalice_errors, "http")
+
+for routes in (meta.api, tenants.api, patients.api):
+    app.register_blueprint(routes.blueprint)
+
+# Step Functions tasks.
+app.lambda_function(name="smoke_record")(record_smoke_run)

@@ -1,0 +1,241 @@
+"""The HTTP edge, in one place: token verification, body parsing and validation, and the mapping
+of domain errors to HTTP status codes by type.
+
+Route modules declare operations with `ApiBlueprint.route(...)`; the declaration is also what
+the OpenAPI document is built from, so a route cannot exist without being described.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from chalice import Blueprint, Response
+from chalice.app import Request
+
+from chalicelib.auth import verify_token
+from chalicelib.domain.access import Principal, Role
+from chalicelib.domain.errors import (
+    Conflict,
+    DomainError,
+    FieldError,
+    Forbidden,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionRequired,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+    invalid,
+)
+from chalicelib.observability import logger
+from chalicelib.schemas import validate
+from chalicelib.settings import get_settings
+
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+
+# Domain error type → HTTP status. Subclasses inherit their parent's status.
+STATUS_BY_ERROR: dict[type[DomainError], int] = {
+    ValidationFailed: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    PreconditionRequired: 428,
+}
+
+# Chalice answers a few requests itself before a view runs (415, 405); their codes in our terms.
+CHALICE_ERROR_CODES = {
+    "UnsupportedMediaType": "unsupported_media_type",
+    "MethodNotAllowedError": "method_not_allowed",
+    "BadRequestError": "bad_request",
+    "NotFoundError": "not_found",
+}
+
+
+def status_for(error: DomainError) -> int:
+    for cls in type(error).__mro__:
+        if cls in STATUS_BY_ERROR:
+            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+    return 500
+
+
+def error_body(code: str, message: str, details: list[FieldError] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details:
+        error["details"] = [{"path": d.path, "message": d.message} for d in details]
+    return {"error": error}
+
+
+def error_response(error: DomainError) -> Response:
+    status = status_for(error)
+    headers = {"WWW-Authenticate": 'Bearer realm="careloop"'} if status == 401 else {}
+    return Response(
+        body=error_body(error.code, error.message, error.details),
+        status_code=status,
+        headers=headers,
+    )
+
+
+def normalise_chalice_errors(event: Request, get_response: Callable[[Request], Response]) -> Any:
+    """HTTP middleware: give Chalice's own error responses the API's error shape."""
+    response = get_response(event)
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = CHALICE_ERROR_CODES.get(body["Code"], "internal_error")
+        message = body["Message"] if code != "internal_error" else "an internal error occurred"
+        response.body = error_body(code, message)
+    return response
+
+
+@dataclass(frozen=True)
+class QueryParam:
+    name: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One route as the API and its OpenAPI document see it."""
+
+    path: str
+    method: str
+    operation_id: str
+    summary: str
+    tag: str
+    roles: frozenset[Role] | None  # None: no token needed
+    request_schema: str | None = None
+    response_schema: str | None = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+    query: tuple[QueryParam, ...] = ()
+    etag: bool = False
+    if_match: str | None = None  # "required" or "optional"
+    local_only: bool = False
+
+
+@dataclass
+class ApiRequest:
+    """What a view gets: the verified principal, the validated body and the raw request."""
+
+    principal: Principal
+    body: Any
+    raw: Request
+
+    def header(self, name: str) -> str | None:
+        value: str | None = self.raw.headers.get(name)
+        return value
+
+    def query(self, name: str) -> str | None:
+        params = self.raw.query_params or {}
+        value: str | None = params.get(name)
+        return value
+
+
+@dataclass
+class ApiResponse:
+    body: Any
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+ANONYMOUS = Principal(subject="anonymous", role=Role.PATIENT)
+OPERATIONS: list[Operation] = []
+
+
+def _parse_body(request: Request, schema: str) -> Any:
+    content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
+    if content_type not in JSON_TYPES:
+        raise UnsupportedMediaType(f"send the body as {' or '.join(JSON_TYPES)}")
+    raw = request.raw_body or b""
+    if len(raw) > get_settings().max_body_bytes:
+        raise PayloadTooLarge(f"the body is larger than {get_settings().max_body_bytes} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise invalid("$", "the body is not well-formed JSON") from exc
+    validate(schema, body)
+    return body
+
+
+def _to_response(result: Any, operation: Operation) -> Response:
+    if isinstance(result, ApiResponse):
+        return Response(body=result.body, status_code=result.status, headers=result.headers)
+    if result is None:
+        return Response(body="", status_code=204)
+    return Response(body=result, status_code=operation.status)
+
+
+class ApiBlueprint:
+    """A Chalice Blueprint whose routes go through the edge above."""
+
+    def __init__(self, import_name: str, tag: str) -> None:
+        self.blueprint = Blueprint(import_name)
+        self._tag = tag
+
+    def route(
+        self,
+        path: str,
+        method: str,
+        *,
+        summary: str,
+        roles: frozenset[Role] | set[Role] | None,
+        request_schema: str | None = None,
+        response_schema: str | None = None,
+        status: int = 200,
+        errors: tuple[int, ...] = (),
+        query: tuple[QueryParam, ...] = (),
+        etag: bool = False,
+        if_match: str | None = None,
+        local_only: bool = False,
+    ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        def register(view: Callable[..., Any]) -> Callable[..., Any]:
+            operation = Operation(
+                path=path,
+                method=method,
+                operation_id=view.__name__,
+                summary=summary,
+                tag=self._tag,
+                roles=frozenset(roles) if roles is not None else None,
+                request_schema=request_schema,
+                response_schema=response_schema,
+                status=status,
+                errors=errors,
+                query=query,
+                etag=etag,
+                if_match=if_match,
+                local_only=local_only,
+            )
+            OPERATIONS.append(operation)
+            blueprint = self.blueprint
+
+            def handle(**path_params: str) -> Response:
+                request: Request = blueprint.current_request
+                try:
+                    principal = (
+                        verify_token(request.headers.get("authorization"))
+                        if operation.roles is not None
+                        else ANONYMOUS
+                    )
+                    if operation.roles is not None and principal.role not in operation.roles:
+                        raise Forbidden(f"role {principal.role} may not {summary.lower()}")
+                    body = _parse_body(request, request_schema) if request_schema else None
+                    result = view(ApiRequest(principal, body, request), **path_params)
+                except DomainError as error:
+                    logger.info(
+                        "request refused",
+                        extra={"error_code": error.code, "status": status_for(error)},
+                    )
+                    return error_response(error)
+                return _to_response(result, operation)
+
+            handle.__name__ = view.__name__
+            handle.__doc__ = view.__doc__
+            blueprint.route(path, methods=[method], content_types=list(JSON_TYPES))(handle)
+            return view
+
+        return register

@@ -1,0 +1,151 @@
+"""Builds the OpenAPI 3.1 document from the route declarations and the JSON Schema files.
+
+The schema files stay the one source of truth: each becomes a component, and its cross-file
+references are rewritten to point inside the document, so the result is self-contained.
+`openapi.yaml` at the repository root is this document, committed (a test keeps them equal).
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Iterable
+from typing import Any
+
+from chalicelib.api.http import Operation
+from chalicelib.schemas import load_schema, schema_names
+
+TITLE = "CareLoop API"
+VERSION = "1.0.0"
+COMPONENT = "#/components/schemas/"
+_FILE_REF = re.compile(r"^(?P<file>[a-z0-9-]+)\.json(?P<pointer>#.*)?$")
+
+STATUS_TEXT = {
+    200: "OK",
+    201: "Created",
+    204: "Deleted",
+    400: "Invalid request: every failing field is listed by its JSON path",
+    401: "Missing, expired, malformed or wrongly signed token",
+    403: "The token's role may not do this",
+    404: "Not found (also another tenant's or another patient's record)",
+    409: "Conflict: the version changed, or a unique value is taken",
+    413: "Body too large",
+    415: "Body is not JSON",
+    428: "If-Match header required",
+}
+
+
+def _rewrite_refs(node: Any, own_name: str) -> Any:
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key in ("$id", "$schema"):
+                continue
+            if key == "$ref" and isinstance(value, str):
+                out[key] = _component_ref(value, own_name)
+            else:
+                out[key] = _rewrite_refs(value, own_name)
+        return out
+    if isinstance(node, list):
+        return [_rewrite_refs(item, own_name) for item in node]
+    return node
+
+
+def _component_ref(ref: str, own_name: str) -> str:
+    if ref.startswith("#"):
+        return COMPONENT + own_name + ref[1:]
+    match = _FILE_REF.match(ref)
+    if not match:
+        raise ValueError(f"unsupported $ref {ref!r} in {own_name}.json")
+    return COMPONENT + match["file"] + (match["pointer"] or "#")[1:]
+
+
+def component_schemas() -> dict[str, Any]:
+    return {name: _rewrite_refs(copy.deepcopy(load_schema(name)), name) for name in schema_names()}
+
+
+def _json_content(schema_name: str, with_example: bool) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": {"$ref": COMPONENT + schema_name}}
+    examples = load_schema(schema_name).get("examples") if with_example else None
+    if examples:
+        media["example"] = examples[0]
+    return {"application/json": media}
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "operationId": op.operation_id,
+        "summary": op.summary,
+        "tags": [op.tag],
+        "x-careloop-roles": sorted(role.value for role in op.roles) if op.roles else [],
+    }
+    if op.local_only:
+        out["x-careloop-local-only"] = True
+    out["security"] = [{"bearer": []}] if op.roles is not None else []
+    params: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", op.path)
+    ]
+    params += [
+        {"name": q.name, "in": "query", "required": False, "description": q.description,
+         "schema": {"type": "string"}}
+        for q in op.query
+    ]
+    if op.if_match:
+        params.append({
+            "name": "If-Match", "in": "header", "required": op.if_match == "required",
+            "description": "The ETag of the version being changed", "schema": {"type": "string"},
+        })
+    if params:
+        out["parameters"] = params
+    if op.request_schema:
+        content = _json_content(op.request_schema, with_example=True)
+        if op.method == "PATCH":
+            content["application/merge-patch+json"] = content["application/json"]
+        out["requestBody"] = {"required": True, "content": content}
+    success: dict[str, Any] = {"description": STATUS_TEXT.get(op.status, "OK")}
+    if op.response_schema:
+        success["content"] = _json_content(op.response_schema, with_example=False)
+    if op.etag:
+        success["headers"] = {"ETag": {"schema": {"type": "string"},
+                                       "description": "The record's version, for If-Match"}}
+    responses: dict[str, Any] = {str(op.status): success}
+    for status in op.errors:
+        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    out["responses"] = responses
+    return out
+
+
+def build_spec(operations: Iterable[Operation]) -> dict[str, Any]:
+    paths: dict[str, Any] = {}
+    statuses: set[int] = set()
+    for op in sorted(operations, key=lambda o: (o.path, o.method)):
+        paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
+        statuses.update(op.errors)
+    error_responses = {
+        f"E{status}": {
+            "description": STATUS_TEXT[status],
+            "content": {"application/json": {"schema": {"$ref": COMPONENT + "error"}}},
+        }
+        for status in sorted(statuses)
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": (
+                "Patient-relationship backend. Authenticate with a Cognito ID token "
+                "(Authorization: Bearer ...). Errors share one shape: "
+                "{error: {code, message, details[{path, message}]}}."
+            ),
+        },
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "paths": paths,
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "bearerFormat": "JWT"}},
+            "responses": error_responses,
+            "schemas": component_schemas(),
+        },
+    }

@@ -1,0 +1,102 @@
+"""Patient routes: staff manage a tenant's patients; a patient reads and edits their own record."""
+
+from __future__ import annotations
+
+from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
+from chalicelib.domain.access import CLINIC_ROLES, Role
+from chalicelib.services.registry import services
+from chalicelib.services.versions import etag
+
+api = ApiBlueprint(__name__, tag="patients")
+CLINIC_OR_SELF = CLINIC_ROLES | {Role.PATIENT}
+
+
+@api.route(
+    "/patients",
+    "POST",
+    summary="Register a patient",
+    roles=CLINIC_ROLES,
+    request_schema="patient-create",
+    response_schema="patient",
+    status=201,
+    errors=(400, 401, 403, 409, 413, 415),
+    etag=True,
+)
+def create_patient(request: ApiRequest) -> ApiResponse:
+    patient = services().patients.create(request.principal, request.body)
+    return ApiResponse(
+        patient, 201, {"ETag": etag(patient), "Location": f"/patients/{patient['id']}"}
+    )
+
+
+@api.route(
+    "/patients",
+    "GET",
+    summary="List or look up patients",
+    roles=CLINIC_ROLES,
+    response_schema="patient-list",
+    errors=(400, 401, 403),
+    query=(
+        QueryParam("limit", "Page size, 1 to 200 (default 50)"),
+        QueryParam("cursor", "The next_cursor of the previous page"),
+        QueryParam("phone", "Find the patients with this phone number (any notation)"),
+        QueryParam("mrn", "Find the patient with this medical record number"),
+    ),
+)
+def list_patients(request: ApiRequest) -> dict[str, object]:
+    items, next_cursor = services().patients.list(
+        request.principal,
+        limit=request.query("limit"),
+        cursor=request.query("cursor"),
+        phone=request.query("phone"),
+        mrn=request.query("mrn"),
+    )
+    page: dict[str, object] = {"items": items}
+    if next_cursor:
+        page["next_cursor"] = next_cursor
+    return page
+
+
+@api.route(
+    "/patients/{patient_id}",
+    "GET",
+    summary="Read a patient",
+    roles=CLINIC_OR_SELF,
+    response_schema="patient",
+    errors=(401, 403, 404),
+    etag=True,
+)
+def get_patient(request: ApiRequest, patient_id: str) -> ApiResponse:
+    patient = services().patients.get(request.principal, patient_id)
+    return ApiResponse(patient, headers={"ETag": etag(patient)})
+
+
+@api.route(
+    "/patients/{patient_id}",
+    "PATCH",
+    summary="Change a patient",
+    roles=CLINIC_OR_SELF,
+    request_schema="patient-patch",
+    response_schema="patient",
+    errors=(400, 401, 403, 404, 409, 413, 415, 428),
+    etag=True,
+    if_match="required",
+)
+def patch_patient(request: ApiRequest, patient_id: str) -> ApiResponse:
+    patient = services().patients.update(
+        request.principal, patient_id, request.body, request.header("if-match")
+    )
+    return ApiResponse(patient, headers={"ETag": etag(patient)})
+
+
+@api.route(
+    "/patients/{patient_id}",
+    "DELETE",
+    summary="Delete a patient",
+    roles=CLINIC_ROLES,
+    status=204,
+    errors=(400, 401, 403, 404, 409),
+    if_match="optional",
+)
+def delete_patient(request: ApiRequest, patient_id: str) -> None:
+    services().patients.delete(request.principal, patient_id, request.header("if-match"))

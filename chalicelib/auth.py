@@ -1,0 +1,86 @@
+"""Verifies Cognito-shaped ID tokens and turns their claims into a `Principal`.
+
+The same code runs on AWS (keys from the user pool's JWKS) and locally (keys from the file the
+local runtime writes). Claims used: `sub`, `custom:tenant_id`, `custom:patient_id`,
+`cognito:groups` (patient | staff | admin | operator), `token_use` = id, `iss`, `aud`, `exp`.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.domain.access import ROLE_PRECEDENCE, Principal, Role
+from chalicelib.domain.errors import Unauthenticated
+from chalicelib.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from jwt import PyJWKClient
+
+ALGORITHMS = ["RS256"]
+LEEWAY_SECONDS = 30
+
+
+@cache
+def _jwks_client(url: str) -> PyJWKClient:
+    from jwt import PyJWKClient
+
+    # Keys are cached for the container's life; an unknown kid refetches once (key rotation).
+    return PyJWKClient(url, cache_keys=True, lifespan=3600, timeout=5)
+
+
+def _bearer(header: str | None) -> str:
+    if not header:
+        raise Unauthenticated("send Authorization: Bearer <token>")
+    scheme, _, token = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+def _role(claims: dict[str, Any]) -> Role:
+    groups = claims.get("cognito:groups") or []
+    if isinstance(groups, str):
+        groups = [groups]
+    for role in ROLE_PRECEDENCE:
+        if role.value in groups:
+            return role
+    raise Unauthenticated("the token names no CareLoop role")
+
+
+def principal_from_claims(claims: dict[str, Any]) -> Principal:
+    role = _role(claims)
+    tenant_id = claims.get("custom:tenant_id") or None
+    patient_id = claims.get("custom:patient_id") or None
+    if role is not Role.OPERATOR and not tenant_id:
+        raise Unauthenticated("the token has no tenant")
+    if role is Role.PATIENT and not patient_id:
+        raise Unauthenticated("a patient token must name its patient")
+    return Principal(
+        subject=str(claims["sub"]), role=role, tenant_id=tenant_id, patient_id=patient_id
+    )
+
+
+def verify_token(authorization: str | None, settings: Settings | None = None) -> Principal:
+    import jwt
+
+    settings = settings or get_settings()
+    token = _bearer(authorization)
+    try:
+        key = _jwks_client(settings.jwks_url).get_signing_key_from_jwt(token).key
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key,
+            algorithms=ALGORITHMS,
+            audience=settings.jwt_audience,
+            issuer=settings.jwt_issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["exp", "iat", "sub", "iss", "aud", "token_use"]},
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise Unauthenticated("the token has expired") from exc
+    except (jwt.PyJWTError, ValueError, KeyError) as exc:
+        raise Unauthenticated("the token is not valid") from exc
+    if claims.get("token_use") != "id":
+        raise Unauthenticated("send the ID token, not an access token")
+    return principal_from_claims(claims)

@@ -1,0 +1,44 @@
+"""Small pure rules shared by several records: time zones, phone numbers, merge patches."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+
+from chalicelib.domain.errors import invalid
+
+Document = dict[str, Any]
+
+
+def check_time_zone(path: str, name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise invalid(path, f"unknown IANA time zone {name!r}") from exc
+
+
+def to_e164(path: str, raw: str, default_region: str | None) -> str:
+    """Normalise a phone number to E.164. National numbers are read in the tenant's country."""
+    try:
+        parsed = phonenumbers.parse(raw, default_region)
+    except phonenumbers.NumberParseException as exc:
+        raise invalid(path, "not a phone number") from exc
+    if not phonenumbers.is_valid_number(parsed):
+        raise invalid(path, "not a valid phone number")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def merge_patch(target: Document, patch: Document) -> Document:
+    """JSON Merge Patch (RFC 7386): objects merge, null removes, anything else replaces."""
+    result = copy.deepcopy(target)
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, dict) and isinstance(result.get(key), dict):
+            result[key] = merge_patch(result[key], value)
+        else:
+            result[key] = copy.deepcopy(value)
+    return result

@@ -1,0 +1,98 @@
+"""Patient profiles: normalisation and the rules a profile must satisfy.
+
+Shape is checked by the JSON Schemas first; these are the rules a schema cannot say: phone numbers
+in E.164, real IANA zones, a guardian for minors, consent timestamps, and which fields a patient
+may edit on their own record.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from chalicelib.domain.common import Document, check_time_zone, merge_patch, to_e164
+from chalicelib.domain.errors import Forbidden, invalid
+
+ADULT_AGE = 18
+READ_ONLY_FIELDS = ("id", "created_at", "updated_at", "version", "deleted_at")
+
+# What a patient may change about themselves from the app. Clinical and administrative fields
+# (medical tags, departments, external ids, member class) are the hospital's.
+PATIENT_EDITABLE_FIELDS = frozenset(
+    {"name", "phone", "email", "language", "time_zone", "preferred_channels", "consent", "guardian"}
+)
+
+
+def age_on(birth_date: date, today: date) -> int:
+    before_birthday = (today.month, today.day) < (birth_date.month, birth_date.day)
+    return today.year - birth_date.year - int(before_birthday)
+
+
+def _normalise(doc: Document, tenant: Document, now: datetime, now_iso: str) -> Document:
+    country = tenant.get("country")
+    if "phone" in doc:
+        doc["phone"] = to_e164("$.phone", doc["phone"], country)
+    guardian = doc.get("guardian")
+    if guardian and "phone" in guardian:
+        guardian["phone"] = to_e164("$.guardian.phone", guardian["phone"], country)
+    if "email" in doc:
+        doc["email"] = doc["email"].strip().lower()
+    doc.setdefault("language", tenant["default_language"])
+    doc.setdefault("time_zone", tenant["time_zone"])
+    check_time_zone("$.time_zone", doc["time_zone"])
+    for channel, consent in doc.get("consent", {}).items():
+        # Consent without a timestamp is recorded as given now, by the caller.
+        consent.setdefault("at", now_iso)
+        if consent["at"] > now_iso:
+            raise invalid(f"$.consent.{channel}.at", "cannot be in the future")
+    if "birth_date" in doc:
+        born = date.fromisoformat(doc["birth_date"])
+        if born > now.date():
+            raise invalid("$.birth_date", "cannot be in the future")
+        if age_on(born, now.date()) < ADULT_AGE and not doc.get("guardian"):
+            raise invalid("$.guardian", "a patient under 18 needs a guardian or contact")
+    for channel in doc.get("preferred_channels", []):
+        if channel == "sms" and "phone" not in doc:
+            raise invalid("$.preferred_channels", "sms needs a phone number")
+        if channel == "email" and "email" not in doc:
+            raise invalid("$.preferred_channels", "email needs an email address")
+    return doc
+
+
+def new_patient(
+    body: Document, tenant: Document, patient_id: str, now: datetime, now_iso: str
+) -> Document:
+    doc: Document = {**body, "id": patient_id, "created_at": now_iso, "updated_at": now_iso}
+    doc.setdefault("departments", [])
+    return _normalise(doc, tenant, now, now_iso)
+
+
+def check_patch_allowed(patch: Document, by_patient: bool) -> None:
+    for key in READ_ONLY_FIELDS:
+        if key in patch:
+            raise invalid(f"$.{key}", "is read-only")
+    if by_patient:
+        for key in patch:
+            if key not in PATIENT_EDITABLE_FIELDS:
+                raise Forbidden(f"$.{key} is kept by the hospital; ask the front desk to change it")
+
+
+def patched_patient(
+    current: Document,
+    patch: Document,
+    tenant: Document,
+    now: datetime,
+    now_iso: str,
+    *,
+    by_patient: bool,
+) -> Document:
+    check_patch_allowed(patch, by_patient)
+    doc = merge_patch(current, patch)
+    doc["updated_at"] = now_iso
+    return _normalise(doc, tenant, now, now_iso)
+
+
+def mrn_of(doc: Document) -> str | None:
+    ids: dict[str, Any] = doc.get("external_ids", {})
+    mrn = ids.get("mrn")
+    return str(mrn) if mrn else None

@@ -1,0 +1,85 @@
+"""JSON Schemas: the one source of truth for request and response bodies.
+
+`validate(name, instance)` checks an instance against `v1/<name>.json` and raises
+`ValidationFailed` listing every failing field by its JSON path. jsonschema is imported on first
+use only, so read-only requests do not pay for it at cold start.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.domain.errors import FieldError, ValidationFailed
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+SCHEMA_DIR = Path(__file__).parent / "v1"
+BASE_URI = "https://schemas.careloop.dev/v1/"
+
+
+@cache
+def load_schema(name: str) -> dict[str, Any]:
+    with (SCHEMA_DIR / f"{name}.json").open(encoding="utf-8") as handle:
+        schema: dict[str, Any] = json.load(handle)
+    return schema
+
+
+def schema_names() -> list[str]:
+    return sorted(path.stem for path in SCHEMA_DIR.glob("*.json"))
+
+
+@cache
+def _validator(name: str) -> Validator:
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+
+    registry: Registry[Any] = Registry().with_resources(
+        (BASE_URI + f"{other}.json", Resource.from_contents(load_schema(other)))
+        for other in schema_names()
+    )
+    return Draft202012Validator(
+        load_schema(name),
+        registry=registry,
+        format_checker=Draft202012Validator.FORMAT_CHECKER,
+    )
+
+
+def _field_errors(error: Any) -> list[FieldError]:
+    """Name the field itself, also for `required` and `additionalProperties` failures, whose
+    jsonschema path is the parent object."""
+    base = error.json_path
+    if error.validator == "required" and isinstance(error.instance, dict):
+        return [
+            FieldError(f"{base}.{key}", "is required")
+            for key in error.validator_value
+            if key not in error.instance
+        ]
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(error.schema.get("properties", {}))
+        return [
+            FieldError(f"{base}.{key}", "is not a known field")
+            for key in error.instance
+            if key not in known
+        ]
+    if error.validator in ("anyOf", "oneOf") and error.context:
+        # Report the closest alternative rather than "is not valid under any of the given schemas".
+        best = min(error.context, key=lambda sub: len(list(sub.absolute_path)) * -1)
+        return _field_errors(best)
+    return [FieldError(base, error.message)]
+
+
+def validate(name: str, instance: Any) -> None:
+    errors = sorted(_validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
+    if not errors:
+        return
+    details: list[FieldError] = []
+    for error in errors:
+        for detail in _field_errors(error):
+            if detail not in details:
+                details.append(detail)
+    summary = "; ".join(f"{d.path}: {d.message}" for d in details[:5])
+    raise ValidationFailed(f"request body is invalid: {summary}", details=details)

@@ -1,0 +1,121 @@
+"""Patient use cases: who may do what is decided here from the principal, rules come from
+`domain.patients`, storage from the repository."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import secrets
+
+from chalicelib import clock
+from chalicelib.domain import patients as rules
+from chalicelib.domain.access import (
+    CLINIC_ROLES,
+    Principal,
+    Role,
+    check_patient_visible,
+    require_role,
+    tenant_of,
+)
+from chalicelib.domain.common import Document, to_e164
+from chalicelib.domain.errors import NotFound, invalid
+from chalicelib.services.tenants import TenantService
+from chalicelib.services.versions import check_expected_version
+from chalicelib.store.patients import ListingPosition, PatientRepository
+
+PAGE_DEFAULT = 50
+PAGE_MAX = 200
+
+
+def new_patient_id() -> str:
+    return "p-" + secrets.token_hex(8)
+
+
+def encode_cursor(position: ListingPosition) -> str:
+    raw = json.dumps(list(position), separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> ListingPosition:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        sort_key, patient_id = json.loads(base64.urlsafe_b64decode(padded))
+        if not (isinstance(sort_key, str) and isinstance(patient_id, str)):
+            raise TypeError
+    except (ValueError, TypeError, binascii.Error) as exc:
+        raise invalid("cursor", "is not a cursor this API returned") from exc
+    return sort_key, patient_id
+
+
+def parse_limit(raw: str | None) -> int:
+    if raw is None:
+        return PAGE_DEFAULT
+    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
+        raise invalid("limit", f"must be a whole number from 1 to {PAGE_MAX}")
+    return int(raw)
+
+
+class PatientService:
+    def __init__(self, repository: PatientRepository, tenants: TenantService) -> None:
+        self._patients = repository
+        self._tenants = tenants
+
+    def create(self, principal: Principal, body: Document) -> Document:
+        require_role(principal, CLINIC_ROLES)
+        tenant = self._tenants.require(tenant_of(principal))
+        now = clock.now()
+        doc = rules.new_patient(body, tenant, new_patient_id(), now, clock.iso(now))
+        return self._patients.create(tenant["id"], doc)
+
+    def get(self, principal: Principal, patient_id: str) -> Document:
+        require_role(principal, CLINIC_ROLES | {Role.PATIENT})
+        check_patient_visible(principal, patient_id)
+        patient = self._patients.get(tenant_of(principal), patient_id)
+        if patient is None:
+            raise NotFound("patient not found")
+        return patient
+
+    def update(
+        self, principal: Principal, patient_id: str, patch: Document, if_match: str | None
+    ) -> Document:
+        current = self.get(principal, patient_id)
+        check_expected_version(current, if_match)
+        tenant = self._tenants.require(tenant_of(principal))
+        now = clock.now()
+        changed = rules.patched_patient(
+            current, patch, tenant, now, clock.iso(now), by_patient=principal.role is Role.PATIENT
+        )
+        return self._patients.replace(tenant["id"], current, changed)
+
+    def delete(self, principal: Principal, patient_id: str, if_match: str | None) -> None:
+        """Soft delete: the record leaves every list and lookup but is kept for the audit trail."""
+        require_role(principal, CLINIC_ROLES)
+        current = self.get(principal, patient_id)
+        if if_match is not None:
+            check_expected_version(current, if_match)
+        deleted = {**current, "deleted_at": clock.iso(clock.now())}
+        self._patients.replace(tenant_of(principal), current, deleted)
+
+    def list(
+        self,
+        principal: Principal,
+        *,
+        limit: str | None,
+        cursor: str | None,
+        phone: str | None,
+        mrn: str | None,
+    ) -> tuple[list[Document], str | None]:
+        require_role(principal, CLINIC_ROLES)
+        tenant_id = tenant_of(principal)
+        page = parse_limit(limit)
+        if phone is not None:
+            tenant = self._tenants.require(tenant_id)
+            e164 = to_e164("phone", phone, tenant.get("country"))
+            return self._patients.find_by_phone(tenant_id, e164, page), None
+        if mrn is not None:
+            found = self._patients.find_by_mrn(tenant_id, mrn)
+            return ([found] if found else []), None
+        after = decode_cursor(cursor) if cursor else None
+        docs, position = self._patients.list(tenant_id, page, after)
+        return docs, encode_cursor(position) if position else None

@@ -1,0 +1,48 @@
+"""Tenant use cases."""
+
+from __future__ import annotations
+
+from chalicelib import clock
+from chalicelib.domain import tenants as rules
+from chalicelib.domain.access import Principal, Role, check_tenant_visible, require_role
+from chalicelib.domain.common import Document
+from chalicelib.domain.errors import NotFound
+from chalicelib.services.versions import check_expected_version
+from chalicelib.store.tenants import TenantRepository
+
+CAN_EDIT = frozenset({Role.OPERATOR, Role.ADMIN})
+CAN_READ = frozenset({Role.OPERATOR, Role.ADMIN, Role.STAFF})
+
+
+class TenantService:
+    def __init__(self, repository: TenantRepository) -> None:
+        self._tenants = repository
+
+    def create(self, principal: Principal, body: Document) -> Document:
+        require_role(principal, {Role.OPERATOR})
+        now = clock.now()
+        return self._tenants.create(rules.new_tenant(body, now, clock.iso(now)))
+
+    def get(self, principal: Principal, tenant_id: str) -> Document:
+        require_role(principal, CAN_READ)
+        check_tenant_visible(principal, tenant_id)
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant not found")
+        return tenant
+
+    def require(self, tenant_id: str) -> Document:
+        """The tenant a verified token names; its absence means the token outlived its tenant."""
+        tenant = self._tenants.get(tenant_id)
+        if tenant is None:
+            raise NotFound("tenant not found")
+        return tenant
+
+    def update(
+        self, principal: Principal, tenant_id: str, patch: Document, if_match: str | None
+    ) -> Document:
+        require_role(principal, CAN_EDIT)
+        current = self.get(principal, tenant_id)
+        check_expected_version(current, if_match)
+        changed = rules.patched_tenant(current, patch, clock.iso(clock.now()))
+        return self._tenants.replace(changed, expected_version=current["version"])

@@ -1,0 +1,27 @@
+"""Optimistic concurrency as the API exposes it: the ETag is the record's version."""
+
+from __future__ import annotations
+
+from chalicelib.domain.common import Document
+from chalicelib.domain.errors import PreconditionRequired, invalid
+from chalicelib.store.errors import version_conflict
+
+
+def etag(doc: Document) -> str:
+    return f'"{doc["version"]}"'
+
+
+def parse_if_match(header: str | None) -> int:
+    if header is None:
+        raise PreconditionRequired(
+            "send If-Match with the version you read (the ETag of GET) to change this record"
+        )
+    value = header.strip().removeprefix("W/").strip('"')
+    if not value.isdigit():
+        raise invalid("If-Match", "must be the quoted version number from the ETag, e.g. \"3\"")
+    return int(value)
+
+
+def check_expected_version(current: Document, if_match: str | None) -> None:
+    if parse_if_match(if_match) != current["version"]:
+        raise version_conflict()

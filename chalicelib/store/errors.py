@@ -1,0 +1,8 @@
+"""Store-level failures, translated into domain errors by the repositories."""
+
+from chalicelib.domain.errors import Conflict
+
+
+def version_conflict() -> Conflict:
+    return Conflict("the record was changed by someone else; reload it and retry",
+                    code="version_conflict")

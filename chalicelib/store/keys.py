@@ -1,0 +1,29 @@
+"""Key builders. Every partition key starts with the tenant, so one tenant's items can never be
+addressed with another tenant's keys."""
+
+from __future__ import annotations
+
+
+def tenant_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}"
+
+
+def patient_pk(tenant_id: str, patient_id: str) -> str:
+    return f"T#{tenant_id}#P#{patient_id}"
+
+
+def patients_listing_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#PATIENTS"
+
+
+def phone_lookup_pk(tenant_id: str, e164: str) -> str:
+    return f"T#{tenant_id}#PHONE#{e164}"
+
+
+def mrn_claim_pk(tenant_id: str, mrn: str) -> str:
+    return f"T#{tenant_id}#MRN#{mrn}"
+
+
+TENANT_SK = "TENANT"
+PROFILE_SK = "PROFILE"
+CLAIM_SK = "CLAIM"

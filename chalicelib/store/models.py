@@ -1,0 +1,99 @@
+"""PynamoDB models of the single CareLoop table (pool model: every key starts with the tenant).
+
+Access patterns and the index serving each are listed in `README.md` beside this file.
+Table name and endpoint are bound from settings at first use (`bind_models`), not at import.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.attributes import (
+    MapAttribute,
+    UnicodeAttribute,
+    VersionAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.settings import Settings
+
+
+class LookupIndex(GlobalSecondaryIndex["Any"]):
+    """GSI1: exact-match lookups inside a tenant (patient by phone, ...)."""
+
+    class Meta:
+        index_name = "GSI1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True, attr_name="GSI1PK")
+    gsi1sk = UnicodeAttribute(range_key=True, attr_name="GSI1SK")
+
+
+class ListingIndex(GlobalSecondaryIndex["Any"]):
+    """GSI2: a tenant's collections in a stable order (patients by creation, ...)."""
+
+    class Meta:
+        index_name = "GSI2"
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(range_key=True, attr_name="GSI2SK")
+
+
+class _Base(Model):
+    class Meta:
+        table_name = "unbound"
+        region = "us-east-1"
+
+    pk = UnicodeAttribute(hash_key=True, attr_name="PK")
+    sk = UnicodeAttribute(range_key=True, attr_name="SK")
+    entity = UnicodeAttribute(attr_name="entity")
+
+
+class TenantItem(_Base):
+    doc = MapAttribute[str, Any](attr_name="doc")
+    version = VersionAttribute(attr_name="version")
+
+
+class PatientItem(_Base):
+    doc = MapAttribute[str, Any](attr_name="doc")
+    version = VersionAttribute(attr_name="version")
+    deleted_at = UnicodeAttribute(null=True, attr_name="deleted_at")
+    gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_lookup = LookupIndex()
+    by_listing = ListingIndex()
+
+
+class UniqueClaim(_Base):
+    """Holds a value that must be unique in a tenant (an MRN). Written in the same transaction as
+    its owner, with attribute_not_exists, so two patients can never share one."""
+
+    owner_id = UnicodeAttribute(attr_name="owner_id")
+
+
+class SmokeRunItem(_Base):
+    """A smoke-journey run: proves the Task → Lambda → DynamoDB link of the embedded runtime."""
+
+    run_id = UnicodeAttribute(attr_name="run_id")
+    recorded_at = UnicodeAttribute(attr_name="recorded_at")
+
+
+ALL_MODELS: tuple[type[Model], ...] = (TenantItem, PatientItem, UniqueClaim, SmokeRunItem)
+_bound_to: Settings | None = None
+
+
+def bind_models(settings: Settings) -> None:
+    """Point every model at the configured table (and emulator endpoint, when local)."""
+    global _bound_to  # noqa: PLW0603 - binding happens once per process
+    if _bound_to == settings:
+        return
+    for model in ALL_MODELS:
+        model.Meta.table_name = settings.table_name
+        model.Meta.region = settings.region
+        model.Meta.host = settings.aws_endpoint_url
+        model._connection = None  # drop a connection made for another binding
+    _bound_to = settings

@@ -1,0 +1,147 @@
+"""Patient repository. See README.md for the access patterns and keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+
+from chalicelib.domain.common import Document
+from chalicelib.domain.errors import Conflict
+from chalicelib.domain.patients import mrn_of
+from chalicelib.store.errors import version_conflict
+from chalicelib.store.keys import (
+    CLAIM_SK,
+    PROFILE_SK,
+    mrn_claim_pk,
+    patient_pk,
+    patients_listing_pk,
+    phone_lookup_pk,
+)
+from chalicelib.store.models import PatientItem, UniqueClaim
+from chalicelib.store.records import as_document, failed_items, transaction_write
+
+ListingPosition = tuple[str, str]  # (listing sort key, patient id) of the last item returned
+
+
+def _to_doc(item: PatientItem) -> Document:
+    return {**as_document(item.doc), "version": item.version}
+
+
+def _listing_sk(doc: Document) -> str:
+    return f"{doc['created_at']}#{doc['id']}"
+
+
+def _item(tenant_id: str, doc: Document, version: int | None) -> PatientItem:
+    body = {k: v for k, v in doc.items() if k != "version"}
+    item = PatientItem(
+        patient_pk(tenant_id, doc["id"]), PROFILE_SK, entity="patient", doc=body, version=version
+    )
+    if doc.get("deleted_at"):
+        item.deleted_at = doc["deleted_at"]
+        return item  # out of every index
+    if doc.get("phone"):
+        item.gsi1pk = phone_lookup_pk(tenant_id, doc["phone"])
+        item.gsi1sk = f"P#{doc['id']}"
+    item.gsi2pk = patients_listing_pk(tenant_id)
+    item.gsi2sk = _listing_sk(doc)
+    return item
+
+
+def _claim(tenant_id: str, mrn: str, owner_id: str) -> UniqueClaim:
+    return UniqueClaim(mrn_claim_pk(tenant_id, mrn), CLAIM_SK, entity="mrn", owner_id=owner_id)
+
+
+def _mrn_taken(mrn: str) -> Conflict:
+    return Conflict(f"MRN {mrn} belongs to another patient of this tenant", code="mrn_taken")
+
+
+class PatientRepository:
+    def get(self, tenant_id: str, patient_id: str) -> Document | None:
+        """The live profile, or None when it does not exist or was deleted."""
+        try:
+            item = PatientItem.get(patient_pk(tenant_id, patient_id), PROFILE_SK)
+        except DoesNotExist:
+            return None
+        return None if item.deleted_at else _to_doc(item)
+
+    def create(self, tenant_id: str, doc: Document) -> Document:
+        item = _item(tenant_id, doc, version=None)
+        mrn = mrn_of(doc)
+        try:
+            with transaction_write() as tx:
+                tx.save(item, condition=PatientItem.pk.does_not_exist())
+                if mrn:
+                    tx.save(
+                        _claim(tenant_id, mrn, doc["id"]),
+                        condition=UniqueClaim.pk.does_not_exist(),
+                    )
+        except TransactWriteError as exc:
+            if 1 in failed_items(exc) and mrn:
+                raise _mrn_taken(mrn) from exc
+            if 0 in failed_items(exc):
+                raise Conflict("patient id collision; retry", code="conflict") from exc
+            raise
+        return _to_doc(item)
+
+    def replace(self, tenant_id: str, previous: Document, doc: Document) -> Document:
+        """Write `doc` over `previous` if nobody changed the record since it was read, moving the
+        MRN claim in the same transaction when the MRN changes."""
+        item = _item(tenant_id, doc, version=previous["version"])
+        old_mrn, new_mrn = mrn_of(previous), mrn_of(doc)
+        claim_moves = old_mrn != new_mrn
+        try:
+            with transaction_write() as tx:
+                if claim_moves and old_mrn:
+                    tx.delete(
+                        _claim(tenant_id, old_mrn, doc["id"]),
+                        condition=UniqueClaim.owner_id == doc["id"],
+                    )
+                if claim_moves and new_mrn:
+                    tx.save(
+                        _claim(tenant_id, new_mrn, doc["id"]),
+                        condition=UniqueClaim.pk.does_not_exist(),
+                    )
+                tx.save(item)
+        except TransactWriteError as exc:
+            failed = failed_items(exc)
+            claim_put_index = 1 if (claim_moves and old_mrn) else 0
+            if claim_moves and new_mrn and claim_put_index in failed:
+                raise _mrn_taken(new_mrn) from exc
+            if failed:
+                raise version_conflict() from exc
+            raise
+        return _to_doc(item)
+
+    def list(
+        self, tenant_id: str, limit: int, after: ListingPosition | None
+    ) -> tuple[list[Document], ListingPosition | None]:
+        start_key = None
+        if after is not None:
+            sort_key, patient_id = after
+            start_key = {
+                "PK": {"S": patient_pk(tenant_id, patient_id)},
+                "SK": {"S": PROFILE_SK},
+                "GSI2PK": {"S": patients_listing_pk(tenant_id)},
+                "GSI2SK": {"S": sort_key},
+            }
+        result = PatientItem.by_listing.query(
+            patients_listing_pk(tenant_id), limit=limit, last_evaluated_key=start_key
+        )
+        docs = [_to_doc(item) for item in result]
+        last = result.last_evaluated_key
+        position = (last["GSI2SK"]["S"], docs[-1]["id"]) if last and docs else None
+        return docs, position
+
+    def find_by_phone(self, tenant_id: str, e164: str, limit: int) -> list[Document]:
+        items: Iterator[PatientItem] = PatientItem.by_lookup.query(
+            phone_lookup_pk(tenant_id, e164), limit=limit
+        )
+        return [_to_doc(item) for item in items]
+
+    def find_by_mrn(self, tenant_id: str, mrn: str) -> Document | None:
+        try:
+            claim = UniqueClaim.get(mrn_claim_pk(tenant_id, mrn), CLAIM_SK)
+        except DoesNotExist:
+            return None
+        return self.get(tenant_id, claim.owner_id)

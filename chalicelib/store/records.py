@@ -1,0 +1,39 @@
+"""Helpers shared by the repositories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pynamodb.exceptions import PynamoDBException
+
+
+def as_document(value: Any) -> dict[str, Any]:
+    """A raw MapAttribute (or dict) as a plain dict."""
+    if hasattr(value, "as_dict"):
+        plain: dict[str, Any] = value.as_dict()
+        return plain
+    return dict(value)
+
+
+def is_condition_failure(exc: PynamoDBException) -> bool:
+    return exc.cause_response_code in (
+        "ConditionalCheckFailedException",
+        "TransactionCanceledException",
+    )
+
+
+def transaction_write() -> Any:
+    """A TransactWrite on the bound table's connection."""
+    from pynamodb.connection import Connection
+    from pynamodb.transactions import TransactWrite
+
+    from chalicelib.store.models import PatientItem
+
+    meta = PatientItem.Meta
+    return TransactWrite(connection=Connection(region=meta.region, host=meta.host))
+
+
+def failed_items(exc: Any) -> list[int]:
+    """Indexes of the transaction items whose condition failed (deletes come before puts)."""
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    return [i for i, r in enumerate(reasons) if r is not None and r.code == "ConditionalCheckFailed"]

@@ -1,0 +1,49 @@
+"""Tenant repository."""
+
+from __future__ import annotations
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from chalicelib.domain.common import Document
+from chalicelib.domain.errors import Conflict
+from chalicelib.store.errors import version_conflict
+from chalicelib.store.keys import TENANT_SK, tenant_pk
+from chalicelib.store.models import TenantItem
+from chalicelib.store.records import as_document, is_condition_failure
+
+
+def _to_doc(item: TenantItem) -> Document:
+    return {**as_document(item.doc), "version": item.version}
+
+
+class TenantRepository:
+    def get(self, tenant_id: str) -> Document | None:
+        try:
+            item = TenantItem.get(tenant_pk(tenant_id), TENANT_SK)
+        except DoesNotExist:
+            return None
+        return _to_doc(item)
+
+    def create(self, doc: Document) -> Document:
+        item = TenantItem(tenant_pk(doc["id"]), TENANT_SK, entity="tenant", doc=doc)
+        try:
+            item.save(condition=TenantItem.pk.does_not_exist())
+        except PutError as exc:
+            if is_condition_failure(exc):
+                raise Conflict(f"tenant {doc['id']} already exists", code="tenant_exists") from exc
+            raise
+        return _to_doc(item)
+
+    def replace(self, doc: Document, expected_version: int) -> Document:
+        """Write a changed tenant if nobody changed it since `expected_version`."""
+        body = {k: v for k, v in doc.items() if k != "version"}
+        item = TenantItem(
+            tenant_pk(doc["id"]), TENANT_SK, entity="tenant", doc=body, version=expected_version
+        )
+        try:
+            item.save()
+        except PutError as exc:
+            if is_condition_failure(exc):
+                raise version_conflict() from exc
+            raise
+        return _to_doc(item)

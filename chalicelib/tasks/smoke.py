@@ -1,0 +1,25 @@
+"""Task of the smoke journey: records the run in DynamoDB and prepares the messages the state
+machine then sends through SNS and SES itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib import clock
+from chalicelib.schemas import validate
+from chalicelib.settings import get_settings
+from chalicelib.store.models import bind_models
+from chalicelib.store.smoke import SmokeRunRepository
+
+
+def record_smoke_run(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+    validate("smoke-input", event)
+    bind_models(get_settings())
+    recorded_at = clock.iso(clock.now())
+    SmokeRunRepository().record(event["tenant_id"], event["run_id"], recorded_at)
+    return {
+        "recorded_at": recorded_at,
+        "sms_body": f"CareLoop smoke run {event['run_id']} at {recorded_at}",
+        "email_subject": f"CareLoop smoke run {event['run_id']}",
+        "email_body": f"The smoke journey ran at {recorded_at}.",
+    }

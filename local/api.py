@@ -1,0 +1,60 @@
+"""Routes that exist only in the local runtime: the virtual clock and the outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from chalicelib import clock
+from chalicelib.api.http import ApiBlueprint, ApiRequest, QueryParam
+from chalicelib.domain.errors import invalid
+from local.outbox import Outbox
+from local.vclock import VirtualClock, parse_duration
+
+api = ApiBlueprint(__name__, tag="local")
+
+
+class _Bound:
+    clock: VirtualClock | None = None
+    outbox: Outbox | None = None
+
+
+def bind(virtual_clock: VirtualClock, outbox: Outbox) -> None:
+    _Bound.clock = virtual_clock
+    _Bound.outbox = outbox
+
+
+def _clock() -> VirtualClock:
+    assert _Bound.clock is not None, "local routes used before the runtime started"
+    return _Bound.clock
+
+
+@api.route("/local/clock", "GET", summary="Read the virtual clock", roles=None,
+           response_schema="local-clock", local_only=True)
+def get_clock(request: ApiRequest) -> dict[str, Any]:
+    return {"now": clock.iso(_clock().now())}
+
+
+@api.route("/local/clock", "POST", summary="Move the virtual clock forward", roles=None,
+           request_schema="local-clock-change", response_schema="local-clock",
+           errors=(400, 413, 415), local_only=True)
+def change_clock(request: ApiRequest) -> dict[str, Any]:
+    try:
+        if "advance" in request.body:
+            moved = _clock().advance(parse_duration(request.body["advance"]))
+        else:
+            moved = _clock().set(datetime.fromisoformat(request.body["set"]))
+    except ValueError as exc:
+        field = "$.advance" if "advance" in request.body else "$.set"
+        raise invalid(field, str(exc)) from exc
+    return {"now": clock.iso(moved)}
+
+
+@api.route("/local/outbox", "GET", summary="Read what was sent", roles=None,
+           response_schema="local-outbox", local_only=True,
+           query=(QueryParam("to", "Only messages to this phone, address or ARN"),
+                  QueryParam("channel", "sms, push, topic or email")))
+def get_outbox(request: ApiRequest) -> dict[str, Any]:
+    assert _Bound.outbox is not None
+    found = _Bound.outbox.messages(to=request.query("to"), channel=request.query("channel"))
+    return {"items": [m.as_dict() for m in found]}

@@ -1,0 +1,71 @@
+"""Runs the Chalice app's Lambda functions in-process when the emulator invokes them.
+
+moto without Docker answers Lambda invokes from `LambdaSimpleBackend`, which only echoes the
+payload. This replaces its `invoke` with one that calls the same `@app.lambda_function` handler
+that runs on AWS. An exception is returned the way Lambda returns it (`x-amz-function-error`
+plus errorType/errorMessage), so ASL Retry and Catch see the real error name.
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the real Lambda context that handlers and Powertools read."""
+
+    function_name: str
+    invoked_function_arn: str
+    memory_limit_in_mb: int = 256
+    function_version: str = "$LATEST"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 60_000
+
+
+def function_name(app_name: str, stage: str, name: str) -> str:
+    """The name `chalice deploy` gives a function: <app>-<stage>-<name>."""
+    return f"{app_name}-{stage}-{name}"
+
+
+def install(handlers: dict[str, Handler], region: str, account: str) -> None:
+    from moto.awslambda_simple.models import LambdaSimpleBackend
+
+    def invoke(
+        self: Any,
+        function_name: str,
+        qualifier: str | None,
+        body: Any,
+        headers: Any,
+        response_headers: Any,
+    ) -> bytes:
+        name = function_name.split(":function:")[-1].split(":")[0]
+        handler = handlers.get(name)
+        if handler is None:
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return _error("ResourceNotFoundException", f"no in-process handler for {name}")
+        arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+        event = json.loads(body) if body else {}
+        try:
+            result = handler(event, LambdaContext(function_name=name, invoked_function_arn=arn))
+        except Exception as exc:  # noqa: BLE001 - reported to the state machine like Lambda does
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return _error(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
+        return json.dumps(result).encode()
+
+    LambdaSimpleBackend.invoke = invoke
+
+
+def _error(error_type: str, message: str, trace: list[str] | None = None) -> bytes:
+    return json.dumps(
+        {"errorType": error_type, "errorMessage": message, "stackTrace": trace or []}
+    ).encode()

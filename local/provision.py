@@ -1,0 +1,196 @@
+"""Provisions the platform into the emulator from `infra/platform.yaml`: the one definition that
+deploys to AWS, never a second copy written here.
+
+moto's CloudFormation creates the plain resources (table, topics). What it cannot do is done
+through the service APIs with values resolved from the same template:
+- the SAM transform is not expanded, so `AWS::Serverless::StateMachine` definitions are read from
+  their `DefinitionUri` and created through Step Functions with their substitutions applied;
+- the table's TTL specification is dropped, so it is applied with UpdateTimeToLive;
+- `AWS::SES::EmailIdentity` is skipped, so the identity is verified through SES;
+- the Lambda functions come from `chalice package` on AWS; here each `@app.lambda_function`
+  is registered under the name and logical id Chalice would give it.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chalice.utils import to_cfn_resource_name
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "infra" / "platform.yaml"
+STACK_TYPES = frozenset({
+    "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::SQS::Queue", "AWS::KMS::Key", "AWS::IAM::Role",
+})
+ClientFactory = Callable[[str], Any]
+
+
+@dataclass
+class Provisioned:
+    stack_name: str
+    parameters: dict[str, str]
+    physical_ids: dict[str, str] = field(default_factory=dict)  # logical id → Ref value
+    attributes: dict[tuple[str, str], str] = field(default_factory=dict)  # (id, attr) → GetAtt
+    state_machines: dict[str, str] = field(default_factory=dict)  # logical id → ARN
+
+    def ref(self, logical_id: str) -> str:
+        return self.physical_ids[logical_id]
+
+
+def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
+    from cfnlint.decode import cfn_yaml
+
+    # cfn-lint's loader understands the short forms (!Ref, !Sub, !GetAtt); a JSON round trip
+    # turns its node types into plain dicts and lists.
+    template: dict[str, Any] = json.loads(json.dumps(cfn_yaml.load(str(path))))
+    return template
+
+
+class _Resolver:
+    def __init__(self, provisioned: Provisioned, region: str, account: str) -> None:
+        self._p = provisioned
+        self._pseudo = {"AWS::Region": region, "AWS::AccountId": account,
+                        "AWS::Partition": "aws", "AWS::StackName": provisioned.stack_name}
+
+    def _name(self, name: str) -> str:
+        if name in self._pseudo:
+            return self._pseudo[name]
+        if name in self._p.parameters:
+            return self._p.parameters[name]
+        if "." in name:
+            logical, attribute = name.split(".", 1)
+            return self._p.attributes[(logical, attribute)]
+        return self._p.physical_ids[name]
+
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            (fn, arg), = value.items()
+            if fn == "Ref":
+                return self._name(arg)
+            if fn == "Fn::GetAtt":
+                logical, attribute = arg if isinstance(arg, list) else arg.split(".", 1)
+                return self._p.attributes[(logical, attribute)]
+            if fn == "Fn::Sub":
+                text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
+                extra = {k: self.resolve(v) for k, v in extra.items()}
+                return re.sub(r"\$\{([^}!]+)\}",
+                              lambda m: extra.get(m[1]) or self._name(m[1]), text)
+        if isinstance(value, dict):
+            return {k: self.resolve(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.resolve(v) for v in value]
+        return value
+
+
+def _dummy_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("app.py", "# runs in-process in the local runtime\n")
+    return buffer.getvalue()
+
+
+def _role(iam: Any, name: str, service: str) -> str:
+    trust = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    try:
+        return str(iam.get_role(RoleName=name)["Role"]["Arn"])
+    except iam.exceptions.NoSuchEntityException:
+        created = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))
+        return str(created["Role"]["Arn"])
+
+
+def provision(
+    client: ClientFactory,
+    *,
+    app_name: str,
+    stage: str,
+    lambda_names: list[str],
+    region: str,
+    account: str,
+    parameters: dict[str, str] | None = None,
+    template_path: Path = TEMPLATE,
+) -> Provisioned:
+    template = load_template(template_path)
+    resources: dict[str, Any] = template["Resources"]
+    params = {name: str(spec.get("Default", "")) for name, spec in
+              template.get("Parameters", {}).items()}
+    params.update({"Stage": stage, **(parameters or {})})
+    provisioned = Provisioned(stack_name=f"{app_name}-{stage}", parameters=params)
+
+    # 1. Plain resources through CloudFormation.
+    cfn = client("cloudformation")
+    stack_resources = {k: v for k, v in resources.items() if v["Type"] in STACK_TYPES}
+    body = {"AWSTemplateFormatVersion": "2010-09-09",
+            "Parameters": template.get("Parameters", {}), "Resources": stack_resources}
+    cfn.create_stack(
+        StackName=provisioned.stack_name,
+        TemplateBody=json.dumps(body),
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    described = cfn.describe_stack_resources(StackName=provisioned.stack_name)
+    for resource in described["StackResources"]:
+        provisioned.physical_ids[resource["LogicalResourceId"]] = resource["PhysicalResourceId"]
+    resolver = _Resolver(provisioned, region, account)
+
+    dynamodb = client("dynamodb")
+    for logical_id, spec in stack_resources.items():
+        if spec["Type"] == "AWS::DynamoDB::Table":
+            table = dynamodb.describe_table(TableName=provisioned.ref(logical_id))["Table"]
+            provisioned.attributes[(logical_id, "Arn")] = table["TableArn"]
+            if "LatestStreamArn" in table:
+                provisioned.attributes[(logical_id, "StreamArn")] = table["LatestStreamArn"]
+            ttl = spec["Properties"].get("TimeToLiveSpecification")
+            if ttl and ttl.get("Enabled"):
+                dynamodb.update_time_to_live(
+                    TableName=table["TableName"],
+                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+                )
+        elif spec["Type"] == "AWS::SNS::Topic":
+            provisioned.attributes[(logical_id, "TopicArn")] = provisioned.ref(logical_id)
+
+    # 2. The app's Lambda functions, under the names and logical ids Chalice gives them.
+    lam = client("lambda")
+    iam = client("iam")
+    lambda_role = _role(iam, f"{app_name}-{stage}-lambda", "lambda.amazonaws.com")
+    for name in lambda_names:
+        function = f"{app_name}-{stage}-{name}"
+        created = lam.create_function(
+            FunctionName=function, Runtime="python3.11", Role=lambda_role,
+            Handler=f"app.{name}", Code={"ZipFile": _dummy_zip()},
+        )
+        logical_id = to_cfn_resource_name(name)
+        provisioned.physical_ids[logical_id] = function
+        provisioned.attributes[(logical_id, "Arn")] = created["FunctionArn"]
+
+    # 3. What moto's CloudFormation skips.
+    ses = client("ses")
+    sfn = client("stepfunctions")
+    sfn_role = _role(iam, f"{app_name}-{stage}-states", "states.amazonaws.com")
+    for logical_id, spec in resources.items():
+        props = spec.get("Properties", {})
+        if spec["Type"] == "AWS::SES::EmailIdentity":
+            ses.verify_email_identity(EmailAddress=resolver.resolve(props["EmailIdentity"]))
+        elif spec["Type"] == "AWS::Serverless::StateMachine":
+            definition = (template_path.parent / props["DefinitionUri"]).read_text()
+            substitutions = resolver.resolve(props.get("DefinitionSubstitutions", {}))
+            for key, value in substitutions.items():
+                definition = definition.replace("${" + key + "}", str(value))
+            if "${" in definition:
+                missing = sorted(set(re.findall(r"\$\{(\w+)\}", definition)))
+                raise ValueError(f"{logical_id}: unresolved placeholders {missing}")
+            name = resolver.resolve(props.get("Name", logical_id))
+            created = sfn.create_state_machine(
+                name=name, definition=definition, roleArn=sfn_role,
+                type=props.get("Type", "STANDARD"),
+            )
+            provisioned.state_machines[logical_id] = created["stateMachineArn"]
+            provisioned.physical_ids[logical_id] = created["stateMachineArn"]
+    return provisioned

@@ -1,0 +1,131 @@
+"""Starts the embedded AWS and wires CareLoop to it: the one path used by `make run`, the tests
+and the benchmarks.
+
+1. Environment from `.chalice/config.json` (stage `local`), plus the emulator's endpoint.
+2. moto's server in this process, with Step Functions execution on and Lambda without Docker.
+3. Hooks: Lambda invokes run the Chalice functions in-process; Wait states and `chalicelib.clock`
+   read one virtual clock; every SMS, push and email lands in the outbox.
+4. Resources provisioned from `infra/platform.yaml`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from local.keys import LocalKeys, ensure_keys
+from local.outbox import Outbox
+from local.provision import Provisioned, provision
+from local.vclock import VirtualClock
+
+ROOT = Path(__file__).resolve().parent.parent
+STAGE = "local"
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def stage_environment(stage: str = STAGE) -> dict[str, str]:
+    """The environment variables Chalice would give the functions of `stage`."""
+    config = json.loads((ROOT / ".chalice" / "config.json").read_text())
+    env: dict[str, str] = dict(config.get("environment_variables", {}))
+    env.update(config["stages"][stage].get("environment_variables", {}))
+    return env
+
+
+def emulator_client(endpoint: str, service: str) -> Any:
+    import boto3
+
+    return boto3.client(service, region_name=REGION, endpoint_url=endpoint)
+
+
+@dataclass
+class Runtime:
+    endpoint: str
+    region: str
+    account: str
+    clock: VirtualClock
+    outbox: Outbox
+    keys: LocalKeys
+    resources: Provisioned
+    app: Any
+    _server: Any
+
+    def client(self, service: str) -> Any:
+        return emulator_client(self.endpoint, service)
+
+    def token(self, role: str, tenant_id: str | None = None, patient_id: str | None = None,
+              **kwargs: Any) -> str:
+        from chalicelib.settings import get_settings
+
+        settings = get_settings()
+        return self.keys.mint(issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                              role=role, tenant_id=tenant_id, patient_id=patient_id, **kwargs)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> Runtime:
+    from moto.core.config import default_user_config
+    from moto.server import ThreadedMotoServer
+
+    port = port or free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    keys = ensure_keys(state_dir)
+    os.environ.update(stage_environment())
+    os.environ.update({
+        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - emulator
+        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": endpoint,
+        # The emulator's Step Functions interpreter calls the other services on this port.
+        "MOTO_PORT": str(port),
+        "JWKS_URL": keys.jwks_url,
+    })
+    os.environ.pop("AWS_PROFILE", None)
+    default_user_config["stepfunctions"] = {"execute_state_machine": True}
+    default_user_config["lambda"] = {"use_docker": False}
+
+    from chalicelib import clock as app_clock
+    from chalicelib.settings import get_settings
+
+    get_settings.cache_clear()
+    app_clock.use_clock(clock)
+
+    from app import app
+    from local import api as local_api
+    from local import lambdas, outbox as outbox_hooks, sfn_hooks
+
+    outbox = Outbox()
+    sfn_hooks.install(clock)
+    outbox_hooks.install(outbox)
+    handlers = {
+        lambdas.function_name(app.app_name, STAGE, fn.name): fn
+        for fn in app.pure_lambda_functions
+    }
+    lambdas.install(handlers, REGION, ACCOUNT)
+    if "/local/clock" not in app.routes:
+        app.register_blueprint(local_api.api.blueprint)
+    local_api.bind(clock, outbox)
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    resources = provision(
+        lambda service: emulator_client(endpoint, service),
+        app_name=app.app_name,
+        stage=STAGE,
+        lambda_names=[fn.name for fn in app.pure_lambda_functions],
+        region=REGION,
+        account=ACCOUNT,
+    )
+    return Runtime(endpoint, REGION, ACCOUNT, clock, outbox, keys, resources, app, server)

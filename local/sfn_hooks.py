@@ -1,0 +1,54 @@
+"""Hooks that make moto's Step Functions interpreter read the virtual clock.
+
+Wait states (Seconds, SecondsPath, Timestamp, TimestampPath) wait in virtual time and end at once
+when their execution is stopped. Retry back-off does not sleep at all: it is seconds of real time
+that would only slow tests and demos down.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, timedelta
+from typing import Any
+
+from local.vclock import VirtualClock
+
+
+class _NoSleep:
+    """Stands in for the `time` module inside moto's retrier."""
+
+    @staticmethod
+    def sleep(_seconds: float) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        import time
+
+        return getattr(time, name)
+
+
+def install(clock: VirtualClock) -> None:
+    from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+    from moto.stepfunctions.parser.asl.component.state.wait.wait_function import (
+        timestamp,
+        wait_function,
+    )
+
+    def timestamp_wait_seconds(self: Any, env: Any) -> int:
+        self.string.eval(env=env)
+        raw: str = env.stack.pop()
+        moment = self._from_timestamp_string(timestamp=raw)
+        if moment is None:
+            raise timestamp.FailureEventException(self._create_failure_event(env, raw))
+        # moto parses the timestamp as naive UTC; compare it with virtual UTC "now".
+        return int((moment.replace(tzinfo=UTC) - clock.now()).total_seconds())
+
+    def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        if wait_seconds <= 0:
+            return
+        clock.sleep_until(
+            clock.now() + timedelta(seconds=wait_seconds), cancelled=lambda: not env.is_running()
+        )
+
+    timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds
+    wait_function.WaitFunction._wait_interval = wait_interval
+    retrier_decl.time = _NoSleep()
