@@ -11,7 +11,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.access import ROLE_PRECEDENCE, Principal, Role
-from chalicelib.domain.errors import Unauthenticated
+from chalicelib.domain.errors import DependencyUnavailable, Unauthenticated
 from chalicelib.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -77,6 +77,8 @@ def verify_token(authorization: str | None, settings: Settings | None = None) ->
             leeway=LEEWAY_SECONDS,
             options={"require": ["exp", "iat", "sub", "iss", "aud", "token_use"]},
         )
+    except jwt.PyJWKClientConnectionError as exc:
+        raise DependencyUnavailable("the identity provider's signing keys are unreachable") from exc
     except jwt.ExpiredSignatureError as exc:
         raise Unauthenticated("the token has expired") from exc
     except (jwt.PyJWTError, ValueError, KeyError) as exc:

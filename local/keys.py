@@ -27,10 +27,6 @@ class LocalKeys:
     jwks_path: Path
     kid: str
 
-    @property
-    def jwks_url(self) -> str:
-        return self.jwks_path.resolve().as_uri()
-
     def mint(
         self,
         *,

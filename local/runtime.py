@@ -26,6 +26,9 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
+IDP_BUCKET = "careloop-local-idp"
+# Not under .well-known/: moto's Cognito emulation answers every such path with its own key.
+JWKS_KEY = "keys/jwks.json"
 
 
 def free_port() -> int:
@@ -90,7 +93,8 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
         "AWS_ENDPOINT_URL": endpoint,
         # The emulator's Step Functions interpreter calls the other services on this port.
         "MOTO_PORT": str(port),
-        "JWKS_URL": keys.jwks_url,
+        # The local identity provider publishes its keys over HTTP, as Cognito does.
+        "JWKS_URL": f"{endpoint}/{IDP_BUCKET}/{JWKS_KEY}",
     })
     os.environ.pop("AWS_PROFILE", None)
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
@@ -120,6 +124,10 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
+    s3 = emulator_client(endpoint, "s3")
+    s3.create_bucket(Bucket=IDP_BUCKET)
+    s3.put_object(Bucket=IDP_BUCKET, Key=JWKS_KEY, Body=keys.jwks_path.read_bytes(),
+                  ContentType="application/json", ACL="public-read")
     resources = provision(
         lambda service: emulator_client(endpoint, service),
         app_name=app.app_name,

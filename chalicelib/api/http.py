@@ -19,6 +19,7 @@ from chalicelib.auth import verify_token
 from chalicelib.domain.access import Principal, Role
 from chalicelib.domain.errors import (
     Conflict,
+    DependencyUnavailable,
     DomainError,
     FieldError,
     Forbidden,
@@ -46,6 +47,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     PreconditionRequired: 428,
+    DependencyUnavailable: 503,
 }
 
 # Chalice answers a few requests itself before a view runs (415, 405); their codes in our terms.

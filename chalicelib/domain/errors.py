@@ -64,6 +64,13 @@ class UnsupportedMediaType(DomainError):
     code: str = "unsupported_media_type"
 
 
+@dataclass
+class DependencyUnavailable(DomainError):
+    """A service we depend on did not answer; the request may be retried."""
+
+    code: str = "dependency_unavailable"
+
+
 def invalid(path: str, message: str) -> ValidationFailed:
     """A validation failure of a single field."""
     return ValidationFailed(f"{path}: {message}", details=[FieldError(path, message)])

@@ -34,9 +34,9 @@ def _listing_sk(doc: Document) -> str:
 
 def _item(tenant_id: str, doc: Document, version: int | None) -> PatientItem:
     body = {k: v for k, v in doc.items() if k != "version"}
-    item = PatientItem(
-        patient_pk(tenant_id, doc["id"]), PROFILE_SK, entity="patient", doc=body, version=version
-    )
+    item = PatientItem(patient_pk(tenant_id, doc["id"]), PROFILE_SK, entity="patient", doc=body)
+    if version is not None:
+        item.version = version
     if doc.get("deleted_at"):
         item.deleted_at = doc["deleted_at"]
         return item  # out of every index

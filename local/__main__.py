@@ -1,0 +1,177 @@
+"""`python -m local <command>`: the embedded runtime's command line.
+
+  serve [--port 8000]                  the API on localhost against the embedded AWS (make run)
+  token --tenant T --role staff [--patient P]   print a signed ID token for the running API
+  clock [advance 1d | set 2027-01-01T09:00:00Z] read or move the running server's virtual clock
+  outbox [--to +8613800138000] [--channel sms]  what the running server has "sent"
+  openapi                              rewrite openapi.yaml from the route declarations
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = ROOT / ".local"
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+
+
+def _server(args: argparse.Namespace) -> str:
+    return str(args.server or os.environ.get("CARELOOP_LOCAL_URL") or DEFAULT_SERVER)
+
+
+def _call(url: str, body: dict[str, Any] | None = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(  # noqa: S310 - a localhost URL the user chose
+        url, data=data, headers={"Content-Type": "application/json"},
+        method="POST" if data else "GET",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+            return json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        sys.exit(f"{exc.code}: {exc.read().decode(errors='replace')}")
+    except urllib.error.URLError as exc:
+        sys.exit(f"cannot reach the local server at {url} ({exc.reason}); is `make run` running?")
+
+
+def serve(args: argparse.Namespace) -> None:
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from local.runtime import start
+    from local.vclock import VirtualClock
+
+    for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    print("Starting the embedded AWS and provisioning infra/platform.yaml ...", flush=True)
+    runtime = start(state_dir=STATE_DIR, clock=VirtualClock(flowing=True))
+    config = Config(chalice_stage="local", user_provided_params={},
+                    config_from_disk=json.loads((ROOT / ".chalice" / "config.json").read_text()))
+    server = create_local_server(runtime.app, config, args.host, args.port)
+    base = f"http://localhost:{args.port}"
+    print(f"""
+CareLoop is serving {base}  (embedded AWS at {runtime.endpoint}; Ctrl-C stops)
+
+Get a token (operator, then a staff member of a tenant you create):
+  .venv/bin/python -m local token --role operator
+  .venv/bin/python -m local token --tenant demo-clinic --role staff
+
+First requests to try:
+  TOKEN=$(.venv/bin/python -m local token --role operator)
+  curl -s -X POST {base}/tenants -H "Authorization: Bearer $TOKEN" \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"id":"demo-clinic","name":"Demo Clinic","time_zone":"Asia/Shanghai","default_language":"zh-CN","country":"CN","sender":{{"email_from":"care@demo.example.com"}}}}'
+  STAFF=$(.venv/bin/python -m local token --tenant demo-clinic --role staff)
+  curl -s -X POST {base}/patients -H "Authorization: Bearer $STAFF" \\
+       -H 'Content-Type: application/json' -d '{{"name":{{"given":"Wei","family":"Zhang"}},"phone":"13800138000"}}'
+  curl -s {base}/patients -H "Authorization: Bearer $STAFF"
+
+The virtual clock and the outbox:
+  .venv/bin/python -m local clock advance 1d      (or POST {base}/local/clock {{"advance":"1d"}})
+  .venv/bin/python -m local outbox                (or GET  {base}/local/outbox)
+API description: {base}/openapi.json
+""", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nstopped")
+    finally:
+        runtime.stop()
+
+
+def token(args: argparse.Namespace) -> None:
+    from local.keys import ensure_keys
+    from local.runtime import stage_environment
+
+    env = stage_environment()
+    if args.role != "operator" and not args.tenant:
+        sys.exit("--tenant is required for the patient, staff and admin roles")
+    if args.role == "patient" and not args.patient:
+        sys.exit("--patient is required for the patient role")
+    keys = ensure_keys(STATE_DIR)
+    print(keys.mint(issuer=env["JWT_ISSUER"], audience=env["JWT_AUDIENCE"], role=args.role,
+                    tenant_id=args.tenant, patient_id=args.patient,
+                    lifetime_seconds=args.hours * 3600))
+
+
+def clock(args: argparse.Namespace) -> None:
+    base = _server(args)
+    if args.action == "advance":
+        result = _call(f"{base}/local/clock", {"advance": " ".join(args.value)})
+    elif args.action == "set":
+        result = _call(f"{base}/local/clock", {"set": args.value[0]})
+    else:
+        result = _call(f"{base}/local/clock")
+    print(result["now"])
+
+
+def outbox(args: argparse.Namespace) -> None:
+    query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in
+                     (("to", args.to), ("channel", args.channel)) if v)
+    result = _call(f"{_server(args)}/local/outbox" + (f"?{query}" if query else ""))
+    for message in result["items"]:
+        subject = f" [{message['subject']}]" if message["subject"] else ""
+        print(f"{message['sent_at']}  {message['channel']:<5} {message['to']}{subject}\n"
+              f"    {message['body']}")
+    if not result["items"]:
+        print("(nothing sent yet)")
+
+
+def openapi(args: argparse.Namespace) -> None:
+    from local.openapi_doc import write_openapi
+
+    path = write_openapi()
+    print(f"wrote {path.relative_to(ROOT)}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="serve the API against the embedded AWS")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=serve)
+
+    p = commands.add_parser("token", help="print a signed ID token")
+    p.add_argument("--role", required=True, choices=["patient", "staff", "admin", "operator"])
+    p.add_argument("--tenant")
+    p.add_argument("--patient")
+    p.add_argument("--hours", type=int, default=12)
+    p.set_defaults(func=token)
+
+    p = commands.add_parser("clock", help="read or move the virtual clock")
+    p.add_argument("action", nargs="?", choices=["advance", "set"])
+    p.add_argument("value", nargs="*")
+    p.add_argument("--server")
+    p.set_defaults(func=clock)
+
+    p = commands.add_parser("outbox", help="list what was sent")
+    p.add_argument("--to")
+    p.add_argument("--channel", choices=["sms", "push", "topic", "email"])
+    p.add_argument("--server")
+    p.set_defaults(func=outbox)
+
+    p = commands.add_parser("openapi", help="rewrite openapi.yaml")
+    p.set_defaults(func=openapi)
+
+    args = parser.parse_args(argv)
+    if args.command == "clock" and args.action and not args.value:
+        parser.error(f"clock {args.action} needs a value")
+    args.func(args)
+
+
+if __name__ == "__main__":
+    main()
