@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
+from chalicelib.domain.common import utc_iso
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -34,6 +36,4 @@ def use_clock(clock: Clock) -> None:
     _current = clock
 
 
-def iso(moment: datetime) -> str:
-    """UTC ISO-8601 with a Z suffix and second precision, as stored and returned by the API."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+iso = utc_iso

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -29,6 +30,21 @@ def to_e164(path: str, raw: str, default_region: str | None) -> str:
     if not phonenumbers.is_valid_number(parsed):
         raise invalid(path, "not a valid phone number")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def utc_iso(moment: datetime) -> str:
+    """UTC ISO-8601 with a Z suffix and second precision: how every time is stored and returned."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_timestamp(path: str, text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise invalid(path, "not an ISO-8601 date-time") from exc
+    if moment.tzinfo is None:
+        raise invalid(path, "needs a time zone offset or Z")
+    return moment
 
 
 def merge_patch(target: Document, patch: Document) -> Document:

@@ -10,7 +10,14 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from chalicelib.domain.common import Document, check_time_zone, merge_patch, to_e164
+from chalicelib.domain.common import (
+    Document,
+    check_time_zone,
+    merge_patch,
+    parse_timestamp,
+    to_e164,
+    utc_iso,
+)
 from chalicelib.domain.errors import Forbidden, invalid
 
 ADULT_AGE = 18
@@ -42,9 +49,11 @@ def _normalise(doc: Document, tenant: Document, now: datetime, now_iso: str) -> 
     check_time_zone("$.time_zone", doc["time_zone"])
     for channel, consent in doc.get("consent", {}).items():
         # Consent without a timestamp is recorded as given now, by the caller.
-        consent.setdefault("at", now_iso)
-        if consent["at"] > now_iso:
-            raise invalid(f"$.consent.{channel}.at", "cannot be in the future")
+        path = f"$.consent.{channel}.at"
+        given_at = parse_timestamp(path, consent["at"]) if "at" in consent else now
+        if given_at > now:
+            raise invalid(path, "cannot be in the future")
+        consent["at"] = utc_iso(given_at)
     if "birth_date" in doc:
         born = date.fromisoformat(doc["birth_date"])
         if born > now.date():

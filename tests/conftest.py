@@ -1,0 +1,140 @@
+"""Shared fixtures. The embedded runtime starts once per test session (on a frozen virtual clock);
+tests isolate themselves by creating their own tenant, as tenants are isolated in production."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+
+
+@pytest.fixture(scope="session")
+def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    from local.runtime import start
+    from local.vclock import VirtualClock
+
+    for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    rt = start(state_dir=tmp_path_factory.mktemp("local-state"), clock=VirtualClock(START))
+    yield rt
+    rt.stop()
+
+
+@pytest.fixture(scope="session")
+def http(runtime: Any) -> Any:
+    from chalice.test import Client
+
+    client = Client(runtime.app, stage_name="local", project_dir=str(ROOT))
+    return client.http
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Api:
+    """A thin JSON client over the Chalice test client."""
+
+    http: Any
+
+    def call(self, method: str, path: str, token: str | None = None, body: Any = None,
+             headers: dict[str, str] | None = None) -> Any:
+        sent = dict(headers or {})
+        if token is not None:
+            sent.setdefault("Authorization", f"Bearer {token}")
+        raw = b""
+        if body is not None:
+            sent.setdefault("Content-Type", "application/json")
+            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        return self.http.request(method, path, headers=sent, body=raw)
+
+
+def payload(response: Any) -> Any:
+    return json.loads(response.body) if response.body else None
+
+
+@pytest.fixture(scope="session")
+def api(http: Any) -> Api:
+    return Api(http)
+
+
+@dataclass
+class TenantCtx:
+    id: str
+    doc: dict[str, Any]
+    operator: str
+    admin: str
+    staff: str
+
+
+def tenant_body(tenant_id: str, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "id": tenant_id,
+        "name": "Test Hospital",
+        "time_zone": "Asia/Shanghai",
+        "default_language": "zh-CN",
+        "country": "CN",
+        "sender": {"sms_sender_id": "TestHosp", "email_from": "care@hospital.example.com"},
+        "departments": [{"id": "cardiology", "name": "心内科"}],
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def make_tenant(runtime: Any, api: Api) -> Any:
+    def make(**overrides: Any) -> TenantCtx:
+        tenant_id = unique("t")
+        operator = runtime.token("operator")
+        response = api.call("POST", "/tenants", operator, tenant_body(tenant_id, **overrides))
+        assert response.status_code == 201, response.body
+        return TenantCtx(
+            id=tenant_id,
+            doc=payload(response),
+            operator=operator,
+            admin=runtime.token("admin", tenant_id),
+            staff=runtime.token("staff", tenant_id),
+        )
+
+    return make
+
+
+@pytest.fixture
+def tenant(make_tenant: Any) -> TenantCtx:
+    ctx: TenantCtx = make_tenant()
+    return ctx
+
+
+def patient_body(**overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "name": {"given": "Wei", "family": "Zhang"},
+        "birth_date": "1961-04-12",
+        "phone": "138 0013 8000",
+        "email": "zhang.wei@example.com",
+        "preferred_channels": ["sms"],
+    }
+    body.update(overrides)
+    return body
+
+
+@pytest.fixture
+def make_patient(api: Api) -> Any:
+    def make(tenant: TenantCtx, **overrides: Any) -> dict[str, Any]:
+        response = api.call("POST", "/patients", tenant.staff, patient_body(**overrides))
+        assert response.status_code == 201, response.body
+        created: dict[str, Any] = payload(response)
+        return created
+
+    return make

@@ -1,0 +1,161 @@
+"""Patients through the API: profile rules, concurrency, paging, lookups, soft delete, and the
+edge cases a mobile app will hit (bad JSON, wrong content type, big bodies)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.conftest import Api, TenantCtx, patient_body, payload
+
+
+def error_paths(response: Any) -> list[str]:
+    return [d["path"] for d in payload(response)["error"]["details"]]
+
+
+def test_create_normalises_and_get_returns_etag(api: Api, tenant: TenantCtx) -> None:
+    created = api.call("POST", "/patients", tenant.staff, patient_body())
+    assert created.status_code == 201
+    doc = payload(created)
+    assert doc["phone"] == "+8613800138000"
+    assert doc["time_zone"] == "Asia/Shanghai" and doc["language"] == "zh-CN"
+    got = api.call("GET", f"/patients/{doc['id']}", tenant.staff)
+    assert got.status_code == 200
+    assert got.headers["ETag"] == '"1"'
+    assert payload(got) == doc
+
+
+def test_every_failing_field_is_listed(api: Api, tenant: TenantCtx) -> None:
+    body = {"name": {"given": ""}, "phone": "12345", "email": "nope", "nickname": "W"}
+    response = api.call("POST", "/patients", tenant.staff, body)
+    assert response.status_code == 400
+    assert set(error_paths(response)) == {"$.name.given", "$.email", "$.nickname"}
+    # Rules beyond shape run after the schema passes.
+    response = api.call("POST", "/patients", tenant.staff, patient_body(phone="12345"))
+    assert error_paths(response) == ["$.phone"]
+
+
+def test_malformed_json_wrong_type_and_oversized_bodies(api: Api, tenant: TenantCtx) -> None:
+    bad_json = api.call("POST", "/patients", tenant.staff, b'{"name": ')
+    assert bad_json.status_code == 400 and error_paths(bad_json) == ["$"]
+    text = api.call("POST", "/patients", tenant.staff, b"name=x",
+                    headers={"Content-Type": "text/plain"})
+    assert text.status_code == 415
+    assert payload(text)["error"]["code"] == "unsupported_media_type"
+    huge = patient_body(name={"given": "W", "family": "x" * 70_000})
+    too_big = api.call("POST", "/patients", tenant.staff, huge)
+    assert too_big.status_code == 413
+    not_utf8 = api.call("POST", "/patients", tenant.staff, b"\xff\xfe{")
+    assert not_utf8.status_code == 400
+    wrong_method = api.call("PUT", "/patients", tenant.staff, patient_body())
+    assert wrong_method.status_code == 405
+    assert payload(wrong_method)["error"]["code"] == "method_not_allowed"
+
+
+def test_patch_needs_the_current_version(api: Api, tenant: TenantCtx, make_patient: Any) -> None:
+    patient = make_patient(tenant)
+    path = f"/patients/{patient['id']}"
+    change = {"member_class": "vip", "medical": {"conditions": ["type2-diabetes"]}}
+    assert api.call("PATCH", path, tenant.staff, change).status_code == 428
+    assert api.call("PATCH", path, tenant.staff, change,
+                    headers={"If-Match": "abc"}).status_code == 400
+    first = api.call("PATCH", path, tenant.staff, change, headers={"If-Match": '"1"'})
+    assert first.status_code == 200 and first.headers["ETag"] == '"2"'
+    # A second writer who read version 1 loses instead of overwriting.
+    second = api.call("PATCH", path, tenant.staff, {"member_class": "standard"},
+                      headers={"If-Match": '"1"'})
+    assert second.status_code == 409
+    assert payload(api.call("GET", path, tenant.staff))["member_class"] == "vip"
+
+
+def test_merge_patch_removes_with_null(api: Api, tenant: TenantCtx, make_patient: Any) -> None:
+    patient = make_patient(tenant, member_class="vip")
+    path = f"/patients/{patient['id']}"
+    response = api.call("PATCH", path, tenant.staff, {"member_class": None},
+                        headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    assert response.status_code == 200
+    assert "member_class" not in payload(response)
+
+
+def test_paging_visits_every_patient_once(api: Api, tenant: TenantCtx, make_patient: Any) -> None:
+    ids = {make_patient(tenant, name={"given": f"P{i}"})["id"] for i in range(5)}
+    seen: list[str] = []
+    cursor = None
+    pages = 0
+    while True:
+        query = "?limit=2" + (f"&cursor={cursor}" if cursor else "")
+        page = payload(api.call("GET", "/patients" + query, tenant.staff))
+        seen += [p["id"] for p in page["items"]]
+        pages += 1
+        cursor = page.get("next_cursor")
+        if not cursor:
+            break
+    assert sorted(seen) == sorted(ids) and len(seen) == len(ids)
+    assert pages == 3
+    bad = api.call("GET", "/patients?cursor=garbage!", tenant.staff)
+    assert bad.status_code == 400 and error_paths(bad) == ["cursor"]
+
+
+def test_lookup_by_phone_and_mrn(api: Api, tenant: TenantCtx, make_patient: Any) -> None:
+    mother = make_patient(tenant, phone="13900139000", external_ids={"mrn": "M-100"})
+    child = make_patient(tenant, phone="+86 139 0013 9000", birth_date="2019-01-01",
+                         guardian={"name": "Mum", "relationship": "parent",
+                                   "phone": "13900139000"})
+    by_phone = payload(api.call("GET", "/patients?phone=139-0013-9000", tenant.staff))
+    assert {p["id"] for p in by_phone["items"]} == {mother["id"], child["id"]}
+    by_mrn = payload(api.call("GET", "/patients?mrn=M-100", tenant.staff))
+    assert [p["id"] for p in by_mrn["items"]] == [mother["id"]]
+    assert payload(api.call("GET", "/patients?mrn=NOPE", tenant.staff))["items"] == []
+    assert api.call("GET", "/patients?phone=123", tenant.staff).status_code == 400
+
+
+def test_mrn_is_unique_and_moves_with_a_change(api: Api, tenant: TenantCtx,
+                                               make_patient: Any) -> None:
+    first = make_patient(tenant, external_ids={"mrn": "M-1"})
+    taken = api.call("POST", "/patients", tenant.staff, patient_body(external_ids={"mrn": "M-1"}))
+    assert taken.status_code == 409 and payload(taken)["error"]["code"] == "mrn_taken"
+    moved = api.call("PATCH", f"/patients/{first['id']}", tenant.staff,
+                     {"external_ids": {"mrn": "M-2"}}, headers={"If-Match": '"1"'})
+    assert moved.status_code == 200
+    assert api.call("POST", "/patients", tenant.staff,
+                    patient_body(external_ids={"mrn": "M-1"})).status_code == 201
+    clash = api.call("PATCH", f"/patients/{first['id']}", tenant.staff,
+                     {"external_ids": {"mrn": "M-1"}}, headers={"If-Match": '"2"'})
+    assert clash.status_code == 409 and payload(clash)["error"]["code"] == "mrn_taken"
+    assert payload(api.call("GET", f"/patients/{first['id']}", tenant.staff))["version"] == 2
+
+
+def test_soft_delete_hides_everywhere(api: Api, tenant: TenantCtx, make_patient: Any) -> None:
+    patient = make_patient(tenant, phone="13700137000", external_ids={"mrn": "DEL-1"})
+    path = f"/patients/{patient['id']}"
+    assert api.call("DELETE", path, tenant.staff, headers={"If-Match": '"9"'}).status_code == 409
+    assert api.call("DELETE", path, tenant.staff).status_code == 204
+    assert api.call("GET", path, tenant.staff).status_code == 404
+    assert api.call("DELETE", path, tenant.staff).status_code == 404
+    listed = payload(api.call("GET", "/patients", tenant.staff))["items"]
+    assert patient["id"] not in [p["id"] for p in listed]
+    assert payload(api.call("GET", "/patients?phone=13700137000", tenant.staff))["items"] == []
+    assert payload(api.call("GET", "/patients?mrn=DEL-1", tenant.staff))["items"] == []
+
+
+def test_patient_token_reaches_only_its_own_record(runtime: Any, api: Api, tenant: TenantCtx,
+                                                   make_patient: Any) -> None:
+    me, other = make_patient(tenant), make_patient(tenant)
+    token = runtime.token("patient", tenant.id, me["id"])
+    assert api.call("GET", f"/patients/{me['id']}", token).status_code == 200
+    assert api.call("GET", f"/patients/{other['id']}", token).status_code == 404
+    assert api.call("POST", "/patients", token, patient_body()).status_code == 403
+    assert api.call("DELETE", f"/patients/{me['id']}", token).status_code == 403
+    own = api.call("PATCH", f"/patients/{me['id']}", token,
+                   {"language": "en", "consent": {"sms": {"status": "withdrawn", "method": "app"}}},
+                   headers={"If-Match": '"1"'})
+    assert own.status_code == 200
+    assert payload(own)["consent"]["sms"]["status"] == "withdrawn"
+    clinical = api.call("PATCH", f"/patients/{me['id']}", token, {"member_class": "vip"},
+                        headers={"If-Match": '"2"'})
+    assert clinical.status_code == 403
+
+
+def test_token_of_a_deleted_or_unknown_tenant(runtime: Any, api: Api) -> None:
+    orphan = runtime.token("staff", "no-such-tenant")
+    assert api.call("POST", "/patients", orphan, patient_body()).status_code == 404
+    assert api.call("GET", "/patients/p-1", orphan).status_code == 404

@@ -1,0 +1,89 @@
+"""Tenant rules and access rules, without I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+
+import pytest
+
+from chalicelib.domain import tenants as rules
+from chalicelib.domain.access import (
+    Principal,
+    Role,
+    check_patient_visible,
+    check_tenant_visible,
+    require_role,
+    tenant_of,
+)
+from chalicelib.domain.errors import Forbidden, NotFound, ValidationFailed
+
+NOW = datetime(2026, 11, 23, tzinfo=UTC)
+BODY = {"id": "t1", "name": "H", "time_zone": "Asia/Shanghai", "default_language": "zh-CN",
+        "sender": {"email_from": "a@b.example"}}
+
+
+def test_defaults_quiet_hours_and_departments() -> None:
+    doc = rules.new_tenant(dict(BODY), NOW, "2026-11-23T00:00:00Z")
+    assert doc["quiet_hours"] == {"start": "21:00", "end": "08:00"}
+    assert doc["departments"] == []
+
+
+def test_quiet_hours_must_not_be_empty() -> None:
+    with pytest.raises(ValidationFailed) as exc:
+        rules.new_tenant({**BODY, "quiet_hours": {"start": "08:00", "end": "08:00"}}, NOW, "x")
+    assert exc.value.details[0].path == "$.quiet_hours"
+
+
+def test_department_ids_unique() -> None:
+    departments = [{"id": "a1", "name": "A"}, {"id": "a1", "name": "B"}]
+    with pytest.raises(ValidationFailed):
+        rules.new_tenant({**BODY, "departments": departments}, NOW, "x")
+
+
+def test_id_cannot_be_patched() -> None:
+    doc = rules.new_tenant(dict(BODY), NOW, "x")
+    with pytest.raises(ValidationFailed):
+        rules.patched_tenant(doc, {"id": "t2"}, "y")
+
+
+@pytest.mark.parametrize(
+    ("local", "quiet"),
+    [("20:59", False), ("21:00", True), ("23:30", True), ("03:00", True), ("07:59", True),
+     ("08:00", False), ("12:00", False)],
+)
+def test_quiet_hours_spanning_midnight(local: str, quiet: bool) -> None:
+    assert rules.is_quiet(time.fromisoformat(local), {"start": "21:00", "end": "08:00"}) is quiet
+
+
+def test_quiet_hours_within_a_day() -> None:
+    window = {"start": "12:00", "end": "14:00"}
+    assert rules.is_quiet(time(13, 0), window)
+    assert not rules.is_quiet(time(14, 0), window)
+
+
+STAFF_A = Principal("s", Role.STAFF, tenant_id="a")
+PATIENT_A1 = Principal("p", Role.PATIENT, tenant_id="a", patient_id="p1")
+OPERATOR = Principal("o", Role.OPERATOR)
+
+
+def test_other_tenant_looks_absent() -> None:
+    check_tenant_visible(STAFF_A, "a")
+    check_tenant_visible(OPERATOR, "b")
+    with pytest.raises(NotFound):
+        check_tenant_visible(STAFF_A, "b")
+
+
+def test_patient_sees_only_self() -> None:
+    check_patient_visible(PATIENT_A1, "p1")
+    check_patient_visible(STAFF_A, "p2")
+    with pytest.raises(NotFound):
+        check_patient_visible(PATIENT_A1, "p2")
+
+
+def test_roles_and_tenant_scope() -> None:
+    require_role(STAFF_A, {Role.STAFF})
+    with pytest.raises(Forbidden):
+        require_role(PATIENT_A1, {Role.STAFF, Role.ADMIN})
+    assert tenant_of(STAFF_A) == "a"
+    with pytest.raises(Forbidden):
+        tenant_of(OPERATOR)

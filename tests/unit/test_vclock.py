@@ -1,0 +1,73 @@
+"""The virtual clock."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from local.vclock import VirtualClock, parse_duration
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("90s", timedelta(seconds=90)), ("2h", timedelta(hours=2)), ("1d", timedelta(days=1)),
+     ("3w", timedelta(weeks=3)), ("1d 2h", timedelta(days=1, hours=2)),
+     ("1d+30m", timedelta(days=1, minutes=30))],
+)
+def test_parse_duration(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "1y", "d", "-1d", "1.5h"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+def test_frozen_clock_moves_only_when_advanced() -> None:
+    clock = VirtualClock(START)
+    assert clock.now() == START
+    assert clock.advance(timedelta(days=30)) == START + timedelta(days=30)
+    with pytest.raises(ValueError):
+        clock.advance(timedelta(seconds=-1))
+    with pytest.raises(ValueError):
+        clock.set(START)
+
+
+def test_flowing_clock_moves_with_real_time() -> None:
+    clock = VirtualClock(START, flowing=True)
+    time.sleep(0.05)
+    assert clock.now() > START
+
+
+def test_sleeper_wakes_when_the_clock_reaches_its_moment() -> None:
+    clock = VirtualClock(START)
+    woke: list[bool] = []
+    sleeper = threading.Thread(
+        target=lambda: woke.append(clock.sleep_until(START + timedelta(days=7)))
+    )
+    sleeper.start()
+    clock.advance(timedelta(days=6))
+    sleeper.join(timeout=0.3)
+    assert sleeper.is_alive(), "six days are not enough"
+    clock.advance(timedelta(days=1))
+    sleeper.join(timeout=2)
+    assert woke == [True]
+
+
+def test_sleeper_can_be_cancelled() -> None:
+    clock = VirtualClock(START)
+    stop = threading.Event()
+    result: list[bool] = []
+    sleeper = threading.Thread(
+        target=lambda: result.append(clock.sleep_until(START + timedelta(days=1), stop.is_set))
+    )
+    sleeper.start()
+    stop.set()
+    sleeper.join(timeout=2)
+    assert result == [False]
