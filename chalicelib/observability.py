@@ -5,9 +5,20 @@ Log lines carry ids and error codes, never names, phone numbers, email addresses
 
 from __future__ import annotations
 
+import warnings
+
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 # The service name differs from the Chalice app name: a Powertools Logger named like the app
 # would print every line twice through Chalice's own log handler.
 logger = Logger(service="careloop-api")
 metrics = Metrics(namespace="CareLoop", service="careloop-api")
+
+# Most reads emit no metric; Powertools would warn about that on every one of them.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
+
+
+def count(name: str) -> None:
+    """Add one to a business counter (flushed as EMF at the end of the invocation)."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)

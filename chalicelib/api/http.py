@@ -31,7 +31,7 @@ from chalicelib.domain.errors import (
     ValidationFailed,
     invalid,
 )
-from chalicelib.observability import logger
+from chalicelib.observability import count, logger
 from chalicelib.schemas import validate
 from chalicelib.settings import get_settings
 
@@ -230,8 +230,10 @@ class ApiBlueprint:
                 except DomainError as error:
                     logger.info(
                         "request refused",
-                        extra={"error_code": error.code, "status": status_for(error)},
+                        extra={"operation": operation.operation_id, "error_code": error.code,
+                               "status": status_for(error)},
                     )
+                    count("RequestRefused")
                     return error_response(error)
                 return _to_response(result, operation)
 

@@ -11,7 +11,13 @@ from chalicelib.api.openapi import build_spec
 api = ApiBlueprint(__name__, tag="meta")
 
 
-@api.route("/openapi.json", "GET", summary="Read the OpenAPI document", roles=None)
+@api.route(
+    "/openapi.json",
+    "GET",
+    summary="Read the OpenAPI document",
+    roles=None,
+    response_schema="openapi-document",
+)
 def get_openapi(request: ApiRequest) -> dict[str, Any]:
     # Local-only routes are declared (and so described) only where the local runtime runs.
     return build_spec(http.OPERATIONS)

@@ -20,6 +20,7 @@ from chalicelib.domain.access import (
 )
 from chalicelib.domain.common import Document, to_e164
 from chalicelib.domain.errors import NotFound, invalid
+from chalicelib.observability import count
 from chalicelib.services.tenants import TenantService
 from chalicelib.services.versions import check_expected_version
 from chalicelib.store.patients import ListingPosition, PatientRepository
@@ -66,7 +67,9 @@ class PatientService:
         tenant = self._tenants.require(tenant_of(principal))
         now = clock.now()
         doc = rules.new_patient(body, tenant, new_patient_id(), now, clock.iso(now))
-        return self._patients.create(tenant["id"], doc)
+        created = self._patients.create(tenant["id"], doc)
+        count("PatientRegistered")
+        return created
 
     def get(self, principal: Principal, patient_id: str) -> Document:
         require_role(principal, CLINIC_ROLES | {Role.PATIENT})
@@ -96,6 +99,7 @@ class PatientService:
             check_expected_version(current, if_match)
         deleted = {**current, "deleted_at": clock.iso(clock.now())}
         self._patients.replace(tenant_of(principal), current, deleted)
+        count("PatientDeleted")
 
     def list(
         self,

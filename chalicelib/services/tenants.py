@@ -7,6 +7,7 @@ from chalicelib.domain import tenants as rules
 from chalicelib.domain.access import Principal, Role, check_tenant_visible, require_role
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import NotFound
+from chalicelib.observability import count
 from chalicelib.services.versions import check_expected_version
 from chalicelib.store.tenants import TenantRepository
 
@@ -21,7 +22,9 @@ class TenantService:
     def create(self, principal: Principal, body: Document) -> Document:
         require_role(principal, {Role.OPERATOR})
         now = clock.now()
-        return self._tenants.create(rules.new_tenant(body, now, clock.iso(now)))
+        created = self._tenants.create(rules.new_tenant(body, now, clock.iso(now)))
+        count("TenantCreated")
+        return created
 
     def get(self, principal: Principal, tenant_id: str) -> Document:
         require_role(principal, CAN_READ)

@@ -1,0 +1,115 @@
+"""The OpenAPI document is the contract: it matches the routes, it is valid, the committed copy
+is current, and its examples pass through the API with responses that match it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.conftest import ROOT, Api, payload
+
+METHODS = ("get", "post", "patch", "put", "delete")
+
+
+@pytest.fixture(scope="module")
+def spec(runtime: Any) -> dict[str, Any]:
+    from local.openapi_doc import full_spec
+
+    return full_spec()
+
+
+def test_committed_openapi_yaml_is_current(spec: dict[str, Any]) -> None:
+    committed = yaml.safe_load((ROOT / "openapi.yaml").read_text(encoding="utf-8"))
+    assert committed == spec, "run `.venv/bin/python -m local openapi` and commit openapi.yaml"
+
+
+def test_spec_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
+    from openapi_spec_validator import validate
+
+    validate(spec)
+
+
+def test_every_route_is_in_the_spec_and_back(runtime: Any, spec: dict[str, Any]) -> None:
+    routes = {(path, method.lower()) for path, entries in runtime.app.routes.items()
+              for method in entries}
+    documented = {(path, method) for path, item in spec["paths"].items()
+                  for method in item if method in METHODS}
+    assert routes == documented
+
+
+def test_served_document_is_the_same(api: Api, spec: dict[str, Any]) -> None:
+    response = api.call("GET", "/openapi.json")
+    assert response.status_code == 200
+    assert payload(response) == spec
+
+
+def _checker(spec: dict[str, Any], ref: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    root = {**spec, "$ref": ref}
+    return Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+
+
+def check_response(spec: dict[str, Any], path: str, method: str, response: Any) -> None:
+    operation = spec["paths"][path][method]
+    documented = operation["responses"].get(str(response.status_code))
+    assert documented is not None, f"{method} {path} answered undocumented {response.status_code}"
+    if "$ref" in documented:
+        documented = spec["components"]["responses"][documented["$ref"].rsplit("/", 1)[1]]
+    content = documented.get("content", {}).get("application/json")
+    if content is None:
+        assert not response.body
+        return
+    errors = sorted(_checker(spec, content["schema"]["$ref"]).iter_errors(payload(response)),
+                    key=str)
+    assert not errors, f"{method} {path}: {[e.message for e in errors]}"
+
+
+def example(spec: dict[str, Any], path: str, method: str) -> Any:
+    return spec["paths"][path][method]["requestBody"]["content"]["application/json"]["example"]
+
+
+def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, Any]) -> None:
+    """Walks every operation in a realistic order with the spec's own examples."""
+    operator = runtime.token("operator")
+    tenant_example = example(spec, "/tenants", "post")
+    tenant_id = tenant_example["id"]
+    staff, admin = runtime.token("staff", tenant_id), runtime.token("admin", tenant_id)
+    done: set[tuple[str, str]] = set()
+
+    def call(path: str, method: str, token: str | None, body: Any = None,
+             concrete: str | None = None, headers: dict[str, str] | None = None) -> Any:
+        response = api.call(method.upper(), concrete or path, token, body, headers)
+        check_response(spec, path, method, response)
+        done.add((path, method))
+        return response
+
+    assert call("/tenants", "post", operator, tenant_example).status_code == 201
+    tenant_path = f"/tenants/{tenant_id}"
+    call("/tenants/{tenant_id}", "get", admin, concrete=tenant_path)
+    call("/tenants/{tenant_id}", "patch", admin, example(spec, "/tenants/{tenant_id}", "patch"),
+         concrete=tenant_path, headers={"If-Match": '"1"'})
+    created = call("/patients", "post", staff, example(spec, "/patients", "post"))
+    assert created.status_code == 201
+    patient_path = f"/patients/{payload(created)['id']}"
+    call("/patients", "get", staff)
+    call("/patients", "get", staff, concrete="/patients?mrn=MRN-0012345")
+    call("/patients/{patient_id}", "get", staff, concrete=patient_path)
+    call("/patients/{patient_id}", "patch", staff,
+         example(spec, "/patients/{patient_id}", "patch"), concrete=patient_path,
+         headers={"If-Match": '"1"'})
+    # Error responses match the documented error shape too.
+    call("/patients/{patient_id}", "patch", staff, {"bogus": 1}, concrete=patient_path,
+         headers={"If-Match": '"2"'})
+    call("/patients/{patient_id}", "get", None, concrete=patient_path)
+    call("/patients/{patient_id}", "delete", staff, concrete=patient_path)
+    call("/openapi.json", "get", None)
+    call("/local/clock", "get", None)
+    call("/local/clock", "post", None, example(spec, "/local/clock", "post"))
+    call("/local/outbox", "get", None)
+
+    every = {(path, method) for path, item in spec["paths"].items() for method in item
+             if method in METHODS}
+    assert done == every, f"operations not exercised: {every - done}"
