@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice import Chalice, ConvertToMiddleware
+from chalice.app import Chalice, ConvertToMiddleware
 
 from chalicelib.api import meta, patients, tenants
 from chalicelib.api.http import normalise_chalice_errors

@@ -1,10 +1,10 @@
 """`python -m local <command>`: the embedded runtime's command line.
 
-  serve [--port 8000]                  the API on localhost against the embedded AWS (make run)
-  token --tenant T --role staff [--patient P]   print a signed ID token for the running API
-  clock [advance 1d | set 2027-01-01T09:00:00Z] read or move the running server's virtual clock
-  outbox [--to +8613800138000] [--channel sms]  what the running server has "sent"
-  openapi                              rewrite openapi.yaml from the route declarations
+serve [--port 8000]                  the API on localhost against the embedded AWS (make run)
+token --tenant T --role staff [--patient P]   print a signed ID token for the running API
+clock [advance 1d | set 2027-01-01T09:00:00Z] read or move the running server's virtual clock
+outbox [--to +8613800138000] [--channel sms]  what the running server has "sent"
+openapi                              rewrite openapi.yaml from the route declarations
 """
 
 from __future__ import annotations
@@ -23,6 +23,20 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = ROOT / ".local"
 DEFAULT_SERVER = "http://127.0.0.1:8000"
+DEMO_TENANT = json.dumps(
+    {
+        "id": "demo-clinic",
+        "name": "Demo Clinic",
+        "time_zone": "Asia/Shanghai",
+        "default_language": "zh-CN",
+        "country": "CN",
+        "sender": {"email_from": "care@demo.example.com"},
+    },
+    separators=(",", ":"),
+)
+DEMO_PATIENT = json.dumps(
+    {"name": {"given": "Wei", "family": "Zhang"}, "phone": "13800138000"}, separators=(",", ":")
+)
 
 
 def _server(args: argparse.Namespace) -> str:
@@ -32,7 +46,9 @@ def _server(args: argparse.Namespace) -> str:
 def _call(url: str, body: dict[str, Any] | None = None) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(  # noqa: S310 - a localhost URL the user chose
-        url, data=data, headers={"Content-Type": "application/json"},
+        url,
+        data=data,
+        headers={"Content-Type": "application/json"},
         method="POST" if data else "GET",
     )
     try:
@@ -56,11 +72,15 @@ def serve(args: argparse.Namespace) -> None:
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     print("Starting the embedded AWS and provisioning infra/platform.yaml ...", flush=True)
     runtime = start(state_dir=STATE_DIR, clock=VirtualClock(flowing=True))
-    config = Config(chalice_stage="local", user_provided_params={},
-                    config_from_disk=json.loads((ROOT / ".chalice" / "config.json").read_text()))
+    config = Config(
+        chalice_stage="local",
+        user_provided_params={},
+        config_from_disk=json.loads((ROOT / ".chalice" / "config.json").read_text()),
+    )
     server = create_local_server(runtime.app, config, args.host, args.port)
     base = f"http://localhost:{args.port}"
-    print(f"""
+    print(
+        f"""
 CareLoop is serving {base}  (embedded AWS at {runtime.endpoint}; Ctrl-C stops)
 
 Get a token (operator, then a staff member of a tenant you create):
@@ -70,18 +90,19 @@ Get a token (operator, then a staff member of a tenant you create):
 First requests to try:
   TOKEN=$(.venv/bin/python -m local token --role operator)
   curl -s -X POST {base}/tenants -H "Authorization: Bearer $TOKEN" \\
-       -H 'Content-Type: application/json' \\
-       -d '{{"id":"demo-clinic","name":"Demo Clinic","time_zone":"Asia/Shanghai","default_language":"zh-CN","country":"CN","sender":{{"email_from":"care@demo.example.com"}}}}'
+       -H 'Content-Type: application/json' -d '{DEMO_TENANT}'
   STAFF=$(.venv/bin/python -m local token --tenant demo-clinic --role staff)
   curl -s -X POST {base}/patients -H "Authorization: Bearer $STAFF" \\
-       -H 'Content-Type: application/json' -d '{{"name":{{"given":"Wei","family":"Zhang"}},"phone":"13800138000"}}'
+       -H 'Content-Type: application/json' -d '{DEMO_PATIENT}'
   curl -s {base}/patients -H "Authorization: Bearer $STAFF"
 
 The virtual clock and the outbox:
   .venv/bin/python -m local clock advance 1d      (or POST {base}/local/clock {{"advance":"1d"}})
   .venv/bin/python -m local outbox                (or GET  {base}/local/outbox)
 API description: {base}/openapi.json
-""", flush=True)
+""",
+        flush=True,
+    )
     try:
         server.serve_forever()
     except KeyboardInterrupt:
@@ -100,9 +121,16 @@ def token(args: argparse.Namespace) -> None:
     if args.role == "patient" and not args.patient:
         sys.exit("--patient is required for the patient role")
     keys = ensure_keys(STATE_DIR)
-    print(keys.mint(issuer=env["JWT_ISSUER"], audience=env["JWT_AUDIENCE"], role=args.role,
-                    tenant_id=args.tenant, patient_id=args.patient,
-                    lifetime_seconds=args.hours * 3600))
+    print(
+        keys.mint(
+            issuer=env["JWT_ISSUER"],
+            audience=env["JWT_AUDIENCE"],
+            role=args.role,
+            tenant_id=args.tenant,
+            patient_id=args.patient,
+            lifetime_seconds=args.hours * 3600,
+        )
+    )
 
 
 def clock(args: argparse.Namespace) -> None:
@@ -117,13 +145,16 @@ def clock(args: argparse.Namespace) -> None:
 
 
 def outbox(args: argparse.Namespace) -> None:
-    query = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in
-                     (("to", args.to), ("channel", args.channel)) if v)
+    query = "&".join(
+        f"{k}={urllib.parse.quote(v)}" for k, v in (("to", args.to), ("channel", args.channel)) if v
+    )
     result = _call(f"{_server(args)}/local/outbox" + (f"?{query}" if query else ""))
     for message in result["items"]:
         subject = f" [{message['subject']}]" if message["subject"] else ""
-        print(f"{message['sent_at']}  {message['channel']:<5} {message['to']}{subject}\n"
-              f"    {message['body']}")
+        print(
+            f"{message['sent_at']}  {message['channel']:<5} {message['to']}{subject}\n"
+            f"    {message['body']}"
+        )
     if not result["items"]:
         print("(nothing sent yet)")
 
@@ -136,8 +167,11 @@ def openapi(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m local", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     p = commands.add_parser("serve", help="serve the API against the embedded AWS")

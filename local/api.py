@@ -29,15 +29,28 @@ def _clock() -> VirtualClock:
     return _Bound.clock
 
 
-@api.route("/local/clock", "GET", summary="Read the virtual clock", roles=None,
-           response_schema="local-clock", local_only=True)
+@api.route(
+    "/local/clock",
+    "GET",
+    summary="Read the virtual clock",
+    roles=None,
+    response_schema="local-clock",
+    local_only=True,
+)
 def get_clock(request: ApiRequest) -> dict[str, Any]:
     return {"now": clock.iso(_clock().now())}
 
 
-@api.route("/local/clock", "POST", summary="Move the virtual clock forward", roles=None,
-           request_schema="local-clock-change", response_schema="local-clock",
-           errors=(400, 413, 415), local_only=True)
+@api.route(
+    "/local/clock",
+    "POST",
+    summary="Move the virtual clock forward",
+    roles=None,
+    request_schema="local-clock-change",
+    response_schema="local-clock",
+    errors=(400, 413, 415),
+    local_only=True,
+)
 def change_clock(request: ApiRequest) -> dict[str, Any]:
     try:
         if "advance" in request.body:
@@ -50,10 +63,18 @@ def change_clock(request: ApiRequest) -> dict[str, Any]:
     return {"now": clock.iso(moved)}
 
 
-@api.route("/local/outbox", "GET", summary="Read what was sent", roles=None,
-           response_schema="local-outbox", local_only=True,
-           query=(QueryParam("to", "Only messages to this phone, address or ARN"),
-                  QueryParam("channel", "sms, push, topic or email")))
+@api.route(
+    "/local/outbox",
+    "GET",
+    summary="Read what was sent",
+    roles=None,
+    response_schema="local-outbox",
+    local_only=True,
+    query=(
+        QueryParam("to", "Only messages to this phone, address or ARN"),
+        QueryParam("channel", "sms, push, topic or email"),
+    ),
+)
 def get_outbox(request: ApiRequest) -> dict[str, Any]:
     assert _Bound.outbox is not None
     found = _Bound.outbox.messages(to=request.query("to"), channel=request.query("channel"))

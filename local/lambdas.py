@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ def function_name(app_name: str, stage: str, name: str) -> str:
     return f"{app_name}-{stage}-{name}"
 
 
-def install(handlers: dict[str, Handler], region: str, account: str) -> None:
+def install(handlers: Mapping[str, Handler], region: str, account: str) -> None:
     from moto.awslambda_simple.models import LambdaSimpleBackend
 
     def invoke(
@@ -48,7 +48,7 @@ def install(handlers: dict[str, Handler], region: str, account: str) -> None:
         headers: Any,
         response_headers: Any,
     ) -> bytes:
-        name = function_name.split(":function:")[-1].split(":")[0]
+        name = function_name.rsplit(":function:", maxsplit=1)[-1].split(":", maxsplit=1)[0]
         handler = handlers.get(name)
         if handler is None:
             response_headers["x-amz-function-error"] = "Unhandled"
@@ -57,12 +57,12 @@ def install(handlers: dict[str, Handler], region: str, account: str) -> None:
         event = json.loads(body) if body else {}
         try:
             result = handler(event, LambdaContext(function_name=name, invoked_function_arn=arn))
-        except Exception as exc:  # noqa: BLE001 - reported to the state machine like Lambda does
+        except Exception as exc:
             response_headers["x-amz-function-error"] = "Unhandled"
             return _error(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
         return json.dumps(result).encode()
 
-    LambdaSimpleBackend.invoke = invoke
+    LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]
 
 
 def _error(error_type: str, message: str, trace: list[str] | None = None) -> bytes:

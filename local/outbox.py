@@ -36,9 +36,7 @@ class Outbox:
         with self._lock:
             self._messages.append(message)
 
-    def messages(
-        self, *, to: str | None = None, channel: str | None = None
-    ) -> list[OutboxMessage]:
+    def messages(self, *, to: str | None = None, channel: str | None = None) -> list[OutboxMessage]:
         with self._lock:
             found = list(self._messages)
         return [
@@ -64,10 +62,18 @@ def install(outbox: Outbox) -> None:
     original_send = SESBackend.send_email
     original_send_raw = SESBackend.send_raw_email
 
-    def publish(self: Any, message: str, arn: str | None, phone_number: str | None = None,
-                subject: str | None = None, *args: Any, **kwargs: Any) -> str:
-        message_id: str = original_publish(self, message, arn, phone_number, subject,
-                                           *args, **kwargs)
+    def publish(
+        self: Any,
+        message: str,
+        arn: str | None,
+        phone_number: str | None = None,
+        subject: str | None = None,
+        *args: Any,
+        **kwargs: Any,
+    ) -> str:
+        message_id: str = original_publish(
+            self, message, arn, phone_number, subject, *args, **kwargs
+        )
         if phone_number:
             outbox.add("sms", phone_number, message, None, message_id)
         elif arn and ":endpoint/" in arn:
@@ -76,8 +82,9 @@ def install(outbox: Outbox) -> None:
             outbox.add("topic", arn, message, subject, message_id)
         return message_id
 
-    def send_email(self: Any, source: str, subject: str, body: str,
-                   destinations: dict[str, list[str]]) -> Any:
+    def send_email(
+        self: Any, source: str, subject: str, body: str, destinations: dict[str, list[str]]
+    ) -> Any:
         sent = original_send(self, source, subject, body, destinations)
         for address in [a for group in destinations.values() for a in group]:
             outbox.add("email", address, body, subject, sent.id)
@@ -90,6 +97,6 @@ def install(outbox: Outbox) -> None:
             outbox.add("email", address, text, subject, sent.id)
         return sent
 
-    SNSBackend.publish = publish
-    SESBackend.send_email = send_email
-    SESBackend.send_raw_email = send_raw_email
+    SNSBackend.publish = publish  # type: ignore[method-assign]
+    SESBackend.send_email = send_email  # type: ignore[method-assign]
+    SESBackend.send_raw_email = send_raw_email  # type: ignore[method-assign]

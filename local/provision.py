@@ -26,9 +26,15 @@ from chalice.utils import to_cfn_resource_name
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "infra" / "platform.yaml"
-STACK_TYPES = frozenset({
-    "AWS::DynamoDB::Table", "AWS::SNS::Topic", "AWS::SQS::Queue", "AWS::KMS::Key", "AWS::IAM::Role",
-})
+STACK_TYPES = frozenset(
+    {
+        "AWS::DynamoDB::Table",
+        "AWS::SNS::Topic",
+        "AWS::SQS::Queue",
+        "AWS::KMS::Key",
+        "AWS::IAM::Role",
+    }
+)
 ClientFactory = Callable[[str], Any]
 
 
@@ -56,8 +62,12 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 class _Resolver:
     def __init__(self, provisioned: Provisioned, region: str, account: str) -> None:
         self._p = provisioned
-        self._pseudo = {"AWS::Region": region, "AWS::AccountId": account,
-                        "AWS::Partition": "aws", "AWS::StackName": provisioned.stack_name}
+        self._pseudo = {
+            "AWS::Region": region,
+            "AWS::AccountId": account,
+            "AWS::Partition": "aws",
+            "AWS::StackName": provisioned.stack_name,
+        }
 
     def _name(self, name: str) -> str:
         if name in self._pseudo:
@@ -71,7 +81,7 @@ class _Resolver:
 
     def resolve(self, value: Any) -> Any:
         if isinstance(value, dict) and len(value) == 1:
-            (fn, arg), = value.items()
+            ((fn, arg),) = value.items()
             if fn == "Ref":
                 return self._name(arg)
             if fn == "Fn::GetAtt":
@@ -80,8 +90,9 @@ class _Resolver:
             if fn == "Fn::Sub":
                 text, extra = (arg, {}) if isinstance(arg, str) else (arg[0], arg[1])
                 extra = {k: self.resolve(v) for k, v in extra.items()}
-                return re.sub(r"\$\{([^}!]+)\}",
-                              lambda m: extra.get(m[1]) or self._name(m[1]), text)
+                return re.sub(
+                    r"\$\{([^}!]+)\}", lambda m: extra.get(m[1]) or self._name(m[1]), text
+                )
         if isinstance(value, dict):
             return {k: self.resolve(v) for k, v in value.items()}
         if isinstance(value, list):
@@ -97,8 +108,12 @@ def _dummy_zip() -> bytes:
 
 
 def _role(iam: Any, name: str, service: str) -> str:
-    trust = {"Version": "2012-10-17", "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+        ],
+    }
     try:
         return str(iam.get_role(RoleName=name)["Role"]["Arn"])
     except iam.exceptions.NoSuchEntityException:
@@ -119,16 +134,20 @@ def provision(
 ) -> Provisioned:
     template = load_template(template_path)
     resources: dict[str, Any] = template["Resources"]
-    params = {name: str(spec.get("Default", "")) for name, spec in
-              template.get("Parameters", {}).items()}
+    params = {
+        name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()
+    }
     params.update({"Stage": stage, **(parameters or {})})
     provisioned = Provisioned(stack_name=f"{app_name}-{stage}", parameters=params)
 
     # 1. Plain resources through CloudFormation.
     cfn = client("cloudformation")
     stack_resources = {k: v for k, v in resources.items() if v["Type"] in STACK_TYPES}
-    body = {"AWSTemplateFormatVersion": "2010-09-09",
-            "Parameters": template.get("Parameters", {}), "Resources": stack_resources}
+    body = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Parameters": template.get("Parameters", {}),
+        "Resources": stack_resources,
+    }
     cfn.create_stack(
         StackName=provisioned.stack_name,
         TemplateBody=json.dumps(body),
@@ -151,7 +170,10 @@ def provision(
             if ttl and ttl.get("Enabled"):
                 dynamodb.update_time_to_live(
                     TableName=table["TableName"],
-                    TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+                    TimeToLiveSpecification={
+                        "Enabled": True,
+                        "AttributeName": ttl["AttributeName"],
+                    },
                 )
         elif spec["Type"] == "AWS::SNS::Topic":
             provisioned.attributes[(logical_id, "TopicArn")] = provisioned.ref(logical_id)
@@ -163,8 +185,11 @@ def provision(
     for name in lambda_names:
         function = f"{app_name}-{stage}-{name}"
         created = lam.create_function(
-            FunctionName=function, Runtime="python3.11", Role=lambda_role,
-            Handler=f"app.{name}", Code={"ZipFile": _dummy_zip()},
+            FunctionName=function,
+            Runtime="python3.11",
+            Role=lambda_role,
+            Handler=f"app.{name}",
+            Code={"ZipFile": _dummy_zip()},
         )
         logical_id = to_cfn_resource_name(name)
         provisioned.physical_ids[logical_id] = function
@@ -188,7 +213,9 @@ def provision(
                 raise ValueError(f"{logical_id}: unresolved placeholders {missing}")
             name = resolver.resolve(props.get("Name", logical_id))
             created = sfn.create_state_machine(
-                name=name, definition=definition, roleArn=sfn_role,
+                name=name,
+                definition=definition,
+                roleArn=sfn_role,
                 type=props.get("Type", "STANDARD"),
             )
             provisioned.state_machines[logical_id] = created["stateMachineArn"]

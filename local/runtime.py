@@ -67,13 +67,20 @@ class Runtime:
     def client(self, service: str) -> Any:
         return emulator_client(self.endpoint, service)
 
-    def token(self, role: str, tenant_id: str | None = None, patient_id: str | None = None,
-              **kwargs: Any) -> str:
+    def token(
+        self, role: str, tenant_id: str | None = None, patient_id: str | None = None, **kwargs: Any
+    ) -> str:
         from chalicelib.settings import get_settings
 
         settings = get_settings()
-        return self.keys.mint(issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                              role=role, tenant_id=tenant_id, patient_id=patient_id, **kwargs)
+        return self.keys.mint(
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            role=role,
+            tenant_id=tenant_id,
+            patient_id=patient_id,
+            **kwargs,
+        )
 
     def stop(self) -> None:
         self._server.stop()
@@ -87,15 +94,19 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
     endpoint = f"http://127.0.0.1:{port}"
     keys = ensure_keys(state_dir)
     os.environ.update(stage_environment())
-    os.environ.update({
-        "AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local",  # noqa: S105 - emulator
-        "AWS_DEFAULT_REGION": REGION, "AWS_REGION": REGION,
-        "AWS_ENDPOINT_URL": endpoint,
-        # The emulator's Step Functions interpreter calls the other services on this port.
-        "MOTO_PORT": str(port),
-        # The local identity provider publishes its keys over HTTP, as Cognito does.
-        "JWKS_URL": f"{endpoint}/{IDP_BUCKET}/{JWKS_KEY}",
-    })
+    os.environ.update(
+        {
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_ENDPOINT_URL": endpoint,
+            # The emulator's Step Functions interpreter calls the other services on this port.
+            "MOTO_PORT": str(port),
+            # The local identity provider publishes its keys over HTTP, as Cognito does.
+            "JWKS_URL": f"{endpoint}/{IDP_BUCKET}/{JWKS_KEY}",
+        }
+    )
     os.environ.pop("AWS_PROFILE", None)
     default_user_config["stepfunctions"] = {"execute_state_machine": True}
     default_user_config["lambda"] = {"use_docker": False}
@@ -108,14 +119,14 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
 
     from app import app
     from local import api as local_api
-    from local import lambdas, outbox as outbox_hooks, sfn_hooks
+    from local import lambdas, sfn_hooks
+    from local import outbox as outbox_hooks
 
     outbox = Outbox()
     sfn_hooks.install(clock)
     outbox_hooks.install(outbox)
     handlers = {
-        lambdas.function_name(app.app_name, STAGE, fn.name): fn
-        for fn in app.pure_lambda_functions
+        lambdas.function_name(app.app_name, STAGE, fn.name): fn for fn in app.pure_lambda_functions
     }
     lambdas.install(handlers, REGION, ACCOUNT)
     if "/local/clock" not in app.routes:
@@ -126,8 +137,13 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
     server.start()
     s3 = emulator_client(endpoint, "s3")
     s3.create_bucket(Bucket=IDP_BUCKET)
-    s3.put_object(Bucket=IDP_BUCKET, Key=JWKS_KEY, Body=keys.jwks_path.read_bytes(),
-                  ContentType="application/json", ACL="public-read")
+    s3.put_object(
+        Bucket=IDP_BUCKET,
+        Key=JWKS_KEY,
+        Body=keys.jwks_path.read_bytes(),
+        ContentType="application/json",
+        ACL="public-read",
+    )
     resources = provision(
         lambda service: emulator_client(endpoint, service),
         app_name=app.app_name,

@@ -27,6 +27,9 @@ class _NoSleep:
 
 
 def install(clock: VirtualClock) -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
+        FailureEventException,
+    )
     from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
     from moto.stepfunctions.parser.asl.component.state.wait.wait_function import (
         timestamp,
@@ -38,7 +41,7 @@ def install(clock: VirtualClock) -> None:
         raw: str = env.stack.pop()
         moment = self._from_timestamp_string(timestamp=raw)
         if moment is None:
-            raise timestamp.FailureEventException(self._create_failure_event(env, raw))
+            raise FailureEventException(self._create_failure_event(env, raw))
         # moto parses the timestamp as naive UTC; compare it with virtual UTC "now".
         return int((moment.replace(tzinfo=UTC) - clock.now()).total_seconds())
 
@@ -49,6 +52,6 @@ def install(clock: VirtualClock) -> None:
             clock.now() + timedelta(seconds=wait_seconds), cancelled=lambda: not env.is_running()
         )
 
-    timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds
-    wait_function.WaitFunction._wait_interval = wait_interval
-    retrier_decl.time = _NoSleep()
+    timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds  # type: ignore[method-assign]
+    wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
+    retrier_decl.time = _NoSleep()  # type: ignore[attr-defined,assignment]

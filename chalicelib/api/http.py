@@ -12,8 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chalice import Blueprint, Response
-from chalice.app import Request
+from chalice.app import Blueprint, Request, Response
 
 from chalicelib.auth import verify_token
 from chalicelib.domain.access import Principal, Role
@@ -36,6 +35,7 @@ from chalicelib.schemas import validate
 from chalicelib.settings import get_settings
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
+Headers = dict[str, str | list[str]]
 
 # Domain error type → HTTP status. Subclasses inherit their parent's status.
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
@@ -62,7 +62,7 @@ CHALICE_ERROR_CODES = {
 def status_for(error: DomainError) -> int:
     for cls in type(error).__mro__:
         if cls in STATUS_BY_ERROR:
-            return STATUS_BY_ERROR[cls]  # type: ignore[index]
+            return STATUS_BY_ERROR[cls]
     return 500
 
 
@@ -75,7 +75,7 @@ def error_body(code: str, message: str, details: list[FieldError] | None = None)
 
 def error_response(error: DomainError) -> Response:
     status = status_for(error)
-    headers = {"WWW-Authenticate": 'Bearer realm="careloop"'} if status == 401 else {}
+    headers: Headers = {"WWW-Authenticate": 'Bearer realm="careloop"'} if status == 401 else {}
     return Response(
         body=error_body(error.code, error.message, error.details),
         status_code=status,
@@ -133,8 +133,8 @@ class ApiRequest:
         return value
 
     def query(self, name: str) -> str | None:
-        params = self.raw.query_params or {}
-        value: str | None = params.get(name)
+        params = self.raw.query_params
+        value: str | None = params.get(name) if params else None
         return value
 
 
@@ -142,7 +142,7 @@ class ApiRequest:
 class ApiResponse:
     body: Any
     status: int = 200
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: Headers = field(default_factory=dict)
 
 
 ANONYMOUS = Principal(subject="anonymous", role=Role.PATIENT)
@@ -230,8 +230,11 @@ class ApiBlueprint:
                 except DomainError as error:
                     logger.info(
                         "request refused",
-                        extra={"operation": operation.operation_id, "error_code": error.code,
-                               "status": status_for(error)},
+                        extra={
+                            "operation": operation.operation_id,
+                            "error_code": error.code,
+                            "status": status_for(error),
+                        },
                     )
                     count("RequestRefused")
                     return error_response(error)

@@ -87,15 +87,25 @@ def _operation(op: Operation) -> dict[str, Any]:
         for name in re.findall(r"{(\w+)}", op.path)
     ]
     params += [
-        {"name": q.name, "in": "query", "required": False, "description": q.description,
-         "schema": {"type": "string"}}
+        {
+            "name": q.name,
+            "in": "query",
+            "required": False,
+            "description": q.description,
+            "schema": {"type": "string"},
+        }
         for q in op.query
     ]
     if op.if_match:
-        params.append({
-            "name": "If-Match", "in": "header", "required": op.if_match == "required",
-            "description": "The ETag of the version being changed", "schema": {"type": "string"},
-        })
+        params.append(
+            {
+                "name": "If-Match",
+                "in": "header",
+                "required": op.if_match == "required",
+                "description": "The ETag of the version being changed",
+                "schema": {"type": "string"},
+            }
+        )
     if params:
         out["parameters"] = params
     if op.request_schema:
@@ -107,8 +117,12 @@ def _operation(op: Operation) -> dict[str, Any]:
     if op.response_schema:
         success["content"] = _json_content(op.response_schema, with_example=False)
     if op.etag:
-        success["headers"] = {"ETag": {"schema": {"type": "string"},
-                                       "description": "The record's version, for If-Match"}}
+        success["headers"] = {
+            "ETag": {
+                "schema": {"type": "string"},
+                "description": "The record's version, for If-Match",
+            }
+        }
     responses: dict[str, Any] = {str(op.status): success}
     for status in op.errors:
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
@@ -143,8 +157,9 @@ def build_spec(operations: Iterable[Operation]) -> dict[str, Any]:
         "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
         "paths": paths,
         "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
-                                           "bearerFormat": "JWT"}},
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
+            },
             "responses": error_responses,
             "schemas": component_schemas(),
         },

@@ -1,4 +1,4 @@
-"""Tenant routes: the platform operator creates tenants; a tenant's admin reads and edits its own."""
+"""Tenant routes: the operator creates tenants; a tenant's admin reads and edits its own."""
 
 from __future__ import annotations
 

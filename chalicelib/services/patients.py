@@ -121,5 +121,5 @@ class PatientService:
             found = self._patients.find_by_mrn(tenant_id, mrn)
             return ([found] if found else []), None
         after = decode_cursor(cursor) if cursor else None
-        docs, position = self._patients.list(tenant_id, page, after)
+        docs, position = self._patients.page(tenant_id, page, after)
         return docs, encode_cursor(position) if position else None

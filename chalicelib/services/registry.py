@@ -7,8 +7,6 @@ from functools import cache
 
 from chalicelib.services.patients import PatientService
 from chalicelib.services.tenants import TenantService
-from chalicelib.settings import get_settings
-from chalicelib.store.models import bind_models
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
 
@@ -21,6 +19,5 @@ class Services:
 
 @cache
 def services() -> Services:
-    bind_models(get_settings())
     tenants = TenantService(TenantRepository())
     return Services(tenants=tenants, patients=PatientService(PatientRepository(), tenants))

@@ -18,7 +18,7 @@ def parse_if_match(header: str | None) -> int:
         )
     value = header.strip().removeprefix("W/").strip('"')
     if not value.isdigit():
-        raise invalid("If-Match", "must be the quoted version number from the ETag, e.g. \"3\"")
+        raise invalid("If-Match", 'must be the quoted version number from the ETag, e.g. "3"')
     return int(value)
 
 

@@ -4,5 +4,6 @@ from chalicelib.domain.errors import Conflict
 
 
 def version_conflict() -> Conflict:
-    return Conflict("the record was changed by someone else; reload it and retry",
-                    code="version_conflict")
+    return Conflict(
+        "the record was changed by someone else; reload it and retry", code="version_conflict"
+    )

@@ -9,6 +9,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.patients import mrn_of
+from chalicelib.settings import get_settings
 from chalicelib.store.errors import version_conflict
 from chalicelib.store.keys import (
     CLAIM_SK,
@@ -18,7 +19,7 @@ from chalicelib.store.keys import (
     patients_listing_pk,
     phone_lookup_pk,
 )
-from chalicelib.store.models import PatientItem, UniqueClaim
+from chalicelib.store.models import PatientItem, UniqueClaim, bind_models
 from chalicelib.store.records import as_document, failed_items, transaction_write
 
 ListingPosition = tuple[str, str]  # (listing sort key, patient id) of the last item returned
@@ -57,6 +58,9 @@ def _mrn_taken(mrn: str) -> Conflict:
 
 
 class PatientRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
     def get(self, tenant_id: str, patient_id: str) -> Document | None:
         """The live profile, or None when it does not exist or was deleted."""
         try:
@@ -113,7 +117,7 @@ class PatientRepository:
             raise
         return _to_doc(item)
 
-    def list(
+    def page(
         self, tenant_id: str, limit: int, after: ListingPosition | None
     ) -> tuple[list[Document], ListingPosition | None]:
         start_key = None

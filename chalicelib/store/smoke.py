@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib.store.models import SmokeRunItem
+from chalicelib.settings import get_settings
+from chalicelib.store.models import SmokeRunItem, bind_models
 
 
 def _pk(tenant_id: str) -> str:
@@ -12,6 +13,9 @@ def _pk(tenant_id: str) -> str:
 
 
 class SmokeRunRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
     def record(self, tenant_id: str, run_id: str, recorded_at: str) -> None:
         SmokeRunItem(
             _pk(tenant_id), run_id, entity="smoke", run_id=run_id, recorded_at=recorded_at

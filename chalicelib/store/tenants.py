@@ -6,9 +6,10 @@ from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
+from chalicelib.settings import get_settings
 from chalicelib.store.errors import version_conflict
 from chalicelib.store.keys import TENANT_SK, tenant_pk
-from chalicelib.store.models import TenantItem
+from chalicelib.store.models import TenantItem, bind_models
 from chalicelib.store.records import as_document, is_condition_failure
 
 
@@ -17,6 +18,9 @@ def _to_doc(item: TenantItem) -> Document:
 
 
 class TenantRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
     def get(self, tenant_id: str) -> Document | None:
         try:
             item = TenantItem.get(tenant_pk(tenant_id), TENANT_SK)

@@ -7,14 +7,11 @@ from typing import Any
 
 from chalicelib import clock
 from chalicelib.schemas import validate
-from chalicelib.settings import get_settings
-from chalicelib.store.models import bind_models
 from chalicelib.store.smoke import SmokeRunRepository
 
 
 def record_smoke_run(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
     validate("smoke-input", event)
-    bind_models(get_settings())
     recorded_at = clock.iso(clock.now())
     SmokeRunRepository().record(event["tenant_id"], event["run_id"], recorded_at)
     return {

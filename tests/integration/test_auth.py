@@ -15,8 +15,12 @@ def _mint(runtime: Any, keys: LocalKeys, **kwargs: Any) -> str:
     from chalicelib.settings import get_settings
 
     settings = get_settings()
-    params: dict[str, Any] = {"issuer": settings.jwt_issuer, "audience": settings.jwt_audience,
-                              "role": "staff", "tenant_id": "t-x"}
+    params: dict[str, Any] = {
+        "issuer": settings.jwt_issuer,
+        "audience": settings.jwt_audience,
+        "role": "staff",
+        "tenant_id": "t-x",
+    }
     params.update(kwargs)
     return keys.mint(**params)
 
@@ -40,8 +44,9 @@ def test_expired_token(runtime: Any, api: Api) -> None:
     assert_401(api.call("GET", "/patients", _mint(runtime, runtime.keys, lifetime_seconds=-120)))
 
 
-def test_token_signed_by_another_key_with_a_known_kid(runtime: Any, api: Api,
-                                                      tmp_path: Path) -> None:
+def test_token_signed_by_another_key_with_a_known_kid(
+    runtime: Any, api: Api, tmp_path: Path
+) -> None:
     other = ensure_keys(tmp_path)
     forged = LocalKeys(other.private_key_path, other.jwks_path, kid=runtime.keys.kid)
     assert_401(api.call("GET", "/patients", _mint(runtime, forged)))
@@ -64,7 +69,7 @@ def test_access_token_is_not_an_id_token(runtime: Any, api: Api) -> None:
 def test_unsigned_token_is_refused(runtime: Any, api: Api) -> None:
     import jwt
 
-    token = jwt.encode({"sub": "x", "cognito:groups": ["operator"]}, key=None, algorithm="none")
+    token = jwt.encode({"sub": "x", "cognito:groups": ["operator"]}, key=None, algorithm="none")  # type: ignore[arg-type]
     assert_401(api.call("GET", "/tenants/anything", token))
 
 

@@ -40,15 +40,26 @@ def world(runtime: Any, api: Api) -> World:
         assert api.call("POST", "/tenants", operator, tenant_body(tenant_id)).status_code == 201
         staff = runtime.token("staff", tenant_id)
         ctx = TenantCtx(tenant_id, {}, operator, runtime.token("admin", tenant_id), staff)
-        actors += [Actor(f"staff-{label}", ctx.staff, tenant_id, None),
-                   Actor(f"admin-{label}", ctx.admin, tenant_id, None)]
+        actors += [
+            Actor(f"staff-{label}", ctx.staff, tenant_id, None),
+            Actor(f"admin-{label}", ctx.admin, tenant_id, None),
+        ]
         for n in range(2):
-            body = patient_body(name={"given": f"Iso{label}{n}"}, phone=f"1350013500{n}",
-                                external_ids={"mrn": f"ISO-{label}-{n}"})
+            body = patient_body(
+                name={"given": f"Iso{label}{n}"},
+                phone=f"1350013500{n}",
+                external_ids={"mrn": f"ISO-{label}-{n}"},
+            )
             doc = payload(api.call("POST", "/patients", staff, body))
             patients[doc["id"]] = {**doc, "_tenant": tenant_id}
-            actors.append(Actor(f"patient-{label}{n}",
-                                runtime.token("patient", tenant_id, doc["id"]), tenant_id, doc["id"]))
+            actors.append(
+                Actor(
+                    f"patient-{label}{n}",
+                    runtime.token("patient", tenant_id, doc["id"]),
+                    tenant_id,
+                    doc["id"],
+                )
+            )
     return World(actors, patients)
 
 
@@ -61,8 +72,9 @@ def may_see(actor: Actor, patient: dict[str, Any]) -> bool:
     return actor.patient is None or actor.patient == patient["id"]
 
 
-@settings(max_examples=120, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(data=st.data())
 def test_no_cross_tenant_or_cross_patient_leak(world: World, api: Api, data: st.DataObject) -> None:
     actor = data.draw(st.sampled_from(world.actors), label="actor")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -31,19 +31,21 @@ def captured_logs() -> Iterator[io.StringIO]:
     for target in (root, app_logger, chalice_logger):
         target.addHandler(handler)
     # Powertools writes to its own stream handler; point it at the sink too.
-    previous_stream = logger.registered_handler.setStream(sink)
+    powertools_handler = cast(logging.StreamHandler[Any], logger.registered_handler)
+    previous_stream = powertools_handler.setStream(sink)
     try:
         yield sink
     finally:
         for target in (root, app_logger, chalice_logger):
             target.removeHandler(handler)
-        logger.registered_handler.setStream(previous_stream)
+        powertools_handler.setStream(previous_stream)
         root.setLevel(saved[0])
         logger.setLevel("INFO")
 
 
-def test_no_phi_in_logs(runtime: Any, api: Api, tenant: TenantCtx,
-                        captured_logs: io.StringIO) -> None:
+def test_no_phi_in_logs(
+    runtime: Any, api: Api, tenant: TenantCtx, captured_logs: io.StringIO
+) -> None:
     body = patient_body(name={"given": NAME, "family": FAMILY}, phone=PHONE_NATIONAL, email=EMAIL)
     created = api.call("POST", "/patients", tenant.staff, body)
     assert created.status_code == 201
@@ -53,8 +55,9 @@ def test_no_phi_in_logs(runtime: Any, api: Api, tenant: TenantCtx,
     api.call("GET", f"/patients?phone={PHONE_NATIONAL}", tenant.staff)
     api.call("PATCH", path, tenant.staff, {"email": EMAIL}, headers={"If-Match": '"1"'})
     api.call("PATCH", path, tenant.staff, {"email": EMAIL}, headers={"If-Match": '"1"'})  # 409
-    api.call("POST", "/patients", tenant.staff,
-             {**body, "email": f"not-an-email-{NAME}"})  # 400 echoing input to the caller only
+    api.call(
+        "POST", "/patients", tenant.staff, {**body, "email": f"not-an-email-{NAME}"}
+    )  # 400 echoing input to the caller only
     api.call("POST", "/patients", tenant.staff, {**body, "phone": f"{PHONE_NATIONAL}999"})
     api.call("POST", "/patients", tenant.staff, f'{{"name": "{FAMILY}'.encode())  # bad JSON
     api.call("GET", path, runtime.token("patient", tenant.id, "p-someone-else"))

@@ -32,10 +32,15 @@ def test_spec_is_valid_openapi_3_1(spec: dict[str, Any]) -> None:
 
 
 def test_every_route_is_in_the_spec_and_back(runtime: Any, spec: dict[str, Any]) -> None:
-    routes = {(path, method.lower()) for path, entries in runtime.app.routes.items()
-              for method in entries}
-    documented = {(path, method) for path, item in spec["paths"].items()
-                  for method in item if method in METHODS}
+    routes = {
+        (path, method.lower()) for path, entries in runtime.app.routes.items() for method in entries
+    }
+    documented = {
+        (path, method)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in METHODS
+    }
     assert routes == documented
 
 
@@ -62,8 +67,9 @@ def check_response(spec: dict[str, Any], path: str, method: str, response: Any) 
     if content is None:
         assert not response.body
         return
-    errors = sorted(_checker(spec, content["schema"]["$ref"]).iter_errors(payload(response)),
-                    key=str)
+    errors = sorted(
+        _checker(spec, content["schema"]["$ref"]).iter_errors(payload(response)), key=str
+    )
     assert not errors, f"{method} {path}: {[e.message for e in errors]}"
 
 
@@ -79,8 +85,14 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     staff, admin = runtime.token("staff", tenant_id), runtime.token("admin", tenant_id)
     done: set[tuple[str, str]] = set()
 
-    def call(path: str, method: str, token: str | None, body: Any = None,
-             concrete: str | None = None, headers: dict[str, str] | None = None) -> Any:
+    def call(
+        path: str,
+        method: str,
+        token: str | None,
+        body: Any = None,
+        concrete: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
         response = api.call(method.upper(), concrete or path, token, body, headers)
         check_response(spec, path, method, response)
         done.add((path, method))
@@ -89,20 +101,37 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     assert call("/tenants", "post", operator, tenant_example).status_code == 201
     tenant_path = f"/tenants/{tenant_id}"
     call("/tenants/{tenant_id}", "get", admin, concrete=tenant_path)
-    call("/tenants/{tenant_id}", "patch", admin, example(spec, "/tenants/{tenant_id}", "patch"),
-         concrete=tenant_path, headers={"If-Match": '"1"'})
+    call(
+        "/tenants/{tenant_id}",
+        "patch",
+        admin,
+        example(spec, "/tenants/{tenant_id}", "patch"),
+        concrete=tenant_path,
+        headers={"If-Match": '"1"'},
+    )
     created = call("/patients", "post", staff, example(spec, "/patients", "post"))
     assert created.status_code == 201
     patient_path = f"/patients/{payload(created)['id']}"
     call("/patients", "get", staff)
     call("/patients", "get", staff, concrete="/patients?mrn=MRN-0012345")
     call("/patients/{patient_id}", "get", staff, concrete=patient_path)
-    call("/patients/{patient_id}", "patch", staff,
-         example(spec, "/patients/{patient_id}", "patch"), concrete=patient_path,
-         headers={"If-Match": '"1"'})
+    call(
+        "/patients/{patient_id}",
+        "patch",
+        staff,
+        example(spec, "/patients/{patient_id}", "patch"),
+        concrete=patient_path,
+        headers={"If-Match": '"1"'},
+    )
     # Error responses match the documented error shape too.
-    call("/patients/{patient_id}", "patch", staff, {"bogus": 1}, concrete=patient_path,
-         headers={"If-Match": '"2"'})
+    call(
+        "/patients/{patient_id}",
+        "patch",
+        staff,
+        {"bogus": 1},
+        concrete=patient_path,
+        headers={"If-Match": '"2"'},
+    )
     call("/patients/{patient_id}", "get", None, concrete=patient_path)
     call("/patients/{patient_id}", "delete", staff, concrete=patient_path)
     call("/openapi.json", "get", None)
@@ -110,6 +139,10 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     call("/local/clock", "post", None, example(spec, "/local/clock", "post"))
     call("/local/outbox", "get", None)
 
-    every = {(path, method) for path, item in spec["paths"].items() for method in item
-             if method in METHODS}
+    every = {
+        (path, method)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in METHODS
+    }
     assert done == every, f"operations not exercised: {every - done}"

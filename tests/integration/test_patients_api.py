@@ -37,8 +37,9 @@ def test_every_failing_field_is_listed(api: Api, tenant: TenantCtx) -> None:
 def test_malformed_json_wrong_type_and_oversized_bodies(api: Api, tenant: TenantCtx) -> None:
     bad_json = api.call("POST", "/patients", tenant.staff, b'{"name": ')
     assert bad_json.status_code == 400 and error_paths(bad_json) == ["$"]
-    text = api.call("POST", "/patients", tenant.staff, b"name=x",
-                    headers={"Content-Type": "text/plain"})
+    text = api.call(
+        "POST", "/patients", tenant.staff, b"name=x", headers={"Content-Type": "text/plain"}
+    )
     assert text.status_code == 415
     assert payload(text)["error"]["code"] == "unsupported_media_type"
     huge = patient_body(name={"given": "W", "family": "x" * 70_000})
@@ -56,13 +57,16 @@ def test_patch_needs_the_current_version(api: Api, tenant: TenantCtx, make_patie
     path = f"/patients/{patient['id']}"
     change = {"member_class": "vip", "medical": {"conditions": ["type2-diabetes"]}}
     assert api.call("PATCH", path, tenant.staff, change).status_code == 428
-    assert api.call("PATCH", path, tenant.staff, change,
-                    headers={"If-Match": "abc"}).status_code == 400
+    assert (
+        api.call("PATCH", path, tenant.staff, change, headers={"If-Match": "abc"}).status_code
+        == 400
+    )
     first = api.call("PATCH", path, tenant.staff, change, headers={"If-Match": '"1"'})
     assert first.status_code == 200 and first.headers["ETag"] == '"2"'
     # A second writer who read version 1 loses instead of overwriting.
-    second = api.call("PATCH", path, tenant.staff, {"member_class": "standard"},
-                      headers={"If-Match": '"1"'})
+    second = api.call(
+        "PATCH", path, tenant.staff, {"member_class": "standard"}, headers={"If-Match": '"1"'}
+    )
     assert second.status_code == 409
     assert payload(api.call("GET", path, tenant.staff))["member_class"] == "vip"
 
@@ -70,8 +74,13 @@ def test_patch_needs_the_current_version(api: Api, tenant: TenantCtx, make_patie
 def test_merge_patch_removes_with_null(api: Api, tenant: TenantCtx, make_patient: Any) -> None:
     patient = make_patient(tenant, member_class="vip")
     path = f"/patients/{patient['id']}"
-    response = api.call("PATCH", path, tenant.staff, {"member_class": None},
-                        headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"})
+    response = api.call(
+        "PATCH",
+        path,
+        tenant.staff,
+        {"member_class": None},
+        headers={"If-Match": '"1"', "Content-Type": "application/merge-patch+json"},
+    )
     assert response.status_code == 200
     assert "member_class" not in payload(response)
 
@@ -97,9 +106,12 @@ def test_paging_visits_every_patient_once(api: Api, tenant: TenantCtx, make_pati
 
 def test_lookup_by_phone_and_mrn(api: Api, tenant: TenantCtx, make_patient: Any) -> None:
     mother = make_patient(tenant, phone="13900139000", external_ids={"mrn": "M-100"})
-    child = make_patient(tenant, phone="+86 139 0013 9000", birth_date="2019-01-01",
-                         guardian={"name": "Mum", "relationship": "parent",
-                                   "phone": "13900139000"})
+    child = make_patient(
+        tenant,
+        phone="+86 139 0013 9000",
+        birth_date="2019-01-01",
+        guardian={"name": "Mum", "relationship": "parent", "phone": "13900139000"},
+    )
     by_phone = payload(api.call("GET", "/patients?phone=139-0013-9000", tenant.staff))
     assert {p["id"] for p in by_phone["items"]} == {mother["id"], child["id"]}
     by_mrn = payload(api.call("GET", "/patients?mrn=M-100", tenant.staff))
@@ -108,18 +120,33 @@ def test_lookup_by_phone_and_mrn(api: Api, tenant: TenantCtx, make_patient: Any)
     assert api.call("GET", "/patients?phone=123", tenant.staff).status_code == 400
 
 
-def test_mrn_is_unique_and_moves_with_a_change(api: Api, tenant: TenantCtx,
-                                               make_patient: Any) -> None:
+def test_mrn_is_unique_and_moves_with_a_change(
+    api: Api, tenant: TenantCtx, make_patient: Any
+) -> None:
     first = make_patient(tenant, external_ids={"mrn": "M-1"})
     taken = api.call("POST", "/patients", tenant.staff, patient_body(external_ids={"mrn": "M-1"}))
     assert taken.status_code == 409 and payload(taken)["error"]["code"] == "mrn_taken"
-    moved = api.call("PATCH", f"/patients/{first['id']}", tenant.staff,
-                     {"external_ids": {"mrn": "M-2"}}, headers={"If-Match": '"1"'})
+    moved = api.call(
+        "PATCH",
+        f"/patients/{first['id']}",
+        tenant.staff,
+        {"external_ids": {"mrn": "M-2"}},
+        headers={"If-Match": '"1"'},
+    )
     assert moved.status_code == 200
-    assert api.call("POST", "/patients", tenant.staff,
-                    patient_body(external_ids={"mrn": "M-1"})).status_code == 201
-    clash = api.call("PATCH", f"/patients/{first['id']}", tenant.staff,
-                     {"external_ids": {"mrn": "M-1"}}, headers={"If-Match": '"2"'})
+    assert (
+        api.call(
+            "POST", "/patients", tenant.staff, patient_body(external_ids={"mrn": "M-1"})
+        ).status_code
+        == 201
+    )
+    clash = api.call(
+        "PATCH",
+        f"/patients/{first['id']}",
+        tenant.staff,
+        {"external_ids": {"mrn": "M-1"}},
+        headers={"If-Match": '"2"'},
+    )
     assert clash.status_code == 409 and payload(clash)["error"]["code"] == "mrn_taken"
     assert payload(api.call("GET", f"/patients/{first['id']}", tenant.staff))["version"] == 2
 
@@ -137,21 +164,31 @@ def test_soft_delete_hides_everywhere(api: Api, tenant: TenantCtx, make_patient:
     assert payload(api.call("GET", "/patients?mrn=DEL-1", tenant.staff))["items"] == []
 
 
-def test_patient_token_reaches_only_its_own_record(runtime: Any, api: Api, tenant: TenantCtx,
-                                                   make_patient: Any) -> None:
+def test_patient_token_reaches_only_its_own_record(
+    runtime: Any, api: Api, tenant: TenantCtx, make_patient: Any
+) -> None:
     me, other = make_patient(tenant), make_patient(tenant)
     token = runtime.token("patient", tenant.id, me["id"])
     assert api.call("GET", f"/patients/{me['id']}", token).status_code == 200
     assert api.call("GET", f"/patients/{other['id']}", token).status_code == 404
     assert api.call("POST", "/patients", token, patient_body()).status_code == 403
     assert api.call("DELETE", f"/patients/{me['id']}", token).status_code == 403
-    own = api.call("PATCH", f"/patients/{me['id']}", token,
-                   {"language": "en", "consent": {"sms": {"status": "withdrawn", "method": "app"}}},
-                   headers={"If-Match": '"1"'})
+    own = api.call(
+        "PATCH",
+        f"/patients/{me['id']}",
+        token,
+        {"language": "en", "consent": {"sms": {"status": "withdrawn", "method": "app"}}},
+        headers={"If-Match": '"1"'},
+    )
     assert own.status_code == 200
     assert payload(own)["consent"]["sms"]["status"] == "withdrawn"
-    clinical = api.call("PATCH", f"/patients/{me['id']}", token, {"member_class": "vip"},
-                        headers={"If-Match": '"2"'})
+    clinical = api.call(
+        "PATCH",
+        f"/patients/{me['id']}",
+        token,
+        {"member_class": "vip"},
+        headers={"If-Match": '"2"'},
+    )
     assert clinical.status_code == 403
 
 

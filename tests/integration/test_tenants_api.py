@@ -45,16 +45,21 @@ def test_admin_edits_with_if_match(api: Api, tenant: TenantCtx) -> None:
 
 def test_staff_cannot_edit_and_id_is_read_only(api: Api, tenant: TenantCtx) -> None:
     path = f"/tenants/{tenant.id}"
-    assert api.call("PATCH", path, tenant.staff, {"name": "X"},
-                    headers={"If-Match": '"1"'}).status_code == 403
+    assert (
+        api.call(
+            "PATCH", path, tenant.staff, {"name": "X"}, headers={"If-Match": '"1"'}
+        ).status_code
+        == 403
+    )
     renamed = api.call("PATCH", path, tenant.admin, {"id": "other"}, headers={"If-Match": '"1"'})
     assert renamed.status_code == 400
     assert payload(renamed)["error"]["details"][0]["path"] == "$.id"
 
 
 def test_invalid_tenant_fields_are_named(runtime: Any, api: Api) -> None:
-    body = tenant_body(unique("t"), time_zone="Asia/Atlantis",
-                       quiet_hours={"start": "25:00", "end": "08:00"})
+    body = tenant_body(
+        unique("t"), time_zone="Asia/Atlantis", quiet_hours={"start": "25:00", "end": "08:00"}
+    )
     response = api.call("POST", "/tenants", runtime.token("operator"), body)
     assert response.status_code == 400
     assert [d["path"] for d in payload(response)["error"]["details"]] == ["$.quiet_hours.start"]

@@ -21,7 +21,9 @@ def test_staff_claims() -> None:
 
 
 def test_strongest_group_wins() -> None:
-    assert principal_from_claims(claims(**{"cognito:groups": ["staff", "admin"]})).role is Role.ADMIN
+    assert (
+        principal_from_claims(claims(**{"cognito:groups": ["staff", "admin"]})).role is Role.ADMIN
+    )
 
 
 @pytest.mark.parametrize(

@@ -76,8 +76,9 @@ def test_consent_without_a_time_is_recorded_as_given_now_and_future_consent_is_r
 
 
 def test_consent_time_with_an_offset_is_stored_in_utc() -> None:
-    doc = new(consent={"email": {"status": "granted", "method": "app",
-                                 "at": "2026-11-23T08:30:00+08:00"}})
+    doc = new(
+        consent={"email": {"status": "granted", "method": "app", "at": "2026-11-23T08:30:00+08:00"}}
+    )
     assert doc["consent"]["email"]["at"] == "2026-11-23T00:30:00Z"
 
 
@@ -93,14 +94,17 @@ def test_email_is_normalised() -> None:
 
 def test_patient_may_edit_contact_but_not_clinical_fields() -> None:
     current = {**new(phone="13800138000"), "version": 1}
-    changed = rules.patched_patient(current, {"language": "en"}, TENANT, NOW, NOW_ISO,
-                                    by_patient=True)
+    changed = rules.patched_patient(
+        current, {"language": "en"}, TENANT, NOW, NOW_ISO, by_patient=True
+    )
     assert changed["language"] == "en"
     with pytest.raises(Forbidden):
-        rules.patched_patient(current, {"medical": {"conditions": ["x"]}}, TENANT, NOW, NOW_ISO,
-                              by_patient=True)
-    staff_change = rules.patched_patient(current, {"member_class": "vip"}, TENANT, NOW, NOW_ISO,
-                                         by_patient=False)
+        rules.patched_patient(
+            current, {"medical": {"conditions": ["x"]}}, TENANT, NOW, NOW_ISO, by_patient=True
+        )
+    staff_change = rules.patched_patient(
+        current, {"member_class": "vip"}, TENANT, NOW, NOW_ISO, by_patient=False
+    )
     assert staff_change["member_class"] == "vip"
 
 

@@ -18,8 +18,13 @@ from chalicelib.domain.access import (
 from chalicelib.domain.errors import Forbidden, NotFound, ValidationFailed
 
 NOW = datetime(2026, 11, 23, tzinfo=UTC)
-BODY = {"id": "t1", "name": "H", "time_zone": "Asia/Shanghai", "default_language": "zh-CN",
-        "sender": {"email_from": "a@b.example"}}
+BODY = {
+    "id": "t1",
+    "name": "H",
+    "time_zone": "Asia/Shanghai",
+    "default_language": "zh-CN",
+    "sender": {"email_from": "a@b.example"},
+}
 
 
 def test_defaults_quiet_hours_and_departments() -> None:
@@ -48,8 +53,15 @@ def test_id_cannot_be_patched() -> None:
 
 @pytest.mark.parametrize(
     ("local", "quiet"),
-    [("20:59", False), ("21:00", True), ("23:30", True), ("03:00", True), ("07:59", True),
-     ("08:00", False), ("12:00", False)],
+    [
+        ("20:59", False),
+        ("21:00", True),
+        ("23:30", True),
+        ("03:00", True),
+        ("07:59", True),
+        ("08:00", False),
+        ("12:00", False),
+    ],
 )
 def test_quiet_hours_spanning_midnight(local: str, quiet: bool) -> None:
     assert rules.is_quiet(time.fromisoformat(local), {"start": "21:00", "end": "08:00"}) is quiet

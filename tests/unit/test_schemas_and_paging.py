@@ -21,8 +21,11 @@ def test_every_failing_field_is_named_by_its_json_path() -> None:
 
 
 def test_nested_and_array_paths() -> None:
-    body = {"name": {"given": "W"}, "departments": ["ok", "Not Valid"],
-            "consent": {"sms": {"status": "granted"}}}
+    body = {
+        "name": {"given": "W"},
+        "departments": ["ok", "Not Valid"],
+        "consent": {"sms": {"status": "granted"}},
+    }
     assert paths("patient-create", body) == ["$.consent.sms.method", "$.departments[1]"]
 
 

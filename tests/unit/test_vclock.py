@@ -15,9 +15,14 @@ START = datetime(2026, 1, 1, tzinfo=UTC)
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("90s", timedelta(seconds=90)), ("2h", timedelta(hours=2)), ("1d", timedelta(days=1)),
-     ("3w", timedelta(weeks=3)), ("1d 2h", timedelta(days=1, hours=2)),
-     ("1d+30m", timedelta(days=1, minutes=30))],
+    [
+        ("90s", timedelta(seconds=90)),
+        ("2h", timedelta(hours=2)),
+        ("1d", timedelta(days=1)),
+        ("3w", timedelta(weeks=3)),
+        ("1d 2h", timedelta(days=1, hours=2)),
+        ("1d+30m", timedelta(days=1, minutes=30)),
+    ],
 )
 def test_parse_duration(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
