@@ -7,8 +7,6 @@ from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-
 from chalicelib.domain.errors import invalid
 
 Document = dict[str, Any]
@@ -23,6 +21,8 @@ def check_time_zone(path: str, name: str) -> ZoneInfo:
 
 def to_e164(path: str, raw: str, default_region: str | None) -> str:
     """Normalise a phone number to E.164. National numbers are read in the tenant's country."""
+    import phonenumbers  # ~25 ms; only writes and lookups need it, not the read path
+
     try:
         parsed = phonenumbers.parse(raw, default_region)
     except phonenumbers.NumberParseException as exc:

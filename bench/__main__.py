@@ -1,0 +1,124 @@
+"""`make bench`: the API Lambda's cold start against the floor for this stack.
+
+Both are measured the same way against the same embedded AWS: a fresh Python process imports
+the app and handles its first GET /patients/{id} (ours authenticated with a verified JWT),
+median of several runs. Results go to bench/results.json (an output, not committed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+RUNS = int(os.environ.get("BENCH_RUNS", "15"))
+TARGET_RATIO = 1.5
+
+
+def _run(which: str, patient_id: str, token: str, env: dict[str, str]) -> dict[str, float]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.cold_start_child", which, patient_id, token],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"{which} cold start failed:\n{out.stdout}\n{out.stderr}")
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    from chalice.test import Client
+
+    from local.runtime import start
+    from local.vclock import VirtualClock
+
+    logging.disable(logging.WARNING)
+    runtime = start(state_dir=Path(tempfile.mkdtemp()), clock=VirtualClock())
+    try:
+        http = Client(runtime.app, stage_name="local", project_dir=str(ROOT)).http
+        tenant = "bench-clinic"
+        body = {
+            "id": tenant,
+            "name": "Bench",
+            "time_zone": "Asia/Shanghai",
+            "default_language": "zh-CN",
+            "country": "CN",
+            "sender": {"email_from": "care@bench.example.com"},
+        }
+        headers = {"Content-Type": "application/json"}
+        operator = runtime.token("operator")
+        http.post(
+            "/tenants",
+            headers={**headers, "Authorization": f"Bearer {operator}"},
+            body=json.dumps(body),
+        )
+        staff = runtime.token("staff", tenant)
+        created = http.post(
+            "/patients",
+            headers={**headers, "Authorization": f"Bearer {staff}"},
+            body=json.dumps({"name": {"given": "Bench"}, "phone": "13800138000"}),
+        )
+        patient_id = json.loads(created.body)["id"]
+
+        env = {
+            **os.environ,
+            "BENCH_TENANT": tenant,
+            "POWERTOOLS_METRICS_DISABLED": "true",
+            "PYTHONDONTWRITEBYTECODE": "0",
+        }
+        # Warm the filesystem cache and .pyc files once for both, then alternate the runs.
+        _run("careloop", patient_id, staff, env)
+        _run("floor", patient_id, staff, env)
+        ours: list[dict[str, float]] = []
+        floor: list[dict[str, float]] = []
+        for _ in range(RUNS):
+            ours.append(_run("careloop", patient_id, staff, env))
+            floor.append(_run("floor", patient_id, staff, env))
+    finally:
+        runtime.stop()
+
+    def median(runs: list[dict[str, float]], key: str) -> float:
+        return round(statistics.median(r[key] for r in runs), 1)
+
+    results: dict[str, Any] = {
+        "runs": RUNS,
+        "cold_start_ms": median(ours, "total_ms"),
+        "cold_start_import_ms": median(ours, "import_ms"),
+        "cold_start_first_request_ms": median(ours, "first_request_ms"),
+        "floor_cold_start_ms": median(floor, "total_ms"),
+        "floor_import_ms": median(floor, "import_ms"),
+        "floor_first_request_ms": median(floor, "first_request_ms"),
+    }
+    results["cold_start_ratio"] = round(
+        results["cold_start_ms"] / results["floor_cold_start_ms"], 2
+    )
+    results["cold_start_target_ratio"] = TARGET_RATIO
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"cold start, median of {RUNS} fresh processes (import + first GET /patients/{{id}}):")
+    rows = (
+        ("careloop", ours, results["cold_start_ms"]),
+        ("floor", floor, results["floor_cold_start_ms"]),
+    )
+    for label, runs, total in rows:
+        parts = f"import {median(runs, 'import_ms')}, first request "
+        print(f"  {label:<9} {total:7.1f} ms  ({parts}{median(runs, 'first_request_ms')})")
+    verdict = "within" if results["cold_start_ratio"] <= TARGET_RATIO else "OVER"
+    print(f"  ratio     {results['cold_start_ratio']:.2f}x  ({verdict} the {TARGET_RATIO}x target)")
+    print(f"wrote {RESULTS.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
