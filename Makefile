@@ -6,7 +6,9 @@ PY     := $(VENV)/bin/python
 PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit bench token clean
+ASL    := tools/asl/node_modules/.bin/asl-validator
+
+.PHONY: run test lint typecheck bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,15 +18,21 @@ $(STAMP): requirements.txt requirements-dev.txt
 
 venv: $(STAMP)
 
+# npm's asl-validator catches what cfn-lint and moto miss (unreachable states, missing targets).
+$(ASL): tools/asl/package.json tools/asl/package-lock.json
+	cd tools/asl && npm ci --silent --no-audit --no-fund
+	touch $(ASL)
+
 run: $(STAMP)
 	$(PY) -m local serve --port $(PORT)
 
 test: $(STAMP) lint typecheck
 	$(PY) -m pytest
 
-lint: $(STAMP)
+lint: $(STAMP) $(ASL)
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(ASL) --silent $(addprefix --json-path ,$(wildcard statemachines/*.asl.json))
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
@@ -33,4 +41,4 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .local bench/results.json
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .local bench/results.json tools/asl/node_modules

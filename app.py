@@ -12,7 +12,14 @@ from chalicelib.tasks.smoke import record_smoke_run
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
 app = Chalice(app_name="careloop", configure_logs=False)
 
-app.register_middleware(ConvertToMiddleware(logger.inject_lambda_context(clear_state=True)))
+# Every log line carries the API Gateway request id, so one request can be followed end to end.
+app.register_middleware(
+    ConvertToMiddleware(
+        logger.inject_lambda_context(
+            clear_state=True, correlation_id_path="requestContext.requestId"
+        )
+    )
+)
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
 app.register_middleware(normalise_chalice_errors, "http")
 

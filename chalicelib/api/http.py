@@ -124,9 +124,15 @@ class Operation:
 class ApiRequest:
     """What a view gets: the verified principal, the validated body and the raw request."""
 
-    principal: Principal
+    verified: Principal | None  # None on the few routes that need no token
     body: Any
     raw: Request
+
+    @property
+    def principal(self) -> Principal:
+        if self.verified is None:
+            raise RuntimeError("this route takes no token, so it has no principal")
+        return self.verified
 
     def header(self, name: str) -> str | None:
         value: str | None = self.raw.headers.get(name)
@@ -145,7 +151,6 @@ class ApiResponse:
     headers: Headers = field(default_factory=dict)
 
 
-ANONYMOUS = Principal(subject="anonymous", role=Role.PATIENT)
 OPERATIONS: list[Operation] = []
 
 
@@ -218,13 +223,11 @@ class ApiBlueprint:
             def handle(**path_params: str) -> Response:
                 request: Request = blueprint.current_request
                 try:
-                    principal = (
-                        verify_token(request.headers.get("authorization"))
-                        if operation.roles is not None
-                        else ANONYMOUS
-                    )
-                    if operation.roles is not None and principal.role not in operation.roles:
-                        raise Forbidden(f"role {principal.role} may not {summary.lower()}")
+                    principal = None
+                    if operation.roles is not None:
+                        principal = verify_token(request.headers.get("authorization"))
+                        if principal.role not in operation.roles:
+                            raise Forbidden(f"role {principal.role} may not {summary.lower()}")
                     body = _parse_body(request, request_schema) if request_schema else None
                     result = view(ApiRequest(principal, body, request), **path_params)
                 except DomainError as error:

@@ -1,0 +1,1 @@
+"""Step Functions task handlers, registered in app.py with `@app.lambda_function`."""
