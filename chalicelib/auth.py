@@ -11,6 +11,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.domain.access import ROLE_PRECEDENCE, Principal, Role
+from chalicelib.domain.common import is_valid_id
 from chalicelib.domain.errors import DependencyUnavailable, Unauthenticated
 from chalicelib.settings import Settings, get_settings
 
@@ -54,6 +55,9 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     patient_id = claims.get("custom:patient_id") or None
     if role is not Role.OPERATOR and not tenant_id:
         raise Unauthenticated("the token has no tenant")
+    for claimed in (tenant_id, patient_id):
+        if claimed is not None and not (isinstance(claimed, str) and is_valid_id(claimed)):
+            raise Unauthenticated("the token names a malformed tenant or patient id")
     if role is Role.PATIENT and not patient_id:
         raise Unauthenticated("a patient token must name its patient")
     return Principal(

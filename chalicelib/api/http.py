@@ -165,6 +165,8 @@ def _parse_body(request: Request, schema: str) -> Any:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise invalid("$", "the body is not well-formed JSON") from exc
+    except RecursionError as exc:
+        raise invalid("$", "the body is nested too deeply") from exc
     validate(schema, body)
     return body
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from chalicelib.domain.common import is_valid_id
 from chalicelib.domain.errors import Forbidden, NotFound
 
 
@@ -46,6 +47,8 @@ def tenant_of(principal: Principal) -> str:
 
 def check_tenant_visible(principal: Principal, tenant_id: str) -> None:
     """Operators see every tenant; a clinic user only its own, and others look absent."""
+    if not is_valid_id(tenant_id):
+        raise NotFound("tenant not found")
     if principal.role is Role.OPERATOR:
         return
     if principal.tenant_id != tenant_id:
@@ -53,6 +56,9 @@ def check_tenant_visible(principal: Principal, tenant_id: str) -> None:
 
 
 def check_patient_visible(principal: Principal, patient_id: str) -> None:
-    """A patient token reaches only that patient's own records."""
+    """A patient token reaches only that patient's own records. An id that cannot exist is
+    simply not found (and never reaches a key)."""
+    if not is_valid_id(patient_id):
+        raise NotFound("patient not found")
     if principal.role is Role.PATIENT and principal.patient_id != patient_id:
         raise NotFound("patient not found")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -10,6 +11,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from chalicelib.domain.errors import invalid
 
 Document = dict[str, Any]
+
+# Ids of tenants, patients and departments: what the schemas allow, and all that keys may hold.
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{1,39}$")
+
+
+def is_valid_id(value: str) -> bool:
+    return ID_PATTERN.fullmatch(value) is not None
 
 
 def check_time_zone(path: str, name: str) -> ZoneInfo:

@@ -47,6 +47,8 @@ def test_malformed_json_wrong_type_and_oversized_bodies(api: Api, tenant: Tenant
     assert too_big.status_code == 413
     not_utf8 = api.call("POST", "/patients", tenant.staff, b"\xff\xfe{")
     assert not_utf8.status_code == 400
+    deep = api.call("POST", "/patients", tenant.staff, b"[" * 30_000 + b"]" * 30_000)
+    assert deep.status_code == 400 and error_paths(deep) == ["$"]
     wrong_method = api.call("PUT", "/patients", tenant.staff, patient_body())
     assert wrong_method.status_code == 405
     assert payload(wrong_method)["error"]["code"] == "method_not_allowed"
@@ -190,6 +192,12 @@ def test_patient_token_reaches_only_its_own_record(
         headers={"If-Match": '"2"'},
     )
     assert clinical.status_code == 403
+
+
+def test_ids_that_cannot_exist_are_not_found(api: Api, tenant: TenantCtx) -> None:
+    for weird in ("P-UPPER", "x", "a#b", "%23PROFILE", "-leading", "a" * 41):
+        assert api.call("GET", f"/patients/{weird}", tenant.staff).status_code == 404, weird
+    assert api.call("GET", "/tenants/T%23x", tenant.admin).status_code == 404
 
 
 def test_token_of_a_deleted_or_unknown_tenant(runtime: Any, api: Api) -> None:

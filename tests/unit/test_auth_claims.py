@@ -33,6 +33,8 @@ def test_strongest_group_wins() -> None:
         {"cognito:groups": ["nurse"]},
         {"custom:tenant_id": ""},
         {"cognito:groups": ["patient"]},  # a patient token must name its patient
+        {"custom:tenant_id": "T#other"},  # never a key fragment
+        {"cognito:groups": ["patient"], "custom:patient_id": ["p-1"]},
     ],
 )
 def test_incomplete_claims_are_unauthenticated(bad: dict[str, Any]) -> None:

@@ -73,16 +73,18 @@ def test_quiet_hours_within_a_day() -> None:
     assert not rules.is_quiet(time(14, 0), window)
 
 
-STAFF_A = Principal("s", Role.STAFF, tenant_id="a")
-PATIENT_A1 = Principal("p", Role.PATIENT, tenant_id="a", patient_id="p1")
+STAFF_A = Principal("s", Role.STAFF, tenant_id="ta")
+PATIENT_A1 = Principal("p", Role.PATIENT, tenant_id="ta", patient_id="p1")
 OPERATOR = Principal("o", Role.OPERATOR)
 
 
 def test_other_tenant_looks_absent() -> None:
-    check_tenant_visible(STAFF_A, "a")
-    check_tenant_visible(OPERATOR, "b")
+    check_tenant_visible(STAFF_A, "ta")
+    check_tenant_visible(OPERATOR, "tb")
     with pytest.raises(NotFound):
-        check_tenant_visible(STAFF_A, "b")
+        check_tenant_visible(STAFF_A, "tb")
+    with pytest.raises(NotFound):
+        check_tenant_visible(OPERATOR, "T#ta")
 
 
 def test_patient_sees_only_self() -> None:
@@ -96,6 +98,6 @@ def test_roles_and_tenant_scope() -> None:
     require_role(STAFF_A, {Role.STAFF})
     with pytest.raises(Forbidden):
         require_role(PATIENT_A1, {Role.STAFF, Role.ADMIN})
-    assert tenant_of(STAFF_A) == "a"
+    assert tenant_of(STAFF_A) == "ta"
     with pytest.raises(Forbidden):
         tenant_of(OPERATOR)
