@@ -43,6 +43,8 @@ def _role(claims: dict[str, Any]) -> Role:
     groups = claims.get("cognito:groups") or []
     if isinstance(groups, str):
         groups = [groups]
+    if not isinstance(groups, list):
+        raise Unauthenticated("cognito:groups must be a list")
     for role in ROLE_PRECEDENCE:
         if role.value in groups:
             return role

@@ -167,8 +167,31 @@ def _parse_body(request: Request, schema: str) -> Any:
         raise invalid("$", "the body is not well-formed JSON") from exc
     except RecursionError as exc:
         raise invalid("$", "the body is nested too deeply") from exc
+    _check_plain(body, "$", 0)
     validate(schema, body)
     return body
+
+
+MAX_DEPTH = 12  # our deepest body is 4 levels; anything far deeper is not a real request
+
+
+def _check_plain(node: Any, path: str, depth: int) -> None:
+    """Refuse what no schema would accept but could break code before validation does: absurd
+    nesting (recursion in validators) and strings that are not valid Unicode (lone surrogates)."""
+    if depth > MAX_DEPTH:
+        raise invalid(path, "is nested too deeply")
+    if isinstance(node, str):
+        try:
+            node.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise invalid(path, "is not valid Unicode text") from exc
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            _check_plain(key, path, depth + 1)
+            _check_plain(value, f"{path}.{key}", depth + 1)
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            _check_plain(value, f"{path}[{index}]", depth + 1)
 
 
 def _to_response(result: Any, operation: Operation) -> Response:

@@ -23,7 +23,7 @@ def is_valid_id(value: str) -> bool:
 def check_time_zone(path: str, name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Asia" is a folder
         raise invalid(path, f"unknown IANA time zone {name!r}") from exc
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 
@@ -74,3 +76,25 @@ class DependencyUnavailable(DomainError):
 def invalid(path: str, message: str) -> ValidationFailed:
     """A validation failure of a single field."""
     return ValidationFailed(f"{path}: {message}", details=[FieldError(path, message)])
+
+
+class Problems:
+    """Collects field failures so that a 400 names every failing field, not only the first."""
+
+    def __init__(self) -> None:
+        self.details: list[FieldError] = []
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        try:
+            yield
+        except ValidationFailed as failure:
+            self.details.extend(failure.details)
+
+    def add(self, path: str, message: str) -> None:
+        self.details.append(FieldError(path, message))
+
+    def raise_if_any(self) -> None:
+        if self.details:
+            summary = "; ".join(f"{d.path}: {d.message}" for d in self.details[:5])
+            raise ValidationFailed(f"request body is invalid: {summary}", details=self.details)

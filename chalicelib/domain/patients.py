@@ -7,6 +7,7 @@ may edit on their own record.
 
 from __future__ import annotations
 
+import copy
 from datetime import date, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from chalicelib.domain.common import (
     to_e164,
     utc_iso,
 )
-from chalicelib.domain.errors import Forbidden, invalid
+from chalicelib.domain.errors import Forbidden, Problems, invalid
 
 ADULT_AGE = 18
 READ_ONLY_FIELDS = ("id", "created_at", "updated_at", "version", "deleted_at")
@@ -35,36 +36,44 @@ def age_on(birth_date: date, today: date) -> int:
     return today.year - birth_date.year - int(before_birthday)
 
 
-def _normalise(doc: Document, tenant: Document, now: datetime, now_iso: str) -> Document:
+def _normalise(doc: Document, tenant: Document, now: datetime) -> Document:
+    problems = Problems()
     country = tenant.get("country")
     if "phone" in doc:
-        doc["phone"] = to_e164("$.phone", doc["phone"], country)
+        with problems.check():
+            doc["phone"] = to_e164("$.phone", doc["phone"], country)
     guardian = doc.get("guardian")
     if guardian and "phone" in guardian:
-        guardian["phone"] = to_e164("$.guardian.phone", guardian["phone"], country)
+        with problems.check():
+            guardian["phone"] = to_e164("$.guardian.phone", guardian["phone"], country)
     if "email" in doc:
         doc["email"] = doc["email"].strip().lower()
     doc.setdefault("language", tenant["default_language"])
     doc.setdefault("time_zone", tenant["time_zone"])
-    check_time_zone("$.time_zone", doc["time_zone"])
+    with problems.check():
+        check_time_zone("$.time_zone", doc["time_zone"])
     for channel, consent in doc.get("consent", {}).items():
-        # Consent without a timestamp is recorded as given now, by the caller.
         path = f"$.consent.{channel}.at"
-        given_at = parse_timestamp(path, consent["at"]) if "at" in consent else now
-        if given_at > now:
-            raise invalid(path, "cannot be in the future")
-        consent["at"] = utc_iso(given_at)
+        with problems.check():
+            # Consent without a timestamp is recorded as given (or withdrawn) now.
+            given_at = parse_timestamp(path, consent["at"]) if "at" in consent else now
+            if given_at > now:
+                raise invalid(path, "cannot be in the future")
+            consent["at"] = utc_iso(given_at)
     if "birth_date" in doc:
         born = date.fromisoformat(doc["birth_date"])
         if born > now.date():
-            raise invalid("$.birth_date", "cannot be in the future")
-        if age_on(born, now.date()) < ADULT_AGE and not doc.get("guardian"):
-            raise invalid("$.guardian", "a patient under 18 needs a guardian or contact")
-    for channel in doc.get("preferred_channels", []):
-        if channel == "sms" and "phone" not in doc:
-            raise invalid("$.preferred_channels", "sms needs a phone number")
-        if channel == "email" and "email" not in doc:
-            raise invalid("$.preferred_channels", "email needs an email address")
+            problems.add("$.birth_date", "cannot be in the future")
+        elif age_on(born, now.date()) < ADULT_AGE and not doc.get("guardian"):
+            problems.add("$.guardian", "a patient under 18 needs a guardian or contact")
+    for channel, contact in (("sms", "phone"), ("email", "email")):
+        if channel in doc.get("preferred_channels", []) and contact not in doc:
+            problems.add("$.preferred_channels", f"{channel} needs {contact}")
+    known_departments = {d["id"] for d in tenant.get("departments", [])}
+    for index, department in enumerate(doc.get("departments", [])):
+        if department not in known_departments:
+            problems.add(f"$.departments[{index}]", "is not a department of this hospital")
+    problems.raise_if_any()
     return doc
 
 
@@ -73,7 +82,7 @@ def new_patient(
 ) -> Document:
     doc: Document = {**body, "id": patient_id, "created_at": now_iso, "updated_at": now_iso}
     doc.setdefault("departments", [])
-    return _normalise(doc, tenant, now, now_iso)
+    return _normalise(doc, tenant, now)
 
 
 def check_patch_allowed(patch: Document, by_patient: bool) -> None:
@@ -96,9 +105,15 @@ def patched_patient(
     by_patient: bool,
 ) -> Document:
     check_patch_allowed(patch, by_patient)
+    patch = copy.deepcopy(patch)
+    for consent in (patch.get("consent") or {}).values():
+        # A consent change is a new event: unless told otherwise, it happened now, and the time
+        # of an earlier grant must not stay on a withdrawal.
+        if consent is not None:
+            consent.setdefault("at", now_iso)
     doc = merge_patch(current, patch)
     doc["updated_at"] = now_iso
-    return _normalise(doc, tenant, now, now_iso)
+    return _normalise(doc, tenant, now)
 
 
 def mrn_of(doc: Document) -> str | None:

@@ -6,22 +6,26 @@ from __future__ import annotations
 from datetime import datetime, time
 
 from chalicelib.domain.common import Document, check_time_zone, merge_patch
-from chalicelib.domain.errors import invalid
+from chalicelib.domain.errors import Forbidden, Problems, invalid
 
 DEFAULT_QUIET_HOURS = {"start": "21:00", "end": "08:00"}
 
-# Fields only the platform operator may change: they decide routing and identity.
-OPERATOR_ONLY_FIELDS = frozenset({"id"})
+# The sender identity must be verified with SES and the SMS carriers before it is used, which
+# the platform operator does; a tenant's admin cannot switch it to an unverified address.
+OPERATOR_ONLY_FIELDS = frozenset({"sender"})
 
 
 def _check(doc: Document) -> None:
-    check_time_zone("$.time_zone", doc["time_zone"])
+    problems = Problems()
+    with problems.check():
+        check_time_zone("$.time_zone", doc["time_zone"])
     quiet = doc["quiet_hours"]
     if time.fromisoformat(quiet["start"]) == time.fromisoformat(quiet["end"]):
-        raise invalid("$.quiet_hours", "start and end must differ")
+        problems.add("$.quiet_hours", "start and end must differ")
     department_ids = [d["id"] for d in doc.get("departments", [])]
     if len(department_ids) != len(set(department_ids)):
-        raise invalid("$.departments", "department ids must be unique")
+        problems.add("$.departments", "department ids must be unique")
+    problems.raise_if_any()
 
 
 def new_tenant(body: Document, now: datetime, now_iso: str) -> Document:
@@ -37,10 +41,15 @@ def new_tenant(body: Document, now: datetime, now_iso: str) -> Document:
     return doc
 
 
-def patched_tenant(current: Document, patch: Document, now_iso: str) -> Document:
+def patched_tenant(
+    current: Document, patch: Document, now_iso: str, *, by_operator: bool
+) -> Document:
     for key in ("id", "created_at", "updated_at", "version"):
         if key in patch:
             raise invalid(f"$.{key}", "is read-only")
+    if not by_operator:
+        for key in OPERATOR_ONLY_FIELDS & set(patch):
+            raise Forbidden(f"$.{key} is changed by the platform operator once it is verified")
     doc = merge_patch(current, patch)
     doc["updated_at"] = now_iso
     _check(doc)

@@ -32,20 +32,47 @@ def schema_names() -> list[str]:
     return sorted(path.stem for path in SCHEMA_DIR.glob("*.json"))
 
 
+def _strict_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """`pattern`, with `$` meaning the end of the string. Python's `re.search` also lets `$` match
+    before a final newline, which would let "MRN-1\n" pass as a second, different MRN."""
+    import re
+
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "string"):
+        return
+    anchored = (
+        pattern[:-1] + r"\Z" if pattern.endswith("$") and not pattern.endswith("\\$") else pattern
+    )
+    if re.search(anchored, instance) is None:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _is_time_zone(value: object) -> bool:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    if not isinstance(value, str):
+        return True
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, such as "Asia"
+        return False
+    return True
+
+
 @cache
 def _validator(name: str) -> Validator:
-    from jsonschema import Draft202012Validator
+    from jsonschema import Draft202012Validator, FormatChecker, validators
     from referencing import Registry, Resource
 
+    formats = FormatChecker(list(Draft202012Validator.FORMAT_CHECKER.checkers))
+    formats.checks("iana-time-zone")(_is_time_zone)
+    strict = validators.extend(Draft202012Validator, {"pattern": _strict_pattern})
     registry: Registry[Any] = Registry().with_resources(
         (BASE_URI + f"{other}.json", Resource.from_contents(load_schema(other)))
         for other in schema_names()
     )
-    return Draft202012Validator(
-        load_schema(name),
-        registry=registry,
-        format_checker=Draft202012Validator.FORMAT_CHECKER,
-    )
+    return strict(load_schema(name), registry=registry, format_checker=formats)
 
 
 def _field_errors(error: Any) -> list[FieldError]:
@@ -66,10 +93,24 @@ def _field_errors(error: Any) -> list[FieldError]:
             if key not in known
         ]
     if error.validator in ("anyOf", "oneOf") and error.context:
-        # Report the closest alternative rather than "is not valid under any of the given schemas".
-        best = min(error.context, key=lambda sub: len(list(sub.absolute_path)) * -1)
-        return _field_errors(best)
+        return _closest_branch(error)
     return [FieldError(base, error.message)]
+
+
+def _closest_branch(error: Any) -> list[FieldError]:
+    """For "an X or null" and similar, report every failure of the alternative whose type the
+    value has, rather than "is not valid under any of the given schemas"."""
+    branches: dict[int, list[Any]] = {}
+    for sub in error.context:
+        branches.setdefault(sub.schema_path[0], []).append(sub)
+
+    def wrong_type(failures: list[Any]) -> bool:
+        return any(f.validator == "type" and not f.relative_path for f in failures)
+
+    matching = [failures for _, failures in sorted(branches.items()) if not wrong_type(failures)]
+    if not matching:
+        return [FieldError(error.json_path, error.message)]
+    return [detail for failure in matching[0] for detail in _field_errors(failure)]
 
 
 def validate(name: str, instance: Any) -> None:

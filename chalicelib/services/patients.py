@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import secrets
 
 from chalicelib import clock
@@ -18,13 +19,16 @@ from chalicelib.domain.access import (
     require_role,
     tenant_of,
 )
-from chalicelib.domain.common import Document, to_e164
+from chalicelib.domain.common import Document, is_valid_id, to_e164
 from chalicelib.domain.errors import NotFound, invalid
 from chalicelib.observability import count
+from chalicelib.schemas import validate
 from chalicelib.services.tenants import TenantService
 from chalicelib.services.versions import check_expected_version
 from chalicelib.store.patients import ListingPosition, PatientRepository
 
+LISTING_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z#[a-z0-9-]{2,40}")
+MRN = re.compile(r"[A-Za-z0-9-]{1,40}")
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
 
@@ -39,20 +43,28 @@ def encode_cursor(position: ListingPosition) -> str:
 
 
 def decode_cursor(cursor: str) -> ListingPosition:
+    not_ours = invalid("cursor", "is not a cursor this API returned")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         sort_key, patient_id = json.loads(base64.urlsafe_b64decode(padded))
-        if not (isinstance(sort_key, str) and isinstance(patient_id, str)):
-            raise TypeError
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise invalid("cursor", "is not a cursor this API returned") from exc
+        raise not_ours from exc
+    # Both parts become key attributes: only what this API itself writes there is accepted.
+    if not (
+        isinstance(sort_key, str)
+        and isinstance(patient_id, str)
+        and is_valid_id(patient_id)
+        and LISTING_KEY.fullmatch(sort_key)
+        and sort_key.endswith(f"#{patient_id}")
+    ):
+        raise not_ours
     return sort_key, patient_id
 
 
 def parse_limit(raw: str | None) -> int:
     if raw is None:
         return PAGE_DEFAULT
-    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
+    if not re.fullmatch(r"[0-9]{1,3}", raw) or not 1 <= int(raw) <= PAGE_MAX:
         raise invalid("limit", f"must be a whole number from 1 to {PAGE_MAX}")
     return int(raw)
 
@@ -89,6 +101,9 @@ class PatientService:
         changed = rules.patched_patient(
             current, patch, tenant, now, clock.iso(now), by_patient=principal.role is Role.PATIENT
         )
+        # The patch was valid as a patch; the record it makes must be a valid record too (a
+        # removed required field, say).
+        validate("patient", changed)
         return self._patients.replace(tenant["id"], current, changed)
 
     def delete(self, principal: Principal, patient_id: str, if_match: str | None) -> None:
@@ -118,6 +133,8 @@ class PatientService:
             e164 = to_e164("phone", phone, tenant.get("country"))
             return self._patients.find_by_phone(tenant_id, e164, page), None
         if mrn is not None:
+            if not MRN.fullmatch(mrn):
+                raise invalid("mrn", "is not a medical record number")
             found = self._patients.find_by_mrn(tenant_id, mrn)
             return ([found] if found else []), None
         after = decode_cursor(cursor) if cursor else None

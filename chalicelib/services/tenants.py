@@ -47,5 +47,7 @@ class TenantService:
         require_role(principal, CAN_EDIT)
         current = self.get(principal, tenant_id)
         check_expected_version(current, if_match)
-        changed = rules.patched_tenant(current, patch, clock.iso(clock.now()))
+        changed = rules.patched_tenant(
+            current, patch, clock.iso(clock.now()), by_operator=principal.role is Role.OPERATOR
+        )
         return self._tenants.replace(changed, expected_version=current["version"])

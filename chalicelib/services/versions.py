@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import re
+
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import PreconditionRequired, invalid
 from chalicelib.store.errors import version_conflict
+
+VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: "²".isdigit() is True
 
 
 def etag(doc: Document) -> str:
@@ -17,7 +21,7 @@ def parse_if_match(header: str | None) -> int:
             "send If-Match with the version you read (the ETag of GET) to change this record"
         )
     value = header.strip().removeprefix("W/").strip('"')
-    if not value.isdigit():
+    if not VERSION.fullmatch(value):
         raise invalid("If-Match", 'must be the quoted version number from the ETag, e.g. "3"')
     return int(value)
 

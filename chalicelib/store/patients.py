@@ -10,7 +10,7 @@ from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.patients import mrn_of
 from chalicelib.settings import get_settings
-from chalicelib.store.errors import version_conflict
+from chalicelib.store.errors import concurrent_change, version_conflict
 from chalicelib.store.keys import (
     CLAIM_SK,
     PROFILE_SK,
@@ -20,7 +20,7 @@ from chalicelib.store.keys import (
     phone_lookup_pk,
 )
 from chalicelib.store.models import PatientItem, UniqueClaim, bind_models
-from chalicelib.store.records import as_document, failed_items, transaction_write
+from chalicelib.store.records import as_document, failed_items, raced, transaction_write
 
 ListingPosition = tuple[str, str]  # (listing sort key, patient id) of the last item returned
 
@@ -81,6 +81,8 @@ class PatientRepository:
                         condition=UniqueClaim.pk.does_not_exist(),
                     )
         except TransactWriteError as exc:
+            if raced(exc):
+                raise concurrent_change() from exc
             if 1 in failed_items(exc) and mrn:
                 raise _mrn_taken(mrn) from exc
             if 0 in failed_items(exc):
@@ -108,6 +110,8 @@ class PatientRepository:
                     )
                 tx.save(item)
         except TransactWriteError as exc:
+            if raced(exc):
+                raise concurrent_change() from exc
             failed = failed_items(exc)
             claim_put_index = 1 if (claim_moves and old_mrn) else 0
             if claim_moves and new_mrn and claim_put_index in failed:

@@ -41,3 +41,9 @@ def failed_items(exc: Any) -> list[int]:
     return [
         i for i, r in enumerate(reasons) if r is not None and r.code == "ConditionalCheckFailed"
     ]
+
+
+def raced(exc: Any) -> bool:
+    """Whether DynamoDB cancelled the transaction because another one touched the same items."""
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    return any(r is not None and r.code == "TransactionConflict" for r in reasons)

@@ -3,6 +3,7 @@ edge cases a mobile app will hit (bad JSON, wrong content type, big bodies)."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tests.conftest import Api, TenantCtx, patient_body, payload
@@ -204,3 +205,101 @@ def test_token_of_a_deleted_or_unknown_tenant(runtime: Any, api: Api) -> None:
     orphan = runtime.token("staff", "no-such-tenant")
     assert api.call("POST", "/patients", orphan, patient_body()).status_code == 404
     assert api.call("GET", "/patients/p-1", orphan).status_code == 404
+
+
+def test_nested_optional_fields_can_be_removed(
+    api: Api, tenant: TenantCtx, make_patient: Any
+) -> None:
+    patient = make_patient(tenant, external_ids={"mrn": "RM-1", "fhir_id": "f-1"})
+    path = f"/patients/{patient['id']}"
+    removed = api.call(
+        "PATCH",
+        path,
+        tenant.staff,
+        {"external_ids": {"mrn": None}, "name": {"family": None}},
+        headers={"If-Match": '"1"'},
+    )
+    assert removed.status_code == 200, removed.body
+    assert payload(removed)["external_ids"] == {"fhir_id": "f-1"}
+    assert payload(removed)["name"] == {"given": "Wei"}
+    # The MRN claim went with it: another patient may now take the number.
+    assert (
+        api.call(
+            "POST", "/patients", tenant.staff, patient_body(external_ids={"mrn": "RM-1"})
+        ).status_code
+        == 201
+    )
+    # Removing a required nested field leaves an invalid record: refused, naming the field.
+    no_given = api.call(
+        "PATCH", path, tenant.staff, {"name": {"given": None}}, headers={"If-Match": '"2"'}
+    )
+    assert no_given.status_code == 400
+    assert error_paths(no_given) == ["$.name.given"]
+
+
+def test_withdrawing_consent_records_when(
+    runtime: Any, api: Api, tenant: TenantCtx, make_patient: Any
+) -> None:
+    granted = {"sms": {"status": "granted", "method": "paper_form", "at": "2020-01-01T08:00:00Z"}}
+    patient = make_patient(tenant, consent=granted)
+    withdrawn = api.call(
+        "PATCH",
+        f"/patients/{patient['id']}",
+        tenant.staff,
+        {"consent": {"sms": {"status": "withdrawn", "method": "sms_keyword"}}},
+        headers={"If-Match": '"1"'},
+    )
+    record = payload(withdrawn)["consent"]["sms"]
+    from chalicelib import clock
+
+    assert record == {"status": "withdrawn", "method": "sms_keyword", "at": clock.iso(clock.now())}
+
+
+def test_inputs_that_once_slipped_past_the_schema(
+    api: Api, tenant: TenantCtx, make_patient: Any
+) -> None:
+    """Each of these used to be accepted, or to answer 500."""
+    make_patient(tenant, external_ids={"mrn": "NL-1"})
+    cases: list[tuple[dict[str, Any], str]] = [
+        (patient_body(external_ids={"mrn": "NL-1\n"}), "$.external_ids.mrn"),
+        (patient_body(time_zone="Asia"), "$.time_zone"),
+        (patient_body(time_zone="Etc"), "$.time_zone"),
+        (patient_body(name={"given": "\ud800"}), "$.name.given"),
+        (patient_body(departments=[[[[[[[[[[[[[[[["x"]]]]]]]]]]]]]]]]), "$.departments[0]"),
+        (patient_body(departments=["no-such-dept"]), "$.departments[0]"),
+    ]
+    for body, path in cases:
+        response = api.call("POST", "/patients", tenant.staff, json.dumps(body).encode())
+        assert response.status_code == 400, (path, response.body)
+        assert path in error_paths(response)[0], (path, error_paths(response))
+    for query in ("limit=%C2%B2", "mrn=" + "M" * 3000, "mrn=a%0A"):
+        assert api.call("GET", f"/patients?{query}", tenant.staff).status_code == 400, query
+    bad_version = api.call(
+        "PATCH",
+        f"/patients/{make_patient(tenant)['id']}",
+        tenant.staff,
+        {"language": "en"},
+        headers={"If-Match": '"²"'},
+    )
+    assert bad_version.status_code == 400
+
+
+def test_all_failing_fields_are_reported_together(
+    api: Api, tenant: TenantCtx, make_patient: Any
+) -> None:
+    rules_only = api.call(
+        "POST",
+        "/patients",
+        tenant.staff,
+        patient_body(phone="12345", birth_date="2015-01-01", departments=["nowhere"]),
+    )
+    assert error_paths(rules_only) == ["$.phone", "$.guardian", "$.departments[0]"]
+    patient = make_patient(tenant)
+    guardian = api.call(
+        "PATCH",
+        f"/patients/{patient['id']}",
+        tenant.staff,
+        {"guardian": {"name": 5, "relationship": "bogus"}},
+        headers={"If-Match": '"1"'},
+    )
+    assert set(error_paths(guardian)) == {"$.guardian.name", "$.guardian.relationship"}

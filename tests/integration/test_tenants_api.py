@@ -56,16 +56,29 @@ def test_staff_cannot_edit_and_id_is_read_only(api: Api, tenant: TenantCtx) -> N
     assert payload(renamed)["error"]["details"][0]["path"] == "$.id"
 
 
-def test_invalid_tenant_fields_are_named(runtime: Any, api: Api) -> None:
+def test_invalid_tenant_fields_are_named_together(runtime: Any, api: Api) -> None:
     body = tenant_body(
         unique("t"), time_zone="Asia/Atlantis", quiet_hours={"start": "25:00", "end": "08:00"}
     )
     response = api.call("POST", "/tenants", runtime.token("operator"), body)
     assert response.status_code == 400
-    assert [d["path"] for d in payload(response)["error"]["details"]] == ["$.quiet_hours.start"]
-    body = tenant_body(unique("t"), time_zone="Asia/Atlantis")
-    response = api.call("POST", "/tenants", runtime.token("operator"), body)
-    assert payload(response)["error"]["details"][0]["path"] == "$.time_zone"
+    paths = [d["path"] for d in payload(response)["error"]["details"]]
+    assert paths == ["$.quiet_hours.start", "$.time_zone"]
+    newline_id = api.call("POST", "/tenants", runtime.token("operator"), tenant_body("t-x\n"))
+    assert newline_id.status_code == 400
+
+
+def test_sender_identity_is_the_operators(api: Api, tenant: TenantCtx) -> None:
+    path = f"/tenants/{tenant.id}"
+    sender = {"sender": {"email_from": "spoof@elsewhere.example.com"}}
+    assert (
+        api.call("PATCH", path, tenant.admin, sender, headers={"If-Match": '"1"'}).status_code
+        == 403
+    )
+    assert (
+        api.call("PATCH", path, tenant.operator, sender, headers={"If-Match": '"1"'}).status_code
+        == 200
+    )
 
 
 def test_patient_cannot_read_the_tenant_record(runtime: Any, api: Api, tenant: TenantCtx) -> None:

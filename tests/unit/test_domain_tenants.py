@@ -48,7 +48,28 @@ def test_department_ids_unique() -> None:
 def test_id_cannot_be_patched() -> None:
     doc = rules.new_tenant(dict(BODY), NOW, "x")
     with pytest.raises(ValidationFailed):
-        rules.patched_tenant(doc, {"id": "t2"}, "y")
+        rules.patched_tenant(doc, {"id": "t2"}, "y", by_operator=True)
+
+
+def test_only_the_operator_changes_the_sender_identity() -> None:
+    doc = rules.new_tenant(dict(BODY), NOW, "x")
+    sender = {"sender": {"email_from": "other@elsewhere.example"}}
+    with pytest.raises(Forbidden):
+        rules.patched_tenant(doc, sender, "y", by_operator=False)
+    changed = rules.patched_tenant(doc, sender, "y", by_operator=True)
+    assert changed["sender"]["email_from"] == "other@elsewhere.example"
+
+
+def test_all_tenant_problems_are_reported_together() -> None:
+    body = {
+        **BODY,
+        "time_zone": "Asia",
+        "quiet_hours": {"start": "08:00", "end": "08:00"},
+        "departments": [{"id": "a1", "name": "A"}, {"id": "a1", "name": "B"}],
+    }
+    with pytest.raises(ValidationFailed) as exc:
+        rules.new_tenant(body, NOW, "x")
+    assert [d.path for d in exc.value.details] == ["$.time_zone", "$.quiet_hours", "$.departments"]
 
 
 @pytest.mark.parametrize(
