@@ -29,10 +29,7 @@ class TenantService:
     def get(self, principal: Principal, tenant_id: str) -> Document:
         require_role(principal, CAN_READ)
         check_tenant_visible(principal, tenant_id)
-        tenant = self._tenants.get(tenant_id)
-        if tenant is None:
-            raise NotFound("tenant not found")
-        return tenant
+        return self.require(tenant_id)
 
     def require(self, tenant_id: str) -> Document:
         """The tenant a verified token names; its absence means the token outlived its tenant."""

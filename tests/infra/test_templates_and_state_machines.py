@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,29 +60,23 @@ def test_merged_template_passes_cfn_lint() -> None:
     assert problems == []
 
 
-def _targets(states: dict[str, Any]) -> set[str]:
-    found: set[str] = set()
-    for state in states.values():
-        found.update(t for t in (state.get("Next"), state.get("Default")) if t)
-        found.update(choice["Next"] for choice in state.get("Choices", []))
-        found.update(catch["Next"] for catch in state.get("Catch", []))
-        for branch in state.get("Branches", []):
-            found |= _targets(branch["States"])
-        inner = state.get("ItemProcessor") or state.get("Iterator")
-        if inner:
-            found |= _targets(inner["States"])
+def _every_state(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every state, those inside Parallel branches and Map processors included."""
+    for name, state in states.items():
+        yield name, state
+        inner = [branch["States"] for branch in state.get("Branches", [])]
+        processor = state.get("ItemProcessor") or state.get("Iterator")
+        if processor:
+            inner.append(processor["States"])
+        for nested in inner:
+            yield from _every_state(nested)
+
+
+def _targets(state: dict[str, Any]) -> set[str]:
+    found = {t for t in (state.get("Next"), state.get("Default")) if t}
+    found.update(choice["Next"] for choice in state.get("Choices", []))
+    found.update(catch["Next"] for catch in state.get("Catch", []))
     return found
-
-
-def _all_states(states: dict[str, Any]) -> set[str]:
-    names = set(states)
-    for state in states.values():
-        for branch in state.get("Branches", []):
-            names |= _all_states(branch["States"])
-        inner = state.get("ItemProcessor") or state.get("Iterator")
-        if inner:
-            names |= _all_states(inner["States"])
-    return names
 
 
 @pytest.mark.parametrize("path", STATE_MACHINES, ids=lambda p: p.name)
@@ -90,9 +85,10 @@ def test_state_machine_is_well_formed_jsonpath_asl(path: Path) -> None:
     definition = json.loads(text)
     states = definition["States"]
     assert definition["StartAt"] in states
-    missing = _targets(states) - _all_states(states)
+    every = dict(_every_state(states))
+    missing = set().union(*(_targets(state) for state in every.values())) - set(every)
     assert not missing, f"transitions to unknown states: {missing}"
-    for name, state in states.items():
+    for name, state in every.items():
         if state["Type"] not in ("Choice", "Succeed", "Fail") and not state.get("End"):
             assert "Next" in state, f"{name} neither ends nor has Next"
     # moto runs JSONPath only: no JSONata, no variables, no nested executions.
