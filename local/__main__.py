@@ -61,10 +61,8 @@ def _call(url: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from chalice.config import Config
-    from chalice.local import create_local_server
-
     from local.runtime import start
+    from local.server import make_server
     from local.vclock import VirtualClock
 
     for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
@@ -72,12 +70,7 @@ def serve(args: argparse.Namespace) -> None:
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     print("Starting the embedded AWS and provisioning infra/platform.yaml ...", flush=True)
     runtime = start(state_dir=STATE_DIR, clock=VirtualClock(flowing=True))
-    config = Config(
-        chalice_stage="local",
-        user_provided_params={},
-        config_from_disk=json.loads((ROOT / ".chalice" / "config.json").read_text()),
-    )
-    server = create_local_server(runtime.app, config, args.host, args.port)
+    server = make_server(runtime.app, args.host, args.port)
     base = f"http://localhost:{args.port}"
     print(
         f"""

@@ -119,10 +119,11 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
 
     from app import app
     from local import api as local_api
-    from local import lambdas, sfn_hooks
+    from local import ddb_hooks, lambdas, sfn_hooks
     from local import outbox as outbox_hooks
 
     outbox = Outbox()
+    ddb_hooks.install()
     sfn_hooks.install(clock)
     outbox_hooks.install(outbox)
     handlers = {

@@ -144,3 +144,75 @@ def make_patient(api: Api) -> Any:
         return created
 
     return make
+
+
+ALL_WEEK = {
+    day: [{"start": "08:00", "end": "12:00"}, {"start": "13:00", "end": "17:00"}]
+    for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+}
+
+
+@dataclass
+class ClinicCtx:
+    tenant: TenantCtx
+    schedule_id: str
+
+
+@pytest.fixture
+def make_clinic(api: Api, make_tenant: Any) -> Any:
+    """A tenant with a cardiology clinician and a schedule open every day, 30-minute slots."""
+
+    def make(capacity: int = 1, **tenant_overrides: Any) -> ClinicCtx:
+        departments = [
+            {"id": "cardiology", "name": "心内科"},
+            {"id": "dermatology", "name": "皮肤科"},
+        ]
+        tenant: TenantCtx = make_tenant(departments=departments, **tenant_overrides)
+        for clinician, department in (("dr-li", "cardiology"), ("dr-wang", "dermatology")):
+            response = api.call(
+                "PUT",
+                f"/clinicians/{clinician}",
+                tenant.admin,
+                {"name": clinician, "department": department},
+            )
+            assert response.status_code == 200, response.body
+        for schedule_id, clinician, department in (
+            ("cardio", "dr-li", "cardiology"),
+            ("derma", "dr-wang", "dermatology"),
+        ):
+            response = api.call(
+                "PUT",
+                f"/schedules/{schedule_id}",
+                tenant.admin,
+                {
+                    "department": department,
+                    "clinician": clinician,
+                    "location": "Building 2",
+                    "weekly_hours": ALL_WEEK,
+                    "slot_minutes": 30,
+                    "capacity": capacity,
+                },
+            )
+            assert response.status_code == 200, response.body
+        return ClinicCtx(tenant, "cardio")
+
+    return make
+
+
+def free_slots(
+    api: Api, token: str, department: str = "cardiology", days_ahead: int = 1, days: int = 1
+) -> list[dict[str, Any]]:
+    from datetime import timedelta
+
+    from chalicelib import clock
+
+    start = (clock.now() + timedelta(days=days_ahead)).date()
+    end = start + timedelta(days=days)
+    response = api.call("GET", f"/slots?department={department}&from={start}&to={end}", token)
+    assert response.status_code == 200, response.body
+    items: list[dict[str, Any]] = payload(response)["items"]
+    return items
+
+
+def slot_ref(slot: dict[str, Any]) -> dict[str, str]:
+    return {"schedule_id": slot["schedule_id"], "start": slot["start"]}

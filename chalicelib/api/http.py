@@ -7,7 +7,9 @@ the OpenAPI document is built from, so a route cannot exist without being descri
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,6 +119,7 @@ class Operation:
     query: tuple[QueryParam, ...] = ()
     etag: bool = False
     if_match: str | None = None  # "required" or "optional"
+    idempotent: bool = False  # accepts Idempotency-Key
     local_only: bool = False
 
 
@@ -202,6 +205,53 @@ def _to_response(result: Any, operation: Operation) -> Response:
     return Response(body=result, status_code=operation.status)
 
 
+IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,100}")
+
+
+def _once(
+    operation: Operation,
+    principal: Principal,
+    key: str,
+    request: Request,
+    run: Callable[[], Response],
+) -> Response:
+    """Run a creating request at most once per Idempotency-Key; replay its first response."""
+    from chalicelib.store.idempotency import IdempotencyRepository
+
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise invalid("Idempotency-Key", "use 8 to 100 letters, digits or . _ : -")
+    owner = f"T#{principal.tenant_id}" if principal.tenant_id else "PLATFORM"
+    scope = f"{owner}#U#{principal.subject}#{operation.operation_id}#{key}"
+    target = json.dumps(request.uri_params or {}, sort_keys=True).encode()
+    body = request.raw_body or b""
+    body = body.encode() if isinstance(body, str) else body
+    fingerprint = hashlib.sha256(target + b"\n" + body).hexdigest()
+    records = IdempotencyRepository()
+    stored = records.claim(scope, fingerprint)
+    if stored is not None:
+        if stored.fingerprint != fingerprint:
+            raise Conflict(
+                "this Idempotency-Key was already used for a different request",
+                code="idempotency_key_reused",
+            )
+        if not stored.complete or stored.status is None:
+            raise Conflict(
+                "a request with this Idempotency-Key is still being processed",
+                code="request_in_progress",
+            )
+        replay = dict(stored.body["headers"])
+        replay["Idempotent-Replayed"] = "true"
+        return Response(body=stored.body["body"], status_code=stored.status, headers=replay)
+    try:
+        response = run()
+    except DomainError:
+        records.release(scope)
+        raise
+    headers = {k: v for k, v in response.headers.items() if isinstance(v, str)}
+    records.complete(scope, response.status_code, {"body": response.body, "headers": headers})
+    return response
+
+
 class ApiBlueprint:
     """A Chalice Blueprint whose routes go through the edge above."""
 
@@ -223,6 +273,7 @@ class ApiBlueprint:
         query: tuple[QueryParam, ...] = (),
         etag: bool = False,
         if_match: str | None = None,
+        idempotent: bool = False,
         local_only: bool = False,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -240,6 +291,7 @@ class ApiBlueprint:
                 query=query,
                 etag=etag,
                 if_match=if_match,
+                idempotent=idempotent,
                 local_only=local_only,
             )
             OPERATIONS.append(operation)
@@ -254,7 +306,17 @@ class ApiBlueprint:
                         if principal.role not in operation.roles:
                             raise Forbidden(f"role {principal.role} may not {summary.lower()}")
                     body = _parse_body(request, request_schema) if request_schema else None
-                    result = view(ApiRequest(principal, body, request), **path_params)
+                    api_request = ApiRequest(principal, body, request)
+                    key = request.headers.get("idempotency-key") if idempotent else None
+                    if key is not None and principal is not None:
+                        return _once(
+                            operation,
+                            principal,
+                            key,
+                            request,
+                            lambda: _to_response(view(api_request, **path_params), operation),
+                        )
+                    result = view(api_request, **path_params)
                 except DomainError as error:
                     logger.info(
                         "request refused",

@@ -106,6 +106,17 @@ def _operation(op: Operation) -> dict[str, Any]:
                 "schema": {"type": "string"},
             }
         )
+    if op.idempotent:
+        params.append(
+            {
+                "name": "Idempotency-Key",
+                "in": "header",
+                "required": False,
+                "description": "Retries with the same key and body get the first response "
+                "(header Idempotent-Replayed: true) and create nothing more",
+                "schema": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{8,100}$"},
+            }
+        )
     if params:
         out["parameters"] = params
     if op.request_schema:

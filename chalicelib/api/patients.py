@@ -21,6 +21,7 @@ CLINIC_OR_SELF = CLINIC_ROLES | {Role.PATIENT}
     status=201,
     errors=(400, 401, 403, 409, 413, 415),
     etag=True,
+    idempotent=True,
 )
 def create_patient(request: ApiRequest) -> ApiResponse:
     patient = services().patients.create(request.principal, request.body)

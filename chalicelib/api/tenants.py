@@ -22,6 +22,7 @@ EDITORS = {Role.OPERATOR, Role.ADMIN}
     status=201,
     errors=(400, 401, 403, 409, 413, 415),
     etag=True,
+    idempotent=True,
 )
 def create_tenant(request: ApiRequest) -> ApiResponse:
     tenant = services().tenants.create(request.principal, request.body)

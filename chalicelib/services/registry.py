@@ -5,8 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.patients import PatientService
+from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.tenants import TenantService
+from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.config import ConfigRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
 
@@ -15,9 +19,19 @@ from chalicelib.store.tenants import TenantRepository
 class Services:
     tenants: TenantService
     patients: PatientService
+    scheduling: SchedulingService
+    appointments: AppointmentService
 
 
 @cache
 def services() -> Services:
     tenants = TenantService(TenantRepository())
-    return Services(tenants=tenants, patients=PatientService(PatientRepository(), tenants))
+    patients = PatientRepository()
+    config = ConfigRepository()
+    appointments = AppointmentRepository()
+    return Services(
+        tenants=tenants,
+        patients=PatientService(patients, tenants),
+        scheduling=SchedulingService(config, appointments, tenants),
+        appointments=AppointmentService(appointments, config, patients, tenants),
+    )

@@ -10,6 +10,8 @@ from typing import Any
 
 from pynamodb.attributes import (
     MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
     UnicodeAttribute,
     VersionAttribute,
 )
@@ -82,7 +84,53 @@ class SmokeRunItem(_Base):
     recorded_at = UnicodeAttribute(attr_name="recorded_at")
 
 
-ALL_MODELS: tuple[type[Model], ...] = (TenantItem, PatientItem, UniqueClaim, SmokeRunItem)
+class ConfigItem(_Base):
+    """A tenant's configuration records: clinicians and schedules (PK `T#<t>#CONFIG`)."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    version = VersionAttribute(attr_name="version")
+
+
+class SlotCounter(_Base):
+    """How many patients a slot holds; created by its first booking. Capacity is enforced by the
+    condition `booked < capacity` on the same write that adds one."""
+
+    booked = NumberAttribute(null=True, attr_name="booked")
+    capacity = NumberAttribute(null=True, attr_name="capacity")
+
+
+class AppointmentItem(_Base):
+    doc = MapAttribute[str, Any](attr_name="doc")
+    version = VersionAttribute(attr_name="version")
+    gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_patient = LookupIndex()
+    by_day = ListingIndex()
+
+
+class IdempotencyItem(_Base):
+    """The first response to a request sent with an Idempotency-Key, replayed to its retries."""
+
+    fingerprint = UnicodeAttribute(attr_name="fingerprint")
+    state = UnicodeAttribute(attr_name="state")  # in_progress | complete
+    status = NumberAttribute(null=True, attr_name="status")
+    response = MapAttribute[str, Any](null=True, attr_name="response")
+    locked_until = NumberAttribute(attr_name="locked_until")
+    expires_at = TTLAttribute(attr_name="expires_at")
+
+
+ALL_MODELS: tuple[type[Model], ...] = (
+    TenantItem,
+    PatientItem,
+    UniqueClaim,
+    SmokeRunItem,
+    ConfigItem,
+    SlotCounter,
+    AppointmentItem,
+    IdempotencyItem,
+)
 _bound_to: Settings | None = None
 
 

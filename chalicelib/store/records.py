@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from pynamodb.exceptions import PynamoDBException
@@ -24,19 +25,28 @@ def is_condition_failure(exc: PynamoDBException) -> bool:
 
 def transaction_write() -> Any:
     """A TransactWrite on the bound table's connection."""
-    from pynamodb.connection import Connection
     from pynamodb.transactions import TransactWrite
 
     from chalicelib.store.models import PatientItem
 
     meta = PatientItem.Meta
-    return TransactWrite(
-        connection=Connection(region=meta.region, host=getattr(meta, "host", None))
-    )
+    return TransactWrite(connection=_connection(meta.region, getattr(meta, "host", None)))
+
+
+@cache
+def _connection(region: str, host: str | None) -> Any:
+    """One connection (one botocore client, which is thread-safe) per process: creating a client
+    loads the service model, ~80 ms, which no request should pay twice."""
+    from pynamodb.connection import Connection
+
+    return Connection(region=region, host=host)
 
 
 def failed_items(exc: Any) -> list[int]:
-    """Indexes of the transaction items whose condition failed (deletes come before puts)."""
+    """Indexes of the transaction items whose condition failed.
+
+    PynamoDB sends a transaction's items grouped, whatever order they were added in: condition
+    checks, then deletes, then puts, then updates. Indexes count in that order."""
     reasons = getattr(exc, "cancellation_reasons", None) or []
     return [
         i for i, r in enumerate(reasons) if r is not None and r.code == "ConditionalCheckFailed"

@@ -1,0 +1,68 @@
+"""Appointments: the statuses FHIR uses, which change is allowed when, and by whom."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from chalicelib.domain.common import Document
+from chalicelib.domain.errors import Conflict
+
+TYPES = ("first_visit", "follow_up", "procedure", "check_up")
+
+# FHIR Appointment.status values used here, and where each may go next.
+NEXT_STATUSES: dict[str, frozenset[str]] = {
+    "proposed": frozenset({"booked", "cancelled"}),
+    "booked": frozenset({"arrived", "fulfilled", "cancelled", "noshow"}),
+    "arrived": frozenset({"fulfilled"}),
+    "fulfilled": frozenset(),
+    "cancelled": frozenset(),
+    "noshow": frozenset(),
+}
+ACTIVE = frozenset({"proposed", "booked"})  # the slot is held; the journey runs
+
+
+def check_transition(appointment: Document, to: str) -> None:
+    current = appointment["status"]
+    if to not in NEXT_STATUSES[current]:
+        raise Conflict(
+            f"an appointment that is {current} cannot become {to}", code="invalid_status_change"
+        )
+
+
+def check_can_change_time(appointment: Document, now: datetime) -> None:
+    if appointment["status"] not in ACTIVE:
+        raise Conflict(
+            f"an appointment that is {appointment['status']} cannot be rescheduled",
+            code="invalid_status_change",
+        )
+    if datetime.fromisoformat(appointment["start"]) <= now:
+        raise Conflict("the appointment has already started", code="appointment_started")
+
+
+def check_noshow_allowed(appointment: Document, now: datetime) -> None:
+    check_transition(appointment, "noshow")
+    if datetime.fromisoformat(appointment["start"]) > now:
+        raise Conflict(
+            "a patient cannot miss an appointment that has not started yet",
+            code="appointment_not_started",
+        )
+
+
+def local_times(appointment: Document, tenant_zone: str, patient_zone: str) -> Document:
+    """Start and end as wall-clock times of the hospital and of the patient."""
+    start = datetime.fromisoformat(appointment["start"])
+    end = datetime.fromisoformat(appointment["end"])
+    shown: Document = {}
+    for who, zone_name in (("tenant", tenant_zone), ("patient", patient_zone)):
+        zone = ZoneInfo(zone_name)
+        shown[who] = {
+            "time_zone": zone_name,
+            "start": start.astimezone(zone).isoformat(),
+            "end": end.astimezone(zone).isoformat(),
+        }
+    return shown
+
+
+def is_upcoming(appointment: Document, now: datetime) -> bool:
+    return datetime.fromisoformat(appointment["end"]) > now

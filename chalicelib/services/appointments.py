@@ -1,0 +1,277 @@
+"""Booking and the life of an appointment, for patients (their own) and staff (their tenant's)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from chalicelib import clock
+from chalicelib.domain import appointments as rules
+from chalicelib.domain.access import (
+    CLINIC_ROLES,
+    Principal,
+    Role,
+    check_patient_visible,
+    require_role,
+    tenant_of,
+)
+from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
+from chalicelib.domain.errors import Forbidden, NotFound, invalid
+from chalicelib.domain.scheduling import Slot, find_slot
+from chalicelib.observability import count
+from chalicelib.services.tenants import TenantService
+from chalicelib.store.appointments import AppointmentExists, AppointmentRepository
+from chalicelib.store.config import ConfigRepository
+from chalicelib.store.patients import PatientRepository
+
+EVERYONE = CLINIC_ROLES | {Role.PATIENT}
+INTERNAL_FIELDS = ("patient_time_zone",)
+
+
+def appointment_id_for(principal: Principal, idempotency_key: str | None) -> str:
+    """A retried booking with the same Idempotency-Key maps to the same appointment id, so even
+    a retry after a crash cannot create a second appointment."""
+    if idempotency_key is None:
+        return "a-" + secrets.token_hex(8)
+    seed = f"{principal.tenant_id}|{principal.subject}|{idempotency_key}".encode()
+    return "a-" + hashlib.sha256(seed).hexdigest()[:16]
+
+
+class AppointmentService:
+    def __init__(
+        self,
+        appointments: AppointmentRepository,
+        config: ConfigRepository,
+        patients: PatientRepository,
+        tenants: TenantService,
+    ) -> None:
+        self._appointments = appointments
+        self._config = config
+        self._patients = patients
+        self._tenants = tenants
+
+    # -- presentation ------------------------------------------------------------------------
+    def present(self, doc: Document, tenant: Document) -> Document:
+        shown = {k: v for k, v in doc.items() if k not in INTERNAL_FIELDS}
+        shown["local"] = rules.local_times(
+            doc, tenant["time_zone"], str(doc.get("patient_time_zone") or tenant["time_zone"])
+        )
+        return shown
+
+    # -- reading -----------------------------------------------------------------------------
+    def _visible(self, principal: Principal, appointment_id: str) -> tuple[Document, Document]:
+        require_role(principal, EVERYONE)
+        tenant = self._tenants.require(tenant_of(principal))
+        found = (
+            self._appointments.get(tenant["id"], appointment_id)
+            if is_valid_id(appointment_id)
+            else None
+        )
+        if found is None or (
+            principal.role is Role.PATIENT and found["patient_id"] != principal.patient_id
+        ):
+            raise NotFound("appointment not found")
+        return tenant, found
+
+    def get(self, principal: Principal, appointment_id: str) -> Document:
+        tenant, found = self._visible(principal, appointment_id)
+        return self.present(found, tenant)
+
+    def for_patient(
+        self, principal: Principal, patient_id: str | None, when: str | None
+    ) -> list[Document]:
+        require_role(principal, EVERYONE)
+        patient_id = patient_id or principal.patient_id
+        if patient_id is None:
+            raise Forbidden("name the patient")
+        check_patient_visible(principal, patient_id)
+        if when not in (None, "upcoming", "past"):
+            raise invalid("when", "is upcoming or past")
+        tenant = self._tenants.require(tenant_of(principal))
+        now = utc_iso(clock.now())
+        if when == "past":
+            found = self._appointments.for_patient(
+                tenant["id"], patient_id, before=now, newest_first=True
+            )
+        else:
+            found = self._appointments.for_patient(tenant["id"], patient_id, after=now)
+        return [self.present(doc, tenant) for doc in found]
+
+    def day_list(
+        self, principal: Principal, department: str, local_date: str | None
+    ) -> list[Document]:
+        require_role(principal, CLINIC_ROLES)
+        tenant = self._tenants.require(tenant_of(principal))
+        if department not in {d["id"] for d in tenant["departments"]}:
+            raise NotFound("department not found")
+        day = local_date or clock.now().astimezone(ZoneInfo(tenant["time_zone"])).date().isoformat()
+        try:
+            datetime.fromisoformat(day)
+        except ValueError as exc:
+            raise invalid("date", "is a date such as 2027-03-01") from exc
+        found = self._appointments.for_department_day(tenant["id"], department, day)
+        return [self.present(doc, tenant) for doc in found]
+
+    # -- booking -----------------------------------------------------------------------------
+    def _slot(
+        self, tenant: Document, body: Document, appointment_type: str
+    ) -> tuple[Slot, Document]:
+        ref = body["slot"]
+        schedule = self._config.get(tenant["id"], "SCHEDULE", ref["schedule_id"])
+        if schedule is None:
+            raise invalid("$.slot.schedule_id", "no such schedule")
+        start = parse_timestamp("$.slot.start", ref["start"])
+        slot = find_slot(schedule, ZoneInfo(tenant["time_zone"]), start)
+        if slot is None:
+            raise invalid("$.slot.start", "the schedule offers no slot starting then")
+        if slot.start <= clock.now():
+            raise invalid("$.slot.start", "is in the past")
+        if appointment_type not in schedule.get("appointment_types", rules.TYPES):
+            raise invalid("$.type", "this schedule does not take this type of appointment")
+        return slot, schedule
+
+    def _local_date(self, slot_start: str, tenant: Document) -> str:
+        zone = ZoneInfo(tenant["time_zone"])
+        return datetime.fromisoformat(slot_start).astimezone(zone).date().isoformat()
+
+    def book(self, principal: Principal, body: Document, idempotency_key: str | None) -> Document:
+        require_role(principal, EVERYONE)
+        tenant = self._tenants.require(tenant_of(principal))
+        if principal.role is Role.PATIENT:
+            if body.get("patient_id", principal.patient_id) != principal.patient_id:
+                raise Forbidden("a patient books for themselves")
+            patient_id = principal.patient_id
+        elif "patient_id" not in body:
+            raise invalid("$.patient_id", "is required when staff book for a patient")
+        else:
+            patient_id = body["patient_id"]
+        patient = self._patients.get(tenant["id"], str(patient_id)) if patient_id else None
+        if patient is None:
+            raise invalid("$.patient_id", "no such patient")
+        slot, _ = self._slot(tenant, body, body["type"])
+        now_iso = utc_iso(clock.now())
+        doc: Document = {
+            "id": appointment_id_for(principal, idempotency_key),
+            "patient_id": patient["id"],
+            "department": slot.department,
+            "clinician": slot.clinician,
+            "schedule_id": slot.schedule_id,
+            "type": body["type"],
+            "location": slot.location,
+            "start": utc_iso(slot.start),
+            "end": utc_iso(slot.end),
+            "status": "booked",
+            "patient_response": "pending",
+            "journey_version": 1,
+            "patient_time_zone": patient["time_zone"],
+            "booked_by": principal.role.value,
+            "created_at": now_iso,
+            "updated_at": now_iso,
+        }
+        if "notes_for_patient" in body:
+            doc["notes_for_patient"] = body["notes_for_patient"]
+        try:
+            saved = self._appointments.book(
+                tenant["id"], doc, self._local_date(doc["start"], tenant), slot.capacity
+            )
+        except AppointmentExists:
+            # The same Idempotency-Key again (after the first response was lost): same result.
+            existing = self._appointments.get(tenant["id"], doc["id"])
+            if existing is None or existing["patient_id"] != doc["patient_id"]:
+                raise
+            return self.present(existing, tenant)
+        count("AppointmentBooked")
+        return self.present(saved, tenant)
+
+    # -- changes -----------------------------------------------------------------------------
+    def _change(
+        self, principal: Principal, appointment_id: str, roles: frozenset[Role]
+    ) -> tuple[Document, Document]:
+        require_role(principal, roles)
+        return self._visible(principal, appointment_id)
+
+    def confirm(self, principal: Principal, appointment_id: str) -> Document:
+        tenant, current = self._change(principal, appointment_id, EVERYONE)
+        if current["status"] not in rules.ACTIVE:
+            rules.check_transition(current, "booked")
+        changed = {
+            **current,
+            "status": "booked",
+            "patient_response": "confirmed",
+            "updated_at": utc_iso(clock.now()),
+        }
+        saved = self._appointments.save(
+            tenant["id"], current, changed, self._local_date(current["start"], tenant)
+        )
+        return self.present(saved, tenant)
+
+    def cancel(self, principal: Principal, appointment_id: str) -> Document:
+        tenant, current = self._change(principal, appointment_id, EVERYONE)
+        rules.check_transition(current, "cancelled")
+        changed = {
+            **current,
+            "status": "cancelled",
+            "updated_at": utc_iso(clock.now()),
+            "cancelled_by": principal.role.value,
+        }
+        if principal.role is Role.PATIENT:
+            changed["patient_response"] = "declined"
+        saved = self._appointments.release(
+            tenant["id"], current, changed, self._local_date(current["start"], tenant)
+        )
+        count("AppointmentCancelled")
+        return self.present(saved, tenant)
+
+    def reschedule(self, principal: Principal, appointment_id: str, body: Document) -> Document:
+        tenant, current = self._change(principal, appointment_id, EVERYONE)
+        rules.check_can_change_time(current, clock.now())
+        slot, _ = self._slot(tenant, body, current["type"])
+        if slot.department != current["department"]:
+            raise invalid("$.slot.schedule_id", "rescheduling stays in the same department")
+        if utc_iso(slot.start) == current["start"] and slot.schedule_id == current["schedule_id"]:
+            raise invalid("$.slot", "is the appointment's current slot")
+        changed = {
+            **current,
+            "schedule_id": slot.schedule_id,
+            "clinician": slot.clinician,
+            "location": slot.location,
+            "start": utc_iso(slot.start),
+            "end": utc_iso(slot.end),
+            "status": "booked",
+            "patient_response": "pending",
+            "journey_version": current["journey_version"] + 1,
+            "updated_at": utc_iso(clock.now()),
+        }
+        saved = self._appointments.move(
+            tenant["id"],
+            current,
+            changed,
+            self._local_date(changed["start"], tenant),
+            slot.capacity,
+        )
+        count("AppointmentRescheduled")
+        return self.present(saved, tenant)
+
+    def _set_status(self, principal: Principal, appointment_id: str, status: str) -> Document:
+        tenant, current = self._change(principal, appointment_id, CLINIC_ROLES)
+        if status == "noshow":
+            rules.check_noshow_allowed(current, clock.now())
+        else:
+            rules.check_transition(current, status)
+        changed = {**current, "status": status, "updated_at": utc_iso(clock.now())}
+        saved = self._appointments.save(
+            tenant["id"], current, changed, self._local_date(current["start"], tenant)
+        )
+        count(f"Appointment{status.capitalize()}")
+        return self.present(saved, tenant)
+
+    def check_in(self, principal: Principal, appointment_id: str) -> Document:
+        return self._set_status(principal, appointment_id, "arrived")
+
+    def fulfil(self, principal: Principal, appointment_id: str) -> Document:
+        return self._set_status(principal, appointment_id, "fulfilled")
+
+    def no_show(self, principal: Principal, appointment_id: str) -> Document:
+        return self._set_status(principal, appointment_id, "noshow")

@@ -1,0 +1,142 @@
+"""Clinicians, schedules and free slots."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time
+from zoneinfo import ZoneInfo
+
+from chalicelib import clock
+from chalicelib.domain import scheduling as rules
+from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
+from chalicelib.domain.appointments import TYPES
+from chalicelib.domain.common import Document, is_valid_id, utc_iso
+from chalicelib.domain.errors import NotFound, invalid
+from chalicelib.services.tenants import TenantService
+from chalicelib.services.versions import check_expected_version
+from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.config import ConfigRepository
+
+ADMINS = frozenset({Role.ADMIN})
+EVERYONE = CLINIC_ROLES | {Role.PATIENT}
+
+
+def parse_moment(name: str, raw: str | None, zone: ZoneInfo) -> datetime:
+    """A query bound: a date (midnight at the hospital) or a date-time with an offset."""
+    if not raw:
+        raise invalid(name, "is required (a date such as 2027-03-01, or a date-time)")
+    try:
+        if len(raw) == 10:
+            return datetime.combine(datetime.fromisoformat(raw).date(), time(0), tzinfo=zone)
+        moment = datetime.fromisoformat(raw)
+    except ValueError as exc:
+        raise invalid(name, "is not an ISO-8601 date or date-time") from exc
+    if moment.tzinfo is None:
+        raise invalid(name, "needs a time zone offset or Z")
+    return moment.astimezone(UTC)
+
+
+class SchedulingService:
+    def __init__(
+        self, config: ConfigRepository, appointments: AppointmentRepository, tenants: TenantService
+    ) -> None:
+        self._config = config
+        self._appointments = appointments
+        self._tenants = tenants
+
+    def _put(
+        self, principal: Principal, kind: str, record_id: str, body: Document, if_match: str | None
+    ) -> tuple[Document, Document]:
+        require_role(principal, ADMINS)
+        if not is_valid_id(record_id):
+            raise invalid(f"{kind.lower()}_id", "use 2 to 40 lowercase letters, digits or -")
+        tenant = self._tenants.require(tenant_of(principal))
+        current = self._config.get(tenant["id"], kind, record_id)
+        if current is not None:
+            check_expected_version(current, if_match)
+        now_iso = utc_iso(clock.now())
+        doc = {
+            **body,
+            "id": record_id,
+            "updated_at": now_iso,
+            "created_at": current["created_at"] if current else now_iso,
+        }
+        return tenant, {"doc": doc, "version": current["version"] if current else None}
+
+    def put_clinician(
+        self, principal: Principal, clinician_id: str, body: Document, if_match: str | None
+    ) -> Document:
+        tenant, draft = self._put(principal, "CLINICIAN", clinician_id, body, if_match)
+        if body["department"] not in {d["id"] for d in tenant["departments"]}:
+            raise invalid("$.department", "is not a department of this hospital")
+        return self._config.put(tenant["id"], "CLINICIAN", draft["doc"], draft["version"])
+
+    def put_schedule(
+        self, principal: Principal, schedule_id: str, body: Document, if_match: str | None
+    ) -> Document:
+        tenant, draft = self._put(principal, "SCHEDULE", schedule_id, body, if_match)
+        clinician = self._config.get(tenant["id"], "CLINICIAN", body["clinician"])
+        rules.check_schedule(body, tenant, clinician["department"] if clinician else None)
+        return self._config.put(tenant["id"], "SCHEDULE", draft["doc"], draft["version"])
+
+    def records(self, principal: Principal, kind: str) -> list[Document]:
+        require_role(principal, CLINIC_ROLES)
+        return self._config.records(tenant_of(principal), kind)
+
+    def schedule(self, principal: Principal, schedule_id: str) -> Document:
+        require_role(principal, CLINIC_ROLES)
+        found = (
+            self._config.get(tenant_of(principal), "SCHEDULE", schedule_id)
+            if is_valid_id(schedule_id)
+            else None
+        )
+        if found is None:
+            raise NotFound("schedule not found")
+        return found
+
+    def free_slots(
+        self,
+        principal: Principal,
+        department: str | None,
+        start_raw: str | None,
+        end_raw: str | None,
+        appointment_type: str | None,
+    ) -> list[Document]:
+        require_role(principal, EVERYONE)
+        tenant = self._tenants.require(tenant_of(principal))
+        zone = ZoneInfo(tenant["time_zone"])
+        if department is None or department not in {d["id"] for d in tenant["departments"]}:
+            raise invalid("department", "is not a department of this hospital")
+        if appointment_type is not None and appointment_type not in TYPES:
+            raise invalid("type", f"is one of {', '.join(TYPES)}")
+        start, end = parse_moment("from", start_raw, zone), parse_moment("to", end_raw, zone)
+        rules.check_range(start, end)
+        start = max(start, clock.now())
+        if start >= end:
+            return []
+        schedules = [
+            s
+            for s in self._config.records(tenant["id"], "SCHEDULE")
+            if s["department"] == department
+            and (appointment_type is None or appointment_type in s.get("appointment_types", TYPES))
+        ]
+        taken = self._appointments.booked_counts(
+            tenant["id"], department, utc_iso(start), utc_iso(end)
+        )
+        free = []
+        for schedule in schedules:
+            for slot in rules.slots_between(schedule, zone, start, end):
+                remaining = slot.capacity - taken.get((utc_iso(slot.start), slot.schedule_id), 0)
+                if remaining > 0:
+                    free.append(
+                        {
+                            "schedule_id": slot.schedule_id,
+                            "department": slot.department,
+                            "clinician": slot.clinician,
+                            "location": slot.location,
+                            "start": utc_iso(slot.start),
+                            "end": utc_iso(slot.end),
+                            "local_start": slot.start.astimezone(zone).isoformat(),
+                            "remaining": remaining,
+                        }
+                    )
+        return sorted(free, key=lambda s: (s["start"], s["schedule_id"]))

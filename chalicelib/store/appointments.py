@@ -1,0 +1,212 @@
+"""Appointments and the slot counters they hold. See README.md for keys and access patterns.
+
+Every change that takes or frees a place in a slot is one TransactWrite with the appointment
+itself, so a slot can never be overbooked and a place is never lost or held twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
+
+from chalicelib.domain.common import Document
+from chalicelib.domain.errors import Conflict
+from chalicelib.settings import get_settings
+from chalicelib.store.errors import concurrent_change, version_conflict
+from chalicelib.store.keys import (
+    APPOINTMENT_SK,
+    appointment_pk,
+    department_day_pk,
+    patient_appointments_pk,
+    slots_pk,
+)
+from chalicelib.store.models import AppointmentItem, SlotCounter, bind_models
+from chalicelib.store.records import as_document, failed_items, raced, transaction_write
+
+
+class SlotFull(Conflict):
+    pass
+
+
+class AppointmentExists(Conflict):
+    pass
+
+
+def slot_sk(start: str, schedule_id: str) -> str:
+    return f"{start}#{schedule_id}"
+
+
+def _to_doc(item: AppointmentItem) -> Document:
+    return {**as_document(item.doc), "version": item.version}
+
+
+def _item(tenant_id: str, doc: Document, local_date: str, version: int | None) -> AppointmentItem:
+    body = {k: v for k, v in doc.items() if k not in ("version", "local")}
+    item = AppointmentItem(
+        appointment_pk(tenant_id, doc["id"]), APPOINTMENT_SK, entity="appointment", doc=body
+    )
+    if version is not None:
+        item.version = version
+    item.gsi1pk = patient_appointments_pk(tenant_id, doc["patient_id"])
+    item.gsi1sk = f"{doc['start']}#{doc['id']}"
+    item.gsi2pk = department_day_pk(tenant_id, doc["department"], local_date)
+    item.gsi2sk = f"{doc['start']}#{doc['id']}"
+    return item
+
+
+def _counter(tenant_id: str, department: str, start: str, schedule_id: str) -> SlotCounter:
+    return SlotCounter(slots_pk(tenant_id, department), slot_sk(start, schedule_id), entity="slot")
+
+
+class AppointmentRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
+    def get(self, tenant_id: str, appointment_id: str) -> Document | None:
+        try:
+            return _to_doc(
+                AppointmentItem.get(appointment_pk(tenant_id, appointment_id), APPOINTMENT_SK)
+            )
+        except DoesNotExist:
+            return None
+
+    def booked_counts(
+        self, tenant_id: str, department: str, start: str, end: str
+    ) -> dict[tuple[str, str], int]:
+        """(start, schedule id) → places taken, for slots starting in [start, end)."""
+        counters = SlotCounter.query(
+            slots_pk(tenant_id, department), SlotCounter.sk.between(start, f"{end}#")
+        )
+        taken: dict[tuple[str, str], int] = {}
+        for counter in counters:
+            slot_start, schedule_id = counter.sk.split("#", 1)
+            if slot_start < end:
+                taken[(slot_start, schedule_id)] = int(counter.booked or 0)
+        return taken
+
+    def book(self, tenant_id: str, doc: Document, local_date: str, capacity: int) -> Document:
+        item = _item(tenant_id, doc, local_date, version=None)
+        try:
+            with transaction_write() as tx:
+                self._take(tx, tenant_id, doc, capacity)
+                tx.save(item, condition=AppointmentItem.pk.does_not_exist())
+        except TransactWriteError as exc:
+            # Sent as [put appointment, take place]: puts go before updates.
+            self._raise_for(
+                exc,
+                take_index=1,
+                appointment_index=0,
+                appointment_failed=AppointmentExists(
+                    "the appointment exists already", code="appointment_exists"
+                ),
+            )
+        return _to_doc(item)
+
+    def move(
+        self, tenant_id: str, previous: Document, doc: Document, local_date: str, capacity: int
+    ) -> Document:
+        """Reschedule: free the old place and take the new one in one transaction."""
+        item = _item(tenant_id, doc, local_date, version=previous["version"])
+        try:
+            with transaction_write() as tx:
+                self._free(tx, tenant_id, previous)
+                self._take(tx, tenant_id, doc, capacity)
+                tx.save(item)
+        except TransactWriteError as exc:
+            # Sent as [put appointment, free old place, take new place].
+            self._raise_for(exc, take_index=2, appointment_index=0)
+        return _to_doc(item)
+
+    def release(
+        self, tenant_id: str, previous: Document, doc: Document, local_date: str
+    ) -> Document:
+        """Cancel: the appointment changes and its place is freed, together."""
+        item = _item(tenant_id, doc, local_date, version=previous["version"])
+        try:
+            with transaction_write() as tx:
+                self._free(tx, tenant_id, previous)
+                tx.save(item)
+        except TransactWriteError as exc:
+            self._raise_for(exc, take_index=None, appointment_index=0)
+        return _to_doc(item)
+
+    def save(self, tenant_id: str, previous: Document, doc: Document, local_date: str) -> Document:
+        """A change that keeps the place (confirmation, check-in, no-show, fulfilled)."""
+        item = _item(tenant_id, doc, local_date, version=previous["version"])
+        try:
+            with transaction_write() as tx:
+                tx.save(item)
+        except TransactWriteError as exc:
+            self._raise_for(exc, take_index=None, appointment_index=0)
+        return _to_doc(item)
+
+    def for_patient(
+        self,
+        tenant_id: str,
+        patient_id: str,
+        *,
+        after: str | None = None,
+        before: str | None = None,
+        limit: int = 50,
+        newest_first: bool = False,
+    ) -> list[Document]:
+        condition: Any = None
+        if after is not None:
+            condition = AppointmentItem.gsi1sk > after
+        elif before is not None:
+            condition = AppointmentItem.gsi1sk < before
+        items = AppointmentItem.by_patient.query(
+            patient_appointments_pk(tenant_id, patient_id),
+            condition,
+            limit=limit,
+            scan_index_forward=not newest_first,
+        )
+        return [_to_doc(item) for item in items]
+
+    def for_department_day(
+        self, tenant_id: str, department: str, local_date: str
+    ) -> list[Document]:
+        items = AppointmentItem.by_day.query(department_day_pk(tenant_id, department, local_date))
+        return [_to_doc(item) for item in items]
+
+    @staticmethod
+    def _take(tx: Any, tenant_id: str, doc: Document, capacity: int) -> None:
+        tx.update(
+            _counter(tenant_id, doc["department"], doc["start"], doc["schedule_id"]),
+            actions=[
+                SlotCounter.booked.add(1),
+                SlotCounter.capacity.set(capacity),
+                SlotCounter.entity.set("slot"),
+            ],
+            condition=SlotCounter.booked.does_not_exist() | (SlotCounter.booked < capacity),
+        )
+
+    @staticmethod
+    def _free(tx: Any, tenant_id: str, previous: Document) -> None:
+        tx.update(
+            _counter(tenant_id, previous["department"], previous["start"], previous["schedule_id"]),
+            actions=[SlotCounter.booked.add(-1)],
+            condition=SlotCounter.booked > 0,
+        )
+
+    @staticmethod
+    def _raise_for(
+        exc: TransactWriteError,
+        *,
+        take_index: int | None,
+        appointment_index: int,
+        appointment_failed: Conflict | None = None,
+    ) -> None:
+        """Translate a cancelled transaction by which of its items failed."""
+        if raced(exc):
+            raise concurrent_change() from exc
+        failed: Iterable[int] = failed_items(exc)
+        if take_index is not None and take_index in failed:
+            raise SlotFull(
+                "that slot has just been taken; choose another", code="slot_full"
+            ) from exc
+        if appointment_index in failed:
+            raise (appointment_failed or version_conflict()) from exc
+        raise exc

@@ -1,0 +1,54 @@
+"""A tenant's configuration: clinicians and schedules, one small partition per tenant."""
+
+from __future__ import annotations
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from chalicelib.domain.common import Document
+from chalicelib.settings import get_settings
+from chalicelib.store.errors import version_conflict
+from chalicelib.store.keys import config_pk
+from chalicelib.store.models import ConfigItem, bind_models
+from chalicelib.store.records import as_document, is_condition_failure
+
+KINDS = ("CLINICIAN", "SCHEDULE")
+
+
+def _to_doc(item: ConfigItem) -> Document:
+    return {**as_document(item.doc), "version": item.version}
+
+
+class ConfigRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
+    def get(self, tenant_id: str, kind: str, record_id: str) -> Document | None:
+        try:
+            return _to_doc(ConfigItem.get(config_pk(tenant_id), f"{kind}#{record_id}"))
+        except DoesNotExist:
+            return None
+
+    def records(self, tenant_id: str, kind: str) -> list[Document]:
+        items = ConfigItem.query(config_pk(tenant_id), ConfigItem.sk.startswith(f"{kind}#"))
+        return [_to_doc(item) for item in items]
+
+    def put(
+        self, tenant_id: str, kind: str, doc: Document, expected_version: int | None
+    ) -> Document:
+        """Create (expected_version None) or replace the version the caller read."""
+        body = {k: v for k, v in doc.items() if k != "version"}
+        item = ConfigItem(
+            config_pk(tenant_id), f"{kind}#{doc['id']}", entity=kind.lower(), doc=body
+        )
+        if expected_version is not None:
+            item.version = expected_version
+        try:
+            if expected_version is None:
+                item.save(condition=ConfigItem.pk.does_not_exist())
+            else:
+                item.save()
+        except PutError as exc:
+            if is_condition_failure(exc):
+                raise version_conflict() from exc
+            raise
+        return _to_doc(item)

@@ -1,0 +1,135 @@
+"""Makes moto's DynamoDB transactions behave like DynamoDB's: atomic and isolated under
+concurrency, and cheap.
+
+moto's own `transact_write_items` deep-copies every table a transaction touches (all items, for
+a rollback) and takes no lock. With the threaded server that is both slow, growing with the
+table, and wrong: concurrent transactions crash inside the copy, and a rollback can put back a
+whole table over another request's write. Here a transaction runs under one lock shared with
+the single-item writes, checks every condition before it writes anything, and keeps a copy of
+only the items it changes.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable
+from typing import Any
+
+_WRITES = threading.RLock()
+_OPS = ("ConditionCheck", "Put", "Delete", "Update")
+Step = tuple[str, dict[str, Any], dict[str, Any], Any]  # op type, op, key, item before
+Reason = tuple[str | None, str | None, Any]
+
+
+def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
+    def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+        with _WRITES:
+            return method(self, *args, **kwargs)
+
+    call.__name__ = method.__name__
+    return call
+
+
+def _key(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        return dict(op["Key"])
+    table = backend.get_table(op["TableName"])
+    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+    return key
+
+
+def _check(backend: Any, transact_items: list[dict[str, Any]]) -> tuple[list[Step], list[Reason]]:
+    """Evaluate every condition against the current items; write nothing."""
+    from moto.dynamodb.comparisons import get_filter_expression
+    from moto.dynamodb.exceptions import (
+        ConditionalCheckFailed,
+        MultipleTransactionsException,
+        TransactWriteSingleOpException,
+    )
+
+    seen: set[tuple[str, str]] = set()
+    steps: list[Step] = []
+    reasons: list[Reason] = []
+    for entry in transact_items:
+        if len(entry) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(entry.items()))
+        if op_type not in _OPS:
+            raise ValueError("Unsupported transaction operation")
+        key = _key(backend, op_type, op)
+        identity = (op["TableName"], str(dict(sorted(key.items()))))
+        if identity in seen:
+            raise MultipleTransactionsException()
+        seen.add(identity)
+        current = backend.get_item(op["TableName"], key)
+        condition = op.get("ConditionExpression")
+        names, values = op.get("ExpressionAttributeNames"), op.get("ExpressionAttributeValues")
+        if condition and not get_filter_expression(condition, names, values).expr(current):
+            wants_old = op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD"
+            old = current.to_json()["Attributes"] if current and wants_old else None
+            reasons.append(("ConditionalCheckFailed", ConditionalCheckFailed().message, old))
+            continue
+        reasons.append((None, None, None))
+        steps.append((op_type, op, key, copy.deepcopy(current)))
+    return steps, reasons
+
+
+def _write(backend: Any, steps: list[Step], size: int) -> None:
+    """Apply the checked steps; if one fails, put the changed items back as they were."""
+    from moto.dynamodb.exceptions import TransactionCanceledException
+
+    done: list[tuple[str, dict[str, Any], Any]] = []
+    try:
+        for op_type, op, key, before in steps:
+            table_name = op["TableName"]
+            if op_type == "Put":
+                backend.put_item(table_name, op["Item"])
+            elif op_type == "Delete":
+                backend.delete_item(table_name, key)
+            elif op_type == "Update":
+                backend.update_item(
+                    table_name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=op.get("ExpressionAttributeNames"),
+                    expression_attribute_values=op.get("ExpressionAttributeValues"),
+                )
+            if op_type != "ConditionCheck":
+                done.append((table_name, key, before))
+    except Exception as failure:
+        for table_name, key, before in reversed(done):
+            if before is None:
+                backend.delete_item(table_name, key)
+            else:
+                backend.put_item(table_name, before.to_json()["Attributes"])
+        reasons: list[Reason] = [(None, None, None)] * size
+        reasons[len(done)] = (type(failure).__name__, str(failure), None)
+        raise TransactionCanceledException(reasons) from failure
+
+
+def install() -> None:
+    from moto.dynamodb.exceptions import (
+        TooManyTransactionsException,
+        TransactionCanceledException,
+    )
+    from moto.dynamodb.models import DynamoDBBackend
+
+    if getattr(DynamoDBBackend, "_careloop_hooked", False):
+        return
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        if len(transact_items) > 100:
+            raise TooManyTransactionsException()
+        with _WRITES:
+            steps, reasons = _check(self, transact_items)
+            if any(code is not None for code, _, _ in reasons):
+                raise TransactionCanceledException(reasons)
+            _write(self, steps, len(transact_items))
+
+    for name in ("put_item", "update_item", "delete_item", "batch_write_item"):
+        setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
+    DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    DynamoDBBackend._careloop_hooked = True  # type: ignore[attr-defined]
