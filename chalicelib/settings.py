@@ -20,6 +20,11 @@ class Settings:
     jwks_url: str
     aws_endpoint_url: str | None
     max_body_bytes: int
+    appointment_journey_arn: str
+    staff_topic_arn: str
+    events_topic_arn: str
+    sender_email: str
+    app_link_base: str
 
     @property
     def is_local(self) -> bool:
@@ -47,4 +52,10 @@ def get_settings() -> Settings:
         jwks_url=os.environ.get("JWKS_URL") or f"{issuer}/.well-known/jwks.json",
         aws_endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None,
         max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", "65536")),
+        # Journeys and messaging; empty where a function does not need them.
+        appointment_journey_arn=os.environ.get("APPOINTMENT_JOURNEY_ARN", ""),
+        staff_topic_arn=os.environ.get("STAFF_TOPIC_ARN", ""),
+        events_topic_arn=os.environ.get("EVENTS_TOPIC_ARN", ""),
+        sender_email=os.environ.get("SENDER_EMAIL", ""),
+        app_link_base=os.environ.get("APP_LINK_BASE", "https://app.careloop.example").rstrip("/"),
     )

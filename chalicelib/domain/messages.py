@@ -1,0 +1,183 @@
+"""What a journey step says, per channel and language, rendered by a sandboxed template engine.
+
+SMS carries the minimum a patient needs (first name, time, place): no department, no notes, no
+diagnosis. Email and push may say more. Templates can use only the fields in FIELDS; a template
+that names another is rejected when it is checked, not when a message is due.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from chalicelib.domain.errors import invalid
+
+FIELDS = frozenset(
+    {"clinic", "first_name", "date", "time", "location", "department", "notes", "link", "keywords"}
+)
+SMS_FIELDS = frozenset({"clinic", "first_name", "date", "time", "location", "link", "keywords"})
+CHANNELS = ("sms", "push", "email")
+
+# The product's own wording; tenants may override per step, channel and language.
+DEFAULT_TEMPLATES: dict[tuple[str, str, str], str] = {
+    (
+        "confirmation",
+        "sms",
+        "zh-CN",
+    ): "{{clinic}}：{{first_name}}您好，您已预约{{date}} {{time}}，地点{{location}}。"
+    "回复C确认，N取消，R改约。{{link}}",
+    (
+        "confirmation",
+        "sms",
+        "en",
+    ): "{{clinic}}: Hi {{first_name}}, you are booked for {{date}} {{time}} at {{location}}. "
+    "Reply C to confirm, N to cancel, R to reschedule. {{link}}",
+    (
+        "reminder",
+        "sms",
+        "zh-CN",
+    ): "{{clinic}}提醒：{{first_name}}您好，您的预约在{{date}} {{time}}，地点{{location}}。"
+    "回复C确认，N取消，R改约。",
+    (
+        "reminder",
+        "sms",
+        "en",
+    ): "{{clinic}} reminder: {{first_name}}, your appointment is {{date}} {{time}} at "
+    "{{location}}. Reply C to confirm, N to cancel, R to reschedule.",
+    (
+        "noshow_followup",
+        "sms",
+        "zh-CN",
+    ): "{{clinic}}：{{first_name}}您好，您今天未能就诊。如需重新预约请点击 {{link}}",
+    (
+        "noshow_followup",
+        "sms",
+        "en",
+    ): "{{clinic}}: {{first_name}}, we missed you today. Book a new time here: {{link}}",
+    (
+        "confirmation",
+        "email",
+        "zh-CN",
+    ): "<p>{{first_name}}您好：</p>"
+    "<p>您已预约{{department}}，时间{{date}} {{time}}，地点{{location}}。</p>"
+    "{% if notes %}<p>就诊须知：{{notes}}</p>{% endif %}<p>确认、取消或改约：{{link}}</p>",
+    (
+        "confirmation",
+        "email",
+        "en",
+    ): "<p>Dear {{first_name}},</p><p>Your {{department}} appointment is on {{date}} at "
+    "{{time}}, {{location}}.</p>{% if notes %}<p>Before you come: {{notes}}</p>{% endif %}"
+    "<p>Confirm, cancel or reschedule: {{link}}</p>",
+    (
+        "reminder",
+        "email",
+        "zh-CN",
+    ): "<p>{{first_name}}您好：</p>"
+    "<p>提醒您{{date}} {{time}}在{{location}}就诊（{{department}}）。</p>"
+    "{% if notes %}<p>就诊须知：{{notes}}</p>{% endif %}<p>{{link}}</p>",
+    (
+        "reminder",
+        "email",
+        "en",
+    ): "<p>Dear {{first_name}},</p><p>A reminder of your {{department}} appointment on "
+    "{{date}} at {{time}}, {{location}}.</p>{% if notes %}<p>Before you come: {{notes}}</p>"
+    "{% endif %}<p>{{link}}</p>",
+    (
+        "noshow_followup",
+        "email",
+        "zh-CN",
+    ): "<p>{{first_name}}您好：</p><p>您今天未能来{{department}}就诊。重新预约：{{link}}</p>",
+    (
+        "noshow_followup",
+        "email",
+        "en",
+    ): "<p>Dear {{first_name}},</p><p>We missed you at {{department}} today. "
+    "Book a new time: {{link}}</p>",
+    ("confirmation", "push", "zh-CN"): "已预约{{date}} {{time}}，{{location}}",
+    ("confirmation", "push", "en"): "Booked: {{date}} {{time}}, {{location}}",
+    ("reminder", "push", "zh-CN"): "就诊提醒：{{date}} {{time}}，{{location}}",
+    ("reminder", "push", "en"): "Reminder: {{date}} {{time}}, {{location}}",
+    ("noshow_followup", "push", "zh-CN"): "您今天未能就诊，点此重新预约",
+    ("noshow_followup", "push", "en"): "We missed you today. Tap to book a new time",
+}
+SUBJECTS = {
+    ("confirmation", "zh-CN"): "{{clinic}}：预约确认",
+    ("confirmation", "en"): "{{clinic}}: booked",
+    ("reminder", "zh-CN"): "{{clinic}}：就诊提醒",
+    ("reminder", "en"): "{{clinic}}: reminder",
+    ("noshow_followup", "zh-CN"): "{{clinic}}：重新预约",
+    ("noshow_followup", "en"): "{{clinic}}: book again",
+}
+
+# GSM 03.38 basic set (extension characters count twice).
+_GSM7 = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?¡ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+    "ÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = frozenset("^{}\\[~]|€")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    body: str
+    subject: str | None
+    encoding: str | None = None  # SMS only: GSM-7 or UCS-2
+    segments: int | None = None
+
+
+def template_kind(step: str) -> str:
+    """reminder_7d, reminder_2h ... share the reminder wording."""
+    return "reminder" if step.startswith("reminder_") else step
+
+
+def sms_segments(text: str) -> tuple[str, int]:
+    if all(ch in _GSM7 or ch in _GSM7_EXTENDED for ch in text):
+        units = sum(2 if ch in _GSM7_EXTENDED else 1 for ch in text)
+        return "GSM-7", 1 if units <= 160 else math.ceil(units / 153)
+    units = sum(2 if ord(ch) > 0xFFFF else 1 for ch in text)  # UTF-16 code units
+    return "UCS-2", 1 if units <= 70 else math.ceil(units / 67)
+
+
+@cache
+def _environment(autoescape: bool) -> Any:
+    from jinja2 import StrictUndefined
+    from jinja2.sandbox import SandboxedEnvironment
+
+    return SandboxedEnvironment(undefined=StrictUndefined, autoescape=autoescape)
+
+
+def check_template(source: str, channel: str) -> None:
+    """Reject, when saved, a template that would fail or leak at send time."""
+    from jinja2 import TemplateSyntaxError, meta
+
+    try:
+        names = meta.find_undeclared_variables(_environment(channel == "email").parse(source))
+    except TemplateSyntaxError as exc:
+        raise invalid("$.body", f"template syntax: {exc.message}") from exc
+    allowed = SMS_FIELDS if channel == "sms" else FIELDS
+    unknown = sorted(names - allowed)
+    if unknown:
+        raise invalid("$.body", f"unknown field(s) for {channel}: {', '.join(unknown)}")
+
+
+def render(
+    step: str, channel: str, language: str, fields: dict[str, Any], override: str | None = None
+) -> Rendered:
+    kind = template_kind(step)
+    lang = (
+        language
+        if (kind, channel, language) in DEFAULT_TEMPLATES
+        else ("zh-CN" if language.startswith("zh") else "en")
+    )
+    source = override or DEFAULT_TEMPLATES[(kind, channel, lang)]
+    visible = {k: v for k, v in fields.items() if channel != "sms" or k in SMS_FIELDS}
+    body = _environment(channel == "email").from_string(source).render(**visible)
+    subject = None
+    if channel in ("email", "push"):
+        subject = _environment(False).from_string(SUBJECTS[(kind, lang)]).render(**visible)
+    if channel == "sms":
+        encoding, segments = sms_segments(body)
+        return Rendered(body, None, encoding, segments)
+    return Rendered(body, subject)
