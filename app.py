@@ -7,6 +7,7 @@ from chalice.app import Chalice, ConvertToMiddleware
 from chalicelib.api import appointments, meta, patients, scheduling, tenants
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.observability import logger, metrics
+from chalicelib.tasks import journey
 from chalicelib.tasks.smoke import record_smoke_run
 
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
@@ -28,3 +29,10 @@ for routes in (meta.api, tenants.api, patients.api, scheduling.api, appointments
 
 # Step Functions tasks.
 app.lambda_function(name="smoke_record")(record_smoke_run)
+app.lambda_function(name="journey_plan")(journey.plan)
+app.lambda_function(name="journey_send")(journey.send_step)
+app.lambda_function(name="journey_hold_answer")(journey.hold_answer)
+app.lambda_function(name="journey_answer_deadline")(journey.answer_deadline)
+app.lambda_function(name="journey_visit_outcome")(journey.visit_outcome)
+app.lambda_function(name="journey_check_rebooked")(journey.check_rebooked)
+app.lambda_function(name="journey_staff_task")(journey.open_staff_task)

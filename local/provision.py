@@ -45,6 +45,7 @@ class Provisioned:
     physical_ids: dict[str, str] = field(default_factory=dict)  # logical id → Ref value
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)  # (id, attr) → GetAtt
     state_machines: dict[str, str] = field(default_factory=dict)  # logical id → ARN
+    function_environment: dict[str, str] = field(default_factory=dict)  # from Globals
 
     def ref(self, logical_id: str) -> str:
         return self.physical_ids[logical_id]
@@ -121,28 +122,12 @@ def _role(iam: Any, name: str, service: str) -> str:
         return str(created["Role"]["Arn"])
 
 
-def provision(
-    client: ClientFactory,
-    *,
-    app_name: str,
-    stage: str,
-    lambda_names: list[str],
-    region: str,
-    account: str,
-    parameters: dict[str, str] | None = None,
-    template_path: Path = TEMPLATE,
-) -> Provisioned:
-    template = load_template(template_path)
-    resources: dict[str, Any] = template["Resources"]
-    params = {
-        name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()
-    }
-    params.update({"Stage": stage, **(parameters or {})})
-    provisioned = Provisioned(stack_name=f"{app_name}-{stage}", parameters=params)
-
-    # 1. Plain resources through CloudFormation.
+def _create_stack(
+    client: ClientFactory, provisioned: Provisioned, template: dict[str, Any]
+) -> None:
+    """Plain resources through moto's CloudFormation, then what it drops (TTL)."""
     cfn = client("cloudformation")
-    stack_resources = {k: v for k, v in resources.items() if v["Type"] in STACK_TYPES}
+    stack_resources = {k: v for k, v in template["Resources"].items() if v["Type"] in STACK_TYPES}
     body = {
         "AWSTemplateFormatVersion": "2010-09-09",
         "Parameters": template.get("Parameters", {}),
@@ -151,14 +136,14 @@ def provision(
     cfn.create_stack(
         StackName=provisioned.stack_name,
         TemplateBody=json.dumps(body),
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()],
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v} for k, v in provisioned.parameters.items()
+        ],
         Capabilities=["CAPABILITY_NAMED_IAM"],
     )
     described = cfn.describe_stack_resources(StackName=provisioned.stack_name)
     for resource in described["StackResources"]:
         provisioned.physical_ids[resource["LogicalResourceId"]] = resource["PhysicalResourceId"]
-    resolver = _Resolver(provisioned, region, account)
-
     dynamodb = client("dynamodb")
     for logical_id, spec in stack_resources.items():
         if spec["Type"] == "AWS::DynamoDB::Table":
@@ -176,18 +161,27 @@ def provision(
                     },
                 )
         elif spec["Type"] == "AWS::SNS::Topic":
-            provisioned.attributes[(logical_id, "TopicArn")] = provisioned.ref(logical_id)
+            arn = provisioned.ref(logical_id)
+            provisioned.attributes[(logical_id, "TopicArn")] = arn
+            provisioned.attributes[(logical_id, "TopicName")] = arn.rsplit(":", 1)[1]
 
-    # 2. The app's Lambda functions, under the names and logical ids Chalice gives them.
+
+def _register_functions(
+    client: ClientFactory,
+    provisioned: Provisioned,
+    app_name: str,
+    stage: str,
+    lambda_names: list[str],
+) -> None:
+    """The app's Lambda functions, under the names and logical ids Chalice gives them."""
     lam = client("lambda")
-    iam = client("iam")
-    lambda_role = _role(iam, f"{app_name}-{stage}-lambda", "lambda.amazonaws.com")
+    role = _role(client("iam"), f"{app_name}-{stage}-lambda", "lambda.amazonaws.com")
     for name in lambda_names:
         function = f"{app_name}-{stage}-{name}"
         created = lam.create_function(
             FunctionName=function,
             Runtime="python3.11",
-            Role=lambda_role,
+            Role=role,
             Handler=f"app.{name}",
             Code={"ZipFile": _dummy_zip()},
         )
@@ -195,29 +189,67 @@ def provision(
         provisioned.physical_ids[logical_id] = function
         provisioned.attributes[(logical_id, "Arn")] = created["FunctionArn"]
 
-    # 3. What moto's CloudFormation skips.
-    ses = client("ses")
+
+def _create_state_machine(
+    sfn: Any,
+    role: str,
+    resolver: _Resolver,
+    logical_id: str,
+    props: dict[str, Any],
+    template_dir: Path,
+) -> str:
+    definition = (template_dir / props["DefinitionUri"]).read_text()
+    for key, value in resolver.resolve(props.get("DefinitionSubstitutions", {})).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    if "${" in definition:
+        missing = sorted(set(re.findall(r"\$\{(\w+)\}", definition)))
+        raise ValueError(f"{logical_id}: unresolved placeholders {missing}")
+    created = sfn.create_state_machine(
+        name=resolver.resolve(props.get("Name", logical_id)),
+        definition=definition,
+        roleArn=role,
+        type=props.get("Type", "STANDARD"),
+    )
+    return str(created["stateMachineArn"])
+
+
+def provision(
+    client: ClientFactory,
+    *,
+    app_name: str,
+    stage: str,
+    lambda_names: list[str],
+    region: str,
+    account: str,
+    parameters: dict[str, str] | None = None,
+    template_path: Path = TEMPLATE,
+) -> Provisioned:
+    template = load_template(template_path)
+    params = {
+        name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()
+    }
+    params.update({"Stage": stage, **(parameters or {})})
+    provisioned = Provisioned(stack_name=f"{app_name}-{stage}", parameters=params)
+    _create_stack(client, provisioned, template)
+    _register_functions(client, provisioned, app_name, stage, lambda_names)
+    resolver = _Resolver(provisioned, region, account)
+
+    # What moto's CloudFormation skips: SAM state machines and the SES identity.
     sfn = client("stepfunctions")
-    sfn_role = _role(iam, f"{app_name}-{stage}-states", "states.amazonaws.com")
-    for logical_id, spec in resources.items():
+    sfn_role = _role(client("iam"), f"{app_name}-{stage}-states", "states.amazonaws.com")
+    for logical_id, spec in template["Resources"].items():
         props = spec.get("Properties", {})
         if spec["Type"] == "AWS::SES::EmailIdentity":
-            ses.verify_email_identity(EmailAddress=resolver.resolve(props["EmailIdentity"]))
-        elif spec["Type"] == "AWS::Serverless::StateMachine":
-            definition = (template_path.parent / props["DefinitionUri"]).read_text()
-            substitutions = resolver.resolve(props.get("DefinitionSubstitutions", {}))
-            for key, value in substitutions.items():
-                definition = definition.replace("${" + key + "}", str(value))
-            if "${" in definition:
-                missing = sorted(set(re.findall(r"\$\{(\w+)\}", definition)))
-                raise ValueError(f"{logical_id}: unresolved placeholders {missing}")
-            name = resolver.resolve(props.get("Name", logical_id))
-            created = sfn.create_state_machine(
-                name=name,
-                definition=definition,
-                roleArn=sfn_role,
-                type=props.get("Type", "STANDARD"),
+            client("ses").verify_email_identity(
+                EmailAddress=resolver.resolve(props["EmailIdentity"])
             )
-            provisioned.state_machines[logical_id] = created["stateMachineArn"]
-            provisioned.physical_ids[logical_id] = created["stateMachineArn"]
+        elif spec["Type"] == "AWS::Serverless::StateMachine":
+            arn = _create_state_machine(
+                sfn, sfn_role, resolver, logical_id, props, template_path.parent
+            )
+            provisioned.state_machines[logical_id] = arn
+            provisioned.physical_ids[logical_id] = arn
+    globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
+    for name, value in globals_env.get("Variables", {}).items():
+        provisioned.function_environment[name] = str(resolver.resolve(value))
     return provisioned

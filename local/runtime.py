@@ -153,4 +153,9 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
         region=REGION,
         account=ACCOUNT,
     )
+    # The functions' environment from the template's Globals (topic and state machine ARNs...),
+    # where the local stage's own configuration does not set it.
+    for name, value in resources.function_environment.items():
+        os.environ.setdefault(name, value)
+    get_settings.cache_clear()
     return Runtime(endpoint, REGION, ACCOUNT, clock, outbox, keys, resources, app, server)

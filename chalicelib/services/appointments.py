@@ -27,7 +27,7 @@ from chalicelib.store.config import ConfigRepository
 from chalicelib.store.patients import PatientRepository
 
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
-INTERNAL_FIELDS = ("patient_time_zone",)
+INTERNAL_FIELDS = ("patient_time_zone", "answer_token")
 
 
 def appointment_id_for(principal: Principal, idempotency_key: str | None) -> str:

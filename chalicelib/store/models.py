@@ -121,6 +121,26 @@ class IdempotencyItem(_Base):
     expires_at = TTLAttribute(attr_name="expires_at")
 
 
+class DeliveryItem(_Base):
+    """One message of a journey step: its idempotency marker and its line in the patient's
+    delivery log (GSI1). Written with attribute_not_exists before anything is sent."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    by_patient = LookupIndex()
+
+
+class StaffTaskItem(_Base):
+    """A task in the staff queue; open tasks are listed through GSI2."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    version = VersionAttribute(attr_name="version")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    open_tasks = ListingIndex()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     TenantItem,
     PatientItem,
@@ -130,6 +150,8 @@ ALL_MODELS: tuple[type[Model], ...] = (
     SlotCounter,
     AppointmentItem,
     IdempotencyItem,
+    DeliveryItem,
+    StaffTaskItem,
 )
 _bound_to: Settings | None = None
 

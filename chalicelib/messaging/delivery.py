@@ -1,0 +1,128 @@
+"""Sending one journey step to one patient, exactly once.
+
+At send time: quiet hours (in the patient's zone) defer the step; each channel in the patient's
+order of preference is tried, skipping one with no contact, withdrawn consent or no registered
+device, and falling back when sending fails. The step's idempotency key (tenant, appointment,
+journey version, step) is claimed before anything leaves, so a replayed task never sends twice.
+Every outcome is logged for the patient: sent, suppressed (with why), failed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.journey import out_of_quiet_hours
+from chalicelib.domain.messages import CHANNELS, render
+from chalicelib.domain.tenants import is_quiet
+from chalicelib.messaging import channels
+from chalicelib.observability import count, logger
+from chalicelib.settings import get_settings
+from chalicelib.store.messages import DeliveryRepository
+
+
+def channel_order(patient: Document) -> list[str]:
+    preferred = [c for c in patient.get("preferred_channels", []) if c in CHANNELS]
+    return preferred + [c for c in CHANNELS if c not in preferred]
+
+
+def why_not(channel: str, patient: Document) -> str | None:
+    """Why a channel cannot carry a message to this patient, or None if it can."""
+    consent = patient.get("consent", {}).get(channel, {})
+    if consent.get("status") == "withdrawn":
+        return "consent withdrawn"
+    if channel == "sms" and not patient.get("phone"):
+        return "no phone number"
+    if channel == "email" and not patient.get("email"):
+        return "no email address"
+    if channel == "push" and not patient.get("push_endpoints"):
+        return "no device registered"
+    return None
+
+
+def message_fields(tenant: Document, patient: Document, appointment: Document) -> Document:
+    zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+    start = datetime.fromisoformat(appointment["start"]).astimezone(zone)
+    names = {d["id"]: d["name"] for d in tenant.get("departments", [])}
+    return {
+        "clinic": tenant["name"],
+        "first_name": patient["name"].get("preferred") or patient["name"]["given"],
+        "date": start.date().isoformat(),
+        "time": start.strftime("%H:%M"),
+        "location": appointment["location"],
+        "department": names.get(appointment["department"], appointment["department"]),
+        "notes": appointment.get("notes_for_patient", ""),
+        "link": f"{get_settings().app_link_base}/a/{appointment['id']}",
+        "keywords": "C/N/R",
+    }
+
+
+def _send(channel: str, tenant: Document, patient: Document, rendered: Any) -> str:
+    if channel == "sms":
+        return channels.send_sms(tenant, patient["phone"], rendered)
+    if channel == "email":
+        return channels.send_email(tenant, patient["email"], rendered)
+    return channels.send_push(patient["push_endpoints"][0], rendered)
+
+
+class Deliveries:
+    def __init__(self, repository: DeliveryRepository) -> None:
+        self._log = repository
+
+    def deliver(
+        self,
+        tenant: Document,
+        patient: Document,
+        appointment: Document,
+        step: str,
+        key: str,
+        now: datetime,
+    ) -> Document:
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+        if is_quiet(now.astimezone(zone).time().replace(microsecond=0), tenant["quiet_hours"]):
+            later = out_of_quiet_hours(now, zone, tenant["quiet_hours"])
+            return {"status": "deferred", "retry_at": utc_iso(later)}
+        record: Document = {
+            "key": key,
+            "patient_id": patient["id"],
+            "appointment_id": appointment["id"],
+            "step": step,
+            "status": "sending",
+            "created_at": utc_iso(now),
+        }
+        earlier = self._log.begin(tenant["id"], key, record)
+        if earlier is not None:
+            count("MessageReplaySkipped")
+            return {**earlier, "replayed": True}
+        fields = message_fields(tenant, patient, appointment)
+        reasons: list[str] = []
+        failed = False
+        for channel in channel_order(patient):
+            blocked = why_not(channel, patient)
+            if blocked:
+                reasons.append(f"{channel}: {blocked}")
+                continue
+            rendered = render(step, channel, patient["language"], fields)
+            try:
+                message_id = _send(channel, tenant, patient, rendered)
+            except Exception as exc:  # any channel failure falls back to the next channel
+                failed = True
+                reasons.append(f"{channel}: failed ({type(exc).__name__})")
+                logger.warning("channel failed", extra={"channel": channel, "key": key})
+                continue
+            record.update(
+                status="sent", channel=channel, message_id=message_id, sent_at=utc_iso(now)
+            )
+            if rendered.segments is not None:
+                record.update(sms_segments=rendered.segments, sms_encoding=rendered.encoding)
+            if reasons:
+                record["fell_back"] = reasons
+            self._log.finish(tenant["id"], key, record)
+            count("MessageSent")
+            return record
+        record.update(status="failed" if failed else "suppressed", reasons=reasons)
+        self._log.finish(tenant["id"], key, record)
+        count("MessageSuppressed" if not failed else "MessageFailed")
+        return record

@@ -1,0 +1,194 @@
+"""What the appointment journey's tasks do. Each is safe to replay: sends are claimed by key,
+staff tasks are created once by id, and a step of a superseded journey version does nothing."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from chalicelib import clock, journeys
+from chalicelib.domain import journey as rules
+from chalicelib.domain.appointments import ACTIVE
+from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.errors import Conflict
+from chalicelib.messaging import channels
+from chalicelib.messaging.delivery import Deliveries
+from chalicelib.observability import count
+from chalicelib.settings import get_settings
+from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.messages import StaffTaskRepository
+from chalicelib.store.patients import PatientRepository
+from chalicelib.store.tenants import TenantRepository
+
+ATTENDED = frozenset({"arrived", "fulfilled"})
+
+
+class JourneyService:
+    def __init__(
+        self,
+        tenants: TenantRepository,
+        patients: PatientRepository,
+        appointments: AppointmentRepository,
+        deliveries: Deliveries,
+        tasks: StaffTaskRepository,
+    ) -> None:
+        self._tenants = tenants
+        self._patients = patients
+        self._appointments = appointments
+        self._deliveries = deliveries
+        self._tasks = tasks
+
+    def _load(self, ref: Document) -> tuple[Document, Document, Document] | None:
+        """Tenant, appointment and patient, or None when this journey version is over."""
+        appointment = self._appointments.get(ref["tenant_id"], ref["appointment_id"])
+        if appointment is None or appointment["journey_version"] != ref["journey_version"]:
+            return None
+        tenant = self._tenants.get(ref["tenant_id"])
+        patient = self._patients.get(ref["tenant_id"], appointment["patient_id"])
+        if tenant is None or patient is None:
+            return None
+        return tenant, appointment, patient
+
+    def plan(self, ref: Document) -> Document:
+        loaded = self._load(ref)
+        if loaded is None or loaded[1]["status"] not in ACTIVE:
+            return {"proceed": False}
+        tenant, appointment, patient = loaded
+        return {
+            "proceed": True,
+            **rules.plan(appointment, tenant, patient["time_zone"], clock.now()),
+        }
+
+    def send(self, ref: Document, step: str) -> Document:
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"status": "skipped", "why": "superseded"}
+        tenant, appointment, patient = loaded
+        still_due = appointment["status"] in ACTIVE or (
+            step.startswith("noshow") and appointment["status"] == "noshow"
+        )
+        if not still_due:
+            return {"status": "skipped", "why": f"appointment is {appointment['status']}"}
+        key = f"{appointment['id']}#v{appointment['journey_version']}#{step}"
+        return self._deliveries.deliver(tenant, patient, appointment, step, key, clock.now())
+
+    def hold_answer(self, ref: Document, token: str) -> Document:
+        """Keep the task token on the appointment, where a reply (app or SMS) finds it."""
+        for _ in range(3):
+            loaded = self._load(ref)
+            if loaded is None or loaded[1]["status"] not in ACTIVE:
+                journeys.resume(token, {"answer": "none"})
+                return {"held": False}
+            tenant, appointment, _ = loaded
+            if appointment["patient_response"] != "pending":
+                journeys.resume(token, {"answer": appointment["patient_response"]})
+                return {"held": False}
+            try:
+                self._appointments.save(
+                    tenant["id"],
+                    appointment,
+                    {**appointment, "answer_token": token},
+                    _local_date(appointment, tenant),
+                )
+            except Conflict:
+                continue  # the patient answered meanwhile: look again
+            return {"held": True}
+        raise RuntimeError("could not hold the answer token")
+
+    def answer_deadline(self, ref: Document) -> Document:
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"escalated": False}
+        _, appointment, _ = loaded
+        escalated = False
+        if appointment["status"] in ACTIVE and appointment["patient_response"] == "pending":
+            self.staff_task(ref, "no_answer")
+            escalated = True
+        token = appointment.get("answer_token")
+        if token:
+            journeys.resume(token, {"answer": "none"})
+        return {"escalated": escalated}
+
+    def visit_outcome(self, ref: Document) -> Document:
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"outcome": "superseded"}
+        tenant, appointment, _ = loaded
+        status = appointment["status"]
+        if status == "booked":
+            # Nobody checked the patient in by the end of the grace period: a no-show.
+            changed = {
+                **appointment,
+                "status": "noshow",
+                "noshow_marked_by": "journey",
+                "updated_at": utc_iso(clock.now()),
+            }
+            self._appointments.save(
+                tenant["id"], appointment, changed, _local_date(appointment, tenant)
+            )
+            count("AppointmentNoshow")
+            status = "noshow"
+        if status in ATTENDED:
+            event = {
+                "type": "appointment.fulfilled",
+                "tenant_id": tenant["id"],
+                "appointment_id": appointment["id"],
+                "patient_id": appointment["patient_id"],
+                "department": appointment["department"],
+                "appointment_type": appointment["type"],
+                "start": appointment["start"],
+            }
+            return {"outcome": "attended", "event": event}
+        return {"outcome": "noshow" if status == "noshow" else status}
+
+    def rebooked(self, ref: Document) -> Document:
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"rebooked": True}  # nothing more to chase
+        tenant, appointment, _ = loaded
+        upcoming = self._appointments.for_patient(
+            tenant["id"], appointment["patient_id"], after=utc_iso(clock.now())
+        )
+        found = any(
+            a["department"] == appointment["department"] and a["status"] in ACTIVE for a in upcoming
+        )
+        return {"rebooked": found}
+
+    def staff_task(self, ref: Document, kind: str) -> Document:
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"created": False}
+        tenant, appointment, _ = loaded
+        now = utc_iso(clock.now())
+        version = appointment["journey_version"]
+        task_id = f"{appointment['id']}-v{version}-{kind.replace('_', '-')}"
+        task = self._tasks.create(
+            tenant["id"],
+            {
+                "id": task_id,
+                "kind": kind,
+                "status": "open",
+                "appointment_id": appointment["id"],
+                "patient_id": appointment["patient_id"],
+                "department": appointment["department"],
+                "appointment_start": appointment["start"],
+                "created_at": now,
+            },
+        )
+        topic = get_settings().staff_topic_arn
+        if topic and task["created_at"] == now:
+            # Ids only: the staff console shows the rest to those allowed to see it.
+            channels.publish(
+                topic,
+                f"CareLoop task: {kind}",
+                json.dumps({"tenant_id": tenant["id"], "task_id": task["id"], "kind": kind}),
+            )
+        count("StaffTaskOpened")
+        return {"created": True, "task_id": task["id"]}
+
+
+def _local_date(appointment: Document, tenant: Document) -> str:
+    from zoneinfo import ZoneInfo
+
+    start = datetime.fromisoformat(appointment["start"])
+    return start.astimezone(ZoneInfo(tenant["time_zone"])).date().isoformat()

@@ -1,0 +1,61 @@
+"""Step Functions task handlers of the appointment journey. Thin: validate the input, one
+service call, return what the state machine reads."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from chalicelib.messaging.delivery import Deliveries
+from chalicelib.schemas import validate
+from chalicelib.services.journeys import JourneyService
+from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
+from chalicelib.store.patients import PatientRepository
+from chalicelib.store.tenants import TenantRepository
+
+Event = dict[str, Any]
+
+
+@cache
+def _service() -> JourneyService:
+    return JourneyService(
+        TenantRepository(),
+        PatientRepository(),
+        AppointmentRepository(),
+        Deliveries(DeliveryRepository()),
+        StaffTaskRepository(),
+    )
+
+
+def _ref(event: Event) -> Event:
+    validate("journey-step", event)
+    return event
+
+
+def plan(event: Event, context: Any = None) -> Event:
+    return _service().plan(_ref(event))
+
+
+def send_step(event: Event, context: Any = None) -> Event:
+    return _service().send(_ref(event), event["step"])
+
+
+def hold_answer(event: Event, context: Any = None) -> Event:
+    return _service().hold_answer(_ref(event), event["token"])
+
+
+def answer_deadline(event: Event, context: Any = None) -> Event:
+    return _service().answer_deadline(_ref(event))
+
+
+def visit_outcome(event: Event, context: Any = None) -> Event:
+    return _service().visit_outcome(_ref(event))
+
+
+def check_rebooked(event: Event, context: Any = None) -> Event:
+    return _service().rebooked(_ref(event))
+
+
+def open_staff_task(event: Event, context: Any = None) -> Event:
+    return _service().staff_task(_ref(event), event["kind"])
