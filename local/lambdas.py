@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from local.activity import activity
+
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -55,11 +57,14 @@ def install(handlers: Mapping[str, Handler], region: str, account: str) -> None:
             return _error("ResourceNotFoundException", f"no in-process handler for {name}")
         arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
         event = json.loads(body) if body else {}
+        activity.begin()
         try:
             result = handler(event, LambdaContext(function_name=name, invoked_function_arn=arn))
-        except Exception as exc:
+        except Exception as exc:  # reported to the state machine as Lambda reports it
             response_headers["x-amz-function-error"] = "Unhandled"
             return _error(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
+        finally:
+            activity.end()
         return json.dumps(result).encode()
 
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]

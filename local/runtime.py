@@ -82,6 +82,12 @@ class Runtime:
             **kwargs,
         )
 
+    def settle(self) -> None:
+        """Wait until every journey is idle: in a Wait, on a task token, or finished."""
+        from local.activity import activity
+
+        activity.settle()
+
     def stop(self) -> None:
         self._server.stop()
 

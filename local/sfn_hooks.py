@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import UTC, timedelta
 from typing import Any
 
+from local.activity import activity
 from local.vclock import VirtualClock
 
 
@@ -46,12 +47,25 @@ def install(clock: VirtualClock) -> None:
         return int((moment.replace(tzinfo=UTC) - clock.now()).total_seconds())
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
+        activity.mark()
         if wait_seconds <= 0:
             return
         clock.sleep_until(
             clock.now() + timedelta(seconds=wait_seconds), cancelled=lambda: not env.is_running()
         )
+        activity.mark()
 
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original_start = StepFunctionsParserBackend.start_execution
+
+    def start_execution(self: Any, *args: Any, **kwargs: Any) -> Any:
+        activity.started()
+        return original_start(self, *args, **kwargs)
+
+    if not getattr(StepFunctionsParserBackend, "_careloop_hooked", False):
+        StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+        StepFunctionsParserBackend._careloop_hooked = True  # type: ignore[attr-defined]
     timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds  # type: ignore[method-assign]
     wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
     retrier_decl.time = _NoSleep()  # type: ignore[attr-defined,assignment]

@@ -162,7 +162,8 @@ class ClinicCtx:
 def make_clinic(api: Api, make_tenant: Any) -> Any:
     """A tenant with a cardiology clinician and a schedule open every day, 30-minute slots."""
 
-    def make(capacity: int = 1, **tenant_overrides: Any) -> ClinicCtx:
+    def make(capacity: int = 1, journeys: bool = False, **tenant_overrides: Any) -> ClinicCtx:
+        tenant_overrides.setdefault("journey", {"enabled": journeys})
         departments = [
             {"id": "cardiology", "name": "心内科"},
             {"id": "dermatology", "name": "皮肤科"},

@@ -128,8 +128,13 @@ class Rendered:
 
 
 def template_kind(step: str) -> str:
-    """reminder_7d, reminder_2h ... share the reminder wording."""
-    return "reminder" if step.startswith("reminder_") else step
+    """reminder_7d, reminder_2h ... share the reminder wording; both no-show attempts the
+    follow-up wording."""
+    if step.startswith("reminder_"):
+        return "reminder"
+    if step.startswith("noshow_"):
+        return "noshow_followup"
+    return step
 
 
 def sms_segments(text: str) -> tuple[str, int]:

@@ -7,7 +7,7 @@ import secrets
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from chalicelib import clock
+from chalicelib import clock, journeys
 from chalicelib.domain import appointments as rules
 from chalicelib.domain.access import (
     CLINIC_ROLES,
@@ -28,6 +28,11 @@ from chalicelib.store.patients import PatientRepository
 
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
 INTERNAL_FIELDS = ("patient_time_zone", "answer_token")
+
+
+def journeys_on(tenant: Document) -> bool:
+    enabled: bool = tenant.get("journey", {}).get("enabled", True)
+    return enabled
 
 
 def appointment_id_for(principal: Principal, idempotency_key: str | None) -> str:
@@ -181,8 +186,12 @@ class AppointmentService:
             existing = self._appointments.get(tenant["id"], doc["id"])
             if existing is None or existing["patient_id"] != doc["patient_id"]:
                 raise
-            return self.present(existing, tenant)
-        count("AppointmentBooked")
+            saved = existing
+        else:
+            count("AppointmentBooked")
+        if journeys_on(tenant) and saved["status"] in rules.ACTIVE:
+            # Idempotent by execution name: a retried booking re-issues a start that failed.
+            journeys.start(tenant["id"], saved)
         return self.present(saved, tenant)
 
     # -- changes -----------------------------------------------------------------------------
@@ -202,9 +211,12 @@ class AppointmentService:
             "patient_response": "confirmed",
             "updated_at": utc_iso(clock.now()),
         }
+        changed.pop("answer_token", None)
         saved = self._appointments.save(
             tenant["id"], current, changed, self._local_date(current["start"], tenant)
         )
+        if current.get("answer_token"):
+            journeys.resume(current["answer_token"], {"answer": "confirmed"})
         return self.present(saved, tenant)
 
     def cancel(self, principal: Principal, appointment_id: str) -> Document:
@@ -218,10 +230,13 @@ class AppointmentService:
         }
         if principal.role is Role.PATIENT:
             changed["patient_response"] = "declined"
+        changed.pop("answer_token", None)
         saved = self._appointments.release(
             tenant["id"], current, changed, self._local_date(current["start"], tenant)
         )
         count("AppointmentCancelled")
+        # Stopping the execution is what guarantees no reminder goes out after a cancel.
+        journeys.stop(tenant["id"], current, "cancelled")
         return self.present(saved, tenant)
 
     def reschedule(self, principal: Principal, appointment_id: str, body: Document) -> Document:
@@ -244,6 +259,7 @@ class AppointmentService:
             "journey_version": current["journey_version"] + 1,
             "updated_at": utc_iso(clock.now()),
         }
+        changed.pop("answer_token", None)
         saved = self._appointments.move(
             tenant["id"],
             current,
@@ -252,6 +268,9 @@ class AppointmentService:
             slot.capacity,
         )
         count("AppointmentRescheduled")
+        journeys.stop(tenant["id"], current, "rescheduled")
+        if journeys_on(tenant):
+            journeys.start(tenant["id"], saved)
         return self.present(saved, tenant)
 
     def _set_status(self, principal: Principal, appointment_id: str, status: str) -> Document:

@@ -8,9 +8,11 @@ from functools import cache
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.patients import PatientService
 from chalicelib.services.scheduling import SchedulingService
+from chalicelib.services.tasks import TaskService
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.config import ConfigRepository
+from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
 
@@ -21,6 +23,7 @@ class Services:
     patients: PatientService
     scheduling: SchedulingService
     appointments: AppointmentService
+    tasks: TaskService
 
 
 @cache
@@ -29,9 +32,11 @@ def services() -> Services:
     patients = PatientRepository()
     config = ConfigRepository()
     appointments = AppointmentRepository()
+    patient_service = PatientService(patients, tenants)
     return Services(
         tenants=tenants,
-        patients=PatientService(patients, tenants),
+        patients=patient_service,
         scheduling=SchedulingService(config, appointments, tenants),
         appointments=AppointmentService(appointments, config, patients, tenants),
+        tasks=TaskService(StaffTaskRepository(), DeliveryRepository(), patient_service),
     )

@@ -154,6 +154,15 @@ def walk_booking(
     )
     call("/appointments/{appointment_id}/fulfil", "post", staff, concrete=f"{appointment}/fulfil")
     call("/appointments/{appointment_id}/cancel", "post", patient, concrete=f"{appointment}/cancel")
+    call("/tasks", "get", staff)
+    # No journey escalated anything yet: closing an unknown task is a documented 404.
+    call("/tasks/{task_id}/close", "post", staff, concrete="/tasks/no-such-task/close")
+    call(
+        "/patients/{patient_id}/deliveries",
+        "get",
+        staff,
+        concrete=f"/patients/{patient_id}/deliveries",
+    )
 
 
 def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, Any]) -> None:

@@ -1,0 +1,43 @@
+"""The staff queue and the delivery log, as staff see them."""
+
+from __future__ import annotations
+
+from chalicelib import clock
+from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
+from chalicelib.domain.common import Document, is_valid_id, utc_iso
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.services.patients import PatientService
+from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
+
+
+class TaskService:
+    def __init__(
+        self, tasks: StaffTaskRepository, deliveries: DeliveryRepository, patients: PatientService
+    ) -> None:
+        self._tasks = tasks
+        self._deliveries = deliveries
+        self._patients = patients
+
+    def open_tasks(self, principal: Principal) -> list[Document]:
+        require_role(principal, CLINIC_ROLES)
+        return self._tasks.open_tasks(tenant_of(principal))
+
+    def close(self, principal: Principal, task_id: str) -> Document:
+        require_role(principal, CLINIC_ROLES)
+        tenant_id = tenant_of(principal)
+        task = self._tasks.get(tenant_id, task_id) if is_valid_id(task_id) else None
+        if task is None:
+            raise NotFound("task not found")
+        if task["status"] != "open":
+            raise Conflict("the task is closed already", code="task_closed")
+        closed = {
+            **task,
+            "status": "closed",
+            "closed_at": utc_iso(clock.now()),
+            "closed_by": principal.subject,
+        }
+        return self._tasks.close(tenant_id, task, closed)
+
+    def deliveries(self, principal: Principal, patient_id: str) -> list[Document]:
+        patient = self._patients.get(principal, patient_id)  # 404s for what the caller can't see
+        return self._deliveries.for_patient(tenant_of(principal), patient["id"])

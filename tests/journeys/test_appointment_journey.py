@@ -1,0 +1,314 @@
+"""The appointment journey, path by path, on the virtual clock: each test books through the
+API, moves the clock to the moments that matter, lets the executions settle, and reads what was
+sent (the outbox), what staff see (tasks) and how the execution ended."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.conftest import Api, ClinicCtx, payload
+
+pytestmark = pytest.mark.journey
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def unique_phone() -> str:
+    return "139" + "".join(random.choice("0123456789") for _ in range(8))
+
+
+def local_moment(days: int, hour: int, minute: int = 0, zone: ZoneInfo = SHANGHAI) -> datetime:
+    from chalicelib import clock
+
+    day = (clock.now().astimezone(zone) + timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+
+
+def move_to(runtime: Any, moment: datetime) -> None:
+    from chalicelib import clock
+
+    if moment > clock.now():
+        runtime.clock.set(moment)
+    runtime.settle()
+
+
+def iso(moment: datetime) -> str:
+    from chalicelib.domain.common import utc_iso
+
+    return utc_iso(moment)
+
+
+class Journey:
+    """One patient of a journey-enabled clinic, and what reached them."""
+
+    def __init__(
+        self, runtime: Any, api: Api, clinic: ClinicCtx, make_patient: Any, **patient: Any
+    ) -> None:
+        self.runtime, self.api, self.clinic = runtime, api, clinic
+        self.phone = patient.pop("phone", unique_phone())
+        patient.setdefault("email", f"p{self.phone}@patients.example.com")
+        self.patient = make_patient(clinic.tenant, phone=self.phone, **patient)
+        self.token = runtime.token("patient", clinic.tenant.id, self.patient["id"])
+
+    def book(self, start: datetime) -> dict[str, Any]:
+        response = self.api.call(
+            "POST",
+            "/appointments",
+            self.token,
+            {
+                "slot": {"schedule_id": self.clinic.schedule_id, "start": iso(start)},
+                "type": "follow_up",
+                "notes_for_patient": "Bring your glucose diary",
+            },
+        )
+        assert response.status_code == 201, response.body
+        self.runtime.settle()
+        booked: dict[str, Any] = payload(response)
+        return booked
+
+    def sms(self) -> list[Any]:
+        sent: list[Any] = self.runtime.outbox.messages(to=f"+86{self.phone}", channel="sms")
+        return sent
+
+    def execution(self, appointment: dict[str, Any]) -> dict[str, Any]:
+        from chalicelib import journeys
+
+        sfn = self.runtime.client("stepfunctions")
+        arn = journeys.execution_arn(self.clinic.tenant.id, appointment)
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        return described
+
+    def act(
+        self, appointment: dict[str, Any], action: str, token: str | None = None, body: Any = None
+    ) -> dict[str, Any]:
+        response = self.api.call(
+            "POST", f"/appointments/{appointment['id']}/{action}", token or self.token, body
+        )
+        assert response.status_code == 200, response.body
+        self.runtime.settle()
+        changed: dict[str, Any] = payload(response)
+        return changed
+
+    def tasks(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = payload(
+            self.api.call("GET", "/tasks", self.clinic.tenant.staff)
+        )["items"]
+        return [t for t in items if t["patient_id"] == self.patient["id"]]
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = payload(
+            self.api.call(
+                "GET", f"/patients/{self.patient['id']}/deliveries", self.clinic.tenant.staff
+            )
+        )["items"]
+        return items
+
+
+def assert_stopped(execution: dict[str, Any]) -> None:
+    """Stopped by the service. AWS reports ABORTED; moto reports a stop that lands while the
+    execution is inside a Parallel state as FAILED with States.Runtime. Either way it has ended,
+    and the tests then check that nothing more is sent."""
+    assert execution["status"] in ("ABORTED", "FAILED"), execution["status"]
+    if execution["status"] == "FAILED":
+        assert execution.get("error") == "States.Runtime"
+
+
+@pytest.fixture
+def journey(runtime: Any, api: Api, make_clinic: Any, make_patient: Any) -> Any:
+    def make(**patient: Any) -> Journey:
+        return Journey(runtime, api, make_clinic(journeys=True), make_patient, **patient)
+
+    return make
+
+
+def test_confirmed_and_attended(runtime: Any, journey: Any) -> None:
+    j: Journey = journey()
+    start = local_moment(days=8, hour=10)
+    appointment = j.book(start)
+    [confirmation] = j.sms()
+    assert "回复C确认" in confirmation.body and "10:00" in confirmation.body
+    assert "Bring your glucose diary" not in confirmation.body, "no clinical notes in SMS"
+    move_to(runtime, start - timedelta(days=7))
+    assert len(j.sms()) == 2
+    j.act(appointment, "confirm")
+    move_to(runtime, start - timedelta(days=1))
+    move_to(runtime, start - timedelta(hours=2))
+    assert len(j.sms()) == 4
+    assert j.tasks() == [], "a confirmed appointment is not escalated"
+    j.act(appointment, "check-in", j.clinic.tenant.staff)
+    j.act(appointment, "fulfil", j.clinic.tenant.staff)
+    move_to(runtime, start + timedelta(hours=2, minutes=1))
+    assert j.execution(appointment)["status"] == "SUCCEEDED"
+    events = [
+        json.loads(m.body)
+        for m in runtime.outbox.messages(channel="topic")
+        if "journey-events" in m.to
+    ]
+    fulfilled = [e for e in events if e["appointment_id"] == appointment["id"]]
+    assert fulfilled and fulfilled[0]["type"] == "appointment.fulfilled"
+
+
+def test_no_answer_escalates_to_staff(runtime: Any, journey: Any) -> None:
+    j: Journey = journey()
+    start = local_moment(days=3, hour=10)
+    appointment = j.book(start)
+    assert j.tasks() == []
+    move_to(runtime, start - timedelta(hours=24))
+    [task] = j.tasks()
+    assert (task["kind"], task["appointment_id"]) == ("no_answer", appointment["id"])
+    staff_alerts = [m for m in runtime.outbox.messages(channel="topic") if "staff-alerts" in m.to]
+    assert any(task["id"] in m.body for m in staff_alerts)
+    assert j.patient["name"]["given"] not in "".join(m.body for m in staff_alerts), "ids only"
+    closed = j.api.call("POST", f"/tasks/{task['id']}/close", j.clinic.tenant.staff)
+    assert closed.status_code == 200 and j.tasks() == []
+
+
+def test_cancel_stops_every_later_message(runtime: Any, journey: Any) -> None:
+    j: Journey = journey()
+    start = local_moment(days=8, hour=10)
+    appointment = j.book(start)
+    j.act(appointment, "cancel")
+    assert_stopped(j.execution(appointment))
+    move_to(runtime, start + timedelta(hours=3))
+    assert len(j.sms()) == 1, "only the confirmation"
+
+
+def test_reschedule_replaces_the_reminders(runtime: Any, journey: Any) -> None:
+    j: Journey = journey()
+    old_start = local_moment(days=8, hour=10)
+    appointment = j.book(old_start)
+    new_start = old_start + timedelta(days=2)
+    moved = j.act(
+        appointment,
+        "reschedule",
+        body={"slot": {"schedule_id": j.clinic.schedule_id, "start": iso(new_start)}},
+    )
+    assert_stopped(j.execution(appointment))
+    assert j.execution(moved)["status"] == "RUNNING"
+    assert len(j.sms()) == 2, "a confirmation for each version"
+    move_to(runtime, old_start - timedelta(days=7))
+    assert len(j.sms()) == 2, "the old 7-day reminder never goes out"
+    move_to(runtime, new_start - timedelta(days=7))
+    reminders = j.sms()[2:]
+    assert len(reminders) == 1 and new_start.astimezone(SHANGHAI).date().isoformat() in (
+        reminders[0].body
+    )
+
+
+def test_no_show_follow_up_then_staff_task(runtime: Any, journey: Any) -> None:
+    j: Journey = journey()
+    start = local_moment(days=2, hour=10)
+    appointment = j.book(start)
+    move_to(runtime, start + timedelta(hours=2, minutes=1))
+    current = payload(j.api.call("GET", f"/appointments/{appointment['id']}", j.token))
+    assert current["status"] == "noshow"
+    assert "missed you" in j.sms()[-1].body or "未能就诊" in j.sms()[-1].body
+    sent_so_far = len(j.sms())
+    move_to(runtime, start + timedelta(days=3, hours=3))
+    assert len(j.sms()) == sent_so_far + 1, "the second attempt"
+    assert [t["kind"] for t in j.tasks()] == ["no_answer"], "it was never answered either"
+    move_to(runtime, start + timedelta(days=6, hours=4))
+    assert sorted(t["kind"] for t in j.tasks()) == ["no_answer", "noshow_unrebooked"]
+    assert j.execution(appointment)["status"] == "SUCCEEDED"
+
+
+def test_rebooking_after_a_no_show_closes_the_loop(runtime: Any, journey: Any) -> None:
+    j: Journey = journey()
+    start = local_moment(days=2, hour=11)
+    appointment = j.book(start)
+    move_to(runtime, start + timedelta(hours=2, minutes=1))
+    j.book(start + timedelta(days=6))
+    move_to(runtime, start + timedelta(days=3, hours=3))
+    assert j.execution(appointment)["status"] == "SUCCEEDED"
+    assert "noshow_unrebooked" not in [t["kind"] for t in j.tasks()]
+
+
+def test_booking_an_hour_ahead_gets_only_the_confirmation(runtime: Any, journey: Any) -> None:
+    j: Journey = journey()
+    move_to(runtime, local_moment(days=1, hour=9))
+    start = local_moment(days=0, hour=10)
+    appointment = j.book(start)
+    move_to(runtime, start - timedelta(minutes=1))
+    assert len(j.sms()) == 1
+    assert j.tasks() == []
+    assert j.execution(appointment)["status"] == "RUNNING"
+
+
+def test_patient_abroad_gets_reminders_in_their_daytime(runtime: Any, journey: Any) -> None:
+    j: Journey = journey(time_zone="Europe/London")
+    move_to(runtime, local_moment(days=1, hour=12, zone=ZoneInfo("Europe/London")))
+    start = local_moment(days=8, hour=8)  # 08:00 Shanghai = 00:00 London
+    j.book(start)
+    midnight_in_london = start - timedelta(days=7)
+    move_to(runtime, midnight_in_london + timedelta(hours=7, minutes=59))
+    assert len(j.sms()) == 1, "not during the night in London"
+    move_to(runtime, midnight_in_london + timedelta(hours=8))
+    reminder = j.sms()[1]
+    london = datetime.fromisoformat(reminder.sent_at).astimezone(ZoneInfo("Europe/London"))
+    assert london.strftime("%H:%M") == "08:00", "moved out of quiet hours, London time"
+    assert "00:00" in reminder.body, "the time shown is the patient's own"
+
+
+def test_late_night_booking_is_confirmed_in_the_morning(runtime: Any, journey: Any) -> None:
+    j: Journey = journey()
+    move_to(runtime, local_moment(days=1, hour=23))
+    j.book(local_moment(days=8, hour=10))
+    assert j.sms() == []
+    move_to(runtime, local_moment(days=1, hour=8, minute=5))
+    [confirmation] = j.sms()
+    assert datetime.fromisoformat(confirmation.sent_at).astimezone(SHANGHAI).hour == 8
+
+
+def test_opted_out_patient_gets_nothing_and_the_log_says_why(runtime: Any, journey: Any) -> None:
+    withdrawn = {"sms": {"status": "withdrawn", "method": "sms_keyword"}}
+    j: Journey = journey(consent=withdrawn)
+    j.book(local_moment(days=8, hour=10))
+    assert j.sms() == []
+    [logged] = j.deliveries()
+    assert logged["step"] == "confirmation"
+    assert logged["status"] == "sent" and logged["channel"] == "email", "falls back to email"
+    assert any("consent withdrawn" in reason for reason in logged["fell_back"])
+
+
+def test_no_channel_left_is_suppressed(runtime: Any, journey: Any, api: Api) -> None:
+    withdrawn = {
+        "sms": {"status": "withdrawn", "method": "sms_keyword"},
+        "email": {"status": "withdrawn", "method": "app"},
+    }
+    j: Journey = journey(consent=withdrawn)
+    j.book(local_moment(days=8, hour=10))
+    [logged] = j.deliveries()
+    assert logged["status"] == "suppressed"
+    assert sorted(r.split(":")[0] for r in logged["reasons"]) == ["email", "push", "sms"]
+    assert runtime.outbox.messages(to=j.patient["email"]) == []
+
+
+def test_every_task_replayed_twice_acts_once(runtime: Any, journey: Any) -> None:
+    from chalicelib.tasks import journey as tasks
+
+    j: Journey = journey()
+    start = local_moment(days=8, hour=10)
+    appointment = j.book(start)
+    ref = {
+        "tenant_id": j.clinic.tenant.id,
+        "appointment_id": appointment["id"],
+        "journey_version": 1,
+    }
+    lam = runtime.client("lambda")
+    for _ in range(2):
+        for step in ("confirmation", "reminder_7d"):
+            lam.invoke(
+                FunctionName="careloop-local-journey_send",
+                Payload=json.dumps({**ref, "step": step}).encode(),
+            )
+        tasks.open_staff_task({**ref, "kind": "no_answer"})
+        tasks.answer_deadline(ref)
+    assert len(j.sms()) == 2, "confirmation and the 7-day reminder, once each"
+    assert len(j.tasks()) == 1
+    move_to(runtime, start - timedelta(days=7))
+    assert len(j.sms()) == 2, "the journey's own reminder finds it already sent"
