@@ -7,8 +7,7 @@ from chalice.app import Chalice, ConvertToMiddleware
 from chalicelib.api import appointments, meta, patients, scheduling, tasks, tenants
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.observability import logger, metrics
-from chalicelib.tasks import journey
-from chalicelib.tasks.smoke import record_smoke_run
+from chalicelib.tasks import journey, smoke
 
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
 app = Chalice(app_name="careloop", configure_logs=False)
@@ -27,12 +26,19 @@ app.register_middleware(normalise_chalice_errors, "http")
 for routes in (meta.api, tenants.api, patients.api, scheduling.api, appointments.api, tasks.api):
     app.register_blueprint(routes.blueprint)
 
-# Step Functions tasks.
-app.lambda_function(name="smoke_record")(record_smoke_run)
-app.lambda_function(name="journey_plan")(journey.plan)
-app.lambda_function(name="journey_send")(journey.send_step)
-app.lambda_function(name="journey_hold_answer")(journey.hold_answer)
-app.lambda_function(name="journey_answer_deadline")(journey.answer_deadline)
-app.lambda_function(name="journey_visit_outcome")(journey.visit_outcome)
-app.lambda_function(name="journey_check_rebooked")(journey.check_rebooked)
-app.lambda_function(name="journey_staff_task")(journey.open_staff_task)
+# Step Functions tasks. Chalice names each Lambda's handler after the function (app.<name>),
+# so every handler is bound here under its own name.
+record_smoke_run = app.lambda_function(name="smoke_record")(smoke.record_smoke_run)
+journey_plan = app.lambda_function(name="journey_plan")(journey.journey_plan)
+journey_send = app.lambda_function(name="journey_send")(journey.journey_send)
+journey_hold_answer = app.lambda_function(name="journey_hold_answer")(journey.journey_hold_answer)
+journey_answer_deadline = app.lambda_function(name="journey_answer_deadline")(
+    journey.journey_answer_deadline
+)
+journey_visit_outcome = app.lambda_function(name="journey_visit_outcome")(
+    journey.journey_visit_outcome
+)
+journey_check_rebooked = app.lambda_function(name="journey_check_rebooked")(
+    journey.journey_check_rebooked
+)
+journey_staff_task = app.lambda_function(name="journey_staff_task")(journey.journey_staff_task)

@@ -33,29 +33,29 @@ def _ref(event: Event) -> Event:
     return event
 
 
-def plan(event: Event, context: Any = None) -> Event:
+def journey_plan(event: Event, context: Any = None) -> Event:
     return _service().plan(_ref(event))
 
 
-def send_step(event: Event, context: Any = None) -> Event:
+def journey_send(event: Event, context: Any = None) -> Event:
     return _service().send(_ref(event), event["step"])
 
 
-def hold_answer(event: Event, context: Any = None) -> Event:
+def journey_hold_answer(event: Event, context: Any = None) -> Event:
     return _service().hold_answer(_ref(event), event["token"])
 
 
-def answer_deadline(event: Event, context: Any = None) -> Event:
+def journey_answer_deadline(event: Event, context: Any = None) -> Event:
     return _service().answer_deadline(_ref(event))
 
 
-def visit_outcome(event: Event, context: Any = None) -> Event:
+def journey_visit_outcome(event: Event, context: Any = None) -> Event:
     return _service().visit_outcome(_ref(event))
 
 
-def check_rebooked(event: Event, context: Any = None) -> Event:
+def journey_check_rebooked(event: Event, context: Any = None) -> Event:
     return _service().rebooked(_ref(event))
 
 
-def open_staff_task(event: Event, context: Any = None) -> Event:
+def journey_staff_task(event: Event, context: Any = None) -> Event:
     return _service().staff_task(_ref(event), event["kind"])

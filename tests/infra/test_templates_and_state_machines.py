@@ -132,3 +132,18 @@ def test_runtime_provisioned_the_template(runtime: Any) -> None:
     assert "noreply@careloop.example.com" in identities
     machines = runtime.client("stepfunctions").list_state_machines()["stateMachines"]
     assert "careloop-local-smoke" in {m["name"] for m in machines}
+
+
+def test_every_lambda_handler_string_resolves_to_its_wrapped_handler() -> None:
+    """On AWS each function's handler is `app.<python name>`: it must exist in app.py and be
+    the wrapper Chalice registered (so middleware runs), not the bare function."""
+    import app as app_module
+
+    sources: list[Any] = [*app_module.app.pure_lambda_functions, *app_module.app.event_sources]
+    assert sources
+    for source in sources:
+        module, attribute = source.handler_string.split(".")
+        assert module == "app"
+        handler = getattr(app_module, attribute, None)
+        assert handler is not None, f"app.py has no {attribute} for {source.name}"
+        assert callable(handler) and handler.__class__.__name__ != "function", source.name

@@ -306,8 +306,8 @@ def test_every_task_replayed_twice_acts_once(runtime: Any, journey: Any) -> None
                 FunctionName="careloop-local-journey_send",
                 Payload=json.dumps({**ref, "step": step}).encode(),
             )
-        tasks.open_staff_task({**ref, "kind": "no_answer"})
-        tasks.answer_deadline(ref)
+        tasks.journey_staff_task({**ref, "kind": "no_answer"})
+        tasks.journey_answer_deadline(ref)
     assert len(j.sms()) == 2, "confirmation and the 7-day reminder, once each"
     assert len(j.tasks()) == 1
     move_to(runtime, start - timedelta(days=7))
