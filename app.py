@@ -7,7 +7,8 @@ from chalice.app import Chalice, ConvertToMiddleware
 from chalicelib.api import appointments, meta, patients, scheduling, tasks, tenants
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.observability import logger, metrics
-from chalicelib.tasks import journey, smoke
+from chalicelib.settings import deployment_stage
+from chalicelib.tasks import inbound, journey, smoke
 
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
 app = Chalice(app_name="careloop", configure_logs=False)
@@ -42,3 +43,8 @@ journey_check_rebooked = app.lambda_function(name="journey_check_rebooked")(
     journey.journey_check_rebooked
 )
 journey_staff_task = app.lambda_function(name="journey_staff_task")(journey.journey_staff_task)
+
+# SNS handlers: two-way SMS replies and SES feedback arrive on the platform's topics.
+_topic = f"careloop-{deployment_stage()}-{{}}".format
+inbound_sms = app.on_sns_message(topic=_topic("inbound-sms"))(inbound.inbound_sms)
+email_feedback = app.on_sns_message(topic=_topic("email-feedback"))(inbound.email_feedback)

@@ -38,6 +38,11 @@ def _required(name: str) -> str:
     return value
 
 
+def deployment_stage() -> str:
+    """The stage name alone, for what must be named when app.py is imported (SNS topics)."""
+    return os.environ.get("CARELOOP_STAGE", "prod")
+
+
 @cache
 def get_settings() -> Settings:
     issuer = _required("JWT_ISSUER").rstrip("/")

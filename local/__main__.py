@@ -4,6 +4,7 @@ serve [--port 8000]                  the API on localhost against the embedded A
 token --tenant T --role staff [--patient P]   print a signed ID token for the running API
 clock [advance 1d | set 2027-01-01T09:00:00Z] read or move the running server's virtual clock
 outbox [--to +8613800138000] [--channel sms]  what the running server has "sent"
+sms-reply --from +8613800138000 --text C       an SMS reply, as two-way SMS delivers it
 openapi                              rewrite openapi.yaml from the route declarations
 """
 
@@ -152,6 +153,11 @@ def outbox(args: argparse.Namespace) -> None:
         print("(nothing sent yet)")
 
 
+def sms_reply(args: argparse.Namespace) -> None:
+    result = _call(f"{_server(args)}/local/sms-reply", {"from": args.sender, "text": args.text})
+    print(f"received as {result['inbound_message_id']}")
+
+
 def openapi(args: argparse.Namespace) -> None:
     from local.openapi_doc import write_openapi
 
@@ -190,6 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--channel", choices=["sms", "push", "topic", "email"])
     p.add_argument("--server")
     p.set_defaults(func=outbox)
+
+    p = commands.add_parser("sms-reply", help="send an SMS reply as a patient would")
+    p.add_argument("--from", dest="sender", required=True, help="the patient's number, E.164")
+    p.add_argument("--text", required=True)
+    p.add_argument("--server")
+    p.set_defaults(func=sms_reply)
 
     p = commands.add_parser("openapi", help="rewrite openapi.yaml")
     p.set_defaults(func=openapi)

@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib import clock
-from chalicelib.api.http import ApiBlueprint, ApiRequest, QueryParam
+from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
 from chalicelib.domain.errors import invalid
 from local.outbox import Outbox
 from local.vclock import VirtualClock, parse_duration
@@ -17,11 +17,16 @@ api = ApiBlueprint(__name__, tag="local")
 class _Bound:
     clock: VirtualClock | None = None
     outbox: Outbox | None = None
+    inbound_sms_topic: str | None = None
 
 
 def bind(virtual_clock: VirtualClock, outbox: Outbox) -> None:
     _Bound.clock = virtual_clock
     _Bound.outbox = outbox
+
+
+def bind_inbound_topic(topic_arn: str) -> None:
+    _Bound.inbound_sms_topic = topic_arn
 
 
 def _clock() -> VirtualClock:
@@ -79,3 +84,33 @@ def get_outbox(request: ApiRequest) -> dict[str, Any]:
     assert _Bound.outbox is not None
     found = _Bound.outbox.messages(to=request.query("to"), channel=request.query("channel"))
     return {"items": [m.as_dict() for m in found]}
+
+
+@api.route(
+    "/local/sms-reply",
+    "POST",
+    summary="Receive an SMS reply from a patient",
+    roles=None,
+    request_schema="local-sms-reply",
+    response_schema="local-sms-reply-sent",
+    status=202,
+    errors=(400, 413, 415),
+    local_only=True,
+)
+def sms_reply(request: ApiRequest) -> ApiResponse:
+    """Publishes the reply on the inbound SMS topic, as two-way SMS does on AWS."""
+    import json
+    import uuid
+
+    from chalicelib.aws import client
+
+    assert _Bound.inbound_sms_topic is not None
+    message_id = str(uuid.uuid4())
+    notification = {
+        "originationNumber": request.body["from"],
+        "destinationNumber": "+10000000000",
+        "messageBody": request.body["text"],
+        "inboundMessageId": message_id,
+    }
+    client("sns").publish(TopicArn=_Bound.inbound_sms_topic, Message=json.dumps(notification))
+    return ApiResponse({"inbound_message_id": message_id}, 202)

@@ -123,15 +123,17 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
     get_settings.cache_clear()
     app_clock.use_clock(clock)
 
+    import app as app_module
     from app import app
     from local import api as local_api
-    from local import ddb_hooks, lambdas, sfn_hooks
+    from local import ddb_hooks, lambdas, sfn_hooks, sns_dispatch
     from local import outbox as outbox_hooks
 
     outbox = Outbox()
     ddb_hooks.install()
     sfn_hooks.install(clock)
     outbox_hooks.install(outbox)
+    sns_dispatch.install(app_module)
     handlers = {
         lambdas.function_name(app.app_name, STAGE, fn.name): fn for fn in app.pure_lambda_functions
     }
@@ -164,4 +166,5 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
     for name, value in resources.function_environment.items():
         os.environ.setdefault(name, value)
     get_settings.cache_clear()
+    local_api.bind_inbound_topic(resources.ref("InboundSmsTopic"))
     return Runtime(endpoint, REGION, ACCOUNT, clock, outbox, keys, resources, app, server)

@@ -20,6 +20,7 @@ from chalicelib.domain.tenants import is_quiet
 from chalicelib.messaging import channels
 from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
+from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.messages import DeliveryRepository
 
 
@@ -28,17 +29,20 @@ def channel_order(patient: Document) -> list[str]:
     return preferred + [c for c in CHANNELS if c not in preferred]
 
 
-def why_not(channel: str, patient: Document) -> str | None:
+CONTACT_FIELD = {"sms": "phone", "email": "email", "push": "push_endpoints"}
+MISSING = {"sms": "no phone number", "email": "no email address", "push": "no device registered"}
+
+
+def why_not(channel: str, patient: Document, contacts: ContactRepository) -> str | None:
     """Why a channel cannot carry a message to this patient, or None if it can."""
-    consent = patient.get("consent", {}).get(channel, {})
-    if consent.get("status") == "withdrawn":
+    if patient.get("consent", {}).get(channel, {}).get("status") == "withdrawn":
         return "consent withdrawn"
-    if channel == "sms" and not patient.get("phone"):
-        return "no phone number"
-    if channel == "email" and not patient.get("email"):
-        return "no email address"
-    if channel == "push" and not patient.get("push_endpoints"):
-        return "no device registered"
+    if not patient.get(CONTACT_FIELD[channel]):
+        return MISSING[channel]
+    if channel == "sms" and contacts.opted_out(patient["phone"]):
+        return "number opted out (STOP)"
+    if channel == "email" and contacts.suppressed(patient["email"]):
+        return "address suppressed (bounce or complaint)"
     return None
 
 
@@ -68,8 +72,9 @@ def _send(channel: str, tenant: Document, patient: Document, rendered: Any) -> s
 
 
 class Deliveries:
-    def __init__(self, repository: DeliveryRepository) -> None:
+    def __init__(self, repository: DeliveryRepository, contacts: ContactRepository) -> None:
         self._log = repository
+        self._contacts = contacts
 
     def deliver(
         self,
@@ -100,7 +105,7 @@ class Deliveries:
         reasons: list[str] = []
         failed = False
         for channel in channel_order(patient):
-            blocked = why_not(channel, patient)
+            blocked = why_not(channel, patient, self._contacts)
             if blocked:
                 reasons.append(f"{channel}: {blocked}")
                 continue
@@ -119,6 +124,16 @@ class Deliveries:
                 record.update(sms_segments=rendered.segments, sms_encoding=rendered.encoding)
             if reasons:
                 record["fell_back"] = reasons
+            if channel == "sms":
+                # A reply from this number is about this appointment.
+                self._contacts.remember_texted(
+                    patient["phone"],
+                    {
+                        "tenant_id": tenant["id"],
+                        "appointment_id": appointment["id"],
+                        "patient_id": patient["id"],
+                    },
+                )
             self._log.finish(tenant["id"], key, record)
             count("MessageSent")
             return record

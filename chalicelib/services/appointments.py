@@ -21,6 +21,7 @@ from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc
 from chalicelib.domain.errors import Forbidden, NotFound, invalid
 from chalicelib.domain.scheduling import Slot, find_slot
 from chalicelib.observability import count
+from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentExists, AppointmentRepository
 from chalicelib.store.config import ConfigRepository
@@ -51,11 +52,13 @@ class AppointmentService:
         config: ConfigRepository,
         patients: PatientRepository,
         tenants: TenantService,
+        queue: StaffQueue,
     ) -> None:
         self._appointments = appointments
         self._config = config
         self._patients = patients
         self._tenants = tenants
+        self._queue = queue
 
     # -- presentation ------------------------------------------------------------------------
     def present(self, doc: Document, tenant: Document) -> Document:
@@ -271,6 +274,24 @@ class AppointmentService:
         journeys.stop(tenant["id"], current, "rescheduled")
         if journeys_on(tenant):
             journeys.start(tenant["id"], saved)
+        return self.present(saved, tenant)
+
+    def request_reschedule(self, principal: Principal, appointment_id: str) -> Document:
+        """The patient wants another time but has not picked one (SMS "R"): staff call back."""
+        tenant, current = self._change(principal, appointment_id, EVERYONE)
+        rules.check_can_change_time(current, clock.now())
+        changed = {
+            **current,
+            "patient_response": "reschedule_requested",
+            "updated_at": utc_iso(clock.now()),
+        }
+        changed.pop("answer_token", None)
+        saved = self._appointments.save(
+            tenant["id"], current, changed, self._local_date(current["start"], tenant)
+        )
+        self._queue.open(tenant["id"], saved, "reschedule_requested")
+        if current.get("answer_token"):
+            journeys.resume(current["answer_token"], {"answer": "reschedule_requested"})
         return self.present(saved, tenant)
 
     def _set_status(self, principal: Principal, appointment_id: str, status: str) -> Document:

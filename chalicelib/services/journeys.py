@@ -3,7 +3,6 @@ staff tasks are created once by id, and a step of a superseded journey version d
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from chalicelib import clock, journeys
@@ -11,12 +10,10 @@ from chalicelib.domain import journey as rules
 from chalicelib.domain.appointments import ACTIVE
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict
-from chalicelib.messaging import channels
 from chalicelib.messaging.delivery import Deliveries
 from chalicelib.observability import count
-from chalicelib.settings import get_settings
+from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.store.appointments import AppointmentRepository
-from chalicelib.store.messages import StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
 
@@ -30,13 +27,13 @@ class JourneyService:
         patients: PatientRepository,
         appointments: AppointmentRepository,
         deliveries: Deliveries,
-        tasks: StaffTaskRepository,
+        queue: StaffQueue,
     ) -> None:
         self._tenants = tenants
         self._patients = patients
         self._appointments = appointments
         self._deliveries = deliveries
-        self._tasks = tasks
+        self._queue = queue
 
     def _load(self, ref: Document) -> tuple[Document, Document, Document] | None:
         """Tenant, appointment and patient, or None when this journey version is over."""
@@ -159,31 +156,7 @@ class JourneyService:
         if loaded is None:
             return {"created": False}
         tenant, appointment, _ = loaded
-        now = utc_iso(clock.now())
-        version = appointment["journey_version"]
-        task_id = f"{appointment['id']}-v{version}-{kind.replace('_', '-')}"
-        task = self._tasks.create(
-            tenant["id"],
-            {
-                "id": task_id,
-                "kind": kind,
-                "status": "open",
-                "appointment_id": appointment["id"],
-                "patient_id": appointment["patient_id"],
-                "department": appointment["department"],
-                "appointment_start": appointment["start"],
-                "created_at": now,
-            },
-        )
-        topic = get_settings().staff_topic_arn
-        if topic and task["created_at"] == now:
-            # Ids only: the staff console shows the rest to those allowed to see it.
-            channels.publish(
-                topic,
-                f"CareLoop task: {kind}",
-                json.dumps({"tenant_id": tenant["id"], "task_id": task["id"], "kind": kind}),
-            )
-        count("StaffTaskOpened")
+        task = self._queue.open(tenant["id"], appointment, kind)
         return {"created": True, "task_id": task["id"]}
 
 

@@ -8,6 +8,7 @@ from functools import cache
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.patients import PatientService
 from chalicelib.services.scheduling import SchedulingService
+from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tasks import TaskService
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentRepository
@@ -37,6 +38,8 @@ def services() -> Services:
         tenants=tenants,
         patients=patient_service,
         scheduling=SchedulingService(config, appointments, tenants),
-        appointments=AppointmentService(appointments, config, patients, tenants),
+        appointments=AppointmentService(
+            appointments, config, patients, tenants, StaffQueue(StaffTaskRepository())
+        ),
         tasks=TaskService(StaffTaskRepository(), DeliveryRepository(), patient_service),
     )

@@ -141,6 +141,15 @@ class StaffTaskItem(_Base):
     open_tasks = ListingIndex()
 
 
+class ContactItem(_Base):
+    """Platform-level facts about a phone number or email address, which belong to a person and
+    not to one hospital: SMS opt-out, email suppression (bounce/complaint), the appointment last
+    texted about (so a reply finds it), and inbound messages already handled."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    expires_at = TTLAttribute(null=True, attr_name="expires_at")
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     TenantItem,
     PatientItem,
@@ -152,6 +161,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     IdempotencyItem,
     DeliveryItem,
     StaffTaskItem,
+    ContactItem,
 )
 _bound_to: Settings | None = None
 

@@ -9,7 +9,9 @@ from typing import Any
 from chalicelib.messaging.delivery import Deliveries
 from chalicelib.schemas import validate
 from chalicelib.services.journeys import JourneyService
+from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
@@ -23,8 +25,8 @@ def _service() -> JourneyService:
         TenantRepository(),
         PatientRepository(),
         AppointmentRepository(),
-        Deliveries(DeliveryRepository()),
-        StaffTaskRepository(),
+        Deliveries(DeliveryRepository(), ContactRepository()),
+        StaffQueue(StaffTaskRepository()),
     )
 
 

@@ -1,0 +1,105 @@
+"""Messages that come back: patients' SMS replies and SES bounce/complaint notifications.
+
+A reply is about the appointment we last texted that number about. STOP (and 退订) turns SMS off
+for the number and is confirmed once; START turns it back on; HELP says who we are and how to
+stop. Each inbound message is handled once, however often SNS delivers it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from chalicelib import clock
+from chalicelib.domain.access import Principal, Role
+from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.keywords import classify, reply_text
+from chalicelib.domain.messages import Rendered
+from chalicelib.messaging import channels
+from chalicelib.observability import count, logger
+from chalicelib.services.appointments import AppointmentService
+from chalicelib.store.contacts import ContactRepository
+from chalicelib.store.tenants import TenantRepository
+
+
+class InboundMessages:
+    def __init__(
+        self,
+        contacts: ContactRepository,
+        tenants: TenantRepository,
+        appointments: AppointmentService,
+    ) -> None:
+        self._contacts = contacts
+        self._tenants = tenants
+        self._appointments = appointments
+
+    def sms(self, notification: Document) -> str:
+        phone = notification["originationNumber"]
+        body = notification["messageBody"]
+        message_id = (
+            notification.get("inboundMessageId")
+            or hashlib.sha256(
+                f"{phone}|{body}|{notification.get('previousPublishedMessageId')}".encode()
+            ).hexdigest()
+        )
+        if not self._contacts.first_time(message_id):
+            count("InboundReplayed")
+            return "replayed"
+        meaning = classify(body)
+        about = self._contacts.last_texted(phone)
+        tenant = self._tenants.get(about["tenant_id"]) if about else None
+        outcome = self._act(meaning, phone, about)
+        reply = reply_text(
+            outcome,
+            tenant["name"] if tenant else "CareLoop",
+            tenant["default_language"] if tenant else "en",
+        )
+        if reply:
+            channels.send_sms(tenant or {}, phone, Rendered(reply, None))
+        count(f"InboundSms{meaning.capitalize()}")
+        logger.info("inbound sms", extra={"meaning": meaning, "outcome": outcome})
+        return outcome
+
+    def _act(self, meaning: str, phone: str, about: Document | None) -> str:
+        """Do what the reply asks; the result names which one-off answer, if any, to send."""
+        now = utc_iso(clock.now())
+        if meaning == "stop":
+            return "stop" if self._contacts.opt_out(phone, now) else "already_stopped"
+        if meaning == "start":
+            return "start" if self._contacts.opt_in(phone) else "already_started"
+        if meaning == "help":
+            return "help"
+        if meaning == "unknown" or about is None:
+            return "ignored"
+        patient = Principal(
+            subject=f"sms:{phone}",
+            role=Role.PATIENT,
+            tenant_id=about["tenant_id"],
+            patient_id=about["patient_id"],
+        )
+        action = {
+            "confirm": self._appointments.confirm,
+            "cancel": self._appointments.cancel,
+            "reschedule": self._appointments.request_reschedule,
+        }[meaning]
+        try:
+            action(patient, about["appointment_id"])
+        except (Conflict, NotFound):
+            return "too_late"  # cancelled, rescheduled or over already
+        return meaning
+
+    def email_feedback(self, notification: Document) -> int:
+        """Suppress addresses that bounced permanently or complained."""
+        kind = notification.get("notificationType") or notification.get("eventType")
+        if kind == "Bounce" and notification["bounce"].get("bounceType") == "Permanent":
+            addresses = [r["emailAddress"] for r in notification["bounce"]["bouncedRecipients"]]
+        elif kind == "Complaint":
+            addresses = [
+                r["emailAddress"] for r in notification["complaint"]["complainedRecipients"]
+            ]
+        else:
+            return 0
+        for address in addresses:
+            self._contacts.suppress(address, kind.lower(), utc_iso(clock.now()))
+        count("EmailSuppressed")
+        return len(addresses)

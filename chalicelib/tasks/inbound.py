@@ -1,0 +1,43 @@
+"""SNS handlers: two-way SMS replies and SES feedback. Thin: parse, validate, one call."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from typing import Any
+
+from chalicelib.domain.errors import ValidationFailed
+from chalicelib.observability import logger
+from chalicelib.schemas import validate
+from chalicelib.services.inbound import InboundMessages
+from chalicelib.services.registry import services
+from chalicelib.store.contacts import ContactRepository
+from chalicelib.store.tenants import TenantRepository
+
+
+@cache
+def _inbound() -> InboundMessages:
+    return InboundMessages(ContactRepository(), TenantRepository(), services().appointments)
+
+
+def _parse(message: str, schema: str) -> dict[str, Any] | None:
+    """A malformed notification is logged and dropped: retrying it would never succeed."""
+    try:
+        notification: dict[str, Any] = json.loads(message)
+        validate(schema, notification)
+    except (ValueError, ValidationFailed):
+        logger.warning("malformed notification dropped", extra={"schema": schema})
+        return None
+    return notification
+
+
+def inbound_sms(event: Any) -> None:
+    notification = _parse(event.message, "inbound-sms")
+    if notification is not None:
+        _inbound().sms(notification)
+
+
+def email_feedback(event: Any) -> None:
+    notification = _parse(event.message, "email-feedback")
+    if notification is not None:
+        _inbound().email_feedback(notification)

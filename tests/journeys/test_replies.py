@@ -1,0 +1,126 @@
+"""What comes back: SMS replies (as two-way SMS delivers them on SNS) and SES feedback."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, payload
+from tests.journeys.test_appointment_journey import Journey, assert_stopped, local_moment, move_to
+
+pytestmark = pytest.mark.journey
+
+
+def reply(runtime: Any, api: Api, phone: str, text: str) -> None:
+    response = api.call("POST", "/local/sms-reply", None, {"from": phone, "text": text})
+    assert response.status_code == 202, response.body
+    runtime.settle()
+
+
+@pytest.fixture
+def journey(runtime: Any, api: Api, make_clinic: Any, make_patient: Any) -> Any:
+    def make(**patient: Any) -> Journey:
+        return Journey(runtime, api, make_clinic(journeys=True), make_patient, **patient)
+
+    return make
+
+
+def status(j: Journey, appointment: dict[str, Any]) -> dict[str, Any]:
+    found: dict[str, Any] = payload(
+        j.api.call("GET", f"/appointments/{appointment['id']}", j.token)
+    )
+    return found
+
+
+def test_cancelled_by_sms(runtime: Any, api: Api, journey: Any) -> None:
+    j: Journey = journey()
+    start = local_moment(days=8, hour=10)
+    appointment = j.book(start)
+    reply(runtime, api, f"+86{j.phone}", "N")
+    assert status(j, appointment)["status"] == "cancelled"
+    assert_stopped(j.execution(appointment))
+    move_to(runtime, start + timedelta(hours=3))
+    assert len(j.sms()) == 1, "only the confirmation"
+
+
+def test_confirmed_by_sms_is_not_escalated(runtime: Any, api: Api, journey: Any) -> None:
+    j: Journey = journey()
+    start = local_moment(days=3, hour=10)
+    appointment = j.book(start)
+    reply(runtime, api, f"+86{j.phone}", " c ")
+    assert status(j, appointment)["patient_response"] == "confirmed"
+    move_to(runtime, start - timedelta(hours=23))
+    assert j.tasks() == []
+
+
+def test_reschedule_request_by_sms_reaches_staff(runtime: Any, api: Api, journey: Any) -> None:
+    j: Journey = journey()
+    appointment = j.book(local_moment(days=8, hour=10))
+    reply(runtime, api, f"+86{j.phone}", "改约")
+    assert status(j, appointment)["patient_response"] == "reschedule_requested"
+    assert [t["kind"] for t in j.tasks()] == ["reschedule_requested"]
+
+
+def test_stop_start_and_help(runtime: Any, api: Api, journey: Any) -> None:
+    j: Journey = journey(preferred_channels=["sms", "email"])
+    start = local_moment(days=8, hour=10)
+    j.book(start)
+    number = f"+86{j.phone}"
+    reply(runtime, api, number, "退订")
+    confirmation = j.sms()[-1]
+    assert "退订" in confirmation.body and j.clinic.tenant.doc["name"] in confirmation.body
+    reply(runtime, api, number, "STOP")
+    assert len(j.sms()) == 2, "confirmed once"
+    move_to(runtime, start - timedelta(days=7))
+    assert len(j.sms()) == 2, "no reminder by SMS"
+    reminder = next(d for d in j.deliveries() if d["step"] == "reminder_7d")
+    assert reminder["channel"] == "email"
+    assert any("opted out" in reason for reason in reminder["fell_back"])
+    reply(runtime, api, number, "HELP")
+    assert "STOP" in j.sms()[-1].body, "help says how to stop"
+    reply(runtime, api, number, "START")
+    assert len(j.sms()) == 4
+    move_to(runtime, start - timedelta(days=1))
+    assert "提醒" in j.sms()[-1].body, "texts are back on"
+
+
+def test_a_replayed_sns_event_acts_once(runtime: Any, api: Api, journey: Any) -> None:
+    j: Journey = journey()
+    j.book(local_moment(days=8, hour=10))
+    sns = runtime.client("sns")
+    topic = runtime.resources.ref("InboundSmsTopic")
+    notification = json.dumps(
+        {
+            "originationNumber": f"+86{j.phone}",
+            "messageBody": "STOP",
+            "inboundMessageId": f"replayed-{j.phone}",
+        }
+    )
+    for _ in range(2):
+        sns.publish(TopicArn=topic, Message=notification)
+    runtime.settle()
+    assert len(j.sms()) == 2, "the confirmation and one STOP answer"
+
+
+def test_bounced_address_is_suppressed(runtime: Any, journey: Any) -> None:
+    j: Journey = journey(
+        preferred_channels=["email"], consent={"sms": {"status": "withdrawn", "method": "app"}}
+    )
+    bounce = {
+        "notificationType": "Bounce",
+        "bounce": {
+            "bounceType": "Permanent",
+            "bouncedRecipients": [{"emailAddress": j.patient["email"]}],
+        },
+    }
+    runtime.client("sns").publish(
+        TopicArn=runtime.resources.ref("EmailFeedbackTopic"), Message=json.dumps(bounce)
+    )
+    runtime.settle()
+    j.book(local_moment(days=8, hour=10))
+    [logged] = j.deliveries()
+    assert logged["status"] == "suppressed"
+    assert "email: address suppressed (bounce or complaint)" in logged["reasons"]
