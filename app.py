@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from chalice.app import Chalice, ConvertToMiddleware
 
-from chalicelib.api import appointments, meta, patients, scheduling, tasks, tenants
+from chalicelib.api import (
+    appointments,
+    meta,
+    patients,
+    scheduling,
+    tasks,
+    templates,
+    tenants,
+)
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import deployment_stage
@@ -24,7 +32,15 @@ app.register_middleware(
 app.register_middleware(ConvertToMiddleware(metrics.log_metrics))
 app.register_middleware(normalise_chalice_errors, "http")
 
-for routes in (meta.api, tenants.api, patients.api, scheduling.api, appointments.api, tasks.api):
+for routes in (
+    meta.api,
+    tenants.api,
+    patients.api,
+    scheduling.api,
+    appointments.api,
+    tasks.api,
+    templates.api,
+):
     app.register_blueprint(routes.blueprint)
 
 # Step Functions tasks. Chalice names each Lambda's handler after the function (app.<name>),

@@ -19,6 +19,18 @@ FIELDS = frozenset(
 )
 SMS_FIELDS = frozenset({"clinic", "first_name", "date", "time", "location", "link", "keywords"})
 CHANNELS = ("sms", "push", "email")
+# Values a template is rendered with when it is saved: to check it and count its SMS segments.
+SAMPLE_FIELDS = {
+    "clinic": "仁济医院东院",
+    "first_name": "伟",
+    "date": "2026-12-10",
+    "time": "10:00",
+    "location": "门诊2号楼305室",
+    "department": "心内科",
+    "notes": "请空腹",
+    "link": "https://app.careloop.example/a/a-0123456789abcdef",
+    "keywords": "C/N/R",
+}
 
 # The product's own wording; tenants may override per step, channel and language.
 DEFAULT_TEMPLATES: dict[tuple[str, str, str], str] = {
@@ -157,18 +169,24 @@ def check_template(source: str, channel: str) -> None:
     """Reject, when saved, a template that would fail or leak at send time."""
     from jinja2 import TemplateSyntaxError, meta
 
+    path = "$.subject" if channel == "subject" else "$.body"
     try:
         names = meta.find_undeclared_variables(_environment(channel == "email").parse(source))
     except TemplateSyntaxError as exc:
-        raise invalid("$.body", f"template syntax: {exc.message}") from exc
-    allowed = SMS_FIELDS if channel == "sms" else FIELDS
+        raise invalid(path, f"template syntax: {exc.message}") from exc
+    allowed = SMS_FIELDS if channel == "sms" else FIELDS  # subject lines may use all
     unknown = sorted(names - allowed)
     if unknown:
-        raise invalid("$.body", f"unknown field(s) for {channel}: {', '.join(unknown)}")
+        raise invalid(path, f"unknown field(s) for {channel}: {', '.join(unknown)}")
 
 
 def render(
-    step: str, channel: str, language: str, fields: dict[str, Any], override: str | None = None
+    step: str,
+    channel: str,
+    language: str,
+    fields: dict[str, Any],
+    override: str | None = None,
+    subject_override: str | None = None,
 ) -> Rendered:
     kind = template_kind(step)
     lang = (
@@ -181,7 +199,8 @@ def render(
     body = _environment(channel == "email").from_string(source).render(**visible)
     subject = None
     if channel in ("email", "push"):
-        subject = _environment(False).from_string(SUBJECTS[(kind, lang)]).render(**visible)
+        subject_source = subject_override or SUBJECTS[(kind, lang)]
+        subject = _environment(False).from_string(subject_source).render(**visible)
     if channel == "sms":
         encoding, segments = sms_segments(body)
         return Rendered(body, None, encoding, segments)

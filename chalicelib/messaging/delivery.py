@@ -15,11 +15,12 @@ from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.journey import out_of_quiet_hours
-from chalicelib.domain.messages import CHANNELS, render
+from chalicelib.domain.messages import CHANNELS, render, template_kind
 from chalicelib.domain.tenants import is_quiet
 from chalicelib.messaging import channels
 from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
+from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.messages import DeliveryRepository
 
@@ -72,9 +73,19 @@ def _send(channel: str, tenant: Document, patient: Document, rendered: Any) -> s
 
 
 class Deliveries:
-    def __init__(self, repository: DeliveryRepository, contacts: ContactRepository) -> None:
+    def __init__(
+        self, repository: DeliveryRepository, contacts: ContactRepository, config: ConfigRepository
+    ) -> None:
         self._log = repository
         self._contacts = contacts
+        self._config = config
+
+    def _wording(self, tenant_id: str, step: str, channel: str, language: str) -> Document:
+        """The tenant's own template for this step, channel and language, if it saved one."""
+        saved = self._config.get(
+            tenant_id, "TEMPLATE", f"{template_kind(step)}#{channel}#{language}"
+        )
+        return saved or {}
 
     def deliver(
         self,
@@ -109,7 +120,15 @@ class Deliveries:
             if blocked:
                 reasons.append(f"{channel}: {blocked}")
                 continue
-            rendered = render(step, channel, patient["language"], fields)
+            wording = self._wording(tenant["id"], step, channel, patient["language"])
+            rendered = render(
+                step,
+                channel,
+                patient["language"],
+                fields,
+                override=wording.get("body"),
+                subject_override=wording.get("subject"),
+            )
             try:
                 message_id = _send(channel, tenant, patient, rendered)
             except Exception as exc:  # any channel failure falls back to the next channel

@@ -10,6 +10,7 @@ from chalicelib.services.patients import PatientService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tasks import TaskService
+from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.config import ConfigRepository
@@ -25,6 +26,7 @@ class Services:
     scheduling: SchedulingService
     appointments: AppointmentService
     tasks: TaskService
+    templates: TemplateService
 
 
 @cache
@@ -42,4 +44,5 @@ def services() -> Services:
             appointments, config, patients, tenants, StaffQueue(StaffTaskRepository())
         ),
         tasks=TaskService(StaffTaskRepository(), DeliveryRepository(), patient_service),
+        templates=TemplateService(config),
     )

@@ -11,6 +11,7 @@ from chalicelib.schemas import validate
 from chalicelib.services.journeys import JourneyService
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
@@ -25,7 +26,7 @@ def _service() -> JourneyService:
         TenantRepository(),
         PatientRepository(),
         AppointmentRepository(),
-        Deliveries(DeliveryRepository(), ContactRepository()),
+        Deliveries(DeliveryRepository(), ContactRepository(), ConfigRepository()),
         StaffQueue(StaffTaskRepository()),
     )
 

@@ -155,6 +155,14 @@ def walk_booking(
     call("/appointments/{appointment_id}/fulfil", "post", staff, concrete=f"{appointment}/fulfil")
     call("/appointments/{appointment_id}/cancel", "post", patient, concrete=f"{appointment}/cancel")
     call("/tasks", "get", staff)
+    call(
+        "/templates/{step}/{channel}/{language}",
+        "put",
+        admin,
+        example(spec, "/templates/{step}/{channel}/{language}", "put"),
+        concrete="/templates/reminder/sms/zh-CN",
+    )
+    call("/templates", "get", staff)
     # No journey escalated anything yet: closing an unknown task is a documented 404.
     call("/tasks/{task_id}/close", "post", staff, concrete="/tasks/no-such-task/close")
     call(

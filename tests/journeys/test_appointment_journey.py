@@ -312,3 +312,15 @@ def test_every_task_replayed_twice_acts_once(runtime: Any, journey: Any) -> None
     assert len(j.tasks()) == 1
     move_to(runtime, start - timedelta(days=7))
     assert len(j.sms()) == 2, "the journey's own reminder finds it already sent"
+
+
+def test_the_tenants_own_wording_is_sent(runtime: Any, journey: Any) -> None:
+    j: Journey = journey()
+    wording = {"body": "{{clinic}}：{{first_name}}，{{date}} {{time}}就诊，请携带医保卡。"}
+    saved = j.api.call("PUT", "/templates/reminder/sms/zh-CN", j.clinic.tenant.admin, wording)
+    assert saved.status_code == 200, saved.body
+    start = local_moment(days=8, hour=10)
+    j.book(start)
+    move_to(runtime, start - timedelta(days=7))
+    assert j.sms()[-1].body.endswith("请携带医保卡。")
+    assert "回复C确认" in j.sms()[0].body, "the confirmation keeps the default wording"

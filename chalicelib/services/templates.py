@@ -1,0 +1,70 @@
+"""A tenant's own wording of journey messages, checked when saved."""
+
+from __future__ import annotations
+
+from chalicelib import clock
+from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
+from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.errors import NotFound, Problems
+from chalicelib.domain.messages import CHANNELS, SAMPLE_FIELDS, check_template, render
+from chalicelib.services.versions import check_expected_version
+from chalicelib.store.config import ConfigRepository
+
+STEPS = ("confirmation", "reminder", "noshow_followup")
+LANGUAGES = ("zh-CN", "zh-TW", "en", "en-GB", "en-US")
+
+
+def template_id(step: str, channel: str, language: str) -> str:
+    return f"{step}#{channel}#{language}"
+
+
+class TemplateService:
+    def __init__(self, config: ConfigRepository) -> None:
+        self._config = config
+
+    def put(
+        self,
+        principal: Principal,
+        step: str,
+        channel: str,
+        language: str,
+        body: Document,
+        if_match: str | None,
+    ) -> Document:
+        require_role(principal, {Role.ADMIN})
+        if step not in STEPS or channel not in CHANNELS or language not in LANGUAGES:
+            raise NotFound("no such step, channel or language")
+        problems = Problems()
+        with problems.check():
+            check_template(body["body"], channel)
+        if "subject" in body:
+            with problems.check():
+                check_template(body["subject"], "subject")
+        problems.raise_if_any()
+        tenant_id = tenant_of(principal)
+        record_id = template_id(step, channel, language)
+        current = self._config.get(tenant_id, "TEMPLATE", record_id)
+        if current is not None:
+            check_expected_version(current, if_match)
+        now = utc_iso(clock.now())
+        doc: Document = {
+            **body,
+            "id": record_id,
+            "step": step,
+            "channel": channel,
+            "language": language,
+            "updated_at": now,
+            "created_at": current["created_at"] if current else now,
+        }
+        if channel == "sms":
+            doc["sms_segments"] = render(
+                step, channel, language, SAMPLE_FIELDS, override=body["body"]
+            ).segments
+        return self._config.put(tenant_id, "TEMPLATE", doc, current["version"] if current else None)
+
+    def all(self, principal: Principal) -> list[Document]:
+        require_role(principal, CLINIC_ROLES)
+        return self._config.records(tenant_of(principal), "TEMPLATE")
+
+    def override(self, tenant_id: str, step: str, channel: str, language: str) -> Document | None:
+        return self._config.get(tenant_id, "TEMPLATE", template_id(step, channel, language))
