@@ -25,6 +25,7 @@ class Settings:
     events_topic_arn: str
     sender_email: str
     app_link_base: str
+    push_application_arn: str
 
     @property
     def is_local(self) -> bool:
@@ -63,4 +64,5 @@ def get_settings() -> Settings:
         events_topic_arn=os.environ.get("EVENTS_TOPIC_ARN", ""),
         sender_email=os.environ.get("SENDER_EMAIL", ""),
         app_link_base=os.environ.get("APP_LINK_BASE", "https://app.careloop.example").rstrip("/"),
+        push_application_arn=os.environ.get("PUSH_PLATFORM_APPLICATION_ARN", ""),
     )

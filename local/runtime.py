@@ -161,6 +161,12 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
         region=REGION,
         account=ACCOUNT,
     )
+    # SNS platform applications are made with provider credentials, outside the template: the
+    # local runtime makes a stand-in.
+    push = emulator_client(endpoint, "sns").create_platform_application(
+        Name="careloop-local-push", Platform="GCM", Attributes={"PlatformCredential": "local"}
+    )
+    os.environ["PUSH_PLATFORM_APPLICATION_ARN"] = push["PlatformApplicationArn"]
     # The functions' environment from the template's Globals (topic and state machine ARNs...),
     # where the local stage's own configuration does not set it.
     for name, value in resources.function_environment.items():

@@ -49,7 +49,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     PreconditionRequired: 428,
-    DependencyUnavailable: 503,
+    DependencyUnavailable: 503,  # the one 5xx we answer on purpose: retry later
 }
 
 # Chalice answers a few requests itself before a view runs (415, 405); their codes in our terms.

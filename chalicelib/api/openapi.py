@@ -32,6 +32,7 @@ STATUS_TEXT = {
     413: "Body too large",
     415: "Body is not JSON",
     428: "If-Match header required",
+    503: "A service we depend on is unavailable; retry later",
 }
 
 

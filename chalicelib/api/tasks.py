@@ -1,9 +1,10 @@
-"""The staff queue (escalations from journeys) and a patient's delivery log."""
+"""Messaging around the patient: the staff queue (escalations from journeys), a patient's
+delivery log, and the devices the app registers for push."""
 
 from __future__ import annotations
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest
-from chalicelib.domain.access import CLINIC_ROLES
+from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse
+from chalicelib.domain.access import CLINIC_ROLES, Role
 from chalicelib.domain.common import Document
 from chalicelib.services.registry import services
 
@@ -44,3 +45,18 @@ def close_task(request: ApiRequest, task_id: str) -> Document:
 )
 def patient_deliveries(request: ApiRequest, patient_id: str) -> Document:
     return {"items": services().tasks.deliveries(request.principal, patient_id)}
+
+
+@api.route(
+    "/me/devices",
+    "POST",
+    summary="Register this device for push messages",
+    roles={Role.PATIENT},
+    request_schema="device-register",
+    response_schema="device",
+    status=201,
+    errors=(400, 401, 403, 413, 415, 503),
+    idempotent=True,
+)
+def register_device(request: ApiRequest) -> ApiResponse:
+    return ApiResponse(services().devices.register(request.principal, request.body), 201)

@@ -22,6 +22,7 @@ from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
+from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import DeliveryRepository
 
 
@@ -74,9 +75,14 @@ def _send(channel: str, tenant: Document, patient: Document, rendered: Any) -> s
 
 class Deliveries:
     def __init__(
-        self, repository: DeliveryRepository, contacts: ContactRepository, config: ConfigRepository
+        self,
+        repository: DeliveryRepository,
+        contacts: ContactRepository,
+        config: ConfigRepository,
+        devices: DeviceRepository,
     ) -> None:
         self._log = repository
+        self._devices = devices
         self._contacts = contacts
         self._config = config
 
@@ -113,6 +119,10 @@ class Deliveries:
             count("MessageReplaySkipped")
             return {**earlier, "replayed": True}
         fields = message_fields(tenant, patient, appointment)
+        patient = {
+            **patient,
+            "push_endpoints": self._devices.endpoints(tenant["id"], patient["id"]),
+        }
         reasons: list[str] = []
         failed = False
         for channel in channel_order(patient):

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from chalicelib.services.appointments import AppointmentService
+from chalicelib.services.devices import DeviceService
 from chalicelib.services.patients import PatientService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.staff_queue import StaffQueue
@@ -14,6 +15,7 @@ from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.config import ConfigRepository
+from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
@@ -27,6 +29,7 @@ class Services:
     appointments: AppointmentService
     tasks: TaskService
     templates: TemplateService
+    devices: DeviceService
 
 
 @cache
@@ -45,4 +48,5 @@ def services() -> Services:
         ),
         tasks=TaskService(StaffTaskRepository(), DeliveryRepository(), patient_service),
         templates=TemplateService(config),
+        devices=DeviceService(DeviceRepository()),
     )

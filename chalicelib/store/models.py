@@ -141,6 +141,14 @@ class StaffTaskItem(_Base):
     open_tasks = ListingIndex()
 
 
+class DeviceItem(_Base):
+    """A device the patient's app registered for push (PK `T#<t>#P#<p>`, SK `DEVICE#<hash>`)."""
+
+    endpoint_arn = UnicodeAttribute(attr_name="endpoint_arn")
+    platform = UnicodeAttribute(attr_name="platform")
+    registered_at = UnicodeAttribute(attr_name="registered_at")
+
+
 class ContactItem(_Base):
     """Platform-level facts about a phone number or email address, which belong to a person and
     not to one hospital: SMS opt-out, email suppression (bounce/complaint), the appointment last
@@ -162,6 +170,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     DeliveryItem,
     StaffTaskItem,
     ContactItem,
+    DeviceItem,
 )
 _bound_to: Settings | None = None
 

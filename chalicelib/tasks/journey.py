@@ -13,6 +13,7 @@ from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
+from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
@@ -22,11 +23,14 @@ Event = dict[str, Any]
 
 @cache
 def _service() -> JourneyService:
+    deliveries = Deliveries(
+        DeliveryRepository(), ContactRepository(), ConfigRepository(), DeviceRepository()
+    )
     return JourneyService(
         TenantRepository(),
         PatientRepository(),
         AppointmentRepository(),
-        Deliveries(DeliveryRepository(), ContactRepository(), ConfigRepository()),
+        deliveries,
         StaffQueue(StaffTaskRepository()),
     )
 

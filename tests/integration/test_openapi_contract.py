@@ -127,6 +127,7 @@ def walk_booking(
         concrete=f"{appointment}/reschedule",
     )
     call("/me/appointments", "get", patient)
+    call("/me/devices", "post", patient, example(spec, "/me/devices", "post"))
     call(
         "/patients/{patient_id}/appointments",
         "get",

@@ -324,3 +324,21 @@ def test_the_tenants_own_wording_is_sent(runtime: Any, journey: Any) -> None:
     move_to(runtime, start - timedelta(days=7))
     assert j.sms()[-1].body.endswith("请携带医保卡。")
     assert "回复C确认" in j.sms()[0].body, "the confirmation keeps the default wording"
+
+
+def test_push_to_a_registered_device_when_preferred(runtime: Any, journey: Any) -> None:
+    j: Journey = journey(preferred_channels=["push", "sms"])
+    registered = j.api.call(
+        "POST", "/me/devices", j.token, {"platform": "fcm", "token": f"fcm-token-{j.phone}"}
+    )
+    assert registered.status_code == 201, registered.body
+    again = j.api.call(
+        "POST", "/me/devices", j.token, {"platform": "fcm", "token": f"fcm-token-{j.phone}"}
+    )
+    assert payload(again)["device_id"] == payload(registered)["device_id"]
+    j.book(local_moment(days=8, hour=10))
+    [logged] = j.deliveries()
+    assert logged["channel"] == "push"
+    pushed = runtime.outbox.messages(channel="push")
+    assert any(logged["message_id"] == m.message_id for m in pushed)
+    assert j.sms() == [], "push went through, so no SMS"

@@ -1,0 +1,42 @@
+"""Registering the app on a patient's device for push messages."""
+
+from __future__ import annotations
+
+import hashlib
+
+from chalicelib import clock
+from chalicelib.aws import client
+from chalicelib.domain.access import Principal, Role, require_role, tenant_of
+from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.errors import DependencyUnavailable
+from chalicelib.settings import get_settings
+from chalicelib.store.devices import DeviceRepository
+
+
+class DeviceService:
+    def __init__(self, devices: DeviceRepository) -> None:
+        self._devices = devices
+
+    def register(self, principal: Principal, body: Document) -> Document:
+        require_role(principal, {Role.PATIENT})
+        application = get_settings().push_application_arn
+        if not application:
+            raise DependencyUnavailable("push messaging is not set up on this platform")
+        # SNS returns the same endpoint for the same token, so registering twice is harmless.
+        # The endpoint's user data is the patient id only: no name reaches the push provider.
+        endpoint = client("sns").create_platform_endpoint(
+            PlatformApplicationArn=application,
+            Token=body["token"],
+            CustomUserData=str(principal.patient_id),
+        )["EndpointArn"]
+        key = hashlib.sha256(body["token"].encode()).hexdigest()[:24]
+        registered_at = utc_iso(clock.now())
+        self._devices.add(
+            tenant_of(principal),
+            str(principal.patient_id),
+            key,
+            endpoint,
+            body["platform"],
+            registered_at,
+        )
+        return {"device_id": key, "platform": body["platform"], "registered_at": registered_at}
