@@ -42,6 +42,7 @@ def _run(which: str, patient_id: str, token: str, env: dict[str, str]) -> dict[s
 def main() -> None:
     from chalice.test import Client
 
+    from bench.journey import happy_path
     from local.runtime import start
     from local.vclock import VirtualClock
 
@@ -87,6 +88,7 @@ def main() -> None:
         for _ in range(RUNS):
             ours.append(_run("careloop", patient_id, staff, env))
             floor.append(_run("floor", patient_id, staff, env))
+        journey_figures = happy_path(runtime, http)
     finally:
         runtime.stop()
 
@@ -106,6 +108,7 @@ def main() -> None:
         results["cold_start_ms"] / results["floor_cold_start_ms"], 2
     )
     results["cold_start_target_ratio"] = TARGET_RATIO
+    results.update(journey_figures)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"cold start, median of {RUNS} fresh processes (import + first GET /patients/{{id}}):")
     rows = (
@@ -117,6 +120,23 @@ def main() -> None:
         print(f"  {label:<9} {total:7.1f} ms  ({parts}{median(runs, 'first_request_ms')})")
     verdict = "within" if results["cold_start_ratio"] <= TARGET_RATIO else "OVER"
     print(f"  ratio     {results['cold_start_ratio']:.2f}x  ({verdict} the {TARGET_RATIO}x target)")
+    print("appointment journey, happy path (book, confirm, 3 reminders, check in, fulfil):")
+    for key in (
+        "journey_state_transitions",
+        "journey_lambda_invocations",
+        "journey_dynamodb_reads",
+        "journey_dynamodb_writes",
+        "journey_dynamodb_transactions",
+        "journey_dynamodb_write_units",
+        "cost_per_1000_appointments_usd",
+    ):
+        print(f"  {key:<36} {results[key]}")
+    print("SMS segments per default template:")
+    for name, figure in results["sms_segments_per_template"].items():
+        print(
+            f"  {name:<24} {figure['segments']} ({figure['encoding']}, "
+            f"{figure['characters']} characters)"
+        )
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.activity import activity
+from local.meter import meter
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -58,6 +59,7 @@ def install(handlers: Mapping[str, Handler], region: str, account: str) -> None:
         arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
         event = json.loads(body) if body else {}
         activity.begin()
+        meter.add("lambda_invocations")
         try:
             result = handler(event, LambdaContext(function_name=name, invoked_function_arn=arn))
         except Exception as exc:  # reported to the state machine as Lambda reports it

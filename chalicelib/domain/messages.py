@@ -20,7 +20,7 @@ FIELDS = frozenset(
 SMS_FIELDS = frozenset({"clinic", "first_name", "date", "time", "location", "link", "keywords"})
 CHANNELS = ("sms", "push", "email")
 # Values a template is rendered with when it is saved: to check it and count its SMS segments.
-SAMPLE_FIELDS = {
+SAMPLE_FIELDS_ZH = {
     "clinic": "仁济医院东院",
     "first_name": "伟",
     "date": "2026-12-10",
@@ -31,6 +31,19 @@ SAMPLE_FIELDS = {
     "link": "https://app.careloop.example/a/a-0123456789abcdef",
     "keywords": "C/N/R",
 }
+SAMPLE_FIELDS_EN = {
+    **SAMPLE_FIELDS_ZH,
+    "clinic": "Renji Hospital East",
+    "first_name": "Wei",
+    "location": "Outpatient Building 2, Room 305",
+    "department": "Cardiology",
+    "notes": "Please come fasting",
+}
+
+
+def sample_fields(language: str) -> dict[str, str]:
+    return SAMPLE_FIELDS_ZH if language.startswith("zh") else SAMPLE_FIELDS_EN
+
 
 # The product's own wording; tenants may override per step, channel and language.
 DEFAULT_TEMPLATES: dict[tuple[str, str, str], str] = {

@@ -6,7 +6,7 @@ from chalicelib import clock
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import NotFound, Problems
-from chalicelib.domain.messages import CHANNELS, SAMPLE_FIELDS, check_template, render
+from chalicelib.domain.messages import CHANNELS, check_template, render, sample_fields
 from chalicelib.services.versions import check_expected_version
 from chalicelib.store.config import ConfigRepository
 
@@ -58,7 +58,7 @@ class TemplateService:
         }
         if channel == "sms":
             doc["sms_segments"] = render(
-                step, channel, language, SAMPLE_FIELDS, override=body["body"]
+                step, channel, language, sample_fields(language), override=body["body"]
             ).segments
         return self._config.put(tenant_id, "TEMPLATE", doc, current["version"] if current else None)
 

@@ -1,0 +1,164 @@
+"""What one appointment journey costs on the happy path (booked, confirmed, reminded 7 days,
+1 day and 2 hours before, checked in, fulfilled, event published), measured on the emulator:
+state transitions, Lambda invocations, DynamoDB reads and writes, API requests; and the cost
+of 1,000 such appointments at AWS's published on-demand prices (us-east-1), messages excluded.
+Also the SMS segments of every default SMS template."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+# AWS published on-demand prices, us-east-1, as listed on the services' pricing pages in 2025.
+PRICES = {
+    "step_functions_per_transition": 0.025 / 1000,  # Standard workflows
+    "lambda_per_request": 0.20 / 1_000_000,
+    "lambda_per_gb_second": 0.0000166667,  # x86
+    "dynamodb_per_write_unit": 0.625 / 1_000_000,  # on-demand write request unit
+    "dynamodb_per_read_unit": 0.125 / 1_000_000,  # on-demand read request unit
+    "api_gateway_per_request": 3.50 / 1_000_000,  # REST API, first 333 million
+}
+LAMBDA_GB_SECONDS_EACH = 0.25 * 0.1  # 256 MB for ~100 ms, a generous estimate per invocation
+
+
+def sms_segments() -> dict[str, Any]:
+    from chalicelib.domain.messages import DEFAULT_TEMPLATES, render, sample_fields
+
+    figures: dict[str, Any] = {}
+    for kind, channel, language in sorted(DEFAULT_TEMPLATES):
+        if channel == "sms":
+            rendered = render(kind, "sms", language, sample_fields(language))
+            figures[f"{kind}.{language}"] = {
+                "segments": rendered.segments,
+                "encoding": rendered.encoding,
+                "characters": len(rendered.body),
+            }
+    return figures
+
+
+def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
+    from chalicelib import clock, journeys
+    from local.meter import meter
+
+    def call(method: str, path: str, token: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        response = http.request(
+            method,
+            path,
+            headers=headers,
+            body=json.dumps(body).encode() if body is not None else b"",
+        )
+        assert response.status_code in (200, 201), response.body
+        return json.loads(response.body)
+
+    tenant = "bench-journey"
+    call(
+        "POST",
+        "/tenants",
+        runtime.token("operator"),
+        {
+            "id": tenant,
+            "name": "Bench Hospital",
+            "time_zone": "Asia/Shanghai",
+            "default_language": "zh-CN",
+            "country": "CN",
+            "sender": {"sms_sender_id": "Bench", "email_from": "care@bench.example.com"},
+            "departments": [{"id": "cardiology", "name": "心内科"}],
+        },
+    )
+    admin, staff = runtime.token("admin", tenant), runtime.token("staff", tenant)
+    call("PUT", "/clinicians/dr-li", admin, {"name": "Dr Li", "department": "cardiology"})
+    hours = {
+        d: [{"start": "08:00", "end": "17:00"}]
+        for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    }
+    call(
+        "PUT",
+        "/schedules/cardio",
+        admin,
+        {
+            "department": "cardiology",
+            "clinician": "dr-li",
+            "location": "Building 2",
+            "weekly_hours": hours,
+            "slot_minutes": 30,
+            "capacity": 1,
+        },
+    )
+    patient = call(
+        "POST",
+        "/patients",
+        staff,
+        {"name": {"given": "Wei"}, "phone": "13800138000", "preferred_channels": ["sms"]},
+    )
+    token = runtime.token("patient", tenant, patient["id"])
+    zone = ZoneInfo("Asia/Shanghai")
+    day = (clock.now().astimezone(zone) + timedelta(days=10)).date()
+    start = datetime(day.year, day.month, day.day, 10, 0, tzinfo=zone)
+
+    runtime.settle()
+    meter.reset()
+    booked = call(
+        "POST",
+        "/appointments",
+        token,
+        {
+            "slot": {
+                "schedule_id": "cardio",
+                "start": start.astimezone(ZoneInfo("UTC")).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            },
+            "type": "follow_up",
+        },
+    )
+    runtime.settle()
+    call("POST", f"/appointments/{booked['id']}/confirm", token)
+    for before in (timedelta(days=7), timedelta(days=1), timedelta(hours=2)):
+        runtime.clock.set(start - before)
+        runtime.settle()
+    call("POST", f"/appointments/{booked['id']}/check-in", staff)
+    call("POST", f"/appointments/{booked['id']}/fulfil", staff)
+    runtime.clock.set(start + timedelta(hours=2, minutes=1))
+    runtime.settle()
+    counts = meter.snapshot()
+
+    sfn = runtime.client("stepfunctions")
+    arn = journeys.execution_arn(tenant, booked)
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    transitions = sum(1 for e in events if e["type"].endswith("StateEntered"))
+    api_requests = 4  # book, confirm, check in, fulfil
+    writes = counts.get("dynamodb_writes", 0) + 2 * counts.get("dynamodb_transaction_items", 0)
+    reads = counts.get("dynamodb_reads", 0)
+    lambdas = counts.get("lambda_invocations", 0)
+    per_appointment = (
+        transitions * PRICES["step_functions_per_transition"]
+        + lambdas
+        * (PRICES["lambda_per_request"] + LAMBDA_GB_SECONDS_EACH * PRICES["lambda_per_gb_second"])
+        + api_requests
+        * (
+            PRICES["api_gateway_per_request"]
+            + PRICES["lambda_per_request"]
+            + LAMBDA_GB_SECONDS_EACH * PRICES["lambda_per_gb_second"]
+        )
+        # Reads are counted as strongly consistent items under 4 KB (1 unit each).
+        + writes * PRICES["dynamodb_per_write_unit"]
+        + reads * PRICES["dynamodb_per_read_unit"]
+    )
+    return {
+        "journey_state_transitions": transitions,
+        "journey_lambda_invocations": lambdas,
+        "journey_api_requests": api_requests,
+        "journey_dynamodb_reads": reads,
+        "journey_dynamodb_writes": counts.get("dynamodb_writes", 0),
+        "journey_dynamodb_transactions": counts.get("dynamodb_transactions", 0),
+        "journey_dynamodb_transaction_items": counts.get("dynamodb_transaction_items", 0),
+        "journey_dynamodb_write_units": writes,
+        "journey_dynamodb_operations": {
+            k.split(":", 1)[1]: v for k, v in sorted(counts.items()) if k.startswith("dynamodb:")
+        },
+        "cost_per_1000_appointments_usd": round(per_appointment * 1000, 4),
+        "cost_prices_usd": PRICES,
+        "sms_segments_per_template": sms_segments(),
+    }
