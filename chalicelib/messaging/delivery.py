@@ -153,6 +153,9 @@ class Deliveries:
                 record.update(sms_segments=rendered.segments, sms_encoding=rendered.encoding)
             if reasons:
                 record["fell_back"] = reasons
+            if channel == "email":
+                # SES reports delivery and bounces by message id, on the feedback topic.
+                self._contacts.remember_message(message_id, {"tenant_id": tenant["id"], "key": key})
             if channel == "sms":
                 # A reply from this number is about this appointment.
                 self._contacts.remember_texted(

@@ -19,6 +19,7 @@ from chalicelib.messaging import channels
 from chalicelib.observability import count, logger
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.store.contacts import ContactRepository
+from chalicelib.store.messages import DeliveryRepository
 from chalicelib.store.tenants import TenantRepository
 
 
@@ -28,8 +29,10 @@ class InboundMessages:
         contacts: ContactRepository,
         tenants: TenantRepository,
         appointments: AppointmentService,
+        deliveries: DeliveryRepository,
     ) -> None:
         self._contacts = contacts
+        self._deliveries = deliveries
         self._tenants = tenants
         self._appointments = appointments
 
@@ -89,8 +92,10 @@ class InboundMessages:
         return meaning
 
     def email_feedback(self, notification: Document) -> int:
-        """Suppress addresses that bounced permanently or complained."""
+        """Mark deliveries delivered or bounced; suppress addresses that bounced permanently or
+        complained."""
         kind = notification.get("notificationType") or notification.get("eventType")
+        self._mark_delivery(kind, notification)
         if kind == "Bounce" and notification["bounce"].get("bounceType") == "Permanent":
             addresses = [r["emailAddress"] for r in notification["bounce"]["bouncedRecipients"]]
         elif kind == "Complaint":
@@ -103,3 +108,16 @@ class InboundMessages:
             self._contacts.suppress(address, kind.lower(), utc_iso(clock.now()))
         count("EmailSuppressed")
         return len(addresses)
+
+    def _mark_delivery(self, kind: str | None, notification: Document) -> None:
+        message_id = notification.get("mail", {}).get("messageId")
+        about = self._contacts.message(message_id) if message_id else None
+        if about is None or kind not in ("Delivery", "Bounce"):
+            return
+        status = "delivered" if kind == "Delivery" else "bounced"
+        self._deliveries.mark(
+            about["tenant_id"],
+            about["key"],
+            status=status,
+            **{f"{status}_at": utc_iso(clock.now())},
+        )

@@ -75,6 +75,19 @@ class ContactRepository:
     def last_texted(self, phone: str) -> Document | None:
         return self._get(f"SMS#{phone}", LAST_TEXTED)
 
+    def remember_message(self, message_id: str, about: Document) -> None:
+        """Which delivery a provider message id belongs to, for its delivery notification."""
+        ContactItem(
+            f"MSG#{message_id}",
+            "DELIVERY",
+            entity="message",
+            doc=about,
+            expires_at=timedelta(days=30),
+        ).save()
+
+    def message(self, message_id: str) -> Document | None:
+        return self._get(f"MSG#{message_id}", "DELIVERY")
+
     def first_time(self, message_id: str) -> bool:
         """Claim an inbound message; False if it was handled already (a replayed event)."""
         try:

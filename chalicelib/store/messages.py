@@ -57,6 +57,12 @@ class DeliveryRepository:
             actions=[DeliveryItem.doc.set(doc)]
         )
 
+    def mark(self, tenant_id: str, key: str, **changes: str) -> None:
+        """Record what the provider later told us (delivered, bounced)."""
+        current = self.get(tenant_id, key)
+        if current is not None:
+            self.finish(tenant_id, key, {**current, **changes})
+
     def get(self, tenant_id: str, key: str) -> Document | None:
         try:
             return as_document(

@@ -12,12 +12,15 @@ from chalicelib.schemas import validate
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.registry import services
 from chalicelib.store.contacts import ContactRepository
+from chalicelib.store.messages import DeliveryRepository
 from chalicelib.store.tenants import TenantRepository
 
 
 @cache
 def _inbound() -> InboundMessages:
-    return InboundMessages(ContactRepository(), TenantRepository(), services().appointments)
+    return InboundMessages(
+        ContactRepository(), TenantRepository(), services().appointments, DeliveryRepository()
+    )
 
 
 def _parse(message: str, schema: str) -> dict[str, Any] | None:

@@ -342,3 +342,15 @@ def test_push_to_a_registered_device_when_preferred(runtime: Any, journey: Any) 
     pushed = runtime.outbox.messages(channel="push")
     assert any(logged["message_id"] == m.message_id for m in pushed)
     assert j.sms() == [], "push went through, so no SMS"
+
+
+def test_a_failing_channel_falls_back_to_the_next(runtime: Any, journey: Any) -> None:
+    j: Journey = journey(preferred_channels=["sms", "email"])
+    too_long = {"body": "{{clinic}}：" + "请按时就诊。" * 300}  # over SMS's 1,600 bytes
+    saved = j.api.call("PUT", "/templates/confirmation/sms/zh-CN", j.clinic.tenant.admin, too_long)
+    assert saved.status_code == 200
+    j.book(local_moment(days=8, hour=10))
+    [logged] = j.deliveries()
+    assert (logged["status"], logged["channel"]) == ("sent", "email")
+    assert logged["fell_back"] and logged["fell_back"][0].startswith("sms: failed")
+    assert j.sms() == []

@@ -124,3 +124,21 @@ def test_bounced_address_is_suppressed(runtime: Any, journey: Any) -> None:
     [logged] = j.deliveries()
     assert logged["status"] == "suppressed"
     assert "email: address suppressed (bounce or complaint)" in logged["reasons"]
+
+
+def test_email_delivery_is_recorded_when_ses_reports_it(runtime: Any, journey: Any) -> None:
+    j: Journey = journey(preferred_channels=["email"])
+    j.book(local_moment(days=8, hour=10))
+    [sent] = j.deliveries()
+    assert (sent["channel"], sent["status"]) == ("email", "sent")
+    report = {
+        "notificationType": "Delivery",
+        "mail": {"messageId": sent["message_id"]},
+        "delivery": {"recipients": [j.patient["email"]]},
+    }
+    runtime.client("sns").publish(
+        TopicArn=runtime.resources.ref("EmailFeedbackTopic"), Message=json.dumps(report)
+    )
+    runtime.settle()
+    [delivered] = j.deliveries()
+    assert delivered["status"] == "delivered" and "delivered_at" in delivered
