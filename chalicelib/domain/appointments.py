@@ -66,3 +66,8 @@ def local_times(appointment: Document, tenant_zone: str, patient_zone: str) -> D
 
 def is_upcoming(appointment: Document, now: datetime) -> bool:
     return datetime.fromisoformat(appointment["end"]) > now
+
+
+def local_date(start: str, zone_name: str) -> str:
+    """The hospital's calendar day of an appointment: the key of its department's day list."""
+    return datetime.fromisoformat(start).astimezone(ZoneInfo(zone_name)).date().isoformat()

@@ -140,10 +140,6 @@ class AppointmentService:
             raise invalid("$.type", "this schedule does not take this type of appointment")
         return slot, schedule
 
-    def _local_date(self, slot_start: str, tenant: Document) -> str:
-        zone = ZoneInfo(tenant["time_zone"])
-        return datetime.fromisoformat(slot_start).astimezone(zone).date().isoformat()
-
     def book(self, principal: Principal, body: Document, idempotency_key: str | None) -> Document:
         require_role(principal, EVERYONE)
         tenant = self._tenants.require(tenant_of(principal))
@@ -182,7 +178,10 @@ class AppointmentService:
             doc["notes_for_patient"] = body["notes_for_patient"]
         try:
             saved = self._appointments.book(
-                tenant["id"], doc, self._local_date(doc["start"], tenant), slot.capacity
+                tenant["id"],
+                doc,
+                rules.local_date(doc["start"], tenant["time_zone"]),
+                slot.capacity,
             )
         except AppointmentExists:
             # The same Idempotency-Key again (after the first response was lost): same result.
@@ -216,7 +215,7 @@ class AppointmentService:
         }
         changed.pop("answer_token", None)
         saved = self._appointments.save(
-            tenant["id"], current, changed, self._local_date(current["start"], tenant)
+            tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
         )
         if current.get("answer_token"):
             journeys.resume(current["answer_token"], {"answer": "confirmed"})
@@ -235,7 +234,7 @@ class AppointmentService:
             changed["patient_response"] = "declined"
         changed.pop("answer_token", None)
         saved = self._appointments.release(
-            tenant["id"], current, changed, self._local_date(current["start"], tenant)
+            tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
         )
         count("AppointmentCancelled")
         # Stopping the execution is what guarantees no reminder goes out after a cancel.
@@ -267,7 +266,7 @@ class AppointmentService:
             tenant["id"],
             current,
             changed,
-            self._local_date(changed["start"], tenant),
+            rules.local_date(changed["start"], tenant["time_zone"]),
             slot.capacity,
         )
         count("AppointmentRescheduled")
@@ -287,7 +286,7 @@ class AppointmentService:
         }
         changed.pop("answer_token", None)
         saved = self._appointments.save(
-            tenant["id"], current, changed, self._local_date(current["start"], tenant)
+            tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
         )
         self._queue.open(tenant["id"], saved, "reschedule_requested")
         if current.get("answer_token"):
@@ -302,7 +301,7 @@ class AppointmentService:
             rules.check_transition(current, status)
         changed = {**current, "status": status, "updated_at": utc_iso(clock.now())}
         saved = self._appointments.save(
-            tenant["id"], current, changed, self._local_date(current["start"], tenant)
+            tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
         )
         count(f"Appointment{status.capitalize()}")
         return self.present(saved, tenant)

@@ -3,11 +3,9 @@ staff tasks are created once by id, and a step of a superseded journey version d
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from chalicelib import clock, journeys
 from chalicelib.domain import journey as rules
-from chalicelib.domain.appointments import ACTIVE
+from chalicelib.domain.appointments import ACTIVE, local_date
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict
 from chalicelib.messaging.delivery import Deliveries
@@ -85,7 +83,7 @@ class JourneyService:
                     tenant["id"],
                     appointment,
                     {**appointment, "answer_token": token},
-                    _local_date(appointment, tenant),
+                    day_of(appointment, tenant),
                 )
             except Conflict:
                 continue  # the patient answered meanwhile: look again
@@ -121,7 +119,10 @@ class JourneyService:
                 "updated_at": utc_iso(clock.now()),
             }
             self._appointments.save(
-                tenant["id"], appointment, changed, _local_date(appointment, tenant)
+                tenant["id"],
+                appointment,
+                changed,
+                day_of(appointment, tenant),
             )
             count("AppointmentNoshow")
             status = "noshow"
@@ -160,8 +161,5 @@ class JourneyService:
         return {"created": True, "task_id": task["id"]}
 
 
-def _local_date(appointment: Document, tenant: Document) -> str:
-    from zoneinfo import ZoneInfo
-
-    start = datetime.fromisoformat(appointment["start"])
-    return start.astimezone(ZoneInfo(tenant["time_zone"])).date().isoformat()
+def day_of(appointment: Document, tenant: Document) -> str:
+    return local_date(appointment["start"], tenant["time_zone"])
