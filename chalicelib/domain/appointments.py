@@ -40,6 +40,12 @@ def check_can_change_time(appointment: Document, now: datetime) -> None:
         raise Conflict("the appointment has already started", code="appointment_started")
 
 
+def check_not_started(appointment: Document, now: datetime) -> None:
+    """After the start a patient can no longer cancel: a missed visit is a no-show."""
+    if datetime.fromisoformat(appointment["start"]) <= now:
+        raise Conflict("the appointment has already started", code="appointment_started")
+
+
 def check_noshow_allowed(appointment: Document, now: datetime) -> None:
     check_transition(appointment, "noshow")
     if datetime.fromisoformat(appointment["start"]) > now:

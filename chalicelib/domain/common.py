@@ -45,6 +45,11 @@ def utc_iso(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Dates outside these years are typing mistakes, and near the ends of Python's range the
+# arithmetic of time zones overflows.
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2200
+
+
 def parse_timestamp(path: str, text: str) -> datetime:
     try:
         moment = datetime.fromisoformat(text)
@@ -52,7 +57,13 @@ def parse_timestamp(path: str, text: str) -> datetime:
         raise invalid(path, "not an ISO-8601 date-time") from exc
     if moment.tzinfo is None:
         raise invalid(path, "needs a time zone offset or Z")
+    check_year(path, moment.year)
     return moment
+
+
+def check_year(path: str, year: int) -> None:
+    if not EARLIEST_YEAR <= year <= LATEST_YEAR:
+        raise invalid(path, f"the year must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
 
 
 def merge_patch(target: Document, patch: Document) -> Document:

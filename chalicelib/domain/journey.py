@@ -61,21 +61,23 @@ def plan(appointment: Document, tenant: Document, patient_zone: str, now: dateti
     offsets = settings["reminder_offsets_minutes"].get(
         appointment["type"], settings["reminder_offsets_minutes"]["default"]
     )
+    confirmation = out_of_quiet_hours(now, zone, quiet)
     reminders = []
     for offset in sorted(set(offsets), reverse=True):
         planned = start - timedelta(minutes=offset)
         if planned <= now:
             continue  # already past at booking
         shifted = out_of_quiet_hours(planned, zone, quiet)
-        if shifted >= start:
-            continue  # quiet hours would push it past the visit itself
+        if shifted >= start or shifted <= confirmation:
+            continue  # pushed past the visit by quiet hours, or no later than the confirmation
         reminders.append({"step": reminder_step(offset), "at": utc_iso(shifted)})
     deadline = start - timedelta(minutes=settings["answer_deadline_minutes_before"])
     return {
-        "confirmation_at": utc_iso(out_of_quiet_hours(now, zone, quiet)),
+        "confirmation_at": utc_iso(confirmation),
         "reminders": reminders,
-        "await_answer": deadline > now,
-        "answer_deadline": utc_iso(max(deadline, now)),
+        # An answer is awaited only if the patient has time to give one after the confirmation.
+        "await_answer": deadline > confirmation,
+        "answer_deadline": utc_iso(max(deadline, confirmation)),
         "visit_check_at": utc_iso(start + timedelta(minutes=settings["visit_grace_minutes"])),
         "noshow_retry_seconds": settings["noshow_retry_days"] * 24 * 3600,
     }

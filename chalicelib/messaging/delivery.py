@@ -131,15 +131,16 @@ class Deliveries:
                 reasons.append(f"{channel}: {blocked}")
                 continue
             wording = self._wording(tenant["id"], step, channel, patient["language"])
-            rendered = render(
-                step,
-                channel,
-                patient["language"],
-                fields,
-                override=wording.get("body"),
-                subject_override=wording.get("subject"),
-            )
             try:
+                # A template that fails to render is a failing channel like any other.
+                rendered = render(
+                    step,
+                    channel,
+                    patient["language"],
+                    fields,
+                    override=wording.get("body"),
+                    subject_override=wording.get("subject"),
+                )
                 message_id = _send(channel, tenant, patient, rendered)
             except Exception as exc:  # any channel failure falls back to the next channel
                 failed = True

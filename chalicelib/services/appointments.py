@@ -18,7 +18,7 @@ from chalicelib.domain.access import (
     tenant_of,
 )
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
-from chalicelib.domain.errors import Forbidden, NotFound, invalid
+from chalicelib.domain.errors import Conflict, Forbidden, NotFound, invalid
 from chalicelib.domain.scheduling import Slot, find_slot
 from chalicelib.observability import count
 from chalicelib.services.staff_queue import StaffQueue
@@ -34,6 +34,18 @@ INTERNAL_FIELDS = ("patient_time_zone", "answer_token")
 def journeys_on(tenant: Document) -> bool:
     enabled: bool = tenant.get("journey", {}).get("enabled", True)
     return enabled
+
+
+def same_booking(existing: Document, requested: Document) -> bool:
+    """Whether a booking found under an Idempotency-Key's appointment id is this request's."""
+    if any(existing[k] != requested[k] for k in ("patient_id", "type")):
+        return False
+    # A rescheduled appointment has moved on from the slot it was booked in.
+    moved = existing["journey_version"] > 1
+    return moved or (existing["schedule_id"], existing["start"]) == (
+        requested["schedule_id"],
+        requested["start"],
+    )
 
 
 def appointment_id_for(principal: Principal, idempotency_key: str | None) -> str:
@@ -186,8 +198,11 @@ class AppointmentService:
         except AppointmentExists:
             # The same Idempotency-Key again (after the first response was lost): same result.
             existing = self._appointments.get(tenant["id"], doc["id"])
-            if existing is None or existing["patient_id"] != doc["patient_id"]:
-                raise
+            if existing is None or not same_booking(existing, doc):
+                raise Conflict(
+                    "this Idempotency-Key was already used for another booking",
+                    code="idempotency_key_reused",
+                ) from None
             saved = existing
         else:
             count("AppointmentBooked")
@@ -223,7 +238,12 @@ class AppointmentService:
 
     def cancel(self, principal: Principal, appointment_id: str) -> Document:
         tenant, current = self._change(principal, appointment_id, EVERYONE)
+        if current["status"] == "cancelled":
+            # A retry after a cancel whose journey stop failed: stop again, then say so.
+            journeys.stop(tenant["id"], current, "cancelled")
         rules.check_transition(current, "cancelled")
+        if principal.role is Role.PATIENT:
+            rules.check_not_started(current, clock.now())
         changed = {
             **current,
             "status": "cancelled",
@@ -248,7 +268,10 @@ class AppointmentService:
         if slot.department != current["department"]:
             raise invalid("$.slot.schedule_id", "rescheduling stays in the same department")
         if utc_iso(slot.start) == current["start"] and slot.schedule_id == current["schedule_id"]:
-            raise invalid("$.slot", "is the appointment's current slot")
+            # Already there (a retried request whose journey start may have failed): settle it.
+            if journeys_on(tenant):
+                journeys.start(tenant["id"], current)
+            return self.present(current, tenant)
         changed = {
             **current,
             "schedule_id": slot.schedule_id,

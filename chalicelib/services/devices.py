@@ -22,12 +22,11 @@ class DeviceService:
         application = get_settings().push_application_arn
         if not application:
             raise DependencyUnavailable("push messaging is not set up on this platform")
-        # SNS returns the same endpoint for the same token, so registering twice is harmless.
-        # The endpoint's user data is the patient id only: no name reaches the push provider.
+        # SNS returns the same endpoint for the same token, so registering twice is harmless,
+        # also when a shared device (a family tablet) registers for a second patient: nothing
+        # about the patient is attached to the endpoint.
         endpoint = client("sns").create_platform_endpoint(
-            PlatformApplicationArn=application,
-            Token=body["token"],
-            CustomUserData=str(principal.patient_id),
+            PlatformApplicationArn=application, Token=body["token"]
         )["EndpointArn"]
         key = hashlib.sha256(body["token"].encode()).hexdigest()[:24]
         registered_at = utc_iso(clock.now())

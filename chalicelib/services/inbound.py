@@ -74,6 +74,10 @@ class InboundMessages:
             return "help"
         if meaning == "unknown" or about is None:
             return "ignored"
+        return self._on_appointment(meaning, phone, about)
+
+    def _on_appointment(self, meaning: str, phone: str, about: Document) -> str:
+        """Confirm, cancel or ask to reschedule, as the patient the number was texted for."""
         patient = Principal(
             subject=f"sms:{phone}",
             role=Role.PATIENT,
@@ -85,11 +89,18 @@ class InboundMessages:
             "cancel": self._appointments.cancel,
             "reschedule": self._appointments.request_reschedule,
         }[meaning]
-        try:
-            action(patient, about["appointment_id"])
-        except (Conflict, NotFound):
-            return "too_late"  # cancelled, rescheduled or over already
-        return meaning
+        for _ in range(2):
+            try:
+                action(patient, about["appointment_id"])
+            except Conflict as conflict:
+                if conflict.code in ("version_conflict", "concurrent_change"):
+                    continue  # the journey wrote at the same moment: once more
+                break  # cancelled, rescheduled or over already
+            except NotFound:
+                break
+            else:
+                return meaning
+        return "too_late"
 
     def email_feedback(self, notification: Document) -> int:
         """Mark deliveries delivered or bounced; suppress addresses that bounced permanently or

@@ -67,8 +67,11 @@ class JourneyService:
         key = f"{appointment['id']}#v{appointment['journey_version']}#{step}"
         return self._deliveries.deliver(tenant, patient, appointment, step, key, clock.now())
 
-    def hold_answer(self, ref: Document, token: str) -> Document:
-        """Keep the task token on the appointment, where a reply (app or SMS) finds it."""
+    def hold_answer(self, ref: Document, token: str, deadline: str | None = None) -> Document:
+        """Keep the task token on the appointment, where a reply (app or SMS) finds it.
+
+        The deadline check runs in a parallel branch and may come first; so once the token is
+        stored, a deadline already past releases it here (whichever comes second releases)."""
         for _ in range(3):
             loaded = self._load(ref)
             if loaded is None or loaded[1]["status"] not in ACTIVE:
@@ -87,6 +90,8 @@ class JourneyService:
                 )
             except Conflict:
                 continue  # the patient answered meanwhile: look again
+            if deadline is not None and utc_iso(clock.now()) >= deadline:
+                journeys.resume(token, {"answer": "none"})
             return {"held": True}
         raise RuntimeError("could not hold the answer token")
 

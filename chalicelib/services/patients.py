@@ -19,12 +19,14 @@ from chalicelib.domain.access import (
     require_role,
     tenant_of,
 )
+from chalicelib.domain.appointments import ACTIVE
 from chalicelib.domain.common import Document, is_valid_id, to_e164
-from chalicelib.domain.errors import NotFound, invalid
+from chalicelib.domain.errors import Conflict, NotFound, invalid
 from chalicelib.observability import count
 from chalicelib.schemas import validate
 from chalicelib.services.tenants import TenantService
 from chalicelib.services.versions import check_expected_version
+from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.patients import ListingPosition, PatientRepository
 
 LISTING_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z#[a-z0-9-]{2,40}")
@@ -70,9 +72,15 @@ def parse_limit(raw: str | None) -> int:
 
 
 class PatientService:
-    def __init__(self, repository: PatientRepository, tenants: TenantService) -> None:
+    def __init__(
+        self,
+        repository: PatientRepository,
+        tenants: TenantService,
+        appointments: AppointmentRepository | None = None,
+    ) -> None:
         self._patients = repository
         self._tenants = tenants
+        self._appointments = appointments
 
     def create(self, principal: Principal, body: Document) -> Document:
         require_role(principal, CLINIC_ROLES)
@@ -112,6 +120,16 @@ class PatientService:
         current = self.get(principal, patient_id)
         if if_match is not None:
             check_expected_version(current, if_match)
+        if self._appointments is not None and any(
+            a["status"] in ACTIVE
+            for a in self._appointments.for_patient(
+                tenant_of(principal), patient_id, after=clock.iso(clock.now())
+            )
+        ):
+            # Their places would stay taken and their journeys would fall silent.
+            raise Conflict(
+                "cancel the patient's booked appointments first", code="patient_has_appointments"
+            )
         deleted = {**current, "deleted_at": clock.iso(clock.now())}
         self._patients.replace(tenant_of(principal), current, deleted)
         count("PatientDeleted")

@@ -38,7 +38,7 @@ def services() -> Services:
     patients = PatientRepository()
     config = ConfigRepository()
     appointments = AppointmentRepository()
-    patient_service = PatientService(patients, tenants)
+    patient_service = PatientService(patients, tenants, appointments)
     return Services(
         tenants=tenants,
         patients=patient_service,

@@ -9,7 +9,13 @@ from chalicelib import clock
 from chalicelib.domain import scheduling as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.appointments import TYPES
-from chalicelib.domain.common import Document, is_valid_id, utc_iso
+from chalicelib.domain.common import (
+    Document,
+    check_year,
+    is_valid_id,
+    parse_timestamp,
+    utc_iso,
+)
 from chalicelib.domain.errors import NotFound, invalid
 from chalicelib.services.tenants import TenantService
 from chalicelib.services.versions import check_expected_version
@@ -24,15 +30,14 @@ def parse_moment(name: str, raw: str | None, zone: ZoneInfo) -> datetime:
     """A query bound: a date (midnight at the hospital) or a date-time with an offset."""
     if not raw:
         raise invalid(name, "is required (a date such as 2027-03-01, or a date-time)")
-    try:
-        if len(raw) == 10:
-            return datetime.combine(datetime.fromisoformat(raw).date(), time(0), tzinfo=zone)
-        moment = datetime.fromisoformat(raw)
-    except ValueError as exc:
-        raise invalid(name, "is not an ISO-8601 date or date-time") from exc
-    if moment.tzinfo is None:
-        raise invalid(name, "needs a time zone offset or Z")
-    return moment.astimezone(UTC)
+    if len(raw) == 10:
+        try:
+            day = datetime.fromisoformat(raw).date()
+        except ValueError as exc:
+            raise invalid(name, "is not an ISO-8601 date or date-time") from exc
+        check_year(name, day.year)
+        return datetime.combine(day, time(0), tzinfo=zone)
+    return parse_timestamp(name, raw).astimezone(UTC)
 
 
 class SchedulingService:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 from chalicelib import clock
 from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
-from chalicelib.domain.common import Document, is_valid_id, utc_iso
+from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.services.patients import PatientService
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
+
+TASK_ID = re.compile(r"[a-z0-9][a-z0-9-]{1,100}")  # <appointment>-v<n>-<kind>
 
 
 class TaskService:
@@ -25,7 +29,7 @@ class TaskService:
     def close(self, principal: Principal, task_id: str) -> Document:
         require_role(principal, CLINIC_ROLES)
         tenant_id = tenant_of(principal)
-        task = self._tasks.get(tenant_id, task_id) if is_valid_id(task_id) else None
+        task = self._tasks.get(tenant_id, task_id) if TASK_ID.fullmatch(task_id) else None
         if task is None:
             raise NotFound("task not found")
         if task["status"] != "open":

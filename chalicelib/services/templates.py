@@ -5,13 +5,36 @@ from __future__ import annotations
 from chalicelib import clock
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, utc_iso
-from chalicelib.domain.errors import NotFound, Problems
-from chalicelib.domain.messages import CHANNELS, check_template, render, sample_fields
+from chalicelib.domain.errors import NotFound, Problems, invalid
+from chalicelib.domain.messages import (
+    CHANNELS,
+    Rendered,
+    check_template,
+    render,
+    sample_fields,
+)
 from chalicelib.services.versions import check_expected_version
 from chalicelib.store.config import ConfigRepository
 
 STEPS = ("confirmation", "reminder", "noshow_followup")
 LANGUAGES = ("zh-CN", "zh-TW", "en", "en-GB", "en-US")
+
+
+def try_render(step: str, channel: str, language: str, body: Document) -> Rendered:
+    """Render with sample values, so a template that would fail at send time fails now."""
+    from jinja2 import TemplateError
+
+    try:
+        return render(
+            step,
+            channel,
+            language,
+            sample_fields(language),
+            override=body["body"],
+            subject_override=body.get("subject"),
+        )
+    except TemplateError as exc:
+        raise invalid("$.body", f"the template does not render: {exc}") from exc
 
 
 def template_id(step: str, channel: str, language: str) -> str:
@@ -56,10 +79,9 @@ class TemplateService:
             "updated_at": now,
             "created_at": current["created_at"] if current else now,
         }
-        if channel == "sms":
-            doc["sms_segments"] = render(
-                step, channel, language, sample_fields(language), override=body["body"]
-            ).segments
+        sample = try_render(step, channel, language, body)
+        if sample.segments is not None:
+            doc["sms_segments"] = sample.segments
         return self._config.put(tenant_id, "TEMPLATE", doc, current["version"] if current else None)
 
     def all(self, principal: Principal) -> list[Document]:

@@ -199,14 +199,16 @@ class AppointmentRepository:
         appointment_index: int,
         appointment_failed: Conflict | None = None,
     ) -> None:
-        """Translate a cancelled transaction by which of its items failed."""
+        """Translate a cancelled transaction by which of its items failed. The appointment's
+        own condition decides first: a booking that exists already (a retry) also finds its
+        slot full, of itself, and is not a lost race for the slot."""
         if raced(exc):
             raise concurrent_change() from exc
         failed: Iterable[int] = failed_items(exc)
+        if appointment_index in failed:
+            raise (appointment_failed or version_conflict()) from exc
         if take_index is not None and take_index in failed:
             raise SlotFull(
                 "that slot has just been taken; choose another", code="slot_full"
             ) from exc
-        if appointment_index in failed:
-            raise (appointment_failed or version_conflict()) from exc
         raise exc

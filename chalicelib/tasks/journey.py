@@ -49,7 +49,7 @@ def journey_send(event: Event, context: Any = None) -> Event:
 
 
 def journey_hold_answer(event: Event, context: Any = None) -> Event:
-    return _service().hold_answer(_ref(event), event["token"])
+    return _service().hold_answer(_ref(event), event["token"], event.get("answer_deadline"))
 
 
 def journey_answer_deadline(event: Event, context: Any = None) -> Event:

@@ -337,3 +337,86 @@ def test_schedule_rules_and_replacement(api: Api, make_clinic: Any) -> None:
     )
     assert len(payload(api.call("GET", "/schedules", clinic.tenant.staff))["items"]) == 2
     assert len(payload(api.call("GET", "/clinicians", clinic.tenant.staff))["items"]) == 2
+
+
+def test_dates_far_out_of_range_are_400(api: Api, make_clinic: Any, make_patient: Any) -> None:
+    clinic: ClinicCtx = make_clinic()
+    staff = clinic.tenant.staff
+    for query in (
+        "from=9999-12-30&to=9999-12-31",
+        "from=9999-12-31T20:00:00-05:00&to=2027-01-01",
+        "from=0001-01-01T00:00:00%2B05:00&to=2027-01-01",
+    ):
+        response = api.call("GET", f"/slots?department=cardiology&{query}", staff)
+        assert response.status_code == 400, query
+    patient = make_patient(clinic.tenant)
+    for start in ("9999-12-31T23:59:59Z", "0001-01-01T00:00:00+05:00"):
+        response = api.call(
+            "POST",
+            "/appointments",
+            staff,
+            {
+                "slot": {"schedule_id": "cardio", "start": start},
+                "type": "check_up",
+                "patient_id": patient["id"],
+            },
+        )
+        assert response.status_code == 400, start
+
+
+def test_patient_cannot_cancel_after_the_start(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    clinic: ClinicCtx = make_clinic()
+    token, _ = patient_token(runtime, clinic, make_patient)
+    slot = free_slots(api, token)[0]
+    doc = payload(
+        api.call("POST", "/appointments", token, {"slot": slot_ref(slot), "type": "check_up"})
+    )
+    runtime.clock.advance(timedelta(days=2))
+    late = api.call("POST", f"/appointments/{doc['id']}/cancel", token)
+    assert late.status_code == 409 and error_code(late) == "appointment_started"
+
+
+def test_a_patient_with_booked_appointments_is_not_deleted(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    clinic: ClinicCtx = make_clinic()
+    token, patient = patient_token(runtime, clinic, make_patient)
+    slot = free_slots(api, token)[0]
+    doc = payload(
+        api.call("POST", "/appointments", token, {"slot": slot_ref(slot), "type": "check_up"})
+    )
+    refused = api.call("DELETE", f"/patients/{patient['id']}", clinic.tenant.staff)
+    assert refused.status_code == 409 and error_code(refused) == "patient_has_appointments"
+    api.call("POST", f"/appointments/{doc['id']}/cancel", token)
+    assert api.call("DELETE", f"/patients/{patient['id']}", clinic.tenant.staff).status_code == 204
+
+
+def test_a_reused_key_after_its_record_expired_books_nothing_else(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    clinic: ClinicCtx = make_clinic()
+    token, _ = patient_token(runtime, clinic, make_patient)
+    first, second = free_slots(api, token)[:2]
+    key = {"Idempotency-Key": "expired-key-0001"}
+    api.call(
+        "POST", "/appointments", token, {"slot": slot_ref(first), "type": "check_up"}, headers=key
+    )
+    # The replay record expires after a day (TTL); remove it as DynamoDB would.
+    table = runtime.client("dynamodb")
+    found = table.scan(
+        TableName="careloop-local",
+        FilterExpression="contains(PK, :k)",
+        ExpressionAttributeValues={":k": {"S": "expired-key-0001"}},
+    )["Items"]
+    for item in found:
+        table.delete_item(TableName="careloop-local", Key={"PK": item["PK"], "SK": item["SK"]})
+    reused = api.call(
+        "POST", "/appointments", token, {"slot": slot_ref(second), "type": "check_up"}, headers=key
+    )
+    assert reused.status_code == 409 and error_code(reused) == "idempotency_key_reused"
+    again = api.call(
+        "POST", "/appointments", token, {"slot": slot_ref(first), "type": "check_up"}, headers=key
+    )
+    assert again.status_code == 201, "the same booking under the same key is still the same"

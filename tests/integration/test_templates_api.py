@@ -19,6 +19,10 @@ def test_templates_are_checked_when_saved(api: Api, tenant: TenantCtx) -> None:
     assert "diagnosis" in payload(unknown)["error"]["message"]
     phi_in_sms = api.call("PUT", PATH, tenant.admin, {"body": "{{department}} {{time}}"})
     assert phi_in_sms.status_code == 400, "SMS may not name the department"
+    fails_later = api.call(
+        "PUT", "/templates/reminder/email/en", tenant.admin, {"body": "{{ time.foo.bar }}"}
+    )
+    assert fails_later.status_code == 400, "rendered with sample values when saved"
     broken = api.call("PUT", PATH, tenant.admin, {"body": "{% if %}", "subject": "{{nope}}"})
     assert error_paths(broken) == ["$.body", "$.subject"]
     staff = api.call("PUT", PATH, tenant.staff, {"body": "{{time}}"})

@@ -115,7 +115,9 @@ def assert_stopped(execution: dict[str, Any]) -> None:
     and the tests then check that nothing more is sent."""
     assert execution["status"] in ("ABORTED", "FAILED"), execution["status"]
     if execution["status"] == "FAILED":
+        # Only moto's stop-inside-Parallel failure, not an error of the state machine itself.
         assert execution.get("error") == "States.Runtime"
+        assert "MUST NOT begin with the prefix 'States.'" in execution.get("cause", "")
 
 
 @pytest.fixture
@@ -236,7 +238,9 @@ def test_booking_an_hour_ahead_gets_only_the_confirmation(runtime: Any, journey:
     move_to(runtime, start - timedelta(minutes=1))
     assert len(j.sms()) == 1
     assert j.tasks() == []
-    assert j.execution(appointment)["status"] == "RUNNING"
+    move_to(runtime, start + timedelta(hours=2, minutes=1))
+    assert len(j.sms()) == 2, "the journey went on to the no-show follow-up: it did not hang"
+    assert status_of(j, appointment) == "noshow"
 
 
 def test_patient_abroad_gets_reminders_in_their_daytime(runtime: Any, journey: Any) -> None:
@@ -336,6 +340,13 @@ def test_push_to_a_registered_device_when_preferred(runtime: Any, journey: Any) 
         "POST", "/me/devices", j.token, {"platform": "fcm", "token": f"fcm-token-{j.phone}"}
     )
     assert payload(again)["device_id"] == payload(registered)["device_id"]
+    family = j.api.call(
+        "POST",
+        "/me/devices",
+        runtime.token("patient", j.clinic.tenant.id, j.patient["id"]),
+        {"platform": "fcm", "token": f"fcm-token-{j.phone}"},
+    )
+    assert family.status_code == 201
     j.book(local_moment(days=8, hour=10))
     [logged] = j.deliveries()
     assert logged["channel"] == "push"
@@ -354,3 +365,23 @@ def test_a_failing_channel_falls_back_to_the_next(runtime: Any, journey: Any) ->
     assert (logged["status"], logged["channel"]) == ("sent", "email")
     assert logged["fell_back"] and logged["fell_back"][0].startswith("sms: failed")
     assert j.sms() == []
+
+
+def status_of(j: Journey, appointment: dict[str, Any]) -> str:
+    found: str = payload(j.api.call("GET", f"/appointments/{appointment['id']}", j.token))["status"]
+    return found
+
+
+def test_no_time_to_answer_means_no_wait_for_an_answer(runtime: Any, journey: Any) -> None:
+    """Booked at 23:00 for 08:00 the day after next: the confirmation goes at 08:00, when the
+    24-hour answer deadline has already passed. The journey must not wait for an answer it
+    never asked for, nor escalate."""
+    j: Journey = journey()
+    move_to(runtime, local_moment(days=1, hour=23))
+    start = local_moment(days=2, hour=8)
+    appointment = j.book(start)
+    move_to(runtime, local_moment(days=1, hour=8, minute=1))
+    assert len(j.sms()) == 1 and j.tasks() == []
+    move_to(runtime, start + timedelta(hours=2, minutes=1))
+    assert status_of(j, appointment) == "noshow"
+    assert len(j.sms()) == 2, "the follow-up went out: the journey did not hang"
