@@ -257,7 +257,8 @@ class AppointmentService:
             tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
         )
         count("AppointmentCancelled")
-        # Stopping the execution is what guarantees no reminder goes out after a cancel.
+        # Stopping the execution ends every later step. A send already running when the cancel
+        # commits can still go out (a window of milliseconds between its check and the publish).
         journeys.stop(tenant["id"], current, "cancelled")
         return self.present(saved, tenant)
 
