@@ -234,6 +234,8 @@ class AppointmentService:
         )
         if current.get("answer_token"):
             journeys.resume(current["answer_token"], {"answer": "confirmed"})
+        # Staff need not chase an answer that has come, however late.
+        self._queue.resolve(tenant["id"], saved, "no_answer", "patient confirmed")
         return self.present(saved, tenant)
 
     def cancel(self, principal: Principal, appointment_id: str) -> Document:

@@ -16,14 +16,30 @@ class StaffQueue:
     def __init__(self, tasks: StaffTaskRepository) -> None:
         self._tasks = tasks
 
+    @staticmethod
+    def task_id(appointment: Document, kind: str) -> str:
+        version = appointment["journey_version"]
+        return f"{appointment['id']}-v{version}-{kind.replace('_', '-')}"
+
+    def resolve(self, tenant_id: str, appointment: Document, kind: str, why: str) -> None:
+        """Close a task the patient has made moot (a late answer), if it is open."""
+        task = self._tasks.get(tenant_id, self.task_id(appointment, kind))
+        if task is not None and task["status"] == "open":
+            closed = {
+                **task,
+                "status": "closed",
+                "closed_at": utc_iso(clock.now()),
+                "closed_by": why,
+            }
+            self._tasks.close(tenant_id, task, closed)
+
     def open(self, tenant_id: str, appointment: Document, kind: str) -> Document:
         """Idempotent: the task id comes from the appointment, its journey version and kind."""
         now = utc_iso(clock.now())
-        version = appointment["journey_version"]
         task = self._tasks.create(
             tenant_id,
             {
-                "id": f"{appointment['id']}-v{version}-{kind.replace('_', '-')}",
+                "id": self.task_id(appointment, kind),
                 "kind": kind,
                 "status": "open",
                 "appointment_id": appointment["id"],
