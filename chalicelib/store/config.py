@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.domain.common import Document
 from chalicelib.settings import get_settings
-from chalicelib.store.errors import version_conflict
 from chalicelib.store.keys import config_pk
 from chalicelib.store.models import ConfigItem, bind_models
-from chalicelib.store.records import as_document, is_condition_failure
+from chalicelib.store.records import as_document, save_versioned
 
 KINDS = ("CLINICIAN", "SCHEDULE")
 
@@ -42,13 +41,5 @@ class ConfigRepository:
         )
         if expected_version is not None:
             item.version = expected_version
-        try:
-            if expected_version is None:
-                item.save(condition=ConfigItem.pk.does_not_exist())
-            else:
-                item.save()
-        except PutError as exc:
-            if is_condition_failure(exc):
-                raise version_conflict() from exc
-            raise
+        save_versioned(item, create=expected_version is None)
         return _to_doc(item)

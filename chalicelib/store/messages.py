@@ -6,9 +6,8 @@ from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.domain.common import Document
 from chalicelib.settings import get_settings
-from chalicelib.store.errors import version_conflict
 from chalicelib.store.models import DeliveryItem, StaffTaskItem, bind_models
-from chalicelib.store.records import as_document, is_condition_failure
+from chalicelib.store.records import as_document, is_condition_failure, save_versioned
 
 DELIVERY_SK = "DELIVERY"
 TASK_SK = "TASK"
@@ -123,10 +122,5 @@ class StaffTaskRepository:
             doc={k: v for k, v in doc.items() if k != "version"},
             version=previous["version"],
         )
-        try:
-            item.save()
-        except PutError as exc:
-            if is_condition_failure(exc):
-                raise version_conflict() from exc
-            raise
+        save_versioned(item, create=False)
         return {**doc, "version": item.version}

@@ -57,3 +57,21 @@ def raced(exc: Any) -> bool:
     """Whether DynamoDB cancelled the transaction because another one touched the same items."""
     reasons = getattr(exc, "cancellation_reasons", None) or []
     return any(r is not None and r.code == "TransactionConflict" for r in reasons)
+
+
+def save_versioned(item: Any, *, create: bool) -> None:
+    """Create an item that must not exist yet, or replace the version it carries (PynamoDB's
+    VersionAttribute adds that condition); losing either race is a version conflict."""
+    from pynamodb.exceptions import PutError
+
+    from chalicelib.store.errors import version_conflict
+
+    try:
+        if create:
+            item.save(condition=type(item).pk.does_not_exist())
+        else:
+            item.save()
+    except PutError as exc:
+        if is_condition_failure(exc):
+            raise version_conflict() from exc
+        raise

@@ -7,10 +7,9 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
 from chalicelib.settings import get_settings
-from chalicelib.store.errors import version_conflict
 from chalicelib.store.keys import TENANT_SK, tenant_pk
 from chalicelib.store.models import TenantItem, bind_models
-from chalicelib.store.records import as_document, is_condition_failure
+from chalicelib.store.records import as_document, is_condition_failure, save_versioned
 
 
 def _to_doc(item: TenantItem) -> Document:
@@ -44,10 +43,5 @@ class TenantRepository:
         item = TenantItem(
             tenant_pk(doc["id"]), TENANT_SK, entity="tenant", doc=body, version=expected_version
         )
-        try:
-            item.save()
-        except PutError as exc:
-            if is_condition_failure(exc):
-                raise version_conflict() from exc
-            raise
+        save_versioned(item, create=False)
         return _to_doc(item)

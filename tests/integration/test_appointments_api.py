@@ -20,6 +20,19 @@ def patient_token(
     return runtime.token("patient", clinic.tenant.id, patient["id"]), patient
 
 
+def book_first_free(
+    runtime: Any, api: Api, clinic: ClinicCtx, make_patient: Any
+) -> tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """A new patient books the first free slot: their token, the patient, the slot, the booking."""
+    token, patient = patient_token(runtime, clinic, make_patient)
+    slot = free_slots(api, token)[0]
+    response = api.call(
+        "POST", "/appointments", token, {"slot": slot_ref(slot), "type": "check_up"}
+    )
+    assert response.status_code == 201, response.body
+    return token, patient, slot, payload(response)
+
+
 def test_slots_come_from_the_schedule_in_hospital_time(api: Api, make_clinic: Any) -> None:
     clinic: ClinicCtx = make_clinic()
     slots = free_slots(api, clinic.tenant.staff)
@@ -184,11 +197,7 @@ def test_idempotency_key_on_patient_registration(api: Api, make_clinic: Any) -> 
 
 def test_cancel_frees_the_slot(runtime: Any, api: Api, make_clinic: Any, make_patient: Any) -> None:
     clinic: ClinicCtx = make_clinic()
-    token, _ = patient_token(runtime, clinic, make_patient)
-    slot = free_slots(api, token)[0]
-    doc = payload(
-        api.call("POST", "/appointments", token, {"slot": slot_ref(slot), "type": "check_up"})
-    )
+    token, _, slot, doc = book_first_free(runtime, api, clinic, make_patient)
     cancelled = api.call("POST", f"/appointments/{doc['id']}/cancel", token)
     assert cancelled.status_code == 200
     assert (payload(cancelled)["status"], payload(cancelled)["patient_response"]) == (
@@ -234,11 +243,7 @@ def test_staff_day_check_in_and_fulfil(
     runtime: Any, api: Api, make_clinic: Any, make_patient: Any
 ) -> None:
     clinic: ClinicCtx = make_clinic()
-    token, patient = patient_token(runtime, clinic, make_patient)
-    slot = free_slots(api, token)[0]
-    doc = payload(
-        api.call("POST", "/appointments", token, {"slot": slot_ref(slot), "type": "check_up"})
-    )
+    token, patient, slot, doc = book_first_free(runtime, api, clinic, make_patient)
     confirmed = api.call("POST", f"/appointments/{doc['id']}/confirm", token)
     assert payload(confirmed)["patient_response"] == "confirmed"
     day = slot["local_start"][:10]
@@ -266,11 +271,7 @@ def test_no_show_after_the_start(
     runtime: Any, api: Api, make_clinic: Any, make_patient: Any
 ) -> None:
     clinic: ClinicCtx = make_clinic()
-    token, _ = patient_token(runtime, clinic, make_patient)
-    slot = free_slots(api, token)[0]
-    doc = payload(
-        api.call("POST", "/appointments", token, {"slot": slot_ref(slot), "type": "check_up"})
-    )
+    token, _, _slot, doc = book_first_free(runtime, api, clinic, make_patient)
     runtime.clock.advance(timedelta(days=2))
     marked = api.call("POST", f"/appointments/{doc['id']}/no-show", clinic.tenant.staff)
     assert marked.status_code == 200 and payload(marked)["status"] == "noshow"
@@ -291,11 +292,7 @@ def test_appointments_are_private(
 ) -> None:
     clinic: ClinicCtx = make_clinic()
     other_clinic: ClinicCtx = make_clinic()
-    token, _ = patient_token(runtime, clinic, make_patient)
-    slot = free_slots(api, token)[0]
-    doc = payload(
-        api.call("POST", "/appointments", token, {"slot": slot_ref(slot), "type": "check_up"})
-    )
+    _token, _, _slot, doc = book_first_free(runtime, api, clinic, make_patient)
     path = f"/appointments/{doc['id']}"
     neighbour, _ = patient_token(runtime, clinic, make_patient)
     assert api.call("GET", path, neighbour).status_code == 404
@@ -368,11 +365,7 @@ def test_patient_cannot_cancel_after_the_start(
     runtime: Any, api: Api, make_clinic: Any, make_patient: Any
 ) -> None:
     clinic: ClinicCtx = make_clinic()
-    token, _ = patient_token(runtime, clinic, make_patient)
-    slot = free_slots(api, token)[0]
-    doc = payload(
-        api.call("POST", "/appointments", token, {"slot": slot_ref(slot), "type": "check_up"})
-    )
+    token, _, _slot, doc = book_first_free(runtime, api, clinic, make_patient)
     runtime.clock.advance(timedelta(days=2))
     late = api.call("POST", f"/appointments/{doc['id']}/cancel", token)
     assert late.status_code == 409 and error_code(late) == "appointment_started"
@@ -382,11 +375,7 @@ def test_a_patient_with_booked_appointments_is_not_deleted(
     runtime: Any, api: Api, make_clinic: Any, make_patient: Any
 ) -> None:
     clinic: ClinicCtx = make_clinic()
-    token, patient = patient_token(runtime, clinic, make_patient)
-    slot = free_slots(api, token)[0]
-    doc = payload(
-        api.call("POST", "/appointments", token, {"slot": slot_ref(slot), "type": "check_up"})
-    )
+    token, patient, _slot, doc = book_first_free(runtime, api, clinic, make_patient)
     refused = api.call("DELETE", f"/patients/{patient['id']}", clinic.tenant.staff)
     assert refused.status_code == 409 and error_code(refused) == "patient_has_appointments"
     api.call("POST", f"/appointments/{doc['id']}/cancel", token)
