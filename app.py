@@ -8,6 +8,7 @@ from chalicelib.api import (
     appointments,
     meta,
     patients,
+    questionnaires,
     scheduling,
     tasks,
     templates,
@@ -40,6 +41,7 @@ for routes in (
     appointments.api,
     tasks.api,
     templates.api,
+    questionnaires.api,
 ):
     app.register_blueprint(routes.blueprint)
 

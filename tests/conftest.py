@@ -28,6 +28,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     rt = start(state_dir=tmp_path_factory.mktemp("local-state"), clock=VirtualClock(START))
     yield rt
+    rt.settle()  # let background handlers finish before the emulator goes away
     rt.stop()
 
 

@@ -8,6 +8,7 @@ from functools import cache
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.patients import PatientService
+from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tasks import TaskService
@@ -30,6 +31,7 @@ class Services:
     tasks: TaskService
     templates: TemplateService
     devices: DeviceService
+    questionnaires: QuestionnaireService
 
 
 @cache
@@ -49,4 +51,5 @@ def services() -> Services:
         tasks=TaskService(StaffTaskRepository(), DeliveryRepository(), patient_service),
         templates=TemplateService(config),
         devices=DeviceService(DeviceRepository()),
+        questionnaires=QuestionnaireService(config),
     )

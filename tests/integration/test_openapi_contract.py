@@ -164,6 +164,20 @@ def walk_booking(
         concrete="/templates/reminder/sms/zh-CN",
     )
     call("/templates", "get", staff)
+    call(
+        "/questionnaires/{questionnaire_id}",
+        "put",
+        admin,
+        example(spec, "/questionnaires/{questionnaire_id}", "put"),
+        concrete="/questionnaires/cataract-day1",
+    )
+    call("/questionnaires", "get", staff)
+    call(
+        "/questionnaires/{questionnaire_id}",
+        "get",
+        patient,
+        concrete="/questionnaires/post-operative",
+    )
     # No journey escalated anything yet: closing an unknown task is a documented 404.
     call("/tasks/{task_id}/close", "post", staff, concrete="/tasks/no-such-task/close")
     call(

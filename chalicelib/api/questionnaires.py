@@ -1,0 +1,53 @@
+"""Questionnaire definitions."""
+
+from __future__ import annotations
+
+from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse
+from chalicelib.domain.access import CLINIC_ROLES, Role
+from chalicelib.domain.common import Document
+from chalicelib.services.registry import services
+from chalicelib.services.versions import etag
+
+api = ApiBlueprint(__name__, tag="questionnaires")
+
+
+@api.route(
+    "/questionnaires/{questionnaire_id}",
+    "PUT",
+    summary="Create or replace a questionnaire",
+    roles={Role.ADMIN},
+    request_schema="questionnaire-put",
+    response_schema="questionnaire",
+    errors=(400, 401, 403, 409, 413, 415, 428),
+    etag=True,
+    if_match="optional",
+)
+def put_questionnaire(request: ApiRequest, questionnaire_id: str) -> ApiResponse:
+    saved = services().questionnaires.put(
+        request.principal, questionnaire_id, request.body, request.header("if-match")
+    )
+    return ApiResponse(saved, headers={"ETag": etag(saved)})
+
+
+@api.route(
+    "/questionnaires/{questionnaire_id}",
+    "GET",
+    summary="Read a questionnaire",
+    roles=CLINIC_ROLES | {Role.PATIENT},
+    response_schema="questionnaire",
+    errors=(401, 403, 404),
+)
+def get_questionnaire(request: ApiRequest, questionnaire_id: str) -> Document:
+    return services().questionnaires.get(request.principal, questionnaire_id)
+
+
+@api.route(
+    "/questionnaires",
+    "GET",
+    summary="List questionnaires",
+    roles=CLINIC_ROLES,
+    response_schema="questionnaire-list",
+    errors=(401, 403),
+)
+def list_questionnaires(request: ApiRequest) -> Document:
+    return {"items": services().questionnaires.all(request.principal)}
