@@ -51,3 +51,58 @@ def get_questionnaire(request: ApiRequest, questionnaire_id: str) -> Document:
 )
 def list_questionnaires(request: ApiRequest) -> Document:
     return {"items": services().questionnaires.all(request.principal)}
+
+
+@api.route(
+    "/questionnaires/{questionnaire_id}/responses",
+    "POST",
+    summary="Start answering a questionnaire",
+    roles={Role.PATIENT},
+    request_schema="questionnaire-answers",
+    response_schema="questionnaire-response",
+    status=201,
+    errors=(400, 401, 403, 404, 413, 415),
+    idempotent=True,
+)
+def start_response(request: ApiRequest, questionnaire_id: str) -> ApiResponse:
+    started = services().responses.start(
+        request.principal, questionnaire_id, request.body["answers"]
+    )
+    return ApiResponse(started, 201)
+
+
+@api.route(
+    "/me/questionnaire-responses/{response_id}",
+    "PATCH",
+    summary="Save answers so far",
+    roles={Role.PATIENT},
+    request_schema="questionnaire-answers",
+    response_schema="questionnaire-response",
+    errors=(400, 401, 403, 404, 409, 413, 415),
+)
+def save_response(request: ApiRequest, response_id: str) -> Document:
+    return services().responses.save(request.principal, response_id, request.body["answers"])
+
+
+@api.route(
+    "/me/questionnaire-responses/{response_id}/submit",
+    "POST",
+    summary="Submit a questionnaire",
+    roles={Role.PATIENT},
+    response_schema="questionnaire-response",
+    errors=(400, 401, 403, 404, 409),
+)
+def submit_response(request: ApiRequest, response_id: str) -> Document:
+    return services().responses.submit(request.principal, response_id)
+
+
+@api.route(
+    "/patients/{patient_id}/questionnaire-responses",
+    "GET",
+    summary="List a patient's questionnaire responses",
+    roles=CLINIC_ROLES | {Role.PATIENT},
+    response_schema="questionnaire-response-list",
+    errors=(401, 403, 404),
+)
+def patient_responses(request: ApiRequest, patient_id: str) -> Document:
+    return {"items": services().responses.for_patient(request.principal, patient_id)}

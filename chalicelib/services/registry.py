@@ -9,6 +9,7 @@ from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
+from chalicelib.services.responses import ResponseService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tasks import TaskService
@@ -19,6 +20,7 @@ from chalicelib.store.config import ConfigRepository
 from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
+from chalicelib.store.responses import ResponseRepository
 from chalicelib.store.tenants import TenantRepository
 
 
@@ -32,6 +34,7 @@ class Services:
     templates: TemplateService
     devices: DeviceService
     questionnaires: QuestionnaireService
+    responses: ResponseService
 
 
 @cache
@@ -41,6 +44,7 @@ def services() -> Services:
     config = ConfigRepository()
     appointments = AppointmentRepository()
     patient_service = PatientService(patients, tenants, appointments)
+    questionnaire_service = QuestionnaireService(config)
     return Services(
         tenants=tenants,
         patients=patient_service,
@@ -51,5 +55,6 @@ def services() -> Services:
         tasks=TaskService(StaffTaskRepository(), DeliveryRepository(), patient_service),
         templates=TemplateService(config),
         devices=DeviceService(DeviceRepository()),
-        questionnaires=QuestionnaireService(config),
+        questionnaires=questionnaire_service,
+        responses=ResponseService(ResponseRepository(), questionnaire_service),
     )

@@ -149,6 +149,13 @@ class DeviceItem(_Base):
     registered_at = UnicodeAttribute(attr_name="registered_at")
 
 
+class QuestionnaireResponseItem(_Base):
+    """A patient's answers to one questionnaire (PK `T#<t>#P#<p>`, SK `QR#<id>`)."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    version = VersionAttribute(attr_name="version")
+
+
 class ContactItem(_Base):
     """Platform-level facts about a phone number or email address, which belong to a person and
     not to one hospital: SMS opt-out, email suppression (bounce/complaint), the appointment last
@@ -171,6 +178,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     StaffTaskItem,
     ContactItem,
     DeviceItem,
+    QuestionnaireResponseItem,
 )
 _bound_to: Settings | None = None
 

@@ -178,6 +178,33 @@ def walk_booking(
         patient,
         concrete="/questionnaires/post-operative",
     )
+    started = call(
+        "/questionnaires/{questionnaire_id}/responses",
+        "post",
+        patient,
+        example(spec, "/questionnaires/{questionnaire_id}/responses", "post"),
+        concrete="/questionnaires/post-operative/responses",
+    )
+    response_path = f"/me/questionnaire-responses/{payload(started)['id']}"
+    call(
+        "/me/questionnaire-responses/{response_id}",
+        "patch",
+        patient,
+        {"answers": {"fever": False, "mobility": "normal"}},
+        concrete=response_path,
+    )
+    call(
+        "/me/questionnaire-responses/{response_id}/submit",
+        "post",
+        patient,
+        concrete=f"{response_path}/submit",
+    )
+    call(
+        "/patients/{patient_id}/questionnaire-responses",
+        "get",
+        staff,
+        concrete=f"/patients/{patient_id}/questionnaire-responses",
+    )
     # No journey escalated anything yet: closing an unknown task is a documented 404.
     call("/tasks/{task_id}/close", "post", staff, concrete="/tasks/no-such-task/close")
     call(

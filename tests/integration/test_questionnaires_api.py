@@ -69,3 +69,47 @@ def test_the_hospitals_own_is_checked_and_may_override_a_starter(
         "$.items[0].type",
     }
     assert api.call("PUT", "/questionnaires/x3", tenant.staff, OWN).status_code == 403
+
+
+def test_a_patient_answers_saves_partially_and_submits(
+    runtime: Any, api: Api, tenant: TenantCtx, make_patient: Any
+) -> None:
+    patient = make_patient(tenant)
+    token = runtime.token("patient", tenant.id, patient["id"])
+    started = api.call(
+        "POST", "/questionnaires/post-operative/responses", token, {"answers": {"pain": 8}}
+    )
+    assert started.status_code == 201, started.body
+    response = payload(started)
+    assert response["status"] == "in-progress" and "risk" not in response
+    path = f"/me/questionnaire-responses/{response['id']}"
+    wrong = api.call("PATCH", path, token, {"answers": {"wound": "purple", "fever_since": "x"}})
+    assert wrong.status_code == 400
+    assert [d["path"] for d in payload(wrong)["error"]["details"]] == [
+        "$.answers.wound",
+        "$.answers.fever_since",
+    ]
+    incomplete = api.call("POST", f"{path}/submit", token)
+    assert incomplete.status_code == 400
+    assert [d["path"] for d in payload(incomplete)["error"]["details"]] == [
+        "$.answers.fever",
+        "$.answers.mobility",
+        "$.answers.wound",
+    ]
+    api.call(
+        "PATCH",
+        path,
+        token,
+        {"answers": {"wound": "healing", "fever": False, "mobility": "normal"}},
+    )
+    submitted = api.call("POST", f"{path}/submit", token)
+    assert submitted.status_code == 200
+    assert (payload(submitted)["status"], payload(submitted)["risk"]) == ("completed", "urgent")
+    again = api.call("POST", f"{path}/submit", token)
+    assert again.status_code == 409
+    staff_view = payload(
+        api.call("GET", f"/patients/{patient['id']}/questionnaire-responses", tenant.staff)
+    )["items"]
+    assert [r["risk"] for r in staff_view] == ["urgent"]
+    other = runtime.token("patient", tenant.id, make_patient(tenant)["id"])
+    assert api.call("POST", f"{path}/submit", other).status_code == 404

@@ -1,0 +1,91 @@
+"""A patient answering a questionnaire: start, save partial answers, submit."""
+
+from __future__ import annotations
+
+import secrets
+
+from chalicelib import clock
+from chalicelib.domain import questionnaires as rules
+from chalicelib.domain.access import (
+    CLINIC_ROLES,
+    Principal,
+    Role,
+    check_patient_visible,
+    require_role,
+    tenant_of,
+)
+from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.observability import count
+from chalicelib.services.questionnaires import QuestionnaireService
+from chalicelib.store.responses import ResponseRepository
+
+PATIENTS = frozenset({Role.PATIENT})
+
+
+class ResponseService:
+    def __init__(self, responses: ResponseRepository, questionnaires: QuestionnaireService) -> None:
+        self._responses = responses
+        self._questionnaires = questionnaires
+
+    def start(self, principal: Principal, questionnaire_id: str, answers: Document) -> Document:
+        require_role(principal, PATIENTS)
+        definition = self._questionnaires.get(principal, questionnaire_id)
+        given = {k: v for k, v in answers.items() if v is not None}
+        rules.check_answers(definition, given, complete=False)
+        now = utc_iso(clock.now())
+        doc = {
+            "id": "qr-" + secrets.token_hex(8),
+            "questionnaire": questionnaire_id,
+            "patient_id": principal.patient_id,
+            "status": "in-progress",
+            "answers": given,
+            "created_at": now,
+            "updated_at": now,
+        }
+        return self._responses.put(tenant_of(principal), doc, None)
+
+    def _own_open(self, principal: Principal, response_id: str) -> tuple[Document, Document]:
+        require_role(principal, PATIENTS)
+        current = (
+            self._responses.get(tenant_of(principal), str(principal.patient_id), response_id)
+            if response_id.startswith("qr-")
+            else None
+        )
+        if current is None:
+            raise NotFound("questionnaire response not found")
+        if current["status"] != "in-progress":
+            raise Conflict("this questionnaire was submitted already", code="already_submitted")
+        return current, self._questionnaires.get(principal, current["questionnaire"])
+
+    def save(self, principal: Principal, response_id: str, answers: Document) -> Document:
+        """A partial save: answers merge, null removes one; wrong answers are named now."""
+        current, definition = self._own_open(principal, response_id)
+        merged = {**current["answers"], **answers}
+        merged = {k: v for k, v in merged.items() if v is not None}
+        rules.check_answers(definition, merged, complete=False)
+        changed = {**current, "answers": merged, "updated_at": utc_iso(clock.now())}
+        return self._responses.put(tenant_of(principal), changed, current["version"])
+
+    def submit(self, principal: Principal, response_id: str) -> Document:
+        current, definition = self._own_open(principal, response_id)
+        rules.check_answers(definition, current["answers"], complete=True)
+        now = utc_iso(clock.now())
+        completed = {
+            **current,
+            "status": "completed",
+            "authored_at": now,
+            "updated_at": now,
+            "risk": rules.risk_of(definition, current["answers"]),
+        }
+        saved = self._responses.put(tenant_of(principal), completed, current["version"])
+        count(f"QuestionnaireRisk{saved['risk'].capitalize()}")
+        return saved
+
+    def for_patient(self, principal: Principal, patient_id: str | None) -> list[Document]:
+        require_role(principal, CLINIC_ROLES | PATIENTS)
+        patient_id = patient_id or principal.patient_id
+        if patient_id is None:
+            raise NotFound("patient not found")
+        check_patient_visible(principal, patient_id)
+        return self._responses.for_patient(tenant_of(principal), patient_id)

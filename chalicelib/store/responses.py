@@ -1,0 +1,48 @@
+"""Questionnaire responses, under the patient's partition (access pattern: one by id, and all of
+one patient by key prefix)."""
+
+from __future__ import annotations
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.domain.common import Document
+from chalicelib.settings import get_settings
+from chalicelib.store.keys import patient_pk
+from chalicelib.store.models import QuestionnaireResponseItem, bind_models
+from chalicelib.store.records import as_document, save_versioned
+
+
+def _to_doc(item: QuestionnaireResponseItem) -> Document:
+    return {**as_document(item.doc), "version": item.version}
+
+
+class ResponseRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
+    def get(self, tenant_id: str, patient_id: str, response_id: str) -> Document | None:
+        try:
+            item = QuestionnaireResponseItem.get(
+                patient_pk(tenant_id, patient_id), f"QR#{response_id}"
+            )
+        except DoesNotExist:
+            return None
+        return _to_doc(item)
+
+    def put(self, tenant_id: str, doc: Document, expected_version: int | None) -> Document:
+        item = QuestionnaireResponseItem(
+            patient_pk(tenant_id, doc["patient_id"]),
+            f"QR#{doc['id']}",
+            entity="qr",
+            doc={k: v for k, v in doc.items() if k != "version"},
+        )
+        if expected_version is not None:
+            item.version = expected_version
+        save_versioned(item, create=expected_version is None)
+        return _to_doc(item)
+
+    def for_patient(self, tenant_id: str, patient_id: str) -> list[Document]:
+        items = QuestionnaireResponseItem.query(
+            patient_pk(tenant_id, patient_id), QuestionnaireResponseItem.sk.startswith("QR#")
+        )
+        return [_to_doc(item) for item in items]
