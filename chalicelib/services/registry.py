@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from chalicelib.messaging.delivery import Deliveries
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.devices import DeviceService
+from chalicelib.services.inbound import InboundMessages
+from chalicelib.services.journeys import JourneyService
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.responses import ResponseService
@@ -17,6 +20,7 @@ from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.config import ConfigRepository
+from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
@@ -35,26 +39,43 @@ class Services:
     devices: DeviceService
     questionnaires: QuestionnaireService
     responses: ResponseService
+    journeys: JourneyService
+    inbound: InboundMessages
 
 
 @cache
 def services() -> Services:
-    tenants = TenantService(TenantRepository())
+    """The one place services are built: the API, the journey tasks and the SNS handlers all
+    use these (one repository of each kind per container)."""
+    tenant_repository = TenantRepository()
+    tenants = TenantService(tenant_repository)
     patients = PatientRepository()
     config = ConfigRepository()
     appointments = AppointmentRepository()
+    staff_tasks = StaffTaskRepository()
+    deliveries = DeliveryRepository()
+    contacts = ContactRepository()
+    devices = DeviceRepository()
+    queue = StaffQueue(staff_tasks)
     patient_service = PatientService(patients, tenants, appointments)
     questionnaire_service = QuestionnaireService(config)
+    appointment_service = AppointmentService(appointments, config, patients, tenants, queue)
     return Services(
         tenants=tenants,
         patients=patient_service,
         scheduling=SchedulingService(config, appointments, tenants),
-        appointments=AppointmentService(
-            appointments, config, patients, tenants, StaffQueue(StaffTaskRepository())
-        ),
-        tasks=TaskService(StaffTaskRepository(), DeliveryRepository(), patient_service),
+        appointments=appointment_service,
+        tasks=TaskService(staff_tasks, deliveries, patient_service),
         templates=TemplateService(config),
-        devices=DeviceService(DeviceRepository()),
+        devices=DeviceService(devices),
         questionnaires=questionnaire_service,
         responses=ResponseService(ResponseRepository(), questionnaire_service),
+        journeys=JourneyService(
+            tenant_repository,
+            patients,
+            appointments,
+            Deliveries(deliveries, contacts, config, devices),
+            queue,
+        ),
+        inbound=InboundMessages(contacts, tenant_repository, appointment_service, deliveries),
     )

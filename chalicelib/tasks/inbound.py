@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 from typing import Any
 
 from chalicelib.domain.errors import ValidationFailed
@@ -11,16 +10,10 @@ from chalicelib.observability import logger
 from chalicelib.schemas import validate
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.registry import services
-from chalicelib.store.contacts import ContactRepository
-from chalicelib.store.messages import DeliveryRepository
-from chalicelib.store.tenants import TenantRepository
 
 
-@cache
 def _inbound() -> InboundMessages:
-    return InboundMessages(
-        ContactRepository(), TenantRepository(), services().appointments, DeliveryRepository()
-    )
+    return services().inbound
 
 
 def _parse(message: str, schema: str) -> dict[str, Any] | None:

@@ -3,36 +3,17 @@ service call, return what the state machine reads."""
 
 from __future__ import annotations
 
-from functools import cache
 from typing import Any
 
-from chalicelib.messaging.delivery import Deliveries
 from chalicelib.schemas import validate
 from chalicelib.services.journeys import JourneyService
-from chalicelib.services.staff_queue import StaffQueue
-from chalicelib.store.appointments import AppointmentRepository
-from chalicelib.store.config import ConfigRepository
-from chalicelib.store.contacts import ContactRepository
-from chalicelib.store.devices import DeviceRepository
-from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
-from chalicelib.store.patients import PatientRepository
-from chalicelib.store.tenants import TenantRepository
+from chalicelib.services.registry import services
 
 Event = dict[str, Any]
 
 
-@cache
 def _service() -> JourneyService:
-    deliveries = Deliveries(
-        DeliveryRepository(), ContactRepository(), ConfigRepository(), DeviceRepository()
-    )
-    return JourneyService(
-        TenantRepository(),
-        PatientRepository(),
-        AppointmentRepository(),
-        deliveries,
-        StaffQueue(StaffTaskRepository()),
-    )
+    return services().journeys
 
 
 def _ref(event: Event) -> Event:
