@@ -135,6 +135,8 @@ SUBJECTS = {
     ("noshow_followup", "zh-CN"): "{{clinic}}：重新预约",
     ("noshow_followup", "en"): "{{clinic}}: book again",
 }
+# The message kinds a tenant may reword (every kind the product has wording for).
+TEMPLATE_KINDS = frozenset(kind for kind, _, _ in DEFAULT_TEMPLATES)
 
 # GSM 03.38 basic set (extension characters count twice).
 _GSM7 = frozenset(

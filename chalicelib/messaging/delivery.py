@@ -2,8 +2,8 @@
 
 At send time: quiet hours (in the patient's zone) defer the step; each channel in the patient's
 order of preference is tried, skipping one with no contact, withdrawn consent or no registered
-device, and falling back when sending fails. The step's idempotency key (tenant, appointment,
-journey version, step) is claimed before anything leaves, so a replayed task never sends twice.
+device, and falling back when sending fails. The step's idempotency key (tenant, journey,
+step) is claimed before anything leaves, so a replayed task never sends twice.
 Every outcome is logged for the patient: sent, suppressed (with why), failed.
 """
 
@@ -48,13 +48,20 @@ def why_not(channel: str, patient: Document, contacts: ContactRepository) -> str
     return None
 
 
-def message_fields(tenant: Document, patient: Document, appointment: Document) -> Document:
+def patient_fields(tenant: Document, patient: Document) -> Document:
+    """What every message may say: the clinic and the patient's first name."""
+    return {
+        "clinic": tenant["name"],
+        "first_name": patient["name"].get("preferred") or patient["name"]["given"],
+    }
+
+
+def appointment_fields(tenant: Document, patient: Document, appointment: Document) -> Document:
     zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
     start = datetime.fromisoformat(appointment["start"]).astimezone(zone)
     names = {d["id"]: d["name"] for d in tenant.get("departments", [])}
     return {
-        "clinic": tenant["name"],
-        "first_name": patient["name"].get("preferred") or patient["name"]["given"],
+        **patient_fields(tenant, patient),
         "date": start.date().isoformat(),
         "time": start.strftime("%H:%M"),
         "location": appointment["location"],
@@ -97,11 +104,15 @@ class Deliveries:
         self,
         tenant: Document,
         patient: Document,
-        appointment: Document,
         step: str,
         key: str,
+        fields: Document,
+        about: dict[str, str],
         now: datetime,
     ) -> Document:
+        """Send `step` to the patient once per `key`. `about` names what the message is about
+        ({"appointment_id": ...} or {"journey_id": ...}); it is logged and, for SMS, remembered
+        so a reply from the number acts on it."""
         zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
         if is_quiet(now.astimezone(zone).time().replace(microsecond=0), tenant["quiet_hours"]):
             later = out_of_quiet_hours(now, zone, tenant["quiet_hours"])
@@ -109,7 +120,7 @@ class Deliveries:
         record: Document = {
             "key": key,
             "patient_id": patient["id"],
-            "appointment_id": appointment["id"],
+            **about,
             "step": step,
             "status": "sending",
             "created_at": utc_iso(now),
@@ -118,7 +129,6 @@ class Deliveries:
         if earlier is not None:
             count("MessageReplaySkipped")
             return {**earlier, "replayed": True}
-        fields = message_fields(tenant, patient, appointment)
         patient = {
             **patient,
             "push_endpoints": self._devices.endpoints(tenant["id"], patient["id"]),
@@ -158,14 +168,11 @@ class Deliveries:
                 # SES reports delivery and bounces by message id, on the feedback topic.
                 self._contacts.remember_message(message_id, {"tenant_id": tenant["id"], "key": key})
             if channel == "sms":
-                # A reply from this number is about this appointment.
+                # A reply from this number is about this message (C/N/R only act on an
+                # appointment's).
                 self._contacts.remember_texted(
                     patient["phone"],
-                    {
-                        "tenant_id": tenant["id"],
-                        "appointment_id": appointment["id"],
-                        "patient_id": patient["id"],
-                    },
+                    {"tenant_id": tenant["id"], "patient_id": patient["id"], **about},
                 )
             self._log.finish(tenant["id"], key, record)
             count("MessageSent")

@@ -72,7 +72,7 @@ class InboundMessages:
             return "start" if self._contacts.opt_in(phone) else "already_started"
         if meaning == "help":
             return "help"
-        if meaning == "unknown" or about is None:
+        if meaning == "unknown" or about is None or "appointment_id" not in about:
             return "ignored"
         return self._on_appointment(meaning, phone, about)
 

@@ -8,7 +8,7 @@ from chalicelib.domain import journey as rules
 from chalicelib.domain.appointments import ACTIVE, local_date
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict
-from chalicelib.messaging.delivery import Deliveries
+from chalicelib.messaging.delivery import Deliveries, appointment_fields
 from chalicelib.observability import count
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.store.appointments import AppointmentRepository
@@ -65,7 +65,15 @@ class JourneyService:
         if not still_due:
             return {"status": "skipped", "why": f"appointment is {appointment['status']}"}
         key = f"{appointment['id']}#v{appointment['journey_version']}#{step}"
-        return self._deliveries.deliver(tenant, patient, appointment, step, key, clock.now())
+        return self._deliveries.deliver(
+            tenant,
+            patient,
+            step,
+            key,
+            appointment_fields(tenant, patient, appointment),
+            {"appointment_id": appointment["id"]},
+            clock.now(),
+        )
 
     def hold_answer(self, ref: Document, token: str, deadline: str | None = None) -> Document:
         """Keep the task token on the appointment, where a reply (app or SMS) finds it.

@@ -8,6 +8,7 @@ from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import NotFound, Problems, invalid
 from chalicelib.domain.messages import (
     CHANNELS,
+    TEMPLATE_KINDS,
     Rendered,
     check_template,
     render,
@@ -16,7 +17,6 @@ from chalicelib.domain.messages import (
 from chalicelib.services.versions import check_expected_version
 from chalicelib.store.config import ConfigRepository
 
-STEPS = ("confirmation", "reminder", "noshow_followup")
 LANGUAGES = ("zh-CN", "zh-TW", "en", "en-GB", "en-US")
 
 
@@ -55,7 +55,7 @@ class TemplateService:
         if_match: str | None,
     ) -> Document:
         require_role(principal, {Role.ADMIN})
-        if step not in STEPS or channel not in CHANNELS or language not in LANGUAGES:
+        if step not in TEMPLATE_KINDS or channel not in CHANNELS or language not in LANGUAGES:
             raise NotFound("no such step, channel or language")
         problems = Problems()
         with problems.check():
