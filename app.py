@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from chalice.app import Chalice, ConvertToMiddleware
+from chalice.app import Chalice, ConvertToMiddleware, Cron
 
 from chalicelib.api import (
     appointments,
+    care,
     meta,
     patients,
     questionnaires,
@@ -17,6 +18,7 @@ from chalicelib.api import (
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import deployment_stage
+from chalicelib.tasks import care as care_tasks
 from chalicelib.tasks import inbound, journey, smoke
 
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
@@ -42,6 +44,7 @@ for routes in (
     tasks.api,
     templates.api,
     questionnaires.api,
+    care.api,
 ):
     app.register_blueprint(routes.blueprint)
 
@@ -62,7 +65,18 @@ journey_check_rebooked = app.lambda_function(name="journey_check_rebooked")(
 )
 journey_staff_task = app.lambda_function(name="journey_staff_task")(journey.journey_staff_task)
 
-# SNS handlers: two-way SMS replies and SES feedback arrive on the platform's topics.
+aftercare_task = app.lambda_function(name="aftercare_task")(care_tasks.aftercare_task)
+recall_task = app.lambda_function(name="recall_task")(care_tasks.recall_task)
+
+# Every day at 01:00 UTC (09:00 in China): start the recalls that became due. Recall messages
+# themselves go out at 10:00 in each patient's own time zone.
+recall_sweep = app.schedule(Cron(0, 1, "*", "*", "?", "*"), name="recall_sweep")(
+    care_tasks.recall_sweep
+)
+
+# SNS handlers: two-way SMS replies and SES feedback arrive on the platform's topics; a visit
+# that took place (journey-events) starts its care plans and restarts recall counts.
 _topic = f"careloop-{deployment_stage()}-{{}}".format
 inbound_sms = app.on_sns_message(topic=_topic("inbound-sms"))(inbound.inbound_sms)
 email_feedback = app.on_sns_message(topic=_topic("email-feedback"))(inbound.email_feedback)
+journey_event = app.on_sns_message(topic=_topic("journey-events"))(care_tasks.journey_event)

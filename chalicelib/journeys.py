@@ -25,20 +25,25 @@ def execution_arn(tenant_id: str, appointment: Document) -> str:
 
 
 def start(tenant_id: str, appointment: Document) -> None:
-    sfn = client("stepfunctions")
     payload = {
         "tenant_id": tenant_id,
         "appointment_id": appointment["id"],
         "journey_version": appointment["journey_version"],
     }
+    start_named(
+        get_settings().appointment_journey_arn, execution_name(tenant_id, appointment), payload
+    )
+
+
+def start_named(machine_arn: str, name: str, payload: Document) -> bool:
+    """Start one execution under a name derived from what it is about. False if one of that
+    name exists already: a retried or repeated start is a no-op."""
+    sfn = client("stepfunctions")
     try:
-        sfn.start_execution(
-            stateMachineArn=get_settings().appointment_journey_arn,
-            name=execution_name(tenant_id, appointment),
-            input=json.dumps(payload),
-        )
+        sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(payload))
     except sfn.exceptions.ExecutionAlreadyExists:
-        return
+        return False
+    return True
 
 
 def stop(tenant_id: str, appointment: Document, cause: str) -> None:

@@ -6,6 +6,8 @@ Log lines carry ids and error codes, never names, phone numbers, email addresses
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
@@ -19,6 +21,19 @@ metrics = Metrics(namespace="CareLoop", service="careloop-api")
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
-def count(name: str) -> None:
-    """Add one to a business counter (flushed as EMF at the end of the invocation)."""
-    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+def count(name: str, value: int = 1) -> None:
+    """Add to a business counter (flushed as EMF at the end of the invocation)."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+
+
+def run_hooks(
+    hooks: Sequence[Callable[[str, Any], None]], tenant_id: str, doc: dict[str, Any]
+) -> None:
+    """Tell other services of a change already saved. Their failure must not turn a saved
+    change into an error (each has its own safety net), so it is logged and counted."""
+    for hook in hooks:
+        try:
+            hook(tenant_id, doc)
+        except Exception:
+            logger.exception("follow-up failed", extra={"hook": getattr(hook, "__qualname__", "")})
+            count("FollowUpFailed")

@@ -21,6 +21,8 @@ class Settings:
     aws_endpoint_url: str | None
     max_body_bytes: int
     appointment_journey_arn: str
+    aftercare_journey_arn: str
+    recall_journey_arn: str
     staff_topic_arn: str
     events_topic_arn: str
     sender_email: str
@@ -60,6 +62,8 @@ def get_settings() -> Settings:
         max_body_bytes=int(os.environ.get("MAX_BODY_BYTES", "65536")),
         # Journeys and messaging; empty where a function does not need them.
         appointment_journey_arn=os.environ.get("APPOINTMENT_JOURNEY_ARN", ""),
+        aftercare_journey_arn=os.environ.get("AFTERCARE_JOURNEY_ARN", ""),
+        recall_journey_arn=os.environ.get("RECALL_JOURNEY_ARN", ""),
         staff_topic_arn=os.environ.get("STAFF_TOPIC_ARN", ""),
         events_topic_arn=os.environ.get("EVENTS_TOPIC_ARN", ""),
         sender_email=os.environ.get("SENDER_EMAIL", ""),

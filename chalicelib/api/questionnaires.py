@@ -73,6 +73,18 @@ def start_response(request: ApiRequest, questionnaire_id: str) -> ApiResponse:
 
 @api.route(
     "/me/questionnaire-responses/{response_id}",
+    "GET",
+    summary="Open one of my questionnaire responses (a check-in's link leads here)",
+    roles={Role.PATIENT},
+    response_schema="questionnaire-response",
+    errors=(401, 403, 404),
+)
+def get_response(request: ApiRequest, response_id: str) -> Document:
+    return services().responses.get_own(request.principal, response_id)
+
+
+@api.route(
+    "/me/questionnaire-responses/{response_id}",
     "PATCH",
     summary="Save answers so far",
     roles={Role.PATIENT},

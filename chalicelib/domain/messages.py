@@ -15,7 +15,18 @@ from typing import Any
 from chalicelib.domain.errors import invalid
 
 FIELDS = frozenset(
-    {"clinic", "first_name", "date", "time", "location", "department", "notes", "link", "keywords"}
+    {
+        "clinic",
+        "first_name",
+        "date",
+        "time",
+        "location",
+        "department",
+        "notes",
+        "link",
+        "keywords",
+        "title",
+    }
 )
 SMS_FIELDS = frozenset({"clinic", "first_name", "date", "time", "location", "link", "keywords"})
 CHANNELS = ("sms", "push", "email")
@@ -30,6 +41,7 @@ SAMPLE_FIELDS_ZH = {
     "notes": "请空腹",
     "link": "https://app.careloop.example/a/a-0123456789abcdef",
     "keywords": "C/N/R",
+    "title": "术后伤口护理",
 }
 SAMPLE_FIELDS_EN = {
     **SAMPLE_FIELDS_ZH,
@@ -38,6 +50,7 @@ SAMPLE_FIELDS_EN = {
     "location": "Outpatient Building 2, Room 305",
     "department": "Cardiology",
     "notes": "Please come fasting",
+    "title": "Caring for your wound",
 }
 
 
@@ -127,6 +140,98 @@ DEFAULT_TEMPLATES: dict[tuple[str, str, str], str] = {
     ("noshow_followup", "push", "zh-CN"): "您今天未能就诊，点此重新预约",
     ("noshow_followup", "push", "en"): "We missed you today. Tap to book a new time",
 }
+# Aftercare and recall wording: (kind, language) → (sms, push, email). No clinical detail in
+# SMS or push (a lock screen is not private); the email may name the department or the reading.
+_CARE_WORDING: dict[tuple[str, str], tuple[str, str, str]] = {
+    ("checkin", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，请花两分钟告诉我们您的恢复情况：{{link}}",
+        "请填写恢复情况问卷",
+        "<p>{{first_name}}您好：</p><p>请花两分钟填写恢复情况问卷，医生会查看您的回答：{{link}}</p>",
+    ),
+    ("checkin", "en"): (
+        "{{clinic}}: Hi {{first_name}}, how are you doing? Two minutes of questions: {{link}}",
+        "How are you doing? Tap to answer a few questions",
+        "<p>Dear {{first_name}},</p><p>Please tell us how you are doing; your care team reads "
+        "every answer: {{link}}</p>",
+    ),
+    ("checkin_reminder", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，您的恢复问卷还未填写：{{link}}",
+        "恢复问卷还未填写",
+        "<p>{{first_name}}您好：</p><p>您的恢复情况问卷还未填写，请抽空完成：{{link}}</p>",
+    ),
+    ("checkin_reminder", "en"): (
+        "{{clinic}}: {{first_name}}, your check-in questions are still open: {{link}}",
+        "Your check-in is still open",
+        "<p>Dear {{first_name}},</p><p>Your check-in questions are still open: {{link}}</p>",
+    ),
+    ("education", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，您有一篇康复指导可阅读：{{link}}",
+        "新的康复指导",
+        "<p>{{first_name}}您好：</p><p>为您推荐康复指导《{{title}}》：{{link}}</p>",
+    ),
+    ("education", "en"): (
+        "{{clinic}}: {{first_name}}, there is a recovery guide for you: {{link}}",
+        "A recovery guide for you",
+        "<p>Dear {{first_name}},</p><p>A recovery guide for you: {{title}}. {{link}}</p>",
+    ),
+    ("recheck_invite", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，您该来复查了，点此预约：{{link}}",
+        "该复查了，点此预约",
+        "<p>{{first_name}}您好：</p><p>您该来{{department}}复查了，点此预约：{{link}}</p>",
+    ),
+    ("recheck_invite", "en"): (
+        "{{clinic}}: {{first_name}}, it is time for your check-up. Book here: {{link}}",
+        "Time for your check-up: tap to book",
+        "<p>Dear {{first_name}},</p><p>It is time for your {{department}} check-up. "
+        "Book a time: {{link}}</p>",
+    ),
+    ("recall_invitation", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，您该来复诊了，点此预约：{{link}}",
+        "该复诊了，点此预约",
+        "<p>{{first_name}}您好：</p><p>您该来{{department}}复诊了，点此预约：{{link}}</p>",
+    ),
+    ("recall_invitation", "en"): (
+        "{{clinic}}: {{first_name}}, you are due for a follow-up visit. Book here: {{link}}",
+        "You are due for a follow-up: tap to book",
+        "<p>Dear {{first_name}},</p><p>You are due for a follow-up visit at {{department}}. "
+        "Book a time: {{link}}</p>",
+    ),
+    ("recall_reminder", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，提醒您预约复诊：{{link}}",
+        "提醒您预约复诊",
+        "<p>{{first_name}}您好：</p><p>提醒您预约{{department}}复诊：{{link}}</p>",
+    ),
+    ("recall_reminder", "en"): (
+        "{{clinic}}: {{first_name}}, a reminder to book your follow-up: {{link}}",
+        "A reminder to book your follow-up",
+        "<p>Dear {{first_name}},</p><p>A reminder to book your {{department}} follow-up: "
+        "{{link}}</p>",
+    ),
+    ("recall_last_call", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，复诊预约最后提醒，如需帮助请致电我们：{{link}}",
+        "复诊预约最后提醒",
+        "<p>{{first_name}}您好：</p><p>这是{{department}}复诊的最后提醒，之后会有工作人员联系您：{{link}}</p>",
+    ),
+    ("recall_last_call", "en"): (
+        "{{clinic}}: {{first_name}}, last reminder to book your follow-up: {{link}}",
+        "Last reminder: book your follow-up",
+        "<p>Dear {{first_name}},</p><p>This is our last reminder to book your {{department}} "
+        "follow-up; after this a member of staff will call you. {{link}}</p>",
+    ),
+}
+_CARE_SUBJECTS = {
+    "checkin": ("{{clinic}}：恢复情况问卷", "{{clinic}}: how are you doing?"),
+    "checkin_reminder": ("{{clinic}}：问卷提醒", "{{clinic}}: your check-in is open"),
+    "education": ("{{clinic}}：康复指导", "{{clinic}}: a recovery guide"),
+    "recheck_invite": ("{{clinic}}：复查预约", "{{clinic}}: time for a check-up"),
+    "recall_invitation": ("{{clinic}}：复诊预约", "{{clinic}}: time for a follow-up"),
+    "recall_reminder": ("{{clinic}}：复诊提醒", "{{clinic}}: book your follow-up"),
+    "recall_last_call": ("{{clinic}}：复诊最后提醒", "{{clinic}}: last reminder"),
+}
+for (_kind, _language), _texts in _CARE_WORDING.items():
+    for _channel, _text in zip(("sms", "push", "email"), _texts, strict=True):
+        DEFAULT_TEMPLATES[(_kind, _channel, _language)] = _text
+
 SUBJECTS = {
     ("confirmation", "zh-CN"): "{{clinic}}：预约确认",
     ("confirmation", "en"): "{{clinic}}: booked",
@@ -135,6 +240,10 @@ SUBJECTS = {
     ("noshow_followup", "zh-CN"): "{{clinic}}：重新预约",
     ("noshow_followup", "en"): "{{clinic}}: book again",
 }
+for _kind, (_zh, _en) in _CARE_SUBJECTS.items():
+    SUBJECTS[(_kind, "zh-CN")] = _zh
+    SUBJECTS[(_kind, "en")] = _en
+
 # The message kinds a tenant may reword (every kind the product has wording for).
 TEMPLATE_KINDS = frozenset(kind for kind, _, _ in DEFAULT_TEMPLATES)
 

@@ -25,6 +25,14 @@ def _check(doc: Document) -> None:
     department_ids = [d["id"] for d in doc.get("departments", [])]
     if len(department_ids) != len(set(department_ids)):
         problems.add("$.departments", "department ids must be unique")
+    for index, department in enumerate(doc.get("departments", [])):
+        topic = department.get("alert_topic_arn")
+        # A tenant may alert only through its own topics: the name must carry its id.
+        if topic and f"-{doc['id']}-" not in topic.rsplit(":", 1)[-1] + "-":
+            problems.add(
+                f"$.departments[{index}].alert_topic_arn",
+                f"the topic's name must contain -{doc['id']}-",
+            )
     problems.raise_if_any()
 
 

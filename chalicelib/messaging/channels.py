@@ -58,5 +58,16 @@ def send_push(endpoint_arn: str, message: Rendered) -> str:
     return str(answer["MessageId"])
 
 
-def publish(topic_arn: str, subject: str, message: str) -> None:
-    _client("sns").publish(TopicArn=topic_arn, Subject=subject[:100], Message=message)
+def publish(
+    topic_arn: str, subject: str, message: str, attributes: dict[str, str] | None = None
+) -> None:
+    """Publish to a topic; string attributes let subscribers filter (by department, say)."""
+    _client("sns").publish(
+        TopicArn=topic_arn,
+        Subject=subject[:100],
+        Message=message,
+        MessageAttributes={
+            name: {"DataType": "String", "StringValue": value}
+            for name, value in (attributes or {}).items()
+        },
+    )

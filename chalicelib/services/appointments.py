@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -20,7 +21,7 @@ from chalicelib.domain.access import (
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, invalid
 from chalicelib.domain.scheduling import Slot, find_slot
-from chalicelib.observability import count
+from chalicelib.observability import count, run_hooks
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentExists, AppointmentRepository
@@ -65,7 +66,9 @@ class AppointmentService:
         patients: PatientRepository,
         tenants: TenantService,
         queue: StaffQueue,
+        on_booked: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
+        self._on_booked = on_booked
         self._appointments = appointments
         self._config = config
         self._patients = patients
@@ -206,6 +209,7 @@ class AppointmentService:
             saved = existing
         else:
             count("AppointmentBooked")
+            run_hooks(self._on_booked, tenant["id"], saved)  # recalls and re-checks convert
         if journeys_on(tenant) and saved["status"] in rules.ACTIVE:
             # Idempotent by execution name: a retried booking re-issues a start that failed.
             journeys.start(tenant["id"], saved)
@@ -314,7 +318,7 @@ class AppointmentService:
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
         )
-        self._queue.open(tenant["id"], saved, "reschedule_requested")
+        self._queue.open(tenant["id"], saved, "reschedule_requested", tenant)
         if current.get("answer_token"):
             journeys.resume(current["answer_token"], {"answer": "reschedule_requested"})
         return self.present(saved, tenant)

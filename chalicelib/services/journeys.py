@@ -170,7 +170,7 @@ class JourneyService:
         if loaded is None:
             return {"created": False}
         tenant, appointment, _ = loaded
-        task = self._queue.open(tenant["id"], appointment, kind)
+        task = self._queue.open(tenant["id"], appointment, kind, tenant)
         return {"created": True, "task_id": task["id"]}
 
 

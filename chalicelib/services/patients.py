@@ -8,6 +8,7 @@ import binascii
 import json
 import re
 import secrets
+from collections.abc import Callable, Sequence
 
 from chalicelib import clock
 from chalicelib.domain import patients as rules
@@ -22,7 +23,7 @@ from chalicelib.domain.access import (
 from chalicelib.domain.appointments import ACTIVE
 from chalicelib.domain.common import Document, is_valid_id, to_e164
 from chalicelib.domain.errors import Conflict, NotFound, invalid
-from chalicelib.observability import count
+from chalicelib.observability import count, run_hooks
 from chalicelib.schemas import validate
 from chalicelib.services.tenants import TenantService
 from chalicelib.services.versions import check_expected_version
@@ -77,7 +78,9 @@ class PatientService:
         repository: PatientRepository,
         tenants: TenantService,
         appointments: AppointmentRepository | None = None,
+        on_changed: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
+        self._on_changed = on_changed
         self._patients = repository
         self._tenants = tenants
         self._appointments = appointments
@@ -89,6 +92,7 @@ class PatientService:
         doc = rules.new_patient(body, tenant, new_patient_id(), now, clock.iso(now))
         created = self._patients.create(tenant["id"], doc)
         count("PatientRegistered")
+        run_hooks(self._on_changed, tenant["id"], created)  # recalls by condition
         return created
 
     def get(self, principal: Principal, patient_id: str) -> Document:
@@ -112,7 +116,9 @@ class PatientService:
         # The patch was valid as a patch; the record it makes must be a valid record too (a
         # removed required field, say).
         validate("patient", changed)
-        return self._patients.replace(tenant["id"], current, changed)
+        saved = self._patients.replace(tenant["id"], current, changed)
+        run_hooks(self._on_changed, tenant["id"], saved)  # recalls by condition
+        return saved
 
     def delete(self, principal: Principal, patient_id: str, if_match: str | None) -> None:
         """Soft delete: the record leaves every list and lookup but is kept for the audit trail."""

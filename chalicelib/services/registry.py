@@ -6,12 +6,15 @@ from dataclasses import dataclass
 from functools import cache
 
 from chalicelib.messaging.delivery import Deliveries
+from chalicelib.services.aftercare import AftercareService
 from chalicelib.services.appointments import AppointmentService
+from chalicelib.services.care_config import CareConfigService
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.journeys import JourneyService
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
+from chalicelib.services.recall import RecallService
 from chalicelib.services.responses import ResponseService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.staff_queue import StaffQueue
@@ -19,6 +22,7 @@ from chalicelib.services.tasks import TaskService
 from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.care import CareRepository
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.devices import DeviceRepository
@@ -41,6 +45,9 @@ class Services:
     responses: ResponseService
     journeys: JourneyService
     inbound: InboundMessages
+    care_config: CareConfigService
+    aftercare: AftercareService
+    recall: RecallService
 
 
 @cache
@@ -56,10 +63,29 @@ def services() -> Services:
     deliveries = DeliveryRepository()
     contacts = ContactRepository()
     devices = DeviceRepository()
+    responses = ResponseRepository()
+    care = CareRepository()
     queue = StaffQueue(staff_tasks)
-    patient_service = PatientService(patients, tenants, appointments)
+    sender = Deliveries(deliveries, contacts, config, devices)
     questionnaire_service = QuestionnaireService(config)
-    appointment_service = AppointmentService(appointments, config, patients, tenants, queue)
+    care_config = CareConfigService(config, tenants, questionnaire_service)
+    aftercare = AftercareService(
+        care, tenant_repository, patients, appointments, responses, care_config, sender, queue
+    )
+    recall = RecallService(
+        care, tenant_repository, patients, appointments, care_config, sender, queue
+    )
+    patient_service = PatientService(
+        patients, tenants, appointments, on_changed=(recall.on_patient_changed,)
+    )
+    appointment_service = AppointmentService(
+        appointments,
+        config,
+        patients,
+        tenants,
+        queue,
+        on_booked=(recall.on_booked, aftercare.on_booked),
+    )
     return Services(
         tenants=tenants,
         patients=patient_service,
@@ -69,13 +95,10 @@ def services() -> Services:
         templates=TemplateService(config),
         devices=DeviceService(devices),
         questionnaires=questionnaire_service,
-        responses=ResponseService(ResponseRepository(), questionnaire_service),
-        journeys=JourneyService(
-            tenant_repository,
-            patients,
-            appointments,
-            Deliveries(deliveries, contacts, config, devices),
-            queue,
-        ),
+        responses=ResponseService(responses, questionnaire_service, aftercare.submitted),
+        journeys=JourneyService(tenant_repository, patients, appointments, sender, queue),
         inbound=InboundMessages(contacts, tenant_repository, appointment_service, deliveries),
+        care_config=care_config,
+        aftercare=aftercare,
+        recall=recall,
     )

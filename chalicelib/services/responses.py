@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 
 from chalicelib import clock
 from chalicelib.domain import questionnaires as rules
@@ -24,9 +25,15 @@ PATIENTS = frozenset({Role.PATIENT})
 
 
 class ResponseService:
-    def __init__(self, responses: ResponseRepository, questionnaires: QuestionnaireService) -> None:
+    def __init__(
+        self,
+        responses: ResponseRepository,
+        questionnaires: QuestionnaireService,
+        on_submitted: Callable[[str, Document], None],
+    ) -> None:
         self._responses = responses
         self._questionnaires = questionnaires
+        self._on_submitted = on_submitted
 
     def start(self, principal: Principal, questionnaire_id: str, answers: Document) -> Document:
         require_role(principal, PATIENTS)
@@ -45,7 +52,7 @@ class ResponseService:
         }
         return self._responses.put(tenant_of(principal), doc, None)
 
-    def _own_open(self, principal: Principal, response_id: str) -> tuple[Document, Document]:
+    def get_own(self, principal: Principal, response_id: str) -> Document:
         require_role(principal, PATIENTS)
         current = (
             self._responses.get(tenant_of(principal), str(principal.patient_id), response_id)
@@ -54,6 +61,10 @@ class ResponseService:
         )
         if current is None:
             raise NotFound("questionnaire response not found")
+        return current
+
+    def _own_open(self, principal: Principal, response_id: str) -> tuple[Document, Document]:
+        current = self.get_own(principal, response_id)
         if current["status"] != "in-progress":
             raise Conflict("this questionnaire was submitted already", code="already_submitted")
         return current, self._questionnaires.get(principal, current["questionnaire"])
@@ -78,6 +89,9 @@ class ResponseService:
             "updated_at": now,
             "risk": rules.risk_of(definition, current["answers"]),
         }
+        # Alert and tell the journey first, then save: if the save fails the patient submits
+        # again and the (idempotent) alert is repeated, never lost.
+        self._on_submitted(tenant_of(principal), completed)
         saved = self._responses.put(tenant_of(principal), completed, current["version"])
         count(f"QuestionnaireRisk{saved['risk'].capitalize()}")
         return saved

@@ -1,4 +1,4 @@
-"""Opening a task in the staff queue and telling the tenant's staff topic, once."""
+"""Opening a task in the staff queue and telling the department's staff, once."""
 
 from __future__ import annotations
 
@@ -10,6 +10,15 @@ from chalicelib.messaging import channels
 from chalicelib.observability import count
 from chalicelib.settings import get_settings
 from chalicelib.store.messages import StaffTaskRepository
+
+
+def alert_topic(tenant: Document | None, department: str | None) -> str:
+    """The department's own alert topic if it has one, else the platform's staff topic (whose
+    subscribers filter on the tenant_id and department attributes)."""
+    for known in (tenant or {}).get("departments", []):
+        if known["id"] == department and known.get("alert_topic_arn"):
+            return str(known["alert_topic_arn"])
+    return get_settings().staff_topic_arn
 
 
 class StaffQueue:
@@ -33,30 +42,61 @@ class StaffQueue:
             }
             self._tasks.close(tenant_id, task, closed)
 
-    def open(self, tenant_id: str, appointment: Document, kind: str) -> Document:
-        """Idempotent: the task id comes from the appointment, its journey version and kind."""
-        now = utc_iso(clock.now())
-        task = self._tasks.create(
+    def open(
+        self, tenant_id: str, appointment: Document, kind: str, tenant: Document | None = None
+    ) -> Document:
+        """A task about an appointment, once per appointment, journey version and kind."""
+        return self.open_task(
             tenant_id,
+            self.task_id(appointment, kind),
+            kind,
             {
-                "id": self.task_id(appointment, kind),
-                "kind": kind,
-                "status": "open",
                 "appointment_id": appointment["id"],
                 "patient_id": appointment["patient_id"],
                 "department": appointment["department"],
                 "appointment_start": appointment["start"],
+            },
+            tenant=tenant,
+        )
+
+    def open_task(
+        self,
+        tenant_id: str,
+        task_id: str,
+        kind: str,
+        about: Document,
+        *,
+        tenant: Document | None = None,
+        priority: str = "normal",
+    ) -> Document:
+        """Idempotent: the caller derives `task_id` from what the task is about, so a replayed
+        step finds the task it opened. The topic hears of a task once, when it is opened."""
+        now = utc_iso(clock.now())
+        task = self._tasks.create(
+            tenant_id,
+            {
+                "id": task_id,
+                "kind": kind,
+                "status": "open",
+                "priority": priority,
+                **about,
                 "created_at": now,
             },
         )
-        topic = get_settings().staff_topic_arn
+        topic = alert_topic(tenant, about.get("department"))
         if task["created_at"] == now and task["version"] == 1:
             count("StaffTaskOpened")
             if topic:
                 # Ids only: the staff console shows the rest to those allowed to see it.
                 channels.publish(
                     topic,
-                    f"CareLoop task: {kind}",
+                    f"CareLoop {'URGENT ' if priority == 'urgent' else ''}task: {kind}",
                     json.dumps({"tenant_id": tenant_id, "task_id": task["id"], "kind": kind}),
+                    {
+                        "tenant_id": tenant_id,
+                        "department": str(about.get("department") or "none"),
+                        "kind": kind,
+                        "priority": priority,
+                    },
                 )
         return task

@@ -54,8 +54,13 @@ class _Base(Model):
 
 
 class TenantItem(_Base):
+    """A tenant; every tenant is also listed through GSI2 (`TENANTS`) for the daily sweeps."""
+
     doc = MapAttribute[str, Any](attr_name="doc")
     version = VersionAttribute(attr_name="version")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    listing = ListingIndex()
 
 
 class PatientItem(_Base):
@@ -156,6 +161,19 @@ class QuestionnaireResponseItem(_Base):
     version = VersionAttribute(attr_name="version")
 
 
+class CareItem(_Base):
+    """A patient's aftercare journey (SK `CARE#AC#<journey>`) or recall under one rule
+    (SK `CARE#RC#<rule>`), in the patient's partition. A recall waiting for its due date is
+    listed through GSI2 (`T#<t>#RECALLDUE`, `<due date>#<patient>#<rule>`); the keys go once it
+    starts, so the daily sweep never sees it twice."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    version = VersionAttribute(attr_name="version")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    due = ListingIndex()
+
+
 class ContactItem(_Base):
     """Platform-level facts about a phone number or email address, which belong to a person and
     not to one hospital: SMS opt-out, email suppression (bounce/complaint), the appointment last
@@ -179,6 +197,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     ContactItem,
     DeviceItem,
     QuestionnaireResponseItem,
+    CareItem,
 )
 _bound_to: Settings | None = None
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.domain.common import Document
@@ -16,6 +18,13 @@ def _to_doc(item: TenantItem) -> Document:
     return {**as_document(item.doc), "version": item.version}
 
 
+TENANTS = "TENANTS"
+
+
+def _listed(tenant_id: str) -> dict[str, Any]:
+    return {"gsi2pk": TENANTS, "gsi2sk": tenant_id}
+
+
 class TenantRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
@@ -28,7 +37,9 @@ class TenantRepository:
         return _to_doc(item)
 
     def create(self, doc: Document) -> Document:
-        item = TenantItem(tenant_pk(doc["id"]), TENANT_SK, entity="tenant", doc=doc)
+        item = TenantItem(
+            tenant_pk(doc["id"]), TENANT_SK, entity="tenant", doc=doc, **_listed(doc["id"])
+        )
         try:
             item.save(condition=TenantItem.pk.does_not_exist())
         except PutError as exc:
@@ -41,7 +52,20 @@ class TenantRepository:
         """Write a changed tenant if nobody changed it since `expected_version`."""
         body = {k: v for k, v in doc.items() if k != "version"}
         item = TenantItem(
-            tenant_pk(doc["id"]), TENANT_SK, entity="tenant", doc=body, version=expected_version
+            tenant_pk(doc["id"]),
+            TENANT_SK,
+            entity="tenant",
+            doc=body,
+            version=expected_version,
+            **_listed(doc["id"]),
         )
         save_versioned(item, create=False)
         return _to_doc(item)
+
+    def all_ids(self) -> list[str]:
+        """Every tenant's id (GSI2 `TENANTS`): the daily sweeps visit each tenant."""
+        return [
+            item.gsi2sk
+            for item in TenantItem.listing.query(TENANTS, attributes_to_get=["GSI2SK"])
+            if item.gsi2sk
+        ]

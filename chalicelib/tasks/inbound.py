@@ -16,7 +16,7 @@ def _inbound() -> InboundMessages:
     return services().inbound
 
 
-def _parse(message: str, schema: str) -> dict[str, Any] | None:
+def parse_notification(message: str, schema: str) -> dict[str, Any] | None:
     """A malformed notification is logged and dropped: retrying it would never succeed."""
     try:
         notification: dict[str, Any] = json.loads(message)
@@ -28,12 +28,12 @@ def _parse(message: str, schema: str) -> dict[str, Any] | None:
 
 
 def inbound_sms(event: Any) -> None:
-    notification = _parse(event.message, "inbound-sms")
+    notification = parse_notification(event.message, "inbound-sms")
     if notification is not None:
         _inbound().sms(notification)
 
 
 def email_feedback(event: Any) -> None:
-    notification = _parse(event.message, "email-feedback")
+    notification = parse_notification(event.message, "email-feedback")
     if notification is not None:
         _inbound().email_feedback(notification)

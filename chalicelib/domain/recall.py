@@ -1,0 +1,133 @@
+"""Recall rules: when a patient is due to come back, and what is said until they book. Pure.
+
+A rule matches a patient by a condition tag (diabetes every 90 days), by the type of a visit
+(a re-check 30 days after a procedure) or by any visit (an annual check-up 12 months after the
+last one). A fulfilled visit restarts the count; gaining a condition tag starts it from that day;
+losing the tag cancels a recall not yet under way. Once due, the patient gets an invitation, a
+reminder, a last call, then staff get a task; booking what the rule asks for converts the recall.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.errors import Problems
+from chalicelib.domain.journey import out_of_quiet_hours
+
+SEQUENCE_DEFAULTS = {
+    "reminder_after_days": 7,
+    "last_call_after_days": 14,
+    "staff_task_after_days": 21,
+}
+INVITE_TIME = time(10, 0)  # local time of day recall messages go out
+OPEN = frozenset({"scheduled", "invited"})
+
+
+def check_rule(rule: Document, department_ids: set[str]) -> None:
+    problems = Problems()
+    if rule["book"]["department"] not in department_ids:
+        problems.add("$.book.department", f"no department {rule['book']['department']!r}")
+    sequence = {**SEQUENCE_DEFAULTS, **rule.get("sequence", {})}
+    if not (
+        sequence["reminder_after_days"]
+        < sequence["last_call_after_days"]
+        < sequence["staff_task_after_days"]
+    ):
+        problems.add(
+            "$.sequence",
+            "reminder_after_days < last_call_after_days < staff_task_after_days, please",
+        )
+    problems.raise_if_any()
+
+
+def _conditions(patient: Document) -> set[str]:
+    return set(patient.get("medical", {}).get("conditions", []))
+
+
+def applies_to(rule: Document, patient: Document) -> bool:
+    """Whether a condition rule still concerns this patient (other kinds always may)."""
+    condition = rule["match"].get("condition")
+    return condition is None or condition in _conditions(patient)
+
+
+def due_after_visit(rule: Document, patient: Document, visit: Document) -> date | None:
+    """The new due date a fulfilled visit gives under this rule, or None if it does not count."""
+    if rule.get("enabled", True) is False:
+        return None
+    match = rule["match"]
+    counts = (
+        ("condition" in match and match["condition"] in _conditions(patient))
+        or match.get("appointment_type") == visit["appointment_type"]
+        or match.get("any_visit") is True
+    )
+    if not counts:
+        return None
+    return date.fromisoformat(visit["date"]) + timedelta(days=rule["after_days"])
+
+
+def changes_for_patient(
+    rules: list[Document], patient: Document, recalls: dict[str, Document], today: date
+) -> tuple[dict[str, date], list[str]]:
+    """After a profile change: condition rules newly applying are scheduled from today; open
+    recalls of rules that no longer apply are cancelled. Returns (to schedule, to cancel)."""
+    schedule: dict[str, date] = {}
+    cancel: list[str] = []
+    for rule in rules:
+        condition = rule["match"].get("condition")
+        if condition is None:
+            continue
+        current = recalls.get(rule["id"])
+        is_open = current is not None and current["status"] in OPEN
+        if rule.get("enabled", True) and condition in _conditions(patient):
+            if not is_open:
+                schedule[rule["id"]] = today + timedelta(days=rule["after_days"])
+        elif is_open and current is not None and current["status"] == "scheduled":
+            cancel.append(rule["id"])
+    return schedule, cancel
+
+
+def sequence_plan(
+    rule: Document, due: date, zone: ZoneInfo, quiet: Document, now: datetime
+) -> list[Document]:
+    """The recall's steps and when each happens (UTC ISO), counted from the due day."""
+    sequence = {**SEQUENCE_DEFAULTS, **rule.get("sequence", {})}
+
+    def on(day: date) -> str:
+        moment = max(datetime.combine(day, INVITE_TIME, tzinfo=zone), now)
+        return utc_iso(out_of_quiet_hours(moment, zone, quiet))
+
+    return [
+        {"step": "recall_invitation", "at": on(due)},
+        {
+            "step": "recall_reminder",
+            "at": on(due + timedelta(days=sequence["reminder_after_days"])),
+        },
+        {
+            "step": "recall_last_call",
+            "at": on(due + timedelta(days=sequence["last_call_after_days"])),
+        },
+        {
+            "step": "staff_task",
+            # Staff work any hour: no quiet-hours shift.
+            "at": utc_iso(
+                max(
+                    datetime.combine(
+                        due + timedelta(days=sequence["staff_task_after_days"]),
+                        INVITE_TIME,
+                        tzinfo=zone,
+                    ),
+                    now,
+                )
+            ),
+        },
+    ]
+
+
+def converts(rule: Document, appointment: Document) -> bool:
+    """Does booking this appointment answer the recall?"""
+    book = rule["book"]
+    if appointment["department"] != book["department"]:
+        return False
+    return "appointment_type" not in book or appointment["type"] == book["appointment_type"]

@@ -1,0 +1,548 @@
+"""Aftercare journeys: what follows a discharge, a surgery or a fulfilled visit under a care plan.
+
+One journey record per (event, care plan) in the patient's partition holds the agenda (its steps
+and how each went); the state machine walks it: wait for the next step, do it, repeat. A check-in
+opens a questionnaire response for the patient and waits for the answer on a task token, reminds
+once, then hands over to staff. An urgent answer alerts staff at once (ResponseService) and, if
+the plan says so, adds another check-in. A re-check invitation succeeds if the patient books
+within the plan's window. Every task is safe to replay: sends are claimed by key, staff tasks are
+opened once by id, and steps already done are not done again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Callable
+from contextlib import suppress
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from chalicelib import clock, journeys
+from chalicelib.domain import care_plans as rules
+from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
+from chalicelib.domain.common import Document, parse_timestamp, utc_iso
+from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.messaging.delivery import Deliveries, patient_fields
+from chalicelib.observability import count, logger
+from chalicelib.services.care_config import CareConfigService
+from chalicelib.services.staff_queue import StaffQueue
+from chalicelib.settings import get_settings
+from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.care import AFTERCARE, CareRepository
+from chalicelib.store.patients import PatientRepository
+from chalicelib.store.responses import ResponseRepository
+from chalicelib.store.tenants import TenantRepository
+
+ACTIVE_BOOKING = frozenset({"booked", "confirmed", "arrived", "fulfilled"})
+
+
+def journey_id_for(event_key: str, plan_id: str) -> str:
+    """The same event under the same plan is one journey, however often it is reported."""
+    return "ac-" + hashlib.sha256(f"{event_key}|{plan_id}".encode()).hexdigest()[:16]
+
+
+def _step(journey: Document, step_id: str) -> Document:
+    for step in journey["steps"]:
+        if step["id"] == step_id:
+            found: Document = step
+            return found
+    raise NotFound(f"no step {step_id} in journey {journey['id']}")
+
+
+def department_names(tenant: Document) -> dict[str, str]:
+    return {d["id"]: d["name"] for d in tenant.get("departments", [])}
+
+
+def booking_link(department: str, appointment_type: str | None) -> str:
+    link = f"{get_settings().app_link_base}/book?department={department}"
+    return f"{link}&type={appointment_type}" if appointment_type else link
+
+
+class AftercareService:
+    def __init__(
+        self,
+        journeys_store: CareRepository,
+        tenants: TenantRepository,
+        patients: PatientRepository,
+        appointments: AppointmentRepository,
+        responses: ResponseRepository,
+        config: CareConfigService,
+        deliveries: Deliveries,
+        queue: StaffQueue,
+    ) -> None:
+        self._store = journeys_store
+        self._tenants = tenants
+        self._patients = patients
+        self._appointments = appointments
+        self._responses = responses
+        self._config = config
+        self._deliveries = deliveries
+        self._queue = queue
+
+    # --- starting ---
+
+    def on_event(self, event: Document, event_key: str) -> list[str]:
+        """Start a journey for every care plan this event triggers. Returns their ids."""
+        tenant = self._tenants.get(event["tenant_id"])
+        patient = self._patients.get(event["tenant_id"], event["patient_id"])
+        if tenant is None or patient is None or patient.get("deleted_at"):
+            return []
+        started = []
+        for plan in self._config.plans(tenant["id"]):
+            if not rules.matches(plan, event):
+                continue
+            started.append(self._start(tenant, patient, plan, event, event_key))
+        return started
+
+    def record_event(self, principal: Principal, patient_id: str, body: Document) -> Document:
+        """Staff record a discharge or surgery; its care plans start."""
+        require_role(principal, CLINIC_ROLES)
+        tenant_id = tenant_of(principal)
+        tenant = self._tenants.get(tenant_id)
+        patient = self._patients.get(tenant_id, patient_id)
+        if tenant is None or patient is None or patient.get("deleted_at"):
+            raise NotFound("patient not found")
+        now = clock.now()
+        occurred = parse_timestamp("$.occurred_at", body["occurred_at"])
+        rules.check_event_time("$.occurred_at", occurred, now)
+        if body["department"] not in department_names(tenant):
+            raise NotFound(f"no department {body['department']!r}")
+        event_id = "ev-" + secrets.token_hex(8)
+        event = {
+            "id": event_id,
+            "type": body["type"],
+            "tenant_id": tenant_id,
+            "patient_id": patient_id,
+            "department": body["department"],
+            "occurred_at": utc_iso(occurred),
+            "recorded_by": principal.subject,
+        }
+        plan_id = body.get("care_plan")
+        if plan_id is not None:
+            plan = self._config.plan(tenant_id, plan_id)
+            if plan is None:
+                raise NotFound("care plan not found")
+            started = [self._start(tenant, patient, plan, event, event_id)]
+        else:
+            started = [
+                self._start(tenant, patient, plan, event, event_id)
+                for plan in self._config.plans(tenant_id)
+                if rules.matches(plan, event)
+            ]
+        count("CareEventRecorded")
+        return {**event, "journeys": started}
+
+    def _start(
+        self, tenant: Document, patient: Document, plan: Document, event: Document, key: str
+    ) -> str:
+        journey_id = journey_id_for(key, plan["id"])
+        if self._store.get(tenant["id"], patient["id"], AFTERCARE, journey_id) is None:
+            zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+            occurred = datetime.fromisoformat(event.get("occurred_at") or event["start"])
+            now = clock.now()
+            doc = {
+                "id": journey_id,
+                "kind": "aftercare",
+                "patient_id": patient["id"],
+                "care_plan": plan["id"],
+                # The plan as it was: editing a plan changes journeys started after the edit.
+                "plan": {k: v for k, v in plan.items() if k not in ("version",)},
+                "event": {k: v for k, v in event.items() if k != "tenant_id"},
+                "department": event.get("department") or (patient.get("departments") or [""])[0],
+                "status": "running",
+                "steps": rules.agenda(plan, occurred, zone, tenant["quiet_hours"], now),
+                "started_at": utc_iso(now),
+                "updated_at": utc_iso(now),
+            }
+            # The same event reported twice at once: the other start wins.
+            with suppress(Conflict):
+                self._store.put(tenant["id"], AFTERCARE, doc, None)
+        journeys.start_named(
+            get_settings().aftercare_journey_arn,
+            f"{tenant['id']}-{journey_id}",
+            {"tenant_id": tenant["id"], "patient_id": patient["id"], "journey_id": journey_id},
+        )
+        count("AftercareStarted")
+        return journey_id
+
+    # --- the state machine's tasks ---
+
+    def _load(self, ref: Document) -> tuple[Document, Document, Document] | None:
+        journey = self._store.get(ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"])
+        tenant = self._tenants.get(ref["tenant_id"])
+        patient = self._patients.get(ref["tenant_id"], ref["patient_id"])
+        if journey is None or tenant is None or patient is None:
+            return None
+        return tenant, patient, journey
+
+    def _update(self, ref: Document, change: Callable[[Document], Document | None]) -> Document:
+        """Apply `change` to the journey record, once more if another task wrote meanwhile.
+        `change` returns the changed record, or None to leave it as it is."""
+        for _ in range(5):
+            journey = self._store.get(
+                ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"]
+            )
+            if journey is None:
+                raise NotFound("aftercare journey not found")
+            changed = change({**journey, "steps": [dict(s) for s in journey["steps"]]})
+            if changed is None:
+                return journey
+            changed["updated_at"] = utc_iso(clock.now())
+            try:
+                return self._store.put(ref["tenant_id"], AFTERCARE, changed, journey["version"])
+            except Conflict:
+                continue
+        raise Conflict("the aftercare journey keeps changing", code="concurrent_change")
+
+    def next(self, ref: Document) -> Document:
+        loaded = self._load(ref)
+        if loaded is None or loaded[2]["status"] != "running":
+            return {"done": True}
+        upcoming = rules.next_step(loaded[2]["steps"])
+        if upcoming is None:
+            return {"done": True}
+        return {"done": False, "step": {k: upcoming[k] for k in ("id", "kind", "at")}}
+
+    def _mark(self, ref: Document, step_id: str, **changes: object) -> Document:
+        def change(journey: Document) -> Document:
+            _step(journey, step_id).update(changes)
+            return journey
+
+        return self._update(ref, change)
+
+    def send(self, ref: Document, step_id: str) -> Document:
+        """Send the step's message. For a check-in, open the questionnaire response it links
+        to first (once), and say when to remind and when to escalate."""
+        loaded = self._load(ref)
+        if loaded is None or loaded[2]["status"] != "running":
+            return {"status": "skipped", "why": "journey over"}
+        tenant, patient, journey = loaded
+        step = _step(journey, step_id)
+        if step["status"] != "planned":
+            return {"status": "skipped", "why": f"step is {step['status']}"}
+        now = clock.now()
+        fields = {
+            **patient_fields(tenant, patient),
+            "department": department_names(tenant).get(journey["department"], ""),
+        }
+        if step["kind"] == "checkin":
+            response_id = step.get("response_id") or self._open_response(
+                tenant["id"], journey, step, now
+            )
+            if "response_id" not in step:
+                self._mark(ref, step_id, response_id=response_id)
+            fields["link"] = f"{get_settings().app_link_base}/q/{response_id}"
+        elif step["kind"] == "education":
+            fields["link"] = step["url"]
+            fields["title"] = step["title"].get(patient["language"]) or next(
+                iter(step["title"].values())
+            )
+        else:
+            recheck = journey["plan"].get("recheck", {})
+            fields["link"] = booking_link(
+                recheck.get("department") or journey["department"], recheck.get("appointment_type")
+            )
+        kind = "recheck_invite" if step["kind"] == "recheck" else step["kind"]
+        result = self._deliveries.deliver(
+            tenant,
+            patient,
+            kind,
+            f"{journey['id']}#{step_id}",
+            fields,
+            {"journey_id": journey["id"]},
+            now,
+        )
+        if result["status"] == "deferred":
+            return {"status": "deferred", "retry_at": result["retry_at"]}
+        sent_at = parse_timestamp("$.sent_at", result.get("sent_at") or utc_iso(now))
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+        outcome: Document = {"status": result["status"]}
+        if step["kind"] == "checkin":
+            timers = rules.answer_timers(journey["plan"], sent_at, zone, tenant["quiet_hours"])
+            outcome.update(timers)
+            self._mark(ref, step_id, status="awaiting_answer", sent=result["status"], **timers)
+        elif step["kind"] == "recheck":
+            closes = sent_at + timedelta(days=step["book_within_days"])
+            outcome["closes_at"] = utc_iso(closes)
+            self._mark(
+                ref,
+                step_id,
+                status="awaiting_booking",
+                sent=result["status"],
+                closes_at=outcome["closes_at"],
+            )
+        else:
+            self._mark(ref, step_id, status="done", sent=result["status"])
+        return outcome
+
+    def _open_response(
+        self, tenant_id: str, journey: Document, step: Document, now: datetime
+    ) -> str:
+        """The questionnaire response the check-in's link opens, tied to this journey step."""
+        response_id = (
+            "qr-" + hashlib.sha256(f"{journey['id']}|{step['id']}".encode()).hexdigest()[:16]
+        )
+        if self._responses.get(tenant_id, journey["patient_id"], response_id) is None:
+            with suppress(Conflict):  # a replayed task opened it already
+                self._responses.put(
+                    tenant_id,
+                    {
+                        "id": response_id,
+                        "questionnaire": step["questionnaire"],
+                        "patient_id": journey["patient_id"],
+                        "status": "in-progress",
+                        "answers": {},
+                        "journey": {"id": journey["id"], "step": step["id"]},
+                        "created_at": utc_iso(now),
+                        "updated_at": utc_iso(now),
+                    },
+                    None,
+                )
+        return response_id
+
+    def hold_answer(self, ref: Document, step_id: str, token: str) -> Document:
+        """Keep the task token on the step, where the patient's submitted answer finds it. If
+        the answer came first (or staff took over), release the wait at once."""
+        holder: dict[str, object] = {}
+
+        def change(journey: Document) -> Document | None:
+            step = _step(journey, step_id)
+            holder["status"] = step["status"]
+            if step["status"] != "awaiting_answer":
+                return None
+            step["token"] = token
+            return journey
+
+        self._update(ref, change)
+        if holder["status"] != "awaiting_answer":
+            journeys.resume(token, {"status": holder["status"]})
+            return {"held": False}
+        return {"held": True}
+
+    def remind(self, ref: Document, step_id: str) -> Document:
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"answered": True}
+        tenant, patient, journey = loaded
+        step = _step(journey, step_id)
+        if step["status"] != "awaiting_answer":
+            return {"answered": True}
+        fields = {
+            **patient_fields(tenant, patient),
+            "department": department_names(tenant).get(journey["department"], ""),
+            "link": f"{get_settings().app_link_base}/q/{step['response_id']}",
+        }
+        result = self._deliveries.deliver(
+            tenant,
+            patient,
+            "checkin_reminder",
+            f"{journey['id']}#{step_id}#reminder",
+            fields,
+            {"journey_id": journey["id"]},
+            clock.now(),
+        )
+        self._mark(ref, step_id, reminder=result["status"])
+        return {"answered": False, "reminder": result["status"]}
+
+    def escalate(self, ref: Document, step_id: str) -> Document:
+        """Still no answer: staff take over (a task, the department's topic); the wait ends."""
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"answered": True}
+        tenant, _, journey = loaded
+        if _step(journey, step_id)["status"] != "awaiting_answer":
+            return {"answered": True}
+        step = _step(journey, step_id)
+        self._queue.open_task(
+            tenant["id"],
+            f"{journey['id']}-{step_id}-unanswered",
+            "checkin_unanswered",
+            {
+                "patient_id": journey["patient_id"],
+                "department": journey["department"],
+                "journey_id": journey["id"],
+                "response_id": step.get("response_id", ""),
+                "questionnaire": step["questionnaire"],
+            },
+            tenant=tenant,
+        )
+        self._mark(ref, step_id, status="unanswered", escalated_at=utc_iso(clock.now()))
+        count("CheckInUnanswered")
+        return {"answered": False}
+
+    def after_check_in(self, ref: Document, step_id: str) -> Document:
+        """Record how the check-in ended; on an urgent answer take the plan's branch."""
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"branched": False}
+        tenant, patient, _ = loaded
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+        added: dict[str, str] = {}
+
+        def change(journey: Document) -> Document | None:
+            step = _step(journey, step_id)
+            if step["status"] == "awaiting_answer":
+                step["status"] = "failed"  # the wait ended without an answer or a hand-over
+                return journey
+            if step.get("risk") != "urgent" or step.get("branched"):
+                return None
+            extra = rules.extra_check_in(
+                journey["plan"],
+                step,
+                journey["steps"],
+                parse_timestamp("$.answered_at", step["answered_at"]),
+                zone,
+                tenant["quiet_hours"],
+            )
+            step["branched"] = extra["id"] if extra else "none"
+            if extra:
+                journey["steps"].append(extra)
+                added["id"] = extra["id"]
+            return journey
+
+        self._update(ref, change)
+        return {"branched": bool(added), **({"extra": added["id"]} if added else {})}
+
+    def recheck_outcome(self, ref: Document, step_id: str) -> Document:
+        """At the end of the booking window: did the patient book?"""
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"rebooked": False}
+        _, _, journey = loaded
+        step = _step(journey, step_id)
+        if step["status"] == "booked":
+            return {"rebooked": True}
+        if step["status"] == "awaiting_booking":
+            self._mark(ref, step_id, status="not_booked")
+            count("RecheckNotBooked")
+        return {"rebooked": False}
+
+    def skip(self, ref: Document, step_id: str) -> Document:
+        """A step whose task kept failing is marked failed, so the journey moves on."""
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"skipped": False}
+        if _step(loaded[2], step_id)["status"] in ("planned", "awaiting_answer"):
+            self._mark(ref, step_id, status="failed")
+            logger.warning("aftercare step failed", extra={"step": step_id})
+        return {"skipped": True}
+
+    def finish(self, ref: Document) -> Document:
+        def change(journey: Document) -> Document | None:
+            if journey["status"] != "running":
+                return None
+            journey["status"] = "completed"
+            journey["completed_at"] = utc_iso(clock.now())
+            journey["outcome"] = rules.outcome(journey["steps"])
+            return journey
+
+        if self._load(ref) is None:
+            return {"outcome": "gone"}
+        journey = self._update(ref, change)
+        count("AftercareCompleted")
+        return {"outcome": journey.get("outcome")}
+
+    # --- what patients and staff do ---
+
+    def submitted(self, tenant_id: str, response: Document) -> None:
+        """A questionnaire was submitted. An urgent answer alerts the department's staff at once
+        (whether or not a journey asked for it); a check-in's step records the answer and its
+        wait is released."""
+        link = response.get("journey")
+        journey = (
+            self._store.get(tenant_id, response["patient_id"], AFTERCARE, link["id"])
+            if link
+            else None
+        )
+        if response["risk"] == "urgent":
+            self._alert(tenant_id, response, journey)
+        if journey is not None:
+            self._answered(tenant_id, response, link or {})
+
+    def _alert(self, tenant_id: str, response: Document, journey: Document | None) -> None:
+        tenant = self._tenants.get(tenant_id)
+        patient = self._patients.get(tenant_id, response["patient_id"]) or {}
+        department = journey["department"] if journey else (patient.get("departments") or [None])[0]
+        about: Document = {
+            "patient_id": response["patient_id"],
+            "response_id": response["id"],
+            "questionnaire": response["questionnaire"],
+        }
+        if department:
+            about["department"] = department
+        if journey:
+            about["journey_id"] = journey["id"]
+        self._queue.open_task(
+            tenant_id,
+            f"{response['id']}-urgent",
+            "urgent_answer",
+            about,
+            tenant=tenant,
+            priority="urgent",
+        )
+        count("UrgentAnswerAlerted")
+
+    def _answered(self, tenant_id: str, response: Document, link: Document) -> None:
+        ref = {
+            "tenant_id": tenant_id,
+            "patient_id": response["patient_id"],
+            "journey_id": link["id"],
+        }
+        token: dict[str, str] = {}
+
+        def change(journey: Document) -> Document | None:
+            step = _step(journey, link["step"])
+            if step["status"] not in ("awaiting_answer", "unanswered", "planned"):
+                return None
+            late = step["status"] == "unanswered"
+            step.update(
+                status="answered_late" if late else "answered",
+                risk=response["risk"],
+                answered_at=response["authored_at"],
+            )
+            if "token" in step:
+                token["value"] = step.pop("token")
+            return journey
+
+        try:
+            self._update(ref, change)
+        except NotFound:
+            return
+        if token:
+            journeys.resume(token["value"], {"status": "answered", "risk": response["risk"]})
+
+    def on_booked(self, tenant_id: str, appointment: Document) -> None:
+        """A booking closes an open re-check invitation of the same department as a success."""
+        for journey in self._store.for_patient(tenant_id, appointment["patient_id"]):
+            if journey.get("kind") != "aftercare" or journey["status"] != "running":
+                continue
+            recheck = journey["plan"].get("recheck", {})
+            if (recheck.get("department") or journey["department"]) != appointment["department"]:
+                continue
+            for step in journey["steps"]:
+                if step["kind"] == "recheck" and step["status"] == "awaiting_booking":
+                    ref = {
+                        "tenant_id": tenant_id,
+                        "patient_id": appointment["patient_id"],
+                        "journey_id": journey["id"],
+                    }
+                    self._mark(
+                        ref,
+                        step["id"],
+                        status="booked",
+                        appointment_id=appointment["id"],
+                        booked_at=utc_iso(clock.now()),
+                    )
+                    count("RecheckBooked")
+
+    def for_patient(self, principal: Principal, patient_id: str) -> list[Document]:
+        require_role(principal, CLINIC_ROLES)
+        tenant_id = tenant_of(principal)
+        if self._patients.get(tenant_id, patient_id) is None:
+            raise NotFound("patient not found")
+        journeys_found = self._store.for_patient(tenant_id, patient_id)
+        for journey in journeys_found:
+            for step in journey.get("steps", []):
+                step.pop("token", None)  # a capability, not something to show
+        return journeys_found

@@ -1,0 +1,95 @@
+"""A tenant's care plans (what follows a discharge, a surgery or a visit) and recall rules (when
+a patient is due back), checked when saved."""
+
+from __future__ import annotations
+
+from chalicelib import clock
+from chalicelib.domain import care_plans, recall
+from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
+from chalicelib.domain.common import Document, is_valid_id, utc_iso
+from chalicelib.domain.errors import NotFound, invalid
+from chalicelib.services.questionnaires import QuestionnaireService
+from chalicelib.services.tenants import TenantService
+from chalicelib.services.versions import check_expected_version
+from chalicelib.store.config import ConfigRepository
+
+CARE_PLAN = "CAREPLAN"
+RECALL_RULE = "RECALLRULE"
+
+
+class CareConfigService:
+    def __init__(
+        self,
+        config: ConfigRepository,
+        tenants: TenantService,
+        questionnaires: QuestionnaireService,
+    ) -> None:
+        self._config = config
+        self._tenants = tenants
+        self._questionnaires = questionnaires
+
+    def _save(
+        self, principal: Principal, kind: str, record_id: str, body: Document, if_match: str | None
+    ) -> Document:
+        tenant_id = tenant_of(principal)
+        current = self._config.get(tenant_id, kind, record_id)
+        if current is not None:
+            check_expected_version(current, if_match)
+        now = utc_iso(clock.now())
+        doc = {
+            **body,
+            "id": record_id,
+            "updated_at": now,
+            "created_at": current["created_at"] if current else now,
+        }
+        return self._config.put(tenant_id, kind, doc, current["version"] if current else None)
+
+    def _departments(self, principal: Principal) -> set[str]:
+        tenant = self._tenants.require(tenant_of(principal))
+        return {d["id"] for d in tenant.get("departments", [])}
+
+    def put_plan(
+        self, principal: Principal, plan_id: str, body: Document, if_match: str | None
+    ) -> Document:
+        require_role(principal, {Role.ADMIN})
+        if not is_valid_id(plan_id):
+            raise invalid("plan_id", "use 2 to 40 lowercase letters, digits or -")
+        questionnaire_ids = {q["id"] for q in self._questionnaires.all(principal)}
+        care_plans.check_plan(body, questionnaire_ids, self._departments(principal))
+        return self._save(principal, CARE_PLAN, plan_id, body, if_match)
+
+    def put_rule(
+        self, principal: Principal, rule_id: str, body: Document, if_match: str | None
+    ) -> Document:
+        require_role(principal, {Role.ADMIN})
+        if not is_valid_id(rule_id):
+            raise invalid("rule_id", "use 2 to 40 lowercase letters, digits or -")
+        recall.check_rule(body, self._departments(principal))
+        return self._save(principal, RECALL_RULE, rule_id, body, if_match)
+
+    def get(self, principal: Principal, kind: str, record_id: str) -> Document:
+        require_role(principal, CLINIC_ROLES)
+        found = self._config.get(tenant_of(principal), kind, record_id)
+        if found is None:
+            raise NotFound("care plan not found" if kind == CARE_PLAN else "recall rule not found")
+        return found
+
+    def all(self, principal: Principal, kind: str) -> list[Document]:
+        require_role(principal, CLINIC_ROLES)
+        return (
+            self.plans(tenant_of(principal))
+            if kind == CARE_PLAN
+            else self.rules(tenant_of(principal))
+        )
+
+    def plans(self, tenant_id: str) -> list[Document]:
+        return self._config.records(tenant_id, CARE_PLAN)
+
+    def rules(self, tenant_id: str) -> list[Document]:
+        return [r for r in self._config.records(tenant_id, RECALL_RULE) if r.get("enabled", True)]
+
+    def plan(self, tenant_id: str, plan_id: str) -> Document | None:
+        return self._config.get(tenant_id, CARE_PLAN, plan_id)
+
+    def rule(self, tenant_id: str, rule_id: str) -> Document | None:
+        return self._config.get(tenant_id, RECALL_RULE, rule_id)

@@ -1,0 +1,302 @@
+"""Recall: patients due back under a tenant's rules are invited until they book.
+
+A recall per (patient, rule) lives in the patient's partition; while it waits for its due date
+it is in the due index (GSI2, keyed by tenant and date). The daily sweep queries that index (no
+Scan), starts one recall journey per due recall under a name derived from (patient, rule, due
+date), then takes the recall out of the index: a second sweep the same day finds nothing, and a
+start repeated after a crash is a no-op. Booking what the rule asks for converts the recall.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import date
+from zoneinfo import ZoneInfo
+
+from chalicelib import clock, journeys
+from chalicelib.domain import recall as rules
+from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.errors import Conflict
+from chalicelib.messaging.delivery import Deliveries, patient_fields
+from chalicelib.observability import count, logger
+from chalicelib.services.aftercare import booking_link, department_names
+from chalicelib.services.care_config import CareConfigService
+from chalicelib.services.staff_queue import StaffQueue
+from chalicelib.settings import get_settings
+from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.care import RECALL, CareRepository
+from chalicelib.store.patients import PatientRepository
+from chalicelib.store.tenants import TenantRepository
+
+BOOKED = frozenset({"booked", "confirmed", "arrived", "fulfilled"})
+
+
+def execution_name(tenant_id: str, patient_id: str, rule_id: str, due: str) -> str:
+    digest = hashlib.sha256(f"{patient_id}|{rule_id}|{due}".encode()).hexdigest()[:16]
+    return f"{tenant_id}-rc-{digest}"
+
+
+class RecallService:
+    def __init__(
+        self,
+        store: CareRepository,
+        tenants: TenantRepository,
+        patients: PatientRepository,
+        appointments: AppointmentRepository,
+        config: CareConfigService,
+        deliveries: Deliveries,
+        queue: StaffQueue,
+    ) -> None:
+        self._store = store
+        self._tenants = tenants
+        self._patients = patients
+        self._appointments = appointments
+        self._config = config
+        self._deliveries = deliveries
+        self._queue = queue
+
+    # --- keeping due dates current on write ---
+
+    def _recalls(self, tenant_id: str, patient_id: str) -> dict[str, Document]:
+        return {
+            doc["rule_id"]: doc
+            for doc in self._store.for_patient(tenant_id, patient_id)
+            if doc.get("kind") == "recall"
+        }
+
+    def _schedule(self, tenant_id: str, patient_id: str, rule_id: str, due: date, why: str) -> None:
+        """Put the recall (back) in the due index for a new cycle; a running one is left be."""
+        for _ in range(3):
+            current = self._recalls(tenant_id, patient_id).get(rule_id)
+            if current is not None and current["status"] == "invited":
+                return  # its journey is under way; the visit that converts it reschedules it
+            now = utc_iso(clock.now())
+            doc: Document = {
+                **(current or {}),
+                "id": rule_id,
+                "kind": "recall",
+                "rule_id": rule_id,
+                "patient_id": patient_id,
+                "status": "scheduled",
+                "due_date": due.isoformat(),
+                "why": why,
+                "updated_at": now,
+            }
+            doc.setdefault("created_at", now)
+            try:
+                self._store.put(tenant_id, RECALL, doc, current["version"] if current else None)
+            except Conflict:
+                continue
+            return
+
+    def on_visit(self, event: Document) -> int:
+        """A fulfilled visit restarts every rule it counts for. Returns how many it set."""
+        tenant_id = event["tenant_id"]
+        patient = self._patients.get(tenant_id, event["patient_id"])
+        if patient is None:
+            return 0
+        visit = {
+            "appointment_type": event["appointment_type"],
+            "date": event["start"][:10],
+        }
+        scheduled = 0
+        for rule in self._config.rules(tenant_id):
+            due = rules.due_after_visit(rule, patient, visit)
+            if due is not None:
+                self._schedule(tenant_id, patient["id"], rule["id"], due, "visit")
+                scheduled += 1
+        return scheduled
+
+    def on_patient_changed(self, tenant_id: str, patient: Document) -> None:
+        """Condition tags gained start a recall count; tags lost cancel one not yet started."""
+        all_rules = self._config.rules(tenant_id)
+        if not any("condition" in rule["match"] for rule in all_rules):
+            return
+        recalls = self._recalls(tenant_id, patient["id"])
+        today = clock.now().date()
+        schedule, cancel = rules.changes_for_patient(all_rules, patient, recalls, today)
+        for rule_id, due in schedule.items():
+            self._schedule(tenant_id, patient["id"], rule_id, due, "condition")
+        for rule_id in cancel:
+            current = recalls[rule_id]
+            changed = {**current, "status": "cancelled", "updated_at": utc_iso(clock.now())}
+            try:
+                self._store.put(tenant_id, RECALL, changed, current["version"])
+            except Conflict:
+                logger.warning("recall changed while cancelling", extra={"rule": rule_id})
+
+    # --- the daily sweep ---
+
+    def sweep(self, today: date | None = None) -> Document:
+        """Start a recall journey for every recall due by today, in every tenant."""
+        today = today or clock.now().date()
+        started = 0
+        for tenant_id in self._tenants.all_ids():
+            for recall in self._store.recalls_due(tenant_id, today.isoformat()):
+                if self._start(tenant_id, recall):
+                    started += 1
+        count("RecallStarted", started)
+        return {"date": today.isoformat(), "started": started}
+
+    def _start(self, tenant_id: str, recall: Document) -> bool:
+        name = execution_name(
+            tenant_id, recall["patient_id"], recall["rule_id"], recall["due_date"]
+        )
+        is_new = journeys.start_named(
+            get_settings().recall_journey_arn,
+            name,
+            {
+                "tenant_id": tenant_id,
+                "patient_id": recall["patient_id"],
+                "rule_id": recall["rule_id"],
+                "due_date": recall["due_date"],
+            },
+        )
+        # Out of the due index only once the journey exists: a crash in between is healed by
+        # the next sweep, whose start is then a no-op.
+        invited = {
+            **recall,
+            "status": "invited",
+            "invited_at": utc_iso(clock.now()),
+            "execution": name,
+        }
+        try:
+            self._store.put(tenant_id, RECALL, invited, recall["version"])
+        except Conflict:
+            logger.info("recall changed while starting", extra={"rule": recall["rule_id"]})
+        return is_new
+
+    # --- the recall journey's tasks ---
+
+    def _load(self, ref: Document) -> tuple[Document, Document, Document, Document] | None:
+        """Tenant, patient, rule and recall, or None when this cycle is no longer the one."""
+        tenant = self._tenants.get(ref["tenant_id"])
+        patient = self._patients.get(ref["tenant_id"], ref["patient_id"])
+        rule = self._config.rule(ref["tenant_id"], ref["rule_id"])
+        recall = self._recalls(ref["tenant_id"], ref["patient_id"]).get(ref["rule_id"])
+        if tenant is None or patient is None or rule is None or recall is None:
+            return None
+        if recall["due_date"] != ref["due_date"]:
+            return None
+        return tenant, patient, rule, recall
+
+    def plan(self, ref: Document) -> Document:
+        loaded = self._load(ref)
+        if loaded is None or loaded[3]["status"] != "invited":
+            return {"proceed": False}
+        tenant, patient, rule, _ = loaded
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+        steps = rules.sequence_plan(
+            rule, date.fromisoformat(ref["due_date"]), zone, tenant["quiet_hours"], clock.now()
+        )
+        return {"proceed": True, "steps": steps}
+
+    def step(self, ref: Document, step: str) -> Document:
+        """One step of the sequence, unless the patient has booked (then: converted)."""
+        loaded = self._load(ref)
+        if loaded is None:
+            return {"status": "over"}
+        tenant, patient, rule, recall = loaded
+        if recall["status"] == "invited" and self._booked_since(ref["tenant_id"], rule, recall):
+            recall = self._settle(ref, "converted")
+        if recall["status"] != "invited":
+            return {"status": "over"}
+        if step == "staff_task":
+            self._queue.open_task(
+                tenant["id"],
+                f"{execution_name(tenant['id'], patient['id'], rule['id'], ref['due_date'])}"
+                "-unconverted",
+                "recall_unconverted",
+                {
+                    "patient_id": patient["id"],
+                    "department": rule["book"]["department"],
+                    "recall_rule": rule["id"],
+                },
+                tenant=tenant,
+            )
+            self._settle(ref, "unconverted")
+            return {"status": "staff_task"}
+        fields = {
+            **patient_fields(tenant, patient),
+            "department": department_names(tenant).get(rule["book"]["department"], ""),
+            "link": booking_link(rule["book"]["department"], rule["book"].get("appointment_type")),
+        }
+        result = self._deliveries.deliver(
+            tenant,
+            patient,
+            step,
+            f"recall#{patient['id']}#{rule['id']}#{ref['due_date']}#{step}",
+            fields,
+            {"recall_rule": rule["id"]},
+            clock.now(),
+        )
+        if result["status"] == "deferred":
+            return {"status": "deferred", "retry_at": result["retry_at"]}
+        return {"status": result["status"]}
+
+    def _booked_since(self, tenant_id: str, rule: Document, recall: Document) -> bool:
+        """Whether the patient booked what the rule asks for since the recall began (a safety
+        net for a conversion the booking itself could not record)."""
+        since = recall.get("invited_at", recall["updated_at"])
+        upcoming = self._appointments.for_patient(tenant_id, recall["patient_id"], after=since)
+        return any(
+            a["status"] in BOOKED and a.get("created_at", "") >= since and rules.converts(rule, a)
+            for a in upcoming
+        )
+
+    def _settle(self, ref: Document, status: str, appointment_id: str | None = None) -> Document:
+        def change(recall: Document) -> Document | None:
+            if recall["status"] != "invited" or recall["due_date"] != ref["due_date"]:
+                return None
+            history = [*recall.get("history", [])][-9:]
+            history.append({"due_date": recall["due_date"], "outcome": status})
+            recall.update(status=status, settled_at=utc_iso(clock.now()), history=history)
+            if appointment_id:
+                recall["appointment_id"] = appointment_id
+            return recall
+
+        return self._update(ref["tenant_id"], ref["patient_id"], ref["rule_id"], change)
+
+    def _update(
+        self,
+        tenant_id: str,
+        patient_id: str,
+        rule_id: str,
+        change: Callable[[Document], Document | None],
+    ) -> Document:
+        for _ in range(3):
+            current = self._recalls(tenant_id, patient_id)[rule_id]
+            changed = change(dict(current))
+            if changed is None:
+                return current
+            changed["updated_at"] = utc_iso(clock.now())
+            try:
+                return self._store.put(tenant_id, RECALL, changed, current["version"])
+            except Conflict:
+                continue
+        raise Conflict("the recall keeps changing", code="concurrent_change")
+
+    def finish(self, ref: Document) -> Document:
+        loaded = self._load(ref)
+        return {"status": loaded[3]["status"] if loaded else "over"}
+
+    def on_booked(self, tenant_id: str, appointment: Document) -> None:
+        """Booking what an open recall asks for converts it."""
+        for recall in self._recalls(tenant_id, appointment["patient_id"]).values():
+            if recall["status"] != "invited":
+                continue
+            rule = self._config.rule(tenant_id, recall["rule_id"])
+            if rule is None or not rules.converts(rule, appointment):
+                continue
+            ref = {
+                "tenant_id": tenant_id,
+                "patient_id": appointment["patient_id"],
+                "rule_id": recall["rule_id"],
+                "due_date": recall["due_date"],
+            }
+            self._settle(ref, "converted", appointment["id"])
+            count("RecallConverted")
+
+    def for_patient(self, tenant_id: str, patient_id: str) -> list[Document]:
+        return list(self._recalls(tenant_id, patient_id).values())

@@ -1,0 +1,82 @@
+"""Aftercare journeys and recalls, in the patient's partition (access patterns 27 to 31 in
+README.md): one by key, all of a patient's by the `CARE#` prefix, and recalls due by a date
+through GSI2."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib.domain.common import Document
+from chalicelib.settings import get_settings
+from chalicelib.store.keys import patient_pk
+from chalicelib.store.models import CareItem, bind_models
+from chalicelib.store.records import as_document, save_versioned
+
+AFTERCARE = "AC"
+RECALL = "RC"
+
+
+def _sk(kind: str, record_id: str) -> str:
+    return f"CARE#{kind}#{record_id}"
+
+
+def recall_due_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#RECALLDUE"
+
+
+def _to_doc(item: CareItem) -> Document:
+    return {**as_document(item.doc), "version": item.version}
+
+
+class CareRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
+    def get(self, tenant_id: str, patient_id: str, kind: str, record_id: str) -> Document | None:
+        try:
+            item = CareItem.get(
+                patient_pk(tenant_id, patient_id), _sk(kind, record_id), consistent_read=True
+            )
+        except DoesNotExist:
+            return None
+        return _to_doc(item)
+
+    def put(
+        self, tenant_id: str, kind: str, doc: Document, expected_version: int | None
+    ) -> Document:
+        """Create (expected_version None: must not exist) or replace the version read. A recall
+        whose status is `scheduled` is put in the due index; any other status leaves it."""
+        keys: dict[str, Any] = {}
+        if kind == RECALL and doc["status"] == "scheduled":
+            keys = {
+                "gsi2pk": recall_due_pk(tenant_id),
+                "gsi2sk": f"{doc['due_date']}#{doc['patient_id']}#{doc['rule_id']}",
+            }
+        item = CareItem(
+            patient_pk(tenant_id, doc["patient_id"]),
+            _sk(kind, doc["id"]),
+            entity="aftercare" if kind == AFTERCARE else "recall",
+            doc={k: v for k, v in doc.items() if k != "version"},
+            **keys,
+        )
+        if expected_version is not None:
+            item.version = expected_version
+        save_versioned(item, create=expected_version is None)
+        return _to_doc(item)
+
+    def for_patient(self, tenant_id: str, patient_id: str) -> list[Document]:
+        items = CareItem.query(
+            patient_pk(tenant_id, patient_id), CareItem.sk.startswith("CARE#"), consistent_read=True
+        )
+        return [_to_doc(item) for item in items]
+
+    def recalls_due(self, tenant_id: str, through: str, page_size: int = 100) -> Iterator[Document]:
+        """Scheduled recalls due on or before the date `through`, oldest first: a keyed Query on
+        GSI2, read a page at a time."""
+        query = CareItem.due.query(
+            recall_due_pk(tenant_id), CareItem.gsi2sk <= f"{through}#~", page_size=page_size
+        )
+        return (_to_doc(item) for item in query)

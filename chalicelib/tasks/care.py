@@ -1,0 +1,59 @@
+"""Step Functions task handlers of the aftercare and recall journeys. One function per journey:
+the action names the service call, so the handler stays one validate and one call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.schemas import validate
+from chalicelib.services.registry import services
+from chalicelib.tasks.inbound import parse_notification
+
+Event = dict[str, Any]
+
+
+def aftercare_task(event: Event, context: Any = None) -> Event:
+    validate("aftercare-task", event)
+    care = services().aftercare
+    ref = {k: event[k] for k in ("tenant_id", "patient_id", "journey_id")}
+    step = event.get("step_id", "")
+    actions: dict[str, Callable[[], Event]] = {
+        "next": lambda: care.next(ref),
+        "send": lambda: care.send(ref, step),
+        "hold_answer": lambda: care.hold_answer(ref, step, event["token"]),
+        "remind": lambda: care.remind(ref, step),
+        "escalate": lambda: care.escalate(ref, step),
+        "after_check_in": lambda: care.after_check_in(ref, step),
+        "recheck_outcome": lambda: care.recheck_outcome(ref, step),
+        "skip": lambda: care.skip(ref, step),
+        "finish": lambda: care.finish(ref),
+    }
+    return actions[event["action"]]()
+
+
+def recall_task(event: Event, context: Any = None) -> Event:
+    validate("recall-task", event)
+    recall = services().recall
+    ref = {k: event[k] for k in ("tenant_id", "patient_id", "rule_id", "due_date")}
+    if event["action"] == "plan":
+        return recall.plan(ref)
+    if event["action"] == "step":
+        return recall.step(ref, event["step"])
+    return recall.finish(ref)
+
+
+def recall_sweep(event: Any) -> Event:
+    """The daily schedule: start the recalls that became due."""
+    return services().recall.sweep()
+
+
+def journey_event(event: Any) -> Event | None:
+    """An event on the journey-events topic (appointment.fulfilled): its care plans start and
+    the recall counts it restarts are set."""
+    message = parse_notification(event.message, "journey-event")
+    if message is None:
+        return None
+    care = services()
+    started = care.aftercare.on_event(message, message["appointment_id"])
+    return {"aftercare": started, "recalls": care.recall.on_visit(message)}

@@ -1,0 +1,275 @@
+"""The aftercare journey on the virtual clock: a surgery recorded by staff starts the care plan;
+check-ins are answered ok, urgently (staff alerted at once, the plan's extra check-in follows) or
+never (one reminder, then a staff task); the re-check invitation succeeds when the patient books."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, ClinicCtx, payload
+from tests.journeys.test_appointment_journey import (
+    SHANGHAI,
+    iso,
+    local_moment,
+    move_to,
+    unique_phone,
+)
+
+pytestmark = pytest.mark.journey
+
+PLAN = {
+    "name": "Cardiac procedure recovery",
+    "trigger": {"event": "surgery", "departments": ["cardiology"]},
+    "check_ins": [
+        {"day": 1, "questionnaire": "post-operative"},
+        {"day": 7, "questionnaire": "post-operative"},
+    ],
+    "education": [
+        {
+            "day": 2,
+            "title": {"zh-CN": "术后伤口护理", "en": "Caring for your wound"},
+            "url": "https://example.org/wound-care",
+        }
+    ],
+    "on_urgent": {"extra_check_in_after_days": 2},
+    "recheck": {"day": 10, "book_within_days": 5, "appointment_type": "follow_up"},
+}
+OK = {"pain": 2, "wound": "healing", "fever": False, "mobility": "normal"}
+URGENT = {"pain": 8, "wound": "healing", "fever": False, "mobility": "normal"}
+
+
+class Aftercare:
+    def __init__(self, runtime: Any, api: Api, clinic: ClinicCtx, make_patient: Any) -> None:
+        self.runtime, self.api, self.clinic = runtime, api, clinic
+        self.phone = unique_phone()
+        self.patient = make_patient(clinic.tenant, phone=self.phone)
+        self.token = runtime.token("patient", clinic.tenant.id, self.patient["id"])
+        saved = api.call("PUT", "/care-plans/cardiac-recovery", clinic.tenant.admin, PLAN)
+        assert saved.status_code == 200, saved.body
+
+    def surgery(self) -> dict[str, Any]:
+        from chalicelib import clock
+
+        response = self.api.call(
+            "POST",
+            f"/patients/{self.patient['id']}/care-events",
+            self.clinic.tenant.staff,
+            {"type": "surgery", "department": "cardiology", "occurred_at": iso(clock.now())},
+        )
+        assert response.status_code == 201, response.body
+        self.runtime.settle()
+        event: dict[str, Any] = payload(response)
+        return event
+
+    def sms(self) -> list[Any]:
+        sent: list[Any] = self.runtime.outbox.messages(to=f"+86{self.phone}", channel="sms")
+        return sent
+
+    def journey(self) -> dict[str, Any]:
+        items = payload(
+            self.api.call(
+                "GET", f"/patients/{self.patient['id']}/care-journeys", self.clinic.tenant.staff
+            )
+        )["items"]
+        [journey] = [j for j in items if j["kind"] == "aftercare"]
+        return dict(journey)
+
+    def step(self, step_id: str) -> dict[str, Any]:
+        return next(s for s in self.journey()["steps"] if s["id"] == step_id)
+
+    def answer(self, message: Any, answers: dict[str, Any]) -> dict[str, Any]:
+        """Follow the link in a check-in message, save, submit."""
+        match = re.search(r"/q/(qr-[0-9a-f]{16})", message.body)
+        assert match, message.body
+        path = f"/me/questionnaire-responses/{match.group(1)}"
+        opened = self.api.call("GET", path, self.token)
+        assert opened.status_code == 200, opened.body
+        assert payload(opened)["questionnaire"] == "post-operative"
+        saved = self.api.call("PATCH", path, self.token, {"answers": answers})
+        assert saved.status_code == 200, saved.body
+        submitted = self.api.call("POST", f"{path}/submit", self.token)
+        assert submitted.status_code == 200, submitted.body
+        self.runtime.settle()
+        done: dict[str, Any] = payload(submitted)
+        return done
+
+    def tasks(self) -> list[dict[str, Any]]:
+        items = payload(self.api.call("GET", "/tasks", self.clinic.tenant.staff))["items"]
+        return [t for t in items if t["patient_id"] == self.patient["id"]]
+
+    def book_recheck(self, days: int) -> None:
+        start = local_moment(days=days, hour=10)
+        booked = self.api.call(
+            "POST",
+            "/appointments",
+            self.token,
+            {
+                "slot": {"schedule_id": self.clinic.schedule_id, "start": iso(start)},
+                "type": "follow_up",
+            },
+        )
+        assert booked.status_code == 201, booked.body
+        self.runtime.settle()
+
+    def execution_status(self) -> str:
+        from chalicelib.settings import get_settings
+
+        arn = get_settings().aftercare_journey_arn.replace(":stateMachine:", ":execution:")
+        sfn = self.runtime.client("stepfunctions")
+        described = sfn.describe_execution(
+            executionArn=f"{arn}:{self.clinic.tenant.id}-{self.journey()['id']}"
+        )
+        return str(described["status"])
+
+
+@pytest.fixture
+def aftercare(runtime: Any, api: Api, make_clinic: Any, make_patient: Any) -> Any:
+    def make() -> Aftercare:
+        return Aftercare(runtime, api, make_clinic(capacity=5), make_patient)
+
+    return make
+
+
+def day(n: int, hour: int = 10, minute: int = 1) -> Any:
+    return local_moment(days=n, hour=hour, minute=minute, zone=SHANGHAI)
+
+
+def test_answered_ok_education_and_a_recheck_booked_in_time(runtime: Any, aftercare: Any) -> None:
+    a: Aftercare = aftercare()
+    start = day(0)
+    event = a.surgery()
+    assert len(event["journeys"]) == 1
+    steps = a.journey()["steps"]
+    assert [s["id"] for s in steps] == ["checkin-d1", "education-d2-1", "checkin-d7", "recheck-d10"]
+    assert a.sms() == [], "nothing before day 1"
+
+    move_to(runtime, start + timedelta(days=1))
+    [check_in] = a.sms()
+    assert "/q/qr-" in check_in.body and "Wei" in check_in.body
+    response = a.answer(check_in, OK)
+    assert response["risk"] == "ok"
+    assert a.step("checkin-d1")["status"] == "answered"
+
+    move_to(runtime, start + timedelta(days=2))
+    assert "https://example.org/wound-care" in a.sms()[-1].body
+    assert "伤口" not in a.sms()[-1].body, "no clinical detail in SMS"
+
+    move_to(runtime, start + timedelta(days=7))
+    a.answer(a.sms()[-1], OK)
+    move_to(runtime, start + timedelta(days=10))
+    invite = a.sms()[-1]
+    assert "/book?department=cardiology&type=follow_up" in invite.body
+    a.book_recheck(days=12)
+    assert a.step("recheck-d10")["status"] == "booked"
+    move_to(runtime, start + timedelta(days=16))
+    journey = a.journey()
+    assert (journey["status"], journey["outcome"]) == ("completed", "rebooked")
+    assert a.execution_status() == "SUCCEEDED"
+    assert a.tasks() == [], "nothing for staff when all went well"
+
+
+def test_urgent_answer_alerts_at_once_and_takes_the_plans_branch(
+    runtime: Any, aftercare: Any
+) -> None:
+    a: Aftercare = aftercare()
+    start = day(0)
+    a.surgery()
+    move_to(runtime, start + timedelta(days=1))
+    response = a.answer(a.sms()[-1], URGENT)
+    assert response["risk"] == "urgent"
+    [task] = a.tasks()
+    assert (task["kind"], task["priority"], task["department"]) == (
+        "urgent_answer",
+        "urgent",
+        "cardiology",
+    )
+    alerts = [m for m in runtime.outbox.messages(channel="topic") if task["id"] in m.body]
+    assert alerts and "URGENT" in (alerts[0].subject or "")
+    assert a.patient["name"]["given"] not in alerts[0].body, "ids only on the topic"
+
+    first = a.step("checkin-d1")
+    assert (first["status"], first["risk"]) == ("answered", "urgent")
+    extra = a.step("checkin-extra-1")
+    assert extra["status"] == "planned"
+    assert extra["at"].startswith((start + timedelta(days=3)).date().isoformat()[:8])
+    move_to(runtime, start + timedelta(days=3))
+    assert len([m for m in a.sms() if "/q/qr-" in m.body]) == 2, "the extra check-in went out"
+    a.answer(a.sms()[-1], OK)
+    assert a.step("checkin-extra-1")["status"] == "answered"
+
+
+def test_never_answered_reminds_once_then_hands_over_to_staff(runtime: Any, aftercare: Any) -> None:
+    a: Aftercare = aftercare()
+    start = day(0)
+    a.surgery()
+    move_to(runtime, start + timedelta(days=1))
+    assert len(a.sms()) == 1
+    move_to(runtime, start + timedelta(days=2, hours=1))
+    reminders = [m for m in a.sms() if "/q/qr-" in m.body]
+    assert len(reminders) == 2, "the check-in and one reminder"
+    assert reminders[0].body != reminders[1].body
+    assert a.tasks() == []
+    move_to(runtime, start + timedelta(days=3, hours=1))
+    [task] = a.tasks()
+    assert task["kind"] == "checkin_unanswered" and task["questionnaire"] == "post-operative"
+    assert a.step("checkin-d1")["status"] == "unanswered"
+    move_to(runtime, start + timedelta(days=4))
+    assert len([m for m in a.sms() if "/q/qr-" in m.body]) == 2, "no second reminder"
+    # A late answer is still recorded, as late.
+    a.answer(reminders[0], OK)
+    assert a.step("checkin-d1")["status"] == "answered_late"
+
+
+def test_a_fulfilled_visit_of_a_planned_type_starts_its_plan(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    """The appointment journey's `appointment.fulfilled` event (journey-events topic) starts
+    the care plans whose trigger names the appointment type."""
+    from chalicelib.services.registry import services
+    from tests.journeys.test_appointment_journey import Journey
+
+    clinic = make_clinic(journeys=True)
+    plan = {
+        "name": "After a follow-up",
+        "trigger": {"event": "appointment.fulfilled", "appointment_types": ["follow_up"]},
+        "check_ins": [{"day": 1, "questionnaire": "satisfaction"}],
+    }
+    assert api.call("PUT", "/care-plans/after-visit", clinic.tenant.admin, plan).status_code == 200
+    j = Journey(runtime, api, clinic, make_patient)
+    start = local_moment(days=2, hour=10)
+    appointment = j.book(start)
+    move_to(runtime, start - timedelta(minutes=30))
+    j.act(appointment, "check-in", clinic.tenant.staff)
+    j.act(appointment, "fulfil", clinic.tenant.staff)
+    move_to(runtime, start + timedelta(hours=2, minutes=1))
+    journeys = services().aftercare.for_patient(_staff(runtime, clinic.tenant.id), j.patient["id"])
+    [journey] = [x for x in journeys if x["kind"] == "aftercare"]
+    assert journey["event"]["appointment_id"] == appointment["id"]
+    assert [s["questionnaire"] for s in journey["steps"]] == ["satisfaction"]
+    # The same event delivered twice starts nothing new.
+    event = {
+        "type": "appointment.fulfilled",
+        "tenant_id": clinic.tenant.id,
+        "appointment_id": appointment["id"],
+        "patient_id": j.patient["id"],
+        "department": "cardiology",
+        "appointment_type": "follow_up",
+        "start": appointment["start"],
+    }
+    assert services().aftercare.on_event(event, appointment["id"]) == [journey["id"]]
+    assert (
+        len(services().aftercare.for_patient(_staff(runtime, clinic.tenant.id), j.patient["id"]))
+        == 1
+    )
+    json.dumps(journey)
+
+
+def _staff(runtime: Any, tenant_id: str) -> Any:
+    from chalicelib.domain.access import Principal, Role
+
+    return Principal(subject="staff-test", role=Role.STAFF, tenant_id=tenant_id, patient_id=None)
