@@ -131,13 +131,17 @@ class RecallService:
     def sweep(self, today: date | None = None) -> Document:
         """Start a recall journey for every recall due by today, in every tenant."""
         today = today or clock.now().date()
-        started = 0
-        for tenant_id in self._tenants.all_ids():
-            for recall in self._store.recalls_due(tenant_id, today.isoformat()):
-                if self._start(tenant_id, recall):
-                    started += 1
+        started = sum(self.sweep_tenant(tenant_id, today) for tenant_id in self._tenants.all_ids())
         count("RecallStarted", started)
         return {"date": today.isoformat(), "started": started}
+
+    def sweep_tenant(self, tenant_id: str, today: date) -> int:
+        """One tenant's due recalls, through the due index a page at a time."""
+        started = 0
+        for recall in self._store.recalls_due(tenant_id, today.isoformat()):
+            if self._start(tenant_id, recall):
+                started += 1
+        return started
 
     def _start(self, tenant_id: str, recall: Document) -> bool:
         name = execution_name(

@@ -205,6 +205,8 @@ def walk_booking(
         staff,
         concrete=f"/patients/{patient_id}/questionnaire-responses",
     )
+    call("/me/questionnaire-responses/{response_id}", "get", patient, concrete=response_path)
+    walk_care(call, spec, patient_id, staff, admin)
     # No journey escalated anything yet: closing an unknown task is a documented 404.
     call("/tasks/{task_id}/close", "post", staff, concrete="/tasks/no-such-task/close")
     call(
@@ -213,6 +215,53 @@ def walk_booking(
         staff,
         concrete=f"/patients/{patient_id}/deliveries",
     )
+
+
+def walk_care(call: Any, spec: dict[str, Any], patient_id: str, staff: str, admin: str) -> None:
+    """Care plans, recall rules, a surgery recorded and the journeys it started."""
+    plan = call(
+        "/care-plans/{plan_id}",
+        "put",
+        admin,
+        example(spec, "/care-plans/{plan_id}", "put"),
+        concrete="/care-plans/cardiac-recovery",
+    )
+    assert plan.status_code == 200, plan.body
+    call("/care-plans", "get", staff)
+    call("/care-plans/{plan_id}", "get", staff, concrete="/care-plans/cardiac-recovery")
+    rule = call(
+        "/recall-rules/{rule_id}",
+        "put",
+        admin,
+        example(spec, "/recall-rules/{rule_id}", "put"),
+        concrete="/recall-rules/diabetes-90d",
+    )
+    assert rule.status_code == 200, rule.body
+    call("/recall-rules", "get", staff)
+    call("/recall-rules/{rule_id}", "get", staff, concrete="/recall-rules/diabetes-90d")
+    from chalicelib import clock
+
+    # The example's moment, moved to the virtual "now" (other tests move the clock on).
+    surgery = {
+        **example(spec, "/patients/{patient_id}/care-events", "post"),
+        "occurred_at": clock.iso(clock.now()),
+    }
+    event = call(
+        "/patients/{patient_id}/care-events",
+        "post",
+        staff,
+        surgery,
+        concrete=f"/patients/{patient_id}/care-events",
+        headers={"Idempotency-Key": "walk-care-event-0001"},
+    )
+    assert event.status_code == 201, event.body
+    journeys = call(
+        "/patients/{patient_id}/care-journeys",
+        "get",
+        staff,
+        concrete=f"/patients/{patient_id}/care-journeys",
+    )
+    assert payload(journeys)["items"], "the surgery started the care plan"
 
 
 def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, Any]) -> None:

@@ -1,0 +1,194 @@
+"""Recall on the virtual clock: a condition tag makes a patient due; the daily sweep (the
+scheduled handler, fed a recorded EventBridge event) starts one recall journey per due patient,
+once however often it runs; booking what the rule asks for converts the recall."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, ClinicCtx, payload
+from tests.journeys.test_appointment_journey import iso, local_moment, move_to, unique_phone
+
+pytestmark = pytest.mark.journey
+EVENTS = Path(__file__).resolve().parent.parent / "events"
+RULE = {
+    "name": "Diabetes review every 90 days",
+    "match": {"condition": "diabetes"},
+    "after_days": 90,
+    "book": {"department": "cardiology", "appointment_type": "follow_up"},
+}
+
+
+def sweep(runtime: Any) -> dict[str, Any]:
+    """Run the daily schedule as EventBridge invokes it."""
+    import app
+    from local.lambdas import LambdaContext
+
+    event = json.loads((EVENTS / "scheduled-recall-sweep.json").read_text())
+    context = LambdaContext(function_name="careloop-local-recall_sweep", invoked_function_arn="")
+    result: dict[str, Any] = app.recall_sweep(event, context)
+    runtime.settle()
+    return result
+
+
+def recalls(api: Api, clinic: ClinicCtx, patient: dict[str, Any]) -> list[dict[str, Any]]:
+    items = payload(
+        api.call("GET", f"/patients/{patient['id']}/care-journeys", clinic.tenant.staff)
+    )["items"]
+    return [i for i in items if i["kind"] == "recall"]
+
+
+@pytest.fixture
+def diabetic(runtime: Any, api: Api, make_clinic: Any, make_patient: Any) -> Any:
+    def make() -> tuple[ClinicCtx, dict[str, Any], str]:
+        clinic = make_clinic(capacity=5)
+        saved = api.call("PUT", "/recall-rules/diabetes-90d", clinic.tenant.admin, RULE)
+        assert saved.status_code == 200, saved.body
+        phone = unique_phone()
+        patient = make_patient(clinic.tenant, phone=phone, medical={"conditions": ["diabetes"]})
+        return clinic, patient, phone
+
+    return make
+
+
+def test_due_invitation_then_a_booking_converts(runtime: Any, api: Api, diabetic: Any) -> None:
+    from chalicelib import clock
+
+    clinic, patient, phone = diabetic()
+    [recall] = recalls(api, clinic, patient)
+    due = (clock.now() + timedelta(days=90)).date()
+    assert (recall["status"], recall["due_date"]) == ("scheduled", due.isoformat())
+
+    move_to(runtime, local_moment(days=90, hour=9, minute=30))
+    assert sweep(runtime)["started"] >= 1
+    [recall] = recalls(api, clinic, patient)
+    assert recall["status"] == "invited"
+    move_to(runtime, local_moment(days=0, hour=10, minute=1))
+    sms = runtime.outbox.messages(to=f"+86{phone}", channel="sms")
+    assert len(sms) == 1 and "/book?department=cardiology&type=follow_up" in sms[0].body
+
+    token = runtime.token("patient", clinic.tenant.id, patient["id"])
+    start = local_moment(days=3, hour=10)
+    booked = api.call(
+        "POST",
+        "/appointments",
+        token,
+        {"slot": {"schedule_id": clinic.schedule_id, "start": iso(start)}, "type": "follow_up"},
+    )
+    assert booked.status_code == 201, booked.body
+    runtime.settle()
+    [recall] = recalls(api, clinic, patient)
+    assert (recall["status"], recall["appointment_id"]) == ("converted", payload(booked)["id"])
+    move_to(runtime, local_moment(days=25, hour=12))
+    assert len(runtime.outbox.messages(to=f"+86{phone}", channel="sms")) == 1, (
+        "no reminder or last call after converting"
+    )
+    tasks = payload(api.call("GET", "/tasks", clinic.tenant.staff))["items"]
+    assert [t for t in tasks if t["kind"] == "recall_unconverted"] == []
+
+
+def test_unconverted_recall_ends_with_a_staff_task(runtime: Any, api: Api, diabetic: Any) -> None:
+    clinic, patient, phone = diabetic()
+    move_to(runtime, local_moment(days=90, hour=9, minute=30))
+    sweep(runtime)
+    move_to(runtime, local_moment(days=22, hour=12))
+    bodies = [m.body for m in runtime.outbox.messages(to=f"+86{phone}", channel="sms")]
+    assert len(bodies) == 3, "invitation, reminder, last call"
+    [task] = [
+        t
+        for t in payload(api.call("GET", "/tasks", clinic.tenant.staff))["items"]
+        if t["patient_id"] == patient["id"]
+    ]
+    assert (task["kind"], task["recall_rule"]) == ("recall_unconverted", "diabetes-90d")
+    [recall] = recalls(api, clinic, patient)
+    assert recall["status"] == "unconverted"
+
+
+def test_the_sweep_run_twice_starts_each_journey_once(
+    runtime: Any, api: Api, diabetic: Any
+) -> None:
+    clinic, _, _ = diabetic()
+    move_to(runtime, local_moment(days=90, hour=9, minute=30))
+    executions = runtime.client("stepfunctions")
+    from chalicelib.settings import get_settings
+
+    machine = get_settings().recall_journey_arn
+
+    def started() -> int:
+        listed = executions.list_executions(stateMachineArn=machine, maxResults=1000)
+        return sum(1 for e in listed["executions"] if e["name"].startswith(f"{clinic.tenant.id}-"))
+
+    sweep(runtime)
+    assert started() == 1
+    assert sweep(runtime)["started"] == 0
+    assert started() == 1
+
+
+def test_losing_the_condition_cancels_a_recall_not_yet_started(
+    runtime: Any, api: Api, diabetic: Any
+) -> None:
+    clinic, patient, _ = diabetic()
+    changed = api.call(
+        "PATCH",
+        f"/patients/{patient['id']}",
+        clinic.tenant.staff,
+        {"medical": {"conditions": ["hypertension"]}},
+        headers={"If-Match": f'"{patient["version"]}"'},
+    )
+    assert changed.status_code == 200, changed.body
+    [recall] = recalls(api, clinic, patient)
+    assert recall["status"] == "cancelled"
+
+
+def test_a_thousand_due_patients_swept_by_query_not_scan(runtime: Any, make_tenant: Any) -> None:
+    """The sweep reads the due index a page at a time; it never scans the table."""
+    from chalicelib import clock, journeys
+    from chalicelib.services.registry import services
+    from chalicelib.store.care import RECALL, CareRepository
+    from local.meter import meter
+
+    tenant = make_tenant()
+    store = CareRepository()
+    today = clock.now().date().isoformat()
+    for number in range(1000):
+        store.put(
+            tenant.id,
+            RECALL,
+            {
+                "id": "bulk-rule",
+                "kind": "recall",
+                "rule_id": "bulk-rule",
+                "patient_id": f"p-{number:016x}",
+                "status": "scheduled",
+                "due_date": today,
+                "updated_at": clock.iso(clock.now()),
+            },
+            None,
+        )
+    started: list[str] = []
+    original = journeys.start_named
+
+    def record(machine: str, name: str, payload: dict[str, Any]) -> bool:
+        if payload["tenant_id"] == tenant.id:
+            started.append(name)
+            return True
+        return original(machine, name, payload)
+
+    journeys.start_named = record  # type: ignore[assignment]
+    before = meter.snapshot()
+    try:
+        assert services().recall.sweep_tenant(tenant.id, clock.now().date()) == 1000
+    finally:
+        journeys.start_named = original  # type: ignore[assignment]
+    after = meter.snapshot()
+    assert len(set(started)) == 1000, "one journey per patient, each under its own name"
+    assert after.get("dynamodb:Scan", 0) == before.get("dynamodb:Scan", 0), "no Scan"
+    queries = after.get("dynamodb:Query", 0) - before.get("dynamodb:Query", 0)
+    assert 10 <= queries <= 12, f"{queries} queries: pages of 100 from the due index"
+    rest = list(store.recalls_due(tenant.id, today))
+    assert rest == [], "every started recall left the due index"

@@ -1,0 +1,139 @@
+"""Care plans and recall rules: pure rules, no I/O."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from chalicelib.domain import care_plans, recall
+from chalicelib.domain.errors import ValidationFailed
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+QUIET = {"start": "21:00", "end": "08:00"}
+PLAN = {
+    "name": "p",
+    "trigger": {"event": "surgery", "departments": ["cardiology"]},
+    "send_time": "10:00",
+    "check_ins": [{"day": 1, "questionnaire": "post-operative"}],
+    "education": [{"day": 2, "title": {"en": "Wound care"}, "url": "https://x.example/w"}],
+    "on_urgent": {"extra_check_in_after_days": 2},
+    "recheck": {"day": 30, "book_within_days": 14},
+}
+
+
+def paths(failure: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
+    return [d.path for d in failure.value.details]
+
+
+def test_a_plan_naming_what_does_not_exist_is_refused_field_by_field() -> None:
+    bad = {
+        **PLAN,
+        "trigger": {"event": "surgery", "departments": ["nowhere"], "appointment_types": ["x"]},
+        "check_ins": [
+            {"day": 1, "questionnaire": "nope"},
+            {"day": 1, "questionnaire": "post-operative"},
+        ],
+        "remind_after_hours": 48,
+        "escalate_after_hours": 24,
+    }
+    with pytest.raises(ValidationFailed) as failure:
+        care_plans.check_plan(bad, {"post-operative"}, {"cardiology"})
+    assert paths(failure) == [
+        "$.trigger.appointment_types",
+        "$.trigger.departments[0]",
+        "$.check_ins[0].questionnaire",
+        "$.check_ins[1].day",
+        "$.escalate_after_hours",
+    ]
+
+
+def test_the_agenda_is_in_the_patients_zone_at_the_send_time() -> None:
+    surgery = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+    steps = care_plans.agenda(PLAN, surgery, SHANGHAI, QUIET, surgery)
+    assert [(s["id"], s["at"]) for s in steps] == [
+        ("checkin-d1", "2026-11-24T02:00:00Z"),
+        ("education-d2-1", "2026-11-25T02:00:00Z"),
+        ("recheck-d30", "2026-12-23T02:00:00Z"),
+    ]
+
+
+def test_a_send_time_in_quiet_hours_moves_to_their_end() -> None:
+    surgery = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    early = {**PLAN, "send_time": "06:30"}
+    [first, *_] = care_plans.agenda(early, surgery, SHANGHAI, QUIET, surgery)
+    assert first["at"] == "2026-11-24T00:00:00Z"  # 08:00 local
+
+
+def test_an_urgent_answer_adds_one_check_in_and_not_forever() -> None:
+    answered = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
+    step = {"id": "checkin-d1", "questionnaire": "post-operative"}
+    steps: list[dict[str, object]] = [step]
+    for expected in range(1, care_plans.MAX_EXTRA_CHECK_INS + 1):
+        extra = care_plans.extra_check_in(PLAN, step, steps, answered, SHANGHAI, QUIET)
+        assert extra is not None and extra["id"] == f"checkin-extra-{expected}"
+        steps.append(extra)
+    assert extra["at"] == "2026-11-26T02:00:00Z"
+    assert care_plans.extra_check_in(PLAN, step, steps, answered, SHANGHAI, QUIET) is None
+    no_branch = {k: v for k, v in PLAN.items() if k != "on_urgent"}
+    assert care_plans.extra_check_in(no_branch, step, [step], answered, SHANGHAI, QUIET) is None
+
+
+def test_plans_match_their_events() -> None:
+    event = {"type": "surgery", "department": "cardiology"}
+    assert care_plans.matches(PLAN, event)
+    assert not care_plans.matches(PLAN, {**event, "department": "dermatology"})
+    assert not care_plans.matches({**PLAN, "enabled": False}, event)
+    visit = {"name": "v", "trigger": {"event": "appointment.fulfilled", "appointment_types": ["x"]}}
+    assert care_plans.matches(visit, {"type": "appointment.fulfilled", "appointment_type": "x"})
+    assert not care_plans.matches(visit, {"type": "appointment.fulfilled", "appointment_type": "y"})
+
+
+RULE = {
+    "id": "diabetes-90d",
+    "match": {"condition": "diabetes"},
+    "after_days": 90,
+    "book": {"department": "endocrinology"},
+}
+
+
+def test_recall_due_dates_follow_visits_and_tags() -> None:
+    diabetic = {"medical": {"conditions": ["diabetes"]}}
+    visit = {"appointment_type": "follow_up", "date": "2026-11-23"}
+    assert recall.due_after_visit(RULE, diabetic, visit) == date(2027, 2, 21)
+    assert recall.due_after_visit(RULE, {}, visit) is None
+    annual = {**RULE, "match": {"any_visit": True}, "after_days": 365}
+    assert recall.due_after_visit(annual, {}, visit) == date(2027, 11, 23)
+    today = date(2026, 11, 23)
+    assert recall.changes_for_patient([RULE], diabetic, {}, today) == (
+        {"diabetes-90d": date(2027, 2, 21)},
+        [],
+    )
+    scheduled = {"diabetes-90d": {"status": "scheduled"}}
+    assert recall.changes_for_patient([RULE], diabetic, scheduled, today) == ({}, [])
+    assert recall.changes_for_patient([RULE], {}, scheduled, today) == ({}, ["diabetes-90d"])
+    invited = {"diabetes-90d": {"status": "invited"}}
+    assert recall.changes_for_patient([RULE], {}, invited, today) == ({}, []), (
+        "a recall under way is left to finish"
+    )
+
+
+def test_recall_sequence_and_conversion() -> None:
+    now = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)
+    steps = recall.sequence_plan(RULE, date(2026, 11, 23), SHANGHAI, QUIET, now)
+    assert [(s["step"], s["at"]) for s in steps] == [
+        ("recall_invitation", "2026-11-23T02:00:00Z"),
+        ("recall_reminder", "2026-11-30T02:00:00Z"),
+        ("recall_last_call", "2026-12-07T02:00:00Z"),
+        ("staff_task", "2026-12-14T02:00:00Z"),
+    ]
+    assert recall.converts(RULE, {"department": "endocrinology", "type": "follow_up"})
+    typed = {**RULE, "book": {"department": "endocrinology", "appointment_type": "first_visit"}}
+    assert not recall.converts(typed, {"department": "endocrinology", "type": "follow_up"})
+    with pytest.raises(ValidationFailed) as failure:
+        recall.check_rule(
+            {**RULE, "book": {"department": "x"}, "sequence": {"reminder_after_days": 30}},
+            {"endocrinology"},
+        )
+    assert paths(failure) == ["$.book.department", "$.sequence"]
