@@ -184,7 +184,7 @@ def test_a_thousand_due_patients_swept_by_query_not_scan(runtime: Any, make_tena
     try:
         assert services().recall.sweep_tenant(tenant.id, clock.now().date()) == 1000
     finally:
-        journeys.start_named = original  # type: ignore[assignment]
+        journeys.start_named = original
     after = meter.snapshot()
     assert len(set(started)) == 1000, "one journey per patient, each under its own name"
     assert after.get("dynamodb:Scan", 0) == before.get("dynamodb:Scan", 0), "no Scan"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -68,13 +69,13 @@ def test_a_send_time_in_quiet_hours_moves_to_their_end() -> None:
 
 def test_an_urgent_answer_adds_one_check_in_and_not_forever() -> None:
     answered = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
-    step = {"id": "checkin-d1", "questionnaire": "post-operative"}
-    steps: list[dict[str, object]] = [step]
+    step: dict[str, Any] = {"id": "checkin-d1", "questionnaire": "post-operative"}
+    steps: list[dict[str, Any]] = [step]
     for expected in range(1, care_plans.MAX_EXTRA_CHECK_INS + 1):
         extra = care_plans.extra_check_in(PLAN, step, steps, answered, SHANGHAI, QUIET)
         assert extra is not None and extra["id"] == f"checkin-extra-{expected}"
         steps.append(extra)
-    assert extra["at"] == "2026-11-26T02:00:00Z"
+    assert steps[1]["at"] == "2026-11-26T02:00:00Z"
     assert care_plans.extra_check_in(PLAN, step, steps, answered, SHANGHAI, QUIET) is None
     no_branch = {k: v for k, v in PLAN.items() if k != "on_urgent"}
     assert care_plans.extra_check_in(no_branch, step, [step], answered, SHANGHAI, QUIET) is None
