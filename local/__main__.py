@@ -71,6 +71,10 @@ def serve(args: argparse.Namespace) -> None:
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     print("Starting the embedded AWS and provisioning infra/platform.yaml ...", flush=True)
     runtime = start(state_dir=STATE_DIR, clock=VirtualClock(flowing=True))
+    import app as app_module
+    from local import schedules
+
+    schedules.start(app_module, runtime.clock)  # the daily recall sweep, on the virtual clock
     server = make_server(runtime.app, args.host, args.port)
     base = f"http://localhost:{args.port}"
     print(
