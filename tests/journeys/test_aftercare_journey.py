@@ -273,3 +273,25 @@ def _staff(runtime: Any, tenant_id: str) -> Any:
     from chalicelib.domain.access import Principal, Role
 
     return Principal(subject="staff-test", role=Role.STAFF, tenant_id=tenant_id, patient_id=None)
+
+
+def test_the_recorded_journey_event_is_the_contract(runtime: Any) -> None:
+    """The SNS delivery recorded in tests/events is what the handler parses; a fulfilled event
+    for a tenant it does not know starts nothing, and a malformed one is dropped, not retried."""
+    from pathlib import Path
+
+    import app
+    from chalicelib.schemas import validate
+    from chalicelib.services.journeys import ATTENDED
+    from local.lambdas import LambdaContext
+
+    recorded = json.loads(
+        (Path(__file__).parent.parent / "events" / "sns-journey-event-fulfilled.json").read_text()
+    )
+    message = json.loads(recorded["Records"][0]["Sns"]["Message"])
+    validate("journey-event", message)
+    assert "fulfilled" in ATTENDED
+    context = LambdaContext(function_name="journey_event", invoked_function_arn="")
+    assert app.journey_event(recorded, context) == {"aftercare": [], "recalls": 0}
+    recorded["Records"][0]["Sns"]["Message"] = json.dumps({**message, "type": "other"})
+    assert app.journey_event(recorded, context) is None
