@@ -42,6 +42,7 @@ def _run(which: str, patient_id: str, token: str, env: dict[str, str]) -> dict[s
 def main() -> None:
     from chalice.test import Client
 
+    from bench.care import aftercare_path, recall_sweep
     from bench.journey import happy_path
     from local.runtime import start
     from local.vclock import VirtualClock
@@ -89,6 +90,8 @@ def main() -> None:
             ours.append(_run("careloop", patient_id, staff, env))
             floor.append(_run("floor", patient_id, staff, env))
         journey_figures = happy_path(runtime, http)
+        journey_figures.update(aftercare_path(runtime, http))
+        journey_figures.update(recall_sweep(runtime))
     finally:
         runtime.stop()
 
@@ -131,6 +134,10 @@ def main() -> None:
         "cost_per_1000_appointments_usd",
     ):
         print(f"  {key:<36} {results[key]}")
+    print("aftercare journey (2 check-ins answered, education, re-check booked) and recall sweep:")
+    for key, value in results.items():
+        if key.startswith(("aftercare_", "recall_sweep_")):
+            print(f"  {key:<36} {value}")
     print("SMS segments per default template:")
     for name, figure in results["sms_segments_per_template"].items():
         print(

@@ -1,0 +1,188 @@
+"""What one aftercare journey costs (a surgery; check-ins on days 1 and 7 answered ok, education
+on day 2, a re-check invitation on day 10 answered by a booking) and what the daily recall sweep
+costs for 1,000 due patients, measured on the emulator."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from bench.journey import LAMBDA_GB_SECONDS_EACH, PRICES
+
+PLAN = {
+    "name": "Bench recovery",
+    "trigger": {"event": "surgery"},
+    "check_ins": [
+        {"day": 1, "questionnaire": "post-operative"},
+        {"day": 7, "questionnaire": "post-operative"},
+    ],
+    "education": [{"day": 2, "title": {"en": "Wound care"}, "url": "https://example.org/w"}],
+    "recheck": {"day": 10, "book_within_days": 5, "appointment_type": "follow_up"},
+}
+OK = {"pain": 2, "wound": "healing", "fever": False, "mobility": "normal"}
+
+
+def aftercare_path(runtime: Any, http: Any) -> dict[str, Any]:
+    from chalicelib import clock
+    from chalicelib.settings import get_settings
+    from local.meter import meter
+
+    def call(method: str, path: str, token: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        raw = json.dumps(body).encode() if body is not None else b""
+        response = http.request(method, path, headers=headers, body=raw)
+        assert response.status_code in (200, 201), response.body
+        return json.loads(response.body)
+
+    tenant = "bench-aftercare"
+    staff, token, patient = _clinic(runtime, call, tenant)
+    runtime.settle()
+    meter.reset()
+    surgery = clock.now()
+    event = call(
+        "POST",
+        f"/patients/{patient['id']}/care-events",
+        staff,
+        {"type": "surgery", "department": "cardiology", "occurred_at": clock.iso(surgery)},
+    )
+    runtime.settle()
+    api_requests = 1
+    for day in (1, 7):
+        runtime.clock.set(surgery + timedelta(days=day, hours=2))
+        runtime.settle()
+        [text] = [m for m in runtime.outbox.messages(channel="sms") if "/q/" in m.body][-1:]
+        response_id = text.body.rsplit("/q/", 1)[1].split()[0]
+        call("PATCH", f"/me/questionnaire-responses/{response_id}", token, {"answers": OK})
+        call("POST", f"/me/questionnaire-responses/{response_id}/submit", token)
+        runtime.settle()
+        api_requests += 2
+    runtime.clock.set(surgery + timedelta(days=10, hours=2))
+    runtime.settle()
+    zone = ZoneInfo("Asia/Shanghai")
+    visit_day = (clock.now().astimezone(zone) + timedelta(days=2)).date()
+    start = datetime(visit_day.year, visit_day.month, visit_day.day, 10, 0, tzinfo=zone)
+    call(
+        "POST",
+        "/appointments",
+        token,
+        {"slot": {"schedule_id": "cardio", "start": clock.iso(start)}, "type": "follow_up"},
+    )
+    api_requests += 1
+    runtime.clock.set(surgery + timedelta(days=16))
+    runtime.settle()
+    counts = meter.snapshot()
+
+    sfn = runtime.client("stepfunctions")
+    machine = get_settings().aftercare_journey_arn.replace(":stateMachine:", ":execution:")
+    arn = f"{machine}:{tenant}-{event['journeys'][0]}"
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
+    transitions = sum(1 for e in history if e["type"].endswith("StateEntered"))
+    # The booking's own writes and its appointment journey are the appointment's cost, but
+    # they are metered here too: the figure is an upper bound for the aftercare journey.
+    writes = counts.get("dynamodb_writes", 0) + 2 * counts.get("dynamodb_transaction_items", 0)
+    reads = counts.get("dynamodb_reads", 0)
+    lambdas = counts.get("lambda_invocations", 0)
+    per_journey = (
+        transitions * PRICES["step_functions_per_transition"]
+        + (lambdas + api_requests)
+        * (PRICES["lambda_per_request"] + LAMBDA_GB_SECONDS_EACH * PRICES["lambda_per_gb_second"])
+        + api_requests * PRICES["api_gateway_per_request"]
+        + writes * PRICES["dynamodb_per_write_unit"]
+        + reads * PRICES["dynamodb_per_read_unit"]
+    )
+    return {
+        "aftercare_state_transitions": transitions,
+        "aftercare_lambda_invocations": lambdas,
+        "aftercare_api_requests": api_requests,
+        "aftercare_dynamodb_reads": reads,
+        "aftercare_dynamodb_write_units": writes,
+        "aftercare_cost_per_1000_journeys_usd": round(per_journey * 1000, 4),
+    }
+
+
+def _clinic(runtime: Any, call: Any, tenant: str) -> tuple[str, str, Any]:
+    """A tenant with the plan, a cardiology schedule and one patient."""
+    call(
+        "POST",
+        "/tenants",
+        runtime.token("operator"),
+        {
+            "id": tenant,
+            "name": "Bench Hospital",
+            "time_zone": "Asia/Shanghai",
+            "default_language": "zh-CN",
+            "country": "CN",
+            "sender": {"sms_sender_id": "Bench", "email_from": "care@bench.example.com"},
+            "departments": [{"id": "cardiology", "name": "心内科"}],
+        },
+    )
+    admin, staff = runtime.token("admin", tenant), runtime.token("staff", tenant)
+    call("PUT", "/care-plans/recovery", admin, PLAN)
+    call("PUT", "/clinicians/dr-li", admin, {"name": "Dr Li", "department": "cardiology"})
+    hours = {d: [{"start": "08:00", "end": "17:00"}] for d in ("mon", "tue", "wed", "thu", "fri")}
+    hours.update({d: [{"start": "08:00", "end": "17:00"}] for d in ("sat", "sun")})
+    call(
+        "PUT",
+        "/schedules/cardio",
+        admin,
+        {
+            "department": "cardiology",
+            "clinician": "dr-li",
+            "location": "Building 2",
+            "weekly_hours": hours,
+            "slot_minutes": 30,
+            "capacity": 5,
+        },
+    )
+    patient = call("POST", "/patients", staff, {"name": {"given": "Wei"}, "phone": "13800138001"})
+    token = runtime.token("patient", tenant, patient["id"])
+    return staff, token, patient
+
+
+def recall_sweep(runtime: Any, due: int = 1000) -> dict[str, Any]:
+    """Sweep one tenant with `due` recalls due today; journey starts are counted, not run (the
+    figure is the sweep's own work: the index reads and the writes taking recalls out of it)."""
+    from chalicelib import clock, journeys
+    from chalicelib.services.registry import services
+    from chalicelib.store.care import RECALL, CareRepository
+    from local.meter import meter
+
+    tenant = "bench-recall"
+    store = CareRepository()
+    for number in range(due):
+        store.put(
+            tenant,
+            RECALL,
+            {
+                "id": "bench-rule",
+                "kind": "recall",
+                "rule_id": "bench-rule",
+                "patient_id": f"p-{number:016x}",
+                "status": "scheduled",
+                "due_date": clock.now().date().isoformat(),
+                "updated_at": clock.iso(clock.now()),
+            },
+            None,
+        )
+    original = journeys.start_named
+    journeys.start_named = lambda machine, name, payload: True  # type: ignore[assignment]
+    meter.reset()
+    began = time.perf_counter()
+    try:
+        started = services().recall.sweep_tenant(tenant, clock.now().date())
+    finally:
+        journeys.start_named = original
+    seconds = time.perf_counter() - began
+    counts = meter.snapshot()
+    return {
+        "recall_sweep_due": due,
+        "recall_sweep_started": started,
+        "recall_sweep_seconds": round(seconds, 2),
+        "recall_sweep_queries": counts.get("dynamodb:Query", 0),
+        "recall_sweep_scans": counts.get("dynamodb:Scan", 0),
+        "recall_sweep_writes": counts.get("dynamodb_writes", 0),
+    }
