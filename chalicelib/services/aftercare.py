@@ -86,7 +86,7 @@ class AftercareService:
         """Start a journey for every care plan this event triggers. Returns their ids."""
         tenant = self._tenants.get(event["tenant_id"])
         patient = self._patients.get(event["tenant_id"], event["patient_id"])
-        if tenant is None or patient is None or patient.get("deleted_at"):
+        if tenant is None or patient is None:  # get() hides deleted patients
             return []
         started = []
         for plan in self._config.plans(tenant["id"]):
@@ -101,7 +101,7 @@ class AftercareService:
         tenant_id = tenant_of(principal)
         tenant = self._tenants.get(tenant_id)
         patient = self._patients.get(tenant_id, patient_id)
-        if tenant is None or patient is None or patient.get("deleted_at"):
+        if tenant is None or patient is None:  # get() hides deleted patients
             raise NotFound("patient not found")
         now = clock.now()
         occurred = parse_timestamp("$.occurred_at", body["occurred_at"])
