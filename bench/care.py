@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.journey import LAMBDA_GB_SECONDS_EACH, PRICES
+from bench.journey import LAMBDA_GB_SECONDS_EACH, PRICES, tenant_body
 
 PLAN = {
     "name": "Bench recovery",
@@ -106,20 +106,7 @@ def aftercare_path(runtime: Any, http: Any) -> dict[str, Any]:
 
 def _clinic(runtime: Any, call: Any, tenant: str) -> tuple[str, str, Any]:
     """A tenant with the plan, a cardiology schedule and one patient."""
-    call(
-        "POST",
-        "/tenants",
-        runtime.token("operator"),
-        {
-            "id": tenant,
-            "name": "Bench Hospital",
-            "time_zone": "Asia/Shanghai",
-            "default_language": "zh-CN",
-            "country": "CN",
-            "sender": {"sms_sender_id": "Bench", "email_from": "care@bench.example.com"},
-            "departments": [{"id": "cardiology", "name": "心内科"}],
-        },
-    )
+    call("POST", "/tenants", runtime.token("operator"), tenant_body(tenant))
     admin, staff = runtime.token("admin", tenant), runtime.token("staff", tenant)
     call("PUT", "/care-plans/recovery", admin, PLAN)
     call("PUT", "/clinicians/dr-li", admin, {"name": "Dr Li", "department": "cardiology"})

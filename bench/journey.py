@@ -23,6 +23,18 @@ PRICES = {
 LAMBDA_GB_SECONDS_EACH = 0.25 * 0.1  # 256 MB for ~100 ms, a generous estimate per invocation
 
 
+def tenant_body(tenant: str) -> dict[str, Any]:
+    return {
+        "id": tenant,
+        "name": "Bench Hospital",
+        "time_zone": "Asia/Shanghai",
+        "default_language": "zh-CN",
+        "country": "CN",
+        "sender": {"sms_sender_id": "Bench", "email_from": "care@bench.example.com"},
+        "departments": [{"id": "cardiology", "name": "心内科"}],
+    }
+
+
 def sms_segments() -> dict[str, Any]:
     from chalicelib.domain.messages import DEFAULT_TEMPLATES, render, sample_fields
 
@@ -54,20 +66,7 @@ def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
         return json.loads(response.body)
 
     tenant = "bench-journey"
-    call(
-        "POST",
-        "/tenants",
-        runtime.token("operator"),
-        {
-            "id": tenant,
-            "name": "Bench Hospital",
-            "time_zone": "Asia/Shanghai",
-            "default_language": "zh-CN",
-            "country": "CN",
-            "sender": {"sms_sender_id": "Bench", "email_from": "care@bench.example.com"},
-            "departments": [{"id": "cardiology", "name": "心内科"}],
-        },
-    )
+    call("POST", "/tenants", runtime.token("operator"), tenant_body(tenant))
     admin, staff = runtime.token("admin", tenant), runtime.token("staff", tenant)
     call("PUT", "/clinicians/dr-li", admin, {"name": "Dr Li", "department": "cardiology"})
     hours = {

@@ -10,7 +10,7 @@ from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound, invalid
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.tenants import TenantService
-from chalicelib.services.versions import check_expected_version
+from chalicelib.services.versions import revise
 from chalicelib.store.config import ConfigRepository
 
 CARE_PLAN = "CAREPLAN"
@@ -33,15 +33,7 @@ class CareConfigService:
     ) -> Document:
         tenant_id = tenant_of(principal)
         current = self._config.get(tenant_id, kind, record_id)
-        if current is not None:
-            check_expected_version(current, if_match)
-        now = utc_iso(clock.now())
-        doc = {
-            **body,
-            "id": record_id,
-            "updated_at": now,
-            "created_at": current["created_at"] if current else now,
-        }
+        doc = revise(current, body, record_id, if_match, utc_iso(clock.now()))
         return self._config.put(tenant_id, kind, doc, current["version"] if current else None)
 
     def _departments(self, principal: Principal) -> set[str]:

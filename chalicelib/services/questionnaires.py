@@ -9,7 +9,7 @@ from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound, invalid
 from chalicelib.domain.questionnaire_starters import STARTERS
-from chalicelib.services.versions import check_expected_version
+from chalicelib.services.versions import revise
 from chalicelib.store.config import ConfigRepository
 
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
@@ -32,16 +32,9 @@ class QuestionnaireService:
         rules.check_definition(body)
         tenant_id = tenant_of(principal)
         current = self._config.get(tenant_id, "QUESTIONNAIRE", questionnaire_id)
-        if current is not None:
-            check_expected_version(current, if_match)
-        now = utc_iso(clock.now())
-        doc = {
-            **body,
-            "id": questionnaire_id,
-            "source": "tenant",
-            "updated_at": now,
-            "created_at": current["created_at"] if current else now,
-        }
+        doc = revise(
+            current, {**body, "source": "tenant"}, questionnaire_id, if_match, utc_iso(clock.now())
+        )
         return self._config.put(
             tenant_id, "QUESTIONNAIRE", doc, current["version"] if current else None
         )

@@ -18,7 +18,7 @@ from chalicelib.domain.common import (
 )
 from chalicelib.domain.errors import NotFound, invalid
 from chalicelib.services.tenants import TenantService
-from chalicelib.services.versions import check_expected_version
+from chalicelib.services.versions import revise
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.config import ConfigRepository
 
@@ -56,15 +56,7 @@ class SchedulingService:
             raise invalid(f"{kind.lower()}_id", "use 2 to 40 lowercase letters, digits or -")
         tenant = self._tenants.require(tenant_of(principal))
         current = self._config.get(tenant["id"], kind, record_id)
-        if current is not None:
-            check_expected_version(current, if_match)
-        now_iso = utc_iso(clock.now())
-        doc = {
-            **body,
-            "id": record_id,
-            "updated_at": now_iso,
-            "created_at": current["created_at"] if current else now_iso,
-        }
+        doc = revise(current, body, record_id, if_match, utc_iso(clock.now()))
         return tenant, {"doc": doc, "version": current["version"] if current else None}
 
     def put_clinician(

@@ -29,3 +29,18 @@ def parse_if_match(header: str | None) -> int:
 def check_expected_version(current: Document, if_match: str | None) -> None:
     if parse_if_match(if_match) != current["version"]:
         raise version_conflict()
+
+
+def revise(
+    current: Document | None, body: Document, record_id: str, if_match: str | None, now_iso: str
+) -> Document:
+    """The next revision of a configuration record (a schedule, a care plan...): a replacement
+    must name the version it replaces; the creation time is kept."""
+    if current is not None:
+        check_expected_version(current, if_match)
+    return {
+        **body,
+        "id": record_id,
+        "updated_at": now_iso,
+        "created_at": current["created_at"] if current else now_iso,
+    }
