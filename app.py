@@ -6,10 +6,12 @@ from chalice.app import Chalice, ConvertToMiddleware
 
 from chalicelib.api import (
     appointments,
+    campaigns,
     meta,
     patients,
     questionnaires,
     scheduling,
+    segments,
     tasks,
     templates,
     tenants,
@@ -17,6 +19,7 @@ from chalicelib.api import (
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import deployment_stage
+from chalicelib.tasks import campaigns as campaign_tasks
 from chalicelib.tasks import inbound, journey, smoke
 
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
@@ -42,6 +45,8 @@ for routes in (
     tasks.api,
     templates.api,
     questionnaires.api,
+    segments.api,
+    campaigns.api,
 ):
     app.register_blueprint(routes.blueprint)
 
@@ -61,6 +66,11 @@ journey_check_rebooked = app.lambda_function(name="journey_check_rebooked")(
     journey.journey_check_rebooked
 )
 journey_staff_task = app.lambda_function(name="journey_staff_task")(journey.journey_staff_task)
+campaign_batch = app.lambda_function(name="campaign_batch")(campaign_tasks.campaign_batch)
+campaign_send = app.lambda_function(name="campaign_send")(campaign_tasks.campaign_send)
+campaign_send_failed = app.lambda_function(name="campaign_send_failed")(
+    campaign_tasks.campaign_send_failed
+)
 
 # SNS handlers: two-way SMS replies and SES feedback arrive on the platform's topics.
 _topic = f"careloop-{deployment_stage()}-{{}}".format

@@ -7,6 +7,7 @@ from functools import cache
 
 from chalicelib.messaging.delivery import Deliveries
 from chalicelib.services.appointments import AppointmentService
+from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.journeys import JourneyService
@@ -14,17 +15,20 @@ from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.responses import ResponseService
 from chalicelib.services.scheduling import SchedulingService
+from chalicelib.services.segments import SegmentService
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tasks import TaskService
 from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
+from chalicelib.store.segments import SegmentRepository
 from chalicelib.store.tenants import TenantRepository
 
 
@@ -41,6 +45,8 @@ class Services:
     responses: ResponseService
     journeys: JourneyService
     inbound: InboundMessages
+    segments: SegmentService
+    campaigns: CampaignService
 
 
 @cache
@@ -60,6 +66,8 @@ def services() -> Services:
     patient_service = PatientService(patients, tenants, appointments)
     questionnaire_service = QuestionnaireService(config)
     appointment_service = AppointmentService(appointments, config, patients, tenants, queue)
+    delivery = Deliveries(deliveries, contacts, config, devices)
+    segment_service = SegmentService(SegmentRepository(), patients, tenants)
     return Services(
         tenants=tenants,
         patients=patient_service,
@@ -74,8 +82,12 @@ def services() -> Services:
             tenant_repository,
             patients,
             appointments,
-            Deliveries(deliveries, contacts, config, devices),
+            delivery,
             queue,
         ),
         inbound=InboundMessages(contacts, tenant_repository, appointment_service, deliveries),
+        segments=segment_service,
+        campaigns=CampaignService(
+            CampaignRepository(), segment_service, tenants, patients, delivery
+        ),
     )
