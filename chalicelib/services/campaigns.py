@@ -13,54 +13,27 @@ Runtime (see `statemachines/campaign.asl.json` and `outreach.asl.json`):
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 import secrets
 
 from chalicelib import campaign_runs, clock
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
-from chalicelib.domain.errors import NotFound, invalid
+from chalicelib.domain.errors import NotFound
 from chalicelib.messaging.delivery import Deliveries, patient_fields
 from chalicelib.observability import count
-from chalicelib.services.patients import parse_limit
+from chalicelib.services.patients import decode_cursor, encode_cursor, parse_limit
 from chalicelib.services.segments import SegmentService
 from chalicelib.services.tenants import TenantService
 from chalicelib.settings import get_settings
-from chalicelib.store.campaigns import CampaignPosition, CampaignRepository
+from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.patients import PatientRepository
 
-LISTING_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z#c-[0-9a-f]{16}")
 PUBLIC = ("id", "name", "segment", "message", "created_at", "created_by")
 
 
 def new_campaign_id() -> str:
     return "c-" + secrets.token_hex(8)
-
-
-def encode_cursor(position: CampaignPosition) -> str:
-    raw = json.dumps(list(position), separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> CampaignPosition:
-    not_ours = invalid("cursor", "is not a cursor this API returned")
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        sort_key, campaign_id = json.loads(base64.urlsafe_b64decode(padded))
-    except (ValueError, TypeError, binascii.Error) as exc:
-        raise not_ours from exc
-    if not (
-        isinstance(sort_key, str)
-        and isinstance(campaign_id, str)
-        and LISTING_KEY.fullmatch(sort_key)
-        and sort_key.endswith(f"#{campaign_id}")
-    ):
-        raise not_ours
-    return sort_key, campaign_id
 
 
 def public(stored: Document) -> Document:
@@ -124,6 +97,8 @@ class CampaignService:
     def list(
         self, principal: Principal, *, limit: str | None, cursor: str | None
     ) -> tuple[list[Document], str | None]:
+        """Newest first, paged with the patient listing's cursor: (listing sort key, id),
+        turned back into a key with the caller's tenant."""
         require_role(principal, CLINIC_ROLES)
         after = decode_cursor(cursor) if cursor else None
         docs, position = self._campaigns.page(tenant_of(principal), parse_limit(limit), after)

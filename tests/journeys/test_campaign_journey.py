@@ -162,3 +162,21 @@ def test_campaign_requests_are_checked(api: Api, make_tenant: Any) -> None:
     assert shape.status_code == 400
     other = make_tenant()
     assert api.call("GET", "/campaigns/c-0123456789abcdef", other.staff).status_code == 404
+
+
+def test_campaigns_are_listed_newest_first_in_pages(
+    runtime: Any, api: Api, make_tenant: Any
+) -> None:
+    tenant: TenantCtx = make_tenant()
+    first = start_campaign(api, tenant, "chronic")
+    advance(runtime, timedelta(seconds=1))
+    second = start_campaign(api, tenant, "elderly")
+    runtime.settle()
+    page = payload(api.call("GET", "/campaigns?limit=1", tenant.staff))
+    assert [c["id"] for c in page["items"]] == [second["id"]]
+    rest = payload(
+        api.call("GET", f"/campaigns?limit=1&cursor={page['next_cursor']}", tenant.staff)
+    )
+    assert [c["id"] for c in rest["items"]] == [first["id"]]
+    assert rest["items"][0]["status"] == "done", "an empty segment is done at once"
+    assert api.call("GET", "/campaigns?cursor=nonsense", tenant.staff).status_code == 400
