@@ -6,11 +6,13 @@ from chalice.app import Chalice, ConvertToMiddleware, Cron
 
 from chalicelib.api import (
     appointments,
+    campaigns,
     care,
     meta,
     patients,
     questionnaires,
     scheduling,
+    segments,
     tasks,
     templates,
     tenants,
@@ -18,6 +20,7 @@ from chalicelib.api import (
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import deployment_stage
+from chalicelib.tasks import campaigns as campaign_tasks
 from chalicelib.tasks import care as care_tasks
 from chalicelib.tasks import inbound, journey, smoke
 
@@ -45,6 +48,8 @@ for routes in (
     templates.api,
     questionnaires.api,
     care.api,
+    segments.api,
+    campaigns.api,
 ):
     app.register_blueprint(routes.blueprint)
 
@@ -64,6 +69,11 @@ journey_check_rebooked = app.lambda_function(name="journey_check_rebooked")(
     journey.journey_check_rebooked
 )
 journey_staff_task = app.lambda_function(name="journey_staff_task")(journey.journey_staff_task)
+campaign_batch = app.lambda_function(name="campaign_batch")(campaign_tasks.campaign_batch)
+campaign_send = app.lambda_function(name="campaign_send")(campaign_tasks.campaign_send)
+campaign_send_failed = app.lambda_function(name="campaign_send_failed")(
+    campaign_tasks.campaign_send_failed
+)
 
 aftercare_task = app.lambda_function(name="aftercare_task")(care_tasks.aftercare_task)
 recall_task = app.lambda_function(name="recall_task")(care_tasks.recall_task)

@@ -28,6 +28,8 @@ class Settings:
     sender_email: str
     app_link_base: str
     push_application_arn: str
+    campaign_driver_arn: str = ""
+    campaign_outreach_arn: str = ""
 
     @property
     def is_local(self) -> bool:
@@ -69,4 +71,6 @@ def get_settings() -> Settings:
         sender_email=os.environ.get("SENDER_EMAIL", ""),
         app_link_base=os.environ.get("APP_LINK_BASE", "https://app.careloop.example").rstrip("/"),
         push_application_arn=os.environ.get("PUSH_PLATFORM_APPLICATION_ARN", ""),
+        campaign_driver_arn=os.environ.get("CAMPAIGN_DRIVER_ARN", ""),
+        campaign_outreach_arn=os.environ.get("CAMPAIGN_OUTREACH_ARN", ""),
     )

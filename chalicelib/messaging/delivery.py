@@ -109,10 +109,12 @@ class Deliveries:
         fields: Document,
         about: dict[str, str],
         now: datetime,
+        wording: Document | None = None,
     ) -> Document:
         """Send `step` to the patient once per `key`. `about` names what the message is about
         ({"appointment_id": ...} or {"journey_id": ...}); it is logged and, for SMS, remembered
-        so a reply from the number acts on it."""
+        so a reply from the number acts on it. `wording` ({"body", "subject"}), when given, is
+        sent on every channel instead of the step's templates (a campaign's own text)."""
         zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
         if is_quiet(now.astimezone(zone).time().replace(microsecond=0), tenant["quiet_hours"]):
             later = out_of_quiet_hours(now, zone, tenant["quiet_hours"])
@@ -140,7 +142,7 @@ class Deliveries:
             if blocked:
                 reasons.append(f"{channel}: {blocked}")
                 continue
-            wording = self._wording(tenant["id"], step, channel, patient["language"])
+            chosen = wording or self._wording(tenant["id"], step, channel, patient["language"])
             try:
                 # A template that fails to render is a failing channel like any other.
                 rendered = render(
@@ -148,8 +150,8 @@ class Deliveries:
                     channel,
                     patient["language"],
                     fields,
-                    override=wording.get("body"),
-                    subject_override=wording.get("subject"),
+                    override=chosen.get("body"),
+                    subject_override=chosen.get("subject"),
                 )
                 message_id = _send(channel, tenant, patient, rendered)
             except Exception as exc:  # any channel failure falls back to the next channel

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import suppress
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tena
 from chalicelib.domain.common import Document, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.messaging.delivery import Deliveries, patient_fields
-from chalicelib.observability import count, logger
+from chalicelib.observability import count, logger, run_hooks
 from chalicelib.services.care_config import CareConfigService
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.settings import get_settings
@@ -70,7 +70,9 @@ class AftercareService:
         config: CareConfigService,
         deliveries: Deliveries,
         queue: StaffQueue,
+        on_urgent: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
+        self._on_urgent = on_urgent
         self._store = journeys_store
         self._tenants = tenants
         self._patients = patients
@@ -482,6 +484,7 @@ class AftercareService:
             priority="urgent",
         )
         count("UrgentAnswerAlerted")
+        run_hooks(self._on_urgent, tenant_id, response)  # the high-risk segment
 
     def _answered(self, tenant_id: str, response: Document, link: Document) -> None:
         ref = {

@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from chalicelib.domain.common import Document
 from chalicelib.messaging.delivery import Deliveries
 from chalicelib.services.aftercare import AftercareService
 from chalicelib.services.appointments import AppointmentService
+from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.care_config import CareConfigService
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.inbound import InboundMessages
@@ -17,11 +19,13 @@ from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.recall import RecallService
 from chalicelib.services.responses import ResponseService
 from chalicelib.services.scheduling import SchedulingService
+from chalicelib.services.segments import SegmentService
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tasks import TaskService
 from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.care import CareRepository
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
@@ -29,6 +33,7 @@ from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
+from chalicelib.store.segments import SegmentRepository
 from chalicelib.store.tenants import TenantRepository
 
 
@@ -48,6 +53,8 @@ class Services:
     care_config: CareConfigService
     aftercare: AftercareService
     recall: RecallService
+    segments: SegmentService
+    campaigns: CampaignService
 
 
 @cache
@@ -69,8 +76,21 @@ def services() -> Services:
     sender = Deliveries(deliveries, contacts, config, devices)
     questionnaire_service = QuestionnaireService(config)
     care_config = CareConfigService(config, tenants, questionnaire_service)
+    segment_service = SegmentService(SegmentRepository(), patients, tenants)
+
+    def flag_high_risk(tenant_id: str, response: Document) -> None:
+        segment_service.flag_high_risk(tenant_id, response["patient_id"], "urgent-answer")
+
     aftercare = AftercareService(
-        care, tenant_repository, patients, appointments, responses, care_config, sender, queue
+        care,
+        tenant_repository,
+        patients,
+        appointments,
+        responses,
+        care_config,
+        sender,
+        queue,
+        on_urgent=(flag_high_risk,),
     )
     recall = RecallService(
         care, tenant_repository, patients, appointments, care_config, sender, queue
@@ -101,4 +121,6 @@ def services() -> Services:
         care_config=care_config,
         aftercare=aftercare,
         recall=recall,
+        segments=segment_service,
+        campaigns=CampaignService(CampaignRepository(), segment_service, tenants, patients, sender),
     )

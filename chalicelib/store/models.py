@@ -183,6 +183,47 @@ class ContactItem(_Base):
     expires_at = TTLAttribute(null=True, attr_name="expires_at")
 
 
+class SegmentEntryItem(_Base):
+    """A patient's place in a segment, or in the birth-date index: written and removed in the
+    same TransactWrite as the profile (see `domain.segments`). Also a member class seen in the
+    tenant (PK `T#<t>#SEGMENTS`, SK `member:<class>`)."""
+
+    patient_id = UnicodeAttribute(null=True, attr_name="patient_id")
+
+
+class CampaignItem(_Base):
+    """A campaign (PK `T#<t>#CAMPAIGN#<c>`, SK `CAMPAIGN`). Progress counters are top-level
+    numbers changed only with ADD; `cursor` is where the driver stopped paging the segment."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    cursor = UnicodeAttribute(null=True, attr_name="cursor")
+    exhausted_at = UnicodeAttribute(null=True, attr_name="exhausted_at")
+    targeted = NumberAttribute(null=True, attr_name="targeted")
+    started = NumberAttribute(null=True, attr_name="started")
+    sent = NumberAttribute(null=True, attr_name="sent")
+    suppressed = NumberAttribute(null=True, attr_name="suppressed")
+    failed = NumberAttribute(null=True, attr_name="failed")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_tenant = ListingIndex()
+
+
+class CampaignRecipientItem(_Base):
+    """One patient of a campaign (PK `T#<t>#CAMPAIGN#<c>`, SK `P#<p>`): created once when their
+    outreach starts, `outcome` set once; each in one transaction with the counter it moves."""
+
+    started_at = UnicodeAttribute(attr_name="started_at")
+    outcome = UnicodeAttribute(null=True, attr_name="outcome")
+
+
+class RateWindowItem(_Base):
+    """Outreach started by a tenant's campaigns in one minute (PK `T#<t>#CAMPAIGN-RATE`,
+    SK `<YYYY-MM-DDTHH:MM>`)."""
+
+    used = NumberAttribute(attr_name="used")
+    expires_at = TTLAttribute(attr_name="expires_at")
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     TenantItem,
     PatientItem,
@@ -198,6 +239,10 @@ ALL_MODELS: tuple[type[Model], ...] = (
     DeviceItem,
     QuestionnaireResponseItem,
     CareItem,
+    SegmentEntryItem,
+    CampaignItem,
+    CampaignRecipientItem,
+    RateWindowItem,
 )
 _bound_to: Settings | None = None
 

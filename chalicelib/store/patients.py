@@ -9,6 +9,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.patients import mrn_of
+from chalicelib.domain.segments import changes
 from chalicelib.settings import get_settings
 from chalicelib.store.errors import concurrent_change, version_conflict
 from chalicelib.store.keys import (
@@ -21,6 +22,7 @@ from chalicelib.store.keys import (
 )
 from chalicelib.store.models import PatientItem, UniqueClaim, bind_models
 from chalicelib.store.records import as_document, failed_items, raced, transaction_write
+from chalicelib.store.segments import entry_item, remember_member_classes
 
 ListingPosition = tuple[str, str]  # (listing sort key, patient id) of the last item returned
 
@@ -72,6 +74,7 @@ class PatientRepository:
     def create(self, tenant_id: str, doc: Document) -> Document:
         item = _item(tenant_id, doc, version=None)
         mrn = mrn_of(doc)
+        _, joined = changes(None, doc)
         try:
             with transaction_write() as tx:
                 tx.save(item, condition=PatientItem.pk.does_not_exist())
@@ -80,6 +83,10 @@ class PatientRepository:
                         _claim(tenant_id, mrn, doc["id"]),
                         condition=UniqueClaim.pk.does_not_exist(),
                     )
+                # Segment entries (unconditional puts, after the conditional ones so the
+                # failure indexes above stay put).
+                for entry in sorted(joined):
+                    tx.save(entry_item(tenant_id, entry))
         except TransactWriteError as exc:
             if raced(exc):
                 raise concurrent_change() from exc
@@ -88,14 +95,16 @@ class PatientRepository:
             if 0 in failed_items(exc):
                 raise Conflict("patient id collision; retry", code="conflict") from exc
             raise
+        remember_member_classes(tenant_id, joined)
         return _to_doc(item)
 
     def replace(self, tenant_id: str, previous: Document, doc: Document) -> Document:
         """Write `doc` over `previous` if nobody changed the record since it was read, moving the
-        MRN claim in the same transaction when the MRN changes."""
+        MRN claim and the segment entries that change in the same transaction."""
         item = _item(tenant_id, doc, version=previous["version"])
         old_mrn, new_mrn = mrn_of(previous), mrn_of(doc)
         claim_moves = old_mrn != new_mrn
+        left, joined = changes(previous, doc)
         try:
             with transaction_write() as tx:
                 if claim_moves and old_mrn:
@@ -103,22 +112,28 @@ class PatientRepository:
                         _claim(tenant_id, old_mrn, doc["id"]),
                         condition=UniqueClaim.owner_id == doc["id"],
                     )
+                for entry in sorted(left):
+                    tx.delete(entry_item(tenant_id, entry))
                 if claim_moves and new_mrn:
                     tx.save(
                         _claim(tenant_id, new_mrn, doc["id"]),
                         condition=UniqueClaim.pk.does_not_exist(),
                     )
                 tx.save(item)
+                for entry in sorted(joined):
+                    tx.save(entry_item(tenant_id, entry))
         except TransactWriteError as exc:
             if raced(exc):
                 raise concurrent_change() from exc
             failed = failed_items(exc)
-            claim_put_index = 1 if (claim_moves and old_mrn) else 0
+            # Deletes are sent before puts (see records.failed_items): the claim put follows them.
+            claim_put_index = int(bool(claim_moves and old_mrn)) + len(left)
             if claim_moves and new_mrn and claim_put_index in failed:
                 raise _mrn_taken(new_mrn) from exc
             if failed:
                 raise version_conflict() from exc
             raise
+        remember_member_classes(tenant_id, joined)
         return _to_doc(item)
 
     def page(

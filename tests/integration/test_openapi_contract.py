@@ -264,6 +264,26 @@ def walk_care(call: Any, spec: dict[str, Any], patient_id: str, staff: str, admi
     assert payload(journeys)["items"], "the surgery started the care plan"
 
 
+def walk_segments(call: Any, spec: dict[str, Any], staff: str) -> None:
+    """Segments and a campaign on one, with the spec's example."""
+    call("/segments", "get", staff)
+    call("/segments/{segment}/patients", "get", staff, concrete="/segments/chronic/patients")
+    missing = call(
+        "/segments/{segment}/patients", "get", staff, concrete="/segments/no-such/patients"
+    )
+    assert missing.status_code == 404
+    started = call(
+        "/campaigns",
+        "post",
+        staff,
+        example(spec, "/campaigns", "post"),
+        headers={"Idempotency-Key": "walk-campaign-0001"},
+    )
+    assert started.status_code == 201, started.body
+    call("/campaigns/{campaign_id}", "get", staff, concrete=f"/campaigns/{payload(started)['id']}")
+    call("/campaigns", "get", staff)
+
+
 def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, Any]) -> None:
     """Walks every operation in a realistic order with the spec's own examples."""
     operator = runtime.token("operator")
@@ -320,6 +340,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
         headers={"If-Match": '"2"'},
     )
     call("/patients/{patient_id}", "get", None, concrete=patient_path)
+    walk_segments(call, spec, staff)
     walk_booking(call, spec, runtime, tenant_id, payload(created)["id"], staff, admin)
     call("/patients/{patient_id}", "delete", staff, concrete=patient_path)
     call("/openapi.json", "get", None)

@@ -1,0 +1,166 @@
+"""Campaigns: one message to every patient of a segment, at a tenant's rate. Pure rules.
+
+A campaign message is either the campaign's own text per language, or a template kind whose
+wording needs no more than a campaign can fill (clinic, first name, link). Text is checked when
+the campaign is created, with the SMS rules (the strictest channel), so nothing fails when due.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from chalicelib.domain.common import Document
+from chalicelib.domain.errors import Problems, ValidationFailed, invalid
+from chalicelib.domain.messages import DEFAULT_TEMPLATES, check_template, render
+from chalicelib.domain.segments import GUARDIANS_OF_MINORS
+
+DEFAULT_RATE_PER_MINUTE = 60
+CAMPAIGN_FIELDS = frozenset({"clinic", "first_name", "link"})
+CAMPAIGN_STEP = "campaign"
+SUBJECT = "{{clinic}}"
+OUTCOMES = ("sent", "suppressed", "failed")
+COUNTERS = ("targeted", "started", *OUTCOMES)
+
+
+def rate_per_minute(tenant: Document) -> int:
+    """How many patients a tenant's campaigns may start outreach to per minute, together."""
+    configured: int = (tenant.get("campaigns") or {}).get(
+        "rate_per_minute", DEFAULT_RATE_PER_MINUTE
+    )
+    return configured
+
+
+def window(now: datetime) -> tuple[str, datetime]:
+    """The rate window `now` falls in (its minute, UTC) and when the next one opens."""
+    start = now.replace(second=0, microsecond=0)
+    return start.strftime("%Y-%m-%dT%H:%M"), start + timedelta(minutes=1)
+
+
+def _names(source: str) -> set[str]:
+    from jinja2 import meta
+    from jinja2.sandbox import SandboxedEnvironment
+
+    names: set[str] = meta.find_undeclared_variables(SandboxedEnvironment().parse(source))
+    return names
+
+
+def sample_fields(clinic: str) -> dict[str, str]:
+    return {
+        "clinic": clinic,
+        "first_name": "Wei",
+        "link": "https://app.careloop.example/c/c-0123456789abcdef",
+    }
+
+
+def check_message(message: Document) -> None:
+    """Refuse, at creation, a message that could not be rendered for every patient."""
+    problems = Problems()
+    for language, text in (message.get("text") or {}).items():
+        path = f"$.message.text.{language}"
+        with problems.check():
+            try:
+                check_template(text, "sms")
+            except ValidationFailed as failure:
+                raise invalid(path, failure.details[0].message) from failure
+            unknown = sorted(_names(text) - CAMPAIGN_FIELDS)
+            if unknown:
+                raise invalid(
+                    path,
+                    f"unknown field(s) for a campaign: {', '.join(unknown)} "
+                    f"(use {', '.join(sorted(CAMPAIGN_FIELDS))})",
+                )
+    kind = message.get("template")
+    if kind is not None:
+        with problems.check():
+            check_template_kind(kind)
+    problems.raise_if_any()
+
+
+def check_template_kind(kind: str) -> None:
+    """A template kind can carry a campaign only if its wording needs no appointment."""
+    path = "$.message.template"
+    sources = [k for k in DEFAULT_TEMPLATES if k[0] == kind]
+    if not sources:
+        raise invalid(path, "is not a template kind")
+    for _, channel, language in sources:
+        try:
+            render(kind, channel, language, sample_fields("Clinic"))
+        except Exception as exc:  # the wording needs a field a campaign cannot fill
+            raise invalid(
+                path,
+                f"the {kind} wording needs appointment details; a campaign can fill only "
+                f"{', '.join(sorted(CAMPAIGN_FIELDS))}",
+            ) from exc
+
+
+def pick_text(texts: dict[str, str], language: str, default_language: str) -> str:
+    """The text for a patient's language: exact, then same language family (zh, en), then the
+    tenant's default language, then any (the first by language tag)."""
+    if language in texts:
+        return texts[language]
+    family = language.split("-", maxsplit=1)[0]
+    for candidate in sorted(texts):
+        if candidate.split("-", maxsplit=1)[0] == family:
+            return texts[candidate]
+    if default_language in texts:
+        return texts[default_language]
+    return texts[sorted(texts)[0]]
+
+
+def wording(campaign: Document, patient_language: str, default_language: str) -> Document | None:
+    """The body and subject to send instead of the step's templates, or None for a template
+    kind (the tenant's own wording of it, else the product's)."""
+    message = campaign["message"]
+    if "text" not in message:
+        return None
+    return {
+        "body": pick_text(message["text"], patient_language, default_language),
+        "subject": SUBJECT,
+    }
+
+
+def step_of(campaign: Document) -> str:
+    template: str = campaign["message"].get("template", CAMPAIGN_STEP)
+    return template
+
+
+def recipient(patient: Document, segment: str) -> Document:
+    """Who a campaign message goes to: the patient, or for `guardians-of-minors` the guardian
+    (their phone or email and name; the patient's language, zone and consent)."""
+    if segment != GUARDIANS_OF_MINORS or not patient.get("guardian"):
+        return patient
+    guardian = patient["guardian"]
+    addressed: Document = {
+        k: v for k, v in patient.items() if k not in ("phone", "email", "preferred_channels")
+    }
+    addressed["name"] = {"given": guardian["name"]}
+    channels = []
+    for field, channel in (("phone", "sms"), ("email", "email")):
+        if guardian.get(field):
+            addressed[field] = guardian[field]
+            channels.append(channel)
+    addressed["preferred_channels"] = [
+        c for c in patient.get("preferred_channels", []) if c in channels
+    ] or channels
+    # Push would reach the minor's own device, not the guardian.
+    consent = dict(patient.get("consent") or {})
+    consent["push"] = {"status": "withdrawn", "method": "app"}
+    addressed["consent"] = consent
+    return addressed
+
+
+def progress(counters: dict[str, Any]) -> dict[str, int]:
+    return {name: int(counters.get(name) or 0) for name in COUNTERS}
+
+
+def status(progress_now: dict[str, int], exhausted: bool) -> str:
+    """Running until the driver has paged the whole segment and every outreach it started has
+    an outcome."""
+    finished = sum(progress_now[o] for o in OUTCOMES)
+    return "done" if exhausted and finished >= progress_now["started"] else "running"
+
+
+def execution_names(tenant_id: str, campaign_id: str, patient_id: str) -> tuple[str, str]:
+    """Deterministic execution names (driver, one patient's outreach): a restart is a no-op."""
+    return f"{tenant_id}-{campaign_id}", f"{campaign_id}-{patient_id}"

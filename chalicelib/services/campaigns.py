@@ -1,0 +1,183 @@
+"""Campaign use cases: staff start a campaign on a segment and watch its progress; the driver
+state machine starts one outreach execution per patient at the tenant's rate; each outreach
+sends once.
+
+Runtime (see `statemachines/campaign.asl.json` and `outreach.asl.json`):
+- the driver's `batch` claims up to the tenant's per-minute rate from a window shared by all its
+  campaigns, pages that many members from where it stopped, records each as started (once) and
+  starts their outreach (named `<campaign>-<patient>`: a replay is a no-op), then waits for the
+  next minute, until the segment is exhausted;
+- an outreach's `send` delivers with key `campaign#<campaign>#<patient>` (never twice), waits out
+  quiet hours when told to, and records the outcome once (sent / suppressed / failed).
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from chalicelib import campaign_runs, clock
+from chalicelib.domain import campaigns as rules
+from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
+from chalicelib.domain.common import Document, is_valid_id, utc_iso
+from chalicelib.domain.errors import NotFound
+from chalicelib.messaging.delivery import Deliveries, patient_fields
+from chalicelib.observability import count
+from chalicelib.services.patients import decode_cursor, encode_cursor, parse_limit
+from chalicelib.services.segments import SegmentService
+from chalicelib.services.tenants import TenantService
+from chalicelib.settings import get_settings
+from chalicelib.store.campaigns import CampaignRepository
+from chalicelib.store.patients import PatientRepository
+
+PUBLIC = ("id", "name", "segment", "message", "created_at", "created_by")
+
+
+def new_campaign_id() -> str:
+    return "c-" + secrets.token_hex(8)
+
+
+def public(stored: Document) -> Document:
+    """What the API shows of a campaign: its definition, progress and status."""
+    progress = stored["progress"]
+    shown = {k: stored[k] for k in PUBLIC if k in stored}
+    shown["progress"] = progress
+    shown["status"] = rules.status(progress, stored.get("exhausted_at") is not None)
+    return shown
+
+
+class CampaignService:
+    def __init__(
+        self,
+        repository: CampaignRepository,
+        segments: SegmentService,
+        tenants: TenantService,
+        patients: PatientRepository,
+        deliveries: Deliveries,
+    ) -> None:
+        self._campaigns = repository
+        self._segments = segments
+        self._tenants = tenants
+        self._patients = patients
+        self._deliveries = deliveries
+
+    # --- the API ---
+
+    def create(self, principal: Principal, body: Document) -> Document:
+        require_role(principal, CLINIC_ROLES)
+        tenant = self._tenants.require(tenant_of(principal))
+        segment = self._segments.check(tenant, body["segment"])
+        rules.check_message(body["message"])
+        now = clock.now()
+        doc: Document = {
+            "id": new_campaign_id(),
+            "segment": segment,
+            "message": body["message"],
+            "created_at": utc_iso(now),
+            "created_by": principal.subject,
+        }
+        if "name" in body:
+            doc["name"] = body["name"]
+        targeted = self._segments.count(tenant, segment)
+        stored = self._campaigns.create(tenant["id"], doc, targeted)
+        campaign_runs.start_driver(tenant["id"], doc["id"])
+        count("CampaignStarted")
+        return public(stored)
+
+    def get(self, principal: Principal, campaign_id: str) -> Document:
+        require_role(principal, CLINIC_ROLES)
+        found = (
+            self._campaigns.get(tenant_of(principal), campaign_id)
+            if is_valid_id(campaign_id)
+            else None
+        )
+        if found is None:
+            raise NotFound("campaign not found", code="campaign_not_found")
+        return public(found)
+
+    def list(
+        self, principal: Principal, *, limit: str | None, cursor: str | None
+    ) -> tuple[list[Document], str | None]:
+        """Newest first, paged with the patient listing's cursor: (listing sort key, id),
+        turned back into a key with the caller's tenant."""
+        require_role(principal, CLINIC_ROLES)
+        after = decode_cursor(cursor) if cursor else None
+        docs, position = self._campaigns.page(tenant_of(principal), parse_limit(limit), after)
+        return [public(d) for d in docs], encode_cursor(position) if position else None
+
+    # --- the driver state machine ---
+
+    def batch(self, ref: Document) -> Document:
+        """Start the next patients' outreach, as many as the tenant's rate allows this minute.
+        Returns `done`, or `next_at` (the next window) to wait for."""
+        tenant_id, campaign_id = ref["tenant_id"], ref["campaign_id"]
+        campaign = self._campaigns.get(tenant_id, campaign_id)
+        tenant = self._tenants.require(tenant_id) if campaign else None
+        if campaign is None or tenant is None or campaign["exhausted_at"]:
+            return {"done": True}
+        now = clock.now()
+        window, next_window = rules.window(now)
+        rate = rules.rate_per_minute(tenant)
+        granted = self._campaigns.claim_rate(tenant_id, now, window, rate, rate)
+        if granted == 0:
+            return {"done": False, "next_at": utc_iso(next_window)}
+        patient_ids, next_after = self._segments.page(
+            tenant, campaign["segment"], granted, campaign["cursor"]
+        )
+        self._campaigns.release_rate(tenant_id, window, granted - len(patient_ids))
+        for patient_id in patient_ids:
+            if self._campaigns.mark_started(tenant_id, campaign_id, patient_id, utc_iso(now)):
+                count("CampaignOutreachStarted")
+            campaign_runs.start_outreach(tenant_id, campaign_id, patient_id)
+        exhausted = next_after is None
+        self._campaigns.advance(
+            tenant_id, campaign_id, next_after, utc_iso(now) if exhausted else None
+        )
+        if exhausted:
+            return {"done": True}
+        return {"done": False, "next_at": utc_iso(next_window)}
+
+    # --- the outreach state machine ---
+
+    def send(self, ref: Document) -> Document:
+        """Send the campaign's message to one patient, once. `deferred` (quiet hours) comes back
+        with `retry_at` for the state machine to wait for."""
+        tenant_id, campaign_id = ref["tenant_id"], ref["campaign_id"]
+        patient_id = ref["patient_id"]
+        campaign = self._campaigns.get(tenant_id, campaign_id)
+        tenant = self._tenants.require(tenant_id) if campaign else None
+        if campaign is None or tenant is None:
+            return {"status": "skipped"}
+        patient = self._patients.get(tenant_id, patient_id)
+        if patient is None:  # deleted since the campaign reached them
+            self._record(tenant_id, campaign_id, patient_id, "suppressed")
+            return {"status": "suppressed"}
+        addressed = rules.recipient(patient, campaign["segment"])
+        fields = {
+            **patient_fields(tenant, addressed),
+            "link": f"{get_settings().app_link_base}/c/{campaign_id}",
+        }
+        result = self._deliveries.deliver(
+            tenant,
+            addressed,
+            rules.step_of(campaign),
+            f"campaign#{campaign_id}#{patient_id}",
+            fields,
+            {"campaign_id": campaign_id},
+            clock.now(),
+            wording=rules.wording(campaign, patient["language"], tenant["default_language"]),
+        )
+        status = str(result.get("status"))
+        if status in rules.OUTCOMES:
+            self._record(tenant_id, campaign_id, patient_id, status)
+        if status == "deferred":
+            return {"status": "deferred", "retry_at": result["retry_at"]}
+        return {"status": status}
+
+    def failed(self, ref: Document) -> Document:
+        """The outreach's send kept failing: count the patient as failed (once)."""
+        self._record(ref["tenant_id"], ref["campaign_id"], ref["patient_id"], "failed")
+        return {"status": "failed"}
+
+    def _record(self, tenant_id: str, campaign_id: str, patient_id: str, outcome: str) -> None:
+        if self._campaigns.record_outcome(tenant_id, campaign_id, patient_id, outcome):
+            count(f"CampaignMessage{outcome.capitalize()}")

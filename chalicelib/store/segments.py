@@ -1,0 +1,103 @@
+"""Segment entries and their listing. See README.md (rows 40-43) and `domain.segments`.
+
+Entries are written by `PatientRepository` in the profile's own TransactWrite (through
+`entry_item`); this repository only reads them, plus the catalogue of member classes seen.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.domain.common import Document
+from chalicelib.domain.segments import (
+    MEMBER_PREFIX,
+    Entry,
+    SegmentQuery,
+    patient_of,
+    segment_partition,
+)
+from chalicelib.settings import get_settings
+from chalicelib.store.keys import PROFILE_SK, patient_pk
+from chalicelib.store.models import PatientItem, SegmentEntryItem, bind_models
+from chalicelib.store.records import as_document
+
+BATCH_GET_MAX = 100
+
+
+def entry_item(tenant_id: str, entry: Entry) -> SegmentEntryItem:
+    return SegmentEntryItem(
+        f"T#{tenant_id}#{entry.partition}",
+        entry.sort,
+        entity="segment_entry",
+        patient_id=patient_of(entry.sort),
+    )
+
+
+def catalogue_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#SEGMENTS"
+
+
+def remember_member_classes(tenant_id: str, joined: set[Entry]) -> None:
+    """Note each member class a patient just joined, so `GET /segments` can list it. An
+    idempotent put after the profile's transaction, not in it: two registrations of the same
+    class would otherwise conflict over this one item."""
+    prefix = segment_partition(MEMBER_PREFIX)
+    for entry in joined:
+        if entry.partition.startswith(prefix):
+            segment = entry.partition.removeprefix("SEG#")
+            SegmentEntryItem(catalogue_pk(tenant_id), segment, entity="segment").save()
+
+
+def _condition(query: SegmentQuery) -> Any:
+    if query.at_least is not None:
+        return SegmentEntryItem.sk >= query.at_least
+    if query.below is not None:
+        return SegmentEntryItem.sk < query.below
+    return None
+
+
+class SegmentRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
+    def members(
+        self, tenant_id: str, query: SegmentQuery, limit: int, after: str | None
+    ) -> tuple[list[str], str | None]:
+        """Up to `limit` patient ids of a segment, in sort-key order, after the sort key
+        `after`; and the sort key to continue from (None when the segment is exhausted)."""
+        partition = f"T#{tenant_id}#{query.partition}"
+        start = {"PK": {"S": partition}, "SK": {"S": after}} if after is not None else None
+        result = SegmentEntryItem.query(
+            partition,
+            range_key_condition=_condition(query),
+            limit=limit,
+            last_evaluated_key=start,
+        )
+        sort_keys = [item.sk for item in result]
+        last = result.last_evaluated_key
+        next_after = sort_keys[-1] if last and sort_keys else None
+        return [patient_of(sk) for sk in sort_keys], next_after
+
+    def count(self, tenant_id: str, query: SegmentQuery) -> int:
+        """How many members a segment has now (a Query with Select COUNT, paged)."""
+        partition = f"T#{tenant_id}#{query.partition}"
+        return SegmentEntryItem.count(partition, _condition(query))
+
+    def profiles(self, tenant_id: str, patient_ids: list[str]) -> list[Document]:
+        """The live profiles of these patients, in the order given (BatchGetItem)."""
+        found: dict[str, Document] = {}
+        for start in range(0, len(patient_ids), BATCH_GET_MAX):
+            keys = [
+                (patient_pk(tenant_id, p), PROFILE_SK)
+                for p in patient_ids[start : start + BATCH_GET_MAX]
+            ]
+            for item in PatientItem.batch_get(keys):
+                if not item.deleted_at:
+                    found[item.doc["id"]] = {**as_document(item.doc), "version": item.version}
+        return [found[p] for p in patient_ids if p in found]
+
+    def member_classes(self, tenant_id: str) -> list[str]:
+        items = SegmentEntryItem.query(
+            catalogue_pk(tenant_id), SegmentEntryItem.sk.startswith(MEMBER_PREFIX)
+        )
+        return [item.sk.removeprefix(MEMBER_PREFIX) for item in items]

@@ -1,0 +1,182 @@
+"""Campaigns on the virtual clock: the driver starts outreach at the tenant's rate, minute by
+minute; progress is readable while it runs; everyone is messaged once; quiet hours wait."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from tests.conftest import Api, TenantCtx, payload
+
+pytestmark = pytest.mark.journey
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+TEXT = {"zh-CN": "{{clinic}}：{{first_name}}您好，流感疫苗已到，预约请点 {{link}}"}
+
+
+def unique_phone() -> str:
+    return "139" + "".join(random.choice("0123456789") for _ in range(8))
+
+
+def move_to_local(runtime: Any, days: int, hour: int) -> datetime:
+    from chalicelib import clock
+
+    day = (clock.now().astimezone(SHANGHAI) + timedelta(days=days)).date()
+    moment = datetime(day.year, day.month, day.day, hour, tzinfo=SHANGHAI)
+    runtime.clock.set(moment)
+    runtime.settle()
+    return moment
+
+
+def advance(runtime: Any, delta: timedelta) -> None:
+    runtime.clock.advance(delta)
+    runtime.settle()
+
+
+def start_campaign(api: Api, tenant: TenantCtx, segment: str) -> dict[str, Any]:
+    response = api.call(
+        "POST",
+        "/campaigns",
+        tenant.staff,
+        {"segment": segment, "name": "Flu shots", "message": {"text": TEXT}},
+        headers={"Idempotency-Key": f"campaign-{random.getrandbits(40)}"},
+    )
+    assert response.status_code == 201, response.body
+    created: dict[str, Any] = payload(response)
+    return created
+
+
+def progress(api: Api, tenant: TenantCtx, campaign: dict[str, Any]) -> dict[str, Any]:
+    response = api.call("GET", f"/campaigns/{campaign['id']}", tenant.staff)
+    assert response.status_code == 200, response.body
+    found: dict[str, Any] = payload(response)
+    return found
+
+
+def campaign_sms(runtime: Any, phone: str) -> list[Any]:
+    return [m for m in runtime.outbox.messages(to=f"+86{phone}", channel="sms") if "流感" in m.body]
+
+
+def test_a_campaign_runs_at_the_tenants_rate(
+    runtime: Any, api: Api, make_tenant: Any, make_patient: Any
+) -> None:
+    tenant: TenantCtx = make_tenant(campaigns={"rate_per_minute": 2})
+    phones = [unique_phone() for _ in range(5)]
+    for phone in phones[:4]:
+        make_patient(tenant, phone=phone, medical={"conditions": ["diabetes"]})
+    opted_out = make_patient(
+        tenant,
+        phone=phones[4],
+        medical={"conditions": ["asthma"]},
+        consent={"email": {"status": "withdrawn", "method": "app"}},
+    )
+    make_patient(tenant, phone=unique_phone(), medical={"conditions": ["myopia"]})
+    response = api.call(
+        "POST", "/local/sms-reply", None, {"from": f"+86{phones[4]}", "text": "STOP"}
+    )
+    assert response.status_code == 202, response.body
+    move_to_local(runtime, days=1, hour=10)
+
+    campaign = start_campaign(api, tenant, "chronic")
+    assert campaign["progress"]["targeted"] == 5 and campaign["status"] == "running"
+    runtime.settle()
+    first = progress(api, tenant, campaign)
+    assert first["progress"]["started"] == 2 and first["status"] == "running"
+    assert first["progress"]["sent"] + first["progress"]["suppressed"] == 2
+    advance(runtime, timedelta(seconds=30))
+    assert progress(api, tenant, campaign)["progress"]["started"] == 2, "the minute is used up"
+    advance(runtime, timedelta(seconds=30))
+    assert progress(api, tenant, campaign)["progress"]["started"] == 4
+    advance(runtime, timedelta(minutes=1))
+    done = progress(api, tenant, campaign)
+    assert done["status"] == "done"
+    assert done["progress"] == {
+        "targeted": 5,
+        "started": 5,
+        "sent": 4,
+        "suppressed": 1,
+        "failed": 0,
+    }
+    advance(runtime, timedelta(minutes=5))
+    assert [len(campaign_sms(runtime, phone)) for phone in phones] == [1, 1, 1, 1, 0]
+    deliveries = payload(api.call("GET", f"/patients/{opted_out['id']}/deliveries", tenant.staff))[
+        "items"
+    ]
+    [suppressed] = [d for d in deliveries if d.get("campaign_id") == campaign["id"]]
+    assert suppressed["status"] == "suppressed"
+    assert any("opted out" in reason for reason in suppressed["reasons"])
+    listed = payload(api.call("GET", "/campaigns", tenant.staff))["items"]
+    assert [c["id"] for c in listed] == [campaign["id"]]
+
+
+def test_quiet_hours_hold_a_campaign_message_until_morning(
+    runtime: Any, api: Api, make_tenant: Any, make_patient: Any
+) -> None:
+    tenant: TenantCtx = make_tenant()
+    phone = unique_phone()
+    child = make_patient(
+        tenant,
+        phone=unique_phone(),
+        birth_date="2019-05-01",
+        guardian={"name": "Li Na", "relationship": "parent", "phone": phone},
+    )
+    move_to_local(runtime, days=1, hour=22)
+    campaign = start_campaign(api, tenant, "guardians-of-minors")
+    runtime.settle()
+    waiting = progress(api, tenant, campaign)
+    assert waiting["progress"]["started"] == 1 and waiting["status"] == "running"
+    assert campaign_sms(runtime, phone) == []
+    move_to_local(runtime, days=1, hour=9)
+    [sms] = campaign_sms(runtime, phone)
+    assert "Li Na" in sms.body, "the guardian is addressed"
+    assert progress(api, tenant, campaign)["status"] == "done"
+    assert child["id"] not in sms.body
+
+
+def test_campaign_requests_are_checked(api: Api, make_tenant: Any) -> None:
+    tenant: TenantCtx = make_tenant()
+    unknown = api.call(
+        "POST", "/campaigns", tenant.staff, {"segment": "nobody", "message": {"text": TEXT}}
+    )
+    assert unknown.status_code == 404
+    bad = api.call(
+        "POST",
+        "/campaigns",
+        tenant.staff,
+        {"segment": "chronic", "message": {"text": {"en": "See you on {{date}}"}}},
+    )
+    assert bad.status_code == 400
+    assert payload(bad)["error"]["details"][0]["path"] == "$.message.text.en"
+    kind = api.call(
+        "POST",
+        "/campaigns",
+        tenant.staff,
+        {"segment": "chronic", "message": {"template": "reminder"}},
+    )
+    assert kind.status_code == 400
+    assert payload(kind)["error"]["details"][0]["path"] == "$.message.template"
+    shape = api.call("POST", "/campaigns", tenant.staff, {"segment": "chronic"})
+    assert shape.status_code == 400
+    other = make_tenant()
+    assert api.call("GET", "/campaigns/c-0123456789abcdef", other.staff).status_code == 404
+
+
+def test_campaigns_are_listed_newest_first_in_pages(
+    runtime: Any, api: Api, make_tenant: Any
+) -> None:
+    tenant: TenantCtx = make_tenant()
+    first = start_campaign(api, tenant, "chronic")
+    advance(runtime, timedelta(seconds=1))
+    second = start_campaign(api, tenant, "elderly")
+    runtime.settle()
+    page = payload(api.call("GET", "/campaigns?limit=1", tenant.staff))
+    assert [c["id"] for c in page["items"]] == [second["id"]]
+    rest = payload(
+        api.call("GET", f"/campaigns?limit=1&cursor={page['next_cursor']}", tenant.staff)
+    )
+    assert [c["id"] for c in rest["items"]] == [first["id"]]
+    assert rest["items"][0]["status"] == "done", "an empty segment is done at once"
+    assert api.call("GET", "/campaigns?cursor=nonsense", tenant.staff).status_code == 400
