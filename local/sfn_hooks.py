@@ -1,4 +1,5 @@
-"""Hooks that make moto's Step Functions interpreter read the virtual clock.
+"""Hooks that make moto's Step Functions interpreter read the virtual clock (and report its
+activity, for `settle()`).
 
 Wait states (Seconds, SecondsPath, Timestamp, TimestampPath) wait in virtual time and end at once
 when their execution is stopped. Retry back-off does not sleep at all: it is seconds of real time
@@ -63,7 +64,21 @@ def install(clock: VirtualClock) -> None:
         activity.started()
         return original_start(self, *args, **kwargs)
 
+    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
+
+    original_eval_body = CommonStateField._eval_body
+
+    def eval_body(self: Any, env: Any) -> None:
+        # Every state entered and left counts as activity, so settle() does not take the gap
+        # between two states of a busy (slow, loaded) machine for quiet.
+        activity.mark()
+        try:
+            original_eval_body(self, env)
+        finally:
+            activity.mark()
+
     if not getattr(StepFunctionsParserBackend, "_careloop_hooked", False):
+        CommonStateField._eval_body = eval_body  # type: ignore[method-assign]
         StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
         StepFunctionsParserBackend._careloop_hooked = True  # type: ignore[attr-defined]
     timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds  # type: ignore[method-assign]
