@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -240,6 +240,14 @@ def test_a_fulfilled_visit_of_a_planned_type_starts_its_plan(
         "check_ins": [{"day": 1, "questionnaire": "satisfaction"}],
     }
     assert api.call("PUT", "/care-plans/after-visit", clinic.tenant.admin, plan).status_code == 200
+    recheck_rule = {
+        "name": "Re-check 30 days after a follow-up",
+        "match": {"appointment_type": "follow_up"},
+        "after_days": 30,
+        "book": {"department": "cardiology"},
+    }
+    saved = api.call("PUT", "/recall-rules/recheck-30d", clinic.tenant.admin, recheck_rule)
+    assert saved.status_code == 200, saved.body
     j = Journey(runtime, api, clinic, make_patient)
     start = local_moment(days=2, hour=10)
     appointment = j.book(start)
@@ -251,6 +259,13 @@ def test_a_fulfilled_visit_of_a_planned_type_starts_its_plan(
     [journey] = [x for x in journeys if x["kind"] == "aftercare"]
     assert journey["event"]["appointment_id"] == appointment["id"]
     assert [s["questionnaire"] for s in journey["steps"]] == ["satisfaction"]
+    [recall] = [x for x in journeys if x["kind"] == "recall"]
+    visit_day = datetime.fromisoformat(appointment["start"]).date()
+    assert (recall["rule_id"], recall["status"], recall["due_date"]) == (
+        "recheck-30d",
+        "scheduled",
+        (visit_day + timedelta(days=30)).isoformat(),
+    ), "the visit restarted the recall count"
     # The same event delivered twice starts nothing new.
     event = {
         "type": "appointment.fulfilled",
@@ -262,11 +277,8 @@ def test_a_fulfilled_visit_of_a_planned_type_starts_its_plan(
         "start": appointment["start"],
     }
     assert services().aftercare.on_event(event, appointment["id"]) == [journey["id"]]
-    assert (
-        len(services().aftercare.for_patient(_staff(runtime, clinic.tenant.id), j.patient["id"]))
-        == 1
-    )
-    json.dumps(journey)
+    again = services().aftercare.for_patient(_staff(runtime, clinic.tenant.id), j.patient["id"])
+    assert len([x for x in again if x["kind"] == "aftercare"]) == 1
 
 
 def _staff(runtime: Any, tenant_id: str) -> Any:
