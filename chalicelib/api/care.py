@@ -122,3 +122,15 @@ def record_care_event(request: ApiRequest, patient_id: str) -> ApiResponse:
 )
 def patient_care_journeys(request: ApiRequest, patient_id: str) -> Document:
     return {"items": services().aftercare.for_patient(request.principal, patient_id)}
+
+
+@api.route(
+    "/me/booking-invitations/{ref}",
+    "GET",
+    summary="What a re-check or recall link asks me to book",
+    roles={Role.PATIENT},
+    response_schema="booking-invitation",
+    errors=(401, 403, 404),
+)
+def booking_invitation(request: ApiRequest, ref: str) -> Document:
+    return services().aftercare.invitation(request.principal, ref)

@@ -22,7 +22,6 @@ SEQUENCE_DEFAULTS = {
     "staff_task_after_days": 21,
 }
 INVITE_TIME = time(10, 0)  # local time of day recall messages go out
-OPEN = frozenset({"scheduled", "invited"})
 
 
 def check_rule(rule: Document, department_ids: set[str]) -> None:
@@ -58,7 +57,14 @@ def due_after_visit(rule: Document, patient: Document, visit: Document) -> date 
         return None
     match = rule["match"]
     counts = (
-        ("condition" in match and match["condition"] in _conditions(patient))
+        # A condition's review is a visit to where the rule sends the patient, not any visit.
+        (
+            "condition" in match
+            and match["condition"] in _conditions(patient)
+            and converts(
+                rule, {"department": visit["department"], "type": visit["appointment_type"]}
+            )
+        )
         or match.get("appointment_type") == visit["appointment_type"]
         or match.get("any_visit") is True
     )
@@ -79,11 +85,12 @@ def changes_for_patient(
         if condition is None:
             continue
         current = recalls.get(rule["id"])
-        is_open = current is not None and current["status"] in OPEN
         if rule.get("enabled", True) and condition in _conditions(patient):
-            if not is_open:
+            # Only a first count (or one cancelled before): later cycles follow visits, and
+            # editing an unrelated field must not restart them.
+            if current is None or current["status"] == "cancelled":
                 schedule[rule["id"]] = today + timedelta(days=rule["after_days"])
-        elif is_open and current is not None and current["status"] == "scheduled":
+        elif current is not None and current["status"] == "scheduled":
             cancel.append(rule["id"])
     return schedule, cancel
 

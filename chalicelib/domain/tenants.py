@@ -15,7 +15,7 @@ DEFAULT_QUIET_HOURS = {"start": "21:00", "end": "08:00"}
 OPERATOR_ONLY_FIELDS = frozenset({"sender"})
 
 
-def _check(doc: Document) -> None:
+def _check(doc: Document, stage: str) -> None:
     problems = Problems()
     with problems.check():
         check_time_zone("$.time_zone", doc["time_zone"])
@@ -27,16 +27,17 @@ def _check(doc: Document) -> None:
         problems.add("$.departments", "department ids must be unique")
     for index, department in enumerate(doc.get("departments", [])):
         topic = department.get("alert_topic_arn")
-        # A tenant may alert only through its own topics: the name must carry its id.
-        if topic and f"-{doc['id']}-" not in topic.rsplit(":", 1)[-1] + "-":
+        # A tenant may alert only through its own topics, named for this stage and tenant.
+        own = f"careloop-{stage}-{doc['id']}-alerts"
+        if topic and not topic.rsplit(":", 1)[-1].startswith(own):
             problems.add(
                 f"$.departments[{index}].alert_topic_arn",
-                f"the topic's name must contain -{doc['id']}-",
+                f"the topic's name must start with {own}",
             )
     problems.raise_if_any()
 
 
-def new_tenant(body: Document, now: datetime, now_iso: str) -> Document:
+def new_tenant(body: Document, now: datetime, now_iso: str, stage: str = "prod") -> Document:
     """A tenant from a schema-valid creation body, with defaults filled in."""
     doc: Document = {
         "quiet_hours": dict(DEFAULT_QUIET_HOURS),
@@ -45,12 +46,12 @@ def new_tenant(body: Document, now: datetime, now_iso: str) -> Document:
         "created_at": now_iso,
         "updated_at": now_iso,
     }
-    _check(doc)
+    _check(doc, stage)
     return doc
 
 
 def patched_tenant(
-    current: Document, patch: Document, now_iso: str, *, by_operator: bool
+    current: Document, patch: Document, now_iso: str, *, by_operator: bool, stage: str = "prod"
 ) -> Document:
     for key in ("id", "created_at", "updated_at", "version"):
         if key in patch:
@@ -60,7 +61,7 @@ def patched_tenant(
             raise Forbidden(f"$.{key} is changed by the platform operator once it is verified")
     doc = merge_patch(current, patch)
     doc["updated_at"] = now_iso
-    _check(doc)
+    _check(doc, stage)
     return doc
 
 

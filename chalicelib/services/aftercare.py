@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 
 from chalicelib import clock, journeys
 from chalicelib.domain import care_plans as rules
-from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
-from chalicelib.domain.common import Document, parse_timestamp, utc_iso
+from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
+from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.messaging.delivery import Deliveries, patient_fields
 from chalicelib.observability import count, logger, run_hooks
@@ -54,9 +54,10 @@ def department_names(tenant: Document) -> dict[str, str]:
     return {d["id"]: d["name"] for d in tenant.get("departments", [])}
 
 
-def booking_link(department: str, appointment_type: str | None) -> str:
-    link = f"{get_settings().app_link_base}/book?department={department}"
-    return f"{link}&type={appointment_type}" if appointment_type else link
+def booking_link(ref: str) -> str:
+    """An opaque link: which department the patient is asked back to (oncology, say) is health
+    information and stays out of texts; the app resolves it (GET /me/booking-invitations/{ref})."""
+    return f"{get_settings().app_link_base}/book?ref={ref}"
 
 
 class AftercareService:
@@ -102,7 +103,7 @@ class AftercareService:
         require_role(principal, CLINIC_ROLES)
         tenant_id = tenant_of(principal)
         tenant = self._tenants.get(tenant_id)
-        patient = self._patients.get(tenant_id, patient_id)
+        patient = self._patients.get(tenant_id, patient_id) if is_valid_id(patient_id) else None
         if tenant is None or patient is None:  # get() hides deleted patients
             raise NotFound("patient not found")
         now = clock.now()
@@ -197,6 +198,12 @@ class AftercareService:
                 continue
         raise Conflict("the aftercare journey keeps changing", code="concurrent_change")
 
+    def _journey(self, ref: Document) -> Document:
+        journey = self._store.get(ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"])
+        if journey is None:
+            raise NotFound("aftercare journey not found")
+        return journey
+
     def next(self, ref: Document) -> Document:
         loaded = self._load(ref)
         if loaded is None or loaded[2]["status"] != "running":
@@ -222,7 +229,12 @@ class AftercareService:
         tenant, patient, journey = loaded
         step = _step(journey, step_id)
         if step["status"] != "planned":
-            return {"status": "skipped", "why": f"step is {step['status']}"}
+            # A re-run after the step went out: the same answer as the first run, so the
+            # state machine still waits for the answer or the booking.
+            return {
+                "status": step.get("sent", "skipped"),
+                **{k: step[k] for k in ("remind_at", "escalate_at", "closes_at") if k in step},
+            }
         now = clock.now()
         fields = {
             **patient_fields(tenant, patient),
@@ -241,10 +253,7 @@ class AftercareService:
                 iter(step["title"].values())
             )
         else:
-            recheck = journey["plan"].get("recheck", {})
-            fields["link"] = booking_link(
-                recheck.get("department") or journey["department"], recheck.get("appointment_type")
-            )
+            fields["link"] = booking_link(journey["id"])
         kind = "recheck_invite" if step["kind"] == "recheck" else step["kind"]
         result = self._deliveries.deliver(
             tenant,
@@ -261,22 +270,46 @@ class AftercareService:
         zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
         outcome: Document = {"status": result["status"]}
         if step["kind"] == "checkin":
-            timers = rules.answer_timers(journey["plan"], sent_at, zone, tenant["quiet_hours"])
-            outcome.update(timers)
-            self._mark(ref, step_id, status="awaiting_answer", sent=result["status"], **timers)
-        elif step["kind"] == "recheck":
-            closes = sent_at + timedelta(days=step["book_within_days"])
-            outcome["closes_at"] = utc_iso(closes)
-            self._mark(
-                ref,
-                step_id,
-                status="awaiting_booking",
-                sent=result["status"],
-                closes_at=outcome["closes_at"],
+            outcome.update(
+                rules.answer_timers(journey["plan"], sent_at, zone, tenant["quiet_hours"])
             )
+            after = "awaiting_answer"
+        elif step["kind"] == "recheck":
+            outcome["closes_at"] = utc_iso(sent_at + timedelta(days=step["book_within_days"]))
+            after = "awaiting_booking"
         else:
-            self._mark(ref, step_id, status="done", sent=result["status"])
+            after = "done"
+        # Only a step still planned moves on: an answer may have come in meanwhile (the
+        # patient can open the response from their list), and it must not be overwritten.
+        self._transition(
+            ref,
+            step_id,
+            {"planned"},
+            status=after,
+            sent=result["status"],
+            **{k: v for k, v in outcome.items() if k != "status"},
+        )
         return outcome
+
+    def _transition(self, ref: Document, step_id: str, when: set[str], **changes: object) -> bool:
+        """Change a step only if its status is one of `when`; True if this call changed it."""
+        won: list[bool] = []
+
+        def change(journey: Document) -> Document | None:
+            step = _step(journey, step_id)
+            if step["status"] not in when:
+                # Keep the other writer's status, but record what this one knew (timers).
+                extra = {k: v for k, v in changes.items() if k != "status" and k not in step}
+                if not extra:
+                    return None
+                step.update(extra)
+                return journey
+            step.update(changes)
+            won.append(True)
+            return journey
+
+        self._update(ref, change)
+        return bool(won)
 
     def _open_response(
         self, tenant_id: str, journey: Document, step: Document, now: datetime
@@ -330,6 +363,8 @@ class AftercareService:
         step = _step(journey, step_id)
         if step["status"] != "awaiting_answer":
             return {"answered": True}
+        if step["remind_at"] >= step["escalate_at"]:
+            return {"answered": False, "reminder": "none"}  # no time to remind before staff
         fields = {
             **patient_fields(tenant, patient),
             "department": department_names(tenant).get(journey["department"], ""),
@@ -353,9 +388,19 @@ class AftercareService:
         if loaded is None:
             return {"answered": True}
         tenant, _, journey = loaded
-        if _step(journey, step_id)["status"] != "awaiting_answer":
-            return {"answered": True}
         step = _step(journey, step_id)
+        if step["status"] != "awaiting_answer":
+            return {"answered": True}
+        # Move to unanswered first: if the answer wins the race, staff get no task.
+        escalated = self._transition(
+            ref,
+            step_id,
+            {"awaiting_answer"},
+            status="unanswered",
+            escalated_at=utc_iso(clock.now()),
+        )
+        if not escalated:
+            return {"answered": True}
         self._queue.open_task(
             tenant["id"],
             f"{journey['id']}-{step_id}-unanswered",
@@ -369,7 +414,6 @@ class AftercareService:
             },
             tenant=tenant,
         )
-        self._mark(ref, step_id, status="unanswered", escalated_at=utc_iso(clock.now()))
         count("CheckInUnanswered")
         return {"answered": False}
 
@@ -412,13 +456,12 @@ class AftercareService:
         if loaded is None:
             return {"rebooked": False}
         _, _, journey = loaded
-        step = _step(journey, step_id)
-        if step["status"] == "booked":
+        if _step(journey, step_id)["status"] == "booked":
             return {"rebooked": True}
-        if step["status"] == "awaiting_booking":
-            self._mark(ref, step_id, status="not_booked")
+        if self._transition(ref, step_id, {"awaiting_booking"}, status="not_booked"):
             count("RecheckNotBooked")
-        return {"rebooked": False}
+            return {"rebooked": False}
+        return {"rebooked": _step(self._journey(ref), step_id)["status"] == "booked"}
 
     def skip(self, ref: Document, step_id: str) -> Document:
         """A step whose task kept failing is marked failed, so the journey moves on."""
@@ -530,19 +573,41 @@ class AftercareService:
                         "patient_id": appointment["patient_id"],
                         "journey_id": journey["id"],
                     }
-                    self._mark(
+                    if self._transition(
                         ref,
                         step["id"],
+                        {"awaiting_booking"},
                         status="booked",
                         appointment_id=appointment["id"],
                         booked_at=utc_iso(clock.now()),
-                    )
-                    count("RecheckBooked")
+                    ):
+                        count("RecheckBooked")
+
+    def invitation(self, principal: Principal, ref: str) -> Document:
+        """What a booking link asks the patient to book (their own invitations only)."""
+        require_role(principal, {Role.PATIENT})
+        tenant_id, patient_id = tenant_of(principal), str(principal.patient_id)
+        for record in self._store.for_patient(tenant_id, patient_id):
+            if record.get("kind") == "aftercare" and record["id"] == ref:
+                recheck = record["plan"].get("recheck", {})
+                department = recheck.get("department") or record["department"]
+                wanted = recheck.get("appointment_type")
+            elif record.get("kind") == "recall" and record.get("ref") == ref:
+                rule = self._config.rule(tenant_id, record["rule_id"]) or {"book": {}}
+                department = rule["book"].get("department", "")
+                wanted = rule["book"].get("appointment_type")
+            else:
+                continue
+            found: Document = {"ref": ref, "department": department}
+            if wanted:
+                found["appointment_type"] = wanted
+            return found
+        raise NotFound("invitation not found")
 
     def for_patient(self, principal: Principal, patient_id: str) -> list[Document]:
         require_role(principal, CLINIC_ROLES)
         tenant_id = tenant_of(principal)
-        if self._patients.get(tenant_id, patient_id) is None:
+        if not is_valid_id(patient_id) or self._patients.get(tenant_id, patient_id) is None:
             raise NotFound("patient not found")
         journeys_found = self._store.for_patient(tenant_id, patient_id)
         for journey in journeys_found:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from chalicelib import clock, journeys
@@ -32,9 +32,13 @@ from chalicelib.store.tenants import TenantRepository
 BOOKED = frozenset({"booked", "confirmed", "arrived", "fulfilled"})
 
 
+def cycle_ref(patient_id: str, rule_id: str, due: str) -> str:
+    """An opaque name for one recall cycle: its booking link and its execution carry it."""
+    return "rc-" + hashlib.sha256(f"{patient_id}|{rule_id}|{due}".encode()).hexdigest()[:16]
+
+
 def execution_name(tenant_id: str, patient_id: str, rule_id: str, due: str) -> str:
-    digest = hashlib.sha256(f"{patient_id}|{rule_id}|{due}".encode()).hexdigest()[:16]
-    return f"{tenant_id}-rc-{digest}"
+    return f"{tenant_id}-{cycle_ref(patient_id, rule_id, due)}"
 
 
 class RecallService:
@@ -66,24 +70,28 @@ class RecallService:
         }
 
     def _schedule(self, tenant_id: str, patient_id: str, rule_id: str, due: date, why: str) -> None:
-        """Put the recall (back) in the due index for a new cycle; a running one is left be."""
+        """Start a new cycle: the recall goes (back) in the due index. A visit that counts ends
+        a cycle under way as converted (the patient came)."""
         for _ in range(3):
             current = self._recalls(tenant_id, patient_id).get(rule_id)
-            if current is not None and current["status"] == "invited":
-                return  # its journey is under way; the visit that converts it reschedules it
             now = utc_iso(clock.now())
+            history = list((current or {}).get("history", []))
+            if current is not None and current["status"] in ("invited", "converted"):
+                outcome = "visited" if current["status"] == "invited" else "converted"
+                history.append({"due_date": current["due_date"], "outcome": outcome})
             doc: Document = {
-                **(current or {}),
                 "id": rule_id,
                 "kind": "recall",
                 "rule_id": rule_id,
                 "patient_id": patient_id,
                 "status": "scheduled",
                 "due_date": due.isoformat(),
+                "ref": cycle_ref(patient_id, rule_id, due.isoformat()),
                 "why": why,
+                "history": history[-10:],
+                "created_at": (current or {}).get("created_at", now),
                 "updated_at": now,
             }
-            doc.setdefault("created_at", now)
             try:
                 self._store.put(tenant_id, RECALL, doc, current["version"] if current else None)
             except Conflict:
@@ -96,9 +104,13 @@ class RecallService:
         patient = self._patients.get(tenant_id, event["patient_id"])
         if patient is None:
             return 0
+        tenant = self._tenants.get(tenant_id)
+        zone = ZoneInfo(patient.get("time_zone") or (tenant or {}).get("time_zone") or "UTC")
         visit = {
             "appointment_type": event["appointment_type"],
-            "date": event["start"][:10],
+            "department": event["department"],
+            # The visit's day where the patient lives, not in UTC.
+            "date": datetime.fromisoformat(event["start"]).astimezone(zone).date().isoformat(),
         }
         scheduled = 0
         for rule in self._config.rules(tenant_id):
@@ -187,9 +199,27 @@ class RecallService:
 
     def plan(self, ref: Document) -> Document:
         loaded = self._load(ref)
-        if loaded is None or loaded[3]["status"] != "invited":
+        if loaded is None or loaded[3]["status"] not in ("scheduled", "invited"):
             return {"proceed": False}
-        tenant, patient, rule, _ = loaded
+        tenant, patient, rule, recall = loaded
+        if rule.get("enabled", True) is False:
+            self._settle(ref, "cancelled")
+            return {"proceed": False}
+        if self._has_booking(ref["tenant_id"], rule, recall["patient_id"]):
+            self._settle(ref, "converted")  # booked already: nothing to ask for
+            return {"proceed": False}
+        if recall["status"] == "scheduled":
+            # The journey can run before the sweep marks the recall invited: mark it here.
+            self._update(
+                ref["tenant_id"],
+                ref["patient_id"],
+                ref["rule_id"],
+                lambda r: (
+                    {**r, "status": "invited", "invited_at": utc_iso(clock.now())}
+                    if r["status"] == "scheduled" and r["due_date"] == ref["due_date"]
+                    else None
+                ),
+            )
         zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
         steps = rules.sequence_plan(
             rule, date.fromisoformat(ref["due_date"]), zone, tenant["quiet_hours"], clock.now()
@@ -202,7 +232,11 @@ class RecallService:
         if loaded is None:
             return {"status": "over"}
         tenant, patient, rule, recall = loaded
-        if recall["status"] == "invited" and self._booked_since(ref["tenant_id"], rule, recall):
+        if recall["status"] == "invited" and rule.get("enabled", True) is False:
+            recall = self._settle(ref, "cancelled")
+        if recall["status"] == "invited" and self._has_booking(
+            ref["tenant_id"], rule, recall["patient_id"]
+        ):
             recall = self._settle(ref, "converted")
         if recall["status"] != "invited":
             return {"status": "over"}
@@ -224,7 +258,7 @@ class RecallService:
         fields = {
             **patient_fields(tenant, patient),
             "department": department_names(tenant).get(rule["book"]["department"], ""),
-            "link": booking_link(rule["book"]["department"], rule["book"].get("appointment_type")),
+            "link": booking_link(recall["ref"]),
         }
         result = self._deliveries.deliver(
             tenant,
@@ -239,19 +273,18 @@ class RecallService:
             return {"status": "deferred", "retry_at": result["retry_at"]}
         return {"status": result["status"]}
 
-    def _booked_since(self, tenant_id: str, rule: Document, recall: Document) -> bool:
-        """Whether the patient booked what the rule asks for since the recall began (a safety
-        net for a conversion the booking itself could not record)."""
-        since = recall.get("invited_at", recall["updated_at"])
-        upcoming = self._appointments.for_patient(tenant_id, recall["patient_id"], after=since)
-        return any(
-            a["status"] in BOOKED and a.get("created_at", "") >= since and rules.converts(rule, a)
-            for a in upcoming
-        )
+    def _has_booking(self, tenant_id: str, rule: Document, patient_id: str) -> bool:
+        """Whether the patient has an upcoming appointment of what the rule asks for (booked
+        before or during the recall: a safety net for a conversion the booking could not
+        record itself)."""
+        upcoming = self._appointments.for_patient(tenant_id, patient_id, after=utc_iso(clock.now()))
+        return any(a["status"] in BOOKED and rules.converts(rule, a) for a in upcoming)
 
     def _settle(self, ref: Document, status: str, appointment_id: str | None = None) -> Document:
         def change(recall: Document) -> Document | None:
-            if recall["status"] != "invited" or recall["due_date"] != ref["due_date"]:
+            if recall["status"] not in ("scheduled", "invited"):
+                return None
+            if recall["due_date"] != ref["due_date"]:
                 return None
             history = [*recall.get("history", [])][-9:]
             history.append({"due_date": recall["due_date"], "outcome": status})
@@ -282,8 +315,14 @@ class RecallService:
         raise Conflict("the recall keeps changing", code="concurrent_change")
 
     def finish(self, ref: Document) -> Document:
+        """The sequence is over: a recall still invited (a step failed, say) is settled, so the
+        next visit or sweep can start a new cycle."""
         loaded = self._load(ref)
-        return {"status": loaded[3]["status"] if loaded else "over"}
+        if loaded is None:
+            return {"status": "over"}
+        if loaded[3]["status"] == "invited":
+            return {"status": self._settle(ref, "unconverted")["status"]}
+        return {"status": loaded[3]["status"]}
 
     def on_booked(self, tenant_id: str, appointment: Document) -> None:
         """Booking what an open recall asks for converts it."""

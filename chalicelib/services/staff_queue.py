@@ -84,19 +84,22 @@ class StaffQueue:
             },
         )
         topic = alert_topic(tenant, about.get("department"))
-        if task["created_at"] == now and task["version"] == 1:
+        is_new = task["created_at"] == now and task["version"] == 1
+        if is_new:
             count("StaffTaskOpened")
-            if topic:
-                # Ids only: the staff console shows the rest to those allowed to see it.
-                channels.publish(
-                    topic,
-                    f"CareLoop {'URGENT ' if priority == 'urgent' else ''}task: {kind}",
-                    json.dumps({"tenant_id": tenant_id, "task_id": task["id"], "kind": kind}),
-                    {
-                        "tenant_id": tenant_id,
-                        "department": str(about.get("department") or "none"),
-                        "kind": kind,
-                        "priority": priority,
-                    },
-                )
+        # An urgent alert is told again when asked again while the task is open (the patient
+        # resubmits after a failure): twice is better than never. Others are told once.
+        if (is_new or (priority == "urgent" and task["status"] == "open")) and topic:
+            # Ids only: the staff console shows the rest to those allowed to see it.
+            channels.publish(
+                topic,
+                f"CareLoop {'URGENT ' if priority == 'urgent' else ''}task: {kind}",
+                json.dumps({"tenant_id": tenant_id, "task_id": task["id"], "kind": kind}),
+                {
+                    "tenant_id": tenant_id,
+                    "department": str(about.get("department") or "none"),
+                    "kind": kind,
+                    "priority": priority,
+                },
+            )
         return task

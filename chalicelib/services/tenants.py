@@ -9,6 +9,7 @@ from chalicelib.domain.common import Document
 from chalicelib.domain.errors import NotFound
 from chalicelib.observability import count
 from chalicelib.services.versions import check_expected_version
+from chalicelib.settings import get_settings
 from chalicelib.store.tenants import TenantRepository
 
 CAN_EDIT = frozenset({Role.OPERATOR, Role.ADMIN})
@@ -22,7 +23,9 @@ class TenantService:
     def create(self, principal: Principal, body: Document) -> Document:
         require_role(principal, {Role.OPERATOR})
         now = clock.now()
-        created = self._tenants.create(rules.new_tenant(body, now, clock.iso(now)))
+        created = self._tenants.create(
+            rules.new_tenant(body, now, clock.iso(now), get_settings().stage)
+        )
         count("TenantCreated")
         return created
 
@@ -45,6 +48,10 @@ class TenantService:
         current = self.get(principal, tenant_id)
         check_expected_version(current, if_match)
         changed = rules.patched_tenant(
-            current, patch, clock.iso(clock.now()), by_operator=principal.role is Role.OPERATOR
+            current,
+            patch,
+            clock.iso(clock.now()),
+            by_operator=principal.role is Role.OPERATOR,
+            stage=get_settings().stage,
         )
         return self._tenants.replace(changed, expected_version=current["version"])

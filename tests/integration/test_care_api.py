@@ -94,8 +94,8 @@ def test_an_urgent_answer_alerts_the_departments_own_topic(
 ) -> None:
     sns = runtime.client("sns")
     tenant = make_tenant()
-    topic = sns.create_topic(Name=f"careloop-local-{tenant.id}-cardiology-alerts")["TopicArn"]
-    foreign = sns.create_topic(Name="careloop-local-someone-else-alerts")["TopicArn"]
+    topic = sns.create_topic(Name=f"careloop-local-{tenant.id}-alerts-cardiology")["TopicArn"]
+    foreign = sns.create_topic(Name=f"careloop-local-{tenant.id}-east-alerts")["TopicArn"]
     refused = api.call(
         "PATCH",
         f"/tenants/{tenant.id}",

@@ -77,6 +77,20 @@ def example(spec: dict[str, Any], path: str, method: str) -> Any:
     return spec["paths"][path][method]["requestBody"]["content"]["application/json"]["example"]
 
 
+def shift_to_future(booking: dict[str, Any]) -> dict[str, Any]:
+    """The example's slot, whole weeks later if the session's virtual clock has passed it
+    (journey tests move it on): same weekday, same time, still a slot of the example schedule."""
+    from datetime import datetime, timedelta
+
+    from chalicelib import clock
+    from chalicelib.domain.common import utc_iso
+
+    start = datetime.fromisoformat(booking["slot"]["start"])
+    while start <= clock.now() + timedelta(days=1):
+        start += timedelta(days=7)
+    return {**booking, "slot": {**booking["slot"], "start": utc_iso(start)}}
+
+
 def walk_booking(
     call: Any,
     spec: dict[str, Any],
@@ -90,7 +104,7 @@ def walk_booking(
     patient = runtime.token("patient", tenant_id, patient_id)
     clinician = example(spec, "/clinicians/{clinician_id}", "put")
     schedule = example(spec, "/schedules/{schedule_id}", "put")
-    booking = example(spec, "/appointments", "post")
+    booking = shift_to_future(example(spec, "/appointments", "post"))
     schedule_id = booking["slot"]["schedule_id"]
     call(
         "/clinicians/{clinician_id}",
@@ -206,7 +220,7 @@ def walk_booking(
         concrete=f"/patients/{patient_id}/questionnaire-responses",
     )
     call("/me/questionnaire-responses/{response_id}", "get", patient, concrete=response_path)
-    walk_care(call, spec, patient_id, staff, admin)
+    walk_care(call, spec, patient_id, staff, admin, patient)
     # No journey escalated anything yet: closing an unknown task is a documented 404.
     call("/tasks/{task_id}/close", "post", staff, concrete="/tasks/no-such-task/close")
     call(
@@ -217,7 +231,9 @@ def walk_booking(
     )
 
 
-def walk_care(call: Any, spec: dict[str, Any], patient_id: str, staff: str, admin: str) -> None:
+def walk_care(
+    call: Any, spec: dict[str, Any], patient_id: str, staff: str, admin: str, patient: str
+) -> None:
     """Care plans, recall rules, a surgery recorded and the journeys it started."""
     plan = call(
         "/care-plans/{plan_id}",
@@ -262,6 +278,13 @@ def walk_care(call: Any, spec: dict[str, Any], patient_id: str, staff: str, admi
         concrete=f"/patients/{patient_id}/care-journeys",
     )
     assert payload(journeys)["items"], "the surgery started the care plan"
+    # The surgery's journey has not invited the patient back yet: a documented 404.
+    call(
+        "/me/booking-invitations/{ref}",
+        "get",
+        patient,
+        concrete="/me/booking-invitations/ac-0000000000000000",
+    )
 
 
 def walk_segments(call: Any, spec: dict[str, Any], staff: str) -> None:

@@ -163,7 +163,10 @@ def test_answered_ok_education_and_a_recheck_booked_in_time(runtime: Any, afterc
     a.answer(a.sms()[-1], OK)
     move_to(runtime, start + timedelta(days=10))
     invite = a.sms()[-1]
-    assert "/book?department=cardiology&type=follow_up" in invite.body
+    assert "/book?ref=ac-" in invite.body
+    ref = invite.body.rsplit("ref=", 1)[1].split()[0]
+    resolved = payload(a.api.call("GET", f"/me/booking-invitations/{ref}", a.token))
+    assert resolved == {"ref": ref, "department": "cardiology", "appointment_type": "follow_up"}
     a.book_recheck(days=12)
     assert a.step("recheck-d10")["status"] == "booked"
     move_to(runtime, start + timedelta(days=16))

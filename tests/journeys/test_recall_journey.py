@@ -70,9 +70,19 @@ def test_due_invitation_then_a_booking_converts(runtime: Any, api: Api, diabetic
     assert recall["status"] == "invited"
     move_to(runtime, local_moment(days=0, hour=10, minute=1))
     sms = runtime.outbox.messages(to=f"+86{phone}", channel="sms")
-    assert len(sms) == 1 and "/book?department=cardiology&type=follow_up" in sms[0].body
+    assert len(sms) == 1 and "/book?ref=rc-" in sms[0].body
+    assert "cardiology" not in sms[0].body, "where the patient is asked back stays out of texts"
 
     token = runtime.token("patient", clinic.tenant.id, patient["id"])
+    ref = sms[0].body.rsplit("ref=", 1)[1].split()[0]
+    invitation = api.call("GET", f"/me/booking-invitations/{ref}", token)
+    assert payload(invitation) == {
+        "ref": ref,
+        "department": "cardiology",
+        "appointment_type": "follow_up",
+    }
+    stranger = runtime.token("patient", clinic.tenant.id, "p-0000000000000000")
+    assert api.call("GET", f"/me/booking-invitations/{ref}", stranger).status_code == 404
     start = local_moment(days=3, hour=10)
     booked = api.call(
         "POST",

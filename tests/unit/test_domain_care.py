@@ -101,8 +101,10 @@ RULE = {
 
 def test_recall_due_dates_follow_visits_and_tags() -> None:
     diabetic = {"medical": {"conditions": ["diabetes"]}}
-    visit = {"appointment_type": "follow_up", "date": "2026-11-23"}
+    visit = {"appointment_type": "follow_up", "department": "endocrinology", "date": "2026-11-23"}
     assert recall.due_after_visit(RULE, diabetic, visit) == date(2027, 2, 21)
+    dental = {**visit, "department": "dentistry"}
+    assert recall.due_after_visit(RULE, diabetic, dental) is None, "only the review counts"
     assert recall.due_after_visit(RULE, {}, visit) is None
     annual = {**RULE, "match": {"any_visit": True}, "after_days": 365}
     assert recall.due_after_visit(annual, {}, visit) == date(2027, 11, 23)
@@ -117,6 +119,10 @@ def test_recall_due_dates_follow_visits_and_tags() -> None:
     invited = {"diabetes-90d": {"status": "invited"}}
     assert recall.changes_for_patient([RULE], {}, invited, today) == ({}, []), (
         "a recall under way is left to finish"
+    )
+    converted = {"diabetes-90d": {"status": "converted"}}
+    assert recall.changes_for_patient([RULE], diabetic, converted, today) == ({}, []), (
+        "editing the profile does not restart a cycle: the next visit does"
     )
 
 
