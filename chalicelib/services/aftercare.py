@@ -22,7 +22,7 @@ from chalicelib import clock, journeys
 from chalicelib.domain import care_plans as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
-from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.errors import Conflict, NotFound, invalid
 from chalicelib.messaging.delivery import Deliveries, patient_fields
 from chalicelib.observability import count, logger, run_hooks
 from chalicelib.services.care_config import CareConfigService
@@ -110,7 +110,7 @@ class AftercareService:
         occurred = parse_timestamp("$.occurred_at", body["occurred_at"])
         rules.check_event_time("$.occurred_at", occurred, now)
         if body["department"] not in department_names(tenant):
-            raise NotFound(f"no department {body['department']!r}")
+            raise invalid("$.department", f"no department {body['department']!r}")
         event_id = "ev-" + secrets.token_hex(8)
         event = {
             "id": event_id,
@@ -539,7 +539,8 @@ class AftercareService:
 
         def change(journey: Document) -> Document | None:
             step = _step(journey, link["step"])
-            if step["status"] not in ("awaiting_answer", "unanswered", "planned"):
+            # `failed`: the task failed after the link went out; the answer still counts.
+            if step["status"] not in ("awaiting_answer", "unanswered", "planned", "failed"):
                 return None
             late = step["status"] == "unanswered"
             step.update(
@@ -565,6 +566,8 @@ class AftercareService:
                 continue
             recheck = journey["plan"].get("recheck", {})
             if (recheck.get("department") or journey["department"]) != appointment["department"]:
+                continue
+            if recheck.get("appointment_type") not in (None, appointment["type"]):
                 continue
             for step in journey["steps"]:
                 if step["kind"] == "recheck" and step["status"] == "awaiting_booking":
