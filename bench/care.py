@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.journey import LAMBDA_GB_SECONDS_EACH, PRICES, tenant_body
+from bench.journey import LAMBDA_GB_SECONDS_EACH, PRICES, open_schedule, tenant_body
 
 PLAN = {
     "name": "Bench recovery",
@@ -109,22 +109,7 @@ def _clinic(runtime: Any, call: Any, tenant: str) -> tuple[str, str, Any]:
     call("POST", "/tenants", runtime.token("operator"), tenant_body(tenant))
     admin, staff = runtime.token("admin", tenant), runtime.token("staff", tenant)
     call("PUT", "/care-plans/recovery", admin, PLAN)
-    call("PUT", "/clinicians/dr-li", admin, {"name": "Dr Li", "department": "cardiology"})
-    hours = {d: [{"start": "08:00", "end": "17:00"}] for d in ("mon", "tue", "wed", "thu", "fri")}
-    hours.update({d: [{"start": "08:00", "end": "17:00"}] for d in ("sat", "sun")})
-    call(
-        "PUT",
-        "/schedules/cardio",
-        admin,
-        {
-            "department": "cardiology",
-            "clinician": "dr-li",
-            "location": "Building 2",
-            "weekly_hours": hours,
-            "slot_minutes": 30,
-            "capacity": 5,
-        },
-    )
+    open_schedule(call, admin, capacity=5)
     patient = call("POST", "/patients", staff, {"name": {"given": "Wei"}, "phone": "13800138001"})
     token = runtime.token("patient", tenant, patient["id"])
     return staff, token, patient

@@ -35,6 +35,25 @@ def tenant_body(tenant: str) -> dict[str, Any]:
     }
 
 
+def open_schedule(call: Any, admin: str, capacity: int) -> None:
+    """Dr Li's cardiology schedule, 08:00 to 17:00 every day, 30-minute slots ("cardio")."""
+    call("PUT", "/clinicians/dr-li", admin, {"name": "Dr Li", "department": "cardiology"})
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    call(
+        "PUT",
+        "/schedules/cardio",
+        admin,
+        {
+            "department": "cardiology",
+            "clinician": "dr-li",
+            "location": "Building 2",
+            "weekly_hours": {d: [{"start": "08:00", "end": "17:00"}] for d in days},
+            "slot_minutes": 30,
+            "capacity": capacity,
+        },
+    )
+
+
 def sms_segments() -> dict[str, Any]:
     from chalicelib.domain.messages import DEFAULT_TEMPLATES, render, sample_fields
 
@@ -68,24 +87,7 @@ def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
     tenant = "bench-journey"
     call("POST", "/tenants", runtime.token("operator"), tenant_body(tenant))
     admin, staff = runtime.token("admin", tenant), runtime.token("staff", tenant)
-    call("PUT", "/clinicians/dr-li", admin, {"name": "Dr Li", "department": "cardiology"})
-    hours = {
-        d: [{"start": "08:00", "end": "17:00"}]
-        for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-    }
-    call(
-        "PUT",
-        "/schedules/cardio",
-        admin,
-        {
-            "department": "cardiology",
-            "clinician": "dr-li",
-            "location": "Building 2",
-            "weekly_hours": hours,
-            "slot_minutes": 30,
-            "capacity": 1,
-        },
-    )
+    open_schedule(call, admin, capacity=1)
     patient = call(
         "POST",
         "/patients",

@@ -355,14 +355,19 @@ class AftercareService:
             return {"held": False}
         return {"held": True}
 
-    def remind(self, ref: Document, step_id: str) -> Document:
+    def _awaiting(self, ref: Document, step_id: str) -> tuple[Document, Document, Document] | None:
+        """Tenant, patient and journey while the check-in still waits for its answer."""
         loaded = self._load(ref)
+        if loaded is None or _step(loaded[2], step_id)["status"] != "awaiting_answer":
+            return None
+        return loaded
+
+    def remind(self, ref: Document, step_id: str) -> Document:
+        loaded = self._awaiting(ref, step_id)
         if loaded is None:
             return {"answered": True}
         tenant, patient, journey = loaded
         step = _step(journey, step_id)
-        if step["status"] != "awaiting_answer":
-            return {"answered": True}
         if step["remind_at"] >= step["escalate_at"]:
             return {"answered": False, "reminder": "none"}  # no time to remind before staff
         fields = {
@@ -384,13 +389,11 @@ class AftercareService:
 
     def escalate(self, ref: Document, step_id: str) -> Document:
         """Still no answer: staff take over (a task, the department's topic); the wait ends."""
-        loaded = self._load(ref)
+        loaded = self._awaiting(ref, step_id)
         if loaded is None:
             return {"answered": True}
         tenant, _, journey = loaded
         step = _step(journey, step_id)
-        if step["status"] != "awaiting_answer":
-            return {"answered": True}
         # Move to unanswered first: if the answer wins the race, staff get no task.
         escalated = self._transition(
             ref,
