@@ -39,6 +39,12 @@ def _run(which: str, patient_id: str, token: str, env: dict[str, str]) -> dict[s
     return result
 
 
+def _quiet_logs() -> None:
+    logging.disable(logging.WARNING)
+    # A Fail state caught by its Parallel (the aftercare answer wait) is logged as an error.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+
+
 def main() -> None:
     from chalice.test import Client
 
@@ -47,7 +53,7 @@ def main() -> None:
     from local.runtime import start
     from local.vclock import VirtualClock
 
-    logging.disable(logging.WARNING)
+    _quiet_logs()
     runtime = start(state_dir=Path(tempfile.mkdtemp()), clock=VirtualClock())
     try:
         http = Client(runtime.app, stage_name="local", project_dir=str(ROOT)).http
