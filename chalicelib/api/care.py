@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse
+from chalicelib.api.http import ApiBlueprint, ApiRequest
 from chalicelib.domain.access import CLINIC_ROLES, Role
 from chalicelib.domain.common import Document
 from chalicelib.services.care_config import CARE_PLAN, RECALL_RULE
 from chalicelib.services.registry import services
-from chalicelib.services.versions import etag
 
 api = ApiBlueprint(__name__, tag="aftercare and recall")
 
@@ -23,11 +22,10 @@ api = ApiBlueprint(__name__, tag="aftercare and recall")
     etag=True,
     if_match="optional",
 )
-def put_care_plan(request: ApiRequest, plan_id: str) -> ApiResponse:
-    saved = services().care_config.put_plan(
+def put_care_plan(request: ApiRequest, plan_id: str) -> Document:
+    return services().care_config.put_plan(
         request.principal, plan_id, request.body, request.header("if-match")
     )
-    return ApiResponse(saved, headers={"ETag": etag(saved)})
 
 
 @api.route(
@@ -65,11 +63,10 @@ def list_care_plans(request: ApiRequest) -> Document:
     etag=True,
     if_match="optional",
 )
-def put_recall_rule(request: ApiRequest, rule_id: str) -> ApiResponse:
-    saved = services().care_config.put_rule(
+def put_recall_rule(request: ApiRequest, rule_id: str) -> Document:
+    return services().care_config.put_rule(
         request.principal, rule_id, request.body, request.header("if-match")
     )
-    return ApiResponse(saved, headers={"ETag": etag(saved)})
 
 
 @api.route(
@@ -107,9 +104,9 @@ def list_recall_rules(request: ApiRequest) -> Document:
     errors=(400, 401, 403, 404, 413, 415),
     idempotent=True,
 )
-def record_care_event(request: ApiRequest, patient_id: str) -> ApiResponse:
+def record_care_event(request: ApiRequest, patient_id: str) -> Document:
     event = services().aftercare.record_event(request.principal, patient_id, request.body)
-    return ApiResponse(event, 201)
+    return event
 
 
 @api.route(

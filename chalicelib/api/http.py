@@ -198,11 +198,15 @@ def _check_plain(node: Any, path: str, depth: int) -> None:
 
 
 def _to_response(result: Any, operation: Operation) -> Response:
-    if isinstance(result, ApiResponse):
-        return Response(body=result.body, status_code=result.status, headers=result.headers)
     if result is None:
         return Response(body="", status_code=204)
-    return Response(body=result, status_code=operation.status)
+    if not isinstance(result, ApiResponse):
+        result = ApiResponse(result, operation.status)
+    headers = dict(result.headers)
+    if operation.etag and isinstance(result.body, dict) and "version" in result.body:
+        # Routes declared with an ETag answer with the record's version, in one place.
+        headers["ETag"] = f'"{result.body["version"]}"'
+    return Response(body=result.body, status_code=result.status, headers=headers)
 
 
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,100}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
 from chalicelib.domain.access import CLINIC_ROLES, Role
+from chalicelib.domain.common import Document
 from chalicelib.services.registry import services
-from chalicelib.services.versions import etag
 
 api = ApiBlueprint(__name__, tag="patients")
 CLINIC_OR_SELF = CLINIC_ROLES | {Role.PATIENT}
@@ -25,9 +25,7 @@ CLINIC_OR_SELF = CLINIC_ROLES | {Role.PATIENT}
 )
 def create_patient(request: ApiRequest) -> ApiResponse:
     patient = services().patients.create(request.principal, request.body)
-    return ApiResponse(
-        patient, 201, {"ETag": etag(patient), "Location": f"/patients/{patient['id']}"}
-    )
+    return ApiResponse(patient, 201, {"Location": f"/patients/{patient['id']}"})
 
 
 @api.route(
@@ -67,9 +65,8 @@ def list_patients(request: ApiRequest) -> dict[str, object]:
     errors=(401, 403, 404),
     etag=True,
 )
-def get_patient(request: ApiRequest, patient_id: str) -> ApiResponse:
-    patient = services().patients.get(request.principal, patient_id)
-    return ApiResponse(patient, headers={"ETag": etag(patient)})
+def get_patient(request: ApiRequest, patient_id: str) -> Document:
+    return services().patients.get(request.principal, patient_id)
 
 
 @api.route(
@@ -83,11 +80,10 @@ def get_patient(request: ApiRequest, patient_id: str) -> ApiResponse:
     etag=True,
     if_match="required",
 )
-def patch_patient(request: ApiRequest, patient_id: str) -> ApiResponse:
-    patient = services().patients.update(
+def patch_patient(request: ApiRequest, patient_id: str) -> Document:
+    return services().patients.update(
         request.principal, patient_id, request.body, request.header("if-match")
     )
-    return ApiResponse(patient, headers={"ETag": etag(patient)})
 
 
 @api.route(

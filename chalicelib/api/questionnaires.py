@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse
+from chalicelib.api.http import ApiBlueprint, ApiRequest
 from chalicelib.domain.access import CLINIC_ROLES, Role
 from chalicelib.domain.common import Document
 from chalicelib.services.registry import services
-from chalicelib.services.versions import etag
 
 api = ApiBlueprint(__name__, tag="questionnaires")
 
@@ -22,11 +21,10 @@ api = ApiBlueprint(__name__, tag="questionnaires")
     etag=True,
     if_match="optional",
 )
-def put_questionnaire(request: ApiRequest, questionnaire_id: str) -> ApiResponse:
-    saved = services().questionnaires.put(
+def put_questionnaire(request: ApiRequest, questionnaire_id: str) -> Document:
+    return services().questionnaires.put(
         request.principal, questionnaire_id, request.body, request.header("if-match")
     )
-    return ApiResponse(saved, headers={"ETag": etag(saved)})
 
 
 @api.route(
@@ -64,11 +62,11 @@ def list_questionnaires(request: ApiRequest) -> Document:
     errors=(400, 401, 403, 404, 413, 415),
     idempotent=True,
 )
-def start_response(request: ApiRequest, questionnaire_id: str) -> ApiResponse:
+def start_response(request: ApiRequest, questionnaire_id: str) -> Document:
     started = services().responses.start(
         request.principal, questionnaire_id, request.body["answers"]
     )
-    return ApiResponse(started, 201)
+    return started
 
 
 @api.route(

@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
+from chalicelib.api.http import ApiBlueprint, ApiRequest, QueryParam
 from chalicelib.domain.access import CLINIC_ROLES, Role
 from chalicelib.domain.common import Document
 from chalicelib.services.registry import services
-from chalicelib.services.versions import etag
 
 api = ApiBlueprint(__name__, tag="scheduling")
 ADMINS = {Role.ADMIN}
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
 PUT_ERRORS = (400, 401, 403, 409, 413, 415, 428)
-
-
-def _with_etag(doc: Document) -> ApiResponse:
-    return ApiResponse(doc, headers={"ETag": etag(doc)})
 
 
 @api.route(
@@ -29,11 +24,9 @@ def _with_etag(doc: Document) -> ApiResponse:
     etag=True,
     if_match="optional",
 )
-def put_clinician(request: ApiRequest, clinician_id: str) -> ApiResponse:
-    return _with_etag(
-        services().scheduling.put_clinician(
-            request.principal, clinician_id, request.body, request.header("if-match")
-        )
+def put_clinician(request: ApiRequest, clinician_id: str) -> Document:
+    return services().scheduling.put_clinician(
+        request.principal, clinician_id, request.body, request.header("if-match")
     )
 
 
@@ -60,11 +53,9 @@ def list_clinicians(request: ApiRequest) -> Document:
     etag=True,
     if_match="optional",
 )
-def put_schedule(request: ApiRequest, schedule_id: str) -> ApiResponse:
-    return _with_etag(
-        services().scheduling.put_schedule(
-            request.principal, schedule_id, request.body, request.header("if-match")
-        )
+def put_schedule(request: ApiRequest, schedule_id: str) -> Document:
+    return services().scheduling.put_schedule(
+        request.principal, schedule_id, request.body, request.header("if-match")
     )
 
 
@@ -89,8 +80,8 @@ def list_schedules(request: ApiRequest) -> Document:
     errors=(401, 403, 404),
     etag=True,
 )
-def get_schedule(request: ApiRequest, schedule_id: str) -> ApiResponse:
-    return _with_etag(services().scheduling.schedule(request.principal, schedule_id))
+def get_schedule(request: ApiRequest, schedule_id: str) -> Document:
+    return services().scheduling.schedule(request.principal, schedule_id)
 
 
 @api.route(

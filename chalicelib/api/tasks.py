@@ -3,7 +3,7 @@ delivery log, and the devices the app registers for push."""
 
 from __future__ import annotations
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse
+from chalicelib.api.http import ApiBlueprint, ApiRequest
 from chalicelib.domain.access import CLINIC_ROLES, Role
 from chalicelib.domain.common import Document
 from chalicelib.services.registry import services
@@ -58,5 +58,5 @@ def patient_deliveries(request: ApiRequest, patient_id: str) -> Document:
     errors=(400, 401, 403, 413, 415, 503),
     idempotent=True,
 )
-def register_device(request: ApiRequest) -> ApiResponse:
-    return ApiResponse(services().devices.register(request.principal, request.body), 201)
+def register_device(request: ApiRequest) -> Document:
+    return services().devices.register(request.principal, request.body)

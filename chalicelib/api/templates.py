@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse
+from chalicelib.api.http import ApiBlueprint, ApiRequest
 from chalicelib.domain.access import CLINIC_ROLES, Role
 from chalicelib.domain.common import Document
 from chalicelib.services.registry import services
-from chalicelib.services.versions import etag
 
 api = ApiBlueprint(__name__, tag="messaging")
 
@@ -22,11 +21,10 @@ api = ApiBlueprint(__name__, tag="messaging")
     etag=True,
     if_match="optional",
 )
-def put_template(request: ApiRequest, step: str, channel: str, language: str) -> ApiResponse:
-    saved = services().templates.put(
+def put_template(request: ApiRequest, step: str, channel: str, language: str) -> Document:
+    return services().templates.put(
         request.principal, step, channel, language, request.body, request.header("if-match")
     )
-    return ApiResponse(saved, headers={"ETag": etag(saved)})
 
 
 @api.route(

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse
 from chalicelib.domain.access import Role
+from chalicelib.domain.common import Document
 from chalicelib.services.registry import services
-from chalicelib.services.versions import etag
 
 api = ApiBlueprint(__name__, tag="tenants")
 READERS = {Role.OPERATOR, Role.ADMIN, Role.STAFF}
@@ -26,7 +26,7 @@ EDITORS = {Role.OPERATOR, Role.ADMIN}
 )
 def create_tenant(request: ApiRequest) -> ApiResponse:
     tenant = services().tenants.create(request.principal, request.body)
-    return ApiResponse(tenant, 201, {"ETag": etag(tenant), "Location": f"/tenants/{tenant['id']}"})
+    return ApiResponse(tenant, 201, {"Location": f"/tenants/{tenant['id']}"})
 
 
 @api.route(
@@ -38,9 +38,8 @@ def create_tenant(request: ApiRequest) -> ApiResponse:
     errors=(401, 403, 404),
     etag=True,
 )
-def get_tenant(request: ApiRequest, tenant_id: str) -> ApiResponse:
-    tenant = services().tenants.get(request.principal, tenant_id)
-    return ApiResponse(tenant, headers={"ETag": etag(tenant)})
+def get_tenant(request: ApiRequest, tenant_id: str) -> Document:
+    return services().tenants.get(request.principal, tenant_id)
 
 
 @api.route(
@@ -54,8 +53,7 @@ def get_tenant(request: ApiRequest, tenant_id: str) -> ApiResponse:
     etag=True,
     if_match="required",
 )
-def patch_tenant(request: ApiRequest, tenant_id: str) -> ApiResponse:
-    tenant = services().tenants.update(
+def patch_tenant(request: ApiRequest, tenant_id: str) -> Document:
+    return services().tenants.update(
         request.principal, tenant_id, request.body, request.header("if-match")
     )
-    return ApiResponse(tenant, headers={"ETag": etag(tenant)})

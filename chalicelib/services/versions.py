@@ -11,10 +11,6 @@ from chalicelib.store.errors import version_conflict
 VERSION = re.compile(r"[0-9]{1,9}")  # ASCII digits only: "²".isdigit() is True
 
 
-def etag(doc: Document) -> str:
-    return f'"{doc["version"]}"'
-
-
 def parse_if_match(header: str | None) -> int:
     if header is None:
         raise PreconditionRequired(
