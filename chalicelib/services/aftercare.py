@@ -91,12 +91,16 @@ class AftercareService:
         patient = self._patients.get(event["tenant_id"], event["patient_id"])
         if tenant is None or patient is None:  # get() hides deleted patients
             return []
-        started = []
-        for plan in self._config.plans(tenant["id"]):
-            if not rules.matches(plan, event):
-                continue
-            started.append(self._start(tenant, patient, plan, event, event_key))
-        return started
+        return self._start_matching(tenant, patient, event, event_key)
+
+    def _start_matching(
+        self, tenant: Document, patient: Document, event: Document, event_key: str
+    ) -> list[str]:
+        return [
+            self._start(tenant, patient, plan, event, event_key)
+            for plan in self._config.plans(tenant["id"])
+            if rules.matches(plan, event)
+        ]
 
     def record_event(self, principal: Principal, patient_id: str, body: Document) -> Document:
         """Staff record a discharge or surgery; its care plans start."""
@@ -128,11 +132,7 @@ class AftercareService:
                 raise NotFound("care plan not found")
             started = [self._start(tenant, patient, plan, event, event_id)]
         else:
-            started = [
-                self._start(tenant, patient, plan, event, event_id)
-                for plan in self._config.plans(tenant_id)
-                if rules.matches(plan, event)
-            ]
+            started = self._start_matching(tenant, patient, event, event_id)
         count("CareEventRecorded")
         return {**event, "journeys": started}
 
@@ -180,35 +180,30 @@ class AftercareService:
         return tenant, patient, journey
 
     def _update(self, ref: Document, change: Callable[[Document], Document | None]) -> Document:
-        """Apply `change` to the journey record, once more if another task wrote meanwhile.
-        `change` returns the changed record, or None to leave it as it is."""
-        for _ in range(5):
-            journey = self._store.get(
-                ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"]
-            )
-            if journey is None:
-                raise NotFound("aftercare journey not found")
-            changed = change({**journey, "steps": [dict(s) for s in journey["steps"]]})
-            if changed is None:
-                return journey
-            changed["updated_at"] = utc_iso(clock.now())
-            try:
-                return self._store.put(ref["tenant_id"], AFTERCARE, changed, journey["version"])
-            except Conflict:
-                continue
-        raise Conflict("the aftercare journey keeps changing", code="concurrent_change")
+        """Apply `change` to the journey record (again if another task wrote meanwhile)."""
 
-    def _journey(self, ref: Document) -> Document:
-        journey = self._store.get(ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"])
+        def stamped(journey: Document) -> Document | None:
+            changed = change(journey)
+            if changed is not None:
+                changed["updated_at"] = utc_iso(clock.now())
+            return changed
+
+        journey = self._store.modify(
+            ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"], stamped
+        )
         if journey is None:
             raise NotFound("aftercare journey not found")
         return journey
 
+    def _journey(self, ref: Document) -> Document | None:
+        """The journey record alone, for the tasks that need neither tenant nor patient."""
+        return self._store.get(ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"])
+
     def next(self, ref: Document) -> Document:
-        loaded = self._load(ref)
-        if loaded is None or loaded[2]["status"] != "running":
+        journey = self._journey(ref)
+        if journey is None or journey["status"] != "running":
             return {"done": True}
-        upcoming = rules.next_step(loaded[2]["steps"])
+        upcoming = rules.next_step(journey["steps"])
         if upcoming is None:
             return {"done": True}
         return {"done": False, "step": {k: upcoming[k] for k in ("id", "kind", "at")}}
@@ -308,7 +303,10 @@ class AftercareService:
             won.append(True)
             return journey
 
-        self._update(ref, change)
+        try:
+            self._update(ref, change)
+        except NotFound:
+            return False  # the journey is gone: nothing to move on
         return bool(won)
 
     def _open_response(
@@ -455,24 +453,15 @@ class AftercareService:
 
     def recheck_outcome(self, ref: Document, step_id: str) -> Document:
         """At the end of the booking window: did the patient book?"""
-        loaded = self._load(ref)
-        if loaded is None:
-            return {"rebooked": False}
-        _, _, journey = loaded
-        if _step(journey, step_id)["status"] == "booked":
-            return {"rebooked": True}
         if self._transition(ref, step_id, {"awaiting_booking"}, status="not_booked"):
             count("RecheckNotBooked")
             return {"rebooked": False}
-        return {"rebooked": _step(self._journey(ref), step_id)["status"] == "booked"}
+        journey = self._journey(ref)
+        return {"rebooked": journey is not None and _step(journey, step_id)["status"] == "booked"}
 
     def skip(self, ref: Document, step_id: str) -> Document:
         """A step whose task kept failing is marked failed, so the journey moves on."""
-        loaded = self._load(ref)
-        if loaded is None:
-            return {"skipped": False}
-        if _step(loaded[2], step_id)["status"] in ("planned", "awaiting_answer"):
-            self._mark(ref, step_id, status="failed")
+        if self._transition(ref, step_id, {"planned", "awaiting_answer"}, status="failed"):
             logger.warning("aftercare step failed", extra={"step": step_id})
         return {"skipped": True}
 
@@ -485,9 +474,10 @@ class AftercareService:
             journey["outcome"] = rules.outcome(journey["steps"])
             return journey
 
-        if self._load(ref) is None:
+        try:
+            journey = self._update(ref, change)
+        except NotFound:
             return {"outcome": "gone"}
-        journey = self._update(ref, change)
         count("AftercareCompleted")
         return {"outcome": journey.get("outcome")}
 

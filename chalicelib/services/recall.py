@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from chalicelib import clock, journeys
 from chalicelib.domain import recall as rules
 from chalicelib.domain.common import Document, utc_iso
-from chalicelib.domain.errors import Conflict
+from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.messaging.delivery import Deliveries, patient_fields
 from chalicelib.observability import count, logger
 from chalicelib.services.aftercare import booking_link, department_names
@@ -73,7 +73,7 @@ class RecallService:
         """Start a new cycle: the recall goes (back) in the due index. A visit that counts ends
         a cycle under way as converted (the patient came)."""
         for _ in range(3):
-            current = self._recalls(tenant_id, patient_id).get(rule_id)
+            current = self._store.get(tenant_id, patient_id, RECALL, rule_id)
             now = utc_iso(clock.now())
             history = list((current or {}).get("history", []))
             if current is not None and current["status"] in ("invited", "converted"):
@@ -190,7 +190,7 @@ class RecallService:
         tenant = self._tenants.get(ref["tenant_id"])
         patient = self._patients.get(ref["tenant_id"], ref["patient_id"])
         rule = self._config.rule(ref["tenant_id"], ref["rule_id"])
-        recall = self._recalls(ref["tenant_id"], ref["patient_id"]).get(ref["rule_id"])
+        recall = self._store.get(ref["tenant_id"], ref["patient_id"], RECALL, ref["rule_id"])
         if tenant is None or patient is None or rule is None or recall is None:
             return None
         if recall["due_date"] != ref["due_date"]:
@@ -302,17 +302,16 @@ class RecallService:
         rule_id: str,
         change: Callable[[Document], Document | None],
     ) -> Document:
-        for _ in range(3):
-            current = self._recalls(tenant_id, patient_id)[rule_id]
-            changed = change(dict(current))
-            if changed is None:
-                return current
-            changed["updated_at"] = utc_iso(clock.now())
-            try:
-                return self._store.put(tenant_id, RECALL, changed, current["version"])
-            except Conflict:
-                continue
-        raise Conflict("the recall keeps changing", code="concurrent_change")
+        def stamped(recall: Document) -> Document | None:
+            changed = change(recall)
+            if changed is not None:
+                changed["updated_at"] = utc_iso(clock.now())
+            return changed
+
+        updated = self._store.modify(tenant_id, patient_id, RECALL, rule_id, stamped)
+        if updated is None:
+            raise NotFound("recall not found")
+        return updated
 
     def finish(self, ref: Document) -> Document:
         """The sequence is over: a recall still invited (a step failed, say) is settled, so the

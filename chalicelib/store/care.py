@@ -4,13 +4,16 @@ through GSI2."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import copy
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib.domain.common import Document
+from chalicelib.domain.errors import Conflict
 from chalicelib.settings import get_settings
+from chalicelib.store.errors import concurrent_change
 from chalicelib.store.keys import patient_pk
 from chalicelib.store.models import CareItem, bind_models
 from chalicelib.store.records import as_document, save_versioned
@@ -66,6 +69,32 @@ class CareRepository:
             item.version = expected_version
         save_versioned(item, create=expected_version is None)
         return _to_doc(item)
+
+    def modify(
+        self,
+        tenant_id: str,
+        patient_id: str,
+        kind: str,
+        record_id: str,
+        change: Callable[[Document], Document | None],
+        attempts: int = 5,
+    ) -> Document | None:
+        """Read, change, write back on the version read; again when another writer came in
+        between. `change` gets a copy and returns the new record, or None to keep it as it
+        is. None when there is no such record."""
+        for _ in range(attempts):
+            current = self.get(tenant_id, patient_id, kind, record_id)
+            if current is None:
+                return None
+            changed = change(copy.deepcopy(current))
+            if changed is None:
+                return current
+            try:
+                return self.put(tenant_id, kind, changed, current["version"])
+            except Conflict as conflict:
+                if conflict.code != "version_conflict":
+                    raise
+        raise concurrent_change()
 
     def for_patient(self, tenant_id: str, patient_id: str) -> list[Document]:
         items = CareItem.query(
