@@ -3,24 +3,14 @@ patient, each named deterministically so a retried start is a no-op."""
 
 from __future__ import annotations
 
-import json
-
-from chalicelib.aws import client
 from chalicelib.domain.campaigns import execution_names
+from chalicelib.journeys import start_named
 from chalicelib.settings import get_settings
-
-
-def _start(machine_arn: str, name: str, payload: dict[str, str]) -> None:
-    sfn = client("stepfunctions")
-    try:
-        sfn.start_execution(stateMachineArn=machine_arn, name=name, input=json.dumps(payload))
-    except sfn.exceptions.ExecutionAlreadyExists:
-        return
 
 
 def start_driver(tenant_id: str, campaign_id: str) -> None:
     name, _ = execution_names(tenant_id, campaign_id, "")
-    _start(
+    start_named(
         get_settings().campaign_driver_arn,
         name,
         {"tenant_id": tenant_id, "campaign_id": campaign_id},
@@ -29,7 +19,7 @@ def start_driver(tenant_id: str, campaign_id: str) -> None:
 
 def start_outreach(tenant_id: str, campaign_id: str, patient_id: str) -> None:
     _, name = execution_names(tenant_id, campaign_id, patient_id)
-    _start(
+    start_named(
         get_settings().campaign_outreach_arn,
         name,
         {"tenant_id": tenant_id, "campaign_id": campaign_id, "patient_id": patient_id},

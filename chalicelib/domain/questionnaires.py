@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from functools import partial
 from typing import Any
 
 from chalicelib.domain.common import Document
@@ -37,19 +38,10 @@ def _compare(left: Any, operator: str, right: Any) -> bool:
     return outcome
 
 
-def _integer_problem(item: Document, value: Any) -> str | None:
-    if not isinstance(value, int) or isinstance(value, bool):
-        return "must be a whole number"
-    if value < item.get("minValue", value):
-        return f"must be at least {item['minValue']}"
-    if value > item.get("maxValue", value):
-        return f"must be at most {item['maxValue']}"
-    return None
-
-
-def _decimal_problem(item: Document, value: Any) -> str | None:
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return "must be a number"
+def _number_problem(item: Document, value: Any, *, whole: bool) -> str | None:
+    kinds = int if whole else int | float
+    if not isinstance(value, kinds) or isinstance(value, bool):
+        return "must be a whole number" if whole else "must be a number"
     if value < item.get("minValue", value):
         return f"must be at least {item['minValue']}"
     if value > item.get("maxValue", value):
@@ -66,8 +58,8 @@ def _date_problem(_item: Document, value: Any) -> str | None:
 
 
 _PROBLEMS: dict[str, Callable[[Document, Any], str | None]] = {
-    "integer": _integer_problem,
-    "decimal": _decimal_problem,
+    "integer": partial(_number_problem, whole=True),
+    "decimal": partial(_number_problem, whole=False),
     "date": _date_problem,
     "boolean": lambda _item, value: None if isinstance(value, bool) else "must be true or false",
     "choice": lambda item, value: (
