@@ -23,7 +23,12 @@ from chalicelib.store.keys import (
     slots_pk,
 )
 from chalicelib.store.models import AppointmentItem, SlotCounter, bind_models
-from chalicelib.store.records import as_document, failed_items, raced, transaction_write
+from chalicelib.store.records import (
+    failed_items,
+    raced,
+    transaction_write,
+    versioned_doc,
+)
 
 
 class SlotFull(Conflict):
@@ -36,10 +41,6 @@ class AppointmentExists(Conflict):
 
 def slot_sk(start: str, schedule_id: str) -> str:
     return f"{start}#{schedule_id}"
-
-
-def _to_doc(item: AppointmentItem) -> Document:
-    return {**as_document(item.doc), "version": item.version}
 
 
 def _item(tenant_id: str, doc: Document, local_date: str, version: int | None) -> AppointmentItem:
@@ -66,7 +67,7 @@ class AppointmentRepository:
 
     def get(self, tenant_id: str, appointment_id: str) -> Document | None:
         try:
-            return _to_doc(
+            return versioned_doc(
                 AppointmentItem.get(appointment_pk(tenant_id, appointment_id), APPOINTMENT_SK)
             )
         except DoesNotExist:
@@ -102,7 +103,7 @@ class AppointmentRepository:
                     "the appointment exists already", code="appointment_exists"
                 ),
             )
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def move(
         self, tenant_id: str, previous: Document, doc: Document, local_date: str, capacity: int
@@ -117,7 +118,7 @@ class AppointmentRepository:
         except TransactWriteError as exc:
             # Sent as [put appointment, free old place, take new place].
             self._raise_for(exc, take_index=2, appointment_index=0)
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def release(
         self, tenant_id: str, previous: Document, doc: Document, local_date: str
@@ -130,7 +131,7 @@ class AppointmentRepository:
                 tx.save(item)
         except TransactWriteError as exc:
             self._raise_for(exc, take_index=None, appointment_index=0)
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def save(self, tenant_id: str, previous: Document, doc: Document, local_date: str) -> Document:
         """A change that keeps the place (confirmation, check-in, no-show, fulfilled)."""
@@ -140,7 +141,7 @@ class AppointmentRepository:
                 tx.save(item)
         except TransactWriteError as exc:
             self._raise_for(exc, take_index=None, appointment_index=0)
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def for_patient(
         self,
@@ -163,13 +164,13 @@ class AppointmentRepository:
             limit=limit,
             scan_index_forward=not newest_first,
         )
-        return [_to_doc(item) for item in items]
+        return [versioned_doc(item) for item in items]
 
     def for_department_day(
         self, tenant_id: str, department: str, local_date: str
     ) -> list[Document]:
         items = AppointmentItem.by_day.query(department_day_pk(tenant_id, department, local_date))
-        return [_to_doc(item) for item in items]
+        return [versioned_doc(item) for item in items]
 
     @staticmethod
     def _take(tx: Any, tenant_id: str, doc: Document, capacity: int) -> None:

@@ -16,7 +16,11 @@ from chalicelib.settings import get_settings
 from chalicelib.store.errors import concurrent_change
 from chalicelib.store.keys import patient_pk
 from chalicelib.store.models import CareItem, bind_models
-from chalicelib.store.records import as_document, save_versioned
+from chalicelib.store.records import (
+    put_versioned,
+    stored_body,
+    versioned_doc,
+)
 
 AFTERCARE = "AC"
 RECALL = "RC"
@@ -30,10 +34,6 @@ def recall_due_pk(tenant_id: str) -> str:
     return f"T#{tenant_id}#RECALLDUE"
 
 
-def _to_doc(item: CareItem) -> Document:
-    return {**as_document(item.doc), "version": item.version}
-
-
 class CareRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
@@ -45,7 +45,7 @@ class CareRepository:
             )
         except DoesNotExist:
             return None
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def put(
         self, tenant_id: str, kind: str, doc: Document, expected_version: int | None
@@ -62,13 +62,10 @@ class CareRepository:
             patient_pk(tenant_id, doc["patient_id"]),
             _sk(kind, doc["id"]),
             entity="aftercare" if kind == AFTERCARE else "recall",
-            doc={k: v for k, v in doc.items() if k != "version"},
+            doc=stored_body(doc),
             **keys,
         )
-        if expected_version is not None:
-            item.version = expected_version
-        save_versioned(item, create=expected_version is None)
-        return _to_doc(item)
+        return put_versioned(item, expected_version)
 
     def modify(
         self,
@@ -100,7 +97,7 @@ class CareRepository:
         items = CareItem.query(
             patient_pk(tenant_id, patient_id), CareItem.sk.startswith("CARE#"), consistent_read=True
         )
-        return [_to_doc(item) for item in items]
+        return [versioned_doc(item) for item in items]
 
     def recalls_due(self, tenant_id: str, through: str, page_size: int = 100) -> Iterator[Document]:
         """Scheduled recalls due on or before the date `through`, oldest first: a keyed Query on
@@ -108,4 +105,4 @@ class CareRepository:
         query = CareItem.due.query(
             recall_due_pk(tenant_id), CareItem.gsi2sk <= f"{through}#~", page_size=page_size
         )
-        return (_to_doc(item) for item in query)
+        return (versioned_doc(item) for item in query)

@@ -8,13 +8,13 @@ from chalicelib.domain.common import Document
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import config_pk
 from chalicelib.store.models import ConfigItem, bind_models
-from chalicelib.store.records import as_document, save_versioned
+from chalicelib.store.records import (
+    put_versioned,
+    stored_body,
+    versioned_doc,
+)
 
 KINDS = ("CLINICIAN", "SCHEDULE")
-
-
-def _to_doc(item: ConfigItem) -> Document:
-    return {**as_document(item.doc), "version": item.version}
 
 
 class ConfigRepository:
@@ -23,23 +23,20 @@ class ConfigRepository:
 
     def get(self, tenant_id: str, kind: str, record_id: str) -> Document | None:
         try:
-            return _to_doc(ConfigItem.get(config_pk(tenant_id), f"{kind}#{record_id}"))
+            return versioned_doc(ConfigItem.get(config_pk(tenant_id), f"{kind}#{record_id}"))
         except DoesNotExist:
             return None
 
     def records(self, tenant_id: str, kind: str) -> list[Document]:
         items = ConfigItem.query(config_pk(tenant_id), ConfigItem.sk.startswith(f"{kind}#"))
-        return [_to_doc(item) for item in items]
+        return [versioned_doc(item) for item in items]
 
     def put(
         self, tenant_id: str, kind: str, doc: Document, expected_version: int | None
     ) -> Document:
         """Create (expected_version None) or replace the version the caller read."""
-        body = {k: v for k, v in doc.items() if k != "version"}
+        body = stored_body(doc)
         item = ConfigItem(
             config_pk(tenant_id), f"{kind}#{doc['id']}", entity=kind.lower(), doc=body
         )
-        if expected_version is not None:
-            item.version = expected_version
-        save_versioned(item, create=expected_version is None)
-        return _to_doc(item)
+        return put_versioned(item, expected_version)

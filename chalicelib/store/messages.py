@@ -7,7 +7,13 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from chalicelib.domain.common import Document
 from chalicelib.settings import get_settings
 from chalicelib.store.models import DeliveryItem, StaffTaskItem, bind_models
-from chalicelib.store.records import as_document, is_condition_failure, save_versioned
+from chalicelib.store.records import (
+    as_document,
+    is_condition_failure,
+    save_versioned,
+    stored_body,
+    versioned_doc,
+)
 
 DELIVERY_SK = "DELIVERY"
 TASK_SK = "TASK"
@@ -107,11 +113,11 @@ class StaffTaskRepository:
             item = StaffTaskItem.get(_task_pk(tenant_id, task_id), TASK_SK)
         except DoesNotExist:
             return None
-        return {**as_document(item.doc), "version": item.version}
+        return versioned_doc(item)
 
     def open_tasks(self, tenant_id: str, limit: int = 200) -> list[Document]:
         items = StaffTaskItem.open_tasks.query(_open_tasks_pk(tenant_id), limit=limit)
-        return [{**as_document(item.doc), "version": item.version} for item in items]
+        return [versioned_doc(item) for item in items]
 
     def close(self, tenant_id: str, previous: Document, doc: Document) -> Document:
         """Closing takes the task out of the open queue (its index keys go)."""
@@ -119,7 +125,7 @@ class StaffTaskRepository:
             _task_pk(tenant_id, doc["id"]),
             TASK_SK,
             entity="task",
-            doc={k: v for k, v in doc.items() if k != "version"},
+            doc=stored_body(doc),
             version=previous["version"],
         )
         save_versioned(item, create=False)

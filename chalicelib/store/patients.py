@@ -21,14 +21,16 @@ from chalicelib.store.keys import (
     phone_lookup_pk,
 )
 from chalicelib.store.models import PatientItem, UniqueClaim, bind_models
-from chalicelib.store.records import as_document, failed_items, raced, transaction_write
+from chalicelib.store.records import (
+    failed_items,
+    raced,
+    stored_body,
+    transaction_write,
+    versioned_doc,
+)
 from chalicelib.store.segments import entry_item, remember_member_classes
 
 ListingPosition = tuple[str, str]  # (listing sort key, patient id) of the last item returned
-
-
-def _to_doc(item: PatientItem) -> Document:
-    return {**as_document(item.doc), "version": item.version}
 
 
 def _listing_sk(doc: Document) -> str:
@@ -36,7 +38,7 @@ def _listing_sk(doc: Document) -> str:
 
 
 def _item(tenant_id: str, doc: Document, version: int | None) -> PatientItem:
-    body = {k: v for k, v in doc.items() if k != "version"}
+    body = stored_body(doc)
     item = PatientItem(patient_pk(tenant_id, doc["id"]), PROFILE_SK, entity="patient", doc=body)
     if version is not None:
         item.version = version
@@ -69,7 +71,7 @@ class PatientRepository:
             item = PatientItem.get(patient_pk(tenant_id, patient_id), PROFILE_SK)
         except DoesNotExist:
             return None
-        return None if item.deleted_at else _to_doc(item)
+        return None if item.deleted_at else versioned_doc(item)
 
     def create(self, tenant_id: str, doc: Document) -> Document:
         item = _item(tenant_id, doc, version=None)
@@ -96,7 +98,7 @@ class PatientRepository:
                 raise Conflict("patient id collision; retry", code="conflict") from exc
             raise
         remember_member_classes(tenant_id, joined)
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def replace(self, tenant_id: str, previous: Document, doc: Document) -> Document:
         """Write `doc` over `previous` if nobody changed the record since it was read, moving the
@@ -134,7 +136,7 @@ class PatientRepository:
                 raise version_conflict() from exc
             raise
         remember_member_classes(tenant_id, joined)
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def page(
         self, tenant_id: str, limit: int, after: ListingPosition | None
@@ -151,7 +153,7 @@ class PatientRepository:
         result = PatientItem.by_listing.query(
             patients_listing_pk(tenant_id), limit=limit, last_evaluated_key=start_key
         )
-        docs = [_to_doc(item) for item in result]
+        docs = [versioned_doc(item) for item in result]
         last = result.last_evaluated_key
         position = (last["GSI2SK"]["S"], docs[-1]["id"]) if last and docs else None
         return docs, position
@@ -160,7 +162,7 @@ class PatientRepository:
         items: Iterator[PatientItem] = PatientItem.by_lookup.query(
             phone_lookup_pk(tenant_id, e164), limit=limit
         )
-        return [_to_doc(item) for item in items]
+        return [versioned_doc(item) for item in items]
 
     def find_by_mrn(self, tenant_id: str, mrn: str) -> Document | None:
         try:

@@ -16,6 +16,25 @@ def as_document(value: Any) -> dict[str, Any]:
     return dict(value)
 
 
+def versioned_doc(item: Any) -> dict[str, Any]:
+    """The document an item holds, with the version it is at (the API's ETag)."""
+    return {**as_document(item.doc), "version": item.version}
+
+
+def stored_body(doc: dict[str, Any]) -> dict[str, Any]:
+    """A document as it is stored: the version lives in its own attribute, not in `doc`."""
+    return {k: v for k, v in doc.items() if k != "version"}
+
+
+def put_versioned(item: Any, expected_version: int | None) -> dict[str, Any]:
+    """Create the item (expected_version None: it must not exist) or replace the version the
+    caller read; the stored document at its new version."""
+    if expected_version is not None:
+        item.version = expected_version
+    save_versioned(item, create=expected_version is None)
+    return versioned_doc(item)
+
+
 def is_condition_failure(exc: PynamoDBException) -> bool:
     return exc.cause_response_code in (
         "ConditionalCheckFailedException",

@@ -9,11 +9,11 @@ from chalicelib.domain.common import Document
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import patient_pk
 from chalicelib.store.models import QuestionnaireResponseItem, bind_models
-from chalicelib.store.records import as_document, save_versioned
-
-
-def _to_doc(item: QuestionnaireResponseItem) -> Document:
-    return {**as_document(item.doc), "version": item.version}
+from chalicelib.store.records import (
+    put_versioned,
+    stored_body,
+    versioned_doc,
+)
 
 
 class ResponseRepository:
@@ -27,22 +27,19 @@ class ResponseRepository:
             )
         except DoesNotExist:
             return None
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def put(self, tenant_id: str, doc: Document, expected_version: int | None) -> Document:
         item = QuestionnaireResponseItem(
             patient_pk(tenant_id, doc["patient_id"]),
             f"QR#{doc['id']}",
             entity="qr",
-            doc={k: v for k, v in doc.items() if k != "version"},
+            doc=stored_body(doc),
         )
-        if expected_version is not None:
-            item.version = expected_version
-        save_versioned(item, create=expected_version is None)
-        return _to_doc(item)
+        return put_versioned(item, expected_version)
 
     def for_patient(self, tenant_id: str, patient_id: str) -> list[Document]:
         items = QuestionnaireResponseItem.query(
             patient_pk(tenant_id, patient_id), QuestionnaireResponseItem.sk.startswith("QR#")
         )
-        return [_to_doc(item) for item in items]
+        return [versioned_doc(item) for item in items]

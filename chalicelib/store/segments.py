@@ -19,7 +19,7 @@ from chalicelib.domain.segments import (
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import PROFILE_SK, patient_pk
 from chalicelib.store.models import PatientItem, SegmentEntryItem, bind_models
-from chalicelib.store.records import as_document
+from chalicelib.store.records import versioned_doc
 
 BATCH_GET_MAX = 100
 
@@ -93,7 +93,7 @@ class SegmentRepository:
             ]
             for item in PatientItem.batch_get(keys):
                 if not item.deleted_at:
-                    found[item.doc["id"]] = {**as_document(item.doc), "version": item.version}
+                    found[item.doc["id"]] = versioned_doc(item)
         return [found[p] for p in patient_ids if p in found]
 
     def member_classes(self, tenant_id: str) -> list[str]:

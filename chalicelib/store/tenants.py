@@ -11,12 +11,12 @@ from chalicelib.domain.errors import Conflict
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import TENANT_SK, tenant_pk
 from chalicelib.store.models import TenantItem, bind_models
-from chalicelib.store.records import as_document, is_condition_failure, save_versioned
-
-
-def _to_doc(item: TenantItem) -> Document:
-    return {**as_document(item.doc), "version": item.version}
-
+from chalicelib.store.records import (
+    is_condition_failure,
+    save_versioned,
+    stored_body,
+    versioned_doc,
+)
 
 TENANTS = "TENANTS"
 
@@ -34,7 +34,7 @@ class TenantRepository:
             item = TenantItem.get(tenant_pk(tenant_id), TENANT_SK)
         except DoesNotExist:
             return None
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def create(self, doc: Document) -> Document:
         item = TenantItem(
@@ -46,11 +46,11 @@ class TenantRepository:
             if is_condition_failure(exc):
                 raise Conflict(f"tenant {doc['id']} already exists", code="tenant_exists") from exc
             raise
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def replace(self, doc: Document, expected_version: int) -> Document:
         """Write a changed tenant if nobody changed it since `expected_version`."""
-        body = {k: v for k, v in doc.items() if k != "version"}
+        body = stored_body(doc)
         item = TenantItem(
             tenant_pk(doc["id"]),
             TENANT_SK,
@@ -60,7 +60,7 @@ class TenantRepository:
             **_listed(doc["id"]),
         )
         save_versioned(item, create=False)
-        return _to_doc(item)
+        return versioned_doc(item)
 
     def all_ids(self) -> list[str]:
         """Every tenant's id (GSI2 `TENANTS`): the daily sweeps visit each tenant."""
