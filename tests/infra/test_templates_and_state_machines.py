@@ -123,15 +123,20 @@ def test_runtime_provisioned_the_template(runtime: Any) -> None:
     topics = {
         t["TopicArn"].rsplit(":", 1)[1] for t in runtime.client("sns").list_topics()["Topics"]
     }
-    assert {
-        "careloop-local-staff-alerts",
-        "careloop-local-inbound-sms",
-        "careloop-local-email-feedback",
-    } <= topics
+    resources = platform_template()["Resources"].values()
+
+    def named(kind: str, key: str) -> set[str]:
+        return {
+            r["Properties"][key]["Fn::Sub"].replace("${Stage}", "local")
+            for r in resources
+            if r["Type"] == kind
+        }
+
+    assert named("AWS::SNS::Topic", "TopicName") <= topics
     identities = runtime.client("ses").list_identities()["Identities"]
     assert "noreply@careloop.example.com" in identities
     machines = runtime.client("stepfunctions").list_state_machines()["stateMachines"]
-    assert "careloop-local-smoke" in {m["name"] for m in machines}
+    assert named("AWS::Serverless::StateMachine", "Name") <= {m["name"] for m in machines}
 
 
 def test_every_lambda_handler_string_resolves_to_its_wrapped_handler() -> None:

@@ -389,9 +389,10 @@ def test_a_reused_key_after_its_record_expired_books_nothing_else(
     token, _ = patient_token(runtime, clinic, make_patient)
     first, second = free_slots(api, token)[:2]
     key = {"Idempotency-Key": "expired-key-0001"}
-    api.call(
+    booked = api.call(
         "POST", "/appointments", token, {"slot": slot_ref(first), "type": "check_up"}, headers=key
     )
+    assert booked.status_code == 201, booked.body
     # The replay record expires after a day (TTL); remove it as DynamoDB would.
     table = runtime.client("dynamodb")
     found = table.scan(
@@ -399,6 +400,7 @@ def test_a_reused_key_after_its_record_expired_books_nothing_else(
         FilterExpression="contains(PK, :k)",
         ExpressionAttributeValues={":k": {"S": "expired-key-0001"}},
     )["Items"]
+    assert found, "the replay record to expire"
     for item in found:
         table.delete_item(TableName="careloop-local", Key={"PK": item["PK"], "SK": item["SK"]})
     reused = api.call(

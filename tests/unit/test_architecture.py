@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -63,5 +64,11 @@ def test_no_scan_in_shipped_code() -> None:
 
 
 def test_state_machines_are_not_inlined() -> None:
-    for path in [*files(CHALICELIB), ROOT / "app.py", ROOT / "infra" / "platform.yaml"]:
+    for path in [*files(CHALICELIB), ROOT / "app.py"]:
         assert '"StartAt"' not in path.read_text(encoding="utf-8"), path
+    template = (ROOT / "infra" / "platform.yaml").read_text(encoding="utf-8")
+    assert re.search(r"^\s*(Definition|DefinitionString)\s*:", template, re.M) is None
+    assert "StartAt" not in template
+    assert template.count("DefinitionUri: ../statemachines/") == len(
+        list((ROOT / "statemachines").glob("*.asl.json"))
+    )
