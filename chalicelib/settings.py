@@ -52,7 +52,7 @@ def deployment_stage() -> str:
 def get_settings() -> Settings:
     issuer = _required("JWT_ISSUER").rstrip("/")
     return Settings(
-        stage=os.environ.get("CARELOOP_STAGE", "prod"),
+        stage=deployment_stage(),
         region=os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
         table_name=_required("TABLE_NAME"),
         jwt_issuer=issuer,

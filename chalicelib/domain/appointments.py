@@ -36,8 +36,7 @@ def check_can_change_time(appointment: Document, now: datetime) -> None:
             f"an appointment that is {appointment['status']} cannot be rescheduled",
             code="invalid_status_change",
         )
-    if datetime.fromisoformat(appointment["start"]) <= now:
-        raise Conflict("the appointment has already started", code="appointment_started")
+    check_not_started(appointment, now)
 
 
 def check_not_started(appointment: Document, now: datetime) -> None:
@@ -70,10 +69,11 @@ def local_times(appointment: Document, tenant_zone: str, patient_zone: str) -> D
     return shown
 
 
-def is_upcoming(appointment: Document, now: datetime) -> bool:
-    return datetime.fromisoformat(appointment["end"]) > now
-
-
 def local_date(start: str, zone_name: str) -> str:
     """The hospital's calendar day of an appointment: the key of its department's day list."""
     return datetime.fromisoformat(start).astimezone(ZoneInfo(zone_name)).date().isoformat()
+
+
+def day_of(appointment: Document, tenant: Document) -> str:
+    """The day list an appointment belongs to."""
+    return local_date(appointment["start"], tenant["time_zone"])

@@ -273,6 +273,11 @@ def template_kind(step: str) -> str:
     return step
 
 
+def template_id(kind: str, channel: str, language: str) -> str:
+    """The key of a tenant's own wording of a message kind."""
+    return f"{kind}#{channel}#{language}"
+
+
 def sms_segments(text: str) -> tuple[str, int]:
     if all(ch in _GSM7 or ch in _GSM7_EXTENDED for ch in text):
         units = sum(2 if ch in _GSM7_EXTENDED else 1 for ch in text)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.journey import out_of_quiet_hours
-from chalicelib.domain.messages import CHANNELS, render, template_kind
+from chalicelib.domain.messages import CHANNELS, render, template_id, template_kind
 from chalicelib.domain.tenants import is_quiet
 from chalicelib.messaging import channels
 from chalicelib.observability import count, logger
@@ -96,7 +96,7 @@ class Deliveries:
     def _wording(self, tenant_id: str, step: str, channel: str, language: str) -> Document:
         """The tenant's own template for this step, channel and language, if it saved one."""
         saved = self._config.get(
-            tenant_id, "TEMPLATE", f"{template_kind(step)}#{channel}#{language}"
+            tenant_id, "TEMPLATE", template_id(template_kind(step), channel, language)
         )
         return saved or {}
 

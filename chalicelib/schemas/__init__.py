@@ -12,7 +12,8 @@ from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chalicelib.domain.errors import FieldError, ValidationFailed
+from chalicelib.domain.common import check_time_zone
+from chalicelib.domain.errors import FieldError, Problems, ValidationFailed
 
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
@@ -49,13 +50,11 @@ def _strict_pattern(validator: Any, pattern: str, instance: Any, schema: Any) ->
 
 
 def _is_time_zone(value: object) -> bool:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
     if not isinstance(value, str):
         return True
     try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder, such as "Asia"
+        check_time_zone("$", value)
+    except ValidationFailed:
         return False
     return True
 
@@ -117,10 +116,9 @@ def validate(name: str, instance: Any) -> None:
     errors = sorted(_validator(name).iter_errors(instance), key=lambda e: list(e.absolute_path))
     if not errors:
         return
-    details: list[FieldError] = []
+    problems = Problems()
     for error in errors:
         for detail in _field_errors(error):
-            if detail not in details:
-                details.append(detail)
-    summary = "; ".join(f"{d.path}: {d.message}" for d in details[:5])
-    raise ValidationFailed(f"request body is invalid: {summary}", details=details)
+            if detail not in problems.details:
+                problems.details.append(detail)
+    problems.raise_if_any()

@@ -138,9 +138,7 @@ class AppointmentService:
         return [self.present(doc, tenant) for doc in found]
 
     # -- booking -----------------------------------------------------------------------------
-    def _slot(
-        self, tenant: Document, body: Document, appointment_type: str
-    ) -> tuple[Slot, Document]:
+    def _slot(self, tenant: Document, body: Document, appointment_type: str) -> Slot:
         ref = body["slot"]
         schedule = self._config.get(tenant["id"], "SCHEDULE", ref["schedule_id"])
         if schedule is None:
@@ -153,7 +151,7 @@ class AppointmentService:
             raise invalid("$.slot.start", "is in the past")
         if appointment_type not in schedule.get("appointment_types", rules.TYPES):
             raise invalid("$.type", "this schedule does not take this type of appointment")
-        return slot, schedule
+        return slot
 
     def book(self, principal: Principal, body: Document, idempotency_key: str | None) -> Document:
         require_role(principal, EVERYONE)
@@ -169,7 +167,7 @@ class AppointmentService:
         patient = self._patients.get(tenant["id"], str(patient_id)) if patient_id else None
         if patient is None:
             raise invalid("$.patient_id", "no such patient")
-        slot, _ = self._slot(tenant, body, body["type"])
+        slot = self._slot(tenant, body, body["type"])
         now_iso = utc_iso(clock.now())
         doc: Document = {
             "id": appointment_id_for(principal, idempotency_key),
@@ -195,7 +193,7 @@ class AppointmentService:
             saved = self._appointments.book(
                 tenant["id"],
                 doc,
-                rules.local_date(doc["start"], tenant["time_zone"]),
+                rules.day_of(doc, tenant),
                 slot.capacity,
             )
         except AppointmentExists:
@@ -234,7 +232,7 @@ class AppointmentService:
         }
         changed.pop("answer_token", None)
         saved = self._appointments.save(
-            tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
+            tenant["id"], current, changed, rules.day_of(current, tenant)
         )
         if current.get("answer_token"):
             journeys.resume(current["answer_token"], {"answer": "confirmed"})
@@ -260,7 +258,7 @@ class AppointmentService:
             changed["patient_response"] = "declined"
         changed.pop("answer_token", None)
         saved = self._appointments.release(
-            tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
+            tenant["id"], current, changed, rules.day_of(current, tenant)
         )
         count("AppointmentCancelled")
         # Stopping the execution ends every later step. A send already running when the cancel
@@ -271,7 +269,7 @@ class AppointmentService:
     def reschedule(self, principal: Principal, appointment_id: str, body: Document) -> Document:
         tenant, current = self._change(principal, appointment_id, EVERYONE)
         rules.check_can_change_time(current, clock.now())
-        slot, _ = self._slot(tenant, body, current["type"])
+        slot = self._slot(tenant, body, current["type"])
         if slot.department != current["department"]:
             raise invalid("$.slot.schedule_id", "rescheduling stays in the same department")
         if utc_iso(slot.start) == current["start"] and slot.schedule_id == current["schedule_id"]:
@@ -296,7 +294,7 @@ class AppointmentService:
             tenant["id"],
             current,
             changed,
-            rules.local_date(changed["start"], tenant["time_zone"]),
+            rules.day_of(changed, tenant),
             slot.capacity,
         )
         count("AppointmentRescheduled")
@@ -316,7 +314,7 @@ class AppointmentService:
         }
         changed.pop("answer_token", None)
         saved = self._appointments.save(
-            tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
+            tenant["id"], current, changed, rules.day_of(current, tenant)
         )
         self._queue.open(tenant["id"], saved, "reschedule_requested", tenant)
         if current.get("answer_token"):
@@ -331,7 +329,7 @@ class AppointmentService:
             rules.check_transition(current, status)
         changed = {**current, "status": status, "updated_at": utc_iso(clock.now())}
         saved = self._appointments.save(
-            tenant["id"], current, changed, rules.local_date(current["start"], tenant["time_zone"])
+            tenant["id"], current, changed, rules.day_of(current, tenant)
         )
         count(f"Appointment{status.capitalize()}")
         return self.present(saved, tenant)

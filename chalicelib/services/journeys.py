@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from chalicelib import clock, journeys
 from chalicelib.domain import journey as rules
-from chalicelib.domain.appointments import ACTIVE, local_date
+from chalicelib.domain.appointments import ACTIVE, day_of
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict
 from chalicelib.messaging.delivery import Deliveries, appointment_fields
@@ -33,13 +33,18 @@ class JourneyService:
         self._deliveries = deliveries
         self._queue = queue
 
-    def _load(self, ref: Document) -> tuple[Document, Document, Document] | None:
-        """Tenant, appointment and patient, or None when this journey version is over."""
+    def _load(
+        self, ref: Document, *, with_patient: bool = True
+    ) -> tuple[Document, Document, Document] | None:
+        """Tenant, appointment and patient, or None when this journey version is over. Tasks
+        that send nothing skip the patient read (an empty patient stands in)."""
         appointment = self._appointments.get(ref["tenant_id"], ref["appointment_id"])
         if appointment is None or appointment["journey_version"] != ref["journey_version"]:
             return None
         tenant = self._tenants.get(ref["tenant_id"])
-        patient = self._patients.get(ref["tenant_id"], appointment["patient_id"])
+        patient = (
+            self._patients.get(ref["tenant_id"], appointment["patient_id"]) if with_patient else {}
+        )
         if tenant is None or patient is None:
             return None
         return tenant, appointment, patient
@@ -81,7 +86,7 @@ class JourneyService:
         The deadline check runs in a parallel branch and may come first; so once the token is
         stored, a deadline already past releases it here (whichever comes second releases)."""
         for _ in range(3):
-            loaded = self._load(ref)
+            loaded = self._load(ref, with_patient=False)
             if loaded is None or loaded[1]["status"] not in ACTIVE:
                 journeys.resume(token, {"answer": "none"})
                 return {"held": False}
@@ -104,13 +109,13 @@ class JourneyService:
         raise RuntimeError("could not hold the answer token")
 
     def answer_deadline(self, ref: Document) -> Document:
-        loaded = self._load(ref)
+        loaded = self._load(ref, with_patient=False)
         if loaded is None:
             return {"escalated": False}
-        _, appointment, _ = loaded
+        tenant, appointment, _ = loaded
         escalated = False
         if appointment["status"] in ACTIVE and appointment["patient_response"] == "pending":
-            self.staff_task(ref, "no_answer")
+            self._queue.open(tenant["id"], appointment, "no_answer", tenant)
             escalated = True
         token = appointment.get("answer_token")
         if token:
@@ -118,7 +123,7 @@ class JourneyService:
         return {"escalated": escalated}
 
     def visit_outcome(self, ref: Document) -> Document:
-        loaded = self._load(ref)
+        loaded = self._load(ref, with_patient=False)
         if loaded is None:
             return {"outcome": "superseded"}
         tenant, appointment, _ = loaded
@@ -150,10 +155,10 @@ class JourneyService:
                 "start": appointment["start"],
             }
             return {"outcome": "attended", "event": event}
-        return {"outcome": "noshow" if status == "noshow" else status}
+        return {"outcome": status}
 
     def rebooked(self, ref: Document) -> Document:
-        loaded = self._load(ref)
+        loaded = self._load(ref, with_patient=False)
         if loaded is None:
             return {"rebooked": True}  # nothing more to chase
         tenant, appointment, _ = loaded
@@ -166,13 +171,9 @@ class JourneyService:
         return {"rebooked": found}
 
     def staff_task(self, ref: Document, kind: str) -> Document:
-        loaded = self._load(ref)
+        loaded = self._load(ref, with_patient=False)
         if loaded is None:
             return {"created": False}
         tenant, appointment, _ = loaded
         task = self._queue.open(tenant["id"], appointment, kind, tenant)
         return {"created": True, "task_id": task["id"]}
-
-
-def day_of(appointment: Document, tenant: Document) -> str:
-    return local_date(appointment["start"], tenant["time_zone"])

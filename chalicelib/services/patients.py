@@ -77,7 +77,7 @@ class PatientService:
         self,
         repository: PatientRepository,
         tenants: TenantService,
-        appointments: AppointmentRepository | None = None,
+        appointments: AppointmentRepository,
         on_changed: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
         self._on_changed = on_changed
@@ -126,7 +126,7 @@ class PatientService:
         current = self.get(principal, patient_id)
         if if_match is not None:
             check_expected_version(current, if_match)
-        if self._appointments is not None and any(
+        if any(
             a["status"] in ACTIVE
             for a in self._appointments.for_patient(
                 tenant_of(principal), patient_id, after=clock.iso(clock.now())

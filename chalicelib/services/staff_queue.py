@@ -71,8 +71,7 @@ class StaffQueue:
     ) -> Document:
         """Idempotent: the caller derives `task_id` from what the task is about, so a replayed
         step finds the task it opened. The topic hears of a task once, when it is opened."""
-        now = utc_iso(clock.now())
-        task = self._tasks.create(
+        task, is_new = self._tasks.create(
             tenant_id,
             {
                 "id": task_id,
@@ -80,11 +79,10 @@ class StaffQueue:
                 "status": "open",
                 "priority": priority,
                 **about,
-                "created_at": now,
+                "created_at": utc_iso(clock.now()),
             },
         )
         topic = alert_topic(tenant, about.get("department"))
-        is_new = task["created_at"] == now and task["version"] == 1
         if is_new:
             count("StaffTaskOpened")
         # An urgent alert is told again when asked again while the task is open (the patient

@@ -13,8 +13,9 @@ from chalicelib.domain.messages import (
     check_template,
     render,
     sample_fields,
+    template_id,
 )
-from chalicelib.services.versions import check_expected_version
+from chalicelib.services.versions import revise
 from chalicelib.store.config import ConfigRepository
 
 LANGUAGES = ("zh-CN", "zh-TW", "en", "en-GB", "en-US")
@@ -35,10 +36,6 @@ def try_render(step: str, channel: str, language: str, body: Document) -> Render
         )
     except TemplateError as exc:
         raise invalid("$.body", f"the template does not render: {exc}") from exc
-
-
-def template_id(step: str, channel: str, language: str) -> str:
-    return f"{step}#{channel}#{language}"
 
 
 class TemplateService:
@@ -67,18 +64,13 @@ class TemplateService:
         tenant_id = tenant_of(principal)
         record_id = template_id(step, channel, language)
         current = self._config.get(tenant_id, "TEMPLATE", record_id)
-        if current is not None:
-            check_expected_version(current, if_match)
-        now = utc_iso(clock.now())
-        doc: Document = {
-            **body,
-            "id": record_id,
-            "step": step,
-            "channel": channel,
-            "language": language,
-            "updated_at": now,
-            "created_at": current["created_at"] if current else now,
-        }
+        doc = revise(
+            current,
+            {**body, "step": step, "channel": channel, "language": language},
+            record_id,
+            if_match,
+            utc_iso(clock.now()),
+        )
         sample = try_render(step, channel, language, body)
         if sample.segments is not None:
             doc["sms_segments"] = sample.segments
@@ -87,6 +79,3 @@ class TemplateService:
     def all(self, principal: Principal) -> list[Document]:
         require_role(principal, CLINIC_ROLES)
         return self._config.records(tenant_of(principal), "TEMPLATE")
-
-    def override(self, tenant_id: str, step: str, channel: str, language: str) -> Document | None:
-        return self._config.get(tenant_id, "TEMPLATE", template_id(step, channel, language))

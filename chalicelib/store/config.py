@@ -14,8 +14,6 @@ from chalicelib.store.records import (
     versioned_doc,
 )
 
-KINDS = ("CLINICIAN", "SCHEDULE")
-
 
 class ConfigRepository:
     def __init__(self) -> None:

@@ -87,9 +87,9 @@ class StaffTaskRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
 
-    def create(self, tenant_id: str, doc: Document) -> Document:
+    def create(self, tenant_id: str, doc: Document) -> tuple[Document, bool]:
         """Create a task once: its id is derived from what it is about, so a replayed step
-        does not open a second one."""
+        does not open a second one. Returns the task and whether this call created it."""
         item = StaffTaskItem(
             _task_pk(tenant_id, doc["id"]),
             TASK_SK,
@@ -105,8 +105,8 @@ class StaffTaskRepository:
                 raise
             existing = self.get(tenant_id, doc["id"])
             assert existing is not None
-            return existing
-        return {**doc, "version": item.version}
+            return existing, False
+        return {**doc, "version": item.version}, True
 
     def get(self, tenant_id: str, task_id: str) -> Document | None:
         try:
