@@ -20,6 +20,7 @@ from chalicelib.domain.common import (
     utc_iso,
 )
 from chalicelib.domain.errors import Forbidden, Problems, invalid
+from chalicelib.domain.tenants import department_names
 
 ADULT_AGE = 18
 READ_ONLY_FIELDS = ("id", "created_at", "updated_at", "version", "deleted_at")
@@ -69,7 +70,7 @@ def _normalise(doc: Document, tenant: Document, now: datetime) -> Document:
     for channel, contact in (("sms", "phone"), ("email", "email")):
         if channel in doc.get("preferred_channels", []) and contact not in doc:
             problems.add("$.preferred_channels", f"{channel} needs {contact}")
-    known_departments = {d["id"] for d in tenant.get("departments", [])}
+    known_departments = department_names(tenant)
     for index, department in enumerate(doc.get("departments", [])):
         if department not in known_departments:
             problems.add(f"$.departments[{index}]", "is not a department of this hospital")

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems, invalid
+from chalicelib.domain.tenants import department_names
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_RANGE = timedelta(days=31)
@@ -38,7 +39,7 @@ class Slot:
 
 def check_schedule(schedule: Document, tenant: Document, clinician_department: str | None) -> None:
     problems = Problems()
-    departments = {d["id"] for d in tenant.get("departments", [])}
+    departments = department_names(tenant)
     if schedule["department"] not in departments:
         problems.add("$.department", "is not a department of this hospital")
     if clinician_department is None:

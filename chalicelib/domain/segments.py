@@ -23,6 +23,7 @@ from datetime import date, timedelta
 
 from chalicelib.domain.common import Document, is_valid_id
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.tenants import department_names
 
 ELDERLY_AGE = 65
 MINOR_UNTIL = 18  # a patient is a minor until their 18th birthday (as in domain.patients)
@@ -153,7 +154,7 @@ def check_segment(segment: str, tenant: Document) -> str:
         return segment
     if segment.startswith(DEPARTMENT_PREFIX):
         department = segment.removeprefix(DEPARTMENT_PREFIX)
-        if department in {d["id"] for d in tenant.get("departments", [])}:
+        if department in department_names(tenant):
             return segment
     if segment.startswith(MEMBER_PREFIX) and MEMBER_CLASS.fullmatch(
         segment.removeprefix(MEMBER_PREFIX)

@@ -72,3 +72,8 @@ def is_quiet(local_time: time, quiet_hours: Document) -> bool:
     if start < end:
         return start <= local_time < end
     return local_time >= start or local_time < end
+
+
+def department_names(tenant: Document) -> dict[str, str]:
+    """A tenant's departments, id → name (also the set of ids it knows)."""
+    return {d["id"]: d["name"] for d in tenant.get("departments", [])}

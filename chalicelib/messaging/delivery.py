@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.messages import CHANNELS, render, template_id, template_kind
-from chalicelib.domain.tenants import is_quiet
+from chalicelib.domain.tenants import department_names
 from chalicelib.messaging import channels
 from chalicelib.observability import count, logger
 from chalicelib.settings import get_settings
@@ -59,7 +59,7 @@ def patient_fields(tenant: Document, patient: Document) -> Document:
 def appointment_fields(tenant: Document, patient: Document, appointment: Document) -> Document:
     zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
     start = datetime.fromisoformat(appointment["start"]).astimezone(zone)
-    names = {d["id"]: d["name"] for d in tenant.get("departments", [])}
+    names = department_names(tenant)
     return {
         **patient_fields(tenant, patient),
         "date": start.date().isoformat(),
@@ -116,8 +116,8 @@ class Deliveries:
         so a reply from the number acts on it. `wording` ({"body", "subject"}), when given, is
         sent on every channel instead of the step's templates (a campaign's own text)."""
         zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
-        if is_quiet(now.astimezone(zone).time().replace(microsecond=0), tenant["quiet_hours"]):
-            later = out_of_quiet_hours(now, zone, tenant["quiet_hours"])
+        later = out_of_quiet_hours(now, zone, tenant["quiet_hours"])
+        if later != now:
             return {"status": "deferred", "retry_at": utc_iso(later)}
         record: Document = {
             "key": key,
@@ -131,13 +131,15 @@ class Deliveries:
         if earlier is not None:
             count("MessageReplaySkipped")
             return {**earlier, "replayed": True}
-        patient = {
-            **patient,
-            "push_endpoints": self._devices.endpoints(tenant["id"], patient["id"]),
-        }
         reasons: list[str] = []
         failed = False
         for channel in channel_order(patient):
+            if channel == "push":
+                # Devices are read only when push is tried: most sends go by SMS first.
+                patient = {
+                    **patient,
+                    "push_endpoints": self._devices.endpoints(tenant["id"], patient["id"]),
+                }
             blocked = why_not(channel, patient, self._contacts)
             if blocked:
                 reasons.append(f"{channel}: {blocked}")

@@ -23,6 +23,7 @@ from chalicelib.domain import care_plans as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound, invalid
+from chalicelib.domain.tenants import department_names
 from chalicelib.messaging.delivery import Deliveries, patient_fields
 from chalicelib.observability import count, logger, run_hooks
 from chalicelib.services.care_config import CareConfigService
@@ -48,10 +49,6 @@ def _step(journey: Document, step_id: str) -> Document:
             found: Document = step
             return found
     raise NotFound(f"no step {step_id} in journey {journey['id']}")
-
-
-def department_names(tenant: Document) -> dict[str, str]:
-    return {d["id"]: d["name"] for d in tenant.get("departments", [])}
 
 
 def booking_link(ref: str) -> str:

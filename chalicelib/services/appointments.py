@@ -21,6 +21,7 @@ from chalicelib.domain.access import (
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, invalid
 from chalicelib.domain.scheduling import Slot, find_slot
+from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, run_hooks
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tenants import TenantService
@@ -127,7 +128,7 @@ class AppointmentService:
     ) -> list[Document]:
         require_role(principal, CLINIC_ROLES)
         tenant = self._tenants.require(tenant_of(principal))
-        if department not in {d["id"] for d in tenant["departments"]}:
+        if department not in department_names(tenant):
             raise NotFound("department not found")
         day = local_date or clock.now().astimezone(ZoneInfo(tenant["time_zone"])).date().isoformat()
         try:

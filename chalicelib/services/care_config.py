@@ -8,6 +8,7 @@ from chalicelib.domain import care_plans, recall
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound, invalid
+from chalicelib.domain.tenants import department_names
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.tenants import TenantService
 from chalicelib.services.versions import revise
@@ -38,7 +39,7 @@ class CareConfigService:
 
     def _departments(self, principal: Principal) -> set[str]:
         tenant = self._tenants.require(tenant_of(principal))
-        return {d["id"] for d in tenant.get("departments", [])}
+        return set(department_names(tenant))
 
     def put_plan(
         self, principal: Principal, plan_id: str, body: Document, if_match: str | None

@@ -18,9 +18,10 @@ from chalicelib import clock, journeys
 from chalicelib.domain import recall as rules
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.tenants import department_names
 from chalicelib.messaging.delivery import Deliveries, patient_fields
 from chalicelib.observability import count, logger
-from chalicelib.services.aftercare import booking_link, department_names
+from chalicelib.services.aftercare import booking_link
 from chalicelib.services.care_config import CareConfigService
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.settings import get_settings

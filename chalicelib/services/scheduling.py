@@ -17,6 +17,7 @@ from chalicelib.domain.common import (
     utc_iso,
 )
 from chalicelib.domain.errors import NotFound, invalid
+from chalicelib.domain.tenants import department_names
 from chalicelib.services.tenants import TenantService
 from chalicelib.services.versions import revise
 from chalicelib.store.appointments import AppointmentRepository
@@ -63,7 +64,7 @@ class SchedulingService:
         self, principal: Principal, clinician_id: str, body: Document, if_match: str | None
     ) -> Document:
         tenant, draft = self._put(principal, "CLINICIAN", clinician_id, body, if_match)
-        if body["department"] not in {d["id"] for d in tenant["departments"]}:
+        if body["department"] not in department_names(tenant):
             raise invalid("$.department", "is not a department of this hospital")
         return self._config.put(tenant["id"], "CLINICIAN", draft["doc"], draft["version"])
 
@@ -101,7 +102,7 @@ class SchedulingService:
         require_role(principal, EVERYONE)
         tenant = self._tenants.require(tenant_of(principal))
         zone = ZoneInfo(tenant["time_zone"])
-        if department is None or department not in {d["id"] for d in tenant["departments"]}:
+        if department is None or department not in department_names(tenant):
             raise invalid("department", "is not a department of this hospital")
         if appointment_type is not None and appointment_type not in TYPES:
             raise invalid("type", f"is one of {', '.join(TYPES)}")
