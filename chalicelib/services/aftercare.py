@@ -216,7 +216,10 @@ class AftercareService:
         """Send the step's message. For a check-in, open the questionnaire response it links
         to first (once), and say when to remind and when to escalate."""
         loaded = self._load(ref)
-        if loaded is None or loaded[2]["status"] != "running":
+        if loaded is None:
+            self._close(ref, "patient_gone")  # deleted: the journey ends, nothing more is sent
+            return {"status": "skipped", "why": "journey over"}
+        if loaded[2]["status"] != "running":
             return {"status": "skipped", "why": "journey over"}
         tenant, patient, journey = loaded
         step = _step(journey, step_id)
@@ -463,20 +466,27 @@ class AftercareService:
         return {"skipped": True}
 
     def finish(self, ref: Document) -> Document:
+        journey = self._close(ref, None)
+        if journey is None:
+            return {"outcome": "gone"}
+        count("AftercareCompleted")
+        return {"outcome": journey.get("outcome")}
+
+    def _close(self, ref: Document, outcome: str | None) -> Document | None:
+        """End a running journey with `outcome` (None: as its steps went). None if gone."""
+
         def change(journey: Document) -> Document | None:
             if journey["status"] != "running":
                 return None
             journey["status"] = "completed"
             journey["completed_at"] = utc_iso(clock.now())
-            journey["outcome"] = rules.outcome(journey["steps"])
+            journey["outcome"] = outcome or rules.outcome(journey["steps"])
             return journey
 
         try:
-            journey = self._update(ref, change)
+            return self._update(ref, change)
         except NotFound:
-            return {"outcome": "gone"}
-        count("AftercareCompleted")
-        return {"outcome": journey.get("outcome")}
+            return None
 
     # --- what patients and staff do ---
 

@@ -310,3 +310,18 @@ def test_the_recorded_journey_event_is_the_contract(runtime: Any) -> None:
     assert app.journey_event(recorded, context) == {"aftercare": [], "recalls": 0}
     recorded["Records"][0]["Sns"]["Message"] = json.dumps({**message, "type": "other"})
     assert app.journey_event(recorded, context) is None
+
+
+def test_deleting_the_patient_ends_the_journey(runtime: Any, aftercare: Any) -> None:
+    from chalicelib.store.care import AFTERCARE, CareRepository
+
+    a: Aftercare = aftercare()
+    start = day(0)
+    [journey_id] = a.surgery()["journeys"]
+    gone = a.api.call("DELETE", f"/patients/{a.patient['id']}", a.clinic.tenant.staff)
+    assert gone.status_code == 204, gone.body
+    move_to(runtime, start + timedelta(days=1))
+    assert a.sms() == [], "a deleted patient hears nothing"
+    record = CareRepository().get(a.clinic.tenant.id, a.patient["id"], AFTERCARE, journey_id)
+    assert record is not None
+    assert (record["status"], record["outcome"]) == ("completed", "patient_gone")
