@@ -72,6 +72,16 @@ def payload(response: Any) -> Any:
     return json.loads(response.body) if response.body else None
 
 
+def error_paths(response: Any) -> list[str]:
+    """The JSON paths a 400 names, in order."""
+    return [d["path"] for d in payload(response)["error"]["details"]]
+
+
+def error_code(response: Any) -> str:
+    code: str = payload(response)["error"]["code"]
+    return code
+
+
 @pytest.fixture(scope="session")
 def api(http: Any) -> Api:
     return Api(http)

@@ -5,12 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from tests.conftest import Api, ClinicCtx, free_slots, payload, slot_ref
-
-
-def error_code(response: Any) -> str:
-    code: str = payload(response)["error"]["code"]
-    return code
+from tests.conftest import Api, ClinicCtx, error_code, error_paths, free_slots, payload, slot_ref
 
 
 def patient_token(
@@ -314,7 +309,7 @@ def test_schedule_rules_and_replacement(api: Api, make_clinic: Any) -> None:
     }
     wrong = api.call("PUT", "/schedules/extra", admin, body)
     assert wrong.status_code == 400
-    assert [d["path"] for d in payload(wrong)["error"]["details"]] == [
+    assert error_paths(wrong) == [
         "$.clinician",
         "$.weekly_hours.mon",
     ]

@@ -5,17 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Api, payload
+from tests.conftest import Api, error_paths, payload
 
 PLAN = {
     "name": "Recovery",
     "trigger": {"event": "discharge"},
     "check_ins": [{"day": 2, "questionnaire": "post-discharge"}],
 }
-
-
-def fields(response: Any) -> list[str]:
-    return [d["path"] for d in payload(response)["error"]["details"]]
 
 
 def test_care_plans_are_checked_when_saved(api: Api, tenant: Any) -> None:
@@ -27,11 +23,11 @@ def test_care_plans_are_checked_when_saved(api: Api, tenant: Any) -> None:
     }
     schema_fail = api.call("PUT", "/care-plans/recovery", tenant.admin, bad)
     assert schema_fail.status_code == 400
-    assert fields(schema_fail) == ["$.send_time"]
+    assert error_paths(schema_fail) == ["$.send_time"]
     del bad["send_time"]
     rule_fail = api.call("PUT", "/care-plans/recovery", tenant.admin, bad)
     assert rule_fail.status_code == 400
-    assert fields(rule_fail) == ["$.trigger.departments[0]", "$.check_ins[0].questionnaire"]
+    assert error_paths(rule_fail) == ["$.trigger.departments[0]", "$.check_ins[0].questionnaire"]
     saved = api.call("PUT", "/care-plans/recovery", tenant.admin, PLAN)
     assert saved.status_code == 200, saved.body
     stale = api.call("PUT", "/care-plans/recovery", tenant.admin, PLAN, headers={"If-Match": '"9"'})
@@ -52,13 +48,13 @@ def test_recall_rules_are_checked_when_saved(api: Api, tenant: Any) -> None:
         "book": {"department": "cardiology"},
     }
     two_matches = api.call("PUT", "/recall-rules/r1", tenant.admin, rule)
-    assert two_matches.status_code == 400 and fields(two_matches) == ["$.match"]
+    assert two_matches.status_code == 400 and error_paths(two_matches) == ["$.match"]
     rule["match"] = {"condition": "diabetes"}
     rule["book"] = {"department": "nowhere"}
     rule["sequence"] = {"reminder_after_days": 20, "last_call_after_days": 10}
     wrong = api.call("PUT", "/recall-rules/r1", tenant.admin, rule)
     assert wrong.status_code == 400
-    assert fields(wrong) == ["$.book.department", "$.sequence"]
+    assert error_paths(wrong) == ["$.book.department", "$.sequence"]
     rule["book"] = {"department": "cardiology"}
     del rule["sequence"]
     assert api.call("PUT", "/recall-rules/r1", tenant.admin, rule).status_code == 200
@@ -76,9 +72,9 @@ def test_care_events_name_what_is_wrong_and_stay_in_their_tenant(
     event = {"type": "discharge", "department": "cardiology", "occurred_at": now}
     assert api.call("POST", path, tenant.staff, {**event, "type": "lunch"}).status_code == 400
     future = api.call("POST", path, tenant.staff, {**event, "occurred_at": "2999-01-01T00:00:00Z"})
-    assert future.status_code == 400 and fields(future) == ["$.occurred_at"]
+    assert future.status_code == 400 and error_paths(future) == ["$.occurred_at"]
     unknown = api.call("POST", path, tenant.staff, {**event, "department": "x-ray"})
-    assert unknown.status_code == 400 and fields(unknown) == ["$.department"]
+    assert unknown.status_code == 400 and error_paths(unknown) == ["$.department"]
     unknown_plan = api.call("POST", path, tenant.staff, {**event, "care_plan": "nope"})
     assert unknown_plan.status_code == 404
     assert api.call("POST", path, other.staff, event).status_code == 404, "another tenant's"
@@ -105,7 +101,7 @@ def test_an_urgent_answer_alerts_the_departments_own_topic(
         headers={"If-Match": '"1"'},
     )
     assert refused.status_code == 400
-    assert fields(refused) == ["$.departments[0].alert_topic_arn"]
+    assert error_paths(refused) == ["$.departments[0].alert_topic_arn"]
     accepted = api.call(
         "PATCH",
         f"/tenants/{tenant.id}",

@@ -6,11 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from tests.conftest import Api, TenantCtx, patient_body, payload
-
-
-def error_paths(response: Any) -> list[str]:
-    return [d["path"] for d in payload(response)["error"]["details"]]
+from tests.conftest import Api, TenantCtx, error_paths, patient_body, payload
 
 
 def test_create_normalises_and_get_returns_etag(api: Api, tenant: TenantCtx) -> None:

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from tests.conftest import Api, TenantCtx, payload
+from tests.conftest import Api, TenantCtx, error_paths, payload
 
 PATH = "/templates/reminder/sms/zh-CN"
-
-
-def error_paths(response: Any) -> list[str]:
-    return [d["path"] for d in payload(response)["error"]["details"]]
 
 
 def test_templates_are_checked_when_saved(api: Api, tenant: TenantCtx) -> None:

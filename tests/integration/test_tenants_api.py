@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import Api, TenantCtx, payload, tenant_body, unique
+from tests.conftest import Api, TenantCtx, error_paths, payload, tenant_body, unique
 
 
 def test_operator_creates_and_duplicate_is_409(runtime: Any, api: Api) -> None:
@@ -62,7 +62,7 @@ def test_invalid_tenant_fields_are_named_together(runtime: Any, api: Api) -> Non
     )
     response = api.call("POST", "/tenants", runtime.token("operator"), body)
     assert response.status_code == 400
-    paths = [d["path"] for d in payload(response)["error"]["details"]]
+    paths = error_paths(response)
     assert paths == ["$.quiet_hours.start", "$.time_zone"]
     newline_id = api.call("POST", "/tenants", runtime.token("operator"), tenant_body("t-x\n"))
     assert newline_id.status_code == 400
