@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api, ClinicCtx, payload
-from tests.journeys.test_appointment_journey import (
+from tests.journeys.support import (
     SHANGHAI,
     iso,
     local_moment,
@@ -236,7 +236,7 @@ def test_a_fulfilled_visit_of_a_planned_type_starts_its_plan(
     """The appointment journey's `appointment.fulfilled` event (journey-events topic) starts
     the care plans whose trigger names the appointment type."""
     from chalicelib.services.registry import services
-    from tests.journeys.test_appointment_journey import Journey
+    from tests.journeys.support import Journey
 
     clinic = make_clinic(journeys=True)
     plan = {

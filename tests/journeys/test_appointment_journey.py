@@ -5,127 +5,23 @@ sent (the outbox), what staff see (tasks) and how the execution ended."""
 from __future__ import annotations
 
 import json
-import random
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import Api, ClinicCtx, payload
+from tests.conftest import Api, payload
+from tests.journeys.support import (
+    SHANGHAI,
+    Journey,
+    assert_stopped,
+    iso,
+    local_moment,
+    move_to,
+)
 
 pytestmark = pytest.mark.journey
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def unique_phone() -> str:
-    return "139" + "".join(random.choice("0123456789") for _ in range(8))
-
-
-def local_moment(days: int, hour: int, minute: int = 0, zone: ZoneInfo = SHANGHAI) -> datetime:
-    from chalicelib import clock
-
-    day = (clock.now().astimezone(zone) + timedelta(days=days)).date()
-    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
-
-
-def move_to(runtime: Any, moment: datetime) -> None:
-    from chalicelib import clock
-
-    assert moment >= clock.now(), f"{moment} is already past: the test miscounted"
-    runtime.clock.set(moment)
-    runtime.settle()
-
-
-def iso(moment: datetime) -> str:
-    from chalicelib.domain.common import utc_iso
-
-    return utc_iso(moment)
-
-
-class Journey:
-    """One patient of a journey-enabled clinic, and what reached them."""
-
-    def __init__(
-        self, runtime: Any, api: Api, clinic: ClinicCtx, make_patient: Any, **patient: Any
-    ) -> None:
-        self.runtime, self.api, self.clinic = runtime, api, clinic
-        self.phone = patient.pop("phone", unique_phone())
-        patient.setdefault("email", f"p{self.phone}@patients.example.com")
-        self.patient = make_patient(clinic.tenant, phone=self.phone, **patient)
-        self.token = runtime.token("patient", clinic.tenant.id, self.patient["id"])
-
-    def book(self, start: datetime) -> dict[str, Any]:
-        response = self.api.call(
-            "POST",
-            "/appointments",
-            self.token,
-            {
-                "slot": {"schedule_id": self.clinic.schedule_id, "start": iso(start)},
-                "type": "follow_up",
-                "notes_for_patient": "Bring your glucose diary",
-            },
-        )
-        assert response.status_code == 201, response.body
-        self.runtime.settle()
-        booked: dict[str, Any] = payload(response)
-        return booked
-
-    def sms(self) -> list[Any]:
-        sent: list[Any] = self.runtime.outbox.messages(to=f"+86{self.phone}", channel="sms")
-        return sent
-
-    def execution(self, appointment: dict[str, Any]) -> dict[str, Any]:
-        from chalicelib import journeys
-
-        sfn = self.runtime.client("stepfunctions")
-        arn = journeys.execution_arn(self.clinic.tenant.id, appointment)
-        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
-        return described
-
-    def act(
-        self, appointment: dict[str, Any], action: str, token: str | None = None, body: Any = None
-    ) -> dict[str, Any]:
-        response = self.api.call(
-            "POST", f"/appointments/{appointment['id']}/{action}", token or self.token, body
-        )
-        assert response.status_code == 200, response.body
-        self.runtime.settle()
-        changed: dict[str, Any] = payload(response)
-        return changed
-
-    def tasks(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = payload(
-            self.api.call("GET", "/tasks", self.clinic.tenant.staff)
-        )["items"]
-        return [t for t in items if t["patient_id"] == self.patient["id"]]
-
-    def deliveries(self) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = payload(
-            self.api.call(
-                "GET", f"/patients/{self.patient['id']}/deliveries", self.clinic.tenant.staff
-            )
-        )["items"]
-        return items
-
-
-def assert_stopped(execution: dict[str, Any]) -> None:
-    """Stopped by the service. AWS reports ABORTED; moto reports a stop that lands while the
-    execution is inside a Parallel state as FAILED with States.Runtime. Either way it has ended,
-    and the tests then check that nothing more is sent."""
-    assert execution["status"] in ("ABORTED", "FAILED"), execution["status"]
-    if execution["status"] == "FAILED":
-        # Only moto's stop-inside-Parallel failure, not an error of the state machine itself.
-        assert execution.get("error") == "States.Runtime"
-        assert "MUST NOT begin with the prefix 'States.'" in execution.get("cause", "")
-
-
-@pytest.fixture
-def journey(runtime: Any, api: Api, make_clinic: Any, make_patient: Any) -> Any:
-    def make(**patient: Any) -> Journey:
-        return Journey(runtime, api, make_clinic(journeys=True), make_patient, **patient)
-
-    return make
 
 
 def test_confirmed_and_attended(runtime: Any, journey: Any) -> None:
@@ -242,7 +138,7 @@ def test_booking_an_hour_ahead_gets_only_the_confirmation(runtime: Any, journey:
     assert j.tasks() == []
     move_to(runtime, start + timedelta(hours=2, minutes=1))
     assert len(j.sms()) == 2, "the journey went on to the no-show follow-up: it did not hang"
-    assert status_of(j, appointment) == "noshow"
+    assert j.appointment(appointment)["status"] == "noshow"
 
 
 def test_patient_abroad_gets_reminders_in_their_daytime(runtime: Any, journey: Any) -> None:
@@ -369,11 +265,6 @@ def test_a_failing_channel_falls_back_to_the_next(runtime: Any, journey: Any) ->
     assert j.sms() == []
 
 
-def status_of(j: Journey, appointment: dict[str, Any]) -> str:
-    found: str = payload(j.api.call("GET", f"/appointments/{appointment['id']}", j.token))["status"]
-    return found
-
-
 def test_no_time_to_answer_means_no_wait_for_an_answer(runtime: Any, journey: Any) -> None:
     """Booked at 23:00 for 08:00 the day after next: the confirmation goes at 08:00, when the
     24-hour answer deadline has already passed. The journey must not wait for an answer it
@@ -385,5 +276,5 @@ def test_no_time_to_answer_means_no_wait_for_an_answer(runtime: Any, journey: An
     move_to(runtime, local_moment(days=1, hour=8, minute=1))
     assert len(j.sms()) == 1 and j.tasks() == []
     move_to(runtime, start + timedelta(hours=2, minutes=1))
-    assert status_of(j, appointment) == "noshow"
+    assert j.appointment(appointment)["status"] == "noshow"
     assert len(j.sms()) == 2, "the follow-up went out: the journey did not hang"

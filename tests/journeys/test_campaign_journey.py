@@ -6,19 +6,14 @@ from __future__ import annotations
 import random
 from datetime import datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.conftest import Api, TenantCtx, payload
+from tests.journeys.support import SHANGHAI, unique_phone
 
 pytestmark = pytest.mark.journey
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 TEXT = {"zh-CN": "{{clinic}}：{{first_name}}您好，流感疫苗已到，预约请点 {{link}}"}
-
-
-def unique_phone() -> str:
-    return "139" + "".join(random.choice("0123456789") for _ in range(8))
 
 
 def move_to_local(runtime: Any, days: int, hour: int) -> datetime:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api, ClinicCtx, payload
-from tests.journeys.test_appointment_journey import iso, local_moment, move_to, unique_phone
+from tests.journeys.support import iso, local_moment, move_to, unique_phone
 
 pytestmark = pytest.mark.journey
 EVENTS = Path(__file__).resolve().parent.parent / "events"

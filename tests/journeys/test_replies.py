@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Api, payload
-from tests.journeys.test_appointment_journey import Journey, assert_stopped, local_moment, move_to
+from tests.conftest import Api
+from tests.journeys.support import Journey, assert_stopped, local_moment, move_to
 
 pytestmark = pytest.mark.journey
 
@@ -20,27 +20,12 @@ def reply(runtime: Any, api: Api, phone: str, text: str) -> None:
     runtime.settle()
 
 
-@pytest.fixture
-def journey(runtime: Any, api: Api, make_clinic: Any, make_patient: Any) -> Any:
-    def make(**patient: Any) -> Journey:
-        return Journey(runtime, api, make_clinic(journeys=True), make_patient, **patient)
-
-    return make
-
-
-def status(j: Journey, appointment: dict[str, Any]) -> dict[str, Any]:
-    found: dict[str, Any] = payload(
-        j.api.call("GET", f"/appointments/{appointment['id']}", j.token)
-    )
-    return found
-
-
 def test_cancelled_by_sms(runtime: Any, api: Api, journey: Any) -> None:
     j: Journey = journey()
     start = local_moment(days=8, hour=10)
     appointment = j.book(start)
     reply(runtime, api, f"+86{j.phone}", "N")
-    assert status(j, appointment)["status"] == "cancelled"
+    assert j.appointment(appointment)["status"] == "cancelled"
     assert_stopped(j.execution(appointment))
     move_to(runtime, start + timedelta(hours=3))
     assert len(j.sms()) == 1, "only the confirmation"
@@ -51,7 +36,7 @@ def test_confirmed_by_sms_is_not_escalated(runtime: Any, api: Api, journey: Any)
     start = local_moment(days=3, hour=10)
     appointment = j.book(start)
     reply(runtime, api, f"+86{j.phone}", " c ")
-    assert status(j, appointment)["patient_response"] == "confirmed"
+    assert j.appointment(appointment)["patient_response"] == "confirmed"
     move_to(runtime, start - timedelta(hours=23))
     assert j.tasks() == []
 
@@ -60,7 +45,7 @@ def test_reschedule_request_by_sms_reaches_staff(runtime: Any, api: Api, journey
     j: Journey = journey()
     appointment = j.book(local_moment(days=8, hour=10))
     reply(runtime, api, f"+86{j.phone}", "改约")
-    assert status(j, appointment)["patient_response"] == "reschedule_requested"
+    assert j.appointment(appointment)["patient_response"] == "reschedule_requested"
     [task] = j.tasks()
     assert task["kind"] == "reschedule_requested"
     closed = api.call("POST", f"/tasks/{task['id']}/close", j.clinic.tenant.staff)

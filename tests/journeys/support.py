@@ -1,0 +1,122 @@
+"""What the journey tests share: the virtual clock moved to local moments, and one patient of a
+journey-enabled clinic with what reached them."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from tests.conftest import Api, ClinicCtx, payload
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def unique_phone() -> str:
+    return "139" + "".join(random.choice("0123456789") for _ in range(8))
+
+
+def local_moment(days: int, hour: int, minute: int = 0, zone: ZoneInfo = SHANGHAI) -> datetime:
+    from chalicelib import clock
+
+    day = (clock.now().astimezone(zone) + timedelta(days=days)).date()
+    return datetime(day.year, day.month, day.day, hour, minute, tzinfo=zone)
+
+
+def move_to(runtime: Any, moment: datetime) -> None:
+    from chalicelib import clock
+
+    assert moment >= clock.now(), f"{moment} is already past: the test miscounted"
+    runtime.clock.set(moment)
+    runtime.settle()
+
+
+def iso(moment: datetime) -> str:
+    from chalicelib.domain.common import utc_iso
+
+    return utc_iso(moment)
+
+
+class Journey:
+    """One patient of a journey-enabled clinic, and what reached them."""
+
+    def __init__(
+        self, runtime: Any, api: Api, clinic: ClinicCtx, make_patient: Any, **patient: Any
+    ) -> None:
+        self.runtime, self.api, self.clinic = runtime, api, clinic
+        self.phone = patient.pop("phone", unique_phone())
+        patient.setdefault("email", f"p{self.phone}@patients.example.com")
+        self.patient = make_patient(clinic.tenant, phone=self.phone, **patient)
+        self.token = runtime.token("patient", clinic.tenant.id, self.patient["id"])
+
+    def book(self, start: datetime) -> dict[str, Any]:
+        response = self.api.call(
+            "POST",
+            "/appointments",
+            self.token,
+            {
+                "slot": {"schedule_id": self.clinic.schedule_id, "start": iso(start)},
+                "type": "follow_up",
+                "notes_for_patient": "Bring your glucose diary",
+            },
+        )
+        assert response.status_code == 201, response.body
+        self.runtime.settle()
+        booked: dict[str, Any] = payload(response)
+        return booked
+
+    def sms(self) -> list[Any]:
+        sent: list[Any] = self.runtime.outbox.messages(to=f"+86{self.phone}", channel="sms")
+        return sent
+
+    def execution(self, appointment: dict[str, Any]) -> dict[str, Any]:
+        from chalicelib import journeys
+
+        sfn = self.runtime.client("stepfunctions")
+        arn = journeys.execution_arn(self.clinic.tenant.id, appointment)
+        described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
+        return described
+
+    def act(
+        self, appointment: dict[str, Any], action: str, token: str | None = None, body: Any = None
+    ) -> dict[str, Any]:
+        response = self.api.call(
+            "POST", f"/appointments/{appointment['id']}/{action}", token or self.token, body
+        )
+        assert response.status_code == 200, response.body
+        self.runtime.settle()
+        changed: dict[str, Any] = payload(response)
+        return changed
+
+    def tasks(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = payload(
+            self.api.call("GET", "/tasks", self.clinic.tenant.staff)
+        )["items"]
+        return [t for t in items if t["patient_id"] == self.patient["id"]]
+
+    def appointment(self, appointment: dict[str, Any]) -> dict[str, Any]:
+        """The appointment as the patient's app reads it now."""
+        found: dict[str, Any] = payload(
+            self.api.call("GET", f"/appointments/{appointment['id']}", self.token)
+        )
+        return found
+
+    def deliveries(self) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = payload(
+            self.api.call(
+                "GET", f"/patients/{self.patient['id']}/deliveries", self.clinic.tenant.staff
+            )
+        )["items"]
+        return items
+
+
+def assert_stopped(execution: dict[str, Any]) -> None:
+    """Stopped by the service. AWS reports ABORTED; moto reports a stop that lands while the
+    execution is inside a Parallel state as FAILED with States.Runtime. Either way it has ended,
+    and the tests then check that nothing more is sent."""
+    assert execution["status"] in ("ABORTED", "FAILED"), execution["status"]
+    if execution["status"] == "FAILED":
+        # Only moto's stop-inside-Parallel failure, not an error of the state machine itself.
+        assert execution.get("error") == "States.Runtime"
+        assert "MUST NOT begin with the prefix 'States.'" in execution.get("cause", "")
