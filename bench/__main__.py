@@ -39,47 +39,25 @@ def _run(which: str, patient_id: str, token: str, env: dict[str, str]) -> dict[s
     return result
 
 
-def _quiet_logs() -> None:
-    logging.disable(logging.WARNING)
-    # A Fail state caught by its Parallel (the aftercare answer wait) is logged as an error.
-    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
-
-
 def main() -> None:
     from chalice.test import Client
 
     from bench.care import aftercare_path, recall_sweep
-    from bench.journey import happy_path
-    from local.runtime import start
+    from bench.journey import happy_path, json_call, tenant_body
+    from local.runtime import quiet_logs, start
     from local.vclock import VirtualClock
 
-    _quiet_logs()
+    logging.disable(logging.WARNING)
+    quiet_logs()
     runtime = start(state_dir=Path(tempfile.mkdtemp()), clock=VirtualClock())
     try:
         http = Client(runtime.app, stage_name="local", project_dir=str(ROOT)).http
+        call = json_call(http)
         tenant = "bench-clinic"
-        body = {
-            "id": tenant,
-            "name": "Bench",
-            "time_zone": "Asia/Shanghai",
-            "default_language": "zh-CN",
-            "country": "CN",
-            "sender": {"email_from": "care@bench.example.com"},
-        }
-        headers = {"Content-Type": "application/json"}
-        operator = runtime.token("operator")
-        http.post(
-            "/tenants",
-            headers={**headers, "Authorization": f"Bearer {operator}"},
-            body=json.dumps(body),
-        )
+        call("POST", "/tenants", runtime.token("operator"), tenant_body(tenant))
         staff = runtime.token("staff", tenant)
-        created = http.post(
-            "/patients",
-            headers={**headers, "Authorization": f"Bearer {staff}"},
-            body=json.dumps({"name": {"given": "Bench"}, "phone": "13800138000"}),
-        )
-        patient_id = json.loads(created.body)["id"]
+        patient = {"name": {"given": "Bench"}, "phone": "13800138000"}
+        patient_id = call("POST", "/patients", staff, patient)["id"]
 
         env = {
             **os.environ,

@@ -4,13 +4,12 @@ costs for 1,000 due patients, measured on the emulator."""
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.journey import LAMBDA_GB_SECONDS_EACH, PRICES, open_schedule, tenant_body
+from bench.journey import LAMBDA_GB_SECONDS_EACH, PRICES, json_call, open_schedule, tenant_body
 
 PLAN = {
     "name": "Bench recovery",
@@ -30,12 +29,7 @@ def aftercare_path(runtime: Any, http: Any) -> dict[str, Any]:
     from chalicelib.settings import get_settings
     from local.meter import meter
 
-    def call(method: str, path: str, token: str, body: Any = None) -> Any:
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        raw = json.dumps(body).encode() if body is not None else b""
-        response = http.request(method, path, headers=headers, body=raw)
-        assert response.status_code in (200, 201), response.body
-        return json.loads(response.body)
+    call = json_call(http)
 
     tenant = "bench-aftercare"
     staff, token, patient = _clinic(runtime, call, tenant)

@@ -7,6 +7,7 @@ Also the SMS segments of every default SMS template."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -21,6 +22,19 @@ PRICES = {
     "api_gateway_per_request": 3.50 / 1_000_000,  # REST API, first 333 million
 }
 LAMBDA_GB_SECONDS_EACH = 0.25 * 0.1  # 256 MB for ~100 ms, a generous estimate per invocation
+
+
+def json_call(http: Any) -> Callable[..., Any]:
+    """A caller of the API through the Chalice test client that insists on success."""
+
+    def call(method: str, path: str, token: str, body: Any = None) -> Any:
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        raw = json.dumps(body).encode() if body is not None else b""
+        response = http.request(method, path, headers=headers, body=raw)
+        assert response.status_code in (200, 201), response.body
+        return json.loads(response.body)
+
+    return call
 
 
 def tenant_body(tenant: str) -> dict[str, Any]:
@@ -73,16 +87,7 @@ def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
     from chalicelib import clock, journeys
     from local.meter import meter
 
-    def call(method: str, path: str, token: str, body: Any = None) -> Any:
-        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
-        response = http.request(
-            method,
-            path,
-            headers=headers,
-            body=json.dumps(body).encode() if body is not None else b"",
-        )
-        assert response.status_code in (200, 201), response.body
-        return json.loads(response.body)
+    call = json_call(http)
 
     tenant = "bench-journey"
     call("POST", "/tenants", runtime.token("operator"), tenant_body(tenant))

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import urllib.error
@@ -62,13 +61,11 @@ def _call(url: str, body: dict[str, Any] | None = None) -> Any:
 
 
 def serve(args: argparse.Namespace) -> None:
-    from local.runtime import start
+    from local.runtime import quiet_logs, start
     from local.server import make_server
     from local.vclock import VirtualClock
 
-    for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    quiet_logs()
     print("Starting the embedded AWS and provisioning infra/platform.yaml ...", flush=True)
     runtime = start(state_dir=STATE_DIR, clock=VirtualClock(flowing=True))
     import app as app_module

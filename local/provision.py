@@ -44,7 +44,6 @@ class Provisioned:
     parameters: dict[str, str]
     physical_ids: dict[str, str] = field(default_factory=dict)  # logical id → Ref value
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)  # (id, attr) → GetAtt
-    state_machines: dict[str, str] = field(default_factory=dict)  # logical id → ARN
     function_environment: dict[str, str] = field(default_factory=dict)  # from Globals
 
     def ref(self, logical_id: str) -> str:
@@ -247,7 +246,6 @@ def provision(
             arn = _create_state_machine(
                 sfn, sfn_role, resolver, logical_id, props, template_path.parent
             )
-            provisioned.state_machines[logical_id] = arn
             provisioned.physical_ids[logical_id] = arn
     globals_env = template.get("Globals", {}).get("Function", {}).get("Environment", {})
     for name, value in globals_env.get("Variables", {}).items():

@@ -11,6 +11,7 @@ and the benchmarks.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 from dataclasses import dataclass
@@ -29,6 +30,14 @@ REGION = "us-east-1"
 IDP_BUCKET = "careloop-local-idp"
 # Not under .well-known/: moto's Cognito emulation answers every such path with its own key.
 JWKS_KEY = "keys/jwks.json"
+
+
+def quiet_logs() -> None:
+    """The emulator's chatter off: its HTTP log, and the traceback moto logs for every Fail
+    state (even one its Parallel catches, as the aftercare answer wait does by design)."""
+    for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
 
 
 def free_port() -> int:
@@ -55,8 +64,6 @@ def emulator_client(endpoint: str, service: str) -> Any:
 @dataclass
 class Runtime:
     endpoint: str
-    region: str
-    account: str
     clock: VirtualClock
     outbox: Outbox
     keys: LocalKeys
@@ -174,4 +181,4 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
         os.environ.setdefault(name, value)
     get_settings.cache_clear()
     local_api.bind_inbound_topic(resources.ref("InboundSmsTopic"))
-    return Runtime(endpoint, REGION, ACCOUNT, clock, outbox, keys, resources, app, server)
+    return Runtime(endpoint, clock, outbox, keys, resources, app, server)

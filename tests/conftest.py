@@ -4,7 +4,6 @@ tests isolate themselves by creating their own tenant, as tenants are isolated i
 from __future__ import annotations
 
 import json
-import logging
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +19,10 @@ START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
 
 @pytest.fixture(scope="session")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from local.runtime import start
+    from local.runtime import quiet_logs, start
     from local.vclock import VirtualClock
 
-    for noisy in ("werkzeug", "moto", "botocore", "urllib3"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    quiet_logs()
     rt = start(state_dir=tmp_path_factory.mktemp("local-state"), clock=VirtualClock(START))
     yield rt
     rt.settle()  # let background handlers finish before the emulator goes away

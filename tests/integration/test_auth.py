@@ -11,7 +11,7 @@ from local.keys import LocalKeys, ensure_keys
 from tests.conftest import Api, TenantCtx, payload
 
 
-def _mint(runtime: Any, keys: LocalKeys, **kwargs: Any) -> str:
+def _mint(keys: LocalKeys, **kwargs: Any) -> str:
     from chalicelib.settings import get_settings
 
     settings = get_settings()
@@ -41,7 +41,7 @@ def test_malformed_header_or_token(api: Api, header: str) -> None:
 
 
 def test_expired_token(runtime: Any, api: Api) -> None:
-    assert_401(api.call("GET", "/patients", _mint(runtime, runtime.keys, lifetime_seconds=-120)))
+    assert_401(api.call("GET", "/patients", _mint(runtime.keys, lifetime_seconds=-120)))
 
 
 def test_token_signed_by_another_key_with_a_known_kid(
@@ -49,20 +49,20 @@ def test_token_signed_by_another_key_with_a_known_kid(
 ) -> None:
     other = ensure_keys(tmp_path)
     forged = LocalKeys(other.private_key_path, other.jwks_path, kid=runtime.keys.kid)
-    assert_401(api.call("GET", "/patients", _mint(runtime, forged)))
+    assert_401(api.call("GET", "/patients", _mint(forged)))
 
 
 def test_token_with_an_unknown_kid(runtime: Any, api: Api, tmp_path: Path) -> None:
-    assert_401(api.call("GET", "/patients", _mint(runtime, ensure_keys(tmp_path))))
+    assert_401(api.call("GET", "/patients", _mint(ensure_keys(tmp_path))))
 
 
 @pytest.mark.parametrize("claim", ["issuer", "audience"])
 def test_wrong_issuer_or_audience(runtime: Any, api: Api, claim: str) -> None:
-    assert_401(api.call("GET", "/patients", _mint(runtime, runtime.keys, **{claim: "https://x"})))
+    assert_401(api.call("GET", "/patients", _mint(runtime.keys, **{claim: "https://x"})))
 
 
 def test_access_token_is_not_an_id_token(runtime: Any, api: Api) -> None:
-    token = _mint(runtime, runtime.keys, extra={"token_use": "access"})
+    token = _mint(runtime.keys, extra={"token_use": "access"})
     assert_401(api.call("GET", "/patients", token))
 
 

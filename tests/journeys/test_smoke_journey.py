@@ -41,7 +41,7 @@ def start(runtime: Any, **overrides: Any) -> tuple[Any, str, dict[str, Any]]:
         **overrides,
     }
     arn = sfn.start_execution(
-        stateMachineArn=runtime.resources.state_machines["SmokeStateMachine"],
+        stateMachineArn=runtime.resources.ref("SmokeStateMachine"),
         name=run_input["run_id"],
         input=json.dumps(run_input),
     )["executionArn"]
