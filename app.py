@@ -69,6 +69,8 @@ journey_check_rebooked = app.lambda_function(name="journey_check_rebooked")(
     journey.journey_check_rebooked
 )
 journey_staff_task = app.lambda_function(name="journey_staff_task")(journey.journey_staff_task)
+# Every journey's last resort: a step that failed after all its retries opens a staff task.
+journey_step_failed = app.lambda_function(name="journey_step_failed")(journey.journey_step_failed)
 campaign_batch = app.lambda_function(name="campaign_batch")(campaign_tasks.campaign_batch)
 campaign_send = app.lambda_function(name="campaign_send")(campaign_tasks.campaign_send)
 campaign_send_failed = app.lambda_function(name="campaign_send_failed")(

@@ -84,7 +84,10 @@ def sms_segments() -> dict[str, Any]:
 
 
 def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
-    from chalicelib import clock, journeys
+    from chalicelib import clock
+    from chalicelib.adapters.executions import execution_arn
+    from chalicelib.domain.journey import execution_name
+    from chalicelib.settings import get_settings
     from local.meter import meter
 
     call = json_call(http)
@@ -130,7 +133,10 @@ def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
     counts = meter.snapshot()
 
     sfn = runtime.client("stepfunctions")
-    arn = journeys.execution_arn(tenant, booked)
+    arn = execution_arn(
+        get_settings().appointment_journey_arn,
+        execution_name(tenant, booked["id"], booked["journey_version"]),
+    )
     assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
     events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
     transitions = sum(1 for e in events if e["type"].endswith("StateEntered"))

@@ -102,7 +102,7 @@ def sms_reply(request: ApiRequest) -> ApiResponse:
     import json
     import uuid
 
-    from chalicelib.aws import client
+    from chalicelib.adapters.clients import client
 
     assert _Bound.inbound_sms_topic is not None
     message_id = str(uuid.uuid4())

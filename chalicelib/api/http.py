@@ -20,13 +20,13 @@ from chalicelib.auth import verify_token
 from chalicelib.domain.access import Principal, Role
 from chalicelib.domain.errors import (
     Conflict,
-    DependencyUnavailable,
     DomainError,
     FieldError,
     Forbidden,
     NotFound,
     PayloadTooLarge,
     PreconditionRequired,
+    Retryable,
     Unauthenticated,
     UnsupportedMediaType,
     ValidationFailed,
@@ -49,7 +49,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     PreconditionRequired: 428,
-    DependencyUnavailable: 503,  # the one 5xx we answer on purpose: retry later
+    Retryable: 503,  # the one 5xx we answer on purpose: retry after Retry-After seconds
 }
 
 # Chalice answers a few requests itself before a view runs (415, 405); their codes in our terms.
@@ -78,6 +78,8 @@ def error_body(code: str, message: str, details: list[FieldError] | None = None)
 def error_response(error: DomainError) -> Response:
     status = status_for(error)
     headers: Headers = {"WWW-Authenticate": 'Bearer realm="careloop"'} if status == 401 else {}
+    if isinstance(error, Retryable):
+        headers["Retry-After"] = str(error.retry_after_seconds)
     return Response(
         body=error_body(error.code, error.message, error.details),
         status_code=status,

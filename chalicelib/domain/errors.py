@@ -67,8 +67,18 @@ class UnsupportedMediaType(DomainError):
 
 
 @dataclass
-class DependencyUnavailable(DomainError):
-    """A service we depend on did not answer; the request may be retried."""
+class Retryable(DomainError):
+    """Transient: the same call may well succeed a little later. The API answers 503 with
+    Retry-After; a state machine's task raises it under this one name (`Retryable`), which
+    every Task state retries with backoff."""
+
+    code: str = "retry_later"
+    retry_after_seconds: int = 2
+
+
+@dataclass
+class DependencyUnavailable(Retryable):
+    """A service we depend on is throttling us or failing (after the SDK's own retries)."""
 
     code: str = "dependency_unavailable"
 

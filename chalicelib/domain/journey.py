@@ -22,6 +22,12 @@ DEFAULTS: Document = {
 }
 
 
+def execution_name(tenant_id: str, appointment_id: str, journey_version: int) -> str:
+    """One execution per appointment and journey version: a retried start is a no-op, and a
+    reschedule (version n + 1) starts a new one."""
+    return f"{tenant_id}-{appointment_id}-v{journey_version}"
+
+
 def settings_of(tenant: Document) -> Document:
     configured = tenant.get("journey", {})
     merged = {**DEFAULTS, **configured}

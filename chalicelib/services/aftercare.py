@@ -18,15 +18,16 @@ from contextlib import suppress
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from chalicelib import clock, journeys
+from chalicelib import clock
+from chalicelib.adapters.executions import Executions
 from chalicelib.domain import care_plans as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound, invalid
 from chalicelib.domain.tenants import department_names
-from chalicelib.messaging.delivery import Deliveries, patient_fields
 from chalicelib.observability import count, logger, run_hooks
 from chalicelib.services.care_config import CareConfigService
+from chalicelib.services.deliveries import Deliveries, Message, patient_fields
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.settings import get_settings
 from chalicelib.store.appointments import AppointmentRepository
@@ -68,8 +69,10 @@ class AftercareService:
         config: CareConfigService,
         deliveries: Deliveries,
         queue: StaffQueue,
+        executions: Executions,
         on_urgent: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
+        self._executions = executions
         self._on_urgent = on_urgent
         self._store = journeys_store
         self._tenants = tenants
@@ -158,7 +161,7 @@ class AftercareService:
             # The same event reported twice at once: the other start wins.
             with suppress(Conflict):
                 self._store.put(tenant["id"], AFTERCARE, doc, None)
-        journeys.start_named(
+        self._executions.start(
             get_settings().aftercare_journey_arn,
             f"{tenant['id']}-{journey_id}",
             {"tenant_id": tenant["id"], "patient_id": patient["id"], "journey_id": journey_id},
@@ -253,10 +256,7 @@ class AftercareService:
         result = self._deliveries.deliver(
             tenant,
             patient,
-            kind,
-            f"{journey['id']}#{step_id}",
-            fields,
-            {"journey_id": journey["id"]},
+            Message(kind, f"{journey['id']}#{step_id}", fields, {"journey_id": journey["id"]}),
             now,
         )
         if result["status"] == "deferred":
@@ -349,7 +349,7 @@ class AftercareService:
 
         self._update(ref, change)
         if holder["status"] != "awaiting_answer":
-            journeys.resume(token, {"status": holder["status"]})
+            self._executions.resume(token, {"status": holder["status"]})
             return {"held": False}
         return {"held": True}
 
@@ -376,10 +376,12 @@ class AftercareService:
         result = self._deliveries.deliver(
             tenant,
             patient,
-            "checkin_reminder",
-            f"{journey['id']}#{step_id}#reminder",
-            fields,
-            {"journey_id": journey["id"]},
+            Message(
+                "checkin_reminder",
+                f"{journey['id']}#{step_id}#reminder",
+                fields,
+                {"journey_id": journey["id"]},
+            ),
             clock.now(),
         )
         self._mark(ref, step_id, reminder=result["status"])
@@ -557,7 +559,9 @@ class AftercareService:
         except NotFound:
             return
         if token:
-            journeys.resume(token["value"], {"status": "answered", "risk": response["risk"]})
+            self._executions.resume(
+                token["value"], {"status": "answered", "risk": response["risk"]}
+            )
 
     def on_booked(self, tenant_id: str, appointment: Document) -> None:
         """A booking closes an open re-check invitation of the same department as a success."""

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from chalicelib import clock, journeys
+from chalicelib import clock
+from chalicelib.adapters.executions import Executions
 from chalicelib.domain import appointments as rules
 from chalicelib.domain.access import (
     CLINIC_ROLES,
@@ -20,12 +22,18 @@ from chalicelib.domain.access import (
 )
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, invalid
+from chalicelib.domain.journey import execution_name
 from chalicelib.domain.scheduling import Slot, find_slot
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, run_hooks
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tenants import TenantService
-from chalicelib.store.appointments import AppointmentExists, AppointmentRepository
+from chalicelib.settings import get_settings
+from chalicelib.store.appointments import (
+    AppointmentExists,
+    AppointmentRepository,
+    SendInProgress,
+)
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.patients import PatientRepository
 
@@ -59,6 +67,24 @@ def appointment_id_for(principal: Principal, idempotency_key: str | None) -> str
     return "a-" + hashlib.sha256(seed).hexdigest()[:16]
 
 
+# A cancel or reschedule waits this long (wall time) for a message that is leaving; a send
+# holds its claim for at most its lease (30 s), usually for a fraction of a second.
+SEND_WAIT_SECONDS = 10.0
+
+
+def waiting_for_sends(change: Callable[[], Document]) -> Document:
+    """Run a change that a message being sent holds up, until it goes through; past the wait,
+    SendInProgress (503 with Retry-After) lets the caller try again."""
+    deadline = time.monotonic() + SEND_WAIT_SECONDS
+    while True:
+        try:
+            return change()
+        except SendInProgress:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class AppointmentService:
     def __init__(
         self,
@@ -67,14 +93,40 @@ class AppointmentService:
         patients: PatientRepository,
         tenants: TenantService,
         queue: StaffQueue,
+        executions: Executions,
         on_booked: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
+        self._executions = executions
         self._on_booked = on_booked
         self._appointments = appointments
         self._config = config
         self._patients = patients
         self._tenants = tenants
         self._queue = queue
+
+    # -- journeys ----------------------------------------------------------------------------
+    def _start_journey(self, tenant_id: str, appointment: Document) -> None:
+        """Idempotent by execution name: a retried request re-issues a start that failed."""
+        self._executions.start(
+            get_settings().appointment_journey_arn,
+            execution_name(tenant_id, appointment["id"], appointment["journey_version"]),
+            {
+                "tenant_id": tenant_id,
+                "appointment_id": appointment["id"],
+                "journey_version": appointment["journey_version"],
+            },
+        )
+
+    def _stop_journey(self, tenant_id: str, appointment: Document, cause: str) -> None:
+        self._executions.stop(
+            get_settings().appointment_journey_arn,
+            execution_name(tenant_id, appointment["id"], appointment["journey_version"]),
+            cause,
+        )
+
+    def _resume(self, token: str | None, answer: str) -> None:
+        if token:
+            self._executions.resume(token, {"answer": answer})
 
     # -- presentation ------------------------------------------------------------------------
     def present(self, doc: Document, tenant: Document) -> Document:
@@ -210,8 +262,7 @@ class AppointmentService:
             count("AppointmentBooked")
             run_hooks(self._on_booked, tenant["id"], saved)  # recalls and re-checks convert
         if journeys_on(tenant) and saved["status"] in rules.ACTIVE:
-            # Idempotent by execution name: a retried booking re-issues a start that failed.
-            journeys.start(tenant["id"], saved)
+            self._start_journey(tenant["id"], saved)
         return self.present(saved, tenant)
 
     # -- changes -----------------------------------------------------------------------------
@@ -235,8 +286,7 @@ class AppointmentService:
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
-        if current.get("answer_token"):
-            journeys.resume(current["answer_token"], {"answer": "confirmed"})
+        self._resume(current.get("answer_token"), "confirmed")
         # Staff need not chase an answer that has come, however late.
         self._queue.resolve(tenant["id"], saved, "no_answer", "patient confirmed")
         return self.present(saved, tenant)
@@ -245,7 +295,7 @@ class AppointmentService:
         tenant, current = self._change(principal, appointment_id, EVERYONE)
         if current["status"] == "cancelled":
             # A retry after a cancel whose journey stop failed: stop again, then say so.
-            journeys.stop(tenant["id"], current, "cancelled")
+            self._stop_journey(tenant["id"], current, "cancelled")
         rules.check_transition(current, "cancelled")
         if principal.role is Role.PATIENT:
             rules.check_not_started(current, clock.now())
@@ -258,13 +308,16 @@ class AppointmentService:
         if principal.role is Role.PATIENT:
             changed["patient_response"] = "declined"
         changed.pop("answer_token", None)
-        saved = self._appointments.release(
-            tenant["id"], current, changed, rules.day_of(current, tenant)
+        saved = waiting_for_sends(
+            lambda: self._appointments.release(
+                tenant["id"], current, changed, rules.day_of(current, tenant), utc_iso(clock.now())
+            )
         )
         count("AppointmentCancelled")
-        # Stopping the execution ends every later step. A send already running when the cancel
-        # commits can still go out (a window of milliseconds between its check and the publish).
-        journeys.stop(tenant["id"], current, "cancelled")
+        # The cancel committed only once no message of this appointment was leaving, and a
+        # claim checks the appointment's status: nothing more goes out. Stopping the execution
+        # ends its timers.
+        self._stop_journey(tenant["id"], current, "cancelled")
         return self.present(saved, tenant)
 
     def reschedule(self, principal: Principal, appointment_id: str, body: Document) -> Document:
@@ -276,7 +329,7 @@ class AppointmentService:
         if utc_iso(slot.start) == current["start"] and slot.schedule_id == current["schedule_id"]:
             # Already there (a retried request whose journey start may have failed): settle it.
             if journeys_on(tenant):
-                journeys.start(tenant["id"], current)
+                self._start_journey(tenant["id"], current)
             return self.present(current, tenant)
         changed = {
             **current,
@@ -291,17 +344,20 @@ class AppointmentService:
             "updated_at": utc_iso(clock.now()),
         }
         changed.pop("answer_token", None)
-        saved = self._appointments.move(
-            tenant["id"],
-            current,
-            changed,
-            rules.day_of(changed, tenant),
-            slot.capacity,
+        saved = waiting_for_sends(
+            lambda: self._appointments.move(
+                tenant["id"],
+                current,
+                changed,
+                rules.day_of(changed, tenant),
+                slot.capacity,
+                utc_iso(clock.now()),
+            )
         )
         count("AppointmentRescheduled")
-        journeys.stop(tenant["id"], current, "rescheduled")
+        self._stop_journey(tenant["id"], current, "rescheduled")
         if journeys_on(tenant):
-            journeys.start(tenant["id"], saved)
+            self._start_journey(tenant["id"], saved)
         return self.present(saved, tenant)
 
     def request_reschedule(self, principal: Principal, appointment_id: str) -> Document:
@@ -318,8 +374,7 @@ class AppointmentService:
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
         self._queue.open(tenant["id"], saved, "reschedule_requested", tenant)
-        if current.get("answer_token"):
-            journeys.resume(current["answer_token"], {"answer": "reschedule_requested"})
+        self._resume(current.get("answer_token"), "reschedule_requested")
         return self.present(saved, tenant)
 
     def _set_status(self, principal: Principal, appointment_id: str, status: str) -> Document:

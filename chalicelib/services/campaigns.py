@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import secrets
 
-from chalicelib import campaign_runs, clock
+from chalicelib import clock
+from chalicelib.adapters.executions import Executions
 from chalicelib.domain import campaigns as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound
-from chalicelib.messaging.delivery import Deliveries, patient_fields
 from chalicelib.observability import count
+from chalicelib.services.deliveries import Deliveries, Message, patient_fields
 from chalicelib.services.patients import decode_cursor, encode_cursor, parse_limit
 from chalicelib.services.segments import SegmentService
 from chalicelib.services.tenants import TenantService
@@ -53,12 +54,32 @@ class CampaignService:
         tenants: TenantService,
         patients: PatientRepository,
         deliveries: Deliveries,
+        executions: Executions,
     ) -> None:
+        self._executions = executions
         self._campaigns = repository
         self._segments = segments
         self._tenants = tenants
         self._patients = patients
         self._deliveries = deliveries
+
+    # --- executions, named so that a retried start is a no-op ---
+
+    def _start_driver(self, tenant_id: str, campaign_id: str) -> None:
+        name, _ = rules.execution_names(tenant_id, campaign_id, "")
+        self._executions.start(
+            get_settings().campaign_driver_arn,
+            name,
+            {"tenant_id": tenant_id, "campaign_id": campaign_id},
+        )
+
+    def _start_outreach(self, tenant_id: str, campaign_id: str, patient_id: str) -> None:
+        _, name = rules.execution_names(tenant_id, campaign_id, patient_id)
+        self._executions.start(
+            get_settings().campaign_outreach_arn,
+            name,
+            {"tenant_id": tenant_id, "campaign_id": campaign_id, "patient_id": patient_id},
+        )
 
     # --- the API ---
 
@@ -79,7 +100,7 @@ class CampaignService:
             doc["name"] = body["name"]
         targeted = self._segments.count(tenant, segment)
         stored = self._campaigns.create(tenant["id"], doc, targeted)
-        campaign_runs.start_driver(tenant["id"], doc["id"])
+        self._start_driver(tenant["id"], doc["id"])
         count("CampaignStarted")
         return public(stored)
 
@@ -127,7 +148,7 @@ class CampaignService:
         for patient_id in patient_ids:
             if self._campaigns.mark_started(tenant_id, campaign_id, patient_id, utc_iso(now)):
                 count("CampaignOutreachStarted")
-            campaign_runs.start_outreach(tenant_id, campaign_id, patient_id)
+            self._start_outreach(tenant_id, campaign_id, patient_id)
         exhausted = next_after is None
         self._campaigns.advance(
             tenant_id, campaign_id, next_after, utc_iso(now) if exhausted else None
@@ -159,14 +180,17 @@ class CampaignService:
         result = self._deliveries.deliver(
             tenant,
             addressed,
-            rules.step_of(campaign),
-            f"campaign#{campaign_id}#{patient_id}",
-            fields,
-            {"campaign_id": campaign_id},
+            Message(
+                rules.step_of(campaign),
+                f"campaign#{campaign_id}#{patient_id}",
+                fields,
+                {"campaign_id": campaign_id},
+                wording=rules.wording(campaign, patient["language"], tenant["default_language"]),
+            ),
             clock.now(),
-            wording=rules.wording(campaign, patient["language"], tenant["default_language"]),
         )
-        status = str(result.get("status"))
+        # An unknown outcome (the request left, its answer was lost) is not known to be sent.
+        status = "failed" if result["status"] == "unknown" else result["status"]
         if status in rules.OUTCOMES:
             self._record(tenant_id, campaign_id, patient_id, status)
         if status == "deferred":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 from chalicelib import clock
-from chalicelib.aws import client
+from chalicelib.adapters.channels import Channels
 from chalicelib.domain.access import Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import DependencyUnavailable
@@ -14,8 +14,9 @@ from chalicelib.store.devices import DeviceRepository
 
 
 class DeviceService:
-    def __init__(self, devices: DeviceRepository) -> None:
+    def __init__(self, devices: DeviceRepository, channels: Channels) -> None:
         self._devices = devices
+        self._channels = channels
 
     def register(self, principal: Principal, body: Document) -> Document:
         require_role(principal, {Role.PATIENT})
@@ -25,9 +26,7 @@ class DeviceService:
         # SNS returns the same endpoint for the same token, so registering twice is harmless,
         # also when a shared device (a family tablet) registers for a second patient: nothing
         # about the patient is attached to the endpoint.
-        endpoint = client("sns").create_platform_endpoint(
-            PlatformApplicationArn=application, Token=body["token"]
-        )["EndpointArn"]
+        endpoint = self._channels.register_device(application, body["token"])
         key = hashlib.sha256(body["token"].encode()).hexdigest()[:24]
         registered_at = utc_iso(clock.now())
         self._devices.add(

@@ -10,12 +10,13 @@ from __future__ import annotations
 import hashlib
 
 from chalicelib import clock
+from chalicelib.adapters.channels import Channels
 from chalicelib.domain.access import Principal, Role
 from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.deliveries import DeliveryStatus
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.keywords import classify, reply_text
 from chalicelib.domain.messages import Rendered
-from chalicelib.messaging import channels
 from chalicelib.observability import count, logger
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.store.contacts import ContactRepository
@@ -30,7 +31,9 @@ class InboundMessages:
         tenants: TenantRepository,
         appointments: AppointmentService,
         deliveries: DeliveryRepository,
+        channels: Channels,
     ) -> None:
+        self._channels = channels
         self._contacts = contacts
         self._deliveries = deliveries
         self._tenants = tenants
@@ -48,6 +51,14 @@ class InboundMessages:
         if not self._contacts.first_time(message_id):
             count("InboundReplayed")
             return "replayed"
+        try:
+            return self._handle(phone, body)
+        except Exception:
+            # Not handled after all: SNS delivers it again (Lambda's retries, then the DLQ).
+            self._contacts.forget_inbound(message_id)
+            raise
+
+    def _handle(self, phone: str, body: str) -> str:
         meaning = classify(body)
         about = self._contacts.last_texted(phone)
         tenant = self._tenants.get(about["tenant_id"]) if about else None
@@ -58,7 +69,8 @@ class InboundMessages:
             tenant["default_language"] if tenant else "en",
         )
         if reply:
-            channels.send_sms(tenant or {}, phone, Rendered(reply, None))
+            sender_id = (tenant or {}).get("sender", {}).get("sms_sender_id")
+            self._channels.send_sms(phone, Rendered(reply, None), sender_id=sender_id)
         count(f"InboundSms{meaning.capitalize()}")
         logger.info("inbound sms", extra={"meaning": meaning, "outcome": outcome})
         return outcome
@@ -125,10 +137,6 @@ class InboundMessages:
         about = self._contacts.message(message_id) if message_id else None
         if about is None or kind not in ("Delivery", "Bounce"):
             return
-        status = "delivered" if kind == "Delivery" else "bounced"
-        self._deliveries.mark(
-            about["tenant_id"],
-            about["key"],
-            status=status,
-            **{f"{status}_at": utc_iso(clock.now())},
-        )
+        status = DeliveryStatus.DELIVERED if kind == "Delivery" else DeliveryStatus.BOUNCED
+        # A Delivery notice that arrives after a Bounce changes nothing: the bounce wins.
+        self._deliveries.mark(about["tenant_id"], about["key"], status, utc_iso(clock.now()))

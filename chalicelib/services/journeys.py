@@ -3,19 +3,25 @@ staff tasks are created once by id, and a step of a superseded journey version d
 
 from __future__ import annotations
 
-from chalicelib import clock, journeys
+from datetime import datetime
+
+from chalicelib import clock
+from chalicelib.adapters.executions import Executions
 from chalicelib.domain import journey as rules
 from chalicelib.domain.appointments import ACTIVE, day_of
 from chalicelib.domain.common import Document, utc_iso
-from chalicelib.domain.errors import Conflict
-from chalicelib.messaging.delivery import Deliveries, appointment_fields
+from chalicelib.domain.deliveries import SendResult
+from chalicelib.domain.errors import Conflict, Retryable
 from chalicelib.observability import count
+from chalicelib.services.deliveries import Deliveries, Message, appointment_fields
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.messages import SendGuard
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
 
 ATTENDED = frozenset({"arrived", "fulfilled"})
+NOSHOW_STEP_STATUSES = frozenset({"noshow"})
 
 
 class JourneyService:
@@ -26,7 +32,9 @@ class JourneyService:
         appointments: AppointmentRepository,
         deliveries: Deliveries,
         queue: StaffQueue,
+        executions: Executions,
     ) -> None:
+        self._executions = executions
         self._tenants = tenants
         self._patients = patients
         self._appointments = appointments
@@ -59,26 +67,27 @@ class JourneyService:
             **rules.plan(appointment, tenant, patient["time_zone"], clock.now()),
         }
 
-    def send(self, ref: Document, step: str) -> Document:
+    def send(self, ref: Document, step: str) -> SendResult:
+        """The step's message, if it still makes sense: the appointment is still booked (or,
+        for a no-show follow-up, missed) at this journey version, and a confirmation or
+        reminder goes out only before the visit begins, however late this task runs."""
         loaded = self._load(ref)
         if loaded is None:
-            return {"status": "skipped", "why": "superseded"}
+            return SendResult(status="skipped", why="superseded")
         tenant, appointment, patient = loaded
-        still_due = appointment["status"] in ACTIVE or (
-            step.startswith("noshow") and appointment["status"] == "noshow"
+        statuses = NOSHOW_STEP_STATUSES if step.startswith("noshow") else ACTIVE
+        if appointment["status"] not in statuses:
+            return SendResult(status="skipped", why=f"appointment is {appointment['status']}")
+        before_visit = not step.startswith("noshow")
+        message = Message(
+            step=step,
+            key=f"{appointment['id']}#v{appointment['journey_version']}#{step}",
+            fields=appointment_fields(tenant, patient, appointment),
+            about={"appointment_id": appointment["id"]},
+            guard=SendGuard(appointment["id"], appointment["journey_version"], statuses),
+            not_after=datetime.fromisoformat(appointment["start"]) if before_visit else None,
         )
-        if not still_due:
-            return {"status": "skipped", "why": f"appointment is {appointment['status']}"}
-        key = f"{appointment['id']}#v{appointment['journey_version']}#{step}"
-        return self._deliveries.deliver(
-            tenant,
-            patient,
-            step,
-            key,
-            appointment_fields(tenant, patient, appointment),
-            {"appointment_id": appointment["id"]},
-            clock.now(),
-        )
+        return self._deliveries.deliver(tenant, patient, message, clock.now())
 
     def hold_answer(self, ref: Document, token: str, deadline: str | None = None) -> Document:
         """Keep the task token on the appointment, where a reply (app or SMS) finds it.
@@ -88,11 +97,11 @@ class JourneyService:
         for _ in range(3):
             loaded = self._load(ref, with_patient=False)
             if loaded is None or loaded[1]["status"] not in ACTIVE:
-                journeys.resume(token, {"answer": "none"})
+                self._executions.resume(token, {"answer": "none"})
                 return {"held": False}
             tenant, appointment, _ = loaded
             if appointment["patient_response"] != "pending":
-                journeys.resume(token, {"answer": appointment["patient_response"]})
+                self._executions.resume(token, {"answer": appointment["patient_response"]})
                 return {"held": False}
             try:
                 self._appointments.save(
@@ -104,9 +113,9 @@ class JourneyService:
             except Conflict:
                 continue  # the patient answered meanwhile: look again
             if deadline is not None and utc_iso(clock.now()) >= deadline:
-                journeys.resume(token, {"answer": "none"})
+                self._executions.resume(token, {"answer": "none"})
             return {"held": True}
-        raise RuntimeError("could not hold the answer token")
+        raise Retryable("the appointment kept changing while the answer token was stored")
 
     def answer_deadline(self, ref: Document) -> Document:
         loaded = self._load(ref, with_patient=False)
@@ -119,43 +128,46 @@ class JourneyService:
             escalated = True
         token = appointment.get("answer_token")
         if token:
-            journeys.resume(token, {"answer": "none"})
+            self._executions.resume(token, {"answer": "none"})
         return {"escalated": escalated}
 
     def visit_outcome(self, ref: Document) -> Document:
-        loaded = self._load(ref, with_patient=False)
-        if loaded is None:
-            return {"outcome": "superseded"}
-        tenant, appointment, _ = loaded
-        status = appointment["status"]
-        if status == "booked":
-            # Nobody checked the patient in by the end of the grace period: a no-show.
-            changed = {
-                **appointment,
-                "status": "noshow",
-                "noshow_marked_by": "journey",
-                "updated_at": utc_iso(clock.now()),
-            }
-            self._appointments.save(
-                tenant["id"],
-                appointment,
-                changed,
-                day_of(appointment, tenant),
-            )
-            count("AppointmentNoshow")
-            status = "noshow"
-        if status in ATTENDED:
-            event = {
-                "type": "appointment.fulfilled",
-                "tenant_id": tenant["id"],
-                "appointment_id": appointment["id"],
-                "patient_id": appointment["patient_id"],
-                "department": appointment["department"],
-                "appointment_type": appointment["type"],
-                "start": appointment["start"],
-            }
-            return {"outcome": "attended", "event": event}
-        return {"outcome": status}
+        """At the visit plus the grace period: an appointment still `booked` is a no-show."""
+        for _ in range(3):
+            loaded = self._load(ref, with_patient=False)
+            if loaded is None:
+                return {"outcome": "superseded"}
+            tenant, appointment, _ = loaded
+            status = appointment["status"]
+            if status == "booked":
+                # Nobody checked the patient in by the end of the grace period: a no-show.
+                changed = {
+                    **appointment,
+                    "status": "noshow",
+                    "noshow_marked_by": "journey",
+                    "updated_at": utc_iso(clock.now()),
+                }
+                try:
+                    self._appointments.save(
+                        tenant["id"], appointment, changed, day_of(appointment, tenant)
+                    )
+                except Conflict:
+                    continue  # checked in (or changed) at this very moment: look again
+                count("AppointmentNoshow")
+                status = "noshow"
+            if status in ATTENDED:
+                event = {
+                    "type": "appointment.fulfilled",
+                    "tenant_id": tenant["id"],
+                    "appointment_id": appointment["id"],
+                    "patient_id": appointment["patient_id"],
+                    "department": appointment["department"],
+                    "appointment_type": appointment["type"],
+                    "start": appointment["start"],
+                }
+                return {"outcome": "attended", "event": event}
+            return {"outcome": status}
+        raise Retryable("the appointment kept changing during the visit check")
 
     def rebooked(self, ref: Document) -> Document:
         loaded = self._load(ref, with_patient=False)

@@ -14,15 +14,16 @@ from collections.abc import Callable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from chalicelib import clock, journeys
+from chalicelib import clock
+from chalicelib.adapters.executions import Executions
 from chalicelib.domain import recall as rules
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.tenants import department_names
-from chalicelib.messaging.delivery import Deliveries, patient_fields
 from chalicelib.observability import count, logger
 from chalicelib.services.aftercare import booking_link
 from chalicelib.services.care_config import CareConfigService
+from chalicelib.services.deliveries import Deliveries, Message, patient_fields
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.settings import get_settings
 from chalicelib.store.appointments import AppointmentRepository
@@ -52,7 +53,9 @@ class RecallService:
         config: CareConfigService,
         deliveries: Deliveries,
         queue: StaffQueue,
+        executions: Executions,
     ) -> None:
+        self._executions = executions
         self._store = store
         self._tenants = tenants
         self._patients = patients
@@ -160,7 +163,7 @@ class RecallService:
         name = execution_name(
             tenant_id, recall["patient_id"], recall["rule_id"], recall["due_date"]
         )
-        is_new = journeys.start_named(
+        is_new = self._executions.start(
             get_settings().recall_journey_arn,
             name,
             {
@@ -264,10 +267,12 @@ class RecallService:
         result = self._deliveries.deliver(
             tenant,
             patient,
-            step,
-            f"recall#{patient['id']}#{rule['id']}#{ref['due_date']}#{step}",
-            fields,
-            {"recall_rule": rule["id"]},
+            Message(
+                step,
+                f"recall#{patient['id']}#{rule['id']}#{ref['due_date']}#{step}",
+                fields,
+                {"recall_rule": rule["id"]},
+            ),
             clock.now(),
         )
         if result["status"] == "deferred":

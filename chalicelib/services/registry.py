@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from chalicelib.adapters.channels import Channels
+from chalicelib.adapters.executions import Executions
 from chalicelib.domain.common import Document
-from chalicelib.messaging.delivery import Deliveries
 from chalicelib.services.aftercare import AftercareService
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.care_config import CareConfigService
+from chalicelib.services.deliveries import Deliveries
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.journeys import JourneyService
@@ -20,10 +22,11 @@ from chalicelib.services.recall import RecallService
 from chalicelib.services.responses import ResponseService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.segments import SegmentService
-from chalicelib.services.staff_queue import StaffQueue
+from chalicelib.services.staff_queue import JourneyFailures, StaffQueue
 from chalicelib.services.tasks import TaskService
 from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
+from chalicelib.settings import get_settings
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.care import CareRepository
@@ -55,6 +58,7 @@ class Services:
     recall: RecallService
     segments: SegmentService
     campaigns: CampaignService
+    journey_failures: JourneyFailures
 
 
 @cache
@@ -72,8 +76,12 @@ def services() -> Services:
     devices = DeviceRepository()
     responses = ResponseRepository()
     care = CareRepository()
-    queue = StaffQueue(staff_tasks)
-    sender = Deliveries(deliveries, contacts, config, devices)
+    channels = Channels()
+    executions = Executions()
+    queue = StaffQueue(staff_tasks, channels)
+    sender = Deliveries(
+        deliveries, contacts, config, devices, channels, queue, get_settings().sender_email
+    )
     questionnaire_service = QuestionnaireService(config)
     care_config = CareConfigService(config, tenants, questionnaire_service)
     segment_service = SegmentService(SegmentRepository(), patients, tenants)
@@ -90,10 +98,11 @@ def services() -> Services:
         care_config,
         sender,
         queue,
+        executions,
         on_urgent=(flag_high_risk,),
     )
     recall = RecallService(
-        care, tenant_repository, patients, appointments, care_config, sender, queue
+        care, tenant_repository, patients, appointments, care_config, sender, queue, executions
     )
     patient_service = PatientService(
         patients, tenants, appointments, on_changed=(recall.on_patient_changed,)
@@ -104,6 +113,7 @@ def services() -> Services:
         patients,
         tenants,
         queue,
+        executions,
         on_booked=(recall.on_booked, aftercare.on_booked),
     )
     return Services(
@@ -113,14 +123,21 @@ def services() -> Services:
         appointments=appointment_service,
         tasks=TaskService(staff_tasks, deliveries, patient_service),
         templates=TemplateService(config),
-        devices=DeviceService(devices),
+        devices=DeviceService(devices, channels),
         questionnaires=questionnaire_service,
         responses=ResponseService(responses, questionnaire_service, aftercare.submitted),
-        journeys=JourneyService(tenant_repository, patients, appointments, sender, queue),
-        inbound=InboundMessages(contacts, tenant_repository, appointment_service, deliveries),
+        journeys=JourneyService(
+            tenant_repository, patients, appointments, sender, queue, executions
+        ),
+        inbound=InboundMessages(
+            contacts, tenant_repository, appointment_service, deliveries, channels
+        ),
+        journey_failures=JourneyFailures(queue, appointments),
         care_config=care_config,
         aftercare=aftercare,
         recall=recall,
         segments=segment_service,
-        campaigns=CampaignService(CampaignRepository(), segment_service, tenants, patients, sender),
+        campaigns=CampaignService(
+            CampaignRepository(), segment_service, tenants, patients, sender, executions
+        ),
     )

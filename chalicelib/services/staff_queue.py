@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 from chalicelib import clock
+from chalicelib.adapters.channels import Channels
 from chalicelib.domain.common import Document, utc_iso
-from chalicelib.messaging import channels
 from chalicelib.observability import count
 from chalicelib.settings import get_settings
+from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.messages import StaffTaskRepository
 
 
@@ -22,8 +24,9 @@ def alert_topic(tenant: Document | None, department: str | None) -> str:
 
 
 class StaffQueue:
-    def __init__(self, tasks: StaffTaskRepository) -> None:
+    def __init__(self, tasks: StaffTaskRepository, channels: Channels) -> None:
         self._tasks = tasks
+        self._channels = channels
 
     @staticmethod
     def task_id(appointment: Document, kind: str) -> str:
@@ -70,7 +73,8 @@ class StaffQueue:
         priority: str = "normal",
     ) -> Document:
         """Idempotent: the caller derives `task_id` from what the task is about, so a replayed
-        step finds the task it opened. The topic hears of a task once, when it is opened."""
+        step finds the task it opened. The topic hears of the task until the task records that
+        it was alerted: a publish that failed (throttled) is made by the step's retry."""
         task, is_new = self._tasks.create(
             tenant_id,
             {
@@ -87,9 +91,10 @@ class StaffQueue:
             count("StaffTaskOpened")
         # An urgent alert is told again when asked again while the task is open (the patient
         # resubmits after a failure): twice is better than never. Others are told once.
-        if (is_new or (priority == "urgent" and task["status"] == "open")) and topic:
+        alerted = "alerted_at" in task and not is_new
+        if topic and (not alerted or (priority == "urgent" and task["status"] == "open")):
             # Ids only: the staff console shows the rest to those allowed to see it.
-            channels.publish(
+            self._channels.publish(
                 topic,
                 f"CareLoop {'URGENT ' if priority == 'urgent' else ''}task: {kind}",
                 json.dumps({"tenant_id": tenant_id, "task_id": task["id"], "kind": kind}),
@@ -100,4 +105,36 @@ class StaffQueue:
                     "priority": priority,
                 },
             )
+            if "alerted_at" not in task:
+                task = self._tasks.mark_alerted(tenant_id, task, utc_iso(clock.now()))
         return task
+
+
+class JourneyFailures:
+    """A journey's step that failed after every retry is put before staff, so that no journey
+    ends unseen: a task naming the journey and the step (and the error's name), and a metric."""
+
+    def __init__(self, queue: StaffQueue, appointments: AppointmentRepository) -> None:
+        self._queue = queue
+        self._appointments = appointments
+
+    def report(self, event: Document) -> Document:
+        tenant_id = event["tenant_id"]
+        about: Document = {
+            k: event[k]
+            for k in ("appointment_id", "patient_id", "journey_id", "campaign_id", "rule_id")
+            if k in event
+        }
+        if "appointment_id" in event:
+            appointment = self._appointments.get(tenant_id, event["appointment_id"])
+            if appointment is not None:
+                about.update(
+                    patient_id=appointment["patient_id"], department=appointment["department"]
+                )
+        about.update(step=event["step"], error=event["error"], execution=event["execution"])
+        digest = hashlib.sha256(f"{event['execution']}|{event['step']}".encode()).hexdigest()
+        task = self._queue.open_task(
+            tenant_id, f"step-failed-{digest[:24]}", "journey_step_failed", about
+        )
+        count("JourneyStepFailed")
+        return {"task_id": task["id"]}

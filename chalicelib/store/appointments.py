@@ -12,17 +12,18 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib.domain.common import Document
-from chalicelib.domain.errors import Conflict
+from chalicelib.domain.errors import Conflict, Retryable
 from chalicelib.settings import get_settings
 from chalicelib.store.errors import concurrent_change, version_conflict
 from chalicelib.store.keys import (
     APPOINTMENT_SK,
+    SEND_LOCK_SK,
     appointment_pk,
     department_day_pk,
     patient_appointments_pk,
     slots_pk,
 )
-from chalicelib.store.models import AppointmentItem, SlotCounter, bind_models
+from chalicelib.store.models import AppointmentItem, SendLockItem, SlotCounter, bind_models
 from chalicelib.store.records import (
     failed_items,
     raced,
@@ -37,6 +38,11 @@ class SlotFull(Conflict):
 
 class AppointmentExists(Conflict):
     pass
+
+
+class SendInProgress(Retryable):
+    """A message of this appointment is leaving right now; a cancel or reschedule waits for it
+    (at most the claim's lease) so that nothing of the old version leaves after it returns."""
 
 
 def slot_sk(start: str, schedule_id: str) -> str:
@@ -106,32 +112,51 @@ class AppointmentRepository:
         return versioned_doc(item)
 
     def move(
-        self, tenant_id: str, previous: Document, doc: Document, local_date: str, capacity: int
+        self,
+        tenant_id: str,
+        previous: Document,
+        doc: Document,
+        local_date: str,
+        capacity: int,
+        now: str,
     ) -> Document:
-        """Reschedule: free the old place and take the new one in one transaction."""
+        """Reschedule: free the old place and take the new one in one transaction, unless a
+        message of the old version is leaving (SendInProgress)."""
         item = _item(tenant_id, doc, local_date, version=previous["version"])
         try:
             with transaction_write() as tx:
+                self._no_send_leaving(tx, tenant_id, doc["id"], now)
                 self._free(tx, tenant_id, previous)
                 self._take(tx, tenant_id, doc, capacity)
                 tx.save(item)
         except TransactWriteError as exc:
-            # Sent as [put appointment, free old place, take new place].
-            self._raise_for(exc, take_index=2, appointment_index=0)
+            # Sent as [check send lock, put appointment, free old place, take new place].
+            self._raise_for(exc, take_index=3, appointment_index=1, lock_index=0)
         return versioned_doc(item)
 
     def release(
-        self, tenant_id: str, previous: Document, doc: Document, local_date: str
+        self, tenant_id: str, previous: Document, doc: Document, local_date: str, now: str
     ) -> Document:
-        """Cancel: the appointment changes and its place is freed, together."""
+        """Cancel: the appointment changes and its place is freed, together, unless a message
+        is leaving (SendInProgress)."""
         item = _item(tenant_id, doc, local_date, version=previous["version"])
         try:
             with transaction_write() as tx:
+                self._no_send_leaving(tx, tenant_id, doc["id"], now)
                 self._free(tx, tenant_id, previous)
                 tx.save(item)
         except TransactWriteError as exc:
-            self._raise_for(exc, take_index=None, appointment_index=0)
+            self._raise_for(exc, take_index=None, appointment_index=1, lock_index=0)
         return versioned_doc(item)
+
+    @staticmethod
+    def _no_send_leaving(tx: Any, tenant_id: str, appointment_id: str, now: str) -> None:
+        tx.condition_check(
+            SendLockItem,
+            appointment_pk(tenant_id, appointment_id),
+            SEND_LOCK_SK,
+            condition=SendLockItem.pk.does_not_exist() | (SendLockItem.until < now),
+        )
 
     def save(self, tenant_id: str, previous: Document, doc: Document, local_date: str) -> Document:
         """A change that keeps the place (confirmation, check-in, no-show, fulfilled)."""
@@ -199,6 +224,7 @@ class AppointmentRepository:
         take_index: int | None,
         appointment_index: int,
         appointment_failed: Conflict | None = None,
+        lock_index: int | None = None,
     ) -> None:
         """Translate a cancelled transaction by which of its items failed. The appointment's
         own condition decides first: a booking that exists already (a retry) also finds its
@@ -206,6 +232,11 @@ class AppointmentRepository:
         if raced(exc):
             raise concurrent_change() from exc
         failed: Iterable[int] = failed_items(exc)
+        if lock_index is not None and lock_index in failed:
+            raise SendInProgress(
+                "a message about this appointment is being sent; try again in a moment",
+                code="send_in_progress",
+            ) from exc
         if appointment_index in failed:
             raise (appointment_failed or version_conflict()) from exc
         if take_index is not None and take_index in failed:

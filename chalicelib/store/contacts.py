@@ -21,6 +21,13 @@ SUPPRESSED = "SUPPRESSED"
 LAST_TEXTED = "LASTTEXTED"
 
 
+def texted_item(phone: str, about: Document) -> ContactItem:
+    """What a reply from `phone` is about: written in the claim of the text that invites it."""
+    return ContactItem(
+        f"SMS#{phone}", LAST_TEXTED, entity="last_texted", doc=about, expires_at=timedelta(days=90)
+    )
+
+
 class ContactRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
@@ -63,15 +70,6 @@ class ContactRepository:
             doc={"reason": reason, "at": at},
         ).save()
 
-    def remember_texted(self, phone: str, about: Document) -> None:
-        ContactItem(
-            f"SMS#{phone}",
-            LAST_TEXTED,
-            entity="last_texted",
-            doc=about,
-            expires_at=timedelta(days=90),
-        ).save()
-
     def last_texted(self, phone: str) -> Document | None:
         return self._get(f"SMS#{phone}", LAST_TEXTED)
 
@@ -87,6 +85,10 @@ class ContactRepository:
 
     def message(self, message_id: str) -> Document | None:
         return self._get(f"MSG#{message_id}", "DELIVERY")
+
+    def forget_inbound(self, message_id: str) -> None:
+        """Give back the claim of an inbound message whose handling failed."""
+        ContactItem(f"INBOUND#{message_id}", "HANDLED").delete()
 
     def first_time(self, message_id: str) -> bool:
         """Claim an inbound message; False if it was handled already (a replayed event)."""

@@ -1,17 +1,39 @@
-"""Deliveries (sent / suppressed / failed, per patient) and the staff task queue."""
+"""Deliveries (the claim and log line of each message) and the staff task queue."""
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from pynamodb.exceptions import (
+    DeleteError,
+    DoesNotExist,
+    PutError,
+    TransactWriteError,
+    UpdateError,
+)
 
 from chalicelib.domain.common import Document
+from chalicelib.domain.deliveries import NEXT_STATUSES, DeliveryRecord, DeliveryStatus
 from chalicelib.settings import get_settings
-from chalicelib.store.models import DeliveryItem, StaffTaskItem, bind_models
+from chalicelib.store.contacts import texted_item
+from chalicelib.store.keys import APPOINTMENT_SK, SEND_LOCK_SK, appointment_pk
+from chalicelib.store.models import (
+    AppointmentItem,
+    DeliveryItem,
+    SendLockItem,
+    StaffTaskItem,
+    bind_models,
+)
 from chalicelib.store.records import (
     as_document,
+    failed_items,
     is_condition_failure,
+    raced,
     save_versioned,
     stored_body,
+    transaction_write,
     versioned_doc,
 )
 
@@ -35,52 +57,191 @@ def _open_tasks_pk(tenant_id: str) -> str:
     return f"T#{tenant_id}#TASKS#OPEN"
 
 
+class Claim(StrEnum):
+    """How a claim on a step went."""
+
+    CLAIMED = "claimed"  # this attempt holds the step: send
+    TAKEN = "taken"  # settled already, or another attempt holds it within its lease
+    NOT_DUE = "not_due"  # the appointment is no longer as the message needs it
+    BUSY = "busy"  # another message of the same appointment is being sent right now
+
+
+@dataclass(frozen=True)
+class SendGuard:
+    """The appointment a message is about, as it must still be when the message is claimed:
+    same journey version, a status the step makes sense in. The claim also takes the
+    appointment's send lock, which a cancel or reschedule waits for."""
+
+    appointment_id: str
+    journey_version: int
+    statuses: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Texted:
+    """The number a text goes to and what a reply from it is about (written with the claim)."""
+
+    phone: str
+    about: Document
+
+
+def _item(tenant_id: str, record: DeliveryRecord) -> DeliveryItem:
+    status = str(record["status"])  # a StrEnum member is stored as its plain value
+    return DeliveryItem(
+        _delivery_pk(tenant_id, record["key"]),
+        DELIVERY_SK,
+        entity="delivery",
+        doc={**record, "status": status},
+        status=status,
+        lease_until=record.get("lease_until"),
+        attempt=record["attempt"],
+        gsi1pk=_log_pk(tenant_id, record["patient_id"]),
+        gsi1sk=f"{record['created_at']}#{record['key']}",
+    )
+
+
+def _claimable(now: str) -> Any:
+    """A step may be claimed when it was never claimed, its last attempt failed, or the claim
+    holding it has outlived its lease."""
+    return (
+        DeliveryItem.pk.does_not_exist()
+        | (DeliveryItem.status == DeliveryStatus.FAILED)
+        | ((DeliveryItem.status == DeliveryStatus.SENDING) & (DeliveryItem.lease_until < now))
+    )
+
+
+def _held_by(attempt: int) -> Any:
+    return (DeliveryItem.status == DeliveryStatus.SENDING) & (DeliveryItem.attempt == attempt)
+
+
 class DeliveryRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
 
-    def begin(self, tenant_id: str, key: str, doc: Document) -> Document | None:
-        """Claim a send. None if this key is new (go ahead), else the earlier record."""
-        item = DeliveryItem(
-            _delivery_pk(tenant_id, key),
-            DELIVERY_SK,
-            entity="delivery",
-            doc=doc,
-            gsi1pk=_log_pk(tenant_id, doc["patient_id"]),
-            gsi1sk=f"{doc['created_at']}#{key}",
-        )
+    def claim(
+        self,
+        tenant_id: str,
+        record: DeliveryRecord,
+        now: str,
+        guard: SendGuard | None = None,
+        texted: Texted | None = None,
+    ) -> Claim:
+        """Claim a step for one attempt (`record` is `sending`, with its lease), in one
+        transaction with the appointment's condition and send lock and with the record a reply
+        to the text will be resolved by."""
         try:
-            item.save(condition=DeliveryItem.pk.does_not_exist())
+            with transaction_write() as tx:
+                if guard is not None:
+                    tx.condition_check(
+                        AppointmentItem,
+                        appointment_pk(tenant_id, guard.appointment_id),
+                        APPOINTMENT_SK,
+                        condition=AppointmentItem.doc["status"].is_in(*sorted(guard.statuses))
+                        & (AppointmentItem.doc["journey_version"] == guard.journey_version),
+                    )
+                tx.save(_item(tenant_id, record), condition=_claimable(now))
+                if guard is not None:
+                    tx.save(
+                        SendLockItem(
+                            appointment_pk(tenant_id, guard.appointment_id),
+                            SEND_LOCK_SK,
+                            entity="send_lock",
+                            owner=record["key"],
+                            until=record["lease_until"],
+                        ),
+                        condition=SendLockItem.pk.does_not_exist()
+                        | (SendLockItem.until < now)
+                        | (SendLockItem.owner == record["key"]),
+                    )
+                if texted is not None:
+                    tx.save(texted_item(texted.phone, texted.about))
+        except TransactWriteError as exc:
+            if raced(exc):
+                return Claim.BUSY
+            failed = failed_items(exc)
+            if not failed:
+                raise
+            offset = 1 if guard is not None else 0
+            if guard is not None and 0 in failed:
+                return Claim.NOT_DUE
+            if offset in failed:
+                return Claim.TAKEN
+            return Claim.BUSY  # the appointment's lock: another of its messages is leaving
+        return Claim.CLAIMED
+
+    def settle(self, tenant_id: str, record: DeliveryRecord, guard: SendGuard | None) -> bool:
+        """Write the attempt's outcome, if this attempt still holds the step; then free the
+        appointment's send lock. False if another attempt took the step over meanwhile."""
+        try:
+            _item(tenant_id, record).save(condition=_held_by(record["attempt"]))
         except PutError as exc:
             if not is_condition_failure(exc):
                 raise
-            return self.get(tenant_id, key)
-        return None
+            return False
+        finally:
+            if guard is not None:
+                self._unlock(tenant_id, guard.appointment_id, record["key"])
+        return True
 
-    def finish(self, tenant_id: str, key: str, doc: Document) -> None:
-        DeliveryItem(_delivery_pk(tenant_id, key), DELIVERY_SK).update(
-            actions=[DeliveryItem.doc.set(doc)]
-        )
-
-    def mark(self, tenant_id: str, key: str, **changes: str) -> None:
-        """Record what the provider later told us (delivered, bounced)."""
-        current = self.get(tenant_id, key)
-        if current is not None:
-            self.finish(tenant_id, key, {**current, **changes})
-
-    def get(self, tenant_id: str, key: str) -> Document | None:
+    def _unlock(self, tenant_id: str, appointment_id: str, key: str) -> None:
+        """Best effort: a lock left behind lapses at the end of its lease."""
         try:
-            return as_document(
-                DeliveryItem.get(
-                    _delivery_pk(tenant_id, key), DELIVERY_SK, consistent_read=True
-                ).doc
+            SendLockItem(appointment_pk(tenant_id, appointment_id), SEND_LOCK_SK).delete(
+                condition=SendLockItem.owner == key
             )
+        except DeleteError:
+            return
+
+    def record_outcome(self, tenant_id: str, record: DeliveryRecord, now: str) -> bool:
+        """Settle a step without sending (skipped, suppressed), unless it was settled or is
+        claimed meanwhile. False if so: the caller reads what is there."""
+        try:
+            _item(tenant_id, record).save(condition=_claimable(now))
+        except PutError as exc:
+            if not is_condition_failure(exc):
+                raise
+            return False
+        return True
+
+    def mark(self, tenant_id: str, key: str, status: DeliveryStatus, at: str) -> bool:
+        """Record what the provider told us later (delivered, bounced), where the record's
+        status allows it: a Delivery notice after a Bounce changes nothing."""
+        allowed = [str(s) for s, after in NEXT_STATUSES.items() if status in after]
+        value = str(status)
+        try:
+            DeliveryItem(_delivery_pk(tenant_id, key), DELIVERY_SK).update(
+                actions=[
+                    DeliveryItem.status.set(value),
+                    DeliveryItem.doc["status"].set(value),
+                    DeliveryItem.doc[f"{status}_at"].set(at),
+                ],
+                condition=DeliveryItem.status.is_in(*allowed),
+            )
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def get(self, tenant_id: str, key: str) -> DeliveryRecord | None:
+        try:
+            item = DeliveryItem.get(_delivery_pk(tenant_id, key), DELIVERY_SK, consistent_read=True)
         except DoesNotExist:
             return None
+        return _record(item)
 
     def for_patient(self, tenant_id: str, patient_id: str, limit: int = 100) -> list[Document]:
         items = DeliveryItem.by_patient.query(_log_pk(tenant_id, patient_id), limit=limit)
-        return [as_document(item.doc) for item in items]
+        return [dict(_record(item)) for item in items]
+
+
+def _record(item: DeliveryItem) -> DeliveryRecord:
+    doc = as_document(item.doc)
+    doc.setdefault("attempt", int(item.attempt or 1))
+    if item.status:
+        doc["status"] = item.status  # the top-level status is the one conditions keep
+    record: DeliveryRecord = doc  # type: ignore[assignment]
+    return record
 
 
 class StaffTaskRepository:
@@ -108,9 +269,21 @@ class StaffTaskRepository:
             return existing, False
         return {**doc, "version": item.version}, True
 
+    def mark_alerted(self, tenant_id: str, task: Document, at: str) -> Document:
+        """Record that staff were told of the task. If the task changed meanwhile (closed), it
+        is left as it is: the alert went out, and telling twice is the safe side."""
+        item = StaffTaskItem(_task_pk(tenant_id, task["id"]), TASK_SK, version=task["version"])
+        try:
+            item.update(actions=[StaffTaskItem.doc["alerted_at"].set(at)])
+        except UpdateError as exc:
+            if is_condition_failure(exc):
+                return task
+            raise
+        return {**task, "alerted_at": at, "version": item.version}
+
     def get(self, tenant_id: str, task_id: str) -> Document | None:
         try:
-            item = StaffTaskItem.get(_task_pk(tenant_id, task_id), TASK_SK)
+            item = StaffTaskItem.get(_task_pk(tenant_id, task_id), TASK_SK, consistent_read=True)
         except DoesNotExist:
             return None
         return versioned_doc(item)

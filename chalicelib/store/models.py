@@ -127,13 +127,26 @@ class IdempotencyItem(_Base):
 
 
 class DeliveryItem(_Base):
-    """One message of a journey step: its idempotency marker and its line in the patient's
-    delivery log (GSI1). Written with attribute_not_exists before anything is sent."""
+    """One message of a journey step: its claim and its line in the patient's delivery log
+    (GSI1). `status`, `lease_until` and `attempt` are kept beside `doc` for the conditions of a
+    claim: a new claim takes the item only if it is absent, failed, or sending past its lease."""
 
     doc = MapAttribute[str, Any](attr_name="doc")
+    status = UnicodeAttribute(null=True, attr_name="status")
+    lease_until = UnicodeAttribute(null=True, attr_name="lease_until")
+    attempt = NumberAttribute(null=True, attr_name="attempt")
     gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
     gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
     by_patient = LookupIndex()
+
+
+class SendLockItem(_Base):
+    """An appointment's message being sent (PK `T#<t>#A#<a>`, SK `SENDING`): taken in the claim's
+    transaction, checked by a cancel or reschedule (which waits while it holds), cleared when
+    the send settles, and worthless once `until` has passed."""
+
+    owner = UnicodeAttribute(attr_name="owner")
+    until = UnicodeAttribute(attr_name="until")
 
 
 class StaffTaskItem(_Base):
@@ -234,6 +247,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     AppointmentItem,
     IdempotencyItem,
     DeliveryItem,
+    SendLockItem,
     StaffTaskItem,
     ContactItem,
     DeviceItem,

@@ -3,31 +3,28 @@ validate the input, one service call, return what the state machine reads."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.schemas import validate
 from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.registry import services
-
-Event = dict[str, Any]
+from chalicelib.tasks.runner import Event, step_task
 
 
 def _service() -> CampaignService:
     return services().campaigns
 
 
-def _ref(event: Event) -> Event:
-    validate("campaign-step", event)
-    return event
+@step_task("campaign-step")
+def campaign_batch(event: Event) -> Mapping[str, Any]:
+    return _service().batch(event)
 
 
-def campaign_batch(event: Event, context: Any = None) -> Event:
-    return _service().batch(_ref(event))
+@step_task("campaign-step")
+def campaign_send(event: Event) -> Mapping[str, Any]:
+    return _service().send(event)
 
 
-def campaign_send(event: Event, context: Any = None) -> Event:
-    return _service().send(_ref(event))
-
-
-def campaign_send_failed(event: Event, context: Any = None) -> Event:
-    return _service().failed(_ref(event))
+@step_task("campaign-step")
+def campaign_send_failed(event: Event) -> Mapping[str, Any]:
+    return _service().failed(event)

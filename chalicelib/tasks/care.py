@@ -3,18 +3,16 @@ the action names the service call, so the handler stays one validate and one cal
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib.schemas import validate
 from chalicelib.services.registry import services
 from chalicelib.tasks.inbound import parse_notification
+from chalicelib.tasks.runner import Event, step_task
 
-Event = dict[str, Any]
 
-
-def aftercare_task(event: Event, context: Any = None) -> Event:
-    validate("aftercare-task", event)
+@step_task("aftercare-task")
+def aftercare_task(event: Event) -> Mapping[str, Any]:
     care = services().aftercare
     ref = {k: event[k] for k in ("tenant_id", "patient_id", "journey_id")}
     step = event.get("step_id", "")
@@ -32,8 +30,8 @@ def aftercare_task(event: Event, context: Any = None) -> Event:
     return actions[event["action"]]()
 
 
-def recall_task(event: Event, context: Any = None) -> Event:
-    validate("recall-task", event)
+@step_task("recall-task")
+def recall_task(event: Event) -> Mapping[str, Any]:
     recall = services().recall
     ref = {k: event[k] for k in ("tenant_id", "patient_id", "rule_id", "due_date")}
     if event["action"] == "plan":

@@ -1,49 +1,57 @@
 """Step Functions task handlers of the appointment journey. Thin: validate the input, one
-service call, return what the state machine reads."""
+service call, return what the state machine reads (see `tasks.runner`)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.schemas import validate
 from chalicelib.services.journeys import JourneyService
 from chalicelib.services.registry import services
-
-Event = dict[str, Any]
+from chalicelib.tasks.runner import Event, step_task
 
 
 def _service() -> JourneyService:
     return services().journeys
 
 
-def _ref(event: Event) -> Event:
-    validate("journey-step", event)
-    return event
+@step_task("journey-step")
+def journey_plan(event: Event) -> Mapping[str, Any]:
+    return _service().plan(event)
 
 
-def journey_plan(event: Event, context: Any = None) -> Event:
-    return _service().plan(_ref(event))
+@step_task("journey-step")
+def journey_send(event: Event) -> Mapping[str, Any]:
+    return _service().send(event, event["step"])
 
 
-def journey_send(event: Event, context: Any = None) -> Event:
-    return _service().send(_ref(event), event["step"])
+@step_task("journey-step")
+def journey_hold_answer(event: Event) -> Mapping[str, Any]:
+    return _service().hold_answer(event, event["token"], event.get("answer_deadline"))
 
 
-def journey_hold_answer(event: Event, context: Any = None) -> Event:
-    return _service().hold_answer(_ref(event), event["token"], event.get("answer_deadline"))
+@step_task("journey-step")
+def journey_answer_deadline(event: Event) -> Mapping[str, Any]:
+    return _service().answer_deadline(event)
 
 
-def journey_answer_deadline(event: Event, context: Any = None) -> Event:
-    return _service().answer_deadline(_ref(event))
+@step_task("journey-step")
+def journey_visit_outcome(event: Event) -> Mapping[str, Any]:
+    return _service().visit_outcome(event)
 
 
-def journey_visit_outcome(event: Event, context: Any = None) -> Event:
-    return _service().visit_outcome(_ref(event))
+@step_task("journey-step")
+def journey_check_rebooked(event: Event) -> Mapping[str, Any]:
+    return _service().rebooked(event)
 
 
-def journey_check_rebooked(event: Event, context: Any = None) -> Event:
-    return _service().rebooked(_ref(event))
+@step_task("journey-step")
+def journey_staff_task(event: Event) -> Mapping[str, Any]:
+    return _service().staff_task(event, event["kind"])
 
 
-def journey_staff_task(event: Event, context: Any = None) -> Event:
-    return _service().staff_task(_ref(event), event["kind"])
+@step_task("step-failed")
+def journey_step_failed(event: Event) -> Mapping[str, Any]:
+    """Any journey's last resort: a step that failed after all its retries is put before staff
+    (a task naming the journey and the step, and a metric), and the journey goes on or ends."""
+    return services().journey_failures.report(event)

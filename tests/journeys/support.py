@@ -71,10 +71,15 @@ class Journey:
         return sent
 
     def execution(self, appointment: dict[str, Any]) -> dict[str, Any]:
-        from chalicelib import journeys
+        from chalicelib.adapters.executions import execution_arn
+        from chalicelib.domain.journey import execution_name
+        from chalicelib.settings import get_settings
 
         sfn = self.runtime.client("stepfunctions")
-        arn = journeys.execution_arn(self.clinic.tenant.id, appointment)
+        name = execution_name(
+            self.clinic.tenant.id, appointment["id"], appointment["journey_version"]
+        )
+        arn = execution_arn(get_settings().appointment_journey_arn, name)
         described: dict[str, Any] = sfn.describe_execution(executionArn=arn)
         return described
 

@@ -8,6 +8,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from unittest.mock import patch
 
 import pytest
 
@@ -157,7 +158,8 @@ def test_losing_the_condition_cancels_a_recall_not_yet_started(
 
 def test_a_thousand_due_patients_swept_by_query_not_scan(runtime: Any, make_tenant: Any) -> None:
     """The sweep reads the due index a page at a time; it never scans the table."""
-    from chalicelib import clock, journeys
+    from chalicelib import clock
+    from chalicelib.adapters.executions import Executions
     from chalicelib.services.registry import services
     from chalicelib.store.care import RECALL, CareRepository
     from local.meter import meter
@@ -181,20 +183,17 @@ def test_a_thousand_due_patients_swept_by_query_not_scan(runtime: Any, make_tena
             None,
         )
     started: list[str] = []
-    original = journeys.start_named
+    original = Executions.start
 
-    def record(machine: str, name: str, payload: dict[str, Any]) -> bool:
+    def record(self: Executions, machine: str, name: str, payload: dict[str, Any]) -> bool:
         if payload["tenant_id"] == tenant.id:
             started.append(name)
             return True
-        return original(machine, name, payload)
+        return original(self, machine, name, payload)
 
-    journeys.start_named = record  # type: ignore[assignment]
     before = meter.snapshot()
-    try:
+    with patch.object(Executions, "start", record):
         assert services().recall.sweep_tenant(tenant.id, clock.now().date()) == 1000
-    finally:
-        journeys.start_named = original
     after = meter.snapshot()
     assert len(set(started)) == 1000, "one journey per patient, each under its own name"
     assert after.get("dynamodb:Scan", 0) == before.get("dynamodb:Scan", 0), "no Scan"

@@ -1,0 +1,428 @@
+"""Sending one journey step to one patient: at most once, and never silently not at all.
+
+1. A message that no longer makes sense (`Message.not_after`: a reminder at or after the visit's
+   start) is settled `skipped`, with the reason. Quiet hours (in the patient's zone) defer it.
+2. The step is claimed before anything leaves: a `sending` record with a lease, in one
+   transaction with the appointment's condition (`SendGuard`: still booked, same journey
+   version) and send lock, and with the record a reply to the text will be resolved by. A step
+   already settled answers as it was settled; a claim held by another attempt within its lease
+   raises `Retryable`.
+3. Each usable channel in the patient's order is tried. Another channel is tried only when one
+   refuses for good (opted out at the carrier, a disabled device, a rejected address).
+   Throttling or a failing provider gives the claim back (`failed`) and raises `Retryable`, so
+   the state machine tries again later. A request that left without an answer is `unknown`:
+   final, never sent again on any channel, and put before staff.
+4. Nothing raises after a message has left: its outcome is written with retries.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from functools import partial
+from zoneinfo import ZoneInfo
+
+from chalicelib import clock
+from chalicelib.adapters.channels import Channels
+from chalicelib.adapters.failures import OutcomeUnknown, SendRefused
+from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.deliveries import (
+    SETTLED,
+    DeliveryRecord,
+    DeliveryStatus,
+    SendResult,
+    deferred,
+    lease_until,
+    lease_usable,
+    send_result,
+)
+from chalicelib.domain.errors import DependencyUnavailable, Retryable
+from chalicelib.domain.journey import out_of_quiet_hours
+from chalicelib.domain.messages import CHANNELS, Rendered, render, template_id, template_kind
+from chalicelib.domain.tenants import department_names
+from chalicelib.observability import count, logger
+from chalicelib.services.staff_queue import StaffQueue
+from chalicelib.settings import get_settings
+from chalicelib.store.config import ConfigRepository
+from chalicelib.store.contacts import ContactRepository
+from chalicelib.store.devices import DeviceRepository
+from chalicelib.store.messages import Claim, DeliveryRepository, SendGuard, Texted
+
+S = DeliveryStatus
+# Writing an outcome after the message left is retried this often (with short backoff) before
+# it is given up to the claim's lease: a message that left must not be sent again.
+SETTLE_ATTEMPTS = 8
+
+
+def channel_order(patient: Document) -> list[str]:
+    preferred = [c for c in patient.get("preferred_channels", []) if c in CHANNELS]
+    return preferred + [c for c in CHANNELS if c not in preferred]
+
+
+CONTACT_FIELD = {"sms": "phone", "email": "email", "push": "push_endpoints"}
+MISSING = {"sms": "no phone number", "email": "no email address", "push": "no device registered"}
+
+
+def why_not(channel: str, patient: Document, contacts: ContactRepository) -> str | None:
+    """Why a channel cannot carry a message to this patient, or None if it can."""
+    if patient.get("consent", {}).get(channel, {}).get("status") == "withdrawn":
+        return "consent withdrawn"
+    if not patient.get(CONTACT_FIELD[channel]):
+        return MISSING[channel]
+    if channel == "sms" and contacts.opted_out(patient["phone"]):
+        return "number opted out (STOP)"
+    if channel == "email" and contacts.suppressed(patient["email"]):
+        return "address suppressed (bounce or complaint)"
+    return None
+
+
+def patient_fields(tenant: Document, patient: Document) -> Document:
+    """What every message may say: the clinic and the patient's first name."""
+    return {
+        "clinic": tenant["name"],
+        "first_name": patient["name"].get("preferred") or patient["name"]["given"],
+    }
+
+
+def appointment_fields(tenant: Document, patient: Document, appointment: Document) -> Document:
+    zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+    start = datetime.fromisoformat(appointment["start"]).astimezone(zone)
+    names = department_names(tenant)
+    return {
+        **patient_fields(tenant, patient),
+        "date": start.date().isoformat(),
+        "time": start.strftime("%H:%M"),
+        "location": appointment["location"],
+        "department": names.get(appointment["department"], appointment["department"]),
+        "notes": appointment.get("notes_for_patient", ""),
+        "link": f"{get_settings().app_link_base}/a/{appointment['id']}",
+        "keywords": "C/N/R",
+    }
+
+
+@dataclass(frozen=True)
+class Message:
+    """One step's message to one patient.
+
+    `key` names the step once and for all (tenant aside): `<appointment>#v<n>#<step>`,
+    `<journey>#<step>`, `campaign#<campaign>#<patient>` ... `about` names what the message is
+    about ({"appointment_id": ...}); it is logged and, for a text, remembered for the reply.
+    `wording` ({"body", "subject"}) replaces the step's templates on every channel (a
+    campaign's own text). `guard` holds an appointment's conditions; `not_after` is the moment
+    from which the message makes no sense any more (a reminder: the visit's start)."""
+
+    step: str
+    key: str
+    fields: Document
+    about: dict[str, str]
+    wording: Document | None = None
+    guard: SendGuard | None = None
+    not_after: datetime | None = None
+    skip_reason: str = "the visit has begun"
+
+
+class Deliveries:
+    def __init__(
+        self,
+        repository: DeliveryRepository,
+        contacts: ContactRepository,
+        config: ConfigRepository,
+        devices: DeviceRepository,
+        channels: Channels,
+        queue: StaffQueue,
+        sender_email: str,
+    ) -> None:
+        self._sender_email = sender_email
+        self._log = repository
+        self._devices = devices
+        self._contacts = contacts
+        self._config = config
+        self._channels = channels
+        self._queue = queue
+
+    def _wording(self, tenant_id: str, step: str, channel: str, language: str) -> Document:
+        """The tenant's own template for this step, channel and language, if it saved one."""
+        saved = self._config.get(
+            tenant_id, "TEMPLATE", template_id(template_kind(step), channel, language)
+        )
+        return saved or {}
+
+    def deliver(
+        self, tenant: Document, patient: Document, message: Message, now: datetime
+    ) -> SendResult:
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+        later = out_of_quiet_hours(now, zone, tenant["quiet_hours"])
+        if message.not_after is not None and later >= message.not_after:
+            why = message.skip_reason if now >= message.not_after else "quiet hours last past it"
+            return self._skip(tenant, patient, message, now, why)
+        if later != now:
+            return deferred(later)
+        earlier = self._log.get(tenant["id"], message.key)
+        if earlier is not None:
+            if earlier["status"] in SETTLED:
+                count("MessageReplaySkipped")
+                return send_result(earlier, replayed=True)
+            if earlier["status"] == S.SENDING and lease_usable(earlier.get("lease_until", ""), now):
+                raise Retryable("another attempt is sending this message")
+        usable, reasons = self._usable_channels(tenant, patient)
+        record = DeliveryRecord(
+            key=message.key,
+            patient_id=patient["id"],
+            step=message.step,
+            status=S.SENDING,
+            created_at=earlier["created_at"] if earlier else utc_iso(now),
+            attempt=(earlier["attempt"] + 1) if earlier else 1,
+            **message.about,  # type: ignore[typeddict-item]
+        )
+        if not usable:
+            return self._settle_unsent(tenant, record, now, S.SUPPRESSED, reasons=reasons)
+        return self._claim_and_send(tenant, patient, message, record, usable, reasons, now)
+
+    def _claim_and_send(
+        self,
+        tenant: Document,
+        patient: Document,
+        message: Message,
+        record: DeliveryRecord,
+        usable: list[str],
+        reasons: list[str],
+        now: datetime,
+    ) -> SendResult:
+        record["channel"] = usable[0]
+        record["lease_until"] = lease_until(now)
+        texted = None
+        if usable[0] == "sms":
+            about = {"tenant_id": tenant["id"], "patient_id": patient["id"], **message.about}
+            texted = Texted(patient["phone"], about)
+        claim = self._log.claim(tenant["id"], record, utc_iso(now), message.guard, texted)
+        if claim is Claim.NOT_DUE:
+            return self._settle_unsent(
+                tenant, record, now, S.SKIPPED, why="the appointment was cancelled or moved"
+            )
+        if claim is Claim.BUSY:
+            raise Retryable("another message of this appointment is being sent")
+        if claim is Claim.TAKEN:
+            return self._taken(tenant["id"], message.key)
+        return self._send_claimed(tenant, patient, message, record, usable, reasons)
+
+    def _usable_channels(self, tenant: Document, patient: Document) -> tuple[list[str], list[str]]:
+        usable: list[str] = []
+        reasons: list[str] = []
+        for channel in channel_order(patient):
+            if channel == "push":
+                # Devices are read only when push is tried: most sends go by SMS first.
+                patient = {
+                    **patient,
+                    "push_endpoints": self._devices.endpoints(tenant["id"], patient["id"]),
+                }
+            blocked = why_not(channel, patient, self._contacts)
+            if blocked:
+                reasons.append(f"{channel}: {blocked}")
+            else:
+                usable.append(channel)
+        return usable, reasons
+
+    def _send_claimed(
+        self,
+        tenant: Document,
+        patient: Document,
+        message: Message,
+        record: DeliveryRecord,
+        usable: list[str],
+        reasons: list[str],
+    ) -> SendResult:
+        if "push" in usable:
+            patient = {
+                **patient,
+                "push_endpoints": self._devices.endpoints(tenant["id"], patient["id"]),
+            }
+        refused: list[str] = []
+        for channel in usable:
+            record["channel"] = channel
+            if not lease_usable(record["lease_until"], clock.now()):
+                # Too slow: a cancel may be about to win. Give the claim back; try again.
+                self._give_back(tenant["id"], record, message, [*refused, "lease ran out"])
+                raise Retryable("the claim's lease ran out before the message left")
+            try:
+                rendered = self._render(tenant["id"], patient, message, channel)
+            except Exception as exc:  # a template that fails to render is a refusing channel
+                refused.append(f"{channel}: template failed ({type(exc).__name__})")
+                logger.warning("template failed", extra={"channel": channel, "key": record["key"]})
+                continue
+            try:
+                message_id = self._send(channel, tenant, patient, rendered)
+            except SendRefused as refusal:
+                refused.append(f"{channel}: refused ({refusal.reason})")
+                logger.warning("channel refused", extra={"channel": channel, "key": record["key"]})
+                continue
+            except OutcomeUnknown:
+                return self._unknown(tenant, record, message)
+            except DependencyUnavailable as busy:
+                self._give_back(tenant["id"], record, message, [*refused, f"{channel}: {busy}"])
+                raise
+            record["status"] = S.SENT
+            record["message_id"] = message_id
+            record["sent_at"] = utc_iso(clock.now())
+            record.pop("lease_until", None)
+            if rendered.segments is not None and rendered.encoding is not None:
+                record["sms_segments"] = rendered.segments
+                record["sms_encoding"] = rendered.encoding
+            if refused or reasons:
+                record["fell_back"] = [*reasons, *refused]
+            if channel == "email":
+                # SES reports delivery and bounces by message id, on the feedback topic.
+                self._after_sending(
+                    partial(
+                        self._contacts.remember_message,
+                        message_id,
+                        {"tenant_id": tenant["id"], "key": record["key"]},
+                    )
+                )
+            self._settle(tenant["id"], record, message)
+            count("MessageSent")
+            return send_result(record)
+        record.pop("lease_until", None)
+        record["status"] = S.SUPPRESSED
+        record["reasons"] = [*reasons, *refused]
+        self._settle(tenant["id"], record, message)
+        count("MessageSuppressed")
+        return send_result(record)
+
+    def _render(
+        self, tenant_id: str, patient: Document, message: Message, channel: str
+    ) -> Rendered:
+        chosen = message.wording or self._wording(
+            tenant_id, message.step, channel, patient["language"]
+        )
+        return render(
+            message.step,
+            channel,
+            patient["language"],
+            message.fields,
+            override=chosen.get("body"),
+            subject_override=chosen.get("subject"),
+        )
+
+    def _send(self, channel: str, tenant: Document, patient: Document, rendered: Rendered) -> str:
+        if channel == "sms":
+            return self._channels.send_sms(
+                patient["phone"],
+                rendered,
+                sender_id=tenant.get("sender", {}).get("sms_sender_id"),
+            )
+        if channel == "email":
+            # SES sends from the platform's verified identity under the hospital's name;
+            # replies go to the hospital's own address.
+            return self._channels.send_email(
+                from_address=f"{tenant['name']} <{self._sender_email}>",
+                reply_to=tenant["sender"]["email_from"],
+                to=patient["email"],
+                message=rendered,
+                fallback_subject=tenant["name"],
+            )
+        return self._channels.send_push(patient["push_endpoints"][0], rendered)
+
+    def _unknown(self, tenant: Document, record: DeliveryRecord, message: Message) -> SendResult:
+        """The request left and its answer was lost: the patient may have the message. It is
+        not sent again, on this channel or another; staff are told so they can check."""
+        record.pop("lease_until", None)
+        record["status"] = S.UNKNOWN
+        task_id = f"{record['key'].replace('#', '-').replace('_', '-').lower()}-unknown"
+        record["staff_task_id"] = task_id
+        self._settle(tenant["id"], record, message)
+        count("MessageOutcomeUnknown")
+        self._after_sending(
+            lambda: self._queue.open_task(
+                tenant["id"],
+                task_id,
+                "message_outcome_unknown",
+                {
+                    "patient_id": record["patient_id"],
+                    "step": record["step"],
+                    "channel": record.get("channel", ""),
+                    **message.about,
+                },
+                tenant=tenant,
+            )
+        )
+        return send_result(record)
+
+    def _give_back(
+        self, tenant_id: str, record: DeliveryRecord, message: Message, reasons: list[str]
+    ) -> None:
+        """This attempt failed without sending: the claim is released (`failed`), so the
+        state machine's retry can claim the step again. If even this write fails, the lease
+        runs out and frees it."""
+        record.pop("lease_until", None)
+        record["status"] = S.FAILED
+        record["reasons"] = reasons
+        try:
+            self._log.settle(tenant_id, record, message.guard)
+        except Exception:
+            logger.warning("could not release a claim", extra={"key": record["key"]})
+        count("MessageAttemptFailed")
+
+    def _settle(self, tenant_id: str, record: DeliveryRecord, message: Message) -> None:
+        """Write the outcome of an attempt that may have sent: never raise, retry a while."""
+        self._after_sending(lambda: self._log.settle(tenant_id, record, message.guard))
+
+    @staticmethod
+    def _after_sending(write: Callable[[], object]) -> None:
+        for attempt in range(SETTLE_ATTEMPTS):
+            try:
+                write()
+            except Exception:
+                if attempt == SETTLE_ATTEMPTS - 1:
+                    logger.exception("could not record what was sent")
+                    count("DeliveryRecordLost")
+                    return
+                time.sleep(min(0.05 * 2**attempt, 1.0))
+            else:
+                return
+
+    def _settle_unsent(
+        self,
+        tenant: Document,
+        record: DeliveryRecord,
+        now: datetime,
+        status: DeliveryStatus,
+        *,
+        reasons: list[str] | None = None,
+        why: str | None = None,
+    ) -> SendResult:
+        record.pop("lease_until", None)
+        record["status"] = status
+        if reasons is not None:
+            record["reasons"] = reasons
+        if why is not None:
+            record["why"] = why
+        if not self._log.record_outcome(tenant["id"], record, utc_iso(now)):
+            return self._taken(tenant["id"], record["key"])
+        count("MessageSuppressed" if status == S.SUPPRESSED else "MessageSkipped")
+        return send_result(record)
+
+    def _skip(
+        self, tenant: Document, patient: Document, message: Message, now: datetime, why: str
+    ) -> SendResult:
+        earlier = self._log.get(tenant["id"], message.key)
+        if earlier is not None and earlier["status"] in SETTLED:
+            return send_result(earlier, replayed=True)
+        record = DeliveryRecord(
+            key=message.key,
+            patient_id=patient["id"],
+            step=message.step,
+            status=S.SKIPPED,
+            created_at=earlier["created_at"] if earlier else utc_iso(now),
+            attempt=(earlier["attempt"] + 1) if earlier else 1,
+            **message.about,  # type: ignore[typeddict-item]
+        )
+        return self._settle_unsent(tenant, record, now, S.SKIPPED, why=why)
+
+    def _taken(self, tenant_id: str, key: str) -> SendResult:
+        """Someone else settled or holds the step: their outcome, or try again later."""
+        current = self._log.get(tenant_id, key)
+        if current is not None and current["status"] in SETTLED:
+            return send_result(current, replayed=True)
+        raise Retryable("another attempt is sending this message")

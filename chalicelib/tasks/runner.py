@@ -1,0 +1,58 @@
+"""The one way a Step Functions task handler runs: validate the input against its schema, make
+one service call, return what the state machine reads.
+
+Every transient failure leaves the handler under one error name, `Retryable`, which every Task
+state retries with backoff and jitter: throttling or a failing AWS service (after the SDK's own
+retries), a transaction cancelled for throttling, a claim held by another attempt, a record
+changed at the same moment. Anything else is a real error: the state's Catch reports it to staff.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from functools import wraps
+from typing import Any, Protocol
+
+from chalicelib.adapters.failures import as_retryable
+from chalicelib.domain.errors import Conflict, Retryable
+from chalicelib.observability import count
+from chalicelib.schemas import validate
+
+Event = dict[str, Any]
+
+
+class Handler(Protocol):
+    def __call__(self, event: Event, context: Any = None) -> Event: ...
+
+
+# Conflicts that mean "someone wrote at the same moment": reading again settles them.
+RACES = frozenset({"version_conflict", "concurrent_change"})
+
+
+def retryable_form(exc: Exception) -> Retryable | None:
+    """The Retryable a task raises for `exc`, or None when `exc` is not transient."""
+    if isinstance(exc, Retryable):
+        return Retryable(exc.message, code=exc.code)
+    if isinstance(exc, Conflict) and exc.code in RACES:
+        return Retryable(exc.message, code=exc.code)
+    transient = as_retryable(exc)
+    return Retryable(transient.message, code=transient.code) if transient else None
+
+
+def step_task(schema: str) -> Callable[[Callable[[Event], Mapping[str, Any]]], Handler]:
+    def wrap(run: Callable[[Event], Mapping[str, Any]]) -> Handler:
+        @wraps(run)
+        def handler(event: Event, context: Any = None) -> Event:
+            validate(schema, event)
+            try:
+                return dict(run(event))
+            except Exception as exc:
+                retry = retryable_form(exc)
+                if retry is None:
+                    raise
+                count("TaskRetryable")
+                raise retry from exc
+
+        return handler
+
+    return wrap

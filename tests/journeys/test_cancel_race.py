@@ -1,0 +1,116 @@
+"""Cancel wins: a send holds its claim (and the appointment's send lock) from the claim until
+its outcome is written; a cancel or reschedule that arrives meanwhile waits for it. Once the
+cancel has returned, nothing of the old version is published."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from typing import Any
+from unittest.mock import patch
+
+import pytest
+
+from tests.conftest import error_code
+from tests.journeys.support import Journey, local_moment, move_to
+
+pytestmark = pytest.mark.journey
+
+
+@contextmanager
+def held_sms(phone: str) -> Iterator[threading.Event]:
+    """Texts to `phone` stop between their claim and their publish until the event is set."""
+    from chalicelib.adapters.channels import Channels
+
+    release = threading.Event()
+    original = Channels.send_sms
+
+    def send_sms(self: Channels, to: str, *args: Any, **kwargs: Any) -> str:
+        if to == phone:
+            release.wait(timeout=30)
+        return original(self, to, *args, **kwargs)
+
+    try:
+        with patch.object(Channels, "send_sms", send_sms):
+            yield release
+    finally:
+        release.set()
+
+
+def test_a_cancel_waits_for_a_reminder_being_sent_then_nothing_more(
+    runtime: Any, journey: Any
+) -> None:
+    j: Journey = journey()
+    start = local_moment(days=8, hour=10)
+    appointment = j.book(start)
+    assert len(j.sms()) == 1
+    with held_sms(f"+86{j.phone}") as release:
+        runtime.clock.set(start - timedelta(days=7))  # the 7-day reminder is claimed, then held
+        time.sleep(0.5)
+        threading.Timer(0.5, release.set).start()
+        began = time.monotonic()
+        cancelled = j.api.call("POST", f"/appointments/{appointment['id']}/cancel", j.token)
+        waited = time.monotonic() - began
+    assert cancelled.status_code == 200, cancelled.body
+    assert waited >= 0.3, "the cancel waited for the message that was leaving"
+    runtime.settle()
+    sent = j.sms()
+    assert len(sent) == 2, "the reminder left before the cancel committed"
+    reminder = next(d for d in j.deliveries() if d["step"] == "reminder_7d")
+    assert reminder["status"] == "sent"
+    move_to(runtime, start + timedelta(days=4))
+    assert len(j.sms()) == 2, "nothing after the cancel returned"
+
+
+def test_a_cancel_that_cannot_wait_longer_answers_503_and_retry_after(
+    runtime: Any, journey: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("chalicelib.services.appointments.SEND_WAIT_SECONDS", 0.3)
+    j: Journey = journey()
+    start = local_moment(days=8, hour=10)
+    appointment = j.book(start)
+    with held_sms(f"+86{j.phone}") as release:
+        runtime.clock.set(start - timedelta(days=7))
+        time.sleep(0.5)
+        refused = j.api.call("POST", f"/appointments/{appointment['id']}/cancel", j.token)
+        assert refused.status_code == 503
+        assert error_code(refused) == "send_in_progress"
+        assert refused.headers["Retry-After"] == "2"
+        release.set()
+        runtime.settle()
+    assert j.act(appointment, "cancel")["status"] == "cancelled"
+    assert len(j.sms()) == 2
+    move_to(runtime, start + timedelta(days=4))
+    assert len(j.sms()) == 2
+
+
+def test_after_a_reschedule_the_old_version_sends_nothing(runtime: Any, journey: Any) -> None:
+    from tests.journeys.support import iso
+
+    j: Journey = journey()
+    old_start = local_moment(days=8, hour=10)
+    appointment = j.book(old_start)
+    new_start = old_start + timedelta(days=3)
+    with held_sms(f"+86{j.phone}") as release:
+        runtime.clock.set(old_start - timedelta(days=7))  # old version's reminder held
+        time.sleep(0.5)
+        threading.Timer(0.5, release.set).start()
+        moved = j.api.call(
+            "POST",
+            f"/appointments/{appointment['id']}/reschedule",
+            j.token,
+            {"slot": {"schedule_id": j.clinic.schedule_id, "start": iso(new_start)}},
+        )
+    assert moved.status_code == 200, moved.body
+    runtime.settle()
+    steps = sorted(d["key"] for d in j.deliveries() if d["status"] == "sent")
+    assert steps == sorted(
+        [
+            f"{appointment['id']}#v1#confirmation",
+            f"{appointment['id']}#v1#reminder_7d",
+            f"{appointment['id']}#v2#confirmation",
+        ]
+    )

@@ -1,0 +1,298 @@
+"""The send path against in-memory fakes (no emulator): claims, leases, which failure leads
+where. The store's own conditions are checked on the emulator in tests/integration."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
+
+import pytest
+
+from chalicelib.adapters.failures import OutcomeUnknown, SendRefused
+from chalicelib.domain.common import utc_iso
+from chalicelib.domain.deliveries import SETTLED, DeliveryRecord
+from chalicelib.domain.errors import DependencyUnavailable, Retryable
+from chalicelib.domain.messages import Rendered
+from chalicelib.services.deliveries import Deliveries, Message
+from chalicelib.store.messages import Claim, SendGuard, Texted
+
+NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+TENANT = {
+    "id": "t1",
+    "name": "Test Hospital",
+    "time_zone": "Asia/Shanghai",
+    "quiet_hours": {"start": "21:00", "end": "08:00"},
+    "sender": {"sms_sender_id": "TestHosp", "email_from": "care@hospital.example.com"},
+    "departments": [{"id": "cardiology", "name": "心内科"}],
+}
+PATIENT = {
+    "id": "p1",
+    "name": {"given": "Wei", "family": "Zhang"},
+    "phone": "+8613800138000",
+    "email": "wei@example.com",
+    "language": "en",
+    "time_zone": "Asia/Shanghai",
+    "preferred_channels": ["sms", "email"],
+}
+FIELDS = {
+    "clinic": "Test Hospital",
+    "first_name": "Wei",
+    "date": "2026-12-08",
+    "time": "10:00",
+    "location": "Building 2",
+    "department": "Cardiology",
+    "notes": "",
+    "link": "https://app.example/a/a1",
+    "keywords": "C/N/R",
+}
+
+
+@dataclass
+class FakeLog:
+    """The claim rules of `DeliveryRepository`, in memory."""
+
+    records: dict[str, DeliveryRecord] = field(default_factory=dict)
+    appointment_status: str = "booked"
+    texted: list[Texted] = field(default_factory=list)
+
+    def get(self, tenant_id: str, key: str) -> DeliveryRecord | None:
+        found = self.records.get(key)
+        return cast(DeliveryRecord, dict(found)) if found else None
+
+    def _claimable(self, key: str, now: str) -> bool:
+        current = self.records.get(key)
+        return (
+            current is None
+            or current["status"] == "failed"
+            or (current["status"] == "sending" and current.get("lease_until", "") < now)
+        )
+
+    def claim(
+        self,
+        tenant_id: str,
+        record: DeliveryRecord,
+        now: str,
+        guard: SendGuard | None = None,
+        texted: Texted | None = None,
+    ) -> Claim:
+        if guard is not None and self.appointment_status not in guard.statuses:
+            return Claim.NOT_DUE
+        if not self._claimable(record["key"], now):
+            return Claim.TAKEN
+        self.records[record["key"]] = cast(DeliveryRecord, dict(record))
+        if texted:
+            self.texted.append(texted)
+        return Claim.CLAIMED
+
+    def settle(self, tenant_id: str, record: DeliveryRecord, guard: SendGuard | None) -> bool:
+        current = self.records[record["key"]]
+        if current["status"] != "sending" or current["attempt"] != record["attempt"]:
+            return False
+        self.records[record["key"]] = cast(DeliveryRecord, dict(record))
+        return True
+
+    def record_outcome(self, tenant_id: str, record: DeliveryRecord, now: str) -> bool:
+        if not self._claimable(record["key"], now):
+            return False
+        self.records[record["key"]] = cast(DeliveryRecord, dict(record))
+        return True
+
+
+class FakeContacts:
+    def __init__(self) -> None:
+        self.opted: set[str] = set()
+        self.messages: dict[str, Any] = {}
+
+    def opted_out(self, phone: str) -> bool:
+        return phone in self.opted
+
+    def suppressed(self, address: str) -> bool:
+        return False
+
+    def remember_message(self, message_id: str, about: Any) -> None:
+        self.messages[message_id] = about
+
+
+class FakeConfig:
+    def get(self, *args: Any) -> None:
+        return None
+
+
+class FakeDevices:
+    def endpoints(self, tenant_id: str, patient_id: str) -> list[str]:
+        return []
+
+
+@dataclass
+class FakeChannels:
+    """Each channel answers from its script in turn: a message id, or an exception."""
+
+    script: dict[str, list[Any]] = field(default_factory=dict)
+    sent: list[tuple[str, str]] = field(default_factory=list)
+
+    def _next(self, channel: str, to: str) -> str:
+        outcome = (self.script.get(channel) or ["ok"]).pop(0) if self.script.get(channel) else "ok"
+        if isinstance(outcome, Exception):
+            raise outcome
+        self.sent.append((channel, to))
+        return f"{channel}-{len(self.sent)}"
+
+    def send_sms(self, phone: str, message: Rendered, **_: Any) -> str:
+        return self._next("sms", phone)
+
+    def send_email(self, *, to: str, **_: Any) -> str:
+        return self._next("email", to)
+
+    def send_push(self, endpoint_arn: str, message: Rendered) -> str:
+        return self._next("push", endpoint_arn)
+
+
+class FakeQueue:
+    def __init__(self) -> None:
+        self.tasks: dict[str, dict[str, Any]] = {}
+
+    def open_task(self, tenant_id: str, task_id: str, kind: str, about: Any, **_: Any) -> Any:
+        self.tasks.setdefault(task_id, {"id": task_id, "kind": kind, **about})
+        return self.tasks[task_id]
+
+
+@dataclass
+class World:
+    log: FakeLog = field(default_factory=FakeLog)
+    channels: FakeChannels = field(default_factory=FakeChannels)
+    contacts: FakeContacts = field(default_factory=FakeContacts)
+    queue: FakeQueue = field(default_factory=FakeQueue)
+
+    def deliveries(self) -> Deliveries:
+        return Deliveries(
+            cast(Any, self.log),
+            cast(Any, self.contacts),
+            cast(Any, FakeConfig()),
+            cast(Any, FakeDevices()),
+            cast(Any, self.channels),
+            cast(Any, self.queue),
+            "care@platform.example.com",
+        )
+
+    def send(self, step: str = "reminder_1d", now: datetime = NOW, **kwargs: Any) -> Any:
+        message = Message(
+            step=step,
+            key=f"a1#v1#{step}",
+            fields=FIELDS,
+            about={"appointment_id": "a1"},
+            guard=SendGuard("a1", 1, frozenset({"booked"})),
+            not_after=NOW + timedelta(days=1),
+            **kwargs,
+        )
+        return self.deliveries().deliver(TENANT, PATIENT, message, now)
+
+
+@pytest.fixture
+def world(monkeypatch: pytest.MonkeyPatch) -> World:
+    monkeypatch.setattr("chalicelib.services.deliveries.clock.now", lambda: NOW)
+    monkeypatch.setattr("chalicelib.services.deliveries.time.sleep", lambda _s: None)
+    return World()
+
+
+def test_sent_once_and_a_replay_sends_nothing(world: World) -> None:
+    first = world.send()
+    again = world.send()
+    assert first["status"] == "sent" and first["channel"] == "sms"
+    assert again == {**first, "replayed": True}
+    assert world.channels.sent == [("sms", PATIENT["phone"])]
+    [texted] = world.log.texted
+    assert texted.about["appointment_id"] == "a1", "the reply record is written with the claim"
+
+
+def test_throttling_gives_the_claim_back_and_the_retry_sends(world: World) -> None:
+    world.channels.script["sms"] = [DependencyUnavailable("throttled")]
+    with pytest.raises(Retryable):
+        world.send()
+    assert world.log.records["a1#v1#reminder_1d"]["status"] == "failed"
+    assert world.channels.sent == [], "no other channel on a transient failure"
+    result = world.send()
+    assert (result["status"], result["channel"]) == ("sent", "sms")
+    assert world.log.records["a1#v1#reminder_1d"]["attempt"] == 2
+
+
+def test_only_a_permanent_refusal_falls_back_to_another_channel(world: World) -> None:
+    world.channels.script["sms"] = [SendRefused("InvalidParameter")]
+    result = world.send()
+    assert (result["status"], result["channel"]) == ("sent", "email")
+    record = world.log.records["a1#v1#reminder_1d"]
+    assert any(why.startswith("sms: refused") for why in record["fell_back"])
+
+
+def test_an_ambiguous_sms_is_unknown_final_and_put_before_staff(world: World) -> None:
+    world.channels.script["sms"] = [OutcomeUnknown("ReadTimeoutError")]
+    result = world.send()
+    assert result["status"] == "unknown"
+    assert world.channels.sent == [], "never tried on another channel"
+    [task] = world.queue.tasks.values()
+    assert task["kind"] == "message_outcome_unknown" and task["step"] == "reminder_1d"
+    assert world.send()["replayed"] is True, "never retried"
+    assert world.channels.sent == []
+
+
+def test_a_claim_held_within_its_lease_is_retried_later(world: World) -> None:
+    world.log.records["a1#v1#reminder_1d"] = DeliveryRecord(
+        key="a1#v1#reminder_1d",
+        patient_id="p1",
+        step="reminder_1d",
+        status="sending",
+        created_at=utc_iso(NOW),
+        attempt=1,
+        lease_until=utc_iso(NOW + timedelta(seconds=20)),
+    )
+    with pytest.raises(Retryable):
+        world.send()
+    assert world.channels.sent == []
+
+
+def test_an_expired_claim_is_taken_over(world: World) -> None:
+    world.log.records["a1#v1#reminder_1d"] = DeliveryRecord(
+        key="a1#v1#reminder_1d",
+        patient_id="p1",
+        step="reminder_1d",
+        status="sending",
+        created_at=utc_iso(NOW - timedelta(minutes=5)),
+        attempt=1,
+        lease_until=utc_iso(NOW - timedelta(minutes=4)),
+    )
+    assert world.send()["status"] == "sent"
+    assert world.log.records["a1#v1#reminder_1d"]["attempt"] == 2
+
+
+def test_no_reminder_at_or_after_the_visit(world: World) -> None:
+    result = world.send(now=NOW + timedelta(days=1))
+    assert result == {"status": "skipped", "why": "the visit has begun"}
+    assert world.log.records["a1#v1#reminder_1d"]["status"] == "skipped"
+    assert world.channels.sent == []
+
+
+def test_a_cancelled_appointment_gets_nothing(world: World) -> None:
+    world.log.appointment_status = "cancelled"
+    result = world.send()
+    assert result["status"] == "skipped"
+    assert world.channels.sent == []
+
+
+def test_every_channel_refusing_is_suppressed_with_the_reasons(world: World) -> None:
+    world.channels.script = {"sms": [SendRefused("OptedOut")], "email": [SendRefused("Rejected")]}
+    result = world.send()
+    assert result["status"] == "suppressed"
+    reasons = world.log.records["a1#v1#reminder_1d"]["reasons"]
+    assert any("sms: refused" in r for r in reasons) and any("email: refused" in r for r in reasons)
+
+
+def test_quiet_hours_defer_without_claiming(world: World) -> None:
+    night = datetime(2026, 11, 30, 15, 0, tzinfo=UTC)  # 23:00 in Shanghai
+    result = world.send(now=night)
+    assert result["status"] == "deferred"
+    assert world.log.records == {}
+
+
+def test_settled_statuses_block_and_failed_does_not() -> None:
+    assert "failed" not in SETTLED and "sending" not in SETTLED
+    assert {"sent", "suppressed", "unknown", "skipped"} <= SETTLED
