@@ -123,6 +123,26 @@ class Message:
     skip_reason: str = "the visit has begun"
 
 
+def next_attempt(
+    message: Message,
+    patient: Document,
+    earlier: DeliveryRecord | None,
+    status: DeliveryStatus,
+    now: datetime,
+) -> DeliveryRecord:
+    """The record of this attempt at the step: the first, or the one after `earlier`."""
+    record = DeliveryRecord(
+        key=message.key,
+        patient_id=patient["id"],
+        step=message.step,
+        status=status,
+        created_at=earlier["created_at"] if earlier else utc_iso(now),
+        attempt=(earlier["attempt"] + 1) if earlier else 1,
+    )
+    record.update(message.about)  # type: ignore[typeddict-item]
+    return record
+
+
 class Deliveries:
     def __init__(
         self,
@@ -167,15 +187,7 @@ class Deliveries:
             if earlier["status"] == S.SENDING and lease_usable(earlier.get("lease_until", ""), now):
                 raise Retryable("another attempt is sending this message")
         usable, reasons = self._usable_channels(tenant, patient)
-        record = DeliveryRecord(
-            key=message.key,
-            patient_id=patient["id"],
-            step=message.step,
-            status=S.SENDING,
-            created_at=earlier["created_at"] if earlier else utc_iso(now),
-            attempt=(earlier["attempt"] + 1) if earlier else 1,
-            **message.about,  # type: ignore[typeddict-item]
-        )
+        record = next_attempt(message, patient, earlier, S.SENDING, now)
         if not usable:
             return self._settle_unsent(tenant, record, now, S.SUPPRESSED, reasons=reasons)
         return self._claim_and_send(tenant, patient, message, record, usable, reasons, now)
@@ -409,15 +421,7 @@ class Deliveries:
         earlier = self._log.get(tenant["id"], message.key)
         if earlier is not None and earlier["status"] in SETTLED:
             return send_result(earlier, replayed=True)
-        record = DeliveryRecord(
-            key=message.key,
-            patient_id=patient["id"],
-            step=message.step,
-            status=S.SKIPPED,
-            created_at=earlier["created_at"] if earlier else utc_iso(now),
-            attempt=(earlier["attempt"] + 1) if earlier else 1,
-            **message.about,  # type: ignore[typeddict-item]
-        )
+        record = next_attempt(message, patient, earlier, S.SKIPPED, now)
         return self._settle_unsent(tenant, record, now, S.SKIPPED, why=why)
 
     def _taken(self, tenant_id: str, key: str) -> SendResult:

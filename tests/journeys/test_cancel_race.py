@@ -20,24 +20,38 @@ from tests.journeys.support import Journey, local_moment, move_to
 pytestmark = pytest.mark.journey
 
 
+class Hold:
+    """Texts to one number stop between their claim and their publish until released."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def wait_until_held(self) -> None:
+        assert self.entered.wait(timeout=20), "no text was claimed and held"
+
+    def set(self) -> None:
+        self.release.set()
+
+
 @contextmanager
-def held_sms(phone: str) -> Iterator[threading.Event]:
-    """Texts to `phone` stop between their claim and their publish until the event is set."""
+def held_sms(phone: str) -> Iterator[Hold]:
     from chalicelib.adapters.channels import Channels
 
-    release = threading.Event()
+    hold = Hold()
     original = Channels.send_sms
 
     def send_sms(self: Channels, to: str, *args: Any, **kwargs: Any) -> str:
         if to == phone:
-            release.wait(timeout=30)
+            hold.entered.set()
+            hold.release.wait(timeout=30)
         return original(self, to, *args, **kwargs)
 
     try:
         with patch.object(Channels, "send_sms", send_sms):
-            yield release
+            yield hold
     finally:
-        release.set()
+        hold.set()
 
 
 def test_a_cancel_waits_for_a_reminder_being_sent_then_nothing_more(
@@ -49,7 +63,7 @@ def test_a_cancel_waits_for_a_reminder_being_sent_then_nothing_more(
     assert len(j.sms()) == 1
     with held_sms(f"+86{j.phone}") as release:
         runtime.clock.set(start - timedelta(days=7))  # the 7-day reminder is claimed, then held
-        time.sleep(0.5)
+        release.wait_until_held()
         threading.Timer(0.5, release.set).start()
         began = time.monotonic()
         cancelled = j.api.call("POST", f"/appointments/{appointment['id']}/cancel", j.token)
@@ -74,7 +88,7 @@ def test_a_cancel_that_cannot_wait_longer_answers_503_and_retry_after(
     appointment = j.book(start)
     with held_sms(f"+86{j.phone}") as release:
         runtime.clock.set(start - timedelta(days=7))
-        time.sleep(0.5)
+        release.wait_until_held()
         refused = j.api.call("POST", f"/appointments/{appointment['id']}/cancel", j.token)
         assert refused.status_code == 503
         assert error_code(refused) == "send_in_progress"
@@ -96,7 +110,7 @@ def test_after_a_reschedule_the_old_version_sends_nothing(runtime: Any, journey:
     new_start = old_start + timedelta(days=3)
     with held_sms(f"+86{j.phone}") as release:
         runtime.clock.set(old_start - timedelta(days=7))  # old version's reminder held
-        time.sleep(0.5)
+        release.wait_until_held()
         threading.Timer(0.5, release.set).start()
         moved = j.api.call(
             "POST",
