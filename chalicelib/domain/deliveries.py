@@ -46,14 +46,9 @@ NEXT_STATUSES: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
     S.UNKNOWN: frozenset(),
     S.SKIPPED: frozenset(),
 }
-# Statuses after which the step is settled: a replay returns the record as it is.
-SETTLED = frozenset({S.SENT, S.SUPPRESSED, S.UNKNOWN, S.SKIPPED, S.DELIVERED, S.BOUNCED})
-# Statuses a new claim may take over: a failed attempt, or a claim whose lease ran out.
-RECLAIMABLE = frozenset({S.FAILED, S.SENDING})
-
-
-def can_become(current: DeliveryStatus | str, to: DeliveryStatus | str) -> bool:
-    return DeliveryStatus(to) in NEXT_STATUSES[DeliveryStatus(current)]
+# Statuses from which no new attempt can start: the step is settled, and a replay returns the
+# record as it is (sent, suppressed, unknown, skipped, delivered, bounced).
+SETTLED = frozenset(status for status, after in NEXT_STATUSES.items() if S.SENDING not in after)
 
 
 def lease_until(now: datetime) -> str:

@@ -18,10 +18,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from itertools import chain
 from zoneinfo import ZoneInfo
 
 from chalicelib import clock
@@ -61,6 +62,7 @@ def channel_order(patient: Document) -> list[str]:
     return preferred + [c for c in CHANNELS if c not in preferred]
 
 
+Route = tuple[str, Document]  # a channel, and the patient as that channel needs them
 CONTACT_FIELD = {"sms": "phone", "email": "email", "push": "push_endpoints"}
 MISSING = {"sms": "no phone number", "email": "no email address", "push": "no device registered"}
 
@@ -120,7 +122,6 @@ class Message:
     wording: Document | None = None
     guard: SendGuard | None = None
     not_after: datetime | None = None
-    skip_reason: str = "the visit has begun"
 
 
 def next_attempt(
@@ -175,8 +176,8 @@ class Deliveries:
         zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
         later = out_of_quiet_hours(now, zone, tenant["quiet_hours"])
         if message.not_after is not None and later >= message.not_after:
-            why = message.skip_reason if now >= message.not_after else "quiet hours last past it"
-            return self._skip(tenant, patient, message, now, why)
+            why = "the visit has begun" if now >= message.not_after else "quiet hours last past it"
+            return self.skip(tenant, patient, message, now, why)
         if later != now:
             return deferred(later)
         earlier = self._log.get(tenant["id"], message.key)
@@ -186,26 +187,28 @@ class Deliveries:
                 return send_result(earlier, replayed=True)
             if earlier["status"] == S.SENDING and lease_usable(earlier.get("lease_until", ""), now):
                 raise Retryable("another attempt is sending this message")
-        usable, reasons = self._usable_channels(tenant, patient)
+        reasons: list[str] = []
+        routes = self._routes(tenant, patient, reasons)
+        first = next(routes, None)
         record = next_attempt(message, patient, earlier, S.SENDING, now)
-        if not usable:
+        if first is None:
             return self._settle_unsent(tenant, record, now, S.SUPPRESSED, reasons=reasons)
-        return self._claim_and_send(tenant, patient, message, record, usable, reasons, now)
+        return self._claim_and_send(tenant, message, record, chain([first], routes), reasons, now)
 
     def _claim_and_send(
         self,
         tenant: Document,
-        patient: Document,
         message: Message,
         record: DeliveryRecord,
-        usable: list[str],
+        routes: Iterator[Route],
         reasons: list[str],
         now: datetime,
     ) -> SendResult:
-        record["channel"] = usable[0]
+        first, patient = next(routes)
+        record["channel"] = first
         record["lease_until"] = lease_until(now)
         texted = None
-        if usable[0] == "sms":
+        if first == "sms":
             about = {"tenant_id": tenant["id"], "patient_id": patient["id"], **message.about}
             texted = Texted(patient["phone"], about)
         claim = self._log.claim(tenant["id"], record, utc_iso(now), message.guard, texted)
@@ -217,14 +220,17 @@ class Deliveries:
             raise Retryable("another message of this appointment is being sent")
         if claim is Claim.TAKEN:
             return self._taken(tenant["id"], message.key)
-        return self._send_claimed(tenant, patient, message, record, usable, reasons)
+        return self._send_claimed(
+            tenant, message, record, chain([(first, patient)], routes), reasons
+        )
 
-    def _usable_channels(self, tenant: Document, patient: Document) -> tuple[list[str], list[str]]:
-        usable: list[str] = []
-        reasons: list[str] = []
+    def _routes(self, tenant: Document, patient: Document, reasons: list[str]) -> Iterator[Route]:
+        """The channels that can carry a message to the patient, in their order, each with the
+        patient as that channel needs them. A channel that cannot is noted in `reasons` when it
+        is reached: contact checks run only for the channels reached, and the devices are read
+        only when push is."""
         for channel in channel_order(patient):
             if channel == "push":
-                # Devices are read only when push is tried: most sends go by SMS first.
                 patient = {
                     **patient,
                     "push_endpoints": self._devices.endpoints(tenant["id"], patient["id"]),
@@ -233,25 +239,18 @@ class Deliveries:
             if blocked:
                 reasons.append(f"{channel}: {blocked}")
             else:
-                usable.append(channel)
-        return usable, reasons
+                yield channel, patient
 
     def _send_claimed(
         self,
         tenant: Document,
-        patient: Document,
         message: Message,
         record: DeliveryRecord,
-        usable: list[str],
+        routes: Iterator[Route],
         reasons: list[str],
     ) -> SendResult:
-        if "push" in usable:
-            patient = {
-                **patient,
-                "push_endpoints": self._devices.endpoints(tenant["id"], patient["id"]),
-            }
         refused: list[str] = []
-        for channel in usable:
+        for channel, patient in routes:
             record["channel"] = channel
             if not lease_usable(record["lease_until"], clock.now()):
                 # Too slow: a cancel may be about to win. Give the claim back; try again.
@@ -415,9 +414,10 @@ class Deliveries:
         count("MessageSuppressed" if status == S.SUPPRESSED else "MessageSkipped")
         return send_result(record)
 
-    def _skip(
+    def skip(
         self, tenant: Document, patient: Document, message: Message, now: datetime, why: str
     ) -> SendResult:
+        """Log the step as skipped (it no longer makes sense), unless it was settled already."""
         earlier = self._log.get(tenant["id"], message.key)
         if earlier is not None and earlier["status"] in SETTLED:
             return send_result(earlier, replayed=True)

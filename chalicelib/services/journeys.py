@@ -76,8 +76,6 @@ class JourneyService:
             return SendResult(status="skipped", why="superseded")
         tenant, appointment, patient = loaded
         statuses = NOSHOW_STEP_STATUSES if step.startswith("noshow") else ACTIVE
-        if appointment["status"] not in statuses:
-            return SendResult(status="skipped", why=f"appointment is {appointment['status']}")
         before_visit = not step.startswith("noshow")
         message = Message(
             step=step,
@@ -87,6 +85,10 @@ class JourneyService:
             guard=SendGuard(appointment["id"], appointment["journey_version"], statuses),
             not_after=datetime.fromisoformat(appointment["start"]) if before_visit else None,
         )
+        if appointment["status"] not in statuses:
+            # Logged, so staff can see why the patient got no message for this step.
+            why = f"the appointment is {appointment['status']}"
+            return self._deliveries.skip(tenant, patient, message, clock.now(), why)
         return self._deliveries.deliver(tenant, patient, message, clock.now())
 
     def hold_answer(self, ref: Document, token: str, deadline: str | None = None) -> Document:

@@ -91,8 +91,9 @@ class StaffQueue:
             count("StaffTaskOpened")
         # An urgent alert is told again when asked again while the task is open (the patient
         # resubmits after a failure): twice is better than never. Others are told once.
-        alerted = "alerted_at" in task and not is_new
-        if topic and (not alerted or (priority == "urgent" and task["status"] == "open")):
+        if topic and (
+            "alerted_at" not in task or (priority == "urgent" and task["status"] == "open")
+        ):
             # Ids only: the staff console shows the rest to those allowed to see it.
             self._channels.publish(
                 topic,

@@ -30,7 +30,7 @@ class Hold:
     def wait_until_held(self) -> None:
         assert self.entered.wait(timeout=20), "no text was claimed and held"
 
-    def set(self) -> None:
+    def let_go(self) -> None:
         self.release.set()
 
 
@@ -51,7 +51,7 @@ def held_sms(phone: str) -> Iterator[Hold]:
         with patch.object(Channels, "send_sms", send_sms):
             yield hold
     finally:
-        hold.set()
+        hold.let_go()
 
 
 def test_a_cancel_waits_for_a_reminder_being_sent_then_nothing_more(
@@ -61,10 +61,10 @@ def test_a_cancel_waits_for_a_reminder_being_sent_then_nothing_more(
     start = local_moment(days=8, hour=10)
     appointment = j.book(start)
     assert len(j.sms()) == 1
-    with held_sms(f"+86{j.phone}") as release:
+    with held_sms(f"+86{j.phone}") as hold:
         runtime.clock.set(start - timedelta(days=7))  # the 7-day reminder is claimed, then held
-        release.wait_until_held()
-        threading.Timer(0.5, release.set).start()
+        hold.wait_until_held()
+        threading.Timer(0.5, hold.let_go).start()
         began = time.monotonic()
         cancelled = j.api.call("POST", f"/appointments/{appointment['id']}/cancel", j.token)
         waited = time.monotonic() - began
@@ -86,14 +86,14 @@ def test_a_cancel_that_cannot_wait_longer_answers_503_and_retry_after(
     j: Journey = journey()
     start = local_moment(days=8, hour=10)
     appointment = j.book(start)
-    with held_sms(f"+86{j.phone}") as release:
+    with held_sms(f"+86{j.phone}") as hold:
         runtime.clock.set(start - timedelta(days=7))
-        release.wait_until_held()
+        hold.wait_until_held()
         refused = j.api.call("POST", f"/appointments/{appointment['id']}/cancel", j.token)
         assert refused.status_code == 503
         assert error_code(refused) == "send_in_progress"
         assert refused.headers["Retry-After"] == "2"
-        release.set()
+        hold.let_go()
         runtime.settle()
     assert j.act(appointment, "cancel")["status"] == "cancelled"
     assert len(j.sms()) == 2
@@ -108,10 +108,10 @@ def test_after_a_reschedule_the_old_version_sends_nothing(runtime: Any, journey:
     old_start = local_moment(days=8, hour=10)
     appointment = j.book(old_start)
     new_start = old_start + timedelta(days=3)
-    with held_sms(f"+86{j.phone}") as release:
+    with held_sms(f"+86{j.phone}") as hold:
         runtime.clock.set(old_start - timedelta(days=7))  # old version's reminder held
-        release.wait_until_held()
-        threading.Timer(0.5, release.set).start()
+        hold.wait_until_held()
+        threading.Timer(0.5, hold.let_go).start()
         moved = j.api.call(
             "POST",
             f"/appointments/{appointment['id']}/reschedule",
@@ -128,3 +128,27 @@ def test_after_a_reschedule_the_old_version_sends_nothing(runtime: Any, journey:
             f"{appointment['id']}#v2#confirmation",
         ]
     )
+
+
+def test_a_late_step_of_a_cancelled_or_begun_visit_is_logged_as_skipped(
+    runtime: Any, journey: Any
+) -> None:
+    """However late a send task runs (an outage, a long jump of the clock), it sends nothing
+    that no longer makes sense, and the patient's log says why."""
+    from chalicelib.services.registry import services
+
+    j: Journey = journey()
+    start = local_moment(days=8, hour=10)
+    j.book(start)
+    move_to(runtime, start)  # one jump: every reminder's task runs only at the visit's start
+    logged = {d["step"]: (d["status"], d.get("why")) for d in j.deliveries()}
+    for step in ("reminder_7d", "reminder_1d", "reminder_2h"):
+        assert logged[step] == ("skipped", "the visit has begun"), step
+    assert len(j.sms()) == 1, "only the confirmation"
+
+    later = j.book(start + timedelta(days=7))
+    j.act(later, "cancel")
+    ref = {"tenant_id": j.clinic.tenant.id, "appointment_id": later["id"], "journey_version": 1}
+    stale = services().journeys.send(ref, "reminder_1d")  # a task that ran after the cancel
+    assert stale == {"status": "skipped", "why": "the appointment is cancelled"}
+    assert len(j.sms()) == 2, "the second confirmation, nothing more"

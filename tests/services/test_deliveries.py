@@ -1,5 +1,6 @@
 """The send path against in-memory fakes (no emulator): claims, leases, which failure leads
-where. The store's own conditions are checked on the emulator in tests/integration."""
+where. The store's own claim conditions are checked on the emulator in
+tests/integration/test_delivery_claims.py."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 
 from chalicelib.adapters.failures import OutcomeUnknown, SendRefused
 from chalicelib.domain.common import utc_iso
-from chalicelib.domain.deliveries import SETTLED, DeliveryRecord
+from chalicelib.domain.deliveries import DeliveryRecord
 from chalicelib.domain.errors import DependencyUnavailable, Retryable
 from chalicelib.domain.messages import Rendered
 from chalicelib.services.deliveries import Deliveries, Message
@@ -103,11 +104,14 @@ class FakeContacts:
     def __init__(self) -> None:
         self.opted: set[str] = set()
         self.messages: dict[str, Any] = {}
+        self.reads: list[str] = []
 
     def opted_out(self, phone: str) -> bool:
+        self.reads.append("opt-out")
         return phone in self.opted
 
     def suppressed(self, address: str) -> bool:
+        self.reads.append("suppression")
         return False
 
     def remember_message(self, message_id: str, about: Any) -> None:
@@ -120,7 +124,11 @@ class FakeConfig:
 
 
 class FakeDevices:
+    def __init__(self) -> None:
+        self.reads = 0
+
     def endpoints(self, tenant_id: str, patient_id: str) -> list[str]:
+        self.reads += 1
         return []
 
 
@@ -163,13 +171,14 @@ class World:
     channels: FakeChannels = field(default_factory=FakeChannels)
     contacts: FakeContacts = field(default_factory=FakeContacts)
     queue: FakeQueue = field(default_factory=FakeQueue)
+    devices: FakeDevices = field(default_factory=FakeDevices)
 
     def deliveries(self) -> Deliveries:
         return Deliveries(
             cast(Any, self.log),
             cast(Any, self.contacts),
             cast(Any, FakeConfig()),
-            cast(Any, FakeDevices()),
+            cast(Any, self.devices),
             cast(Any, self.channels),
             cast(Any, self.queue),
             "care@platform.example.com",
@@ -235,33 +244,39 @@ def test_an_ambiguous_sms_is_unknown_final_and_put_before_staff(world: World) ->
     assert world.channels.sent == []
 
 
-def test_a_claim_held_within_its_lease_is_retried_later(world: World) -> None:
-    world.log.records["a1#v1#reminder_1d"] = DeliveryRecord(
-        key="a1#v1#reminder_1d",
-        patient_id="p1",
-        step="reminder_1d",
-        status="sending",
-        created_at=utc_iso(NOW),
-        attempt=1,
-        lease_until=utc_iso(NOW + timedelta(seconds=20)),
-    )
-    with pytest.raises(Retryable):
-        world.send()
-    assert world.channels.sent == []
-
-
-def test_an_expired_claim_is_taken_over(world: World) -> None:
-    world.log.records["a1#v1#reminder_1d"] = DeliveryRecord(
+def claimed(lease_until: datetime) -> DeliveryRecord:
+    """The step as another attempt left it: sending, holding its lease until `lease_until`."""
+    return DeliveryRecord(
         key="a1#v1#reminder_1d",
         patient_id="p1",
         step="reminder_1d",
         status="sending",
         created_at=utc_iso(NOW - timedelta(minutes=5)),
         attempt=1,
-        lease_until=utc_iso(NOW - timedelta(minutes=4)),
+        lease_until=utc_iso(lease_until),
     )
+
+
+def test_a_claim_held_within_its_lease_is_retried_later(world: World) -> None:
+    world.log.records["a1#v1#reminder_1d"] = claimed(NOW + timedelta(seconds=20))
+    with pytest.raises(Retryable):
+        world.send()
+    assert world.channels.sent == []
+
+
+def test_an_expired_claim_is_taken_over(world: World) -> None:
+    world.log.records["a1#v1#reminder_1d"] = claimed(NOW - timedelta(minutes=4))
     assert world.send()["status"] == "sent"
     assert world.log.records["a1#v1#reminder_1d"]["attempt"] == 2
+
+
+def test_devices_and_later_channels_are_read_only_when_reached(world: World) -> None:
+    """SMS first and it goes: neither the devices nor the email suppression list are read."""
+    assert world.send()["channel"] == "sms"
+    assert (world.contacts.reads, world.devices.reads) == (["opt-out"], 0)
+    world.channels.script["sms"] = [SendRefused("InvalidParameter")]
+    assert world.send(step="reminder_2h")["channel"] == "email", "reached when SMS refused"
+    assert world.contacts.reads == ["opt-out", "opt-out", "suppression"]
 
 
 def test_no_reminder_at_or_after_the_visit(world: World) -> None:
@@ -291,8 +306,3 @@ def test_quiet_hours_defer_without_claiming(world: World) -> None:
     result = world.send(now=night)
     assert result["status"] == "deferred"
     assert world.log.records == {}
-
-
-def test_settled_statuses_block_and_failed_does_not() -> None:
-    assert "failed" not in SETTLED and "sending" not in SETTLED
-    assert {"sent", "suppressed", "unknown", "skipped"} <= SETTLED
