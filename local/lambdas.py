@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.activity import activity
+from local.faults import TIMEOUT_MARKER, faults, lambda_service_error
 from local.meter import meter
 
 Handler = Callable[[dict[str, Any], Any], Any]
@@ -58,6 +59,9 @@ def install(handlers: Mapping[str, Handler], region: str, account: str) -> None:
             return _error("ResourceNotFoundException", f"no in-process handler for {name}")
         arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
         event = json.loads(body) if body else {}
+        identity = f"{name}|{body!r}"
+        if faults.roll("lambda_before", identity):
+            raise lambda_service_error()  # the function never ran
         activity.begin()
         meter.add("lambda_invocations")
         try:
@@ -67,6 +71,12 @@ def install(handlers: Mapping[str, Handler], region: str, account: str) -> None:
             return _error(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
         finally:
             activity.end()
+        if faults.roll("lambda_after", identity):
+            raise lambda_service_error()  # it ran, its effects happened, its answer is lost
+        if faults.roll("timeout", identity):
+            # It ran, but after the state's TimeoutSeconds: Step Functions reports a timeout.
+            response_headers["x-amz-function-error"] = "Unhandled"
+            return _error(TIMEOUT_MARKER, "the task timed out (injected)")
         return json.dumps(result).encode()
 
     LambdaSimpleBackend.invoke = invoke  # type: ignore[method-assign]

@@ -133,11 +133,12 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
     import app as app_module
     from app import app
     from local import api as local_api
-    from local import ddb_hooks, lambdas, meter, sfn_hooks, sns_dispatch
+    from local import ddb_hooks, faults, lambdas, meter, sfn_hooks, sns_dispatch
     from local import outbox as outbox_hooks
 
     outbox = Outbox()
     ddb_hooks.install()
+    faults.install()
     meter.install()
     sfn_hooks.install(clock)
     outbox_hooks.install(outbox)

@@ -13,13 +13,16 @@ botocore or PynamoDB (the API path does not load them for this).
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
 
 from chalicelib.domain.errors import DependencyUnavailable
 
 THROTTLING = frozenset(
     {
         "Throttling",
+        "Throttled",  # SNS
         "ThrottlingException",
         "ThrottledException",
         "TooManyRequestsException",
@@ -51,6 +54,23 @@ NOT_SENT = frozenset(
 )
 # botocore errors raised after the request may have reached the service.
 LOST_ANSWER = frozenset({"ReadTimeoutError", "ConnectionClosedError", "ResponseStreamingError"})
+
+
+T = TypeVar("T")
+
+
+def retried(call: Callable[[], T], attempts: int = 8) -> T:
+    """Call again after a transient failure, with short backoff (50 ms doubling to 1 s), for a
+    write that must not be left undone (what was sent; a claim given back). Anything else, or
+    the last transient failure, is raised."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as exc:
+            if attempt == attempts - 1 or not is_transient(exc):
+                raise
+            time.sleep(min(0.05 * 2**attempt, 1.0))
+    raise AssertionError("unreachable")
 
 
 class SendRefused(Exception):

@@ -11,11 +11,13 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
 from chalice.app import Blueprint, Request, Response
 
+from chalicelib.adapters.failures import as_retryable, retried
 from chalicelib.auth import verify_token
 from chalicelib.domain.access import Principal, Role
 from chalicelib.domain.errors import (
@@ -250,11 +252,15 @@ def _once(
         return Response(body=stored.body["body"], status_code=stored.status, headers=replay)
     try:
         response = run()
-    except DomainError:
-        records.release(scope)
+        headers = {k: v for k, v in response.headers.items() if isinstance(v, str)}
+        saved = {"body": response.body, "headers": headers}
+        retried(lambda: records.complete(scope, response.status_code, saved))
+    except Exception:
+        # Whatever failed, the key is free again: a change that did commit is found by the
+        # retry itself (a booking's id derives from the key), so retrying is always safe.
+        with suppress(Exception):  # else the claim lapses after LOCK_SECONDS
+            retried(lambda: records.release(scope))
         raise
-    headers = {k: v for k, v in response.headers.items() if isinstance(v, str)}
-    records.complete(scope, response.status_code, {"body": response.body, "headers": headers})
     return response
 
 
@@ -323,7 +329,10 @@ class ApiBlueprint:
                             lambda: _to_response(view(api_request, **path_params), operation),
                         )
                     result = view(api_request, **path_params)
-                except DomainError as error:
+                except Exception as failure:
+                    error = failure if isinstance(failure, DomainError) else as_retryable(failure)
+                    if error is None:
+                        raise
                     logger.info(
                         "request refused",
                         extra={

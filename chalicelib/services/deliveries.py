@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,7 +26,7 @@ from zoneinfo import ZoneInfo
 
 from chalicelib import clock
 from chalicelib.adapters.channels import Channels
-from chalicelib.adapters.failures import OutcomeUnknown, SendRefused
+from chalicelib.adapters.failures import OutcomeUnknown, SendRefused, retried
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.deliveries import (
     SETTLED,
@@ -52,9 +51,6 @@ from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import Claim, DeliveryRepository, SendGuard, Texted
 
 S = DeliveryStatus
-# Writing an outcome after the message left is retried this often (with short backoff) before
-# it is given up to the claim's lease: a message that left must not be sent again.
-SETTLE_ATTEMPTS = 8
 
 
 def channel_order(patient: Document) -> list[str]:
@@ -370,7 +366,7 @@ class Deliveries:
         record["status"] = S.FAILED
         record["reasons"] = reasons
         try:
-            self._log.settle(tenant_id, record, message.guard)
+            retried(lambda: self._log.settle(tenant_id, record, message.guard))
         except Exception:
             logger.warning("could not release a claim", extra={"key": record["key"]})
         count("MessageAttemptFailed")
@@ -381,17 +377,13 @@ class Deliveries:
 
     @staticmethod
     def _after_sending(write: Callable[[], object]) -> None:
-        for attempt in range(SETTLE_ATTEMPTS):
-            try:
-                write()
-            except Exception:
-                if attempt == SETTLE_ATTEMPTS - 1:
-                    logger.exception("could not record what was sent")
-                    count("DeliveryRecordLost")
-                    return
-                time.sleep(min(0.05 * 2**attempt, 1.0))
-            else:
-                return
+        """A write after the message left: retried, and never raised (the message must not
+        be sent again because its record could not be written)."""
+        try:
+            retried(write)
+        except Exception:
+            logger.exception("could not record what was sent")
+            count("DeliveryRecordLost")
 
     def _settle_unsent(
         self,

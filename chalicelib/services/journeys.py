@@ -124,13 +124,15 @@ class JourneyService:
         if loaded is None:
             return {"escalated": False}
         tenant, appointment, _ = loaded
+        # The answer's wait is released first: if opening the task then keeps failing, the
+        # journey still goes on to the visit check (and the failure reaches staff anyway).
+        token = appointment.get("answer_token")
+        if token:
+            self._executions.resume(token, {"answer": "none"})
         escalated = False
         if appointment["status"] in ACTIVE and appointment["patient_response"] == "pending":
             self._queue.open(tenant["id"], appointment, "no_answer", tenant)
             escalated = True
-        token = appointment.get("answer_token")
-        if token:
-            self._executions.resume(token, {"answer": "none"})
         return {"escalated": escalated}
 
     def visit_outcome(self, ref: Document) -> Document:

@@ -200,7 +200,7 @@ class World:
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> World:
     monkeypatch.setattr("chalicelib.services.deliveries.clock.now", lambda: NOW)
-    monkeypatch.setattr("chalicelib.services.deliveries.time.sleep", lambda _s: None)
+    monkeypatch.setattr("chalicelib.adapters.failures.time.sleep", lambda _s: None)
     return World()
 
 
