@@ -8,11 +8,15 @@ that would only slow tests and demos down.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, timedelta
 from typing import Any
 
 from local.activity import activity
 from local.vclock import VirtualClock
+
+# The absolute moment a Timestamp wait computed, handed to the wait on the same thread.
+_absolute = threading.local()
 
 
 class _NoSleep:
@@ -44,16 +48,19 @@ def install(clock: VirtualClock) -> None:
         moment = self._from_timestamp_string(timestamp=raw)
         if moment is None:
             raise FailureEventException(self._create_failure_event(env, raw))
-        # moto parses the timestamp as naive UTC; compare it with virtual UTC "now".
-        return int((moment.replace(tzinfo=UTC) - clock.now()).total_seconds())
+        # moto parses the timestamp as naive UTC; compare it with virtual UTC "now". The moment
+        # itself is what the wait waits for: the clock may move before the wait begins.
+        until = moment.replace(tzinfo=UTC)
+        _absolute.until = until
+        return int((until - clock.now()).total_seconds())
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
         activity.mark()
-        if wait_seconds <= 0:
+        until, _absolute.until = getattr(_absolute, "until", None), None
+        target = until or clock.now() + timedelta(seconds=wait_seconds)
+        if target <= clock.now():
             return
-        clock.sleep_until(
-            clock.now() + timedelta(seconds=wait_seconds), cancelled=lambda: not env.is_running()
-        )
+        clock.sleep_until(target, cancelled=lambda: not env.is_running())
         activity.mark()
 
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend

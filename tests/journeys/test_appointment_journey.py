@@ -148,7 +148,9 @@ def test_patient_abroad_gets_reminders_in_their_daytime(runtime: Any, journey: A
     j.book(start)
     midnight_in_london = start - timedelta(days=7)
     move_to(runtime, midnight_in_london + timedelta(hours=7, minutes=59))
-    assert len(j.sms()) == 1, "not during the night in London"
+    assert len(j.sms()) == 1, (
+        f"not during the night in London: {[(m.sent_at, m.body[:30]) for m in j.sms()]}"
+    )
     move_to(runtime, midnight_in_london + timedelta(hours=8))
     reminder = j.sms()[1]
     london = datetime.fromisoformat(reminder.sent_at).astimezone(ZoneInfo("Europe/London"))

@@ -96,7 +96,7 @@ def test_a_cancel_that_cannot_wait_longer_answers_503_and_retry_after(
         hold.let_go()
         runtime.settle()
     assert j.act(appointment, "cancel")["status"] == "cancelled"
-    assert len(j.sms()) == 2
+    assert len(j.sms()) == 2, [(d["step"], d["status"], d.get("why")) for d in j.deliveries()]
     move_to(runtime, start + timedelta(days=4))
     assert len(j.sms()) == 2
 
