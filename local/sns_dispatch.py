@@ -7,6 +7,7 @@ Topics are matched on the name after the stage (`careloop-<stage>-inbound-sms` â
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from datetime import UTC, datetime
@@ -41,6 +42,26 @@ def sns_event(topic_arn: str, message: str, subject: str | None) -> dict[str, An
     }
 
 
+# Lambda runs an asynchronous invocation up to three times (two retries, about a minute and two
+# minutes apart); what still fails goes to the function's dead-letter queue. Locally the retries
+# come at once (no real waiting) and what still failed is kept here, where tests and
+# `python -m local` can read it.
+ASYNC_ATTEMPTS = 3
+dead_letters: list[dict[str, Any]] = []
+
+
+def deliver_with_retries(handler: Any, event: dict[str, Any], context: Any) -> None:
+    for attempt in range(ASYNC_ATTEMPTS):
+        try:
+            handler(event, context)
+        except Exception as exc:
+            if attempt == ASYNC_ATTEMPTS - 1:
+                logging.getLogger(__name__).warning("SNS handler failed after its retries")
+                dead_letters.append({"event": event, "error": type(exc).__name__})
+            continue
+        return
+
+
 def install(app_module: Any) -> None:
     from moto.sns.models import SNSBackend
 
@@ -63,7 +84,7 @@ def install(app_module: Any) -> None:
 
             def run() -> None:
                 try:
-                    handler(event, context)
+                    deliver_with_retries(handler, event, context)
                 finally:
                     activity.end()
 

@@ -8,13 +8,14 @@ stop. Each inbound message is handled once, however often SNS delivers it.
 from __future__ import annotations
 
 import hashlib
+import time
 
 from chalicelib import clock
 from chalicelib.adapters.channels import Channels
 from chalicelib.domain.access import Principal, Role
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.deliveries import DeliveryStatus
-from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.errors import Conflict, NotFound, Retryable
 from chalicelib.domain.keywords import classify, reply_text
 from chalicelib.domain.messages import Rendered
 from chalicelib.observability import count, logger
@@ -22,6 +23,8 @@ from chalicelib.services.appointments import AppointmentService
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.messages import DeliveryRepository
 from chalicelib.store.tenants import TenantRepository
+
+RACE_ATTEMPTS = 5
 
 
 class InboundMessages:
@@ -101,18 +104,19 @@ class InboundMessages:
             "cancel": self._appointments.cancel,
             "reschedule": self._appointments.request_reschedule,
         }[meaning]
-        for _ in range(2):
+        for attempt in range(RACE_ATTEMPTS):
             try:
                 action(patient, about["appointment_id"])
             except Conflict as conflict:
-                if conflict.code in ("version_conflict", "concurrent_change"):
-                    continue  # the journey wrote at the same moment: once more
-                break  # cancelled, rescheduled or over already
+                if conflict.code not in ("version_conflict", "concurrent_change"):
+                    return "too_late"  # cancelled, rescheduled or over already
+                time.sleep(0.05 * (attempt + 1))  # the journey wrote at the same moment
             except NotFound:
-                break
+                return "too_late"
             else:
                 return meaning
-        return "too_late"
+        # Not "too late": it kept racing. Handled again later (Lambda's retry of the event).
+        raise Retryable("the appointment kept changing while the reply was applied")
 
     def email_feedback(self, notification: Document) -> int:
         """Mark deliveries delivered or bounced; suppress addresses that bounced permanently or
