@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalice.app import Chalice, ConvertToMiddleware, Cron
+from chalice.app import Chalice, ConvertToMiddleware, Cron, Rate
 
 from chalicelib.api import (
     appointments,
@@ -85,6 +85,10 @@ recall_task = app.lambda_function(name="recall_task")(care_tasks.recall_task)
 recall_sweep = app.schedule(Cron(0, 1, "*", "*", "?", "*"), name="recall_sweep")(
     care_tasks.recall_sweep
 )
+
+# Every 10 minutes: a booking, reschedule or cancel that committed but could not start or stop
+# its execution at once (throttled, failing) gets it started or stopped from its marker.
+repair_sweep = app.schedule(Rate(10, unit=Rate.MINUTES), name="repair_sweep")(journey.repair_sweep)
 
 # SNS handlers: two-way SMS replies and SES feedback arrive on the platform's topics; a visit
 # that took place (journey-events) starts its care plans and restarts recall counts.

@@ -4,7 +4,8 @@ serve [--port 8000]                  the API on localhost against the embedded A
 token --tenant T --role staff [--patient P]   print a signed ID token for the running API
 clock [advance 1d | set 2027-01-01T09:00:00Z] read or move the running server's virtual clock
 outbox [--to +8613800138000] [--channel sms]  what the running server has "sent"
-sms-reply --from +8613800138000 --text C       an SMS reply, as two-way SMS delivers it
+sms-reply --from +8613800138000 --text C [--to +8610690000001]
+                                               an SMS reply, as two-way SMS delivers it
 openapi                              rewrite openapi.yaml from the route declarations
 """
 
@@ -155,7 +156,10 @@ def outbox(args: argparse.Namespace) -> None:
 
 
 def sms_reply(args: argparse.Namespace) -> None:
-    result = _call(f"{_server(args)}/local/sms-reply", {"from": args.sender, "text": args.text})
+    body = {"from": args.sender, "text": args.text}
+    if args.to:
+        body["to"] = args.to
+    result = _call(f"{_server(args)}/local/sms-reply", body)
     print(f"received as {result['inbound_message_id']}")
 
 
@@ -201,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser("sms-reply", help="send an SMS reply as a patient would")
     p.add_argument("--from", dest="sender", required=True, help="the patient's number, E.164")
     p.add_argument("--text", required=True)
+    p.add_argument(
+        "--to", help="the hospital's number (default: the one the last text to --from came from)"
+    )
     p.add_argument("--server")
     p.set_defaults(func=sms_reply)
 

@@ -105,12 +105,19 @@ def sms_reply(request: ApiRequest) -> ApiResponse:
     from chalicelib.adapters.clients import client
 
     assert _Bound.inbound_sms_topic is not None
+    assert _Bound.outbox is not None
     message_id = str(uuid.uuid4())
+    to = request.body.get("to")
+    if to is None:
+        # As a phone replies in the thread: to whatever the last text to this number came from.
+        texts = _Bound.outbox.messages(to=request.body["from"], channel="sms")
+        to = texts[-1].sender if texts else None
     notification = {
         "originationNumber": request.body["from"],
-        "destinationNumber": "+10000000000",
         "messageBody": request.body["text"],
         "inboundMessageId": message_id,
     }
+    if to and to.startswith("+"):
+        notification["destinationNumber"] = to
     client("sns").publish(TopicArn=_Bound.inbound_sms_topic, Message=json.dumps(notification))
     return ApiResponse({"inbound_message_id": message_id}, 202)

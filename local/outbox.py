@@ -21,6 +21,8 @@ class OutboxMessage:
     body: str
     subject: str | None
     sent_at: str
+    # An SMS's sender: the hospital's two-way number (a reply goes back to it) or sender ID.
+    sender: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -31,8 +33,18 @@ class Outbox:
         self._messages: list[OutboxMessage] = []
         self._lock = threading.Lock()
 
-    def add(self, channel: str, to: str, body: str, subject: str | None, message_id: str) -> None:
-        message = OutboxMessage(message_id, channel, to, body, subject, clock.iso(clock.now()))
+    def add(
+        self,
+        channel: str,
+        to: str,
+        body: str,
+        subject: str | None,
+        message_id: str,
+        sender: str | None = None,
+    ) -> None:
+        message = OutboxMessage(
+            message_id, channel, to, body, subject, clock.iso(clock.now()), sender
+        )
         with self._lock:
             self._messages.append(message)
 
@@ -44,6 +56,17 @@ class Outbox:
             for m in found
             if (to is None or m.to == to) and (channel is None or m.channel == channel)
         ]
+
+
+def _sms_sender(attributes: dict[str, Any] | None) -> str | None:
+    """The origination number or sender ID an SMS was published with (moto keeps message
+    attributes as {"Type", "Value"})."""
+    for name in ("AWS.MM.SMS.OriginationNumber", "AWS.SNS.SMS.SenderID"):
+        value = (attributes or {}).get(name)
+        if value:
+            found: str = value.get("Value") or value.get("StringValue")
+            return found
+    return None
 
 
 def _email_body(raw: str) -> tuple[str | None, str]:
@@ -75,7 +98,8 @@ def install(outbox: Outbox) -> None:
             self, message, arn, phone_number, subject, *args, **kwargs
         )
         if phone_number:
-            outbox.add("sms", phone_number, message, None, message_id)
+            sender = _sms_sender(kwargs.get("message_attributes"))
+            outbox.add("sms", phone_number, message, None, message_id, sender)
         elif arn and ":endpoint/" in arn:
             outbox.add("push", arn, message, subject, message_id)
         elif arn:

@@ -32,6 +32,29 @@ class _NoSleep:
         return getattr(time, name)
 
 
+def _count_parsing_as_busy() -> None:
+    """An execution parses its definition (ANTLR, slow: over a second on a loaded machine)
+    before its first state runs; until then it is busy, not quiet."""
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    original_worker_start = ExecutionWorker.start
+
+    def worker_start(self: Any) -> None:
+        activity.begin()
+        parse = self._get_evaluation_entrypoint
+
+        def parsed() -> Any:
+            try:
+                return parse()
+            finally:
+                activity.end()
+
+        self._get_evaluation_entrypoint = parsed
+        original_worker_start(self)  # type: ignore[no-untyped-call]
+
+    ExecutionWorker.start = worker_start  # type: ignore[method-assign]
+
+
 def install(clock: VirtualClock) -> None:
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEventException,
@@ -85,6 +108,7 @@ def install(clock: VirtualClock) -> None:
             activity.mark()
 
     if not getattr(StepFunctionsParserBackend, "_careloop_hooked", False):
+        _count_parsing_as_busy()
         CommonStateField._eval_body = eval_body  # type: ignore[method-assign]
         StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
         StepFunctionsParserBackend._careloop_hooked = True  # type: ignore[attr-defined]

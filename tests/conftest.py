@@ -100,11 +100,20 @@ def tenant_body(tenant_id: str, **overrides: Any) -> dict[str, Any]:
         "time_zone": "Asia/Shanghai",
         "default_language": "zh-CN",
         "country": "CN",
-        "sender": {"sms_sender_id": "TestHosp", "email_from": "care@hospital.example.com"},
+        "sender": {
+            "sms_sender_id": "TestHosp",
+            "sms_reply_number": unique_reply_number(),
+            "email_from": "care@hospital.example.com",
+        },
         "departments": [{"id": "cardiology", "name": "心内科"}],
     }
     body.update(overrides)
     return body
+
+
+def unique_reply_number() -> str:
+    """A two-way number of the hospital's own: numbers are unique across tenants."""
+    return f"+1555{uuid.uuid4().int % 10**7:07d}"
 
 
 @pytest.fixture

@@ -85,6 +85,8 @@ class DeliveryRecord(TypedDict):
     delivered_at: NotRequired[str]
     bounced_at: NotRequired[str]
     staff_task_id: NotRequired[str]
+    reply_to: NotRequired[str]  # the hospital's two-way number the text invited a reply to
+    reply_code: NotRequired[str]  # the appointment's code the text named (C2/N2 ...)
 
 
 class SendResult(TypedDict):

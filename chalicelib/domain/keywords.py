@@ -1,6 +1,14 @@
-"""What a patient's SMS reply means. Matching is on the whole, trimmed, case-folded body."""
+"""What a patient's SMS reply means. Matching is on the whole, trimmed, case-folded body.
+
+A reply may carry the short code of one appointment (`C2`, `N 2`, `确认2`): when one number has
+more than one answer awaited at a hospital, each text names its appointment's code
+(`domain.replies`).
+"""
 
 from __future__ import annotations
+
+import re
+from dataclasses import dataclass
 
 CONFIRM = frozenset({"C", "Y", "YES", "确认", "是"})
 CANCEL = frozenset({"N", "X", "NO", "取消"})
@@ -10,20 +18,28 @@ STOP = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "OPTOUT", "�
 START = frozenset({"START", "UNSTOP", "订阅"})
 HELP = frozenset({"HELP", "INFO", "帮助"})
 
+# Only answers to an appointment take a code; STOP, START and HELP never do.
+ANSWERS = (("confirm", CONFIRM), ("cancel", CANCEL), ("reschedule", RESCHEDULE))
+WITH_CODE = re.compile(r"^(?P<word>\D+?)\s*(?P<code>[1-9][0-9]?)$")
 
-def classify(body: str) -> str:
+
+@dataclass(frozen=True)
+class Reply:
+    meaning: str  # stop | start | help | confirm | cancel | reschedule | unknown
+    code: str | None = None  # the appointment's short code, when the reply named one
+
+
+def classify(body: str) -> Reply:
     word = body.strip().strip(".!。！").upper()
-    for meaning, words in (
-        ("stop", STOP),
-        ("start", START),
-        ("help", HELP),
-        ("confirm", CONFIRM),
-        ("cancel", CANCEL),
-        ("reschedule", RESCHEDULE),
-    ):
+    for meaning, words in (("stop", STOP), ("start", START), ("help", HELP), *ANSWERS):
         if word in words:
-            return meaning
-    return "unknown"
+            return Reply(meaning)
+    coded = WITH_CODE.match(word)
+    if coded:
+        for meaning, words in ANSWERS:
+            if coded["word"] in words:
+                return Reply(meaning, coded["code"])
+    return Reply("unknown")
 
 
 def reply_text(meaning: str, clinic: str, language: str) -> str | None:

@@ -25,10 +25,13 @@ FIELDS = frozenset(
         "notes",
         "link",
         "keywords",
+        "reply",
         "title",
     }
 )
-SMS_FIELDS = frozenset({"clinic", "first_name", "date", "time", "location", "link", "keywords"})
+SMS_FIELDS = frozenset(
+    {"clinic", "first_name", "date", "time", "location", "link", "keywords", "reply"}
+)
 CHANNELS = ("sms", "push", "email")
 # Values a template is rendered with when it is saved: to check it and count its SMS segments.
 SAMPLE_FIELDS_ZH = {
@@ -41,6 +44,7 @@ SAMPLE_FIELDS_ZH = {
     "notes": "请空腹",
     "link": "https://app.careloop.example/a/a-0123456789abcdef",
     "keywords": "C/N/R",
+    "reply": "回复C确认，N取消，R改约。",
     "title": "术后伤口护理",
 }
 SAMPLE_FIELDS_EN = {
@@ -49,6 +53,7 @@ SAMPLE_FIELDS_EN = {
     "first_name": "Wei",
     "location": "Outpatient Building 2, Room 305",
     "department": "Cardiology",
+    "reply": "Reply C to confirm, N to cancel, R to reschedule.",
     "notes": "Please come fasting",
     "title": "Caring for your wound",
 }
@@ -65,25 +70,25 @@ DEFAULT_TEMPLATES: dict[tuple[str, str, str], str] = {
         "sms",
         "zh-CN",
     ): "{{clinic}}：{{first_name}}您好，您已预约{{date}} {{time}}，地点{{location}}。"
-    "回复C确认，N取消，R改约。{{link}}",
+    "{{reply}}{{link}}",
     (
         "confirmation",
         "sms",
         "en",
     ): "{{clinic}}: Hi {{first_name}}, you are booked for {{date}} {{time}} at {{location}}. "
-    "Reply C to confirm, N to cancel, R to reschedule. {{link}}",
+    "{% if reply %}{{reply}} {% endif %}{{link}}",
     (
         "reminder",
         "sms",
         "zh-CN",
     ): "{{clinic}}提醒：{{first_name}}您好，您的预约在{{date}} {{time}}，地点{{location}}。"
-    "回复C确认，N取消，R改约。",
+    "{{reply}}",
     (
         "reminder",
         "sms",
         "en",
     ): "{{clinic}} reminder: {{first_name}}, your appointment is {{date}} {{time}} at "
-    "{{location}}. Reply C to confirm, N to cancel, R to reschedule.",
+    "{{location}}.{% if reply %} {{reply}}{% endif %}",
     (
         "noshow_followup",
         "sms",

@@ -77,3 +77,10 @@ def is_quiet(local_time: time, quiet_hours: Document) -> bool:
 def department_names(tenant: Document) -> dict[str, str]:
     """A tenant's departments, id → name (also the set of ids it knows)."""
     return {d["id"]: d["name"] for d in tenant.get("departments", [])}
+
+
+def reply_number(tenant: Document) -> str | None:
+    """The hospital's own two-way SMS number: its texts leave from it and invite replies to it.
+    Without one, texts leave from its sender ID and invite none (a sender ID cannot be answered)."""
+    number: str | None = tenant.get("sender", {}).get("sms_reply_number")
+    return number

@@ -6,7 +6,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from chalicelib import clock
@@ -21,11 +21,11 @@ from chalicelib.domain.access import (
     tenant_of,
 )
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
-from chalicelib.domain.errors import Conflict, Forbidden, NotFound, invalid
+from chalicelib.domain.errors import Conflict, Forbidden, NotFound, Retryable, invalid
 from chalicelib.domain.journey import execution_name
 from chalicelib.domain.scheduling import Slot, find_slot
 from chalicelib.domain.tenants import department_names
-from chalicelib.observability import count, run_hooks
+from chalicelib.observability import count, logger, run_hooks
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tenants import TenantService
 from chalicelib.settings import get_settings
@@ -38,6 +38,8 @@ from chalicelib.store.config import ConfigRepository
 from chalicelib.store.patients import PatientRepository
 
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
+# A change's own request settles its journeys within a second; the sweep leaves it that long.
+REPAIR_AFTER = timedelta(minutes=2)
 INTERNAL_FIELDS = ("patient_time_zone", "answer_token")
 
 
@@ -117,12 +119,62 @@ class AppointmentService:
             },
         )
 
-    def _stop_journey(self, tenant_id: str, appointment: Document, cause: str) -> None:
-        self._executions.stop(
-            get_settings().appointment_journey_arn,
-            execution_name(tenant_id, appointment["id"], appointment["journey_version"]),
-            cause,
-        )
+    def settle_journeys(self, tenant: Document, appointment_id: str) -> bool:
+        """Do what committed changes owe the appointment's journeys (the marker written with
+        them): stop the superseded executions, start the current version's if it is still
+        booked; then drop the marker. Every step is idempotent (executions are named by
+        version), so the API's own attempt and the repair sweep may both run it. False if a
+        later change rewrote the marker meanwhile (that change settles it)."""
+        owed = self._appointments.journey_sync(tenant["id"], appointment_id)
+        if owed is None:
+            return True
+        for version in sorted(owed.stop_versions):
+            self._executions.stop(
+                get_settings().appointment_journey_arn,
+                execution_name(tenant["id"], appointment_id, version),
+                "superseded by a change to the appointment",
+            )
+        if owed.start_version is not None and journeys_on(tenant):
+            current = self._appointments.get(tenant["id"], appointment_id)
+            if (
+                current is not None
+                and current["journey_version"] == owed.start_version
+                and current["status"] in rules.ACTIVE
+            ):
+                self._start_journey(tenant["id"], current)
+        return self._appointments.journeys_synced(tenant["id"], owed)
+
+    def _after_commit(self, tenant: Document, appointment_id: str) -> None:
+        """The change has committed, so the caller is answered with it whatever happens next:
+        its journeys are settled now, or else by the repair sweep from the marker."""
+        try:
+            self.settle_journeys(tenant, appointment_id)
+        except Exception:
+            logger.warning(
+                "journeys left to the repair sweep", extra={"appointment_id": appointment_id}
+            )
+            count("JourneySyncDeferred")
+
+    def repair_journeys(self, settled_for: timedelta = REPAIR_AFTER) -> Document:
+        """The repair sweep: every marker older than `settled_for` (its request has long had
+        its chance) is acted on, tenant by tenant, through the markers' index."""
+        cutoff = utc_iso(clock.now() - settled_for)
+        repaired = failed = 0
+        for tenant_id in self._tenants.all_ids():
+            tenant = self._tenants.require(tenant_id)
+            for owed in self._appointments.owed_journeys(tenant_id, cutoff):
+                try:
+                    self.settle_journeys(tenant, owed.appointment_id)
+                except Exception:
+                    logger.exception("journey repair failed")
+                    failed += 1
+                else:
+                    repaired += 1
+        count("JourneysRepaired", repaired)
+        if failed:
+            # The schedule's retries and dead-letter queue make a lasting failure seen.
+            raise Retryable(f"{failed} appointments' journeys could not be settled yet")
+        return {"repaired": repaired}
 
     def _resume(self, token: str | None, answer: str) -> None:
         if token:
@@ -244,10 +296,7 @@ class AppointmentService:
             doc["notes_for_patient"] = body["notes_for_patient"]
         try:
             saved = self._appointments.book(
-                tenant["id"],
-                doc,
-                rules.day_of(doc, tenant),
-                slot.capacity,
+                tenant["id"], doc, rules.day_of(doc, tenant), slot.capacity, now_iso
             )
         except AppointmentExists:
             # The same Idempotency-Key again (after the first response was lost): same result.
@@ -261,8 +310,7 @@ class AppointmentService:
         else:
             count("AppointmentBooked")
             run_hooks(self._on_booked, tenant["id"], saved)  # recalls and re-checks convert
-        if journeys_on(tenant) and saved["status"] in rules.ACTIVE:
-            self._start_journey(tenant["id"], saved)
+        self._after_commit(tenant, saved["id"])
         return self.present(saved, tenant)
 
     # -- changes -----------------------------------------------------------------------------
@@ -294,8 +342,8 @@ class AppointmentService:
     def cancel(self, principal: Principal, appointment_id: str) -> Document:
         tenant, current = self._change(principal, appointment_id, EVERYONE)
         if current["status"] == "cancelled":
-            # A retry after a cancel whose journey stop failed: stop again, then say so.
-            self._stop_journey(tenant["id"], current, "cancelled")
+            # A retry after a cancel whose journey stop failed: settle it, then say so.
+            self._after_commit(tenant, current["id"])
         rules.check_transition(current, "cancelled")
         if principal.role is Role.PATIENT:
             rules.check_not_started(current, clock.now())
@@ -317,7 +365,7 @@ class AppointmentService:
         # The cancel committed only once no message of this appointment was leaving, and a
         # claim checks the appointment's status: nothing more goes out. Stopping the execution
         # ends its timers.
-        self._stop_journey(tenant["id"], current, "cancelled")
+        self._after_commit(tenant, saved["id"])
         return self.present(saved, tenant)
 
     def reschedule(self, principal: Principal, appointment_id: str, body: Document) -> Document:
@@ -328,8 +376,7 @@ class AppointmentService:
             raise invalid("$.slot.schedule_id", "rescheduling stays in the same department")
         if utc_iso(slot.start) == current["start"] and slot.schedule_id == current["schedule_id"]:
             # Already there (a retried request whose journey start may have failed): settle it.
-            if journeys_on(tenant):
-                self._start_journey(tenant["id"], current)
+            self._after_commit(tenant, current["id"])
             return self.present(current, tenant)
         changed = {
             **current,
@@ -355,9 +402,7 @@ class AppointmentService:
             )
         )
         count("AppointmentRescheduled")
-        self._stop_journey(tenant["id"], current, "rescheduled")
-        if journeys_on(tenant):
-            self._start_journey(tenant["id"], saved)
+        self._after_commit(tenant, saved["id"])
         return self.present(saved, tenant)
 
     def request_reschedule(self, principal: Principal, appointment_id: str) -> Document:

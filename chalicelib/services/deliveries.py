@@ -41,14 +41,15 @@ from chalicelib.domain.deliveries import (
 from chalicelib.domain.errors import DependencyUnavailable, Retryable
 from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.messages import CHANNELS, Rendered, render, template_id, template_kind
-from chalicelib.domain.tenants import department_names
+from chalicelib.domain.replies import awaiting, invitation, keywords, shown_code
+from chalicelib.domain.tenants import department_names, reply_number
 from chalicelib.observability import count, logger
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.settings import get_settings
 from chalicelib.store.config import ConfigRepository
-from chalicelib.store.contacts import ContactRepository
+from chalicelib.store.contacts import Awaited, ContactRepository
 from chalicelib.store.devices import DeviceRepository
-from chalicelib.store.messages import Claim, DeliveryRepository, SendGuard, Texted
+from chalicelib.store.messages import Claim, DeliveryRepository, SendGuard
 
 S = DeliveryStatus
 
@@ -63,13 +64,15 @@ CONTACT_FIELD = {"sms": "phone", "email": "email", "push": "push_endpoints"}
 MISSING = {"sms": "no phone number", "email": "no email address", "push": "no device registered"}
 
 
-def why_not(channel: str, patient: Document, contacts: ContactRepository) -> str | None:
+def why_not(
+    channel: str, patient: Document, contacts: ContactRepository, tenant_id: str
+) -> str | None:
     """Why a channel cannot carry a message to this patient, or None if it can."""
     if patient.get("consent", {}).get(channel, {}).get("status") == "withdrawn":
         return "consent withdrawn"
     if not patient.get(CONTACT_FIELD[channel]):
         return MISSING[channel]
-    if channel == "sms" and contacts.opted_out(patient["phone"]):
+    if channel == "sms" and contacts.opted_out(patient["phone"], tenant_id):
         return "number opted out (STOP)"
     if channel == "email" and contacts.suppressed(patient["email"]):
         return "address suppressed (bounce or complaint)"
@@ -96,8 +99,17 @@ def appointment_fields(tenant: Document, patient: Document, appointment: Documen
         "department": names.get(appointment["department"], appointment["department"]),
         "notes": appointment.get("notes_for_patient", ""),
         "link": f"{get_settings().app_link_base}/a/{appointment['id']}",
-        "keywords": "C/N/R",
     }
+
+
+def reply_fields(record: DeliveryRecord, language: str) -> Document:
+    """How a text invites a reply: only when it leaves from the hospital's two-way number with
+    an awaited answer written (`reply_to`), naming the appointment's code when the number
+    awaits several."""
+    if "reply_to" not in record:
+        return {"keywords": "", "reply": ""}
+    code = record.get("reply_code")
+    return {"keywords": keywords(code), "reply": invitation(language, code)}
 
 
 @dataclass(frozen=True)
@@ -109,7 +121,8 @@ class Message:
     about ({"appointment_id": ...}); it is logged and, for a text, remembered for the reply.
     `wording` ({"body", "subject"}) replaces the step's templates on every channel (a
     campaign's own text). `guard` holds an appointment's conditions; `not_after` is the moment
-    from which the message makes no sense any more (a reminder: the visit's start)."""
+    from which the message makes no sense any more (a reminder: the visit's start).
+    `invites_reply`: a text of it asks for C/N/R until `not_after` (confirmations, reminders)."""
 
     step: str
     key: str
@@ -118,6 +131,7 @@ class Message:
     wording: Document | None = None
     guard: SendGuard | None = None
     not_after: datetime | None = None
+    invites_reply: bool = False
 
 
 def next_attempt(
@@ -203,11 +217,10 @@ class Deliveries:
         first, patient = next(routes)
         record["channel"] = first
         record["lease_until"] = lease_until(now)
-        texted = None
+        awaited = None
         if first == "sms":
-            about = {"tenant_id": tenant["id"], "patient_id": patient["id"], **message.about}
-            texted = Texted(patient["phone"], about)
-        claim = self._log.claim(tenant["id"], record, utc_iso(now), message.guard, texted)
+            awaited = self._awaited(tenant, patient, message, record, now)
+        claim = self._log.claim(tenant["id"], record, utc_iso(now), message.guard, awaited)
         if claim is Claim.NOT_DUE:
             return self._settle_unsent(
                 tenant, record, now, S.SKIPPED, why="the appointment was cancelled or moved"
@@ -220,6 +233,34 @@ class Deliveries:
             tenant, message, record, chain([(first, patient)], routes), reasons
         )
 
+    def _awaited(
+        self,
+        tenant: Document,
+        patient: Document,
+        message: Message,
+        record: DeliveryRecord,
+        now: datetime,
+    ) -> Awaited | None:
+        """The answers awaited on the hospital's number with this text's (written with its
+        claim), or None when the text invites no reply (no two-way number, or not a step
+        that asks for one). Notes the number and shown code on the record."""
+        number = reply_number(tenant)
+        if not (number and message.invites_reply and message.not_after):
+            return None
+        found = self._contacts.awaited(patient["phone"], number)
+        code, entries = awaiting(
+            found.entries,
+            patient["id"],
+            message.about["appointment_id"],
+            utc_iso(message.not_after),
+            utc_iso(now),
+        )
+        record["reply_to"] = number
+        shown = shown_code(code, entries)
+        if shown is not None:
+            record["reply_code"] = shown
+        return Awaited(found.phone, number, entries, found.revision)
+
     def _routes(self, tenant: Document, patient: Document, reasons: list[str]) -> Iterator[Route]:
         """The channels that can carry a message to the patient, in their order, each with the
         patient as that channel needs them. A channel that cannot is noted in `reasons` when it
@@ -231,7 +272,7 @@ class Deliveries:
                     **patient,
                     "push_endpoints": self._devices.endpoints(tenant["id"], patient["id"]),
                 }
-            blocked = why_not(channel, patient, self._contacts)
+            blocked = why_not(channel, patient, self._contacts, tenant["id"])
             if blocked:
                 reasons.append(f"{channel}: {blocked}")
             else:
@@ -253,7 +294,7 @@ class Deliveries:
                 self._give_back(tenant["id"], record, message, [*refused, "lease ran out"])
                 raise Retryable("the claim's lease ran out before the message left")
             try:
-                rendered = self._render(tenant["id"], patient, message, channel)
+                rendered = self._render(tenant["id"], patient, message, channel, record)
             except Exception as exc:  # a template that fails to render is a refusing channel
                 refused.append(f"{channel}: template failed ({type(exc).__name__})")
                 logger.warning("template failed", extra={"channel": channel, "key": record["key"]})
@@ -298,7 +339,12 @@ class Deliveries:
         return send_result(record)
 
     def _render(
-        self, tenant_id: str, patient: Document, message: Message, channel: str
+        self,
+        tenant_id: str,
+        patient: Document,
+        message: Message,
+        channel: str,
+        record: DeliveryRecord,
     ) -> Rendered:
         chosen = message.wording or self._wording(
             tenant_id, message.step, channel, patient["language"]
@@ -307,17 +353,20 @@ class Deliveries:
             message.step,
             channel,
             patient["language"],
-            message.fields,
+            {**message.fields, **reply_fields(record, patient["language"])},
             override=chosen.get("body"),
             subject_override=chosen.get("subject"),
         )
 
     def _send(self, channel: str, tenant: Document, patient: Document, rendered: Rendered) -> str:
         if channel == "sms":
+            # From the hospital's two-way number if it has one (so replies come back to it),
+            # else from its sender ID.
             return self._channels.send_sms(
                 patient["phone"],
                 rendered,
                 sender_id=tenant.get("sender", {}).get("sms_sender_id"),
+                origination_number=reply_number(tenant),
             )
         if channel == "email":
             # SES sends from the platform's verified identity under the hospital's name;

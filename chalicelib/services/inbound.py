@@ -1,14 +1,20 @@
 """Messages that come back: patients' SMS replies and SES bounce/complaint notifications.
 
-A reply is about the appointment we last texted that number about. STOP (and 退订) turns SMS off
-for the number and is confirmed once; START turns it back on; HELP says who we are and how to
-stop. Each inbound message is handled once, however often SNS delivers it.
+A reply belongs to the hospital that owns the number it was sent to (`destinationNumber`),
+never to a hospital guessed from the patient's phone, and answers one of the appointments
+awaited on that number (`domain.replies`): the only one, or the one whose code it names. A
+reply that cannot tell which acts on nothing and is answered with the codes. STOP (and 退订)
+turns that hospital's texts off for the number, or every hospital's when the number it answered
+is unknown (the safe side); START turns them back on; HELP says who we are and how to stop.
+Each inbound message is handled once, however often SNS delivers it, and only marked handled
+for good once its action succeeded.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from datetime import datetime
 
 from chalicelib import clock
 from chalicelib.adapters.channels import Channels
@@ -16,15 +22,28 @@ from chalicelib.domain.access import Principal, Role
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.deliveries import DeliveryStatus
 from chalicelib.domain.errors import Conflict, NotFound, Retryable
-from chalicelib.domain.keywords import classify, reply_text
+from chalicelib.domain.keywords import Reply, classify, reply_text
 from chalicelib.domain.messages import Rendered
+from chalicelib.domain.replies import AwaitedAnswer, answered, which_one
+from chalicelib.domain.tenants import reply_number
 from chalicelib.observability import count, logger
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.messages import DeliveryRepository
+from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
 
 RACE_ATTEMPTS = 5
+
+
+def _as_patient(phone: str, tenant_id: str, about: AwaitedAnswer) -> Principal:
+    """Who a reply acts as: the patient the text it answers was sent to."""
+    return Principal(
+        subject=f"sms:{phone}",
+        role=Role.PATIENT,
+        tenant_id=tenant_id,
+        patient_id=about["patient_id"],
+    )
 
 
 class InboundMessages:
@@ -32,6 +51,7 @@ class InboundMessages:
         self,
         contacts: ContactRepository,
         tenants: TenantRepository,
+        patients: PatientRepository,
         appointments: AppointmentService,
         deliveries: DeliveryRepository,
         channels: Channels,
@@ -40,6 +60,7 @@ class InboundMessages:
         self._contacts = contacts
         self._deliveries = deliveries
         self._tenants = tenants
+        self._patients = patients
         self._appointments = appointments
 
     def sms(self, notification: Document) -> str:
@@ -55,50 +76,89 @@ class InboundMessages:
             count("InboundReplayed")
             return "replayed"
         try:
-            return self._handle(phone, body)
+            return self._handle(phone, body, notification.get("destinationNumber"))
         except Exception:
             # Not handled after all: SNS delivers it again (Lambda's retries, then the DLQ).
             self._contacts.forget_inbound(message_id)
             raise
 
-    def _handle(self, phone: str, body: str) -> str:
-        meaning = classify(body)
-        about = self._contacts.last_texted(phone)
-        tenant = self._tenants.get(about["tenant_id"]) if about else None
-        outcome = self._act(meaning, phone, about)
-        reply = reply_text(
-            outcome,
-            tenant["name"] if tenant else "CareLoop",
-            tenant["default_language"] if tenant else "en",
-        )
-        if reply:
-            sender_id = (tenant or {}).get("sender", {}).get("sms_sender_id")
-            self._channels.send_sms(phone, Rendered(reply, None), sender_id=sender_id)
-        count(f"InboundSms{meaning.capitalize()}")
-        logger.info("inbound sms", extra={"meaning": meaning, "outcome": outcome})
+    def _handle(self, phone: str, body: str, number: str | None) -> str:
+        reply = classify(body)
+        owner = self._tenants.owner_of_number(number) if number else None
+        tenant = self._tenants.get(owner) if owner else None
+        outcome, answer = self._act(reply, phone, number, tenant)
+        if answer is None:
+            answer = reply_text(
+                outcome,
+                tenant["name"] if tenant else "CareLoop",
+                tenant["default_language"] if tenant else "en",
+            )
+        if answer:
+            self._channels.send_sms(
+                phone,
+                Rendered(answer, None),
+                sender_id=(tenant or {}).get("sender", {}).get("sms_sender_id"),
+                origination_number=reply_number(tenant) if tenant else None,
+            )
+        count(f"InboundSms{reply.meaning.capitalize()}")
+        logger.info("inbound sms", extra={"meaning": reply.meaning, "outcome": outcome})
         return outcome
 
-    def _act(self, meaning: str, phone: str, about: Document | None) -> str:
-        """Do what the reply asks; the result names which one-off answer, if any, to send."""
+    def _act(
+        self, reply: Reply, phone: str, number: str | None, tenant: Document | None
+    ) -> tuple[str, str | None]:
+        """Do what the reply asks: the outcome, and the answer to text back when it is not one
+        of the fixed ones (`reply_text`)."""
         now = utc_iso(clock.now())
-        if meaning == "stop":
-            return "stop" if self._contacts.opt_out(phone, now) else "already_stopped"
-        if meaning == "start":
-            return "start" if self._contacts.opt_in(phone) else "already_started"
-        if meaning == "help":
-            return "help"
-        if meaning == "unknown" or about is None or "appointment_id" not in about:
-            return "ignored"
-        return self._on_appointment(meaning, phone, about)
+        tenant_id = tenant["id"] if tenant else None
+        if reply.meaning == "stop":
+            news = self._contacts.opt_out(phone, now, tenant_id)
+            return ("stop" if news else "already_stopped"), None
+        if reply.meaning == "start":
+            news = self._contacts.opt_in(phone, now, tenant_id)
+            return ("start" if news else "already_started"), None
+        if reply.meaning == "help":
+            return "help", None
+        if reply.meaning == "unknown" or tenant is None or number is None:
+            return "ignored", None
+        return self._answer(reply, phone, number, tenant, now)
 
-    def _on_appointment(self, meaning: str, phone: str, about: Document) -> str:
+    def _answer(
+        self, reply: Reply, phone: str, number: str, tenant: Document, now: str
+    ) -> tuple[str, str | None]:
+        """Act on the one appointment the reply answers, or say which codes it can use."""
+        found = answered(self._contacts.awaited(phone, number).entries, reply.code, now)
+        if found is None:
+            return "ignored", None
+        if isinstance(found, list):
+            count("InboundSmsAmbiguous")
+            return "which_one", self._which_one(tenant, phone, found)
+        return self._on_appointment(reply.meaning, phone, tenant["id"], found), None
+
+    def _which_one(self, tenant: Document, phone: str, entries: list[AwaitedAnswer]) -> str:
+        """The answer listing each awaited visit's code, first name and time (what the texts
+        themselves carry), read as the patient each visit belongs to."""
+        choices = []
+        for entry in sorted(entries, key=lambda e: int(e["code"])):
+            patient = self._patients.get(tenant["id"], entry["patient_id"])
+            try:
+                appointment = self._appointments.get(
+                    _as_patient(phone, tenant["id"], entry), entry["appointment_id"]
+                )
+            except NotFound:
+                continue
+            if patient is None:
+                continue
+            start = datetime.fromisoformat(appointment["local"]["patient"]["start"])
+            name = patient["name"].get("preferred") or patient["name"]["given"]
+            choices.append((entry["code"], name, start.strftime("%m-%d %H:%M")))
+        return which_one(tenant["name"], tenant["default_language"], choices)
+
+    def _on_appointment(
+        self, meaning: str, phone: str, tenant_id: str, about: AwaitedAnswer
+    ) -> str:
         """Confirm, cancel or ask to reschedule, as the patient the number was texted for."""
-        patient = Principal(
-            subject=f"sms:{phone}",
-            role=Role.PATIENT,
-            tenant_id=about["tenant_id"],
-            patient_id=about["patient_id"],
-        )
+        patient = _as_patient(phone, tenant_id, about)
         action = {
             "confirm": self._appointments.confirm,
             "cancel": self._appointments.cancel,

@@ -130,7 +130,7 @@ def services() -> Services:
             tenant_repository, patients, appointments, sender, queue, executions
         ),
         inbound=InboundMessages(
-            contacts, tenant_repository, appointment_service, deliveries, channels
+            contacts, tenant_repository, patients, appointment_service, deliveries, channels
         ),
         journey_failures=JourneyFailures(queue, appointments),
         care_config=care_config,

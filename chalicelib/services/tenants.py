@@ -41,6 +41,10 @@ class TenantService:
             raise NotFound("tenant not found")
         return tenant
 
+    def all_ids(self) -> list[str]:
+        """Every tenant's id, for the sweeps that visit each."""
+        return self._tenants.all_ids()
+
     def update(
         self, principal: Principal, tenant_id: str, patch: Document, if_match: str | None
     ) -> Document:
@@ -54,4 +58,4 @@ class TenantService:
             by_operator=principal.role is Role.OPERATOR,
             stage=get_settings().stage,
         )
-        return self._tenants.replace(changed, expected_version=current["version"])
+        return self._tenants.replace(changed, expected_version=current["version"], previous=current)

@@ -6,10 +6,11 @@ itself, so a slot can never be overbooked and a place is never lost or held twic
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.exceptions import DoesNotExist, TransactWriteError
+from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict, Retryable
@@ -17,15 +18,23 @@ from chalicelib.settings import get_settings
 from chalicelib.store.errors import concurrent_change, version_conflict
 from chalicelib.store.keys import (
     APPOINTMENT_SK,
+    JOURNEY_SYNC_SK,
     SEND_LOCK_SK,
     appointment_pk,
     department_day_pk,
     patient_appointments_pk,
     slots_pk,
 )
-from chalicelib.store.models import AppointmentItem, SendLockItem, SlotCounter, bind_models
+from chalicelib.store.models import (
+    AppointmentItem,
+    JourneySyncItem,
+    SendLockItem,
+    SlotCounter,
+    bind_models,
+)
 from chalicelib.store.records import (
     failed_items,
+    is_condition_failure,
     raced,
     transaction_write,
     versioned_doc,
@@ -43,6 +52,49 @@ class AppointmentExists(Conflict):
 class SendInProgress(Retryable):
     """A message of this appointment is leaving right now; a cancel or reschedule waits for it
     (at most the claim's lease) so that nothing of the old version leaves after it returns."""
+
+
+@dataclass(frozen=True)
+class JourneySync:
+    """What a committed change still owes the appointment's journeys: the executions to stop and
+    the one to start (`start_version`), as written with the change at `since`."""
+
+    appointment_id: str
+    stop_versions: frozenset[int]
+    start_version: int | None
+    since: str
+
+
+def _sync_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#JOURNEYSYNC"
+
+
+def _owe_journeys(
+    tx: Any, tenant_id: str, appointment_id: str, now: str, *, stop: int | None, start: int | None
+) -> None:
+    """In the change's transaction: note what its journeys are owed. Stops add up (a change
+    made before the last one was acted on keeps its stop); the start is the latest version's."""
+    actions: list[Any] = [
+        JourneySyncItem.entity.set("journey_sync"),
+        JourneySyncItem.appointment_id.set(appointment_id),
+        JourneySyncItem.since.set(now),
+        JourneySyncItem.gsi2pk.set(_sync_pk(tenant_id)),
+        JourneySyncItem.gsi2sk.set(f"{now}#{appointment_id}"),
+    ]
+    slot = JourneySyncItem.start_version
+    actions.append(slot.set(start) if start is not None else slot.remove())
+    if stop is not None:
+        actions.append(JourneySyncItem.stop_versions.add({stop}))
+    tx.update(JourneySyncItem(appointment_pk(tenant_id, appointment_id), JOURNEY_SYNC_SK), actions)
+
+
+def _as_sync(item: JourneySyncItem) -> JourneySync:
+    return JourneySync(
+        item.appointment_id,
+        frozenset(int(v) for v in (item.stop_versions or ())),
+        int(item.start_version) if item.start_version is not None else None,
+        item.since,
+    )
 
 
 def slot_sk(start: str, schedule_id: str) -> str:
@@ -93,12 +145,16 @@ class AppointmentRepository:
                 taken[(slot_start, schedule_id)] = int(counter.booked or 0)
         return taken
 
-    def book(self, tenant_id: str, doc: Document, local_date: str, capacity: int) -> Document:
+    def book(
+        self, tenant_id: str, doc: Document, local_date: str, capacity: int, now: str
+    ) -> Document:
+        """Take a place and create the appointment, owing it its first journey."""
         item = _item(tenant_id, doc, local_date, version=None)
         try:
             with transaction_write() as tx:
                 self._take(tx, tenant_id, doc, capacity)
                 tx.save(item, condition=AppointmentItem.pk.does_not_exist())
+                _owe_journeys(tx, tenant_id, doc["id"], now, stop=None, start=1)
         except TransactWriteError as exc:
             # Sent as [put appointment, take place]: puts go before updates.
             self._raise_for(
@@ -129,6 +185,14 @@ class AppointmentRepository:
                 self._free(tx, tenant_id, previous)
                 self._take(tx, tenant_id, doc, capacity)
                 tx.save(item)
+                _owe_journeys(
+                    tx,
+                    tenant_id,
+                    doc["id"],
+                    now,
+                    stop=previous["journey_version"],
+                    start=doc["journey_version"],
+                )
         except TransactWriteError as exc:
             # Sent as [check send lock, put appointment, free old place, take new place].
             self._raise_for(exc, take_index=3, appointment_index=1, lock_index=0)
@@ -145,9 +209,42 @@ class AppointmentRepository:
                 self._no_send_leaving(tx, tenant_id, doc["id"], now)
                 self._free(tx, tenant_id, previous)
                 tx.save(item)
+                _owe_journeys(
+                    tx, tenant_id, doc["id"], now, stop=previous["journey_version"], start=None
+                )
         except TransactWriteError as exc:
             self._raise_for(exc, take_index=None, appointment_index=1, lock_index=0)
         return versioned_doc(item)
+
+    def journey_sync(self, tenant_id: str, appointment_id: str) -> JourneySync | None:
+        try:
+            item = JourneySyncItem.get(
+                appointment_pk(tenant_id, appointment_id), JOURNEY_SYNC_SK, consistent_read=True
+            )
+        except DoesNotExist:
+            return None
+        return _as_sync(item)
+
+    def journeys_synced(self, tenant_id: str, synced: JourneySync) -> bool:
+        """Drop the marker once acted on, unless a later change rewrote it meanwhile."""
+        try:
+            marker = JourneySyncItem(
+                appointment_pk(tenant_id, synced.appointment_id), JOURNEY_SYNC_SK
+            )
+            marker.delete(condition=JourneySyncItem.since == synced.since)
+        except DeleteError as exc:
+            if is_condition_failure(exc):
+                return False
+            raise
+        return True
+
+    def owed_journeys(self, tenant_id: str, changed_before: str) -> Iterator[JourneySync]:
+        """Markers left by changes before a moment (GSI2 `T#<t>#JOURNEYSYNC`, by change time):
+        what the repair sweep acts on."""
+        for item in JourneySyncItem.by_listing.query(
+            _sync_pk(tenant_id), JourneySyncItem.gsi2sk < changed_before
+        ):
+            yield _as_sync(item)
 
     @staticmethod
     def _no_send_leaving(tx: Any, tenant_id: str, appointment_id: str, now: str) -> None:

@@ -1,31 +1,62 @@
-"""Opt-outs, suppressions, last-texted appointments and handled inbound messages.
+"""Opt-outs, suppressions, the answers a number is awaited for, and handled inbound messages.
 
 These are keyed by the phone number or address (`SMS#<e164>`, `EMAIL#<address>`, `INBOUND#<id>`),
-not by tenant: STOP means "stop texting this number", whichever hospital sent the text. They
-carry no clinical data, and no request path lists them.
+not by tenant: a reply arrives before we know the tenant, and a STOP we cannot place stops every
+hospital. They carry ids and times only, no clinical data, and no request path lists them.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.domain.common import Document
+from chalicelib.domain.replies import AwaitedAnswer
 from chalicelib.settings import get_settings
 from chalicelib.store.models import ContactItem, bind_models
 from chalicelib.store.records import as_document, is_condition_failure
 
+# An opt-out of every hospital (a STOP whose hospital could not be told) is `OPTOUT`; one
+# hospital's is `OPTOUT#<tenant>`; START at a hospital's number after an opt-out of every
+# hospital is `OPTIN#<tenant>`. One Query (SK begins_with OPT) reads them all.
 OPT_OUT = "OPTOUT"
+OPT_IN = "OPTIN"
 SUPPRESSED = "SUPPRESSED"
-LAST_TEXTED = "LASTTEXTED"
+AWAITING = "AWAIT"
 
 
-def texted_item(phone: str, about: Document) -> ContactItem:
-    """What a reply from `phone` is about: written in the claim of the text that invites it."""
-    return ContactItem(
-        f"SMS#{phone}", LAST_TEXTED, entity="last_texted", doc=about, expires_at=timedelta(days=90)
+def _opt(kind: str, tenant_id: str | None) -> str:
+    return f"{kind}#{tenant_id}" if tenant_id else kind
+
+
+@dataclass(frozen=True)
+class Awaited:
+    """The answers awaited from a phone on one hospital number, and the revision they were read
+    at (a claim writes them back only if nobody changed them meanwhile)."""
+
+    phone: str
+    number: str
+    entries: list[AwaitedAnswer]
+    revision: int
+
+
+def awaited_item(awaited: Awaited, now: str) -> tuple[ContactItem, Any]:
+    """The entries to write with a text's claim, and the condition that they are unchanged."""
+    latest = max((e["until"] for e in awaited.entries), default=now)
+    expires = datetime.fromisoformat(latest) + timedelta(days=7) - datetime.fromisoformat(now)
+    item = ContactItem(
+        f"SMS#{awaited.phone}",
+        f"{AWAITING}#{awaited.number}",
+        entity="awaited_answers",
+        doc={"entries": list(awaited.entries), "revision": awaited.revision + 1},
+        expires_at=max(expires, timedelta(days=1)),
     )
+    if awaited.revision == 0:
+        return item, ContactItem.pk.does_not_exist()
+    return item, ContactItem.doc["revision"] == awaited.revision
 
 
 class ContactRepository:
@@ -38,26 +69,55 @@ class ContactRepository:
         except DoesNotExist:
             return None
 
-    def opted_out(self, phone: str) -> bool:
-        return self._get(f"SMS#{phone}", OPT_OUT) is not None
+    def opted_out(self, phone: str, tenant_id: str) -> bool:
+        """Whether the number said STOP to this hospital, or to every hospital and not START to
+        this one since."""
+        found = {
+            item.sk: as_document(item.doc)
+            for item in ContactItem.query(f"SMS#{phone}", ContactItem.sk.startswith(OPT_OUT[:3]))
+        }
+        if _opt(OPT_OUT, tenant_id) in found:
+            return True
+        everyone = found.get(OPT_OUT)
+        back_in = found.get(_opt(OPT_IN, tenant_id))
+        return everyone is not None and (back_in is None or back_in["at"] < everyone["at"])
 
-    def opt_out(self, phone: str, at: str) -> bool:
-        """Record STOP. True if this is news (so it is confirmed once, not at every STOP)."""
+    def opt_out(self, phone: str, at: str, tenant_id: str | None) -> bool:
+        """Record STOP, for one hospital or (None) every hospital. True if this is news (so it
+        is confirmed once, not at every STOP)."""
+        if tenant_id and self.opted_out(phone, tenant_id):
+            return False
         try:
-            ContactItem(f"SMS#{phone}", OPT_OUT, entity="opt_out", doc={"at": at}).save(
-                condition=ContactItem.pk.does_not_exist()
-            )
+            ContactItem(
+                f"SMS#{phone}", _opt(OPT_OUT, tenant_id), entity="opt_out", doc={"at": at}
+            ).save(condition=ContactItem.pk.does_not_exist())
         except PutError as exc:
             if is_condition_failure(exc):
                 return False
             raise
         return True
 
-    def opt_in(self, phone: str) -> bool:
-        if not self.opted_out(phone):
+    def opt_in(self, phone: str, at: str, tenant_id: str | None) -> bool:
+        """START: texts from this hospital again (None: from every hospital). False if the
+        number was not opted out."""
+        if tenant_id is None:
+            was = self._get(f"SMS#{phone}", OPT_OUT) is not None
+            ContactItem(f"SMS#{phone}", OPT_OUT).delete()
+            return was
+        if not self.opted_out(phone, tenant_id):
             return False
-        ContactItem(f"SMS#{phone}", OPT_OUT).delete()
+        ContactItem(f"SMS#{phone}", _opt(OPT_OUT, tenant_id)).delete()
+        if self._get(f"SMS#{phone}", OPT_OUT) is not None:
+            ContactItem(
+                f"SMS#{phone}", _opt(OPT_IN, tenant_id), entity="opt_in", doc={"at": at}
+            ).save()
         return True
+
+    def awaited(self, phone: str, number: str) -> Awaited:
+        doc = self._get(f"SMS#{phone}", f"{AWAITING}#{number}")
+        if doc is None:
+            return Awaited(phone, number, [], 0)
+        return Awaited(phone, number, list(doc["entries"]), int(doc["revision"]))
 
     def suppressed(self, address: str) -> bool:
         return self._get(f"EMAIL#{address.lower()}", SUPPRESSED) is not None
@@ -69,9 +129,6 @@ class ContactRepository:
             entity="suppression",
             doc={"reason": reason, "at": at},
         ).save()
-
-    def last_texted(self, phone: str) -> Document | None:
-        return self._get(f"SMS#{phone}", LAST_TEXTED)
 
     def remember_message(self, message_id: str, about: Document) -> None:
         """Which delivery a provider message id belongs to, for its delivery notification."""

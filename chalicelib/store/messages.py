@@ -17,7 +17,7 @@ from pynamodb.exceptions import (
 from chalicelib.domain.common import Document
 from chalicelib.domain.deliveries import NEXT_STATUSES, DeliveryRecord, DeliveryStatus
 from chalicelib.settings import get_settings
-from chalicelib.store.contacts import texted_item
+from chalicelib.store.contacts import Awaited, awaited_item
 from chalicelib.store.keys import APPOINTMENT_SK, SEND_LOCK_SK, appointment_pk
 from chalicelib.store.models import (
     AppointmentItem,
@@ -77,14 +77,6 @@ class SendGuard:
     statuses: frozenset[str]
 
 
-@dataclass(frozen=True)
-class Texted:
-    """The number a text goes to and what a reply from it is about (written with the claim)."""
-
-    phone: str
-    about: Document
-
-
 def _item(tenant_id: str, record: DeliveryRecord) -> DeliveryItem:
     status = str(record["status"])  # a StrEnum member is stored as its plain value
     return DeliveryItem(
@@ -124,11 +116,11 @@ class DeliveryRepository:
         record: DeliveryRecord,
         now: str,
         guard: SendGuard | None = None,
-        texted: Texted | None = None,
+        awaited: Awaited | None = None,
     ) -> Claim:
         """Claim a step for one attempt (`record` is `sending`, with its lease), in one
-        transaction with the appointment's condition and send lock and with the record a reply
-        to the text will be resolved by."""
+        transaction with the appointment's condition and send lock and, for a text that invites
+        a reply, with the answers awaited on its number (unchanged since they were read)."""
         try:
             with transaction_write() as tx:
                 if guard is not None:
@@ -153,8 +145,9 @@ class DeliveryRepository:
                         | (SendLockItem.until < now)
                         | (SendLockItem.owner == record["key"]),
                     )
-                if texted is not None:
-                    tx.save(texted_item(texted.phone, texted.about))
+                if awaited is not None:
+                    item, unchanged = awaited_item(awaited, now)
+                    tx.save(item, condition=unchanged)
         except TransactWriteError as exc:
             if raced(exc):
                 return Claim.BUSY
@@ -166,7 +159,9 @@ class DeliveryRepository:
                 return Claim.NOT_DUE
             if offset in failed:
                 return Claim.TAKEN
-            return Claim.BUSY  # the appointment's lock: another of its messages is leaving
+            # The appointment's lock (another of its messages is leaving), or the awaited
+            # answers changed meanwhile (another text to the number): try again.
+            return Claim.BUSY
         return Claim.CLAIMED
 
     def settle(self, tenant_id: str, record: DeliveryRecord, guard: SendGuard | None) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 from pynamodb.attributes import (
     MapAttribute,
     NumberAttribute,
+    NumberSetAttribute,
     TTLAttribute,
     UnicodeAttribute,
     VersionAttribute,
@@ -147,6 +148,21 @@ class SendLockItem(_Base):
 
     owner = UnicodeAttribute(attr_name="owner")
     until = UnicodeAttribute(attr_name="until")
+
+
+class JourneySyncItem(_Base):
+    """What an appointment's change still owes its journeys (PK `T#<t>#A#<a>`, SK `JOURNEYSYNC`):
+    executions to stop (`stop_versions`, added to) and the one to start (`start_version`).
+    Written in the change's own transaction, deleted once acted on; listed by change time in
+    GSI2 (`T#<t>#JOURNEYSYNC`) for the repair sweep while it exists."""
+
+    stop_versions = NumberSetAttribute(null=True, attr_name="stop_versions")
+    start_version = NumberAttribute(null=True, attr_name="start_version")
+    since = UnicodeAttribute(attr_name="since")
+    appointment_id = UnicodeAttribute(attr_name="appointment_id")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_listing = ListingIndex()
 
 
 class StaffTaskItem(_Base):

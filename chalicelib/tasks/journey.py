@@ -55,3 +55,9 @@ def journey_step_failed(event: Event) -> Mapping[str, Any]:
     """Any journey's last resort: a step that failed after all its retries is put before staff
     (a task naming the journey and the step, and a metric), and the journey goes on or ends."""
     return services().journey_failures.report(event)
+
+
+def repair_sweep(event: Any) -> Event:
+    """The schedule that settles what committed appointment changes still owe their journeys
+    (an execution that did not start or stop when the API answered)."""
+    return services().appointments.repair_journeys()

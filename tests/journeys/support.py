@@ -3,14 +3,17 @@ journey-enabled clinic with what reached them."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from tests.conftest import Api, ClinicCtx, payload
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+EVENTS = Path(__file__).resolve().parents[1] / "events"
 
 
 def unique_phone() -> str:
@@ -125,3 +128,16 @@ def assert_stopped(execution: dict[str, Any]) -> None:
         # Only moto's stop-inside-Parallel failure, not an error of the state machine itself.
         assert execution.get("error") == "States.Runtime"
         assert "MUST NOT begin with the prefix 'States.'" in execution.get("cause", "")
+
+
+def repair_sweep(runtime: Any) -> dict[str, Any]:
+    """One run of the repair schedule, as EventBridge invokes it."""
+    import app
+    from local.lambdas import LambdaContext
+
+    # EventBridge's scheduled event (recorded), as for the recall sweep.
+    event = json.loads((EVENTS / "scheduled-recall-sweep.json").read_text())
+    context = LambdaContext(function_name="careloop-local-repair_sweep", invoked_function_arn="")
+    result: dict[str, Any] = app.repair_sweep(event, context)
+    runtime.settle()
+    return result

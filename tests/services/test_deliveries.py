@@ -16,15 +16,20 @@ from chalicelib.domain.deliveries import DeliveryRecord
 from chalicelib.domain.errors import DependencyUnavailable, Retryable
 from chalicelib.domain.messages import Rendered
 from chalicelib.services.deliveries import Deliveries, Message
-from chalicelib.store.messages import Claim, SendGuard, Texted
+from chalicelib.store.contacts import Awaited
+from chalicelib.store.messages import Claim, SendGuard
 
 NOW = datetime(2026, 12, 1, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
-TENANT = {
+TENANT: dict[str, Any] = {
     "id": "t1",
     "name": "Test Hospital",
     "time_zone": "Asia/Shanghai",
     "quiet_hours": {"start": "21:00", "end": "08:00"},
-    "sender": {"sms_sender_id": "TestHosp", "email_from": "care@hospital.example.com"},
+    "sender": {
+        "sms_sender_id": "TestHosp",
+        "sms_reply_number": "+8610690000001",
+        "email_from": "care@hospital.example.com",
+    },
     "departments": [{"id": "cardiology", "name": "心内科"}],
 }
 PATIENT = {
@@ -45,7 +50,6 @@ FIELDS = {
     "department": "Cardiology",
     "notes": "",
     "link": "https://app.example/a/a1",
-    "keywords": "C/N/R",
 }
 
 
@@ -55,7 +59,7 @@ class FakeLog:
 
     records: dict[str, DeliveryRecord] = field(default_factory=dict)
     appointment_status: str = "booked"
-    texted: list[Texted] = field(default_factory=list)
+    awaited: dict[tuple[str, str], Awaited] = field(default_factory=dict)
 
     def get(self, tenant_id: str, key: str) -> DeliveryRecord | None:
         found = self.records.get(key)
@@ -75,15 +79,17 @@ class FakeLog:
         record: DeliveryRecord,
         now: str,
         guard: SendGuard | None = None,
-        texted: Texted | None = None,
+        awaited: Awaited | None = None,
     ) -> Claim:
         if guard is not None and self.appointment_status not in guard.statuses:
             return Claim.NOT_DUE
         if not self._claimable(record["key"], now):
             return Claim.TAKEN
         self.records[record["key"]] = cast(DeliveryRecord, dict(record))
-        if texted:
-            self.texted.append(texted)
+        if awaited:
+            self.awaited[(awaited.phone, awaited.number)] = Awaited(
+                awaited.phone, awaited.number, awaited.entries, awaited.revision + 1
+            )
         return Claim.CLAIMED
 
     def settle(self, tenant_id: str, record: DeliveryRecord, guard: SendGuard | None) -> bool:
@@ -101,14 +107,18 @@ class FakeLog:
 
 
 class FakeContacts:
-    def __init__(self) -> None:
+    def __init__(self, log: FakeLog) -> None:
+        self.log = log
         self.opted: set[str] = set()
         self.messages: dict[str, Any] = {}
         self.reads: list[str] = []
 
-    def opted_out(self, phone: str) -> bool:
+    def opted_out(self, phone: str, tenant_id: str) -> bool:
         self.reads.append("opt-out")
         return phone in self.opted
+
+    def awaited(self, phone: str, number: str) -> Awaited:
+        return self.log.awaited.get((phone, number), Awaited(phone, number, [], 0))
 
     def suppressed(self, address: str) -> bool:
         self.reads.append("suppression")
@@ -138,6 +148,7 @@ class FakeChannels:
 
     script: dict[str, list[Any]] = field(default_factory=dict)
     sent: list[tuple[str, str]] = field(default_factory=list)
+    texts: list[tuple[str, str | None]] = field(default_factory=list)  # body, from number
 
     def _next(self, channel: str, to: str) -> str:
         outcome = (self.script.get(channel) or ["ok"]).pop(0) if self.script.get(channel) else "ok"
@@ -146,8 +157,12 @@ class FakeChannels:
         self.sent.append((channel, to))
         return f"{channel}-{len(self.sent)}"
 
-    def send_sms(self, phone: str, message: Rendered, **_: Any) -> str:
-        return self._next("sms", phone)
+    def send_sms(
+        self, phone: str, message: Rendered, origination_number: str | None = None, **_: Any
+    ) -> str:
+        sent = self._next("sms", phone)
+        self.texts.append((message.body, origination_number))
+        return sent
 
     def send_email(self, *, to: str, **_: Any) -> str:
         return self._next("email", to)
@@ -169,9 +184,11 @@ class FakeQueue:
 class World:
     log: FakeLog = field(default_factory=FakeLog)
     channels: FakeChannels = field(default_factory=FakeChannels)
-    contacts: FakeContacts = field(default_factory=FakeContacts)
     queue: FakeQueue = field(default_factory=FakeQueue)
     devices: FakeDevices = field(default_factory=FakeDevices)
+
+    def __post_init__(self) -> None:
+        self.contacts = FakeContacts(self.log)
 
     def deliveries(self) -> Deliveries:
         return Deliveries(
@@ -184,17 +201,25 @@ class World:
             "care@platform.example.com",
         )
 
-    def send(self, step: str = "reminder_1d", now: datetime = NOW, **kwargs: Any) -> Any:
+    def send(
+        self,
+        step: str = "reminder_1d",
+        now: datetime = NOW,
+        appointment: str = "a1",
+        tenant: dict[str, Any] = TENANT,
+        **kwargs: Any,
+    ) -> Any:
         message = Message(
             step=step,
-            key=f"a1#v1#{step}",
+            key=f"{appointment}#v1#{step}",
             fields=FIELDS,
-            about={"appointment_id": "a1"},
-            guard=SendGuard("a1", 1, frozenset({"booked"})),
+            about={"appointment_id": appointment},
+            guard=SendGuard(appointment, 1, frozenset({"booked"})),
             not_after=NOW + timedelta(days=1),
+            invites_reply=True,
             **kwargs,
         )
-        return self.deliveries().deliver(TENANT, PATIENT, message, now)
+        return self.deliveries().deliver(tenant, PATIENT, message, now)
 
 
 @pytest.fixture
@@ -210,8 +235,29 @@ def test_sent_once_and_a_replay_sends_nothing(world: World) -> None:
     assert first["status"] == "sent" and first["channel"] == "sms"
     assert again == {**first, "replayed": True}
     assert world.channels.sent == [("sms", PATIENT["phone"])]
-    [texted] = world.log.texted
-    assert texted.about["appointment_id"] == "a1", "the reply record is written with the claim"
+    [awaited] = world.log.awaited.values()
+    assert [e["appointment_id"] for e in awaited.entries] == ["a1"], "written with the claim"
+
+
+def test_a_text_invites_a_reply_only_from_the_hospitals_two_way_number(world: World) -> None:
+    world.send()
+    [(body, origin)] = world.channels.texts
+    assert origin == TENANT["sender"]["sms_reply_number"]
+    assert "Reply C to confirm" in body, "one awaited answer: no code"
+    sender_id_only = {**TENANT, "sender": {"sms_sender_id": "TestHosp", "email_from": "c@h.io"}}
+    world.send(appointment="a2", tenant=sender_id_only)
+    body, origin = world.channels.texts[-1]
+    assert origin is None and "Reply" not in body, "a sender ID cannot be answered"
+    assert len(world.log.awaited) == 1, "and no answer is awaited for it"
+
+
+def test_a_second_awaited_answer_on_one_number_gets_its_own_code(world: World) -> None:
+    world.send(appointment="a1")
+    world.send(appointment="a2")
+    assert "Reply C2 to confirm, N2 to cancel" in world.channels.texts[-1][0]
+    assert world.log.records["a2#v1#reminder_1d"]["reply_code"] == "2"
+    world.send(step="reminder_2h", appointment="a1")
+    assert "Reply C1 to confirm" in world.channels.texts[-1][0], "a1 keeps code 1"
 
 
 def test_throttling_gives_the_claim_back_and_the_retry_sends(world: World) -> None:
