@@ -65,12 +65,19 @@ class CampaignService:
 
     # --- executions, named so that a retried start is a no-op ---
 
-    def _start_driver(self, tenant_id: str, campaign_id: str) -> None:
-        name, _ = rules.execution_names(tenant_id, campaign_id, "")
-        self._executions.start(
+    def _start_driver(self, tenant_id: str, campaign_id: str, part: int = 1) -> bool:
+        """Start the driver's `part`-th execution, counting its batches from 0 up to the limit
+        after which it continues as the next part."""
+        return self._executions.start(
             get_settings().campaign_driver_arn,
-            name,
-            {"tenant_id": tenant_id, "campaign_id": campaign_id},
+            rules.driver_execution_name(tenant_id, campaign_id, part),
+            {
+                "tenant_id": tenant_id,
+                "campaign_id": campaign_id,
+                "part": part,
+                "batches": 0,
+                "batch_limit": rules.BATCHES_PER_EXECUTION,
+            },
         )
 
     def _start_outreach(self, tenant_id: str, campaign_id: str, patient_id: str) -> None:
@@ -156,6 +163,15 @@ class CampaignService:
         if exhausted:
             return {"done": True}
         return {"done": False, "next_at": utc_iso(next_window)}
+
+    def continue_as_new(self, ref: Document) -> Document:
+        """The driver's history is filling up: start its next part, which goes on from the
+        campaign's cursor (kept in its record), and let this one end."""
+        part = int(ref.get("part", 1)) + 1
+        started = self._start_driver(ref["tenant_id"], ref["campaign_id"], part)
+        if started:
+            count("CampaignDriverContinued")
+        return {"part": part, "started": started}
 
     # --- the outreach state machine ---
 

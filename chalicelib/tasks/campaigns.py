@@ -17,6 +17,9 @@ def _service() -> CampaignService:
 
 @step_task("campaign-step")
 def campaign_batch(event: Event) -> Mapping[str, Any]:
+    """The driver's tasks: the next batch, or (its history filling up) its next execution."""
+    if event.get("action") == "continue_as_new":
+        return _service().continue_as_new(event)
     return _service().batch(event)
 
 
