@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
+from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, ErrorCode, QueryParam
 from chalicelib.domain.access import CLINIC_ROLES, Role
 from chalicelib.domain.common import Document
+from chalicelib.domain.scheduling import BEYOND_BOOKING_HORIZON
 from chalicelib.services.registry import services
 
 api = ApiBlueprint(__name__, tag="appointments")
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
 CHANGE_ERRORS = (401, 403, 404, 409)
 WHEN = QueryParam("when", "upcoming (default) or past")
+BEYOND_HORIZON = ErrorCode(
+    400,
+    BEYOND_BOOKING_HORIZON,
+    "the slot starts after the tenant's booking horizon (booking.horizon_days, at $.slot.start)",
+)
 
 
 @api.route(
@@ -22,6 +28,7 @@ WHEN = QueryParam("when", "upcoming (default) or past")
     response_schema="appointment",
     status=201,
     errors=(400, 401, 403, 409, 413, 415),
+    codes=(BEYOND_HORIZON,),
     idempotent=True,
 )
 def book_appointment(request: ApiRequest) -> ApiResponse:
@@ -124,6 +131,7 @@ def cancel_appointment(request: ApiRequest, appointment_id: str) -> Document:
     request_schema="appointment-reschedule",
     response_schema="appointment",
     errors=(400, *CHANGE_ERRORS, 413, 415),
+    codes=(BEYOND_HORIZON,),
 )
 def reschedule_appointment(request: ApiRequest, appointment_id: str) -> Document:
     return services().appointments.reschedule(request.principal, appointment_id, request.body)

@@ -107,6 +107,15 @@ class QueryParam:
 
 
 @dataclass(frozen=True)
+class ErrorCode:
+    """A stable error code an operation may answer with, documented under its status."""
+
+    status: int
+    code: str
+    meaning: str
+
+
+@dataclass(frozen=True)
 class Operation:
     """One route as the API and its OpenAPI document see it."""
 
@@ -120,6 +129,7 @@ class Operation:
     response_schema: str | None = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    codes: tuple[ErrorCode, ...] = ()  # the rule-specific codes among those statuses
     query: tuple[QueryParam, ...] = ()
     etag: bool = False
     if_match: str | None = None  # "required" or "optional"
@@ -282,6 +292,7 @@ class ApiBlueprint:
         response_schema: str | None = None,
         status: int = 200,
         errors: tuple[int, ...] = (),
+        codes: tuple[ErrorCode, ...] = (),
         query: tuple[QueryParam, ...] = (),
         etag: bool = False,
         if_match: str | None = None,
@@ -300,6 +311,7 @@ class ApiBlueprint:
                 response_schema=response_schema,
                 status=status,
                 errors=errors,
+                codes=codes,
                 query=query,
                 etag=etag,
                 if_match=if_match,

@@ -137,9 +137,22 @@ def _operation(op: Operation) -> dict[str, Any]:
         }
     responses: dict[str, Any] = {str(op.status): success}
     for status in op.errors:
-        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+        codes = {c.code: c.meaning for c in op.codes if c.status == status}
+        responses[str(status)] = (
+            _with_codes(status, codes) if codes else {"$ref": f"#/components/responses/E{status}"}
+        )
     out["responses"] = responses
     return out
+
+
+def _with_codes(status: int, codes: dict[str, str]) -> dict[str, Any]:
+    """An error response whose rule-specific codes are named (in the text and for tools)."""
+    listed = "; ".join(f"`{code}`: {meaning}" for code, meaning in codes.items())
+    return {
+        "description": f"{STATUS_TEXT[status]}. Codes besides the usual ones: {listed}",
+        "content": {"application/json": {"schema": {"$ref": COMPONENT + "error"}}},
+        "x-careloop-error-codes": codes,
+    }
 
 
 def build_spec(operations: Iterable[Operation]) -> dict[str, Any]:

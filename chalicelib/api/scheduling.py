@@ -87,7 +87,7 @@ def get_schedule(request: ApiRequest, schedule_id: str) -> Document:
 @api.route(
     "/slots",
     "GET",
-    summary="List free slots",
+    summary="List free slots (none past the tenant's booking horizon)",
     roles=EVERYONE,
     response_schema="slot-list",
     errors=(400, 401, 403),

@@ -161,6 +161,25 @@ def status(progress_now: dict[str, int], exhausted: bool) -> str:
     return "done" if exhausted and finished >= progress_now["started"] else "running"
 
 
+# A Standard execution keeps at most 25,000 history events, and the driver loops once a minute:
+# a campaign of 100,000 patients at 60 a minute is 1,667 loops. So the driver continues as a new
+# execution after this many batches. One loop's history:
+#   StartBatch (Task: entered, scheduled, started, succeeded, exited)   5
+#   Exhausted (Choice) 2 + CountBatch (Pass) 2 + WaitForNextWindow 2
+#   + HistoryFull (Choice) 2                                              8
+#   = 13 events; a batch that fails all 8 retries adds 8 x 3 (scheduled, started, failed) = 24.
+# 500 loops x (13 + 24) = 18,500 events even if every batch retried to the end, plus a few for
+# the start and the continuation: well under 25,000 (500 x 13 = 6,500 when nothing fails).
+BATCHES_PER_EXECUTION = 500
+
+
 def execution_names(tenant_id: str, campaign_id: str, patient_id: str) -> tuple[str, str]:
     """Deterministic execution names (driver, one patient's outreach): a restart is a no-op."""
-    return f"{tenant_id}-{campaign_id}", f"{campaign_id}-{patient_id}"
+    return driver_execution_name(tenant_id, campaign_id, 1), f"{campaign_id}-{patient_id}"
+
+
+def driver_execution_name(tenant_id: str, campaign_id: str, part: int) -> str:
+    """The driver's n-th execution (each continues the last before its history fills): a
+    retried continuation starts nothing more."""
+    base = f"{tenant_id}-{campaign_id}"
+    return base if part == 1 else f"{base}-part{part}"

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems, invalid
 from chalicelib.domain.journey import out_of_quiet_hours
+from chalicelib.domain.task_results import AnswerTimers
 
 EVENTS = ("discharge", "surgery", "appointment.fulfilled")
 DEFAULT_SEND_TIME = "10:00"
@@ -128,7 +129,9 @@ def agenda(
     return sorted(steps, key=lambda step: (step["at"], step["id"]))
 
 
-def answer_timers(plan: Document, sent_at: datetime, zone: ZoneInfo, quiet: Document) -> Document:
+def answer_timers(
+    plan: Document, sent_at: datetime, zone: ZoneInfo, quiet: Document
+) -> AnswerTimers:
     """When to remind the patient (out of quiet hours) and when to hand over to staff."""
     remind = sent_at + timedelta(hours=plan.get("remind_after_hours", DEFAULT_REMIND_AFTER_HOURS))
     escalate = sent_at + timedelta(

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.task_results import PlannedReminder, Timetable
 from chalicelib.domain.tenants import is_quiet
 
 DEFAULTS: Document = {
@@ -58,7 +59,7 @@ def reminder_step(offset_minutes: int) -> str:
     return f"reminder_{offset_minutes}m"
 
 
-def plan(appointment: Document, tenant: Document, patient_zone: str, now: datetime) -> Document:
+def plan(appointment: Document, tenant: Document, patient_zone: str, now: datetime) -> Timetable:
     """The journey's timetable, as the state machine's Wait states read it (UTC ISO strings)."""
     settings = settings_of(tenant)
     zone = ZoneInfo(patient_zone)
@@ -68,7 +69,7 @@ def plan(appointment: Document, tenant: Document, patient_zone: str, now: dateti
         appointment["type"], settings["reminder_offsets_minutes"]["default"]
     )
     confirmation = out_of_quiet_hours(now, zone, quiet)
-    reminders = []
+    reminders: list[PlannedReminder] = []
     for offset in sorted(set(offsets), reverse=True):
         planned = start - timedelta(minutes=offset)
         if planned <= now:

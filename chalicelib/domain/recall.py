@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems
 from chalicelib.domain.journey import out_of_quiet_hours
+from chalicelib.domain.task_results import RecallStep
 
 SEQUENCE_DEFAULTS = {
     "reminder_after_days": 7,
@@ -97,7 +98,7 @@ def changes_for_patient(
 
 def sequence_plan(
     rule: Document, due: date, zone: ZoneInfo, quiet: Document, now: datetime
-) -> list[Document]:
+) -> list[RecallStep]:
     """The recall's steps and when each happens (UTC ISO), counted from the due day."""
     sequence = {**SEQUENCE_DEFAULTS, **rule.get("sequence", {})}
 

@@ -14,11 +14,12 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
-from chalicelib.domain.errors import Problems, invalid
-from chalicelib.domain.tenants import department_names
+from chalicelib.domain.errors import FieldError, Problems, ValidationFailed, invalid
+from chalicelib.domain.tenants import booking_horizon_days, department_names
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 MAX_RANGE = timedelta(days=31)
+BEYOND_BOOKING_HORIZON = "beyond_booking_horizon"
 
 
 @dataclass(frozen=True)
@@ -115,3 +116,31 @@ def check_range(start: datetime, end: datetime) -> None:
         raise invalid("to", "must be after from")
     if end - start > MAX_RANGE:
         raise invalid("to", "the range may span at most 31 days")
+
+
+def last_bookable_day(tenant: Document, now: datetime) -> date:
+    """The last day, in the hospital's time, that the tenant's booking horizon reaches."""
+    today = now.astimezone(ZoneInfo(tenant["time_zone"])).date()
+    return today + timedelta(days=booking_horizon_days(tenant))
+
+
+def booking_horizon(tenant: Document, now: datetime) -> datetime:
+    """The first moment past the tenant's booking horizon (UTC): the hospital's midnight that
+    ends its last bookable day, so that day is bookable whole."""
+    after = last_bookable_day(tenant, now) + timedelta(days=1)
+    return datetime.combine(after, time(0), tzinfo=ZoneInfo(tenant["time_zone"])).astimezone(UTC)
+
+
+def check_within_horizon(start: datetime, tenant: Document, now: datetime) -> None:
+    """Refuse a slot past the booking horizon: its journey would outlive its execution."""
+    if start >= booking_horizon(tenant, now):
+        message = (
+            f"is beyond the booking horizon: this hospital books up to "
+            f"{booking_horizon_days(tenant)} days ahead (until "
+            f"{last_bookable_day(tenant, now).isoformat()})"
+        )
+        raise ValidationFailed(
+            f"$.slot.start: {message}",
+            code=BEYOND_BOOKING_HORIZON,
+            details=[FieldError("$.slot.start", message)],
+        )

@@ -10,6 +10,13 @@ from chalicelib.domain.errors import Forbidden, Problems, invalid
 
 DEFAULT_QUIET_HOURS = {"start": "21:00", "end": "08:00"}
 
+# How far ahead a tenant takes bookings (`booking.horizon_days`). An appointment's journey is one
+# Standard execution, which lives at most a year: booked at most 335 days (about 11 months)
+# ahead, it keeps a month for the visit check and the no-show follow-ups. The schema holds the
+# maximum (tenant.json#/$defs/booking); a test keeps the two equal.
+DEFAULT_BOOKING_HORIZON_DAYS = 180
+MAX_BOOKING_HORIZON_DAYS = 335
+
 # The sender identity must be verified with SES and the SMS carriers before it is used, which
 # the platform operator does; a tenant's admin cannot switch it to an unverified address.
 OPERATOR_ONLY_FIELDS = frozenset({"sender"})
@@ -84,3 +91,9 @@ def reply_number(tenant: Document) -> str | None:
     Without one, texts leave from its sender ID and invite none (a sender ID cannot be answered)."""
     number: str | None = tenant.get("sender", {}).get("sms_reply_number")
     return number
+
+
+def booking_horizon_days(tenant: Document) -> int:
+    """How many days ahead the tenant's slots are offered and booked."""
+    days: int = (tenant.get("booking") or {}).get("horizon_days", DEFAULT_BOOKING_HORIZON_DAYS)
+    return days

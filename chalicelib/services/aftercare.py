@@ -24,6 +24,18 @@ from chalicelib.domain import care_plans as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound, invalid
+from chalicelib.domain.task_results import (
+    AftercareFinished,
+    AftercareStepSent,
+    AnswerHeld,
+    CheckInEscalated,
+    CheckInFollowed,
+    CheckInReminded,
+    NextAftercareStep,
+    RecheckChecked,
+    StepSkipped,
+    UpcomingStep,
+)
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, logger, run_hooks
 from chalicelib.services.care_config import CareConfigService
@@ -56,6 +68,18 @@ def booking_link(ref: str) -> str:
     """An opaque link: which department the patient is asked back to (oncology, say) is health
     information and stays out of texts; the app resolves it (GET /me/booking-invitations/{ref})."""
     return f"{get_settings().app_link_base}/book?ref={ref}"
+
+
+def sent_before(step: Document) -> AftercareStepSent:
+    """A step's send result as its first run gave it (kept in the step)."""
+    again = AftercareStepSent(status=step.get("sent", "skipped"))
+    if "remind_at" in step:
+        again["remind_at"] = step["remind_at"]
+    if "escalate_at" in step:
+        again["escalate_at"] = step["escalate_at"]
+    if "closes_at" in step:
+        again["closes_at"] = step["closes_at"]
+    return again
 
 
 class AftercareService:
@@ -199,14 +223,15 @@ class AftercareService:
         """The journey record alone, for the tasks that need neither tenant nor patient."""
         return self._store.get(ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"])
 
-    def next(self, ref: Document) -> Document:
+    def next(self, ref: Document) -> NextAftercareStep:
         journey = self._journey(ref)
         if journey is None or journey["status"] != "running":
             return {"done": True}
         upcoming = rules.next_step(journey["steps"])
         if upcoming is None:
             return {"done": True}
-        return {"done": False, "step": {k: upcoming[k] for k in ("id", "kind", "at")}}
+        step = UpcomingStep(id=upcoming["id"], kind=upcoming["kind"], at=upcoming["at"])
+        return {"done": False, "step": step}
 
     def _mark(self, ref: Document, step_id: str, **changes: object) -> Document:
         def change(journey: Document) -> Document:
@@ -215,7 +240,7 @@ class AftercareService:
 
         return self._update(ref, change)
 
-    def send(self, ref: Document, step_id: str) -> Document:
+    def send(self, ref: Document, step_id: str) -> AftercareStepSent:
         """Send the step's message. For a check-in, open the questionnaire response it links
         to first (once), and say when to remind and when to escalate."""
         loaded = self._load(ref)
@@ -229,10 +254,7 @@ class AftercareService:
         if step["status"] != "planned":
             # A re-run after the step went out: the same answer as the first run, so the
             # state machine still waits for the answer or the booking.
-            return {
-                "status": step.get("sent", "skipped"),
-                **{k: step[k] for k in ("remind_at", "escalate_at", "closes_at") if k in step},
-            }
+            return sent_before(step)
         now = clock.now()
         fields = {
             **patient_fields(tenant, patient),
@@ -263,11 +285,11 @@ class AftercareService:
             return {"status": "deferred", "retry_at": result["retry_at"]}
         sent_at = parse_timestamp("$.sent_at", result.get("sent_at") or utc_iso(now))
         zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
-        outcome: Document = {"status": result["status"]}
+        outcome = AftercareStepSent(status=result["status"])
         if step["kind"] == "checkin":
-            outcome.update(
-                rules.answer_timers(journey["plan"], sent_at, zone, tenant["quiet_hours"])
-            )
+            timers = rules.answer_timers(journey["plan"], sent_at, zone, tenant["quiet_hours"])
+            outcome["remind_at"] = timers["remind_at"]
+            outcome["escalate_at"] = timers["escalate_at"]
             after = "awaiting_answer"
         elif step["kind"] == "recheck":
             outcome["closes_at"] = utc_iso(sent_at + timedelta(days=step["book_within_days"]))
@@ -334,7 +356,7 @@ class AftercareService:
                 )
         return response_id
 
-    def hold_answer(self, ref: Document, step_id: str, token: str) -> Document:
+    def hold_answer(self, ref: Document, step_id: str, token: str) -> AnswerHeld:
         """Keep the task token on the step, where the patient's submitted answer finds it. If
         the answer came first (or staff took over), release the wait at once."""
         holder: dict[str, object] = {}
@@ -360,7 +382,7 @@ class AftercareService:
             return None
         return loaded
 
-    def remind(self, ref: Document, step_id: str) -> Document:
+    def remind(self, ref: Document, step_id: str) -> CheckInReminded:
         loaded = self._awaiting(ref, step_id)
         if loaded is None:
             return {"answered": True}
@@ -387,7 +409,7 @@ class AftercareService:
         self._mark(ref, step_id, reminder=result["status"])
         return {"answered": False, "reminder": result["status"]}
 
-    def escalate(self, ref: Document, step_id: str) -> Document:
+    def escalate(self, ref: Document, step_id: str) -> CheckInEscalated:
         """Still no answer: staff take over (a task, the department's topic); the wait ends."""
         loaded = self._awaiting(ref, step_id)
         if loaded is None:
@@ -420,7 +442,7 @@ class AftercareService:
         count("CheckInUnanswered")
         return {"answered": False}
 
-    def after_check_in(self, ref: Document, step_id: str) -> Document:
+    def after_check_in(self, ref: Document, step_id: str) -> CheckInFollowed:
         """Record how the check-in ended; on an urgent answer take the plan's branch."""
         loaded = self._load(ref)
         if loaded is None:
@@ -451,9 +473,12 @@ class AftercareService:
             return journey
 
         self._update(ref, change)
-        return {"branched": bool(added), **({"extra": added["id"]} if added else {})}
+        followed = CheckInFollowed(branched=bool(added))
+        if added:
+            followed["extra"] = added["id"]
+        return followed
 
-    def recheck_outcome(self, ref: Document, step_id: str) -> Document:
+    def recheck_outcome(self, ref: Document, step_id: str) -> RecheckChecked:
         """At the end of the booking window: did the patient book?"""
         if self._transition(ref, step_id, {"awaiting_booking"}, status="not_booked"):
             count("RecheckNotBooked")
@@ -461,13 +486,13 @@ class AftercareService:
         journey = self._journey(ref)
         return {"rebooked": journey is not None and _step(journey, step_id)["status"] == "booked"}
 
-    def skip(self, ref: Document, step_id: str) -> Document:
+    def skip(self, ref: Document, step_id: str) -> StepSkipped:
         """A step whose task kept failing is marked failed, so the journey moves on."""
         if self._transition(ref, step_id, {"planned", "awaiting_answer"}, status="failed"):
             logger.warning("aftercare step failed", extra={"step": step_id})
         return {"skipped": True}
 
-    def finish(self, ref: Document) -> Document:
+    def finish(self, ref: Document) -> AftercareFinished:
         journey = self._close(ref, None)
         if journey is None:
             return {"outcome": "gone"}

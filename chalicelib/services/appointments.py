@@ -23,7 +23,7 @@ from chalicelib.domain.access import (
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, Retryable, invalid
 from chalicelib.domain.journey import execution_name
-from chalicelib.domain.scheduling import Slot, find_slot
+from chalicelib.domain.scheduling import Slot, check_within_horizon, find_slot
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, logger, run_hooks
 from chalicelib.services.staff_queue import StaffQueue
@@ -254,6 +254,7 @@ class AppointmentService:
             raise invalid("$.slot.start", "the schedule offers no slot starting then")
         if slot.start <= clock.now():
             raise invalid("$.slot.start", "is in the past")
+        check_within_horizon(slot.start, tenant, clock.now())
         if appointment_type not in schedule.get("appointment_types", rules.TYPES):
             raise invalid("$.type", "this schedule does not take this type of appointment")
         return slot

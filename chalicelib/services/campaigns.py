@@ -21,6 +21,7 @@ from chalicelib.domain import campaigns as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.task_results import CampaignBatch, DriverContinued, OutreachSent
 from chalicelib.observability import count
 from chalicelib.services.deliveries import Deliveries, Message, patient_fields
 from chalicelib.services.patients import decode_cursor, encode_cursor, parse_limit
@@ -65,12 +66,19 @@ class CampaignService:
 
     # --- executions, named so that a retried start is a no-op ---
 
-    def _start_driver(self, tenant_id: str, campaign_id: str) -> None:
-        name, _ = rules.execution_names(tenant_id, campaign_id, "")
-        self._executions.start(
+    def _start_driver(self, tenant_id: str, campaign_id: str, part: int = 1) -> bool:
+        """Start the driver's `part`-th execution, counting its batches from 0 up to the limit
+        after which it continues as the next part."""
+        return self._executions.start(
             get_settings().campaign_driver_arn,
-            name,
-            {"tenant_id": tenant_id, "campaign_id": campaign_id},
+            rules.driver_execution_name(tenant_id, campaign_id, part),
+            {
+                "tenant_id": tenant_id,
+                "campaign_id": campaign_id,
+                "part": part,
+                "batches": 0,
+                "batch_limit": rules.BATCHES_PER_EXECUTION,
+            },
         )
 
     def _start_outreach(self, tenant_id: str, campaign_id: str, patient_id: str) -> None:
@@ -127,7 +135,7 @@ class CampaignService:
 
     # --- the driver state machine ---
 
-    def batch(self, ref: Document) -> Document:
+    def batch(self, ref: Document) -> CampaignBatch:
         """Start the next patients' outreach, as many as the tenant's rate allows this minute.
         Returns `done`, or `next_at` (the next window) to wait for."""
         tenant_id, campaign_id = ref["tenant_id"], ref["campaign_id"]
@@ -157,9 +165,18 @@ class CampaignService:
             return {"done": True}
         return {"done": False, "next_at": utc_iso(next_window)}
 
+    def continue_as_new(self, ref: Document) -> DriverContinued:
+        """The driver's history is filling up: start its next part, which goes on from the
+        campaign's cursor (kept in its record), and let this one end."""
+        part = int(ref.get("part", 1)) + 1
+        started = self._start_driver(ref["tenant_id"], ref["campaign_id"], part)
+        if started:
+            count("CampaignDriverContinued")
+        return {"part": part, "started": started}
+
     # --- the outreach state machine ---
 
-    def send(self, ref: Document) -> Document:
+    def send(self, ref: Document) -> OutreachSent:
         """Send the campaign's message to one patient, once. `deferred` (quiet hours) comes back
         with `retry_at` for the state machine to wait for."""
         tenant_id, campaign_id = ref["tenant_id"], ref["campaign_id"]
@@ -197,7 +214,7 @@ class CampaignService:
             return {"status": "deferred", "retry_at": result["retry_at"]}
         return {"status": status}
 
-    def failed(self, ref: Document) -> Document:
+    def failed(self, ref: Document) -> OutreachSent:
         """The outreach's send kept failing: count the patient as failed (once)."""
         self._record(ref["tenant_id"], ref["campaign_id"], ref["patient_id"], "failed")
         return {"status": "failed"}

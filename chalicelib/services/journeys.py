@@ -12,6 +12,14 @@ from chalicelib.domain.appointments import ACTIVE, day_of
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.deliveries import SendResult
 from chalicelib.domain.errors import Conflict, Retryable
+from chalicelib.domain.task_results import (
+    AnswerHeld,
+    DeadlineChecked,
+    JourneyPlan,
+    RebookChecked,
+    StaffTaskOpened,
+    VisitOutcome,
+)
 from chalicelib.observability import count
 from chalicelib.services.deliveries import Deliveries, Message, appointment_fields
 from chalicelib.services.staff_queue import StaffQueue
@@ -57,7 +65,7 @@ class JourneyService:
             return None
         return tenant, appointment, patient
 
-    def plan(self, ref: Document) -> Document:
+    def plan(self, ref: Document) -> JourneyPlan:
         loaded = self._load(ref)
         if loaded is None or loaded[1]["status"] not in ACTIVE:
             return {"proceed": False}
@@ -92,7 +100,7 @@ class JourneyService:
             return self._deliveries.skip(tenant, patient, message, clock.now(), why)
         return self._deliveries.deliver(tenant, patient, message, clock.now())
 
-    def hold_answer(self, ref: Document, token: str, deadline: str | None = None) -> Document:
+    def hold_answer(self, ref: Document, token: str, deadline: str | None = None) -> AnswerHeld:
         """Keep the task token on the appointment, where a reply (app or SMS) finds it.
 
         The deadline check runs in a parallel branch and may come first; so once the token is
@@ -120,7 +128,7 @@ class JourneyService:
             return {"held": True}
         raise Retryable("the appointment kept changing while the answer token was stored")
 
-    def answer_deadline(self, ref: Document) -> Document:
+    def answer_deadline(self, ref: Document) -> DeadlineChecked:
         loaded = self._load(ref, with_patient=False)
         if loaded is None:
             return {"escalated": False}
@@ -136,7 +144,7 @@ class JourneyService:
             escalated = True
         return {"escalated": escalated}
 
-    def visit_outcome(self, ref: Document) -> Document:
+    def visit_outcome(self, ref: Document) -> VisitOutcome:
         """At the visit plus the grace period: an appointment still `booked` is a no-show."""
         for _ in range(3):
             loaded = self._load(ref, with_patient=False)
@@ -174,7 +182,7 @@ class JourneyService:
             return {"outcome": status}
         raise Retryable("the appointment kept changing during the visit check")
 
-    def rebooked(self, ref: Document) -> Document:
+    def rebooked(self, ref: Document) -> RebookChecked:
         loaded = self._load(ref, with_patient=False)
         if loaded is None:
             return {"rebooked": True}  # nothing more to chase
@@ -187,7 +195,7 @@ class JourneyService:
         )
         return {"rebooked": found}
 
-    def staff_task(self, ref: Document, kind: str) -> Document:
+    def staff_task(self, ref: Document, kind: str) -> StaffTaskOpened:
         loaded = self._load(ref, with_patient=False)
         if loaded is None:
             return {"created": False}

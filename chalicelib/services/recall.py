@@ -19,6 +19,7 @@ from chalicelib.adapters.executions import Executions
 from chalicelib.domain import recall as rules
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.task_results import RecallFinished, RecallPlan, RecallStepDone
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, logger
 from chalicelib.services.aftercare import booking_link
@@ -201,7 +202,7 @@ class RecallService:
             return None
         return tenant, patient, rule, recall
 
-    def plan(self, ref: Document) -> Document:
+    def plan(self, ref: Document) -> RecallPlan:
         loaded = self._load(ref)
         if loaded is None or loaded[3]["status"] not in ("scheduled", "invited"):
             return {"proceed": False}
@@ -230,7 +231,7 @@ class RecallService:
         )
         return {"proceed": True, "steps": steps}
 
-    def step(self, ref: Document, step: str) -> Document:
+    def step(self, ref: Document, step: str) -> RecallStepDone:
         """One step of the sequence, unless the patient has booked (then: converted)."""
         loaded = self._load(ref)
         if loaded is None:
@@ -319,7 +320,7 @@ class RecallService:
             raise NotFound("recall not found")
         return updated
 
-    def finish(self, ref: Document) -> Document:
+    def finish(self, ref: Document) -> RecallFinished:
         """The sequence is over: a recall still invited (a step failed, say) is settled, so the
         next visit or sweep can start a new cycle."""
         loaded = self._load(ref)

@@ -108,7 +108,9 @@ class SchedulingService:
             raise invalid("type", f"is one of {', '.join(TYPES)}")
         start, end = parse_moment("from", start_raw, zone), parse_moment("to", end_raw, zone)
         rules.check_range(start, end)
-        start = max(start, clock.now())
+        # Nothing past the booking horizon is offered: it could not be booked.
+        now = clock.now()
+        start, end = max(start, now), min(end, rules.booking_horizon(tenant, now))
         if start >= end:
             return []
         schedules = [

@@ -8,6 +8,7 @@ import json
 from chalicelib import clock
 from chalicelib.adapters.channels import Channels
 from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.task_results import StepFailedReported
 from chalicelib.observability import count
 from chalicelib.settings import get_settings
 from chalicelib.store.appointments import AppointmentRepository
@@ -119,7 +120,7 @@ class JourneyFailures:
         self._queue = queue
         self._appointments = appointments
 
-    def report(self, event: Document) -> Document:
+    def report(self, event: Document) -> StepFailedReported:
         tenant_id = event["tenant_id"]
         about: Document = {
             k: event[k]

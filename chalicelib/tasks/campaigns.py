@@ -3,9 +3,7 @@ validate the input, one service call, return what the state machine reads."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
+from chalicelib.domain.task_results import CampaignBatch, DriverContinued, OutreachSent
 from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.registry import services
 from chalicelib.tasks.runner import Event, step_task
@@ -16,15 +14,19 @@ def _service() -> CampaignService:
 
 
 @step_task("campaign-step")
-def campaign_batch(event: Event) -> Mapping[str, Any]:
+def campaign_batch(event: Event) -> CampaignBatch | DriverContinued:
+    """The driver's tasks, named by `action` after the service call: the next batch, or (its
+    history filling up) its next execution."""
+    if event.get("action") == "continue_as_new":
+        return _service().continue_as_new(event)
     return _service().batch(event)
 
 
 @step_task("campaign-step")
-def campaign_send(event: Event) -> Mapping[str, Any]:
+def campaign_send(event: Event) -> OutreachSent:
     return _service().send(event)
 
 
 @step_task("campaign-step")
-def campaign_send_failed(event: Event) -> Mapping[str, Any]:
+def campaign_send_failed(event: Event) -> OutreachSent:
     return _service().failed(event)

@@ -3,20 +3,47 @@ the action names the service call, so the handler stays one validate and one cal
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any
 
+from chalicelib.domain.task_results import (
+    AftercareFinished,
+    AftercareStepSent,
+    AnswerHeld,
+    CheckInEscalated,
+    CheckInFollowed,
+    CheckInReminded,
+    NextAftercareStep,
+    RecallFinished,
+    RecallPlan,
+    RecallStepDone,
+    RecheckChecked,
+    StepSkipped,
+)
 from chalicelib.services.registry import services
 from chalicelib.tasks.inbound import parse_notification
 from chalicelib.tasks.runner import Event, step_task
 
+# Each action returns its own shape (the service call's), which the state machine reads.
+AftercareResult = (
+    NextAftercareStep
+    | AftercareStepSent
+    | AnswerHeld
+    | CheckInReminded
+    | CheckInEscalated
+    | CheckInFollowed
+    | RecheckChecked
+    | StepSkipped
+    | AftercareFinished
+)
+
 
 @step_task("aftercare-task")
-def aftercare_task(event: Event) -> Mapping[str, Any]:
+def aftercare_task(event: Event) -> AftercareResult:
     care = services().aftercare
     ref = {k: event[k] for k in ("tenant_id", "patient_id", "journey_id")}
     step = event.get("step_id", "")
-    actions: dict[str, Callable[[], Event]] = {
+    actions: dict[str, Callable[[], AftercareResult]] = {
         "next": lambda: care.next(ref),
         "send": lambda: care.send(ref, step),
         "hold_answer": lambda: care.hold_answer(ref, step, event["token"]),
@@ -31,7 +58,7 @@ def aftercare_task(event: Event) -> Mapping[str, Any]:
 
 
 @step_task("recall-task")
-def recall_task(event: Event) -> Mapping[str, Any]:
+def recall_task(event: Event) -> RecallPlan | RecallStepDone | RecallFinished:
     recall = services().recall
     ref = {k: event[k] for k in ("tenant_id", "patient_id", "rule_id", "due_date")}
     if event["action"] == "plan":

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import wraps
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from chalicelib.adapters.failures import as_retryable
 from chalicelib.domain.errors import Conflict, Retryable
@@ -19,6 +19,8 @@ from chalicelib.observability import count
 from chalicelib.schemas import validate
 
 Event = dict[str, Any]
+# What a task returns: a TypedDict of domain.task_results, the keys its state machine reads.
+Result = TypeVar("Result", bound=Mapping[str, object])
 
 
 class Handler(Protocol):
@@ -39,8 +41,8 @@ def retryable_form(exc: Exception) -> Retryable | None:
     return Retryable(transient.message, code=transient.code) if transient else None
 
 
-def step_task(schema: str) -> Callable[[Callable[[Event], Mapping[str, Any]]], Handler]:
-    def wrap(run: Callable[[Event], Mapping[str, Any]]) -> Handler:
+def step_task(schema: str) -> Callable[[Callable[[Event], Result]], Handler]:
+    def wrap(run: Callable[[Event], Result]) -> Handler:
         @wraps(run)
         def handler(event: Event, context: Any = None) -> Event:
             validate(schema, event)

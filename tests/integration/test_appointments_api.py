@@ -406,3 +406,69 @@ def test_a_reused_key_after_its_record_expired_books_nothing_else(
         "POST", "/appointments", token, {"slot": slot_ref(first), "type": "check_up"}, headers=key
     )
     assert again.status_code == 201, "the same booking under the same key is still the same"
+
+
+def local_eight(days_ahead: int) -> str:
+    """08:00 in Shanghai (a slot of every clinic's schedule) `days_ahead` days from today."""
+    from datetime import datetime, time
+    from zoneinfo import ZoneInfo
+
+    from chalicelib import clock
+    from chalicelib.domain.common import utc_iso
+
+    zone = ZoneInfo("Asia/Shanghai")
+    day = clock.now().astimezone(zone).date() + timedelta(days=days_ahead)
+    return utc_iso(datetime.combine(day, time(8), tzinfo=zone))
+
+
+def test_nothing_is_offered_or_booked_past_the_booking_horizon(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    clinic: ClinicCtx = make_clinic(booking={"horizon_days": 2})
+    token, _ = patient_token(runtime, clinic, make_patient)
+    offered = free_slots(api, token, days_ahead=1, days=5)
+    last_day = local_eight(2)[:10]
+    assert offered and max(s["local_start"][:10] for s in offered) == last_day, (
+        "the horizon's last day is offered whole, nothing after it"
+    )
+    assert len([s for s in offered if s["local_start"][:10] == last_day]) == 16
+    beyond = {"schedule_id": clinic.schedule_id, "start": local_eight(3)}
+    refused = api.call("POST", "/appointments", token, {"slot": beyond, "type": "check_up"})
+    assert refused.status_code == 400, refused.body
+    assert (error_code(refused), error_paths(refused)) == (
+        "beyond_booking_horizon",
+        ["$.slot.start"],
+    )
+    assert "2 days ahead" in payload(refused)["error"]["details"][0]["message"]
+    within = {"schedule_id": clinic.schedule_id, "start": local_eight(2)}
+    booked = api.call("POST", "/appointments", token, {"slot": within, "type": "check_up"})
+    assert booked.status_code == 201, booked.body
+    moved = api.call(
+        "POST", f"/appointments/{payload(booked)['id']}/reschedule", token, {"slot": beyond}
+    )
+    assert moved.status_code == 400, moved.body
+    assert error_code(moved) == "beyond_booking_horizon"
+    kept = payload(api.call("GET", f"/appointments/{payload(booked)['id']}", token))
+    assert (kept["start"], kept["journey_version"]) == (within["start"], 1)
+
+
+def test_the_default_horizon_is_180_days(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    clinic: ClinicCtx = make_clinic()
+    staff = clinic.tenant.staff
+    assert free_slots(api, staff, days_ahead=178, days=2), "within the horizon"
+    assert free_slots(api, staff, days_ahead=181, days=3) == []
+    patient = make_patient(clinic.tenant)
+    for days_ahead, status in ((181, 400), (180, 201)):
+        response = api.call(
+            "POST",
+            "/appointments",
+            staff,
+            {
+                "slot": {"schedule_id": clinic.schedule_id, "start": local_eight(days_ahead)},
+                "type": "check_up",
+                "patient_id": patient["id"],
+            },
+        )
+        assert response.status_code == status, (days_ahead, response.body)

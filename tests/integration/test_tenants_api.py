@@ -84,3 +84,23 @@ def test_sender_identity_is_the_operators(api: Api, tenant: TenantCtx) -> None:
 def test_patient_cannot_read_the_tenant_record(runtime: Any, api: Api, tenant: TenantCtx) -> None:
     token = runtime.token("patient", tenant.id, "p-1")
     assert api.call("GET", f"/tenants/{tenant.id}", token).status_code == 403
+
+
+def test_booking_horizon_is_a_checked_setting(runtime: Any, api: Api, tenant: TenantCtx) -> None:
+    operator = runtime.token("operator")
+    for days in (0, 336, "90"):
+        body = tenant_body(unique("t"), booking={"horizon_days": days})
+        refused = api.call("POST", "/tenants", operator, body)
+        assert refused.status_code == 400, days
+        assert error_paths(refused) == ["$.booking.horizon_days"], days
+    path = f"/tenants/{tenant.id}"
+    too_far = api.call(
+        "PATCH", path, tenant.admin, {"booking": {"horizon_days": 400}}, headers={"If-Match": '"1"'}
+    )
+    assert too_far.status_code == 400
+    assert error_paths(too_far) == ["$.booking.horizon_days"]
+    eleven_months = api.call(
+        "PATCH", path, tenant.admin, {"booking": {"horizon_days": 335}}, headers={"If-Match": '"1"'}
+    )
+    assert eleven_months.status_code == 200, eleven_months.body
+    assert payload(api.call("GET", path, tenant.staff))["booking"] == {"horizon_days": 335}

@@ -175,3 +175,70 @@ def test_campaigns_are_listed_newest_first_in_pages(
     assert [c["id"] for c in rest["items"]] == [first["id"]]
     assert rest["items"][0]["status"] == "done", "an empty segment is done at once"
     assert api.call("GET", "/campaigns?cursor=nonsense", tenant.staff).status_code == 400
+
+
+def test_a_long_campaign_continues_as_new_executions_before_its_history_fills(
+    runtime: Any, api: Api, make_tenant: Any, make_patient: Any, monkeypatch: Any
+) -> None:
+    """With two batches per execution, nine patients at two a minute take five batches: three
+    driver executions, each ending when the next has started; everyone is messaged once and
+    the campaign's progress reads the same across them."""
+    import app
+    from chalicelib.domain import campaigns as rules
+    from chalicelib.settings import get_settings
+    from local.lambdas import LambdaContext
+
+    monkeypatch.setattr(rules, "BATCHES_PER_EXECUTION", 2)
+    tenant: TenantCtx = make_tenant(campaigns={"rate_per_minute": 2})
+    phones = [unique_phone() for _ in range(9)]
+    for phone in phones:
+        make_patient(tenant, phone=phone, medical={"conditions": ["diabetes"]})
+    move_to_local(runtime, days=1, hour=10)
+    campaign = start_campaign(api, tenant, "chronic")
+    runtime.settle()
+
+    sfn = runtime.client("stepfunctions")
+    machine = get_settings().campaign_driver_arn
+    base = f"{tenant.id}-{campaign['id']}"
+
+    def drivers() -> dict[str, str]:
+        listed = sfn.list_executions(stateMachineArn=machine, maxResults=1000)["executions"]
+        return {e["name"]: e["status"] for e in listed if e["name"].startswith(base)}
+
+    seen = []
+    for minute in range(5):
+        shown = progress(api, tenant, campaign)
+        assert shown["progress"]["started"] == min(2 * (minute + 1), 9), (minute, shown)
+        assert shown["progress"]["sent"] == shown["progress"]["started"]
+        assert shown["progress"]["targeted"] == 9
+        assert shown["status"] == ("done" if minute == 4 else "running"), minute
+        seen.append(drivers())
+        advance(runtime, timedelta(minutes=1))
+
+    assert seen[0] == {base: "RUNNING"}
+    assert seen[2] == {base: "SUCCEEDED", f"{base}-part2": "RUNNING"}, "part 1 ended at its limit"
+    assert drivers() == {
+        base: "SUCCEEDED",
+        f"{base}-part2": "SUCCEEDED",
+        f"{base}-part3": "SUCCEEDED",
+    }
+    assert [len(campaign_sms(runtime, phone)) for phone in phones] == [1] * 9
+    assert progress(api, tenant, campaign)["progress"] == {
+        "targeted": 9,
+        "started": 9,
+        "sent": 9,
+        "suppressed": 0,
+        "failed": 0,
+    }
+
+    # The continuation replayed (a retried task) starts nothing more.
+    context = LambdaContext(function_name="campaign_batch", invoked_function_arn="")
+    event = {
+        "tenant_id": tenant.id,
+        "campaign_id": campaign["id"],
+        "action": "continue_as_new",
+        "part": 1,
+    }
+    assert app.campaign_batch(event, context) == {"part": 2, "started": False}
+    runtime.settle()
+    assert len(drivers()) == 3

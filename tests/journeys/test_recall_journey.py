@@ -201,3 +201,62 @@ def test_a_thousand_due_patients_swept_by_query_not_scan(runtime: Any, make_tena
     assert 10 <= queries <= 12, f"{queries} queries: pages of 100 from the due index"
     rest = list(store.recalls_due(tenant.id, today))
     assert rest == [], "every started recall left the due index"
+
+
+def test_each_recall_cycle_is_its_own_execution(runtime: Any, api: Api, diabetic: Any) -> None:
+    """A cycle's journey ends with the cycle (a Standard execution lives at most a year): the
+    visit that answers it starts a new count, and the next cycle runs under a new name."""
+    import app
+    from chalicelib.settings import get_settings
+    from local.lambdas import LambdaContext
+
+    clinic, patient, _ = diabetic()
+    sfn = runtime.client("stepfunctions")
+    machine = get_settings().recall_journey_arn
+
+    def executions() -> dict[str, str]:
+        listed = sfn.list_executions(stateMachineArn=machine, maxResults=1000)["executions"]
+        return {
+            e["name"]: e["status"] for e in listed if e["name"].startswith(f"{clinic.tenant.id}-")
+        }
+
+    move_to(runtime, local_moment(days=90, hour=9, minute=30))
+    sweep(runtime)
+    [first] = executions()
+    token = runtime.token("patient", clinic.tenant.id, patient["id"])
+    start = local_moment(days=3, hour=10)
+    booked = api.call(
+        "POST",
+        "/appointments",
+        token,
+        {"slot": {"schedule_id": clinic.schedule_id, "start": iso(start)}, "type": "follow_up"},
+    )
+    assert booked.status_code == 201, booked.body
+    # The visit takes place: the appointment journey's event restarts the count.
+    recorded = json.loads((EVENTS / "sns-journey-event-fulfilled.json").read_text())
+    recorded["Records"][0]["Sns"]["Message"] = json.dumps(
+        {
+            "type": "appointment.fulfilled",
+            "tenant_id": clinic.tenant.id,
+            "appointment_id": payload(booked)["id"],
+            "patient_id": patient["id"],
+            "department": "cardiology",
+            "appointment_type": "follow_up",
+            "start": payload(booked)["start"],
+        }
+    )
+    move_to(runtime, start + timedelta(hours=3))
+    context = LambdaContext(function_name="journey_event", invoked_function_arn="")
+    assert app.journey_event(recorded, context) == {"aftercare": [], "recalls": 1}
+    [recall] = recalls(api, clinic, patient)
+    due = (start + timedelta(days=90)).date().isoformat()  # the visit's day in Shanghai + 90
+    assert (recall["status"], recall["due_date"]) == ("scheduled", due)
+
+    move_to(runtime, local_moment(days=90, hour=9, minute=30))
+    assert sweep(runtime)["started"] >= 1
+    cycles = executions()
+    assert len(cycles) == 2, cycles
+    [second] = set(cycles) - {first}
+    assert second != first
+    assert cycles[first] == "SUCCEEDED", "the first cycle's execution ended with its cycle"
+    assert cycles[second] == "RUNNING"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -12,6 +14,7 @@ from chalicelib.domain import appointments as appt
 from chalicelib.domain import scheduling as rules
 from chalicelib.domain.errors import Conflict, ValidationFailed
 
+ROOT = Path(__file__).resolve().parents[2]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 LONDON = ZoneInfo("Europe/London")
 TENANT = {"departments": [{"id": "cardiology", "name": "C"}]}
@@ -157,3 +160,22 @@ def test_local_times_for_hospital_and_patient() -> None:
     )
     assert shown["tenant"]["start"] == "2026-11-24T09:00:00+08:00"
     assert shown["patient"]["start"] == "2026-11-24T01:00:00+00:00"
+
+
+def test_the_booking_horizon_ends_at_the_hospitals_midnight() -> None:
+    from chalicelib.domain.tenants import MAX_BOOKING_HORIZON_DAYS
+
+    london = {"time_zone": "Europe/London", "booking": {"horizon_days": 7}}
+    # 2027-03-24 23:30 London (GMT); the horizon's last day is 2027-03-31, in summer time.
+    now = datetime(2027, 3, 24, 23, 30, tzinfo=UTC)
+    assert rules.booking_horizon(london, now) == datetime(2027, 3, 31, 23, 0, tzinfo=UTC)
+    rules.check_within_horizon(datetime(2027, 3, 31, 22, 59, tzinfo=UTC), london, now)
+    with pytest.raises(ValidationFailed) as refused:
+        rules.check_within_horizon(datetime(2027, 3, 31, 23, 0, tzinfo=UTC), london, now)
+    assert refused.value.code == "beyond_booking_horizon"
+    assert [d.path for d in refused.value.details] == ["$.slot.start"]
+    default = rules.booking_horizon({"time_zone": "Asia/Shanghai"}, now)
+    assert default == datetime(2027, 9, 21, 16, 0, tzinfo=UTC)  # 180 days after 25 March
+    schema = json.loads((ROOT / "chalicelib/schemas/v1/tenant.json").read_text())
+    horizon = schema["$defs"]["booking"]["properties"]["horizon_days"]
+    assert horizon["maximum"] == MAX_BOOKING_HORIZON_DAYS

@@ -1,0 +1,160 @@
+"""What each Step Functions task returns to its state machine: the keys its Choices, Waits and
+Maps read (`$.<result path>.result.<key>`). A key a task does not always return is NotRequired,
+and a Choice that reads one checks `IsPresent` first. `tests/infra/test_state_machine_policy.py`
+holds every ASL file to these shapes. (A send's result is `deliveries.SendResult`.)"""
+
+from __future__ import annotations
+
+from typing import NotRequired, TypedDict
+
+from chalicelib.domain.common import Document
+
+# --- the appointment journey (statemachines/appointment.asl.json) ---
+
+
+class PlannedReminder(TypedDict):
+    step: str
+    at: str
+
+
+class Timetable(TypedDict):
+    """The appointment journey's plan (`domain.journey.plan`)."""
+
+    confirmation_at: str
+    reminders: list[PlannedReminder]
+    await_answer: bool
+    answer_deadline: str
+    visit_check_at: str
+    noshow_retry_seconds: int
+
+
+class JourneyPlan(TypedDict):
+    """`$.journey.plan`: the timetable, when the appointment is still booked (`proceed`)."""
+
+    proceed: bool
+    confirmation_at: NotRequired[str]
+    reminders: NotRequired[list[PlannedReminder]]
+    await_answer: NotRequired[bool]
+    answer_deadline: NotRequired[str]
+    visit_check_at: NotRequired[str]
+    noshow_retry_seconds: NotRequired[int]
+
+
+class AnswerHeld(TypedDict):
+    held: bool  # the task token is kept where the patient's reply finds it
+
+
+class DeadlineChecked(TypedDict):
+    escalated: bool
+
+
+class VisitOutcome(TypedDict):
+    outcome: str  # attended | noshow | superseded | another status
+    event: NotRequired[Document]  # when attended: what is published on journey-events
+
+
+class RebookChecked(TypedDict):
+    rebooked: bool
+
+
+class StaffTaskOpened(TypedDict):
+    created: bool
+    task_id: NotRequired[str]
+
+
+class StepFailedReported(TypedDict):
+    task_id: str  # every journey's last resort: the staff task naming the step
+
+
+# --- campaigns (campaign.asl.json, outreach.asl.json) ---
+
+
+class CampaignBatch(TypedDict):
+    done: bool
+    next_at: NotRequired[str]  # when not done: the next rate window
+
+
+class DriverContinued(TypedDict):
+    part: int
+    started: bool  # False: that part had been started already (a retried task)
+
+
+class OutreachSent(TypedDict):
+    status: str  # sent | suppressed | failed | deferred | skipped
+    retry_at: NotRequired[str]  # when deferred
+
+
+# --- aftercare (aftercare.asl.json) ---
+
+
+class UpcomingStep(TypedDict):
+    id: str
+    kind: str  # checkin | education | recheck
+    at: str
+
+
+class NextAftercareStep(TypedDict):
+    done: bool
+    step: NotRequired[UpcomingStep]  # when not done
+
+
+class AftercareStepSent(TypedDict):
+    status: str
+    why: NotRequired[str]  # when skipped
+    retry_at: NotRequired[str]  # when deferred
+    remind_at: NotRequired[str]  # a check-in's reminder
+    escalate_at: NotRequired[str]  # a check-in's hand-over to staff
+    closes_at: NotRequired[str]  # a re-check invitation's booking window
+
+
+class AnswerTimers(TypedDict):
+    remind_at: str
+    escalate_at: str
+
+
+class CheckInReminded(TypedDict):
+    answered: bool
+    reminder: NotRequired[str]  # the reminder's send status when not answered
+
+
+class CheckInEscalated(TypedDict):
+    answered: bool
+
+
+class CheckInFollowed(TypedDict):
+    branched: bool
+    extra: NotRequired[str]  # the extra check-in an urgent answer added
+
+
+class RecheckChecked(TypedDict):
+    rebooked: bool
+
+
+class StepSkipped(TypedDict):
+    skipped: bool
+
+
+class AftercareFinished(TypedDict):
+    outcome: str | None
+
+
+# --- recall (recall.asl.json) ---
+
+
+class RecallStep(TypedDict):
+    step: str
+    at: str
+
+
+class RecallPlan(TypedDict):
+    proceed: bool
+    steps: NotRequired[list[RecallStep]]  # when proceeding
+
+
+class RecallStepDone(TypedDict):
+    status: str  # sent | suppressed | ... | deferred | staff_task | over
+    retry_at: NotRequired[str]  # when deferred
+
+
+class RecallFinished(TypedDict):
+    status: str
