@@ -2,7 +2,10 @@
 
 Both are measured the same way against the same embedded AWS: a fresh Python process imports
 the app and handles its first GET /patients/{id} (ours authenticated with a verified JWT),
-median of several runs. Results go to bench/results.json (an output, not committed).
+median of several runs. Then the journeys' costs, and appointment journeys under seeded faults
+(bench/faults.py). Results go to bench/results.json (an output, not committed).
+
+`python -m bench faults` runs only the faults section and updates its part of results.json.
 """
 
 from __future__ import annotations
@@ -39,19 +42,40 @@ def _run(which: str, patient_id: str, token: str, env: dict[str, str]) -> dict[s
     return result
 
 
-def main() -> None:
+def _start() -> tuple[Any, Any]:
     from chalice.test import Client
 
-    from bench.care import aftercare_path, recall_sweep
-    from bench.journey import happy_path, json_call, tenant_body
     from local.runtime import quiet_logs, start
     from local.vclock import VirtualClock
 
     logging.disable(logging.WARNING)
     quiet_logs()
     runtime = start(state_dir=Path(tempfile.mkdtemp()), clock=VirtualClock())
+    return runtime, Client(runtime.app, stage_name="local", project_dir=str(ROOT)).http
+
+
+def faults_only() -> None:
+    from bench.faults import faults_section, print_section
+
+    runtime, http = _start()
     try:
-        http = Client(runtime.app, stage_name="local", project_dir=str(ROOT)).http
+        section = faults_section(runtime, http)
+    finally:
+        runtime.stop()
+    results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    results["faults"] = section
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print_section(section)
+    print(f"wrote {RESULTS.relative_to(ROOT)} (faults)")
+
+
+def main() -> None:
+    from bench.care import aftercare_path, recall_sweep
+    from bench.faults import faults_section, print_section
+    from bench.journey import happy_path, json_call, tenant_body
+
+    runtime, http = _start()
+    try:
         call = json_call(http)
         tenant = "bench-clinic"
         call("POST", "/tenants", runtime.token("operator"), tenant_body(tenant))
@@ -76,6 +100,7 @@ def main() -> None:
         journey_figures = happy_path(runtime, http)
         journey_figures.update(aftercare_path(runtime, http))
         journey_figures.update(recall_sweep(runtime))
+        journey_figures["faults"] = faults_section(runtime, http)
     finally:
         runtime.stop()
 
@@ -128,8 +153,9 @@ def main() -> None:
             f"  {name:<24} {figure['segments']} ({figure['encoding']}, "
             f"{figure['characters']} characters)"
         )
+    print_section(results["faults"])
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
 if __name__ == "__main__":
-    main()
+    faults_only() if sys.argv[1:] == ["faults"] else main()

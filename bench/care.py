@@ -9,7 +9,8 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bench.journey import LAMBDA_GB_SECONDS_EACH, PRICES, json_call, open_schedule, tenant_body
+from bench.journey import cost_usd, json_call, open_schedule, tenant_body, write_units
+from local.fault_journeys import billed_transitions, execution_history
 
 PLAN = {
     "name": "Bench recovery",
@@ -73,20 +74,18 @@ def aftercare_path(runtime: Any, http: Any) -> dict[str, Any]:
     machine = get_settings().aftercare_journey_arn.replace(":stateMachine:", ":execution:")
     arn = f"{machine}:{tenant}-{event['journeys'][0]}"
     assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
-    history = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    transitions = sum(1 for e in history if e["type"].endswith("StateEntered"))
+    transitions = billed_transitions(execution_history(runtime, arn))
     # The booking's own writes and its appointment journey are the appointment's cost, but
     # they are metered here too: the figure is an upper bound for the aftercare journey.
-    writes = counts.get("dynamodb_writes", 0) + 2 * counts.get("dynamodb_transaction_items", 0)
+    writes = write_units(counts)
     reads = counts.get("dynamodb_reads", 0)
     lambdas = counts.get("lambda_invocations", 0)
-    per_journey = (
-        transitions * PRICES["step_functions_per_transition"]
-        + (lambdas + api_requests)
-        * (PRICES["lambda_per_request"] + LAMBDA_GB_SECONDS_EACH * PRICES["lambda_per_gb_second"])
-        + api_requests * PRICES["api_gateway_per_request"]
-        + writes * PRICES["dynamodb_per_write_unit"]
-        + reads * PRICES["dynamodb_per_read_unit"]
+    per_journey = cost_usd(
+        transitions=transitions,
+        lambdas=lambdas,
+        api_requests=api_requests,
+        reads=reads,
+        write_units=writes,
     )
     return {
         "aftercare_state_transitions": transitions,

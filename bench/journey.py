@@ -24,6 +24,29 @@ PRICES = {
 LAMBDA_GB_SECONDS_EACH = 0.25 * 0.1  # 256 MB for ~100 ms, a generous estimate per invocation
 
 
+def cost_usd(
+    *, transitions: int, lambdas: int, api_requests: int, reads: int, write_units: int
+) -> float:
+    """What that much work costs at PRICES: Step Functions transitions, Lambda invocations
+    (tasks, and the API function behind each API Gateway request), DynamoDB units. Reads are
+    counted as strongly consistent items under 4 KB (1 unit each)."""
+    per_invocation = (
+        PRICES["lambda_per_request"] + LAMBDA_GB_SECONDS_EACH * PRICES["lambda_per_gb_second"]
+    )
+    return (
+        transitions * PRICES["step_functions_per_transition"]
+        + lambdas * per_invocation
+        + api_requests * (PRICES["api_gateway_per_request"] + per_invocation)
+        + write_units * PRICES["dynamodb_per_write_unit"]
+        + reads * PRICES["dynamodb_per_read_unit"]
+    )
+
+
+def write_units(counts: dict[str, int]) -> int:
+    """A transaction's item costs two write units, any other write one."""
+    return counts.get("dynamodb_writes", 0) + 2 * counts.get("dynamodb_transaction_items", 0)
+
+
 def json_call(http: Any) -> Callable[..., Any]:
     """A caller of the API through the Chalice test client that insists on success."""
 
@@ -88,6 +111,7 @@ def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
     from chalicelib.adapters.executions import execution_arn
     from chalicelib.domain.journey import execution_name
     from chalicelib.settings import get_settings
+    from local.fault_journeys import billed_transitions, execution_history
     from local.meter import meter
 
     call = json_call(http)
@@ -138,25 +162,17 @@ def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
         execution_name(tenant, booked["id"], booked["journey_version"]),
     )
     assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
-    events = sfn.get_execution_history(executionArn=arn, maxResults=1000)["events"]
-    transitions = sum(1 for e in events if e["type"].endswith("StateEntered"))
+    transitions = billed_transitions(execution_history(runtime, arn))
     api_requests = 4  # book, confirm, check in, fulfil
-    writes = counts.get("dynamodb_writes", 0) + 2 * counts.get("dynamodb_transaction_items", 0)
+    writes = write_units(counts)
     reads = counts.get("dynamodb_reads", 0)
     lambdas = counts.get("lambda_invocations", 0)
-    per_appointment = (
-        transitions * PRICES["step_functions_per_transition"]
-        + lambdas
-        * (PRICES["lambda_per_request"] + LAMBDA_GB_SECONDS_EACH * PRICES["lambda_per_gb_second"])
-        + api_requests
-        * (
-            PRICES["api_gateway_per_request"]
-            + PRICES["lambda_per_request"]
-            + LAMBDA_GB_SECONDS_EACH * PRICES["lambda_per_gb_second"]
-        )
-        # Reads are counted as strongly consistent items under 4 KB (1 unit each).
-        + writes * PRICES["dynamodb_per_write_unit"]
-        + reads * PRICES["dynamodb_per_read_unit"]
+    per_appointment = cost_usd(
+        transitions=transitions,
+        lambdas=lambdas,
+        api_requests=api_requests,
+        reads=reads,
+        write_units=writes,
     )
     return {
         "journey_state_transitions": transitions,

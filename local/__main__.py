@@ -6,6 +6,7 @@ clock [advance 1d | set 2027-01-01T09:00:00Z] read or move the running server's 
 outbox [--to +8613800138000] [--channel sms]  what the running server has "sent"
 sms-reply --from +8613800138000 --text C [--to +8610690000001]
                                                an SMS reply, as two-way SMS delivers it
+dead-letters [--function inbound_sms]          SNS deliveries and schedule runs that still failed
 openapi                              rewrite openapi.yaml from the route declarations
 """
 
@@ -163,6 +164,18 @@ def sms_reply(args: argparse.Namespace) -> None:
     print(f"received as {result['inbound_message_id']}")
 
 
+def dead_letters(args: argparse.Namespace) -> None:
+    query = f"?function={urllib.parse.quote(args.function)}" if args.function else ""
+    result = _call(f"{_server(args)}/local/dead-letters{query}")
+    for letter in result["items"]:
+        print(
+            f"{letter['failed_at']}  {letter['event_kind']:<8} {letter['function']:<16} "
+            f"{letter['error']} after {letter['attempts']} attempts  {letter['id']}"
+        )
+    if not result["items"]:
+        print("(no dead letters)")
+
+
 def openapi(args: argparse.Namespace) -> None:
     from local.openapi_doc import write_openapi
 
@@ -210,6 +223,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     p.add_argument("--server")
     p.set_defaults(func=sms_reply)
+
+    p = commands.add_parser("dead-letters", help="list what still failed after Lambda's retries")
+    p.add_argument("--function", help="only this function's, e.g. inbound_sms")
+    p.add_argument("--server")
+    p.set_defaults(func=dead_letters)
 
     p = commands.add_parser("openapi", help="rewrite openapi.yaml")
     p.set_defaults(func=openapi)

@@ -1,4 +1,4 @@
-"""Routes that exist only in the local runtime: the virtual clock and the outbox."""
+"""Routes that exist only in the local runtime: the virtual clock, the outbox, the dead letters."""
 
 from __future__ import annotations
 
@@ -84,6 +84,21 @@ def get_outbox(request: ApiRequest) -> dict[str, Any]:
     assert _Bound.outbox is not None
     found = _Bound.outbox.messages(to=request.query("to"), channel=request.query("channel"))
     return {"items": [m.as_dict() for m in found]}
+
+
+@api.route(
+    "/local/dead-letters",
+    "GET",
+    summary="List what still failed after Lambda's retries (the dead-letter queue)",
+    roles=None,
+    response_schema="local-dead-letters",
+    local_only=True,
+    query=(QueryParam("function", "Only this function's, e.g. inbound_sms or recall_sweep"),),
+)
+def get_dead_letters(request: ApiRequest) -> dict[str, Any]:
+    from local.dead_letters import dead_letters
+
+    return {"items": dead_letters.listing(function=request.query("function"))}
 
 
 @api.route(

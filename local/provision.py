@@ -7,6 +7,8 @@ through the service APIs with values resolved from the same template:
   their `DefinitionUri` and created through Step Functions with their substitutions applied;
 - the table's TTL specification is dropped, so it is applied with UpdateTimeToLive;
 - `AWS::SES::EmailIdentity` is skipped, so the identity is verified through SES;
+- `AWS::Lambda::EventInvokeConfig`'s retries are read for the in-process asynchronous
+  invocations (local/dead_letters.py); the dead-letter queue itself is a plain queue;
 - the Lambda functions come from `chalice package` on AWS; here each `@app.lambda_function`
   is registered under the name and logical id Chalice would give it.
 """
@@ -45,6 +47,8 @@ class Provisioned:
     physical_ids: dict[str, str] = field(default_factory=dict)  # logical id → Ref value
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)  # (id, attr) → GetAtt
     function_environment: dict[str, str] = field(default_factory=dict)  # from Globals
+    # function logical id → MaximumRetryAttempts of its asynchronous invocations
+    async_retries: dict[str, int] = field(default_factory=dict)
 
     def ref(self, logical_id: str) -> str:
         return self.physical_ids[logical_id]
@@ -242,6 +246,9 @@ def provision(
             client("ses").verify_email_identity(
                 EmailAddress=resolver.resolve(props["EmailIdentity"])
             )
+        elif spec["Type"] == "AWS::Lambda::EventInvokeConfig":
+            function = props["FunctionName"]["Ref"]
+            provisioned.async_retries[function] = int(props.get("MaximumRetryAttempts", 2))
         elif spec["Type"] == "AWS::Serverless::StateMachine":
             arn = _create_state_machine(
                 sfn, sfn_role, resolver, logical_id, props, template_path.parent

@@ -135,6 +135,7 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
     from local import api as local_api
     from local import ddb_hooks, faults, lambdas, meter, sfn_hooks, sns_dispatch
     from local import outbox as outbox_hooks
+    from local.dead_letters import dead_letters
 
     outbox = Outbox()
     ddb_hooks.install()
@@ -181,5 +182,6 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
     for name, value in resources.function_environment.items():
         os.environ.setdefault(name, value)
     get_settings.cache_clear()
+    dead_letters.retries = resources.async_retries
     local_api.bind_inbound_topic(resources.ref("InboundSmsTopic"))
     return Runtime(endpoint, clock, outbox, keys, resources, app, server)

@@ -1,19 +1,26 @@
 """Runs the app's `@app.schedule` handlers on the virtual clock, as EventBridge runs them on
 AWS: `make run` starts this so a clock moved a day ahead also runs that day's sweep. Daily cron
-expressions (minutes and hours fixed, every day) and rates are what the app uses and what is
-supported; after a jump of the clock a schedule fires once, not once per interval missed. The
-tests call the handlers themselves instead, with a recorded event."""
+expressions (minutes and hours fixed, every day) and rates (`Rate(15, unit=Rate.MINUTES)`) are
+what the app uses and what is supported; the tests call the handlers themselves instead, with a
+recorded event, through `run_scheduled` when they want Lambda's retries.
+
+EventBridge invokes a schedule's function asynchronously, so a run that raises is retried as
+Lambda retries it and, still failing, becomes a dead letter (local/dead_letters.py); the next
+run comes at its usual time."""
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from local.dead_letters import DeadLetter, invoke_async
 from local.lambdas import LambdaContext
 from local.vclock import VirtualClock
+
+RATE_UNITS = {"MINUTES": timedelta(minutes=1), "HOURS": timedelta(hours=1), "DAYS": timedelta(1)}
 
 
 def _daily_time(expression: Any) -> time:
@@ -21,6 +28,21 @@ def _daily_time(expression: Any) -> time:
     if any(fields[name] not in ("*", "?") for name in ("day_of_month", "month", "day_of_week")):
         raise ValueError(f"only daily schedules run locally: {expression.to_string()}")
     return time(int(fields["hours"]), int(fields["minutes"]))
+
+
+def next_fire(expression: Any) -> Callable[[datetime], datetime]:
+    """When the schedule fires next, strictly after a moment."""
+    fields = vars(expression)
+    if "unit" in fields:  # a Rate
+        interval = int(fields["value"]) * RATE_UNITS[str(fields["unit"])]
+        return lambda after: after + interval
+    at = _daily_time(expression)
+
+    def daily(after: datetime) -> datetime:
+        today = datetime.combine(after.date(), at, tzinfo=after.tzinfo)
+        return today if today > after else today + timedelta(days=1)
+
+    return daily
 
 
 def _event(moment: datetime) -> dict[str, Any]:
@@ -37,47 +59,31 @@ def _event(moment: datetime) -> dict[str, Any]:
     }
 
 
-def _next_fire(expression: Any) -> Any:
-    """When a schedule fires next after a moment: a daily cron at its time of day, a rate
-    every interval."""
-    from chalice.app import Rate
-
-    if isinstance(expression, Rate):
-        unit = {Rate.MINUTES: "minutes", Rate.HOURS: "hours", Rate.DAYS: "days"}[expression.unit]
-        interval = timedelta(**{unit: expression.value})
-        return lambda after: after + interval
-    at = _daily_time(expression)
-
-    def daily(after: datetime) -> datetime:
-        today = datetime.combine(after.date(), at, tzinfo=after.tzinfo)
-        return today if today > after else today + timedelta(days=1)
-
-    return daily
+def run_scheduled(handler: Any, name: str, moment: datetime) -> DeadLetter | None:
+    """One run of a schedule at `moment`, as EventBridge invokes it; the dead letter if every
+    attempt failed."""
+    context = LambdaContext(function_name=name, invoked_function_arn="")
+    return invoke_async(handler, _event(moment), context, event_kind="schedule", function=name)
 
 
 def start(app_module: Any, clock: VirtualClock) -> threading.Thread | None:
-    """Fire each schedule on the virtual clock: a daily one once per virtual day when its time
-    of day has passed, a rate one at every interval."""
+    """Fire each schedule when its moment on the virtual clock has come."""
     jobs = []
     for source in app_module.app.event_sources:
         expression = getattr(source, "schedule_expression", None)
         if expression is not None:
             handler = getattr(app_module, source.handler_string.split(".")[1])
-            jobs.append((handler, _next_fire(expression), source.name))
+            jobs.append((handler, next_fire(expression), source.name))
 
     def run() -> None:
-        due = {name: next_fire(clock.now()) for _, next_fire, name in jobs}
+        due = {name: following(clock.now()) for _, following, name in jobs}
         while True:
             clock.sleep_until(min(due.values()))
             now = clock.now()
-            for handler, next_fire, name in jobs:
+            for handler, following, name in jobs:
                 if now >= due[name]:
-                    context = LambdaContext(function_name=name, invoked_function_arn="")
-                    try:
-                        handler(_event(now), context)
-                    except Exception:  # a failed run is logged; tomorrow's runs as usual
-                        logging.getLogger(__name__).exception("scheduled %s failed", name)
-                    due[name] = next_fire(now)
+                    run_scheduled(handler, name, now)
+                    due[name] = following(now)
 
     if not jobs:
         return None

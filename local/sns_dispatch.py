@@ -7,13 +7,13 @@ Topics are matched on the name after the stage (`careloop-<stage>-inbound-sms` â
 
 from __future__ import annotations
 
-import logging
 import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from local.activity import activity
+from local.dead_letters import invoke_async
 
 
 def _topic_key(name: str) -> str:
@@ -42,49 +42,33 @@ def sns_event(topic_arn: str, message: str, subject: str | None) -> dict[str, An
     }
 
 
-# Lambda runs an asynchronous invocation up to three times (two retries, about a minute and two
-# minutes apart); what still fails goes to the function's dead-letter queue. Locally the retries
-# come at once (no real waiting) and what still failed is kept here, where tests and
-# `python -m local` can read it.
-ASYNC_ATTEMPTS = 3
-dead_letters: list[dict[str, Any]] = []
-
-
-def deliver_with_retries(handler: Any, event: dict[str, Any], context: Any) -> None:
-    for attempt in range(ASYNC_ATTEMPTS):
-        try:
-            handler(event, context)
-        except Exception as exc:
-            if attempt == ASYNC_ATTEMPTS - 1:
-                logging.getLogger(__name__).warning("SNS handler failed after its retries")
-                dead_letters.append({"event": event, "error": type(exc).__name__})
-            continue
-        return
-
-
 def install(app_module: Any) -> None:
     from moto.sns.models import SNSBackend
 
     from local.lambdas import LambdaContext
 
-    handlers: dict[str, Any] = {}
+    handlers: dict[str, tuple[str, Any]] = {}  # topic key â†’ (function name, handler)
     for source in app_module.app.event_sources:
         topic = getattr(source, "topic", None)
         if topic:
-            handlers[_topic_key(topic)] = getattr(app_module, source.handler_string.split(".")[1])
+            handler = getattr(app_module, source.handler_string.split(".")[1])
+            handlers[_topic_key(topic)] = (source.name, handler)
     original = SNSBackend.publish
 
     def publish(self: Any, message: str, arn: str | None, *args: Any, **kwargs: Any) -> str:
         message_id: str = original(self, message, arn, *args, **kwargs)
-        handler = handlers.get(_topic_key(arn.rsplit(":", 1)[-1])) if arn else None
-        if handler is not None and arn is not None:
+        subscribed = handlers.get(_topic_key(arn.rsplit(":", 1)[-1])) if arn else None
+        if subscribed is not None and arn is not None:
+            name, handler = subscribed
             subject = kwargs.get("subject") or (args[1] if len(args) > 1 else None)
             event = sns_event(arn, message, subject)
-            context = LambdaContext(function_name="sns-handler", invoked_function_arn=arn)
+            context = LambdaContext(function_name=name, invoked_function_arn=arn)
 
             def run() -> None:
                 try:
-                    deliver_with_retries(handler, event, context)
+                    # Retried as Lambda retries an asynchronous invocation; what still fails
+                    # is a dead letter.
+                    invoke_async(handler, event, context, event_kind="sns", function=name)
                 finally:
                     activity.end()
 

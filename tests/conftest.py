@@ -3,7 +3,6 @@ tests isolate themselves by creating their own tenant, as tenants are isolated i
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,6 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from local import api_client
+
+# The tests import these from here; they live in local/ since the bench calls the API the same way.
+Api = api_client.Api
+payload = api_client.payload
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
@@ -39,34 +44,6 @@ def http(runtime: Any) -> Any:
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-@dataclass
-class Api:
-    """A thin JSON client over the Chalice test client."""
-
-    http: Any
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        token: str | None = None,
-        body: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> Any:
-        sent = dict(headers or {})
-        if token is not None:
-            sent.setdefault("Authorization", f"Bearer {token}")
-        raw = b""
-        if body is not None:
-            sent.setdefault("Content-Type", "application/json")
-            raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return self.http.request(method, path, headers=sent, body=raw)
-
-
-def payload(response: Any) -> Any:
-    return json.loads(response.body) if response.body else None
 
 
 def error_paths(response: Any) -> list[str]:

@@ -21,30 +21,32 @@ def platform_template() -> dict[str, Any]:
     return load_template()
 
 
-def merged_template() -> dict[str, Any]:
-    """infra/platform.yaml plus the function resources `chalice package` generates for the app
-    (same logical ids), which is what actually deploys."""
-    from chalice.utils import to_cfn_resource_name
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """What actually deploys: `chalice package --stage prod --merge-template infra/platform.yaml`
+    (the app's functions, their roles and event sources, merged with the platform template)."""
+    import os
+    import subprocess
+    import sys
 
-    from app import app
+    from local.provision import load_template
 
-    template = platform_template()
-    functions = {"APIHandler": "app.app"} | {
-        to_cfn_resource_name(fn.name): fn.handler_string for fn in app.pure_lambda_functions
-    }
-    for logical_id, handler in functions.items():
-        template["Resources"][logical_id] = {
-            "Type": "AWS::Serverless::Function",
-            "Properties": {
-                "Runtime": "python3.11",
-                "Handler": handler,
-                "CodeUri": "./deployment",
-                "MemorySize": 256,
-                "Timeout": 30,
-                "Tracing": "Active",
-            },
-        }
-    return template
+    out = tmp_path_factory.mktemp("package") / "build"
+    chalice = Path(sys.executable).parent / "chalice"
+    # The runtime fixture may have pointed boto3 at the emulator; packaging calls nothing.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
+    command = [str(chalice), "package", "--stage", "prod", "--merge-template"]
+    done = subprocess.run(
+        [*command, "infra/platform.yaml", str(out)],
+        cwd=ROOT,
+        env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return load_template(out / "sam.yaml")
 
 
 # Where the platform is offered. (SES has no CloudFormation type in the China regions: a
@@ -52,12 +54,133 @@ def merged_template() -> dict[str, Any]:
 DEPLOY_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-1", "ap-northeast-1"]
 
 
-def test_merged_template_passes_cfn_lint() -> None:
+def test_packaged_template_passes_cfn_lint(packaged: dict[str, Any]) -> None:
     from cfnlint.api import ManualArgs, lint
 
-    matches = lint(json.dumps(merged_template()), config=ManualArgs(regions=DEPLOY_REGIONS))
+    matches = lint(json.dumps(packaged), config=ManualArgs(regions=DEPLOY_REGIONS))
     problems = [str(m) for m in matches if m.rule.id[0] in "EW"]
     assert problems == []
+
+
+def asynchronous_functions() -> dict[str, str]:
+    """Logical id → name of every function app.py declares on an SNS topic or a schedule:
+    Lambda invokes those asynchronously (retries, then the OnFailure destination)."""
+    from chalice.utils import to_cfn_resource_name
+
+    from app import app
+
+    return {
+        to_cfn_resource_name(source.name): source.name
+        for source in app.event_sources
+        if getattr(source, "topic", None) or getattr(source, "schedule_expression", None)
+    }
+
+
+def _ref(value: Any) -> str | None:
+    if isinstance(value, dict) and set(value) == {"Ref"}:
+        return str(value["Ref"])
+    return None
+
+
+def _get_att(value: Any) -> tuple[str, str] | None:
+    if isinstance(value, dict) and set(value) == {"Fn::GetAtt"}:
+        target = value["Fn::GetAtt"]
+        logical, attribute = target if isinstance(target, list) else target.split(".", 1)
+        return str(logical), str(attribute)
+    return None
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _allows(statements: Any, action: str, resource: Any) -> bool:
+    return any(
+        statement.get("Effect") == "Allow"
+        and action in _listed(statement.get("Action", []))
+        and resource in _listed(statement.get("Resource", []))
+        for statement in _listed(statements)
+    )
+
+
+def test_every_sns_and_schedule_function_retries_into_an_encrypted_dead_letter_queue(
+    packaged: dict[str, Any],
+) -> None:
+    resources = packaged["Resources"]
+    functions = asynchronous_functions()
+    assert {"InboundSms", "EmailFeedback", "JourneyEvent", "RecallSweep"} <= set(functions)
+    configs = {
+        _ref(r["Properties"]["FunctionName"]): (logical_id, r)
+        for logical_id, r in resources.items()
+        if r["Type"] == "AWS::Lambda::EventInvokeConfig"
+    }
+    for function, name in functions.items():
+        assert resources[function]["Type"] == "AWS::Serverless::Function", name
+        assert function in configs, f"{name} ({function}) has no AWS::Lambda::EventInvokeConfig"
+        config_id, config = configs[function]
+        props = config["Properties"]
+        assert props["Qualifier"] == "$LATEST", name
+        assert props["MaximumRetryAttempts"] == 2, name
+        assert 60 <= props["MaximumEventAgeInSeconds"] <= 21600, name
+        destination = props["DestinationConfig"]["OnFailure"]["Destination"]
+        queue = _get_att(destination)
+        assert queue is not None and queue[1] == "Arn", f"{name}: OnFailure is not a queue's Arn"
+        queue_spec = resources[queue[0]]
+        assert queue_spec["Type"] == "AWS::SQS::Queue", name
+        encrypted = queue_spec["Properties"].get("KmsMasterKeyId") or queue_spec["Properties"].get(
+            "SqsManagedSseEnabled"
+        )
+        assert encrypted, f"{queue[0]} is not encrypted"
+
+        # The function's own role may send there, and the grant exists before the config
+        # (Lambda checks it when the destination is set).
+        role_ref = _get_att(resources[function]["Properties"]["Role"])
+        assert role_ref is not None, f"{name}: no explicit role"
+        role = role_ref[0]
+        inline = any(
+            _allows(policy["PolicyDocument"]["Statement"], "sqs:SendMessage", destination)
+            for policy in resources[role]["Properties"].get("Policies", [])
+        )
+        attached = {
+            logical_id
+            for logical_id, r in resources.items()
+            if r["Type"] == "AWS::IAM::Policy"
+            and role in {_ref(x) for x in r["Properties"]["Roles"]}
+            and _allows(
+                r["Properties"]["PolicyDocument"]["Statement"], "sqs:SendMessage", destination
+            )
+        }
+        assert inline or attached, f"{name}: {role} may not sqs:SendMessage to {queue[0]}"
+        depends = set(_listed(config.get("DependsOn", [])))
+        assert inline or attached & depends, f"{config_id} must DependsOn one of {attached}"
+
+
+def test_a_message_in_the_dead_letter_queue_raises_an_alarm(packaged: dict[str, Any]) -> None:
+    resources = packaged["Resources"]
+    queues: set[str] = set()
+    for r in resources.values():
+        if r["Type"] == "AWS::Lambda::EventInvokeConfig":
+            target = _get_att(r["Properties"]["DestinationConfig"]["OnFailure"]["Destination"])
+            assert target is not None
+            queues.add(target[0])
+    assert queues
+    for queue in queues:
+        alarms = [
+            r["Properties"]
+            for r in resources.values()
+            if r["Type"] == "AWS::CloudWatch::Alarm"
+            and r["Properties"].get("Namespace") == "AWS/SQS"
+            and r["Properties"].get("MetricName") == "ApproximateNumberOfMessagesVisible"
+            and any(
+                d["Name"] == "QueueName" and _get_att(d["Value"]) == (queue, "QueueName")
+                for d in r["Properties"].get("Dimensions", [])
+            )
+        ]
+        assert alarms, f"no alarm on {queue}'s visible messages"
+        for alarm in alarms:
+            assert alarm["ComparisonOperator"] == "GreaterThanThreshold"
+            assert alarm["Threshold"] == 0
+            assert alarm.get("AlarmActions"), "an alarm nobody hears"
 
 
 def _every_state(states: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:

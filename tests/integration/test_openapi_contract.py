@@ -381,6 +381,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     call("/local/clock", "get", None)
     call("/local/clock", "post", None, example(spec, "/local/clock", "post"))
     call("/local/outbox", "get", None)
+    call("/local/dead-letters", "get", None)
     call("/local/sms-reply", "post", None, example(spec, "/local/sms-reply", "post"))
 
     every = {
