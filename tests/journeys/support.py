@@ -130,14 +130,18 @@ def assert_stopped(execution: dict[str, Any]) -> None:
         assert "MUST NOT begin with the prefix 'States.'" in execution.get("cause", "")
 
 
-def repair_sweep(runtime: Any) -> dict[str, Any]:
-    """One run of the repair schedule, as EventBridge invokes it."""
+def run_schedule(runtime: Any, name: str) -> dict[str, Any]:
+    """One run of the app's schedule `name` (recall_sweep, repair_sweep), as EventBridge
+    invokes it, with its recorded event."""
     import app
     from local.lambdas import LambdaContext
 
-    # EventBridge's scheduled event (recorded), as for the recall sweep.
     event = json.loads((EVENTS / "scheduled-recall-sweep.json").read_text())
-    context = LambdaContext(function_name="careloop-local-repair_sweep", invoked_function_arn="")
-    result: dict[str, Any] = app.repair_sweep(event, context)
+    context = LambdaContext(function_name=f"careloop-local-{name}", invoked_function_arn="")
+    result: dict[str, Any] = getattr(app, name)(event, context)
     runtime.settle()
     return result
+
+
+def repair_sweep(runtime: Any) -> dict[str, Any]:
+    return run_schedule(runtime, "repair_sweep")

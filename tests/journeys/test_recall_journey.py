@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 from unittest.mock import patch
 
 import pytest
 
 from tests.conftest import Api, ClinicCtx, payload
-from tests.journeys.support import iso, local_moment, move_to, unique_phone
+from tests.journeys.support import EVENTS, iso, local_moment, move_to, run_schedule, unique_phone
 
 pytestmark = pytest.mark.journey
-EVENTS = Path(__file__).resolve().parent.parent / "events"
 RULE = {
     "name": "Diabetes review every 90 days",
     "match": {"condition": "diabetes"},
@@ -26,15 +24,7 @@ RULE = {
 
 
 def sweep(runtime: Any) -> dict[str, Any]:
-    """Run the daily schedule as EventBridge invokes it."""
-    import app
-    from local.lambdas import LambdaContext
-
-    event = json.loads((EVENTS / "scheduled-recall-sweep.json").read_text())
-    context = LambdaContext(function_name="careloop-local-recall_sweep", invoked_function_arn="")
-    result: dict[str, Any] = app.recall_sweep(event, context)
-    runtime.settle()
-    return result
+    return run_schedule(runtime, "recall_sweep")
 
 
 def recalls(api: Api, clinic: ClinicCtx, patient: dict[str, Any]) -> list[dict[str, Any]]:
