@@ -28,6 +28,7 @@ from chalicelib.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionRequired,
+    Problems,
     Retryable,
     Unauthenticated,
     UnsupportedMediaType,
@@ -40,6 +41,7 @@ from chalicelib.settings import get_settings
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 Headers = dict[str, str | list[str]]
+FieldChecks = Callable[[Principal, Any], list[FieldError]]
 
 # Domain error type → HTTP status. Subclasses inherit their parent's status.
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
@@ -125,6 +127,9 @@ class Operation:
     if_match: str | None = None  # "required" or "optional"
     idempotent: bool = False  # accepts Idempotency-Key
     local_only: bool = False
+    # Checks only the domain can make (a phone in the tenant's country), run as well when the
+    # schema refuses the body, so that one 400 names every failing field.
+    field_checks: FieldChecks | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -161,7 +166,9 @@ class ApiResponse:
 OPERATIONS: list[Operation] = []
 
 
-def _parse_body(request: Request, schema: str) -> Any:
+def _parse_body(
+    request: Request, schema: str, more_checks: Callable[[Any], list[FieldError]] | None = None
+) -> Any:
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type not in JSON_TYPES:
         raise UnsupportedMediaType(f"send the body as {' or '.join(JSON_TYPES)}")
@@ -175,7 +182,17 @@ def _parse_body(request: Request, schema: str) -> Any:
     except RecursionError as exc:
         raise invalid("$", "the body is nested too deeply") from exc
     _check_plain(body, "$", 0)
-    validate(schema, body)
+    try:
+        validate(schema, body)
+    except ValidationFailed as failure:
+        if more_checks is None:
+            raise
+        problems = Problems()
+        problems.details = list(failure.details)
+        with suppress(DomainError):  # e.g. a throttled read: the schema's 400 still stands
+            named = {detail.path for detail in failure.details}
+            problems.details += [d for d in more_checks(body) if d.path not in named]
+        problems.raise_if_any()
     return body
 
 
@@ -287,6 +304,7 @@ class ApiBlueprint:
         if_match: str | None = None,
         idempotent: bool = False,
         local_only: bool = False,
+        field_checks: FieldChecks | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
             operation = Operation(
@@ -305,9 +323,17 @@ class ApiBlueprint:
                 if_match=if_match,
                 idempotent=idempotent,
                 local_only=local_only,
+                field_checks=field_checks,
             )
             OPERATIONS.append(operation)
             blueprint = self.blueprint
+
+            def _checks_for(
+                principal: Principal | None,
+            ) -> Callable[[Any], list[FieldError]] | None:
+                if field_checks is None or principal is None:
+                    return None
+                return lambda body: field_checks(principal, body)
 
             def handle(**path_params: str) -> Response:
                 request: Request = blueprint.current_request
@@ -317,7 +343,11 @@ class ApiBlueprint:
                         principal = verify_token(request.headers.get("authorization"))
                         if principal.role not in operation.roles:
                             raise Forbidden(f"role {principal.role} may not {summary.lower()}")
-                    body = _parse_body(request, request_schema) if request_schema else None
+                    body = (
+                        _parse_body(request, request_schema, _checks_for(principal))
+                        if request_schema
+                        else None
+                    )
                     api_request = ApiRequest(principal, body, request)
                     key = request.headers.get("idempotency-key") if idempotent else None
                     if key is not None and principal is not None:

@@ -92,5 +92,12 @@ def test_clock_and_outbox_commands(server: str) -> None:
     after = cli("clock", "--server", server, "advance", "1d")
     assert after > before and after.endswith("Z")
     assert cli("outbox", "--server", server, "--channel", "push") == "(nothing sent yet)"
-    status, body = request(f"{server}/local/clock", body={"advance": "tomorrow"})
-    assert status == 400 and body["error"]["details"][0]["path"] == "$.advance"
+    for change, field in (
+        ({"advance": "tomorrow"}, "$.advance"),
+        ({"advance": "99999999999w"}, "$.advance"),  # past what a timedelta holds: was a 500
+        ({"advance": "9999999w"}, "$.advance"),  # past year 9999
+        ({"set": "9999-12-31T23:59:59-01:00"}, "$.set"),
+    ):
+        status, body = request(f"{server}/local/clock", body=change)
+        assert status == 400, (change, body)
+        assert body["error"]["details"][0]["path"] == field

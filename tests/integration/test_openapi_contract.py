@@ -3,6 +3,7 @@ is current, and its examples pass through the API with responses that match it."
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from tests.conftest import ROOT, Api, payload
 
 METHODS = ("get", "post", "patch", "put", "delete")
+COMPONENT = "#/components/schemas/"
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +53,32 @@ def test_served_document_is_the_same(api: Api, spec: dict[str, Any]) -> None:
 
 
 def _checker(spec: dict[str, Any], ref: str) -> Any:
+    """Responses are checked with the formats the API checks requests with (real email and
+    URI checks, not jsonschema's "has an @")."""
     from jsonschema import Draft202012Validator
 
+    from chalicelib.schemas import format_checker
+
     root = {**spec, "$ref": ref}
-    return Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(root, format_checker=format_checker())
+
+
+def test_response_checks_refuse_what_requests_refuse(
+    api: Api, spec: dict[str, Any], make_tenant: Any
+) -> None:
+    """A stored `6hx#5@f9anknoh.info*` would make every later response break its own schema:
+    the response check sees it, as the request check does (and a `uri` that is none)."""
+    tenant = make_tenant()
+    created = api.call("POST", "/patients", tenant.staff, {"name": {"given": "Wei"}})
+    patient = {**payload(created), "email": "zhang.wei@example.com"}
+    checker = _checker(spec, COMPONENT + "patient")
+    assert not [e.message for e in checker.iter_errors(patient)]
+    wrong = {**patient, "email": "6hx#5@f9anknoh.info*"}
+    assert [e.json_path for e in checker.iter_errors(wrong)] == ["$.email"]
+    plan = copy.deepcopy(example(spec, "/care-plans/{plan_id}", "put"))
+    plan["education"][0]["url"] = "https://example.org/wound care"  # a space: no URI
+    wrong_link = _checker(spec, COMPONENT + "care-plan-put").iter_errors(plan)
+    assert [e.json_path for e in wrong_link] == ["$.education[0].url"]
 
 
 def check_response(spec: dict[str, Any], path: str, method: str, response: Any) -> None:
