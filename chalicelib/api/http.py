@@ -56,6 +56,36 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     Retryable: 503,  # the one 5xx we answer on purpose: retry after Retry-After seconds
 }
 
+# Every error code the API answers with, by status: the OpenAPI document lists them, and
+# tests/unit/test_error_codes.py finds every code raised in chalicelib/ here.
+ERROR_CODES: dict[int, tuple[str, ...]] = {
+    400: ("validation_failed", "bad_request"),
+    401: ("unauthenticated",),
+    403: ("forbidden",),
+    404: ("not_found", "campaign_not_found", "segment_not_found"),
+    409: (
+        "version_conflict",
+        "concurrent_change",
+        "conflict",
+        "idempotency_key_reused",
+        "request_in_progress",
+        "mrn_taken",
+        "tenant_exists",
+        "patient_has_appointments",
+        "appointment_exists",
+        "slot_full",
+        "invalid_status_change",
+        "appointment_started",
+        "appointment_not_started",
+        "already_submitted",
+        "task_closed",
+    ),
+    413: ("payload_too_large",),
+    415: ("unsupported_media_type",),
+    428: ("precondition_required",),
+    503: ("dependency_unavailable", "send_in_progress", "retry_later"),
+}
+
 # Chalice answers a few requests itself before a view runs (415, 405); their codes in our terms.
 CHALICE_ERROR_CODES = {
     "UnsupportedMediaType": "unsupported_media_type",
@@ -123,13 +153,38 @@ class Operation:
     status: int = 200
     errors: tuple[int, ...] = ()
     query: tuple[QueryParam, ...] = ()
-    etag: bool = False
     if_match: str | None = None  # "required" or "optional"
     idempotent: bool = False  # accepts Idempotency-Key
     local_only: bool = False
     # Checks only the domain can make (a phone in the tenant's country), run as well when the
     # schema refuses the body, so that one 400 names every failing field.
     field_checks: FieldChecks | None = field(default=None, compare=False)
+
+
+def implied_errors(operation: Operation) -> dict[int, set[str]]:
+    """The error codes the edge itself may answer an operation with, from its declaration: what
+    the OpenAPI document must list for it whatever the route declares."""
+    implied: dict[int, set[str]] = {}
+
+    def add(status: int, *codes: str) -> None:
+        implied.setdefault(status, set()).update(codes)
+
+    if operation.roles is not None:
+        add(401, "unauthenticated")
+        add(403, "forbidden")
+        add(503, "dependency_unavailable")  # a throttled table or key service, after retries
+    if operation.request_schema:
+        add(400, "validation_failed")
+        add(413, "payload_too_large")
+        add(415, "unsupported_media_type")
+    if operation.idempotent:
+        add(400, "validation_failed")  # a malformed Idempotency-Key
+        add(409, "idempotency_key_reused", "request_in_progress")
+    if operation.if_match:
+        add(409, "version_conflict")
+    if operation.if_match == "required":
+        add(428, "precondition_required")
+    return implied
 
 
 @dataclass
@@ -224,8 +279,8 @@ def _to_response(result: Any, operation: Operation) -> Response:
     if not isinstance(result, ApiResponse):
         result = ApiResponse(result, operation.status)
     headers = dict(result.headers)
-    if operation.etag and isinstance(result.body, dict) and "version" in result.body:
-        # Routes declared with an ETag answer with the record's version, in one place.
+    if isinstance(result.body, dict) and "version" in result.body:
+        # Every versioned record comes with its version as ETag (for If-Match), in one place.
         headers["ETag"] = f'"{result.body["version"]}"'
     return Response(body=result.body, status_code=result.status, headers=headers)
 
@@ -300,7 +355,6 @@ class ApiBlueprint:
         status: int = 200,
         errors: tuple[int, ...] = (),
         query: tuple[QueryParam, ...] = (),
-        etag: bool = False,
         if_match: str | None = None,
         idempotent: bool = False,
         local_only: bool = False,
@@ -319,7 +373,6 @@ class ApiBlueprint:
                 status=status,
                 errors=errors,
                 query=query,
-                etag=etag,
                 if_match=if_match,
                 idempotent=idempotent,
                 local_only=local_only,

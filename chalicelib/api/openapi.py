@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.api.http import Operation
+from chalicelib.api.http import ERROR_CODES, Operation, implied_errors
 from chalicelib.schemas import load_schema, schema_names
 
 TITLE = "CareLoop API"
@@ -128,7 +128,7 @@ def _operation(op: Operation) -> dict[str, Any]:
     success: dict[str, Any] = {"description": STATUS_TEXT.get(op.status, "OK")}
     if op.response_schema:
         success["content"] = _json_content(op.response_schema, with_example=False)
-    if op.etag:
+    if op.response_schema and "version" in load_schema(op.response_schema).get("properties", {}):
         success["headers"] = {
             "ETag": {
                 "schema": {"type": "string"},
@@ -136,10 +136,34 @@ def _operation(op: Operation) -> dict[str, Any]:
             }
         }
     responses: dict[str, Any] = {str(op.status): success}
-    for status in op.errors:
+    implied = implied_errors(op)
+    for status in error_statuses(op):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     out["responses"] = responses
+    # The codes the edge itself answers with here; the domain's are listed per status under
+    # components/responses.
+    out["x-careloop-error-codes"] = {str(k): sorted(v) for k, v in sorted(implied.items())}
     return out
+
+
+def error_statuses(op: Operation) -> list[int]:
+    """What the route declares, and what its declaration implies at the edge (a body: 400, 413,
+    415; a token: 401, 403, 503; an Idempotency-Key: 409...)."""
+    return sorted(set(op.errors) | set(implied_errors(op)))
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    codes = ERROR_CODES[status]
+    response: dict[str, Any] = {
+        "description": f"{STATUS_TEXT[status]}. error.code is one of: {', '.join(codes)}",
+        "content": {"application/json": {"schema": {"$ref": COMPONENT + "error"}}},
+        "x-careloop-error-codes": list(codes),
+    }
+    if status == 503:
+        response["headers"] = {
+            "Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}
+        }
+    return response
 
 
 def build_spec(operations: Iterable[Operation]) -> dict[str, Any]:
@@ -147,14 +171,8 @@ def build_spec(operations: Iterable[Operation]) -> dict[str, Any]:
     statuses: set[int] = set()
     for op in sorted(operations, key=lambda o: (o.path, o.method)):
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
-        statuses.update(op.errors)
-    error_responses = {
-        f"E{status}": {
-            "description": STATUS_TEXT[status],
-            "content": {"application/json": {"schema": {"$ref": COMPONENT + "error"}}},
-        }
-        for status in sorted(statuses)
-    }
+        statuses.update(error_statuses(op))
+    error_responses = {f"E{status}": _error_response(status) for status in sorted(statuses)}
     return {
         "openapi": "3.1.0",
         "info": {

@@ -27,7 +27,6 @@ def phone_checks(principal: Principal, body: Any) -> list[FieldError]:
     response_schema="patient",
     status=201,
     errors=(400, 401, 403, 409, 413, 415),
-    etag=True,
     idempotent=True,
     field_checks=phone_checks,
 )
@@ -71,7 +70,6 @@ def list_patients(request: ApiRequest) -> dict[str, object]:
     roles=CLINIC_OR_SELF,
     response_schema="patient",
     errors=(401, 403, 404),
-    etag=True,
 )
 def get_patient(request: ApiRequest, patient_id: str) -> Document:
     return services().patients.get(request.principal, patient_id)
@@ -85,7 +83,6 @@ def get_patient(request: ApiRequest, patient_id: str) -> Document:
     request_schema="patient-patch",
     response_schema="patient",
     errors=(400, 401, 403, 404, 409, 413, 415, 428),
-    etag=True,
     if_match="required",
     field_checks=phone_checks,
 )

@@ -4,6 +4,8 @@ is current, and its examples pass through the API with responses that match it."
 from __future__ import annotations
 
 import copy
+import json
+import uuid
 from typing import Any
 
 import pytest
@@ -346,6 +348,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     tenant_id = tenant_example["id"]
     staff, admin = runtime.token("staff", tenant_id), runtime.token("admin", tenant_id)
     done: set[tuple[str, str]] = set()
+    keyed: list[tuple[str, str, str | None, Any, str, dict[str, str]]] = []
 
     def call(
         path: str,
@@ -355,8 +358,13 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
         concrete: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
+        if takes_idempotency_key(spec, path, method):
+            headers = {"Idempotency-Key": f"walk-{uuid.uuid4().hex}", **(headers or {})}
         response = api.call(method.upper(), concrete or path, token, body, headers)
+        if headers and "Idempotency-Key" in headers and response.status_code < 300:
+            keyed.append((path, method, token, body, concrete or path, headers))
         check_response(spec, path, method, response)
+        check_etag(spec, path, method, response)
         if body is not None and body == documented_example(spec, path, method):
             # The spec's own example must work, not only fail in a documented way.
             assert 200 <= response.status_code < 300, (method, path, response.body)
@@ -414,3 +422,43 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
         if method in METHODS
     }
     assert done == every, f"operations not exercised: {every - done}"
+    reuse_every_idempotency_key(api, spec, keyed)
+
+
+def check_etag(spec: dict[str, Any], path: str, method: str, response: Any) -> None:
+    """A versioned record comes with its version as ETag, documented, whatever the route."""
+    record = payload(response) if 200 <= response.status_code < 300 else None
+    if not isinstance(record, dict) or "version" not in record:
+        return
+    assert response.headers.get("ETag") == f'"{record["version"]}"', (method, path)
+    success = spec["paths"][path][method]["responses"][str(response.status_code)]
+    assert "ETag" in success.get("headers", {}), (method, path)
+
+
+def takes_idempotency_key(spec: dict[str, Any], path: str, method: str) -> bool:
+    parameters = spec["paths"][path][method].get("parameters", [])
+    return any(p["name"] == "Idempotency-Key" for p in parameters)
+
+
+def reuse_every_idempotency_key(
+    api: Api, spec: dict[str, Any], keyed: list[tuple[str, str, str | None, Any, str, Any]]
+) -> None:
+    """Each key again with another request (the same JSON, laid out otherwise: other bytes):
+    409 idempotency_key_reused, documented for that operation."""
+    reused = set()
+    for path, method, token, body, concrete, headers in keyed:
+        other = json.dumps(body, indent=1).encode()
+        response = api.call(method.upper(), concrete, token, other, headers)
+        assert response.status_code == 409, (method, path, response.body)
+        assert payload(response)["error"]["code"] == "idempotency_key_reused"
+        check_response(spec, path, method, response)
+        documented = spec["paths"][path][method]["x-careloop-error-codes"]["409"]
+        assert "idempotency_key_reused" in documented, (method, path)
+        reused.add((path, method))
+    idempotent = {
+        (path, method)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in METHODS and takes_idempotency_key(spec, path, method)
+    }
+    assert reused == idempotent
