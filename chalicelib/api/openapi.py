@@ -1,7 +1,8 @@
 """Builds the OpenAPI 3.1 document from the route declarations and the JSON Schema files.
 
-The schema files stay the one source of truth: each becomes a component, and its cross-file
-references are rewritten to point inside the document, so the result is self-contained.
+The schema files stay the one source of truth: each becomes a component, as does each entry of
+its `$defs`, and references are rewritten to point at those components, so the result is
+self-contained and standard client generators produce every model.
 `openapi.yaml` at the repository root is this document, committed (a test keeps them equal).
 """
 
@@ -36,33 +37,79 @@ STATUS_TEXT = {
 }
 
 
-def _rewrite_refs(node: Any, own_name: str) -> Any:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key in ("$id", "$schema"):
-                continue
-            if key == "$ref" and isinstance(value, str):
-                out[key] = _component_ref(value, own_name)
-            else:
-                out[key] = _rewrite_refs(value, own_name)
-        return out
-    if isinstance(node, list):
-        return [_rewrite_refs(item, own_name) for item in node]
+def _component_name(file: str, pointer: str) -> str | None:
+    """The component a schema file's whole schema or one of its `$defs` becomes: `patient`,
+    `patient.guardian`. None for a pointer deeper than that."""
+    parts = [p for p in pointer.split("/") if p]
+    if not parts:
+        return file
+    if len(parts) == 2 and parts[0] == "$defs":
+        return f"{file}.{parts[1]}"
+    return None
+
+
+def _resolve(file: str, pointer: str) -> Any:
+    node: Any = load_schema(file)
+    for part in (p for p in pointer.split("/") if p):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
     return node
 
 
-def _component_ref(ref: str, own_name: str) -> str:
+def _rewrite_refs(node: Any, own_file: str) -> Any:
+    """The schema with `$ref`s pointing at components. A reference deeper than a component
+    (`patient.json#/$defs/guardian/properties/name`) is replaced by what it points at: client
+    generators only follow references to whole components."""
+    if isinstance(node, list):
+        return [_rewrite_refs(item, own_file) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("$id", "$schema", "$defs"):
+            continue
+        if key == "$ref" and isinstance(value, str):
+            file, pointer = _ref_target(value, own_file)
+            name = _component_name(file, pointer)
+            if name is None:
+                out.update(_rewrite_refs(_resolve(file, pointer), file))
+                continue
+            out[key] = COMPONENT + name
+        else:
+            out[key] = _rewrite_refs(value, own_file)
+    return _constraints_apart(out)
+
+
+def _constraints_apart(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object's "phone or email" (`anyOf` of `required`s), moved into an `allOf`: the same
+    schema, but generators then keep the object's model instead of typing it `Any`."""
+    for combinator in ("anyOf", "oneOf"):
+        branches = schema.get(combinator)
+        if "properties" in schema and branches and all(set(b) == {"required"} for b in branches):
+            schema.setdefault("allOf", []).append({combinator: schema.pop(combinator)})
+    return schema
+
+
+def _ref_target(ref: str, own_file: str) -> tuple[str, str]:
     if ref.startswith("#"):
-        return COMPONENT + own_name + ref[1:]
+        return own_file, ref[1:]
     match = _FILE_REF.match(ref)
     if not match:
-        raise ValueError(f"unsupported $ref {ref!r} in {own_name}.json")
-    return COMPONENT + match["file"] + (match["pointer"] or "#")[1:]
+        raise ValueError(f"unsupported $ref {ref!r} in {own_file}.json")
+    return match["file"], (match["pointer"] or "#")[1:]
 
 
 def component_schemas() -> dict[str, Any]:
-    return {name: _rewrite_refs(copy.deepcopy(load_schema(name)), name) for name in schema_names()}
+    """Every schema file, and each of its `$defs` hoisted into a component of its own, so that
+    standard client generators see every model (they do not look inside `$defs`)."""
+    components: dict[str, Any] = {}
+    for file in schema_names():
+        schema = load_schema(file)
+        for name, definition in schema.get("$defs", {}).items():
+            components[f"{file}.{name}"] = _rewrite_refs(copy.deepcopy(definition), file)
+        whole = _rewrite_refs(copy.deepcopy(schema), file)
+        if set(whole) - {"title", "description", "$comment"}:  # not only a bag of $defs
+            components[file] = whole
+    return components
 
 
 def _json_content(schema_name: str, with_example: bool) -> dict[str, Any]:
@@ -122,9 +169,12 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["parameters"] = params
     if op.request_schema:
         content = _json_content(op.request_schema, with_example=True)
+        body: dict[str, Any] = {"required": True, "content": content}
         if op.method == "PATCH":
-            content["application/merge-patch+json"] = content["application/json"]
-        out["requestBody"] = {"required": True, "content": content}
+            # One media type: generators make a broken union of two identical bodies.
+            content["application/merge-patch+json"] = content.pop("application/json")
+            body["description"] = "A JSON Merge Patch (sent as application/json, it reads the same)"
+        out["requestBody"] = body
     success: dict[str, Any] = {"description": STATUS_TEXT.get(op.status, "OK")}
     if op.response_schema:
         success["content"] = _json_content(op.response_schema, with_example=False)

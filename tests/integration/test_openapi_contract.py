@@ -100,7 +100,8 @@ def check_response(spec: dict[str, Any], path: str, method: str, response: Any) 
 
 
 def example(spec: dict[str, Any], path: str, method: str) -> Any:
-    return spec["paths"][path][method]["requestBody"]["content"]["application/json"]["example"]
+    content = spec["paths"][path][method]["requestBody"]["content"]
+    return next(iter(content.values()))["example"]
 
 
 def shift_to_future(booking: dict[str, Any]) -> dict[str, Any]:
