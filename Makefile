@@ -7,6 +7,7 @@ PORT   ?= 8000
 STAMP  := $(VENV)/.installed
 
 ASL    := tools/asl/node_modules/.bin/asl-validator
+TSC    := tools/openapi-ts/node_modules/.bin/tsc
 
 .PHONY: run test lint typecheck bench clean
 
@@ -23,10 +24,15 @@ $(ASL): tools/asl/package.json tools/asl/package-lock.json
 	cd tools/asl && npm ci --silent --no-audit --no-fund
 	touch $(ASL)
 
+# openapi-typescript and tsc: the client-generation test compiles a TypeScript client's types.
+$(TSC): tools/openapi-ts/package.json tools/openapi-ts/package-lock.json
+	cd tools/openapi-ts && npm ci --silent --no-audit --no-fund
+	touch $(TSC)
+
 run: $(STAMP)
 	$(PY) -m local serve --port $(PORT)
 
-test: $(STAMP) lint typecheck
+test: $(STAMP) $(TSC) lint typecheck
 	$(PY) -m pytest
 
 lint: $(STAMP) $(ASL)
@@ -41,4 +47,5 @@ bench: $(STAMP)
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .local bench/results.json tools/asl/node_modules
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .local bench/results.json tools/asl/node_modules \
+		tools/openapi-ts/node_modules

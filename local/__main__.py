@@ -23,26 +23,63 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = ROOT / ".local"
+# Keys and the running server's address; another folder keeps a test's server apart.
+STATE_DIR = Path(os.environ.get("CARELOOP_LOCAL_STATE") or ROOT / ".local")
+SERVER_FILE = STATE_DIR / "server.json"
 DEFAULT_SERVER = "http://127.0.0.1:8000"
-DEMO_TENANT = json.dumps(
+
+
+def _compact(document: object) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+# What the printed hints (and the README's quick-start) send: a tenant with the department a
+# schedule needs, a patient, a clinician and a schedule open every day.
+DEMO_TENANT = _compact(
     {
         "id": "demo-clinic",
         "name": "Demo Clinic",
         "time_zone": "Asia/Shanghai",
         "default_language": "zh-CN",
         "country": "CN",
-        "sender": {"email_from": "care@demo.example.com"},
-    },
-    separators=(",", ":"),
+        "sender": {"sms_reply_number": "+8610690000001", "email_from": "care@demo.example.com"},
+        "departments": [{"id": "cardiology", "name": "Cardiology"}],
+    }
 )
-DEMO_PATIENT = json.dumps(
-    {"name": {"given": "Wei", "family": "Zhang"}, "phone": "13800138000"}, separators=(",", ":")
+DEMO_PATIENT = _compact({"name": {"given": "Wei", "family": "Zhang"}, "phone": "13800138000"})
+DEMO_CLINICIAN = _compact({"name": "Dr. Li", "department": "cardiology"})
+DEMO_SCHEDULE = _compact(
+    {
+        "department": "cardiology",
+        "clinician": "dr-li",
+        "location": "Building 2",
+        "slot_minutes": 30,
+        "capacity": 1,
+        "weekly_hours": {
+            day: [{"start": "09:00", "end": "12:00"}]
+            for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+        },
+    }
 )
+
+
+def _running_server() -> str | None:
+    """The address `serve` wrote down, while its process lives."""
+    try:
+        state = json.loads(SERVER_FILE.read_text(encoding="utf-8"))
+        os.kill(int(state["pid"]), 0)
+    except PermissionError:  # alive, under another user
+        pass
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return str(state["url"])
 
 
 def _server(args: argparse.Namespace) -> str:
-    return str(args.server or os.environ.get("CARELOOP_LOCAL_URL") or DEFAULT_SERVER)
+    """--server, else CARELOOP_LOCAL_URL, else the server `make run` started (on any PORT)."""
+    return str(
+        args.server or os.environ.get("CARELOOP_LOCAL_URL") or _running_server() or DEFAULT_SERVER
+    )
 
 
 def _call(url: str, body: dict[str, Any] | None = None) -> Any:
@@ -75,37 +112,51 @@ def serve(args: argparse.Namespace) -> None:
 
     schedules.start(app_module, runtime.clock)  # the daily recall sweep, on the virtual clock
     server = make_server(runtime.app, args.host, args.port)
-    base = f"http://localhost:{args.port}"
-    print(
-        f"""
-CareLoop is serving {base}  (embedded AWS at {runtime.endpoint}; Ctrl-C stops)
-
-Get a token (operator, then a staff member of a tenant you create):
-  .venv/bin/python -m local token --role operator
-  .venv/bin/python -m local token --tenant demo-clinic --role staff
-
-First requests to try:
-  TOKEN=$(.venv/bin/python -m local token --role operator)
-  curl -s -X POST {base}/tenants -H "Authorization: Bearer $TOKEN" \\
-       -H 'Content-Type: application/json' -d '{DEMO_TENANT}'
-  STAFF=$(.venv/bin/python -m local token --tenant demo-clinic --role staff)
-  curl -s -X POST {base}/patients -H "Authorization: Bearer $STAFF" \\
-       -H 'Content-Type: application/json' -d '{DEMO_PATIENT}'
-  curl -s {base}/patients -H "Authorization: Bearer $STAFF"
-
-The virtual clock and the outbox:
-  .venv/bin/python -m local clock advance 1d      (or POST {base}/local/clock {{"advance":"1d"}})
-  .venv/bin/python -m local outbox                (or GET  {base}/local/outbox)
-API description: {base}/openapi.json
-""",
-        flush=True,
+    host = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    SERVER_FILE.write_text(
+        json.dumps({"url": f"http://{host}:{args.port}", "pid": os.getpid()}), encoding="utf-8"
     )
+    print(banner(f"http://localhost:{args.port}", runtime.endpoint), flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         print("\nstopped")
     finally:
+        if _running_server() == f"http://{host}:{args.port}":
+            SERVER_FILE.unlink(missing_ok=True)
         runtime.stop()
+
+
+def banner(base: str, emulator: str) -> str:
+    """What `make run` prints. Every indented line is a command that works as printed, in a
+    second terminal in this folder (the CLI finds this server's port)."""
+    json_body = "-H 'Content-Type: application/json' -d"
+    return f"""
+CareLoop is serving {base}  (embedded AWS at {emulator}; Ctrl-C stops)
+
+A tenant with a department, a patient, and the tenant's patients:
+  TOKEN=$(.venv/bin/python -m local token --role operator)
+  curl -s -X POST {base}/tenants -H "Authorization: Bearer $TOKEN" \\
+       {json_body} '{DEMO_TENANT}'
+  STAFF=$(.venv/bin/python -m local token --tenant demo-clinic --role staff)
+  curl -s -X POST {base}/patients -H "Authorization: Bearer $STAFF" \\
+       {json_body} '{DEMO_PATIENT}'
+  curl -s {base}/patients -H "Authorization: Bearer $STAFF"
+
+A clinician and a schedule in that department (then GET /slots and POST /appointments):
+  ADMIN=$(.venv/bin/python -m local token --tenant demo-clinic --role admin)
+  curl -s -X PUT {base}/clinicians/dr-li -H "Authorization: Bearer $ADMIN" \\
+       {json_body} '{DEMO_CLINICIAN}'
+  curl -s -X PUT {base}/schedules/dr-li-cardiology -H "Authorization: Bearer $ADMIN" \\
+       {json_body} '{DEMO_SCHEDULE}'
+
+The virtual clock and the outbox:
+  .venv/bin/python -m local clock advance 1d    # or POST {base}/local/clock {{"advance":"1d"}}
+  .venv/bin/python -m local outbox              # or GET {base}/local/outbox
+  .venv/bin/python -m local sms-reply --from +8613800138000 --text C   # a patient's SMS reply
+API description: {base}/openapi.json
+"""
 
 
 def token(args: argparse.Namespace) -> None:

@@ -62,7 +62,7 @@ def change_clock(request: ApiRequest) -> dict[str, Any]:
             moved = _clock().advance(parse_duration(request.body["advance"]))
         else:
             moved = _clock().set(datetime.fromisoformat(request.body["set"]))
-    except ValueError as exc:
+    except (ValueError, OverflowError) as exc:  # OverflowError: a moment at the end of time
         field = "$.advance" if "advance" in request.body else "$.set"
         raise invalid(field, str(exc)) from exc
     return {"now": clock.iso(moved)}

@@ -13,8 +13,13 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from chalicelib.domain.common import LATEST_YEAR
+
 _DURATION = re.compile(r"^(?P<n>\d+)(?P<unit>[smhdw])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# Past the last year the domain accepts, every date the app computes would be refused.
+LATEST = datetime(LATEST_YEAR, 12, 31, 23, 59, 59, tzinfo=UTC)
+TOO_LATE = f"the clock cannot move past {LATEST_YEAR}"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -27,7 +32,10 @@ def parse_duration(text: str) -> timedelta:
         match = _DURATION.match(part)
         if not match:
             raise ValueError(f"not a duration: {part!r} (use e.g. 90s, 15m, 2h, 1d, 3w)")
-        total += timedelta(**{_UNITS[match["unit"]]: int(match["n"])})
+        try:
+            total += timedelta(**{_UNITS[match["unit"]]: int(match["n"])})
+        except OverflowError as exc:  # beyond what a timedelta holds (~2.7 million years)
+            raise ValueError(TOO_LATE) from exc
     return total
 
 
@@ -51,6 +59,8 @@ class VirtualClock:
         if delta < timedelta():
             raise ValueError("the clock only moves forward")
         with self._changed:
+            if delta > LATEST - self._now_locked():
+                raise ValueError(TOO_LATE)
             self._base += delta
             self._changed.notify_all()
             return self._now_locked()
@@ -61,6 +71,8 @@ class VirtualClock:
             current = self._now_locked()
             if target < current:
                 raise ValueError("the clock only moves forward")
+            if target > LATEST:
+                raise ValueError(TOO_LATE)
             self._base += target - current
             self._changed.notify_all()
             return self._now_locked()

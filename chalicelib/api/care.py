@@ -19,7 +19,6 @@ api = ApiBlueprint(__name__, tag="aftercare and recall")
     request_schema="care-plan-put",
     response_schema="care-plan",
     errors=(400, 401, 403, 409, 413, 415, 428),
-    etag=True,
     if_match="optional",
 )
 def put_care_plan(request: ApiRequest, plan_id: str) -> Document:
@@ -60,7 +59,6 @@ def list_care_plans(request: ApiRequest) -> Document:
     request_schema="recall-rule-put",
     response_schema="recall-rule",
     errors=(400, 401, 403, 409, 413, 415, 428),
-    etag=True,
     if_match="optional",
 )
 def put_recall_rule(request: ApiRequest, rule_id: str) -> Document:

@@ -28,6 +28,7 @@ from chalicelib.domain.errors import (
     NotFound,
     PayloadTooLarge,
     PreconditionRequired,
+    Problems,
     Retryable,
     Unauthenticated,
     UnsupportedMediaType,
@@ -40,6 +41,7 @@ from chalicelib.settings import get_settings
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 Headers = dict[str, str | list[str]]
+FieldChecks = Callable[[Principal, Any], list[FieldError]]
 
 # Domain error type → HTTP status. Subclasses inherit their parent's status.
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
@@ -52,6 +54,37 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     UnsupportedMediaType: 415,
     PreconditionRequired: 428,
     Retryable: 503,  # the one 5xx we answer on purpose: retry after Retry-After seconds
+}
+
+# Every error code the API answers with, by status: the OpenAPI document lists them, and
+# tests/unit/test_error_codes.py finds every code raised in chalicelib/ here.
+ERROR_CODES: dict[int, tuple[str, ...]] = {
+    400: ("validation_failed", "bad_request", "beyond_booking_horizon"),
+    401: ("unauthenticated",),
+    403: ("forbidden",),
+    404: ("not_found", "campaign_not_found", "segment_not_found"),
+    409: (
+        "version_conflict",
+        "concurrent_change",
+        "conflict",
+        "idempotency_key_reused",
+        "request_in_progress",
+        "mrn_taken",
+        "tenant_exists",
+        "reply_number_taken",
+        "patient_has_appointments",
+        "appointment_exists",
+        "slot_full",
+        "invalid_status_change",
+        "appointment_started",
+        "appointment_not_started",
+        "already_submitted",
+        "task_closed",
+    ),
+    413: ("payload_too_large",),
+    415: ("unsupported_media_type",),
+    428: ("precondition_required",),
+    503: ("dependency_unavailable", "send_in_progress", "retry_later"),
 }
 
 # Chalice answers a few requests itself before a view runs (415, 405); their codes in our terms.
@@ -131,10 +164,38 @@ class Operation:
     errors: tuple[int, ...] = ()
     codes: tuple[ErrorCode, ...] = ()  # the rule-specific codes among those statuses
     query: tuple[QueryParam, ...] = ()
-    etag: bool = False
     if_match: str | None = None  # "required" or "optional"
     idempotent: bool = False  # accepts Idempotency-Key
     local_only: bool = False
+    # Checks only the domain can make (a phone in the tenant's country), run as well when the
+    # schema refuses the body, so that one 400 names every failing field.
+    field_checks: FieldChecks | None = field(default=None, compare=False)
+
+
+def implied_errors(operation: Operation) -> dict[int, set[str]]:
+    """The error codes the edge itself may answer an operation with, from its declaration: what
+    the OpenAPI document must list for it whatever the route declares."""
+    implied: dict[int, set[str]] = {}
+
+    def add(status: int, *codes: str) -> None:
+        implied.setdefault(status, set()).update(codes)
+
+    if operation.roles is not None:
+        add(401, "unauthenticated")
+        add(403, "forbidden")
+        add(503, "dependency_unavailable")  # a throttled table or key service, after retries
+    if operation.request_schema:
+        add(400, "validation_failed")
+        add(413, "payload_too_large")
+        add(415, "unsupported_media_type")
+    if operation.idempotent:
+        add(400, "validation_failed")  # a malformed Idempotency-Key
+        add(409, "idempotency_key_reused", "request_in_progress")
+    if operation.if_match:
+        add(409, "version_conflict")
+    if operation.if_match == "required":
+        add(428, "precondition_required")
+    return implied
 
 
 @dataclass
@@ -171,7 +232,9 @@ class ApiResponse:
 OPERATIONS: list[Operation] = []
 
 
-def _parse_body(request: Request, schema: str) -> Any:
+def _parse_body(
+    request: Request, schema: str, more_checks: Callable[[Any], list[FieldError]] | None = None
+) -> Any:
     content_type = (request.headers.get("content-type") or "").split(";")[0].strip().lower()
     if content_type not in JSON_TYPES:
         raise UnsupportedMediaType(f"send the body as {' or '.join(JSON_TYPES)}")
@@ -185,7 +248,17 @@ def _parse_body(request: Request, schema: str) -> Any:
     except RecursionError as exc:
         raise invalid("$", "the body is nested too deeply") from exc
     _check_plain(body, "$", 0)
-    validate(schema, body)
+    try:
+        validate(schema, body)
+    except ValidationFailed as failure:
+        if more_checks is None:
+            raise
+        problems = Problems()
+        problems.details = list(failure.details)
+        with suppress(DomainError):  # e.g. a throttled read: the schema's 400 still stands
+            named = {detail.path for detail in failure.details}
+            problems.details += [d for d in more_checks(body) if d.path not in named]
+        problems.raise_if_any()
     return body
 
 
@@ -217,8 +290,8 @@ def _to_response(result: Any, operation: Operation) -> Response:
     if not isinstance(result, ApiResponse):
         result = ApiResponse(result, operation.status)
     headers = dict(result.headers)
-    if operation.etag and isinstance(result.body, dict) and "version" in result.body:
-        # Routes declared with an ETag answer with the record's version, in one place.
+    if isinstance(result.body, dict) and "version" in result.body:
+        # Every versioned record comes with its version as ETag (for If-Match), in one place.
         headers["ETag"] = f'"{result.body["version"]}"'
     return Response(body=result.body, status_code=result.status, headers=headers)
 
@@ -294,10 +367,10 @@ class ApiBlueprint:
         errors: tuple[int, ...] = (),
         codes: tuple[ErrorCode, ...] = (),
         query: tuple[QueryParam, ...] = (),
-        etag: bool = False,
         if_match: str | None = None,
         idempotent: bool = False,
         local_only: bool = False,
+        field_checks: FieldChecks | None = None,
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
             operation = Operation(
@@ -313,13 +386,20 @@ class ApiBlueprint:
                 errors=errors,
                 codes=codes,
                 query=query,
-                etag=etag,
                 if_match=if_match,
                 idempotent=idempotent,
                 local_only=local_only,
+                field_checks=field_checks,
             )
             OPERATIONS.append(operation)
             blueprint = self.blueprint
+
+            def _checks_for(
+                principal: Principal | None,
+            ) -> Callable[[Any], list[FieldError]] | None:
+                if field_checks is None or principal is None:
+                    return None
+                return lambda body: field_checks(principal, body)
 
             def handle(**path_params: str) -> Response:
                 request: Request = blueprint.current_request
@@ -329,7 +409,11 @@ class ApiBlueprint:
                         principal = verify_token(request.headers.get("authorization"))
                         if principal.role not in operation.roles:
                             raise Forbidden(f"role {principal.role} may not {summary.lower()}")
-                    body = _parse_body(request, request_schema) if request_schema else None
+                    body = (
+                        _parse_body(request, request_schema, _checks_for(principal))
+                        if request_schema
+                        else None
+                    )
                     api_request = ApiRequest(principal, body, request)
                     key = request.headers.get("idempotency-key") if idempotent else None
                     if key is not None and principal is not None:

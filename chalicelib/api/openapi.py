@@ -1,7 +1,8 @@
 """Builds the OpenAPI 3.1 document from the route declarations and the JSON Schema files.
 
-The schema files stay the one source of truth: each becomes a component, and its cross-file
-references are rewritten to point inside the document, so the result is self-contained.
+The schema files stay the one source of truth: each becomes a component, as does each entry of
+its `$defs`, and references are rewritten to point at those components, so the result is
+self-contained and standard client generators produce every model.
 `openapi.yaml` at the repository root is this document, committed (a test keeps them equal).
 """
 
@@ -12,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from chalicelib.api.http import Operation
+from chalicelib.api.http import ERROR_CODES, Operation, implied_errors
 from chalicelib.schemas import load_schema, schema_names
 
 TITLE = "CareLoop API"
@@ -36,33 +37,79 @@ STATUS_TEXT = {
 }
 
 
-def _rewrite_refs(node: Any, own_name: str) -> Any:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            if key in ("$id", "$schema"):
-                continue
-            if key == "$ref" and isinstance(value, str):
-                out[key] = _component_ref(value, own_name)
-            else:
-                out[key] = _rewrite_refs(value, own_name)
-        return out
-    if isinstance(node, list):
-        return [_rewrite_refs(item, own_name) for item in node]
+def _component_name(file: str, pointer: str) -> str | None:
+    """The component a schema file's whole schema or one of its `$defs` becomes: `patient`,
+    `patient.guardian`. None for a pointer deeper than that."""
+    parts = [p for p in pointer.split("/") if p]
+    if not parts:
+        return file
+    if len(parts) == 2 and parts[0] == "$defs":
+        return f"{file}.{parts[1]}"
+    return None
+
+
+def _resolve(file: str, pointer: str) -> Any:
+    node: Any = load_schema(file)
+    for part in (p for p in pointer.split("/") if p):
+        node = node[part.replace("~1", "/").replace("~0", "~")]
     return node
 
 
-def _component_ref(ref: str, own_name: str) -> str:
+def _rewrite_refs(node: Any, own_file: str) -> Any:
+    """The schema with `$ref`s pointing at components. A reference deeper than a component
+    (`patient.json#/$defs/guardian/properties/name`) is replaced by what it points at: client
+    generators only follow references to whole components."""
+    if isinstance(node, list):
+        return [_rewrite_refs(item, own_file) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key in ("$id", "$schema", "$defs"):
+            continue
+        if key == "$ref" and isinstance(value, str):
+            file, pointer = _ref_target(value, own_file)
+            name = _component_name(file, pointer)
+            if name is None:
+                out.update(_rewrite_refs(_resolve(file, pointer), file))
+                continue
+            out[key] = COMPONENT + name
+        else:
+            out[key] = _rewrite_refs(value, own_file)
+    return _constraints_apart(out)
+
+
+def _constraints_apart(schema: dict[str, Any]) -> dict[str, Any]:
+    """An object's "phone or email" (`anyOf` of `required`s), moved into an `allOf`: the same
+    schema, but generators then keep the object's model instead of typing it `Any`."""
+    for combinator in ("anyOf", "oneOf"):
+        branches = schema.get(combinator)
+        if "properties" in schema and branches and all(set(b) == {"required"} for b in branches):
+            schema.setdefault("allOf", []).append({combinator: schema.pop(combinator)})
+    return schema
+
+
+def _ref_target(ref: str, own_file: str) -> tuple[str, str]:
     if ref.startswith("#"):
-        return COMPONENT + own_name + ref[1:]
+        return own_file, ref[1:]
     match = _FILE_REF.match(ref)
     if not match:
-        raise ValueError(f"unsupported $ref {ref!r} in {own_name}.json")
-    return COMPONENT + match["file"] + (match["pointer"] or "#")[1:]
+        raise ValueError(f"unsupported $ref {ref!r} in {own_file}.json")
+    return match["file"], (match["pointer"] or "#")[1:]
 
 
 def component_schemas() -> dict[str, Any]:
-    return {name: _rewrite_refs(copy.deepcopy(load_schema(name)), name) for name in schema_names()}
+    """Every schema file, and each of its `$defs` hoisted into a component of its own, so that
+    standard client generators see every model (they do not look inside `$defs`)."""
+    components: dict[str, Any] = {}
+    for file in schema_names():
+        schema = load_schema(file)
+        for name, definition in schema.get("$defs", {}).items():
+            components[f"{file}.{name}"] = _rewrite_refs(copy.deepcopy(definition), file)
+        whole = _rewrite_refs(copy.deepcopy(schema), file)
+        if set(whole) - {"title", "description", "$comment"}:  # not only a bag of $defs
+            components[file] = whole
+    return components
 
 
 def _json_content(schema_name: str, with_example: bool) -> dict[str, Any]:
@@ -122,13 +169,16 @@ def _operation(op: Operation) -> dict[str, Any]:
         out["parameters"] = params
     if op.request_schema:
         content = _json_content(op.request_schema, with_example=True)
+        body: dict[str, Any] = {"required": True, "content": content}
         if op.method == "PATCH":
-            content["application/merge-patch+json"] = content["application/json"]
-        out["requestBody"] = {"required": True, "content": content}
+            # One media type: generators make a broken union of two identical bodies.
+            content["application/merge-patch+json"] = content.pop("application/json")
+            body["description"] = "A JSON Merge Patch (sent as application/json, it reads the same)"
+        out["requestBody"] = body
     success: dict[str, Any] = {"description": STATUS_TEXT.get(op.status, "OK")}
     if op.response_schema:
         success["content"] = _json_content(op.response_schema, with_example=False)
-    if op.etag:
+    if op.response_schema and "version" in load_schema(op.response_schema).get("properties", {}):
         success["headers"] = {
             "ETag": {
                 "schema": {"type": "string"},
@@ -136,12 +186,16 @@ def _operation(op: Operation) -> dict[str, Any]:
             }
         }
     responses: dict[str, Any] = {str(op.status): success}
-    for status in op.errors:
+    implied = implied_errors(op)
+    for status in error_statuses(op):
         codes = {c.code: c.meaning for c in op.codes if c.status == status}
         responses[str(status)] = (
             _with_codes(status, codes) if codes else {"$ref": f"#/components/responses/E{status}"}
         )
     out["responses"] = responses
+    # The codes the edge itself answers with here; the domain's are listed per status under
+    # components/responses.
+    out["x-careloop-error-codes"] = {str(k): sorted(v) for k, v in sorted(implied.items())}
     return out
 
 
@@ -155,19 +209,33 @@ def _with_codes(status: int, codes: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def error_statuses(op: Operation) -> list[int]:
+    """What the route declares, and what its declaration implies at the edge (a body: 400, 413,
+    415; a token: 401, 403, 503; an Idempotency-Key: 409...)."""
+    return sorted(set(op.errors) | set(implied_errors(op)))
+
+
+def _error_response(status: int) -> dict[str, Any]:
+    codes = ERROR_CODES[status]
+    response: dict[str, Any] = {
+        "description": f"{STATUS_TEXT[status]}. error.code is one of: {', '.join(codes)}",
+        "content": {"application/json": {"schema": {"$ref": COMPONENT + "error"}}},
+        "x-careloop-error-codes": list(codes),
+    }
+    if status == 503:
+        response["headers"] = {
+            "Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}
+        }
+    return response
+
+
 def build_spec(operations: Iterable[Operation]) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     statuses: set[int] = set()
     for op in sorted(operations, key=lambda o: (o.path, o.method)):
         paths.setdefault(op.path, {})[op.method.lower()] = _operation(op)
-        statuses.update(op.errors)
-    error_responses = {
-        f"E{status}": {
-            "description": STATUS_TEXT[status],
-            "content": {"application/json": {"schema": {"$ref": COMPONENT + "error"}}},
-        }
-        for status in sorted(statuses)
-    }
+        statuses.update(error_statuses(op))
+    error_responses = {f"E{status}": _error_response(status) for status in sorted(statuses)}
     return {
         "openapi": "3.1.0",
         "info": {

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
-from chalicelib.domain.access import CLINIC_ROLES, Role
+from chalicelib.domain.access import CLINIC_ROLES, Principal, Role
 from chalicelib.domain.common import Document
+from chalicelib.domain.errors import FieldError
 from chalicelib.services.registry import services
 
 api = ApiBlueprint(__name__, tag="patients")
 CLINIC_OR_SELF = CLINIC_ROLES | {Role.PATIENT}
+
+
+def phone_checks(principal: Principal, body: Any) -> list[FieldError]:
+    return services().patients.field_problems(principal, body)
 
 
 @api.route(
@@ -20,8 +27,8 @@ CLINIC_OR_SELF = CLINIC_ROLES | {Role.PATIENT}
     response_schema="patient",
     status=201,
     errors=(400, 401, 403, 409, 413, 415),
-    etag=True,
     idempotent=True,
+    field_checks=phone_checks,
 )
 def create_patient(request: ApiRequest) -> ApiResponse:
     patient = services().patients.create(request.principal, request.body)
@@ -63,7 +70,6 @@ def list_patients(request: ApiRequest) -> dict[str, object]:
     roles=CLINIC_OR_SELF,
     response_schema="patient",
     errors=(401, 403, 404),
-    etag=True,
 )
 def get_patient(request: ApiRequest, patient_id: str) -> Document:
     return services().patients.get(request.principal, patient_id)
@@ -77,8 +83,8 @@ def get_patient(request: ApiRequest, patient_id: str) -> Document:
     request_schema="patient-patch",
     response_schema="patient",
     errors=(400, 401, 403, 404, 409, 413, 415, 428),
-    etag=True,
     if_match="required",
+    field_checks=phone_checks,
 )
 def patch_patient(request: ApiRequest, patient_id: str) -> Document:
     return services().patients.update(

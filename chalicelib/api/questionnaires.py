@@ -18,7 +18,6 @@ api = ApiBlueprint(__name__, tag="questionnaires")
     request_schema="questionnaire-put",
     response_schema="questionnaire",
     errors=(400, 401, 403, 409, 413, 415, 428),
-    etag=True,
     if_match="optional",
 )
 def put_questionnaire(request: ApiRequest, questionnaire_id: str) -> Document:

@@ -21,7 +21,6 @@ PUT_ERRORS = (400, 401, 403, 409, 413, 415, 428)
     request_schema="clinician-put",
     response_schema="clinician",
     errors=PUT_ERRORS,
-    etag=True,
     if_match="optional",
 )
 def put_clinician(request: ApiRequest, clinician_id: str) -> Document:
@@ -50,7 +49,6 @@ def list_clinicians(request: ApiRequest) -> Document:
     request_schema="schedule-put",
     response_schema="schedule",
     errors=PUT_ERRORS,
-    etag=True,
     if_match="optional",
 )
 def put_schedule(request: ApiRequest, schedule_id: str) -> Document:
@@ -78,7 +76,6 @@ def list_schedules(request: ApiRequest) -> Document:
     roles=CLINIC_ROLES,
     response_schema="schedule",
     errors=(401, 403, 404),
-    etag=True,
 )
 def get_schedule(request: ApiRequest, schedule_id: str) -> Document:
     return services().scheduling.schedule(request.principal, schedule_id)

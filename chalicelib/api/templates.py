@@ -18,7 +18,6 @@ api = ApiBlueprint(__name__, tag="messaging")
     request_schema="template-put",
     response_schema="template",
     errors=(400, 401, 403, 404, 409, 413, 415, 428),
-    etag=True,
     if_match="optional",
 )
 def put_template(request: ApiRequest, step: str, channel: str, language: str) -> Document:

@@ -21,7 +21,6 @@ EDITORS = {Role.OPERATOR, Role.ADMIN}
     response_schema="tenant",
     status=201,
     errors=(400, 401, 403, 409, 413, 415),
-    etag=True,
     idempotent=True,
 )
 def create_tenant(request: ApiRequest) -> ApiResponse:
@@ -36,7 +35,6 @@ def create_tenant(request: ApiRequest) -> ApiResponse:
     roles=READERS,
     response_schema="tenant",
     errors=(401, 403, 404),
-    etag=True,
 )
 def get_tenant(request: ApiRequest, tenant_id: str) -> Document:
     return services().tenants.get(request.principal, tenant_id)
@@ -50,7 +48,6 @@ def get_tenant(request: ApiRequest, tenant_id: str) -> Document:
     request_schema="tenant-patch",
     response_schema="tenant",
     errors=(400, 401, 403, 404, 409, 413, 415, 428),
-    etag=True,
     if_match="required",
 )
 def patch_tenant(request: ApiRequest, tenant_id: str) -> Document:

@@ -19,7 +19,7 @@ from chalicelib.domain.common import (
     to_e164,
     utc_iso,
 )
-from chalicelib.domain.errors import Forbidden, Problems, invalid
+from chalicelib.domain.errors import FieldError, Forbidden, Problems, invalid
 from chalicelib.domain.tenants import department_names
 
 ADULT_AGE = 18
@@ -76,6 +76,20 @@ def _normalise(doc: Document, tenant: Document, now: datetime) -> Document:
             problems.add(f"$.departments[{index}]", "is not a department of this hospital")
     problems.raise_if_any()
     return doc
+
+
+def phone_problems(body: object, country: str | None) -> list[FieldError]:
+    """The phone checks of `_normalise`, for a body that failed its schema (and so never reaches
+    it): one 400 then names every failing field, also those only the tenant's country can judge.
+    Takes whatever was sent: a field of the wrong type is the schema's to report."""
+    problems = Problems()
+    guardian = body.get("guardian") if isinstance(body, dict) else None
+    for path, holder in (("$.phone", body), ("$.guardian.phone", guardian)):
+        phone = holder.get("phone") if isinstance(holder, dict) else None
+        if isinstance(phone, str):
+            with problems.check():
+                to_e164(path, phone, country)
+    return problems.details
 
 
 def new_patient(

@@ -218,6 +218,8 @@ class AppointmentService:
         if when not in (None, "upcoming", "past"):
             raise invalid("when", "is upcoming or past")
         tenant = self._tenants.require(tenant_of(principal))
+        if self._patients.get(tenant["id"], patient_id) is None:
+            raise NotFound("patient not found")  # not an empty list: ids cannot be probed
         now = utc_iso(clock.now())
         if when == "past":
             found = self._appointments.for_patient(

@@ -22,7 +22,7 @@ from chalicelib.domain.access import (
 )
 from chalicelib.domain.appointments import ACTIVE
 from chalicelib.domain.common import Document, is_valid_id, to_e164
-from chalicelib.domain.errors import Conflict, NotFound, invalid
+from chalicelib.domain.errors import Conflict, FieldError, NotFound, invalid
 from chalicelib.observability import count, run_hooks
 from chalicelib.schemas import validate
 from chalicelib.services.tenants import TenantService
@@ -94,6 +94,11 @@ class PatientService:
         count("PatientRegistered")
         run_hooks(self._on_changed, tenant["id"], created)  # recalls by condition
         return created
+
+    def field_problems(self, principal: Principal, body: object) -> list[FieldError]:
+        """What the domain would also refuse in a body its schema already refused."""
+        tenant = self._tenants.require(tenant_of(principal))
+        return rules.phone_problems(body, tenant.get("country"))
 
     def get(self, principal: Principal, patient_id: str) -> Document:
         require_role(principal, CLINIC_ROLES | {Role.PATIENT})

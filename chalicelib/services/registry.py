@@ -125,7 +125,7 @@ def services() -> Services:
         templates=TemplateService(config),
         devices=DeviceService(devices, channels),
         questionnaires=questionnaire_service,
-        responses=ResponseService(responses, questionnaire_service, aftercare.submitted),
+        responses=ResponseService(responses, patients, questionnaire_service, aftercare.submitted),
         journeys=JourneyService(
             tenant_repository, patients, appointments, sender, queue, executions
         ),

@@ -19,6 +19,7 @@ from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.observability import count
 from chalicelib.services.questionnaires import QuestionnaireService
+from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
 
 PATIENTS = frozenset({Role.PATIENT})
@@ -28,10 +29,12 @@ class ResponseService:
     def __init__(
         self,
         responses: ResponseRepository,
+        patients: PatientRepository,
         questionnaires: QuestionnaireService,
         on_submitted: Callable[[str, Document], None],
     ) -> None:
         self._responses = responses
+        self._patients = patients
         self._questionnaires = questionnaires
         self._on_submitted = on_submitted
 
@@ -102,4 +105,7 @@ class ResponseService:
         if patient_id is None:
             raise NotFound("patient not found")
         check_patient_visible(principal, patient_id)
-        return self._responses.for_patient(tenant_of(principal), patient_id)
+        tenant_id = tenant_of(principal)
+        if self._patients.get(tenant_id, patient_id) is None:
+            raise NotFound("patient not found")  # not an empty list: ids cannot be probed
+        return self._responses.for_patient(tenant_id, patient_id)

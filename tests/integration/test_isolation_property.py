@@ -63,7 +63,9 @@ def world(runtime: Any, api: Api) -> World:
     return World(actors, patients)
 
 
-OPERATIONS = ["get", "patch", "delete", "list", "phone", "mrn"]
+OPERATIONS = ["get", "patch", "delete", "list", "phone", "mrn", "appointments", "responses"]
+# A patient's own lists: another tenant's or another patient's is a 404, never an empty list.
+SUBLISTS = {"appointments": "appointments", "responses": "questionnaire-responses"}
 
 
 def may_see(actor: Actor, patient: dict[str, Any]) -> bool:
@@ -92,6 +94,8 @@ def test_no_cross_tenant_or_cross_patient_leak(world: World, api: Api, data: st.
         response = api.call("DELETE", path, actor.token, headers=stale)
     elif operation == "list":
         response = api.call("GET", "/patients?limit=200", actor.token)
+    elif operation in SUBLISTS:
+        response = api.call("GET", f"{path}/{SUBLISTS[operation]}", actor.token)
     elif operation == "phone":
         response = api.call("GET", f"/patients?phone={target['phone']}", actor.token)
     else:
@@ -100,7 +104,7 @@ def test_no_cross_tenant_or_cross_patient_leak(world: World, api: Api, data: st.
     visible = may_see(actor, target)
     if operation in ("list", "phone", "mrn") or (operation == "delete" and actor.patient):
         expected = {403} if actor.patient else {200}
-    elif operation == "get":
+    elif operation in ("get", *SUBLISTS):
         expected = {200} if visible else {404}
     else:
         expected = {409} if visible else {404}
@@ -112,3 +116,18 @@ def test_no_cross_tenant_or_cross_patient_leak(world: World, api: Api, data: st.
             assert other["id"] not in body
             assert other["external_ids"]["mrn"] not in body
             assert other["name"]["given"] not in body
+
+
+@pytest.mark.parametrize("sublist", sorted(SUBLISTS.values()))
+def test_another_tenants_patient_lists_are_not_found(world: World, api: Api, sublist: str) -> None:
+    """The example behind the property, every time: staff of tenant b asking for a patient of
+    tenant a's appointments or answers are told it does not exist, as for the patient itself."""
+    staff_b = next(a for a in world.actors if a.name == "staff-b")
+    theirs = next(p for p in world.patients.values() if p["_tenant"] != staff_b.tenant)
+    response = api.call("GET", f"/patients/{theirs['id']}/{sublist}", staff_b.token)
+    assert response.status_code == 404, response.body
+    assert payload(response)["error"]["code"] == "not_found"
+    staff_a = next(
+        a for a in world.actors if a.tenant == theirs["_tenant"] and a.name.startswith("staff")
+    )
+    assert api.call("GET", f"/patients/{theirs['id']}/{sublist}", staff_a.token).status_code == 200

@@ -3,6 +3,9 @@ is current, and its examples pass through the API with responses that match it."
 
 from __future__ import annotations
 
+import copy
+import json
+import uuid
 from typing import Any
 
 import pytest
@@ -11,6 +14,7 @@ import yaml
 from tests.conftest import ROOT, Api, payload
 
 METHODS = ("get", "post", "patch", "put", "delete")
+COMPONENT = "#/components/schemas/"
 
 
 @pytest.fixture(scope="module")
@@ -51,10 +55,32 @@ def test_served_document_is_the_same(api: Api, spec: dict[str, Any]) -> None:
 
 
 def _checker(spec: dict[str, Any], ref: str) -> Any:
+    """Responses are checked with the formats the API checks requests with (real email and
+    URI checks, not jsonschema's "has an @")."""
     from jsonschema import Draft202012Validator
 
+    from chalicelib.schemas import format_checker
+
     root = {**spec, "$ref": ref}
-    return Draft202012Validator(root, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(root, format_checker=format_checker())
+
+
+def test_response_checks_refuse_what_requests_refuse(
+    api: Api, spec: dict[str, Any], make_tenant: Any
+) -> None:
+    """A stored `6hx#5@f9anknoh.info*` would make every later response break its own schema:
+    the response check sees it, as the request check does (and a `uri` that is none)."""
+    tenant = make_tenant()
+    created = api.call("POST", "/patients", tenant.staff, {"name": {"given": "Wei"}})
+    patient = {**payload(created), "email": "zhang.wei@example.com"}
+    checker = _checker(spec, COMPONENT + "patient")
+    assert not [e.message for e in checker.iter_errors(patient)]
+    wrong = {**patient, "email": "6hx#5@f9anknoh.info*"}
+    assert [e.json_path for e in checker.iter_errors(wrong)] == ["$.email"]
+    plan = copy.deepcopy(example(spec, "/care-plans/{plan_id}", "put"))
+    plan["education"][0]["url"] = "https://example.org/wound care"  # a space: no URI
+    wrong_link = _checker(spec, COMPONENT + "care-plan-put").iter_errors(plan)
+    assert [e.json_path for e in wrong_link] == ["$.education[0].url"]
 
 
 def check_response(spec: dict[str, Any], path: str, method: str, response: Any) -> None:
@@ -74,7 +100,8 @@ def check_response(spec: dict[str, Any], path: str, method: str, response: Any) 
 
 
 def example(spec: dict[str, Any], path: str, method: str) -> Any:
-    return spec["paths"][path][method]["requestBody"]["content"]["application/json"]["example"]
+    content = spec["paths"][path][method]["requestBody"]["content"]
+    return next(iter(content.values()))["example"]
 
 
 def shift_to_future(booking: dict[str, Any]) -> dict[str, Any]:
@@ -322,6 +349,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     tenant_id = tenant_example["id"]
     staff, admin = runtime.token("staff", tenant_id), runtime.token("admin", tenant_id)
     done: set[tuple[str, str]] = set()
+    keyed: list[tuple[str, str, str | None, Any, str, dict[str, str]]] = []
 
     def call(
         path: str,
@@ -331,8 +359,13 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
         concrete: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> Any:
+        if takes_idempotency_key(spec, path, method):
+            headers = {"Idempotency-Key": f"walk-{uuid.uuid4().hex}", **(headers or {})}
         response = api.call(method.upper(), concrete or path, token, body, headers)
+        if headers and "Idempotency-Key" in headers and response.status_code < 300:
+            keyed.append((path, method, token, body, concrete or path, headers))
         check_response(spec, path, method, response)
+        check_etag(spec, path, method, response)
         if body is not None and body == documented_example(spec, path, method):
             # The spec's own example must work, not only fail in a documented way.
             assert 200 <= response.status_code < 300, (method, path, response.body)
@@ -391,3 +424,43 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
         if method in METHODS
     }
     assert done == every, f"operations not exercised: {every - done}"
+    reuse_every_idempotency_key(api, spec, keyed)
+
+
+def check_etag(spec: dict[str, Any], path: str, method: str, response: Any) -> None:
+    """A versioned record comes with its version as ETag, documented, whatever the route."""
+    record = payload(response) if 200 <= response.status_code < 300 else None
+    if not isinstance(record, dict) or "version" not in record:
+        return
+    assert response.headers.get("ETag") == f'"{record["version"]}"', (method, path)
+    success = spec["paths"][path][method]["responses"][str(response.status_code)]
+    assert "ETag" in success.get("headers", {}), (method, path)
+
+
+def takes_idempotency_key(spec: dict[str, Any], path: str, method: str) -> bool:
+    parameters = spec["paths"][path][method].get("parameters", [])
+    return any(p["name"] == "Idempotency-Key" for p in parameters)
+
+
+def reuse_every_idempotency_key(
+    api: Api, spec: dict[str, Any], keyed: list[tuple[str, str, str | None, Any, str, Any]]
+) -> None:
+    """Each key again with another request (the same JSON, laid out otherwise: other bytes):
+    409 idempotency_key_reused, documented for that operation."""
+    reused = set()
+    for path, method, token, body, concrete, headers in keyed:
+        other = json.dumps(body, indent=1).encode()
+        response = api.call(method.upper(), concrete, token, other, headers)
+        assert response.status_code == 409, (method, path, response.body)
+        assert payload(response)["error"]["code"] == "idempotency_key_reused"
+        check_response(spec, path, method, response)
+        documented = spec["paths"][path][method]["x-careloop-error-codes"]["409"]
+        assert "idempotency_key_reused" in documented, (method, path)
+        reused.add((path, method))
+    idempotent = {
+        (path, method)
+        for path, item in spec["paths"].items()
+        for method in item
+        if method in METHODS and takes_idempotency_key(spec, path, method)
+    }
+    assert reused == idempotent

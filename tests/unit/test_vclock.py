@@ -28,7 +28,7 @@ def test_parse_duration(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "1y", "d", "-1d", "1.5h"])
+@pytest.mark.parametrize("text", ["", "1y", "d", "-1d", "1.5h", "99999999999999w"])
 def test_parse_duration_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_duration(text)
@@ -42,6 +42,15 @@ def test_frozen_clock_moves_only_when_advanced() -> None:
         clock.advance(timedelta(seconds=-1))
     with pytest.raises(ValueError):
         clock.set(START)
+
+
+def test_the_clock_stops_at_the_last_year_the_domain_accepts() -> None:
+    clock = VirtualClock(START)
+    with pytest.raises(ValueError, match="cannot move past"):
+        clock.advance(timedelta(weeks=9_999_999))
+    with pytest.raises(ValueError, match="cannot move past"):
+        clock.set(datetime(9999, 12, 31, tzinfo=UTC))
+    assert clock.now() == START
 
 
 def test_flowing_clock_moves_with_real_time() -> None:
