@@ -16,6 +16,10 @@ def make_server(app: Any, host: str, port: int) -> Any:
     from chalice.config import Config
 
     chalice_local.ThreadedHTTPServer.request_queue_size = LISTEN_BACKLOG
+    if isinstance(app, chalice_local.CustomLocalChalice):
+        # Served once already in this process: Chalice re-bases the app's class on every
+        # serve, and a second re-basing onto itself is an inheritance cycle.
+        app.__class__ = chalice_local.CustomLocalChalice.__bases__[1]
     config = Config(
         chalice_stage="local",
         user_provided_params={},

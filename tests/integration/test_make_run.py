@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from local.runtime import free_port
-from tests.conftest import ROOT, patient_body, tenant_body, unique
+from tests.conftest import ROOT, patient_body, tenant_body, unique, unique_reply_number
 
 
 def cli(*args: str) -> str:
@@ -135,7 +135,12 @@ def test_the_readme_quick_start_works(served: Served) -> None:
     block = section[section.index("```sh\n") + 6 : section.index("\n```", section.index("```sh"))]
     port = served.url.rsplit(":", 1)[1]
     tenant_id = unique("readme")
-    script = block.replace("localhost:8000", f"localhost:{port}").replace("demo-clinic", tenant_id)
+    # A tenant and a two-way number of its own: numbers are unique across tenants.
+    script = (
+        block.replace("localhost:8000", f"localhost:{port}")
+        .replace("demo-clinic", tenant_id)
+        .replace("+8610690000001", unique_reply_number())
+    )
     _, before = request(f"{served.url}/local/clock")
     check_quick_start(run_shell(script), served.url, before["now"], tenant_id)
 
