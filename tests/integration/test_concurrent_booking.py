@@ -7,27 +7,11 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-
-from local.runtime import free_port
 from tests.conftest import Api, ClinicCtx, free_slots, payload, slot_ref
 
 BOOKERS = 50
-
-
-@pytest.fixture(scope="module")
-def served(runtime: Any) -> Iterator[str]:
-    from local.server import make_server
-
-    port = free_port()
-    server = make_server(runtime.app, "127.0.0.1", port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
 
 
 def post(url: str, token: str, body: dict[str, Any]) -> tuple[int, Any]:
@@ -45,7 +29,7 @@ def post(url: str, token: str, body: dict[str, Any]) -> tuple[int, Any]:
 
 
 def test_fifty_concurrent_bookings_of_one_place(
-    runtime: Any, api: Api, served: str, make_clinic: Any, make_patient: Any
+    runtime: Any, api: Api, app_url: str, make_clinic: Any, make_patient: Any
 ) -> None:
     clinic: ClinicCtx = make_clinic(capacity=1)
     tokens = [
@@ -60,7 +44,7 @@ def test_fifty_concurrent_bookings_of_one_place(
     def book(token: str) -> None:
         start.wait()
         outcome = post(
-            f"{served}/appointments", token, {"slot": slot_ref(slot), "type": "first_visit"}
+            f"{app_url}/appointments", token, {"slot": slot_ref(slot), "type": "first_visit"}
         )
         with lock:
             results.append(outcome)

@@ -5,14 +5,11 @@ letter that `GET /local/dead-letters` and `python -m local dead-letters` list, w
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
-from local.runtime import free_port
 from tests.conftest import Api, payload
 
 SENDER = "+8613912345678"
@@ -33,18 +30,6 @@ def failing(calls: list[str], name: str, times: int | None = None) -> Any:
     return fail
 
 
-@pytest.fixture(scope="module")
-def served(runtime: Any) -> Iterator[str]:
-    from local.server import make_server
-
-    port = free_port()
-    server = make_server(runtime.app, "127.0.0.1", port)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{port}"
-    server.shutdown()
-
-
 def listed(api: Api, function: str) -> list[dict[str, Any]]:
     response = api.call("GET", f"/local/dead-letters?function={function}")
     assert response.status_code == 200, response.body
@@ -53,7 +38,7 @@ def listed(api: Api, function: str) -> list[dict[str, Any]]:
 
 
 def test_an_sms_reply_that_always_fails_is_retried_then_listed_without_phi(
-    runtime: Any, api: Api, served: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
+    runtime: Any, api: Api, app_url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
     from chalicelib.tasks import inbound
     from local.__main__ import main
@@ -78,7 +63,7 @@ def test_an_sms_reply_that_always_fails_is_retried_then_listed_without_phi(
     assert SENDER not in text and "Wei" not in text and "8613912345678" not in text
 
     # The CLI a newcomer uses, against the running server.
-    main(["dead-letters", "--server", served, "--function", "inbound_sms"])
+    main(["dead-letters", "--server", app_url, "--function", "inbound_sms"])
     printed = capsys.readouterr().out
     assert letter["id"] in printed
     assert "inbound_sms" in printed and "DownstreamUnavailable after 3 attempts" in printed
