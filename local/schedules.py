@@ -16,6 +16,7 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from local.activity import FlowThread
 from local.dead_letters import DeadLetter, invoke_async
 from local.lambdas import LambdaContext
 from local.vclock import VirtualClock
@@ -87,6 +88,6 @@ def start(app_module: Any, clock: VirtualClock) -> threading.Thread | None:
 
     if not jobs:
         return None
-    thread = threading.Thread(target=run, name="schedules", daemon=True)
+    thread = FlowThread(target=run, name="schedules", daemon=True)
     thread.start()
     return thread

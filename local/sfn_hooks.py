@@ -1,5 +1,5 @@
-"""Hooks that make moto's Step Functions interpreter read the virtual clock (and report its
-activity, for `settle()`).
+"""Hooks that make moto's Step Functions interpreter read the virtual clock, and count its threads
+as journey work (local/activity.py) so the clock knows exactly when it is quiet.
 
 Wait states (Seconds, SecondsPath, Timestamp, TimestampPath) wait in virtual time and end at once
 when their execution is stopped. Retry back-off does not sleep at all: it is seconds of real time
@@ -12,7 +12,7 @@ import threading
 from datetime import UTC, timedelta
 from typing import Any
 
-from local.activity import activity
+from local.activity import FlowEvent, FlowThread, activity, flow_threading
 from local.vclock import VirtualClock
 
 # The absolute moment a Timestamp wait computed, handed to the wait on the same thread.
@@ -32,27 +32,40 @@ class _NoSleep:
         return getattr(time, name)
 
 
-def _count_parsing_as_busy() -> None:
-    """An execution parses its definition (ANTLR, slow: over a second on a loaded machine)
-    before its first state runs; until then it is busy, not quiet."""
-    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+# The interpreter's modules whose threads and events are journey work (local/activity.py).
+_THREADING_MODULES = (
+    "asl.component.program.program",
+    "asl.component.state.exec.execute_state",
+    "asl.component.state.exec.state_map.iteration.inline_iteration_component",
+    "asl.component.state.exec.state_map.iteration.job",
+    "asl.component.state.exec.state_parallel.branch_worker",
+    "asl.component.state.exec.state_parallel.branches_decl",
+    "asl.component.state.exec.state_task.service.state_task_service_callback",
+)
 
-    original_worker_start = ExecutionWorker.start
 
-    def worker_start(self: Any) -> None:
-        activity.begin()
-        parse = self._get_evaluation_entrypoint
+def _count_the_interpreters_threads() -> None:
+    import importlib
 
-        def parsed() -> Any:
-            try:
-                return parse()
-            finally:
-                activity.end()
+    root = "moto.stepfunctions.parser."
+    for name in _THREADING_MODULES:
+        importlib.import_module(root + name).threading = flow_threading  # type: ignore[attr-defined]
+    execute_state = importlib.import_module(root + "asl.component.state.exec.execute_state")
+    execute_state.Thread = FlowThread  # type: ignore[attr-defined]
+    worker = importlib.import_module(root + "backend.execution_worker")
+    worker.Thread = FlowThread  # type: ignore[attr-defined]
+    callback = importlib.import_module(root + "asl.eval.callback.callback")
+    callback.Event = FlowEvent  # type: ignore[attr-defined]
 
-        self._get_evaluation_entrypoint = parsed
-        original_worker_start(self)  # type: ignore[no-untyped-call]
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
 
-    ExecutionWorker.start = worker_start  # type: ignore[method-assign]
+    original_set_stop = Environment.set_stop
+
+    def set_stop(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_set_stop(self, *args, **kwargs)
+        activity.wake_cancelled()  # its Waits end now, not at their moment
+
+    Environment.set_stop = set_stop  # type: ignore[method-assign]
 
 
 def install(clock: VirtualClock) -> None:
@@ -78,39 +91,14 @@ def install(clock: VirtualClock) -> None:
         return int((until - clock.now()).total_seconds())
 
     def wait_interval(self: Any, env: Any, wait_seconds: int) -> None:
-        activity.mark()
         until, _absolute.until = getattr(_absolute, "until", None), None
         target = until or clock.now() + timedelta(seconds=wait_seconds)
-        if target <= clock.now():
-            return
         clock.sleep_until(target, cancelled=lambda: not env.is_running())
-        activity.mark()
 
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
-    original_start = StepFunctionsParserBackend.start_execution
-
-    def start_execution(self: Any, *args: Any, **kwargs: Any) -> Any:
-        activity.started()
-        return original_start(self, *args, **kwargs)
-
-    from moto.stepfunctions.parser.asl.component.state.state import CommonStateField
-
-    original_eval_body = CommonStateField._eval_body
-
-    def eval_body(self: Any, env: Any) -> None:
-        # Every state entered and left counts as activity, so settle() does not take the gap
-        # between two states of a busy (slow, loaded) machine for quiet.
-        activity.mark()
-        try:
-            original_eval_body(self, env)
-        finally:
-            activity.mark()
-
     if not getattr(StepFunctionsParserBackend, "_careloop_hooked", False):
-        _count_parsing_as_busy()
-        CommonStateField._eval_body = eval_body  # type: ignore[method-assign]
-        StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+        _count_the_interpreters_threads()
         StepFunctionsParserBackend._careloop_hooked = True  # type: ignore[attr-defined]
     timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds  # type: ignore[method-assign]
     wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]

@@ -7,12 +7,11 @@ Topics are matched on the name after the stage (`careloop-<stage>-inbound-sms` â
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from local.activity import activity
+from local.activity import FlowThread
 from local.dead_letters import invoke_async
 
 
@@ -65,15 +64,11 @@ def install(app_module: Any) -> None:
             context = LambdaContext(function_name=name, invoked_function_arn=arn)
 
             def run() -> None:
-                try:
-                    # Retried as Lambda retries an asynchronous invocation; what still fails
-                    # is a dead letter.
-                    invoke_async(handler, event, context, event_kind="sns", function=name)
-                finally:
-                    activity.end()
+                # Retried as Lambda retries an asynchronous invocation; what still fails is a
+                # dead letter.
+                invoke_async(handler, event, context, event_kind="sns", function=name)
 
-            activity.begin()
-            threading.Thread(target=run, daemon=True).start()
+            FlowThread(target=run, daemon=True).start()
         return message_id
 
     SNSBackend.publish = publish  # type: ignore[method-assign]
