@@ -68,6 +68,25 @@ def _count_the_interpreters_threads() -> None:
     Environment.set_stop = set_stop  # type: ignore[method-assign]
 
 
+def _parse_each_definition_once() -> None:
+    """moto parses a machine's ASL (ANTLR: about 0.25 s) for every execution. The parsed program
+    keeps no state of its own (an execution's state lives in its Environment), so one parse of
+    each definition serves every execution of it."""
+    import functools
+
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+    from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    parse = functools.lru_cache(maxsize=64)(
+        lambda definition: AmazonStateLanguageParser.parse(definition)[0]
+    )
+
+    def entrypoint(self: Any) -> Any:
+        return parse(self._evaluation_details.state_machine_details.definition)
+
+    ExecutionWorker._get_evaluation_entrypoint = entrypoint  # type: ignore[method-assign]
+
+
 def install(clock: VirtualClock) -> None:
     from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import (
         FailureEventException,
@@ -99,6 +118,7 @@ def install(clock: VirtualClock) -> None:
 
     if not getattr(StepFunctionsParserBackend, "_careloop_hooked", False):
         _count_the_interpreters_threads()
+        _parse_each_definition_once()
         StepFunctionsParserBackend._careloop_hooked = True  # type: ignore[attr-defined]
     timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds  # type: ignore[method-assign]
     wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
