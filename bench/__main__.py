@@ -69,10 +69,23 @@ def faults_only() -> None:
     print(f"wrote {RESULTS.relative_to(ROOT)} (faults)")
 
 
-def main() -> None:
+def _journey_figures(runtime: Any, http: Any) -> dict[str, Any]:
     from bench.care import aftercare_path, recall_sweep
-    from bench.faults import faults_section, print_section
-    from bench.journey import happy_path, json_call, tenant_body
+    from bench.clock import patient_year
+    from bench.faults import faults_section
+    from bench.journey import happy_path
+
+    figures = happy_path(runtime, http)
+    figures.update(aftercare_path(runtime, http))
+    figures.update(recall_sweep(runtime))
+    figures["faults"] = faults_section(runtime, http)
+    figures.update(patient_year(runtime, http))  # last: it empties the runtime
+    return figures
+
+
+def main() -> None:
+    from bench.faults import print_section
+    from bench.journey import json_call, tenant_body
 
     runtime, http = _start()
     try:
@@ -97,10 +110,7 @@ def main() -> None:
         for _ in range(RUNS):
             ours.append(_run("careloop", patient_id, staff, env))
             floor.append(_run("floor", patient_id, staff, env))
-        journey_figures = happy_path(runtime, http)
-        journey_figures.update(aftercare_path(runtime, http))
-        journey_figures.update(recall_sweep(runtime))
-        journey_figures["faults"] = faults_section(runtime, http)
+        journey_figures = _journey_figures(runtime, http)
     finally:
         runtime.stop()
 
@@ -154,6 +164,10 @@ def main() -> None:
             f"{figure['characters']} characters)"
         )
     print_section(results["faults"])
+    print("virtual clock, one patient-year (booking, care plan, 90-day recall, never answering):")
+    for key, value in results.items():
+        if key.startswith("clock_"):
+            print(f"  {key:<36} {value}")
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

@@ -82,7 +82,10 @@ def _server(args: argparse.Namespace) -> str:
     )
 
 
-def _call(url: str, body: dict[str, Any] | None = None) -> Any:
+MOVE_TIMEOUT = 3600.0
+
+
+def _call(url: str, body: dict[str, Any] | None = None, timeout: float = 10) -> Any:
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(  # noqa: S310 - a localhost URL the user chose
         url,
@@ -91,7 +94,7 @@ def _call(url: str, body: dict[str, Any] | None = None) -> Any:
         method="POST" if data else "GET",
     )
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
+        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
             return json.loads(response.read())
     except urllib.error.HTTPError as exc:
         sys.exit(f"{exc.code}: {exc.read().decode(errors='replace')}")
@@ -183,10 +186,12 @@ def token(args: argparse.Namespace) -> None:
 
 def clock(args: argparse.Namespace) -> None:
     base = _server(args)
+    # A move returns when every timer on the way has played out: months of a busy hospital
+    # take a while.
     if args.action == "advance":
-        result = _call(f"{base}/local/clock", {"advance": " ".join(args.value)})
+        result = _call(f"{base}/local/clock", {"advance": " ".join(args.value)}, MOVE_TIMEOUT)
     elif args.action == "set":
-        result = _call(f"{base}/local/clock", {"set": args.value[0]})
+        result = _call(f"{base}/local/clock", {"set": args.value[0]}, MOVE_TIMEOUT)
     else:
         result = _call(f"{base}/local/clock")
     print(result["now"])

@@ -142,6 +142,10 @@ class Activity:
             heapq.heappop(self._timers)
         return self._timers[0] if self._timers else None
 
+    def pending_timers(self) -> int:
+        with self.lock:
+            return sum(1 for timer in self._timers if not timer.fired)
+
     def fire_due(self, moment: datetime) -> int:
         """With the lock held: fires every timer due at or before `moment`."""
         fired = 0

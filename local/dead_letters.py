@@ -51,6 +51,10 @@ class DeadLetterQueue:
         with self._lock:
             self._letters.append((letter, event))
 
+    def clear(self) -> None:
+        with self._lock:
+            self._letters.clear()
+
     def listing(self, function: str | None = None) -> list[DeadLetter]:
         with self._lock:
             return [

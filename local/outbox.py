@@ -5,12 +5,16 @@ through boto3 and by state machines directly (sns:publish, sesv2:sendEmail) are 
 
 from __future__ import annotations
 
+import re
 import threading
 from dataclasses import asdict, dataclass
 from email import message_from_string
 from typing import Any
 
 from chalicelib import clock
+
+# Ids the app generates (a-0123456789abcdef, qr-..., uuids): they differ between two plays.
+GENERATED_ID = re.compile(r"\b[a-z]{1,3}-[0-9a-f]{16}\b|[0-9a-f]{8}-[0-9a-f-]{27}")
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,17 @@ class Outbox:
         )
         with self._lock:
             self._messages.append(message)
+
+    def transcript(self) -> list[tuple[str, str, str, str]]:
+        """What was sent, when and to whom, with generated ids as `<id>` and in a stable order
+        where several leave at the same moment: two plays of one scenario compare equal."""
+        return sorted(
+            (m.sent_at, m.channel, m.to, GENERATED_ID.sub("<id>", m.body)) for m in self.messages()
+        )
+
+    def clear(self) -> None:
+        with self._lock:
+            self._messages.clear()
 
     def messages(self, *, to: str | None = None, channel: str | None = None) -> list[OutboxMessage]:
         with self._lock:

@@ -67,27 +67,49 @@ def run_scheduled(handler: Any, name: str, moment: datetime) -> DeadLetter | Non
     return invoke_async(handler, _event(moment), context, event_kind="schedule", function=name)
 
 
-def start(app_module: Any, clock: VirtualClock) -> threading.Thread | None:
-    """Fire each schedule when its moment on the virtual clock has come."""
-    jobs = []
-    for source in app_module.app.event_sources:
-        expression = getattr(source, "schedule_expression", None)
-        if expression is not None:
-            handler = getattr(app_module, source.handler_string.split(".")[1])
-            jobs.append((handler, next_fire(expression), source.name))
+class ScheduleRunner:
+    """Fires each of the app's schedules when its moment on the virtual clock has come, until
+    stopped."""
 
-    def run() -> None:
-        due = {name: following(clock.now()) for _, following, name in jobs}
-        while True:
-            clock.sleep_until(min(due.values()))
+    def __init__(
+        self, app_module: Any, clock: VirtualClock, only: tuple[str, ...] | None = None
+    ) -> None:
+        self._clock = clock
+        self._stopped = threading.Event()
+        self.runs: list[tuple[str, datetime]] = []  # (schedule, moment), in the order run
+        self._jobs: list[tuple[Any, Callable[[datetime], datetime], str]] = []
+        for source in app_module.app.event_sources:
+            expression = getattr(source, "schedule_expression", None)
+            if expression is not None and (only is None or source.name in only):
+                handler = getattr(app_module, source.handler_string.split(".")[1])
+                self._jobs.append((handler, next_fire(expression), source.name))
+        self._thread = FlowThread(target=self._run, name="schedules", daemon=True)
+
+    def _run(self) -> None:
+        clock = self._clock
+        due = {name: following(clock.now()) for _, following, name in self._jobs}
+        while clock.sleep_until(min(due.values()), cancelled=self._stopped.is_set):
             now = clock.now()
-            for handler, following, name in jobs:
+            for handler, following, name in self._jobs:
                 if now >= due[name]:
+                    self.runs.append((name, now))
                     run_scheduled(handler, name, now)
                     due[name] = following(now)
 
-    if not jobs:
-        return None
-    thread = FlowThread(target=run, name="schedules", daemon=True)
-    thread.start()
-    return thread
+    def start(self) -> ScheduleRunner:
+        if self._jobs:
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        from local.activity import activity
+
+        self._stopped.set()
+        activity.wake_cancelled()
+        if self._thread.is_alive():
+            self._thread.join()
+
+
+def start(app_module: Any, clock: VirtualClock) -> ScheduleRunner:
+    """The app's schedules, running on the virtual clock."""
+    return ScheduleRunner(app_module, clock).start()

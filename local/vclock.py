@@ -81,6 +81,15 @@ class VirtualClock:
                 raise ValueError(TOO_LATE)
         return self._move_to(target)
 
+    def rewind(self, moment: datetime) -> None:
+        """Back to `moment`, for a fresh runtime only (`Runtime.reset`): nothing may be waiting
+        on the clock, since a timer set for a later moment would then be early."""
+        with self._moving, self._lock:
+            if activity.pending_timers():
+                raise RuntimeError("the clock cannot go back while timers are pending")
+            self._base = moment.astimezone(UTC)
+            self._real_base = time.monotonic()
+
     def _move_to(self, target: datetime) -> datetime:
         with self._moving, self._lock:
             self._pause()

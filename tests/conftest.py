@@ -34,6 +34,17 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     rt.stop()
 
 
+@pytest.fixture
+def own_runtime(runtime: Any) -> Iterator[Any]:
+    """The runtime emptied and its clock at START, for a test that plays months or years: no
+    other test's tenants play along, and its moments are the same on every run. Emptied again
+    afterwards, at the time the other tests had reached."""
+    resumed = runtime.clock.now()
+    runtime.reset(START)
+    yield runtime
+    runtime.reset(resumed)
+
+
 @pytest.fixture(scope="session")
 def http(runtime: Any) -> Any:
     from chalice.test import Client

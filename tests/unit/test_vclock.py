@@ -85,3 +85,62 @@ def test_sleeper_can_be_cancelled() -> None:
     stop.set()
     sleeper.join(timeout=2)
     assert result == [False]
+
+
+def test_a_move_wakes_each_sleeper_at_its_own_moment_in_time_order() -> None:
+    from local.activity import FlowThread
+
+    clock = VirtualClock(START)
+    woke: list[tuple[int, datetime]] = []
+
+    def sleeper(days: int) -> None:
+        clock.sleep_until(START + timedelta(days=days))
+        woke.append((days, clock.now()))
+        if days == 1:  # work done at a timer's moment may set a later timer, still on the way
+            clock.sleep_until(START + timedelta(days=2))
+            woke.append((2, clock.now()))
+
+    threads = [FlowThread(target=sleeper, args=(days,)) for days in (3, 1, 5)]
+    for thread in threads:
+        thread.start()
+    assert clock.advance(timedelta(days=4)) == START + timedelta(days=4)
+    assert woke == [(days, START + timedelta(days=days)) for days in (1, 2, 3)]
+    clock.advance(timedelta(days=1))
+    for thread in threads:
+        thread.join(timeout=2)
+    assert woke[-1] == (5, START + timedelta(days=5))
+
+
+def test_a_flowing_clock_stands_still_while_a_move_plays_out() -> None:
+    from local.activity import FlowThread
+
+    clock = VirtualClock(START, flowing=True)
+    seen: list[timedelta] = []
+
+    def sleeper() -> None:
+        moment = clock.now() + timedelta(hours=1)
+        clock.sleep_until(moment)
+        time.sleep(0.05)  # real time passes while the timer's work runs
+        seen.append(clock.now() - moment)
+
+    thread = FlowThread(target=sleeper)
+    thread.start()
+    time.sleep(0.01)
+    clock.advance(timedelta(days=1))
+    thread.join(timeout=2)
+    assert seen == [timedelta()], "now is the timer's moment for the work it starts"
+
+
+def test_the_clock_goes_back_only_when_nothing_waits_on_it() -> None:
+    from local.activity import FlowThread
+
+    clock = VirtualClock(START + timedelta(days=10))
+    clock.rewind(START)
+    assert clock.now() == START
+    thread = FlowThread(target=lambda: clock.sleep_until(START + timedelta(days=1)))
+    thread.start()
+    time.sleep(0.05)
+    with pytest.raises(RuntimeError, match="timers are pending"):
+        clock.rewind(START)
+    clock.advance(timedelta(days=1))
+    thread.join(timeout=2)
