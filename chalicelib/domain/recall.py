@@ -5,11 +5,18 @@ A rule matches a patient by a condition tag (diabetes every 90 days), by the typ
 last one). A fulfilled visit restarts the count; gaining a condition tag starts it from that day;
 losing the tag cancels a recall not yet under way. Once due, the patient gets an invitation, a
 reminder, a last call, then staff get a task; booking what the rule asks for converts the recall.
+
+A cycle that ends without a booking is followed by the next one, due `after_days` after the
+last due date (a chronic patient who never answers is asked again every interval), until the
+rule's `repeat.max_cycles` cycles in a row went unanswered: then, as `repeat.then` says, staff
+are handed the patient for a phone call, or the recall stops. A visit that counts starts the
+count again.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
@@ -23,6 +30,55 @@ SEQUENCE_DEFAULTS = {
     "staff_task_after_days": 21,
 }
 INVITE_TIME = time(10, 0)  # local time of day recall messages go out
+# The cycles a recall keeps for its view: a 30-day rule's for decades, in well under DynamoDB's
+# 400 KB per item.
+CYCLES_KEPT = 500
+
+
+class RecallStatus(StrEnum):
+    SCHEDULED = "scheduled"  # waiting for its due date (in the due index)
+    INVITED = "invited"  # its cycle's journey is under way
+    CONVERTED = "converted"  # the patient booked what the rule asks for
+    UNCONVERTED = "unconverted"  # a cycle ended without a booking (briefly: the next follows)
+    CANCELLED = "cancelled"  # the rule no longer applies to the patient, or was switched off
+    HANDED_OVER = "handed_over"  # max_cycles unanswered: staff call the patient
+    STOPPED = "stopped"  # max_cycles unanswered, and the rule says to stop
+
+
+R = RecallStatus
+# A visit that counts, a tag gained or a rule saved may start a new cycle from any status.
+NEXT_STATUSES: dict[RecallStatus, frozenset[RecallStatus]] = {
+    R.SCHEDULED: frozenset({R.SCHEDULED, R.INVITED, R.CANCELLED, R.CONVERTED}),
+    R.INVITED: frozenset({R.SCHEDULED, R.CONVERTED, R.UNCONVERTED, R.CANCELLED}),
+    R.UNCONVERTED: frozenset({R.SCHEDULED, R.HANDED_OVER, R.STOPPED}),
+    R.CONVERTED: frozenset({R.SCHEDULED}),
+    R.CANCELLED: frozenset({R.SCHEDULED}),
+    R.HANDED_OVER: frozenset({R.SCHEDULED}),
+    R.STOPPED: frozenset({R.SCHEDULED}),
+}
+OPEN = frozenset({R.SCHEDULED, R.INVITED})
+
+
+def can_become(current: str, new: RecallStatus) -> bool:
+    return new in NEXT_STATUSES[RecallStatus(current)]
+
+
+def after_unconverted(
+    rule: Document, due: date, unanswered: int, today: date
+) -> tuple[RecallStatus, date | None]:
+    """What follows a cycle (due on `due`) that ended without a booking, `unanswered` cycles in
+    a row now: the next cycle's due date, or the end the rule names once its cap is reached."""
+    repeat = rule.get("repeat", {})
+    cap = repeat.get("max_cycles")
+    if cap is not None and unanswered >= cap:
+        ending = R.STOPPED if repeat.get("then") == "stop" else R.HANDED_OVER
+        return ending, None
+    return R.SCHEDULED, max(due + timedelta(days=rule["after_days"]), today + timedelta(days=1))
+
+
+def cycle_record(due: str, outcome: str, at: str, **more: str) -> Document:
+    """One cycle as the care-journey view lists it."""
+    return {"due_date": due, "outcome": str(outcome), "settled_at": at, **more}
 
 
 def check_rule(rule: Document, department_ids: set[str]) -> None:

@@ -19,6 +19,7 @@ from chalicelib.adapters.executions import Executions
 from chalicelib.domain import recall as rules
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.recall import RecallStatus
 from chalicelib.domain.task_results import RecallFinished, RecallPlan, RecallStepDone
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, logger
@@ -76,24 +77,25 @@ class RecallService:
 
     def _schedule(self, tenant_id: str, patient_id: str, rule_id: str, due: date, why: str) -> None:
         """Start a new cycle: the recall goes (back) in the due index. A visit that counts ends
-        a cycle under way as converted (the patient came)."""
+        a cycle under way as converted (the patient came) and starts the count of unanswered
+        cycles again."""
         for _ in range(3):
             current = self._store.get(tenant_id, patient_id, RECALL, rule_id)
             now = utc_iso(clock.now())
-            history = list((current or {}).get("history", []))
-            if current is not None and current["status"] in ("invited", "converted"):
-                outcome = "visited" if current["status"] == "invited" else "converted"
-                history.append({"due_date": current["due_date"], "outcome": outcome})
+            cycles = list((current or {}).get("cycles", []))
+            if current is not None and current["status"] == RecallStatus.INVITED:
+                cycles.append(rules.cycle_record(current["due_date"], "visited", now))
             doc: Document = {
                 "id": rule_id,
                 "kind": "recall",
                 "rule_id": rule_id,
                 "patient_id": patient_id,
-                "status": "scheduled",
+                "status": RecallStatus.SCHEDULED,
                 "due_date": due.isoformat(),
                 "ref": cycle_ref(patient_id, rule_id, due.isoformat()),
                 "why": why,
-                "history": history[-10:],
+                "unanswered_cycles": 0,
+                "cycles": cycles[-rules.CYCLES_KEPT :],
                 "created_at": (current or {}).get("created_at", now),
                 "updated_at": now,
             }
@@ -137,7 +139,11 @@ class RecallService:
             self._schedule(tenant_id, patient["id"], rule_id, due, "condition")
         for rule_id in cancel:
             current = recalls[rule_id]
-            changed = {**current, "status": "cancelled", "updated_at": utc_iso(clock.now())}
+            changed = {
+                **current,
+                "status": RecallStatus.CANCELLED,
+                "updated_at": utc_iso(clock.now()),
+            }
             try:
                 self._store.put(tenant_id, RECALL, changed, current["version"])
             except Conflict:
@@ -178,7 +184,7 @@ class RecallService:
         # the next sweep, whose start is then a no-op.
         invited = {
             **recall,
-            "status": "invited",
+            "status": RecallStatus.INVITED,
             "invited_at": utc_iso(clock.now()),
             "execution": name,
         }
@@ -204,24 +210,24 @@ class RecallService:
 
     def plan(self, ref: Document) -> RecallPlan:
         loaded = self._load(ref)
-        if loaded is None or loaded[3]["status"] not in ("scheduled", "invited"):
+        if loaded is None or loaded[3]["status"] not in rules.OPEN:
             return {"proceed": False}
         tenant, patient, rule, recall = loaded
-        if rule.get("enabled", True) is False:
-            self._settle(ref, "cancelled")
+        if rule.get("enabled", True) is False or not rules.applies_to(rule, patient):
+            self._settle(ref, RecallStatus.CANCELLED)
             return {"proceed": False}
         if self._has_booking(ref["tenant_id"], rule, recall["patient_id"]):
-            self._settle(ref, "converted")  # booked already: nothing to ask for
+            self._settle(ref, RecallStatus.CONVERTED)  # booked already: nothing to ask for
             return {"proceed": False}
-        if recall["status"] == "scheduled":
+        if recall["status"] == RecallStatus.SCHEDULED:
             # The journey can run before the sweep marks the recall invited: mark it here.
             self._update(
                 ref["tenant_id"],
                 ref["patient_id"],
                 ref["rule_id"],
                 lambda r: (
-                    {**r, "status": "invited", "invited_at": utc_iso(clock.now())}
-                    if r["status"] == "scheduled" and r["due_date"] == ref["due_date"]
+                    {**r, "status": RecallStatus.INVITED, "invited_at": utc_iso(clock.now())}
+                    if r["status"] == RecallStatus.SCHEDULED and r["due_date"] == ref["due_date"]
                     else None
                 ),
             )
@@ -237,20 +243,28 @@ class RecallService:
         if loaded is None:
             return {"status": "over"}
         tenant, patient, rule, recall = loaded
-        if recall["status"] == "invited" and rule.get("enabled", True) is False:
-            recall = self._settle(ref, "cancelled")
-        if recall["status"] == "invited" and self._has_booking(
+        if recall["status"] == RecallStatus.INVITED and rule.get("enabled", True) is False:
+            recall = self._settle(ref, RecallStatus.CANCELLED)
+        if recall["status"] == RecallStatus.INVITED and self._has_booking(
             ref["tenant_id"], rule, recall["patient_id"]
         ):
-            recall = self._settle(ref, "converted")
-        if recall["status"] != "invited":
+            recall = self._settle(ref, RecallStatus.CONVERTED)
+        if recall["status"] != RecallStatus.INVITED:
             return {"status": "over"}
         if step == "staff_task":
+            # The task first (opened once, by id): a retry after a crash still finds the cycle.
+            unanswered = int(recall.get("unanswered_cycles", 0)) + 1
+            ending, _ = rules.after_unconverted(
+                rule, date.fromisoformat(ref["due_date"]), unanswered, clock.now().date()
+            )
+            kind = (
+                "recall_phone_call" if ending == RecallStatus.HANDED_OVER else "recall_unconverted"
+            )
             self._queue.open_task(
                 tenant["id"],
                 f"{execution_name(tenant['id'], patient['id'], rule['id'], ref['due_date'])}"
-                "-unconverted",
-                "recall_unconverted",
+                f"-{kind.removeprefix('recall_').replace('_', '-')}",
+                kind,
                 {
                     "patient_id": patient["id"],
                     "department": rule["book"]["department"],
@@ -258,7 +272,7 @@ class RecallService:
                 },
                 tenant=tenant,
             )
-            self._settle(ref, "unconverted")
+            self._unconverted(ref, rule)
             return {"status": "staff_task"}
         fields = {
             **patient_fields(tenant, patient),
@@ -288,16 +302,53 @@ class RecallService:
         return any(a["status"] in BOOKED and rules.converts(rule, a) for a in upcoming)
 
     def _settle(self, ref: Document, status: str, appointment_id: str | None = None) -> Document:
+        """This cycle ends (converted or cancelled), if it is still the open one."""
+
         def change(recall: Document) -> Document | None:
-            if recall["status"] not in ("scheduled", "invited"):
+            if recall["due_date"] != ref["due_date"] or not rules.can_become(
+                recall["status"], RecallStatus(status)
+            ):
                 return None
-            if recall["due_date"] != ref["due_date"]:
+            now = utc_iso(clock.now())
+            more = {"appointment_id": appointment_id} if appointment_id else {}
+            cycle = rules.cycle_record(recall["due_date"], status, now, **more)
+            recall.update(
+                status=status,
+                settled_at=now,
+                cycles=[*recall.get("cycles", []), cycle][-rules.CYCLES_KEPT :],
+            )
+            if status == RecallStatus.CONVERTED:
+                recall["unanswered_cycles"] = 0
+            recall.update(more)
+            return recall
+
+        return self._update(ref["tenant_id"], ref["patient_id"], ref["rule_id"], change)
+
+    def _unconverted(self, ref: Document, rule: Document) -> Document:
+        """This cycle ended without a booking: in the same write, the next cycle falls due (back
+        in the due index) or, the rule's cap reached, the recall is handed over or stops."""
+
+        def change(recall: Document) -> Document | None:
+            if recall["status"] != RecallStatus.INVITED or recall["due_date"] != ref["due_date"]:
                 return None
-            history = [*recall.get("history", [])][-9:]
-            history.append({"due_date": recall["due_date"], "outcome": status})
-            recall.update(status=status, settled_at=utc_iso(clock.now()), history=history)
-            if appointment_id:
-                recall["appointment_id"] = appointment_id
+            now = utc_iso(clock.now())
+            unanswered = int(recall.get("unanswered_cycles", 0)) + 1
+            status, next_due = rules.after_unconverted(
+                rule, date.fromisoformat(recall["due_date"]), unanswered, clock.now().date()
+            )
+            cycle = rules.cycle_record(recall["due_date"], RecallStatus.UNCONVERTED, now)
+            recall.update(
+                status=status,
+                settled_at=now,
+                unanswered_cycles=unanswered,
+                cycles=[*recall.get("cycles", []), cycle][-rules.CYCLES_KEPT :],
+            )
+            if next_due is not None:
+                recall.update(
+                    due_date=next_due.isoformat(),
+                    ref=cycle_ref(recall["patient_id"], recall["rule_id"], next_due.isoformat()),
+                    why="unconverted",
+                )
             return recall
 
         return self._update(ref["tenant_id"], ref["patient_id"], ref["rule_id"], change)
@@ -326,14 +377,15 @@ class RecallService:
         loaded = self._load(ref)
         if loaded is None:
             return {"status": "over"}
-        if loaded[3]["status"] == "invited":
-            return {"status": self._settle(ref, "unconverted")["status"]}
+        if loaded[3]["status"] == RecallStatus.INVITED:
+            self._unconverted(ref, loaded[2])
+            return {"status": RecallStatus.UNCONVERTED}
         return {"status": loaded[3]["status"]}
 
     def on_booked(self, tenant_id: str, appointment: Document) -> None:
         """Booking what an open recall asks for converts it."""
         for recall in self._recalls(tenant_id, appointment["patient_id"]).values():
-            if recall["status"] != "invited":
+            if recall["status"] != RecallStatus.INVITED:
                 continue
             rule = self._config.rule(tenant_id, recall["rule_id"])
             if rule is None or not rules.converts(rule, appointment):
@@ -344,7 +396,7 @@ class RecallService:
                 "rule_id": recall["rule_id"],
                 "due_date": recall["due_date"],
             }
-            self._settle(ref, "converted", appointment["id"])
+            self._settle(ref, RecallStatus.CONVERTED, appointment["id"])
             count("RecallConverted")
 
     def for_patient(self, tenant_id: str, patient_id: str) -> list[Document]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import cache
 from typing import Any
 
@@ -22,8 +23,9 @@ def versioned_doc(item: Any) -> dict[str, Any]:
 
 
 def stored_body(doc: dict[str, Any]) -> dict[str, Any]:
-    """A document as it is stored: the version lives in its own attribute, not in `doc`."""
-    return {k: v for k, v in doc.items() if k != "version"}
+    """A document as it is stored: the version lives in its own attribute, not in `doc`; a
+    status enum as its plain string (PynamoDB serialises only built-in types)."""
+    return {k: (str(v) if isinstance(v, StrEnum) else v) for k, v in doc.items() if k != "version"}
 
 
 def put_versioned(item: Any, expected_version: int | None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ once however often it runs; booking what the rule asks for converts the recall."
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 from unittest.mock import patch
 
@@ -107,7 +107,11 @@ def test_unconverted_recall_ends_with_a_staff_task(runtime: Any, api: Api, diabe
     ]
     assert (task["kind"], task["recall_rule"]) == ("recall_unconverted", "diabetes-90d")
     [recall] = recalls(api, clinic, patient)
-    assert recall["status"] == "unconverted"
+    assert [c["outcome"] for c in recall["cycles"]] == ["unconverted"]
+    # The next cycle falls due one interval after this one's due date.
+    assert (recall["status"], recall["unanswered_cycles"]) == ("scheduled", 1)
+    first_due = date.fromisoformat(recall["cycles"][0]["due_date"])
+    assert recall["due_date"] == (first_due + timedelta(days=90)).isoformat()
 
 
 def test_the_sweep_run_twice_starts_each_journey_once(

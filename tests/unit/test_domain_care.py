@@ -144,3 +144,39 @@ def test_recall_sequence_and_conversion() -> None:
             {"endocrinology"},
         )
     assert paths(failure) == ["$.book.department", "$.sequence"]
+
+
+def test_after_an_unconverted_cycle_the_next_falls_due_one_interval_later() -> None:
+    from chalicelib.domain.recall import RecallStatus, after_unconverted
+
+    rule = {"after_days": 90}
+    due = date(2027, 2, 21)
+    assert after_unconverted(rule, due, 3, date(2027, 3, 14)) == (
+        RecallStatus.SCHEDULED,
+        date(2027, 5, 22),
+    )
+    # An interval shorter than the cycle itself: the next cycle starts tomorrow, not in the past.
+    assert after_unconverted({"after_days": 3}, due, 1, date(2027, 3, 14)) == (
+        RecallStatus.SCHEDULED,
+        date(2027, 3, 15),
+    )
+
+
+def test_a_capped_rule_ends_as_it_says() -> None:
+    from chalicelib.domain.recall import RecallStatus, after_unconverted
+
+    today = date(2027, 3, 14)
+    capped = {"after_days": 90, "repeat": {"max_cycles": 2}}
+    assert after_unconverted(capped, today, 1, today)[0] == RecallStatus.SCHEDULED
+    assert after_unconverted(capped, today, 2, today) == (RecallStatus.HANDED_OVER, None)
+    stop = {"after_days": 90, "repeat": {"max_cycles": 2, "then": "stop"}}
+    assert after_unconverted(stop, today, 2, today) == (RecallStatus.STOPPED, None)
+
+
+def test_every_recall_status_can_start_a_new_cycle_and_open_ones_can_end() -> None:
+    from chalicelib.domain.recall import NEXT_STATUSES, OPEN, RecallStatus, can_become
+
+    assert set(NEXT_STATUSES) == set(RecallStatus)
+    assert all(can_become(s, RecallStatus.SCHEDULED) for s in RecallStatus)
+    assert all(can_become(s, RecallStatus.CANCELLED) for s in OPEN)
+    assert not can_become(RecallStatus.STOPPED, RecallStatus.INVITED)
