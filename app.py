@@ -79,6 +79,7 @@ campaign_send_failed = app.lambda_function(name="campaign_send_failed")(
 
 aftercare_task = app.lambda_function(name="aftercare_task")(care_tasks.aftercare_task)
 recall_task = app.lambda_function(name="recall_task")(care_tasks.recall_task)
+recall_backfill = app.lambda_function(name="recall_backfill")(care_tasks.recall_backfill)
 
 # Every day at 01:00 UTC (09:00 in China): start the recalls that became due. Recall messages
 # themselves go out at 10:00 in each patient's own time zone.

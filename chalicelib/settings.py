@@ -23,6 +23,7 @@ class Settings:
     appointment_journey_arn: str
     aftercare_journey_arn: str
     recall_journey_arn: str
+    recall_backfill_arn: str
     staff_topic_arn: str
     events_topic_arn: str
     sender_email: str
@@ -66,6 +67,7 @@ def get_settings() -> Settings:
         appointment_journey_arn=os.environ.get("APPOINTMENT_JOURNEY_ARN", ""),
         aftercare_journey_arn=os.environ.get("AFTERCARE_JOURNEY_ARN", ""),
         recall_journey_arn=os.environ.get("RECALL_JOURNEY_ARN", ""),
+        recall_backfill_arn=os.environ.get("RECALL_BACKFILL_ARN", ""),
         staff_topic_arn=os.environ.get("STAFF_TOPIC_ARN", ""),
         events_topic_arn=os.environ.get("EVENTS_TOPIC_ARN", ""),
         sender_email=os.environ.get("SENDER_EMAIL", ""),

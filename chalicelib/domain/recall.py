@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems
 from chalicelib.domain.journey import out_of_quiet_hours
+from chalicelib.domain.segments import CONDITION_PREFIX, VISITED_ANY, VISITED_PREFIX
 from chalicelib.domain.task_results import RecallStep
 
 SEQUENCE_DEFAULTS = {
@@ -30,6 +31,7 @@ SEQUENCE_DEFAULTS = {
     "staff_task_after_days": 21,
 }
 INVITE_TIME = time(10, 0)  # local time of day recall messages go out
+BACKFILLED = "rule saved"  # a recall's `why` when a rule's backfill made it due
 # The cycles a recall keeps for its view: a 30-day rule's for decades, in well under DynamoDB's
 # 400 KB per item.
 CYCLES_KEPT = 500
@@ -98,14 +100,14 @@ def check_rule(rule: Document, department_ids: set[str]) -> None:
     problems.raise_if_any()
 
 
-def _conditions(patient: Document) -> set[str]:
+def conditions_of(patient: Document) -> set[str]:
     return set(patient.get("medical", {}).get("conditions", []))
 
 
 def applies_to(rule: Document, patient: Document) -> bool:
     """Whether a condition rule still concerns this patient (other kinds always may)."""
     condition = rule["match"].get("condition")
-    return condition is None or condition in _conditions(patient)
+    return condition is None or condition in conditions_of(patient)
 
 
 def due_after_visit(rule: Document, patient: Document, visit: Document) -> date | None:
@@ -117,7 +119,7 @@ def due_after_visit(rule: Document, patient: Document, visit: Document) -> date 
         # A condition's review is a visit to where the rule sends the patient, not any visit.
         (
             "condition" in match
-            and match["condition"] in _conditions(patient)
+            and match["condition"] in conditions_of(patient)
             and converts(
                 rule, {"department": visit["department"], "type": visit["appointment_type"]}
             )
@@ -131,10 +133,18 @@ def due_after_visit(rule: Document, patient: Document, visit: Document) -> date 
 
 
 def changes_for_patient(
-    rules: list[Document], patient: Document, recalls: dict[str, Document], today: date
+    rules: list[Document],
+    patient: Document,
+    recalls: dict[str, Document],
+    today: date,
+    gained: set[str] | frozenset[str] = frozenset(),
 ) -> tuple[dict[str, date], list[str]]:
     """After a profile change: condition rules newly applying are scheduled from today; open
-    recalls of rules that no longer apply are cancelled. Returns (to schedule, to cancel)."""
+    recalls of rules that no longer apply are cancelled. Returns (to schedule, to cancel).
+
+    A tag just `gained` also re-dates a recall a rule's backfill made due today (the backfill
+    cannot tell a tag of long ago from one being added as it runs): the count starts from the
+    tagging, whichever of the two came first."""
     schedule: dict[str, date] = {}
     cancel: list[str] = []
     for rule in rules:
@@ -142,10 +152,16 @@ def changes_for_patient(
         if condition is None:
             continue
         current = recalls.get(rule["id"])
-        if rule.get("enabled", True) and condition in _conditions(patient):
+        if rule.get("enabled", True) and condition in conditions_of(patient):
             # Only a first count (or one cancelled before): later cycles follow visits, and
             # editing an unrelated field must not restart them.
-            if current is None or current["status"] == "cancelled":
+            backfilled = (
+                current is not None
+                and current["status"] == RecallStatus.SCHEDULED
+                and current.get("why") == BACKFILLED
+                and condition in gained
+            )
+            if current is None or current["status"] == RecallStatus.CANCELLED or backfilled:
                 schedule[rule["id"]] = today + timedelta(days=rule["after_days"])
         elif current is not None and current["status"] == "scheduled":
             cancel.append(rule["id"])
@@ -187,6 +203,25 @@ def sequence_plan(
             ),
         },
     ]
+
+
+def backfill_segment(rule: Document) -> str:
+    """The index whose members a rule concerns (`domain.segments`): for a rule saved after its
+    patients already carry its tag or had its visits."""
+    match = rule["match"]
+    if "condition" in match:
+        return CONDITION_PREFIX + str(match["condition"])
+    if "appointment_type" in match:
+        return VISITED_PREFIX + str(match["appointment_type"])
+    return VISITED_ANY
+
+
+def backfill_due(rule: Document, patient: Document, visits: list[Document], today: date) -> date:
+    """When a patient found by a rule's backfill falls due: `after_days` after their last visit
+    that counts, or today when that has passed or none is known (a tag imported without its
+    history: the hospital asks now)."""
+    dues = [d for v in visits if (d := due_after_visit(rule, patient, v)) is not None]
+    return max([today, *dues])
 
 
 def converts(rule: Document, appointment: Document) -> bool:

@@ -59,6 +59,13 @@ ELDERLY = "elderly"
 GUARDIANS_OF_MINORS = "guardians-of-minors"
 MEMBER_PREFIX = "member:"
 DEPARTMENT_PREFIX = "department:"
+# Indexes that recall rules saved later find their patients through (never listed as segments
+# of their own): patients carrying a condition tag, and patients with a fulfilled visit of a
+# type (`visited:any` for any type). Visit entries are written when the visit is fulfilled.
+CONDITION_PREFIX = "condition:"
+VISITED_PREFIX = "visited:"
+VISITED_ANY = "visited:any"
+TAG = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")  # patient.json tagList
 MEMBER_CLASS = re.compile(r"[a-z0-9][a-z0-9_-]{0,19}")  # patient.json memberClass
 
 BIRTHS_PARTITION = "BIRTHS"
@@ -101,14 +108,27 @@ def record_segments(doc: Document) -> frozenset[str]:
     """The segments a live profile belongs to by its content alone (not by the calendar)."""
     found: set[str] = set()
     medical = doc.get("medical") or {}
-    if CHRONIC_CONDITIONS & set(medical.get("conditions") or []):
+    conditions = set(medical.get("conditions") or [])
+    if CHRONIC_CONDITIONS & conditions:
         found.add(CHRONIC)
+    found |= {CONDITION_PREFIX + c for c in conditions}
     if medical.get("risk_flags"):
         found.add(HIGH_RISK)
     if doc.get("member_class"):
         found.add(MEMBER_PREFIX + doc["member_class"])
     found |= {DEPARTMENT_PREFIX + d for d in doc.get("departments") or []}
     return frozenset(found)
+
+
+def visit_entries(patient_id: str, appointment_type: str) -> frozenset[Entry]:
+    """The entries a fulfilled visit of this type places its patient in."""
+    sort = PATIENT_SORT_PREFIX + patient_id
+    return frozenset(
+        {
+            Entry(segment_partition(VISITED_PREFIX + appointment_type), sort),
+            Entry(segment_partition(VISITED_ANY), sort),
+        }
+    )
 
 
 def guarded_by_parent(doc: Document) -> bool:
@@ -158,6 +178,10 @@ def check_segment(segment: str, tenant: Document) -> str:
             return segment
     if segment.startswith(MEMBER_PREFIX) and MEMBER_CLASS.fullmatch(
         segment.removeprefix(MEMBER_PREFIX)
+    ):
+        return segment
+    if segment.startswith(CONDITION_PREFIX) and TAG.fullmatch(
+        segment.removeprefix(CONDITION_PREFIX)
     ):
         return segment
     raise NotFound("segment not found", code="segment_not_found")

@@ -156,5 +156,12 @@ class RecallStepDone(TypedDict):
     retry_at: NotRequired[str]  # when deferred
 
 
+class RecallBackfillPage(TypedDict):
+    done: bool
+    cursor: str | None  # where the next page starts
+    pages: int  # pages done in this execution
+    scheduled: int  # patients made due by this backfill so far
+
+
 class RecallFinished(TypedDict):
     status: str

@@ -3,12 +3,16 @@ a patient is due back), checked when saved."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
+
 from chalicelib import clock
 from chalicelib.domain import care_plans, recall
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
-from chalicelib.domain.errors import NotFound, invalid
+from chalicelib.domain.errors import Conflict, NotFound, invalid
 from chalicelib.domain.tenants import department_names
+from chalicelib.observability import run_hooks
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.tenants import TenantService
 from chalicelib.services.versions import revise
@@ -16,6 +20,7 @@ from chalicelib.store.config import ConfigRepository
 
 CARE_PLAN = "CAREPLAN"
 RECALL_RULE = "RECALLRULE"
+RECALL_BACKFILL = "RECALLBACKFILL"  # which version of each rule has been backfilled
 
 
 class CareConfigService:
@@ -28,6 +33,8 @@ class CareConfigService:
         self._config = config
         self._tenants = tenants
         self._questionnaires = questionnaires
+        # Told of each rule saved (the recall backfill); set by the registry.
+        self.on_rule_saved: list[Callable[[str, Document], None]] = []
 
     def _save(
         self, principal: Principal, kind: str, record_id: str, body: Document, if_match: str | None
@@ -58,7 +65,9 @@ class CareConfigService:
         if not is_valid_id(rule_id):
             raise invalid("rule_id", "use 2 to 40 lowercase letters, digits or -")
         recall.check_rule(body, self._departments(principal))
-        return self._save(principal, RECALL_RULE, rule_id, body, if_match)
+        saved = self._save(principal, RECALL_RULE, rule_id, body, if_match)
+        run_hooks(self.on_rule_saved, tenant_of(principal), saved)
+        return saved
 
     def get(self, principal: Principal, kind: str, record_id: str) -> Document:
         require_role(principal, CLINIC_ROLES)
@@ -80,6 +89,29 @@ class CareConfigService:
 
     def rules(self, tenant_id: str) -> list[Document]:
         return [r for r in self._config.records(tenant_id, RECALL_RULE) if r.get("enabled", True)]
+
+    def backfilled(self, tenant_id: str) -> dict[str, int]:
+        """Rule id → the version whose backfill finished."""
+        return {
+            d["id"]: int(d["rule_version"])
+            for d in self._config.records(tenant_id, RECALL_BACKFILL)
+        }
+
+    def mark_backfilled(self, tenant_id: str, rule_id: str, version: int, scheduled: int) -> None:
+        current = self._config.get(tenant_id, RECALL_BACKFILL, rule_id)
+        if current is not None and int(current["rule_version"]) >= version:
+            return  # a replayed last page, or a later version's backfill was first
+        doc = {
+            "id": rule_id,
+            "rule_version": version,
+            "scheduled": scheduled,
+            "finished_at": utc_iso(clock.now()),
+        }
+        # Another page's marking may come in between (Conflict): one of them stands.
+        with contextlib.suppress(Conflict):
+            self._config.put(
+                tenant_id, RECALL_BACKFILL, doc, current["version"] if current else None
+            )
 
     def plan(self, tenant_id: str, plan_id: str) -> Document | None:
         return self._config.get(tenant_id, CARE_PLAN, plan_id)

@@ -78,6 +78,7 @@ class PatientService:
         repository: PatientRepository,
         tenants: TenantService,
         appointments: AppointmentRepository,
+        # Told of each profile change as {"before", "after"} (recalls by condition tag).
         on_changed: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
         self._on_changed = on_changed
@@ -92,7 +93,7 @@ class PatientService:
         doc = rules.new_patient(body, tenant, new_patient_id(), now, clock.iso(now))
         created = self._patients.create(tenant["id"], doc)
         count("PatientRegistered")
-        run_hooks(self._on_changed, tenant["id"], created)  # recalls by condition
+        run_hooks(self._on_changed, tenant["id"], {"before": None, "after": created})
         return created
 
     def field_problems(self, principal: Principal, body: object) -> list[FieldError]:
@@ -122,7 +123,7 @@ class PatientService:
         # removed required field, say).
         validate("patient", changed)
         saved = self._patients.replace(tenant["id"], current, changed)
-        run_hooks(self._on_changed, tenant["id"], saved)  # recalls by condition
+        run_hooks(self._on_changed, tenant["id"], {"before": current, "after": saved})
         return saved
 
     def delete(self, principal: Principal, patient_id: str, if_match: str | None) -> None:

@@ -20,7 +20,13 @@ from chalicelib.domain import recall as rules
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.recall import RecallStatus
-from chalicelib.domain.task_results import RecallFinished, RecallPlan, RecallStepDone
+from chalicelib.domain.segments import SegmentQuery, segment_partition
+from chalicelib.domain.task_results import (
+    RecallBackfillPage,
+    RecallFinished,
+    RecallPlan,
+    RecallStepDone,
+)
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, logger
 from chalicelib.services.aftercare import booking_link
@@ -31,9 +37,15 @@ from chalicelib.settings import get_settings
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.care import RECALL, CareRepository
 from chalicelib.store.patients import PatientRepository
+from chalicelib.store.segments import SegmentRepository
 from chalicelib.store.tenants import TenantRepository
 
 BOOKED = frozenset({"booked", "confirmed", "arrived", "fulfilled"})
+# A backfill's pace: a page of patients, then a second's pause (the state machine's), so a
+# hospital with many thousands is made due at about 100 patients a second.
+BACKFILL_PAGE = 100
+# Pages per execution before it continues as a new one (about 4 history events each).
+BACKFILL_PAGES_PER_EXECUTION = 1000
 
 
 def cycle_ref(patient_id: str, rule_id: str, due: str) -> str:
@@ -43,6 +55,12 @@ def cycle_ref(patient_id: str, rule_id: str, due: str) -> str:
 
 def execution_name(tenant_id: str, patient_id: str, rule_id: str, due: str) -> str:
     return f"{tenant_id}-{cycle_ref(patient_id, rule_id, due)}"
+
+
+def backfill_name(tenant_id: str, rule_id: str, version: int, part: int) -> str:
+    """One execution per (rule version, part): a repeated start is a no-op."""
+    digest = hashlib.sha256(f"{rule_id}|{version}".encode()).hexdigest()[:16]
+    return f"{tenant_id}-bf-{digest}-{part}"
 
 
 class RecallService:
@@ -56,8 +74,10 @@ class RecallService:
         deliveries: Deliveries,
         queue: StaffQueue,
         executions: Executions,
+        segments: SegmentRepository,
     ) -> None:
         self._executions = executions
+        self._segments = segments
         self._store = store
         self._tenants = tenants
         self._patients = patients
@@ -81,29 +101,42 @@ class RecallService:
         cycles again."""
         for _ in range(3):
             current = self._store.get(tenant_id, patient_id, RECALL, rule_id)
-            now = utc_iso(clock.now())
-            cycles = list((current or {}).get("cycles", []))
-            if current is not None and current["status"] == RecallStatus.INVITED:
-                cycles.append(rules.cycle_record(current["due_date"], "visited", now))
-            doc: Document = {
-                "id": rule_id,
-                "kind": "recall",
-                "rule_id": rule_id,
-                "patient_id": patient_id,
-                "status": RecallStatus.SCHEDULED,
-                "due_date": due.isoformat(),
-                "ref": cycle_ref(patient_id, rule_id, due.isoformat()),
-                "why": why,
-                "unanswered_cycles": 0,
-                "cycles": cycles[-rules.CYCLES_KEPT :],
-                "created_at": (current or {}).get("created_at", now),
-                "updated_at": now,
-            }
-            try:
-                self._store.put(tenant_id, RECALL, doc, current["version"] if current else None)
-            except Conflict:
-                continue
-            return
+            if self._put_cycle(tenant_id, patient_id, rule_id, due, why, current):
+                return
+
+    def _put_cycle(
+        self,
+        tenant_id: str,
+        patient_id: str,
+        rule_id: str,
+        due: date,
+        why: str,
+        current: Document | None,
+    ) -> bool:
+        """The new cycle, written over `current` as read (False if it changed since)."""
+        now = utc_iso(clock.now())
+        cycles = list((current or {}).get("cycles", []))
+        if current is not None and current["status"] == RecallStatus.INVITED:
+            cycles.append(rules.cycle_record(current["due_date"], "visited", now))
+        doc: Document = {
+            "id": rule_id,
+            "kind": "recall",
+            "rule_id": rule_id,
+            "patient_id": patient_id,
+            "status": RecallStatus.SCHEDULED,
+            "due_date": due.isoformat(),
+            "ref": cycle_ref(patient_id, rule_id, due.isoformat()),
+            "why": why,
+            "unanswered_cycles": 0,
+            "cycles": cycles[-rules.CYCLES_KEPT :],
+            "created_at": (current or {}).get("created_at", now),
+            "updated_at": now,
+        }
+        try:
+            self._store.put(tenant_id, RECALL, doc, current["version"] if current else None)
+        except Conflict:
+            return False
+        return True
 
     def on_visit(self, event: Document) -> int:
         """A fulfilled visit restarts every rule it counts for. Returns how many it set."""
@@ -119,6 +152,8 @@ class RecallService:
             # The visit's day where the patient lives, not in UTC.
             "date": datetime.fromisoformat(event["start"]).astimezone(zone).date().isoformat(),
         }
+        # In the visit indexes first: a rule saved later finds this patient there.
+        self._segments.note_visit(tenant_id, patient["id"], event["appointment_type"])
         scheduled = 0
         for rule in self._config.rules(tenant_id):
             due = rules.due_after_visit(rule, patient, visit)
@@ -127,14 +162,17 @@ class RecallService:
                 scheduled += 1
         return scheduled
 
-    def on_patient_changed(self, tenant_id: str, patient: Document) -> None:
-        """Condition tags gained start a recall count; tags lost cancel one not yet started."""
+    def on_patient_changed(self, tenant_id: str, change: Document) -> None:
+        """Condition tags gained start a recall count; tags lost cancel one not yet started.
+        `change` is the profile before (None when new) and after."""
+        patient = change["after"]
         all_rules = self._config.rules(tenant_id)
         if not any("condition" in rule["match"] for rule in all_rules):
             return
         recalls = self._recalls(tenant_id, patient["id"])
         today = clock.now().date()
-        schedule, cancel = rules.changes_for_patient(all_rules, patient, recalls, today)
+        gained = rules.conditions_of(patient) - rules.conditions_of(change["before"] or {})
+        schedule, cancel = rules.changes_for_patient(all_rules, patient, recalls, today, gained)
         for rule_id, due in schedule.items():
             self._schedule(tenant_id, patient["id"], rule_id, due, "condition")
         for rule_id in cancel:
@@ -154,7 +192,10 @@ class RecallService:
     def sweep(self, today: date | None = None) -> Document:
         """Start a recall journey for every recall due by today, in every tenant."""
         today = today or clock.now().date()
-        started = sum(self.sweep_tenant(tenant_id, today) for tenant_id in self._tenants.all_ids())
+        tenant_ids = list(self._tenants.all_ids())
+        for tenant_id in tenant_ids:
+            self._resume_backfills(tenant_id)
+        started = sum(self.sweep_tenant(tenant_id, today) for tenant_id in tenant_ids)
         count("RecallStarted", started)
         return {"date": today.isoformat(), "started": started}
 
@@ -193,6 +234,114 @@ class RecallService:
         except Conflict:
             logger.info("recall changed while starting", extra={"rule": recall["rule_id"]})
         return is_new
+
+    # --- a rule saved after its patients exist: the backfill ---
+
+    def start_backfill(self, tenant_id: str, rule: Document) -> None:
+        """After a rule is saved: its existing patients are made due by a backfill execution
+        (one per rule version). Should the start fail, the next daily sweep makes it."""
+        if rule.get("enabled", True) is False:
+            return
+        self._start_backfill_part(tenant_id, rule["id"], int(rule["version"]), 0, None, 0)
+
+    def _start_backfill_part(
+        self, tenant_id: str, rule_id: str, version: int, part: int, cursor: str | None, done: int
+    ) -> None:
+        self._executions.start(
+            get_settings().recall_backfill_arn,
+            backfill_name(tenant_id, rule_id, version, part),
+            {
+                "tenant_id": tenant_id,
+                "rule_id": rule_id,
+                "rule_version": version,
+                "part": part,
+                "pages": 0,
+                "scheduled": done,
+                "cursor": cursor,
+            },
+        )
+
+    def _resume_backfills(self, tenant_id: str) -> None:
+        """The sweep's safety net: a rule version whose backfill never finished is started
+        (again: a running or finished execution of that name makes the start a no-op)."""
+        finished = self._config.backfilled(tenant_id)
+        for rule in self._config.rules(tenant_id):
+            if finished.get(rule["id"]) != rule["version"]:
+                self.start_backfill(tenant_id, rule)
+
+    def backfill_page(self, ref: Document) -> RecallBackfillPage:
+        """One page of a rule's index: each live patient the rule concerns who has no recall
+        under it yet (or a cancelled one) gets one, due after their last visit that counts or
+        today (`domain.recall.backfill_due`)."""
+        tenant_id, rule_id = ref["tenant_id"], ref["rule_id"]
+        progress: RecallBackfillPage = {
+            "done": True,
+            "cursor": ref["cursor"],
+            "pages": ref["pages"],
+            "scheduled": ref["scheduled"],
+        }
+        rule = self._config.rule(tenant_id, rule_id)
+        tenant = self._tenants.get(tenant_id)
+        if (
+            rule is None
+            or tenant is None
+            or rule["version"] != ref["rule_version"]  # a later save has a backfill of its own
+            or rule.get("enabled", True) is False
+        ):
+            return progress
+        if ref["pages"] >= BACKFILL_PAGES_PER_EXECUTION:
+            self._start_backfill_part(
+                tenant_id,
+                rule_id,
+                ref["rule_version"],
+                ref["part"] + 1,
+                ref["cursor"],
+                ref["scheduled"],
+            )
+            return progress
+        query = SegmentQuery(segment_partition(rules.backfill_segment(rule)))
+        patient_ids, after = self._segments.members(tenant_id, query, BACKFILL_PAGE, ref["cursor"])
+        scheduled = 0
+        for patient in self._segments.profiles(tenant_id, patient_ids):
+            if self._backfill_patient(tenant, rule, patient):
+                scheduled += 1
+        progress = {
+            "done": after is None,
+            "cursor": after,
+            "pages": ref["pages"] + 1,
+            "scheduled": ref["scheduled"] + scheduled,
+        }
+        if after is None:
+            self._config.mark_backfilled(
+                tenant_id, rule_id, ref["rule_version"], progress["scheduled"]
+            )
+        count("RecallBackfilled", scheduled)
+        return progress
+
+    def _backfill_patient(self, tenant: Document, rule: Document, patient: Document) -> bool:
+        if not rules.applies_to(rule, patient):
+            return False
+        current = self._store.get(tenant["id"], patient["id"], RECALL, rule["id"])
+        if current is not None and current["status"] != RecallStatus.CANCELLED:
+            return False  # its cycles are under way already
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+        past = self._appointments.for_patient(
+            tenant["id"], patient["id"], before=utc_iso(clock.now()), newest_first=True
+        )
+        visits = [
+            {
+                "appointment_type": a["type"],
+                "department": a["department"],
+                "date": datetime.fromisoformat(a["start"]).astimezone(zone).date().isoformat(),
+            }
+            for a in past
+            if a["status"] == "fulfilled"
+        ]
+        due = rules.backfill_due(rule, patient, visits, clock.now().date())
+        # Only over the recall as read: a tag added meanwhile has scheduled its own.
+        return self._put_cycle(
+            tenant["id"], patient["id"], rule["id"], due, rules.BACKFILLED, current
+        )
 
     # --- the recall journey's tasks ---
 

@@ -84,7 +84,8 @@ def services() -> Services:
     )
     questionnaire_service = QuestionnaireService(config)
     care_config = CareConfigService(config, tenants, questionnaire_service)
-    segment_service = SegmentService(SegmentRepository(), patients, tenants)
+    segment_repository = SegmentRepository()
+    segment_service = SegmentService(segment_repository, patients, tenants)
 
     def flag_high_risk(tenant_id: str, response: Document) -> None:
         segment_service.flag_high_risk(tenant_id, response["patient_id"], "urgent-answer")
@@ -102,8 +103,17 @@ def services() -> Services:
         on_urgent=(flag_high_risk,),
     )
     recall = RecallService(
-        care, tenant_repository, patients, appointments, care_config, sender, queue, executions
+        care,
+        tenant_repository,
+        patients,
+        appointments,
+        care_config,
+        sender,
+        queue,
+        executions,
+        segment_repository,
     )
+    care_config.on_rule_saved.append(recall.start_backfill)
     patient_service = PatientService(
         patients, tenants, appointments, on_changed=(recall.on_patient_changed,)
     )

@@ -15,6 +15,7 @@ from chalicelib.domain.segments import (
     SegmentQuery,
     patient_of,
     segment_partition,
+    visit_entries,
 )
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import PROFILE_SK, patient_pk
@@ -77,6 +78,12 @@ class SegmentRepository:
         last = result.last_evaluated_key
         next_after = sort_keys[-1] if last and sort_keys else None
         return [patient_of(sk) for sk in sort_keys], next_after
+
+    def note_visit(self, tenant_id: str, patient_id: str, appointment_type: str) -> None:
+        """A fulfilled visit places its patient in the visit indexes (idempotent puts, after
+        the visit: an event handler's, not the profile's transaction)."""
+        for entry in visit_entries(patient_id, appointment_type):
+            entry_item(tenant_id, entry).save()
 
     def count(self, tenant_id: str, query: SegmentQuery) -> int:
         """How many members a segment has now (a Query with Select COUNT, paged)."""

@@ -14,6 +14,7 @@ from chalicelib.domain.task_results import (
     CheckInFollowed,
     CheckInReminded,
     NextAftercareStep,
+    RecallBackfillPage,
     RecallFinished,
     RecallPlan,
     RecallStepDone,
@@ -66,6 +67,12 @@ def recall_task(event: Event) -> RecallPlan | RecallStepDone | RecallFinished:
     if event["action"] == "step":
         return recall.step(ref, event["step"])
     return recall.finish(ref)
+
+
+@step_task("recall-backfill-task")
+def recall_backfill(event: Event) -> RecallBackfillPage:
+    """One page of a saved rule's backfill."""
+    return services().recall.backfill_page(event)
 
 
 def recall_sweep(event: Any) -> Event:

@@ -4,6 +4,7 @@ the patient over to staff, and a rule saved after patients carry its tag recalls
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import START, Api, payload, tenant_body
+from tests.journeys.support import iso
 
 pytestmark = pytest.mark.journey
 
@@ -110,3 +112,145 @@ def test_a_rule_that_stops_after_its_cap_ends_quietly(hospital: Any, api: Api) -
     assert len(invitations(hospital, "13900000303")) == 1
     assert recall_view(api, hospital, patient)["status"] == "stopped"
     assert tasks(api, hospital, patient) == ["recall_unconverted"]
+
+
+def test_a_rule_saved_after_its_patients_were_tagged_recalls_them(hospital: Any, api: Api) -> None:
+    patient = diabetic(api, hospital, "13900000304")  # tagged before any rule exists
+    put_rule(api, hospital, RULE)
+    hospital.clock.advance(timedelta(days=365))
+
+    sent = [at[:10] for at in invitations(hospital, "13900000304")]
+    # Due the day the rule was saved (the tag's history is unknown): the next morning's sweep,
+    # then every 90 days.
+    assert sent == [
+        (START + timedelta(days=days)).date().isoformat() for days in (1, 90, 180, 270, 360)
+    ]
+    assert recall_view(api, hospital, patient)["why"] == "unconverted"
+
+
+def test_a_visit_rule_saved_later_counts_from_the_last_visit(hospital: Any, api: Api) -> None:
+    import app
+    from local.lambdas import LambdaContext
+    from tests.journeys.support import EVENTS
+
+    admin, staff = hospital.token("admin", TENANT), hospital.token("staff", TENANT)
+    api.call("PUT", "/clinicians/dr-li", admin, {"name": "Li", "department": "cardiology"})
+    hours = [{"start": "08:00", "end": "17:00"}]
+    schedule = {
+        "department": "cardiology",
+        "clinician": "dr-li",
+        "location": "Building 2",
+        "weekly_hours": {d: hours for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
+        "slot_minutes": 30,
+        "capacity": 5,
+    }
+    assert api.call("PUT", "/schedules/cardio", admin, schedule).status_code == 200
+    body = {"name": {"given": "Wei", "family": "Zhang"}, "phone": "13900000305"}
+    patient = payload(api.call("POST", "/patients", staff, body))
+    token = hospital.token("patient", TENANT, patient["id"])
+    visit_start = START + timedelta(days=1, hours=1)  # 10:00 in Shanghai tomorrow
+    slot = {"schedule_id": "cardio", "start": iso(visit_start)}
+    booked = payload(api.call("POST", "/appointments", token, {"slot": slot, "type": "procedure"}))
+    hospital.clock.set(visit_start + timedelta(minutes=30))
+    assert api.call("POST", f"/appointments/{booked['id']}/check-in", staff).status_code == 200
+    assert api.call("POST", f"/appointments/{booked['id']}/fulfil", staff).status_code == 200
+    event = json.loads((EVENTS / "sns-journey-event-fulfilled.json").read_text())
+    event["Records"][0]["Sns"]["Message"] = json.dumps(
+        {
+            "type": "appointment.fulfilled",
+            "tenant_id": TENANT,
+            "appointment_id": booked["id"],
+            "patient_id": patient["id"],
+            "department": "cardiology",
+            "appointment_type": "procedure",
+            "start": booked["start"],
+        }
+    )
+    app.journey_event(event, LambdaContext(function_name="journey_event", invoked_function_arn=""))
+
+    hospital.clock.advance(timedelta(days=10))  # the rule comes ten days after the visit
+    recheck = {
+        "name": "Re-check 30 days after a procedure",
+        "match": {"appointment_type": "procedure"},
+        "after_days": 30,
+        "book": {"department": "cardiology", "appointment_type": "follow_up"},
+    }
+    saved = api.call("PUT", "/recall-rules/recheck", admin, recheck)
+    assert saved.status_code == 200, saved.body
+    hospital.settle()
+    [recall] = [
+        i
+        for i in payload(api.call("GET", f"/patients/{patient['id']}/care-journeys", staff))[
+            "items"
+        ]
+        if i["kind"] == "recall"
+    ]
+    assert (recall["status"], recall["due_date"]) == ("scheduled", "2026-12-24")
+    assert recall["why"] == "rule saved"
+
+
+def test_a_backfill_pages_through_many_patients_at_a_bounded_rate(
+    hospital: Any, api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from chalicelib.adapters.executions import execution_arn
+    from chalicelib.services import recall
+    from chalicelib.services.registry import services
+    from chalicelib.settings import get_settings
+
+    monkeypatch.setattr(recall, "BACKFILL_PAGE", 10)  # three pages of a few patients
+    staff = hospital.token("staff", TENANT)
+    many = 25
+    for n in range(many):
+        body = {"name": {"given": f"P{n}"}, "medical": {"conditions": ["diabetes"]}}
+        assert (
+            api.call("POST", "/patients", staff, body | {"phone": f"139{n:08d}"}).status_code == 201
+        )
+    put_rule(api, hospital, RULE)
+    version = payload(api.call("GET", "/recall-rules/diabetes", staff))["version"]
+    sfn = hospital.client("stepfunctions")
+    arn = execution_arn(
+        get_settings().recall_backfill_arn, recall.backfill_name(TENANT, "diabetes", version, 0)
+    )
+    from chalicelib.store.care import CareRepository
+
+    def due_now() -> int:
+        return len(list(CareRepository().recalls_due(TENANT, START.date().isoformat())))
+
+    made_due = [due_now()]  # the first page at once, then a page a second
+    for _ in range(3):
+        hospital.clock.advance(timedelta(seconds=1))
+        made_due.append(due_now())
+    assert made_due == [10, 20, 25, 25]
+    assert sfn.describe_execution(executionArn=arn)["status"] == "SUCCEEDED"
+
+    admin = hospital.token("admin", TENANT)
+    etag = api.call("GET", "/recall-rules/diabetes", admin).headers["ETag"]
+    renamed = {**RULE, "name": "Renamed"}  # a new version: a backfill of its own
+    resaved = api.call("PUT", "/recall-rules/diabetes", admin, renamed, headers={"If-Match": etag})
+    assert resaved.status_code == 200, resaved.body
+    hospital.clock.advance(timedelta(seconds=5))
+    assert services().recall.sweep_tenant(TENANT, START.date()) == many, "each due once"
+
+
+def test_a_backfill_that_could_not_start_is_started_by_the_next_sweep(
+    hospital: Any, api: Api
+) -> None:
+    from unittest.mock import patch
+
+    from chalicelib.adapters.executions import Executions
+    from chalicelib.domain.errors import DependencyUnavailable
+
+    patient = diabetic(api, hospital, "13900000306")
+    original = Executions.start
+
+    def throttled_backfills(self: Executions, machine_arn: str, name: str, payload: Any) -> bool:
+        if "recall-backfill" in machine_arn:
+            raise DependencyUnavailable("Step Functions is throttling")
+        return original(self, machine_arn, name, payload)
+
+    with patch.object(Executions, "start", throttled_backfills):
+        put_rule(api, hospital, RULE)  # saved all the same
+    hospital.clock.advance(timedelta(days=1))  # the sweep starts it; due today
+    assert recall_view(api, hospital, patient)["status"] == "scheduled"
+    hospital.clock.advance(timedelta(days=1))
+    assert len(invitations(hospital, "13900000306")) == 1

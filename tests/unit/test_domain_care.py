@@ -124,6 +124,14 @@ def test_recall_due_dates_follow_visits_and_tags() -> None:
     assert recall.changes_for_patient([RULE], diabetic, converted, today) == ({}, []), (
         "editing the profile does not restart a cycle: the next visit does"
     )
+    backfilled = {"diabetes-90d": {"status": "scheduled", "why": recall.BACKFILLED}}
+    assert recall.changes_for_patient([RULE], diabetic, backfilled, today, {"diabetes"}) == (
+        {"diabetes-90d": date(2027, 2, 21)},
+        [],
+    ), "a tag being added as the backfill ran counts from its tagging"
+    assert recall.changes_for_patient([RULE], diabetic, backfilled, today) == ({}, []), (
+        "an unrelated edit leaves the backfill's due date"
+    )
 
 
 def test_recall_sequence_and_conversion() -> None:

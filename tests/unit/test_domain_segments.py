@@ -30,8 +30,13 @@ def test_record_segments_follow_tags_class_and_departments() -> None:
         "high-risk",
         "member:vip",
         "department:cardiology",
+        # Each condition tag is an index of its own: recall rules saved later find them there.
+        "condition:hypertension",
+        "condition:myopia",
     }
-    assert segments.record_segments(patient(medical={"conditions": ["myopia"]})) == set()
+    assert segments.record_segments(patient(medical={"conditions": ["myopia"]})) == {
+        "condition:myopia"
+    }
     assert segments.record_segments(patient(medical={"risk_flags": []})) == set()
 
 
@@ -60,8 +65,8 @@ def test_changes_are_the_difference() -> None:
     before = patient(medical={"conditions": ["asthma"]}, member_class="vip")
     after = patient(medical={"conditions": ["myopia"]}, member_class="vip")
     left, joined = segments.changes(before, after)
-    assert left == {Entry("SEG#chronic", "P#p-1")}
-    assert joined == set()
+    assert left == {Entry("SEG#chronic", "P#p-1"), Entry("SEG#condition:asthma", "P#p-1")}
+    assert joined == {Entry("SEG#condition:myopia", "P#p-1")}
     left, joined = segments.changes(None, before)
     assert left == set() and Entry("SEG#member:vip", "P#p-1") in joined
 
@@ -164,3 +169,10 @@ def test_rate_windows_and_status() -> None:
     assert campaigns.status(progress, exhausted=True) == "done"
     assert campaigns.status(progress, exhausted=False) == "running"
     assert campaigns.status({**progress, "sent": 1}, exhausted=True) == "running"
+
+
+def test_a_fulfilled_visit_is_indexed_by_its_type_and_as_any_visit() -> None:
+    assert segments.visit_entries("p-1", "procedure") == {
+        Entry("SEG#visited:procedure", "P#p-1"),
+        Entry("SEG#visited:any", "P#p-1"),
+    }
