@@ -41,7 +41,9 @@ class RecallStatus(StrEnum):
     SCHEDULED = "scheduled"  # waiting for its due date (in the due index)
     INVITED = "invited"  # its cycle's journey is under way
     CONVERTED = "converted"  # the patient booked what the rule asks for
-    UNCONVERTED = "unconverted"  # a cycle ended without a booking (briefly: the next follows)
+    # A cycle's outcome when it ended without a booking; the recall itself moves on in the
+    # same write (the next cycle, handed over or stopped), so it is never left in this status.
+    UNCONVERTED = "unconverted"
     CANCELLED = "cancelled"  # the rule no longer applies to the patient, or was switched off
     HANDED_OVER = "handed_over"  # max_cycles unanswered: staff call the patient
     STOPPED = "stopped"  # max_cycles unanswered, and the rule says to stop

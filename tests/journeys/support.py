@@ -35,6 +35,25 @@ def move_to(runtime: Any, moment: datetime) -> None:
     runtime.settle()
 
 
+def open_cardiology(api: Api, admin: str, *, until: str = "17:00", capacity: int = 5) -> None:
+    """Dr Li's cardiology schedule ("cardio"), 08:00 to `until` every day, 30-minute slots."""
+    response = api.call(
+        "PUT", "/clinicians/dr-li", admin, {"name": "Li", "department": "cardiology"}
+    )
+    assert response.status_code == 200, response.body
+    days = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    schedule = {
+        "department": "cardiology",
+        "clinician": "dr-li",
+        "location": "Building 2",
+        "weekly_hours": {d: [{"start": "08:00", "end": until}] for d in days},
+        "slot_minutes": 30,
+        "capacity": capacity,
+    }
+    response = api.call("PUT", "/schedules/cardio", admin, schedule)
+    assert response.status_code == 200, response.body
+
+
 def iso(moment: datetime) -> str:
     from chalicelib.domain.common import utc_iso
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import START, Api, payload, tenant_body
-from tests.journeys.support import iso
+from tests.journeys.support import iso, open_cardiology
 
 pytestmark = pytest.mark.journey
 
@@ -134,17 +134,7 @@ def test_a_visit_rule_saved_later_counts_from_the_last_visit(hospital: Any, api:
     from tests.journeys.support import EVENTS
 
     admin, staff = hospital.token("admin", TENANT), hospital.token("staff", TENANT)
-    api.call("PUT", "/clinicians/dr-li", admin, {"name": "Li", "department": "cardiology"})
-    hours = [{"start": "08:00", "end": "17:00"}]
-    schedule = {
-        "department": "cardiology",
-        "clinician": "dr-li",
-        "location": "Building 2",
-        "weekly_hours": {d: hours for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")},
-        "slot_minutes": 30,
-        "capacity": 5,
-    }
-    assert api.call("PUT", "/schedules/cardio", admin, schedule).status_code == 200
+    open_cardiology(api, admin)
     body = {"name": {"given": "Wei", "family": "Zhang"}, "phone": "13900000305"}
     patient = payload(api.call("POST", "/patients", staff, body))
     token = hospital.token("patient", TENANT, patient["id"])

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import START, Api, payload, tenant_body
-from tests.journeys.support import SHANGHAI, iso
+from tests.journeys.support import SHANGHAI, iso, open_cardiology
 
 pytestmark = pytest.mark.journey
 
@@ -77,18 +77,7 @@ def set_up_the_hospital(runtime: Any, api: Api) -> None:
     body["sender"]["sms_reply_number"] = REPLY_NUMBER
     call(api, "POST", "/tenants", operator, body)
     admin, staff = runtime.token("admin", TENANT), runtime.token("staff", TENANT)
-    call(api, "PUT", "/clinicians/dr-li", admin, {"name": "Li", "department": "cardiology"})
-    hours = [{"start": "08:00", "end": "17:00"}]
-    week = {d: hours for d in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
-    schedule = {
-        "department": "cardiology",
-        "clinician": "dr-li",
-        "location": "Building 2",
-        "weekly_hours": week,
-        "slot_minutes": 30,
-        "capacity": 5,
-    }
-    call(api, "PUT", "/schedules/cardio", admin, schedule)
+    open_cardiology(api, admin)
     call(api, "PUT", "/care-plans/recovery", admin, PLAN)
     call(api, "PUT", "/recall-rules/review", admin, RULE)
 
@@ -165,18 +154,7 @@ def test_a_long_jump_stamps_each_reminder_at_its_moment(own_runtime: Any, api: A
     operator = own_runtime.token("operator")
     call(api, "POST", "/tenants", operator, tenant_body(TENANT, journey={"enabled": True}))
     admin = own_runtime.token("admin", TENANT)
-    call(api, "PUT", "/clinicians/dr-li", admin, {"name": "Li", "department": "cardiology"})
-    week = {d: [{"start": "08:00", "end": "20:00"}] for d in ("mon", "tue", "wed", "thu", "fri")}
-    week |= {d: [{"start": "08:00", "end": "20:00"}] for d in ("sat", "sun")}
-    schedule = {
-        "department": "cardiology",
-        "clinician": "dr-li",
-        "location": "Building 2",
-        "weekly_hours": week,
-        "slot_minutes": 30,
-        "capacity": 1,
-    }
-    call(api, "PUT", "/schedules/cardio", admin, schedule)
+    open_cardiology(api, admin, until="20:00", capacity=1)
     staff = own_runtime.token("staff", TENANT)
     body = {"name": {"given": "Wei", "family": "Zhang"}, "birth_date": "1961-04-12"}
     patient = call(api, "POST", "/patients", staff, body | {"phone": "13900000201"})
