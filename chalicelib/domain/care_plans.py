@@ -5,23 +5,81 @@ types): questionnaires on given days after it, education to push, and when to in
 back for a re-check. Each planned message goes out on its day at the plan's local send time, in
 the patient's time zone, moved out of quiet hours. An urgent answer may add one more check-in a
 few days later (the plan's `on_urgent` branch).
+
+The journey is a set of timers, not a queue: each step is sent at its own time, and a check-in's
+reminder and hand-over, and a re-check's booking window, run beside the later steps. `due` names
+the earliest timer; the state machine waits for it, does it, and asks again.
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
+from enum import StrEnum
 from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems, invalid
 from chalicelib.domain.journey import out_of_quiet_hours
-from chalicelib.domain.task_results import AnswerTimers
+from chalicelib.domain.task_results import AnswerTimers, DueStep
 
 EVENTS = ("discharge", "surgery", "appointment.fulfilled")
 DEFAULT_SEND_TIME = "10:00"
 DEFAULT_REMIND_AFTER_HOURS = 24
 DEFAULT_ESCALATE_AFTER_HOURS = 48
 MAX_EXTRA_CHECK_INS = 3  # an urgent answer to an extra check-in branches again, but not forever
+
+
+class StepStatus(StrEnum):
+    PLANNED = "planned"  # not sent yet
+    AWAITING_ANSWER = "awaiting_answer"  # a check-in sent; its reminder and hand-over pending
+    ANSWERED = "answered"  # within the check-in's window
+    ANSWERED_LATE = "answered_late"  # after staff took over: recorded, no branch
+    UNANSWERED = "unanswered"  # handed over to staff
+    AWAITING_BOOKING = "awaiting_booking"  # a re-check invitation sent; its window open
+    BOOKED = "booked"
+    NOT_BOOKED = "not_booked"
+    DONE = "done"  # education sent
+    FAILED = "failed"  # its task kept failing (staff were told)
+
+
+S = StepStatus
+# A check-in's link may be answered even after its task failed; an answer may come before the
+# check-in goes out (the same questionnaire through the general route).
+NEXT_STATUSES: dict[StepStatus, frozenset[StepStatus]] = {
+    S.PLANNED: frozenset({S.AWAITING_ANSWER, S.AWAITING_BOOKING, S.DONE, S.ANSWERED, S.FAILED}),
+    S.AWAITING_ANSWER: frozenset({S.ANSWERED, S.UNANSWERED, S.FAILED}),
+    S.UNANSWERED: frozenset({S.ANSWERED_LATE}),
+    S.FAILED: frozenset({S.ANSWERED}),
+    S.AWAITING_BOOKING: frozenset({S.BOOKED, S.NOT_BOOKED, S.FAILED}),
+    S.ANSWERED: frozenset(),
+    S.ANSWERED_LATE: frozenset(),
+    S.BOOKED: frozenset(),
+    S.NOT_BOOKED: frozenset(),
+    S.DONE: frozenset(),
+}
+
+
+def can_become(current: str, new: StepStatus) -> bool:
+    return new in NEXT_STATUSES[StepStatus(current)]
+
+
+def answered_status(current: str) -> StepStatus | None:
+    """What an answer to the step's own questionnaire response makes of it, None if nothing."""
+    if current == S.UNANSWERED:
+        return S.ANSWERED_LATE
+    return S.ANSWERED if can_become(current, S.ANSWERED) else None
+
+
+class StepAction(StrEnum):
+    """A timer of the journey; each value is the aftercare task's action that serves it."""
+
+    SEND = "send"
+    REMIND = "remind"
+    ESCALATE = "escalate"
+    RECHECK_OUTCOME = "recheck_outcome"
+    # Nothing due, but an urgent answer may add a check-in while the journey sleeps: wake at
+    # each moment such a check-in can be due (the plan's send time) while a check-in is open.
+    LOOK = "look"
 
 
 def check_plan(plan: Document, questionnaire_ids: set[str], department_ids: set[str]) -> None:
@@ -167,10 +225,75 @@ def extra_check_in(
     }
 
 
-def next_step(steps: list[Document]) -> Document | None:
-    """The earliest step not yet done."""
-    planned = [step for step in steps if step["status"] == "planned"]
-    return min(planned, key=lambda step: (step["at"], step["id"])) if planned else None
+def _next_send_moment(plan: Document, now: datetime, zone: ZoneInfo, quiet: Document) -> datetime:
+    """The first moment after `now` a check-in added by `extra_check_in` could be due."""
+    today = now.astimezone(zone).date()
+    for day in (today, today + timedelta(days=1)):
+        moment = datetime.combine(day, _send_time(plan), tzinfo=zone)
+        moved = out_of_quiet_hours(moment, zone, quiet)
+        if moved > now:
+            return moved
+    return out_of_quiet_hours(  # quiet hours ending after tomorrow's send time
+        datetime.combine(today + timedelta(days=2), _send_time(plan), tzinfo=zone), zone, quiet
+    )
+
+
+def due(
+    plan: Document, steps: list[Document], now: datetime, zone: ZoneInfo, quiet: Document
+) -> DueStep | None:
+    """The journey's earliest timer (in the past when overdue), or None when nothing is left."""
+    timers: list[tuple[datetime, int, StepAction, str]] = []
+    open_check_in = ""  # the first check-in an urgent answer could still branch from
+    for order, step in enumerate(steps):
+        status = step["status"]
+        if status == S.PLANNED:
+            at = step.get("not_before") or step["at"]
+            timers.append((datetime.fromisoformat(at), order, StepAction.SEND, step["id"]))
+        elif status == S.AWAITING_ANSWER:
+            open_check_in = open_check_in or step["id"]
+            if "reminder" not in step:
+                remind_at = datetime.fromisoformat(step["remind_at"])
+                timers.append((remind_at, order, StepAction.REMIND, step["id"]))
+            escalate_at = datetime.fromisoformat(step["escalate_at"])
+            timers.append((escalate_at, order, StepAction.ESCALATE, step["id"]))
+        elif status == S.AWAITING_BOOKING:
+            closes_at = datetime.fromisoformat(step["closes_at"])
+            timers.append((closes_at, order, StepAction.RECHECK_OUTCOME, step["id"]))
+    if not timers:
+        return None
+    at, _, action, step_id = min(timers)
+    if open_check_in and plan.get("on_urgent"):
+        look = _next_send_moment(plan, now, zone, quiet)
+        if look < at:
+            at, action, step_id = look, StepAction.LOOK, open_check_in
+    return {"step_id": step_id, "action": action.value, "at": utc_iso(at)}
+
+
+def answer_window(plan: Document, step: Document, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """When an answer to the check-in's questionnaire, however it is sent, counts for it: from
+    the start of the check-in's local day until staff take over."""
+    at = datetime.fromisoformat(step["at"])
+    opens = datetime.combine(at.astimezone(zone).date(), time(0), tzinfo=zone)
+    if "escalate_at" in step:
+        return opens, datetime.fromisoformat(step["escalate_at"])
+    hours = plan.get("escalate_after_hours", DEFAULT_ESCALATE_AFTER_HOURS)
+    return opens, at + timedelta(hours=hours)
+
+
+def check_in_answered_by(
+    plan: Document, steps: list[Document], questionnaire: str, at: datetime, zone: ZoneInfo
+) -> Document | None:
+    """The check-in an answer to `questionnaire` at `at` (not through a check-in's link) counts
+    for: the latest one still open whose window holds `at`; None if there is none."""
+    candidates = [
+        step
+        for step in steps
+        if step["kind"] == "checkin"
+        and step["questionnaire"] == questionnaire
+        and step["status"] in (S.PLANNED, S.AWAITING_ANSWER)
+        and answer_window(plan, step, zone)[0] <= at < answer_window(plan, step, zone)[1]
+    ]
+    return max(candidates, key=lambda step: (step["at"], step["id"])) if candidates else None
 
 
 def outcome(steps: list[Document]) -> str:

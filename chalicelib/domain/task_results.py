@@ -87,15 +87,15 @@ class OutreachSent(TypedDict):
 # --- aftercare (aftercare.asl.json) ---
 
 
-class UpcomingStep(TypedDict):
-    id: str
-    kind: str  # checkin | education | recheck
+class DueStep(TypedDict):
+    step_id: str  # for a look: the open check-in it watches
+    action: str  # care_plans.StepAction: the aftercare task's action that serves the timer
     at: str
 
 
 class NextAftercareStep(TypedDict):
     done: bool
-    step: NotRequired[UpcomingStep]  # when not done
+    due: NotRequired[DueStep]  # when not done
 
 
 class AftercareStepSent(TypedDict):
@@ -121,9 +121,8 @@ class CheckInEscalated(TypedDict):
     answered: bool
 
 
-class CheckInFollowed(TypedDict):
-    branched: bool
-    extra: NotRequired[str]  # the extra check-in an urgent answer added
+class Looked(TypedDict):
+    looked: bool  # a wake with nothing to do: the next `next` sees any check-in added meanwhile
 
 
 class RecheckChecked(TypedDict):

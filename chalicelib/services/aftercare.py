@@ -1,10 +1,13 @@
 """Aftercare journeys: what follows a discharge, a surgery or a fulfilled visit under a care plan.
 
 One journey record per (event, care plan) in the patient's partition holds the agenda (its steps
-and how each went); the state machine walks it: wait for the next step, do it, repeat. A check-in
-opens a questionnaire response for the patient and waits for the answer on a task token, reminds
-once, then hands over to staff. An urgent answer alerts staff at once (ResponseService) and, if
-the plan says so, adds another check-in. A re-check invitation succeeds if the patient books
+and how each went); the state machine asks for the earliest timer (`care_plans.due`), waits for
+it, does it, and asks again, so every step goes out on its own date whatever earlier steps are
+still waiting for. A check-in opens a questionnaire response for the patient; its answer is
+recorded in the step when submitted (through the check-in's link, or the same questionnaire
+through the general route within the check-in's window), and its reminder and hand-over to staff
+are timers that find the step answered and do nothing. An urgent answer alerts staff at once and,
+if the plan says so, adds another check-in. A re-check invitation succeeds if the patient books
 within the plan's window. Every task is safe to replay: sends are claimed by key, staff tasks are
 opened once by id, and steps already done are not done again.
 """
@@ -22,19 +25,18 @@ from chalicelib import clock
 from chalicelib.adapters.executions import Executions
 from chalicelib.domain import care_plans as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
+from chalicelib.domain.care_plans import StepAction, StepStatus
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound, invalid
 from chalicelib.domain.task_results import (
     AftercareFinished,
     AftercareStepSent,
-    AnswerHeld,
     CheckInEscalated,
-    CheckInFollowed,
     CheckInReminded,
+    Looked,
     NextAftercareStep,
     RecheckChecked,
     StepSkipped,
-    UpcomingStep,
 )
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, logger, run_hooks
@@ -48,6 +50,7 @@ from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
 from chalicelib.store.tenants import TenantRepository
 
+S = StepStatus
 ACTIVE_BOOKING = frozenset({"booked", "confirmed", "arrived", "fulfilled"})
 
 
@@ -224,14 +227,19 @@ class AftercareService:
         return self._store.get(ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"])
 
     def next(self, ref: Document) -> NextAftercareStep:
-        journey = self._journey(ref)
-        if journey is None or journey["status"] != "running":
+        """The journey's earliest timer: a step to send, a reminder, a hand-over, a booking
+        window closing, or a look for a check-in an urgent answer may add."""
+        loaded = self._load(ref)
+        if loaded is None or loaded[2]["status"] != "running":
             return {"done": True}
-        upcoming = rules.next_step(journey["steps"])
-        if upcoming is None:
-            return {"done": True}
-        step = UpcomingStep(id=upcoming["id"], kind=upcoming["kind"], at=upcoming["at"])
-        return {"done": False, "step": step}
+        tenant, patient, journey = loaded
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+        due = rules.due(journey["plan"], journey["steps"], clock.now(), zone, tenant["quiet_hours"])
+        return {"done": True} if due is None else {"done": False, "due": due}
+
+    def look(self, ref: Document) -> Looked:
+        """Nothing to do at this wake: the next `next` sees any check-in added meanwhile."""
+        return {"looked": True}
 
     def _mark(self, ref: Document, step_id: str, **changes: object) -> Document:
         def change(journey: Document) -> Document:
@@ -251,9 +259,9 @@ class AftercareService:
             return {"status": "skipped", "why": "journey over"}
         tenant, patient, journey = loaded
         step = _step(journey, step_id)
-        if step["status"] != "planned":
-            # A re-run after the step went out: the same answer as the first run, so the
-            # state machine still waits for the answer or the booking.
+        if step["status"] != S.PLANNED:
+            # A re-run after the step went out, or a check-in answered before it was sent:
+            # what the first run gave (the timers are in the step already).
             return sent_before(step)
         now = clock.now()
         fields = {
@@ -282,6 +290,8 @@ class AftercareService:
             now,
         )
         if result["status"] == "deferred":
+            # The step keeps its planned time; the next `next` waits until quiet hours end.
+            self._transition(ref, step_id, {S.PLANNED}, not_before=result["retry_at"])
             return {"status": "deferred", "retry_at": result["retry_at"]}
         sent_at = parse_timestamp("$.sent_at", result.get("sent_at") or utc_iso(now))
         zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
@@ -290,18 +300,18 @@ class AftercareService:
             timers = rules.answer_timers(journey["plan"], sent_at, zone, tenant["quiet_hours"])
             outcome["remind_at"] = timers["remind_at"]
             outcome["escalate_at"] = timers["escalate_at"]
-            after = "awaiting_answer"
+            after = S.AWAITING_ANSWER
         elif step["kind"] == "recheck":
             outcome["closes_at"] = utc_iso(sent_at + timedelta(days=step["book_within_days"]))
-            after = "awaiting_booking"
+            after = S.AWAITING_BOOKING
         else:
-            after = "done"
+            after = S.DONE
         # Only a step still planned moves on: an answer may have come in meanwhile (the
         # patient can open the response from their list), and it must not be overwritten.
         self._transition(
             ref,
             step_id,
-            {"planned"},
+            {S.PLANNED},
             status=after,
             sent=result["status"],
             **{k: v for k, v in outcome.items() if k != "status"},
@@ -356,29 +366,10 @@ class AftercareService:
                 )
         return response_id
 
-    def hold_answer(self, ref: Document, step_id: str, token: str) -> AnswerHeld:
-        """Keep the task token on the step, where the patient's submitted answer finds it. If
-        the answer came first (or staff took over), release the wait at once."""
-        holder: dict[str, object] = {}
-
-        def change(journey: Document) -> Document | None:
-            step = _step(journey, step_id)
-            holder["status"] = step["status"]
-            if step["status"] != "awaiting_answer":
-                return None
-            step["token"] = token
-            return journey
-
-        self._update(ref, change)
-        if holder["status"] != "awaiting_answer":
-            self._executions.resume(token, {"status": holder["status"]})
-            return {"held": False}
-        return {"held": True}
-
     def _awaiting(self, ref: Document, step_id: str) -> tuple[Document, Document, Document] | None:
         """Tenant, patient and journey while the check-in still waits for its answer."""
         loaded = self._load(ref)
-        if loaded is None or _step(loaded[2], step_id)["status"] != "awaiting_answer":
+        if loaded is None or _step(loaded[2], step_id)["status"] != S.AWAITING_ANSWER:
             return None
         return loaded
 
@@ -389,7 +380,8 @@ class AftercareService:
         tenant, patient, journey = loaded
         step = _step(journey, step_id)
         if step["remind_at"] >= step["escalate_at"]:
-            return {"answered": False, "reminder": "none"}  # no time to remind before staff
+            self._mark(ref, step_id, reminder="none")  # no time to remind before staff
+            return {"answered": False, "reminder": "none"}
         fields = {
             **patient_fields(tenant, patient),
             "department": department_names(tenant).get(journey["department"], ""),
@@ -406,25 +398,32 @@ class AftercareService:
             ),
             clock.now(),
         )
+        if result["status"] == "deferred":
+            # Quiet hours changed since the timer was set: later, if still before the hand-over.
+            if result["retry_at"] < step["escalate_at"]:
+                self._mark(ref, step_id, remind_at=result["retry_at"])
+                return {"answered": False, "reminder": "deferred"}
+            self._mark(ref, step_id, reminder="none")
+            return {"answered": False, "reminder": "none"}
         self._mark(ref, step_id, reminder=result["status"])
         return {"answered": False, "reminder": result["status"]}
 
     def escalate(self, ref: Document, step_id: str) -> CheckInEscalated:
         """Still no answer: staff take over (a task, the department's topic); the wait ends."""
-        loaded = self._awaiting(ref, step_id)
+        loaded = self._load(ref)
         if loaded is None:
             return {"answered": True}
         tenant, _, journey = loaded
         step = _step(journey, step_id)
-        # Move to unanswered first: if the answer wins the race, staff get no task.
-        escalated = self._transition(
+        # Move to unanswered first: if the answer wins the race, staff get no task. A re-run
+        # after that move (the task below failed) opens the same task again, once by id.
+        if step["status"] != S.UNANSWERED and not self._transition(
             ref,
             step_id,
-            {"awaiting_answer"},
-            status="unanswered",
+            {S.AWAITING_ANSWER},
+            status=S.UNANSWERED,
             escalated_at=utc_iso(clock.now()),
-        )
-        if not escalated:
+        ):
             return {"answered": True}
         self._queue.open_task(
             tenant["id"],
@@ -442,54 +441,27 @@ class AftercareService:
         count("CheckInUnanswered")
         return {"answered": False}
 
-    def after_check_in(self, ref: Document, step_id: str) -> CheckInFollowed:
-        """Record how the check-in ended; on an urgent answer take the plan's branch."""
-        loaded = self._load(ref)
-        if loaded is None:
-            return {"branched": False}
-        tenant, patient, _ = loaded
-        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
-        added: dict[str, str] = {}
-
-        def change(journey: Document) -> Document | None:
-            step = _step(journey, step_id)
-            if step["status"] == "awaiting_answer":
-                step["status"] = "failed"  # the wait ended without an answer or a hand-over
-                return journey
-            if step.get("risk") != "urgent" or step.get("branched"):
-                return None
-            extra = rules.extra_check_in(
-                journey["plan"],
-                step,
-                journey["steps"],
-                parse_timestamp("$.answered_at", step["answered_at"]),
-                zone,
-                tenant["quiet_hours"],
-            )
-            step["branched"] = extra["id"] if extra else "none"
-            if extra:
-                journey["steps"].append(extra)
-                added["id"] = extra["id"]
-            return journey
-
-        self._update(ref, change)
-        followed = CheckInFollowed(branched=bool(added))
-        if added:
-            followed["extra"] = added["id"]
-        return followed
-
     def recheck_outcome(self, ref: Document, step_id: str) -> RecheckChecked:
         """At the end of the booking window: did the patient book?"""
-        if self._transition(ref, step_id, {"awaiting_booking"}, status="not_booked"):
+        if self._transition(ref, step_id, {S.AWAITING_BOOKING}, status=S.NOT_BOOKED):
             count("RecheckNotBooked")
             return {"rebooked": False}
         journey = self._journey(ref)
-        return {"rebooked": journey is not None and _step(journey, step_id)["status"] == "booked"}
+        return {"rebooked": journey is not None and _step(journey, step_id)["status"] == S.BOOKED}
 
-    def skip(self, ref: Document, step_id: str) -> StepSkipped:
-        """A step whose task kept failing is marked failed, so the journey moves on."""
-        if self._transition(ref, step_id, {"planned", "awaiting_answer"}, status="failed"):
-            logger.warning("aftercare step failed", extra={"step": step_id})
+    def skip(self, ref: Document, step_id: str, action: str) -> StepSkipped:
+        """A timer whose task kept failing (staff were told) is put aside, so the journey
+        moves on: a reminder is dropped, a send, hand-over or booking check marks its step
+        failed, and a look needs nothing (the next one is later)."""
+        if action == StepAction.REMIND:
+            self._transition(ref, step_id, {S.AWAITING_ANSWER}, reminder="failed")
+        elif action != StepAction.LOOK and self._transition(
+            ref,
+            step_id,
+            {S.PLANNED, S.AWAITING_ANSWER, S.AWAITING_BOOKING},
+            status=S.FAILED,
+        ):
+            logger.warning("aftercare step failed", extra={"step": step_id, "action": action})
         return {"skipped": True}
 
     def finish(self, ref: Document) -> AftercareFinished:
@@ -519,8 +491,8 @@ class AftercareService:
 
     def submitted(self, tenant_id: str, response: Document) -> None:
         """A questionnaire was submitted. An urgent answer alerts the department's staff at once
-        (whether or not a journey asked for it); a check-in's step records the answer and its
-        wait is released."""
+        (whether or not a journey asked for it). A check-in's own response answers its step; any
+        other response to the same questionnaire answers the check-in whose window holds it."""
         link = response.get("journey")
         journey = (
             self._store.get(tenant_id, response["patient_id"], AFTERCARE, link["id"])
@@ -529,8 +501,32 @@ class AftercareService:
         )
         if response["risk"] == "urgent":
             self._alert(tenant_id, response, journey)
-        if journey is not None:
-            self._answered(tenant_id, response, link or {})
+        if link is not None:
+            if journey is not None:
+                self._answered(tenant_id, response, link["id"], link["step"])
+            return
+        for found in self._store.for_patient(tenant_id, response["patient_id"]):
+            if found.get("kind") != "aftercare" or found["status"] != "running":
+                continue
+            step_id = self._step_answered_by(tenant_id, found, response)
+            if step_id is not None:
+                self._answered(tenant_id, response, found["id"], step_id)
+
+    def _step_answered_by(
+        self, tenant_id: str, journey: Document, response: Document
+    ) -> str | None:
+        tenant = self._tenants.get(tenant_id)
+        patient = self._patients.get(tenant_id, journey["patient_id"])
+        if tenant is None or patient is None:
+            return None
+        step = rules.check_in_answered_by(
+            journey["plan"],
+            journey["steps"],
+            response["questionnaire"],
+            parse_timestamp("$.authored_at", response["authored_at"]),
+            ZoneInfo(patient.get("time_zone") or tenant["time_zone"]),
+        )
+        return None if step is None else str(step["id"])
 
     def _alert(self, tenant_id: str, response: Document, journey: Document | None) -> None:
         tenant = self._tenants.get(tenant_id)
@@ -556,37 +552,46 @@ class AftercareService:
         count("UrgentAnswerAlerted")
         run_hooks(self._on_urgent, tenant_id, response)  # the high-risk segment
 
-    def _answered(self, tenant_id: str, response: Document, link: Document) -> None:
+    def _answered(self, tenant_id: str, response: Document, journey_id: str, step_id: str) -> None:
+        """Record the answer in its step; an urgent answer in time takes the plan's branch (one
+        more check-in), which the journey's next look finds."""
         ref = {
             "tenant_id": tenant_id,
             "patient_id": response["patient_id"],
-            "journey_id": link["id"],
+            "journey_id": journey_id,
         }
-        token: dict[str, str] = {}
+        tenant = self._tenants.get(tenant_id)
+        patient = self._patients.get(tenant_id, response["patient_id"])
+        if tenant is None or patient is None:
+            return
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+        answered_at = parse_timestamp("$.authored_at", response["authored_at"])
 
         def change(journey: Document) -> Document | None:
-            step = _step(journey, link["step"])
-            # `failed`: the task failed after the link went out; the answer still counts.
-            if step["status"] not in ("awaiting_answer", "unanswered", "planned", "failed"):
+            step = _step(journey, step_id)
+            becomes = rules.answered_status(step["status"])
+            if becomes is None:
                 return None
-            late = step["status"] == "unanswered"
-            step.update(
-                status="answered_late" if late else "answered",
-                risk=response["risk"],
-                answered_at=response["authored_at"],
-            )
-            if "token" in step:
-                token["value"] = step.pop("token")
+            step.update(status=becomes, risk=response["risk"], answered_at=response["authored_at"])
+            if response.get("journey") is None:
+                step["answered_by"] = response["id"]  # not the check-in's own response
+            branches = becomes == S.ANSWERED and journey["status"] == "running"
+            if branches and response["risk"] == "urgent" and "branched" not in step:
+                extra = rules.extra_check_in(
+                    journey["plan"],
+                    step,
+                    journey["steps"],
+                    answered_at,
+                    zone,
+                    tenant["quiet_hours"],
+                )
+                step["branched"] = extra["id"] if extra else "none"
+                if extra:
+                    journey["steps"].append(extra)
             return journey
 
-        try:
+        with suppress(NotFound):
             self._update(ref, change)
-        except NotFound:
-            return
-        if token:
-            self._executions.resume(
-                token["value"], {"status": "answered", "risk": response["risk"]}
-            )
 
     def on_booked(self, tenant_id: str, appointment: Document) -> None:
         """A booking closes an open re-check invitation of the same department as a success."""
@@ -599,7 +604,7 @@ class AftercareService:
             if recheck.get("appointment_type") not in (None, appointment["type"]):
                 continue
             for step in journey["steps"]:
-                if step["kind"] == "recheck" and step["status"] == "awaiting_booking":
+                if step["kind"] == "recheck" and step["status"] == S.AWAITING_BOOKING:
                     ref = {
                         "tenant_id": tenant_id,
                         "patient_id": appointment["patient_id"],
@@ -608,8 +613,8 @@ class AftercareService:
                     if self._transition(
                         ref,
                         step["id"],
-                        {"awaiting_booking"},
-                        status="booked",
+                        {S.AWAITING_BOOKING},
+                        status=S.BOOKED,
                         appointment_id=appointment["id"],
                         booked_at=utc_iso(clock.now()),
                     ):
@@ -641,8 +646,4 @@ class AftercareService:
         tenant_id = tenant_of(principal)
         if not is_valid_id(patient_id) or self._patients.get(tenant_id, patient_id) is None:
             raise NotFound("patient not found")
-        journeys_found = self._store.for_patient(tenant_id, patient_id)
-        for journey in journeys_found:
-            for step in journey.get("steps", []):
-                step.pop("token", None)  # a capability, not something to show
-        return journeys_found
+        return self._store.for_patient(tenant_id, patient_id)

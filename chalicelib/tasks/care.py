@@ -9,10 +9,9 @@ from typing import Any
 from chalicelib.domain.task_results import (
     AftercareFinished,
     AftercareStepSent,
-    AnswerHeld,
     CheckInEscalated,
-    CheckInFollowed,
     CheckInReminded,
+    Looked,
     NextAftercareStep,
     RecallBackfillPage,
     RecallFinished,
@@ -29,10 +28,9 @@ from chalicelib.tasks.runner import Event, step_task
 AftercareResult = (
     NextAftercareStep
     | AftercareStepSent
-    | AnswerHeld
     | CheckInReminded
     | CheckInEscalated
-    | CheckInFollowed
+    | Looked
     | RecheckChecked
     | StepSkipped
     | AftercareFinished
@@ -47,12 +45,11 @@ def aftercare_task(event: Event) -> AftercareResult:
     actions: dict[str, Callable[[], AftercareResult]] = {
         "next": lambda: care.next(ref),
         "send": lambda: care.send(ref, step),
-        "hold_answer": lambda: care.hold_answer(ref, step, event["token"]),
         "remind": lambda: care.remind(ref, step),
         "escalate": lambda: care.escalate(ref, step),
-        "after_check_in": lambda: care.after_check_in(ref, step),
         "recheck_outcome": lambda: care.recheck_outcome(ref, step),
-        "skip": lambda: care.skip(ref, step),
+        "look": lambda: care.look(ref),
+        "skip": lambda: care.skip(ref, step, event["skipped_action"]),
         "finish": lambda: care.finish(ref),
     }
     return actions[event["action"]]()

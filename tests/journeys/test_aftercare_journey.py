@@ -44,12 +44,19 @@ URGENT = {"pain": 8, "wound": "healing", "fever": False, "mobility": "normal"}
 
 
 class Aftercare:
-    def __init__(self, runtime: Any, api: Api, clinic: ClinicCtx, make_patient: Any) -> None:
+    def __init__(
+        self,
+        runtime: Any,
+        api: Api,
+        clinic: ClinicCtx,
+        make_patient: Any,
+        plan: dict[str, Any] = PLAN,
+    ) -> None:
         self.runtime, self.api, self.clinic = runtime, api, clinic
         self.phone = unique_phone()
         self.patient = make_patient(clinic.tenant, phone=self.phone)
         self.token = runtime.token("patient", clinic.tenant.id, self.patient["id"])
-        saved = api.call("PUT", "/care-plans/cardiac-recovery", clinic.tenant.admin, PLAN)
+        saved = api.call("PUT", "/care-plans/cardiac-recovery", clinic.tenant.admin, plan)
         assert saved.status_code == 200, saved.body
 
     def surgery(self) -> dict[str, Any]:
@@ -98,6 +105,28 @@ class Aftercare:
         done: dict[str, Any] = payload(submitted)
         return done
 
+    def answer_in_the_app(self, answers: dict[str, Any]) -> dict[str, Any]:
+        """Answer the questionnaire from the app's questionnaire list, not a check-in's link."""
+        started = self.api.call(
+            "POST", "/questionnaires/post-operative/responses", self.token, {"answers": answers}
+        )
+        assert started.status_code == 201, started.body
+        path = f"/me/questionnaire-responses/{payload(started)['id']}"
+        submitted = self.api.call("POST", f"{path}/submit", self.token)
+        assert submitted.status_code == 200, submitted.body
+        self.runtime.settle()
+        done: dict[str, Any] = payload(submitted)
+        return done
+
+    def check_in_messages(self) -> dict[str, list[Any]]:
+        """Each check-in's messages (the check-in, then its reminder), by its response id."""
+        found: dict[str, list[Any]] = {}
+        for message in self.sms():
+            match = re.search(r"/q/(qr-[0-9a-f]{16})", message.body)
+            if match:
+                found.setdefault(match.group(1), []).append(message)
+        return found
+
     def tasks(self) -> list[dict[str, Any]]:
         items = payload(self.api.call("GET", "/tasks", self.clinic.tenant.staff))["items"]
         return [t for t in items if t["patient_id"] == self.patient["id"]]
@@ -129,8 +158,8 @@ class Aftercare:
 
 @pytest.fixture
 def aftercare(runtime: Any, api: Api, make_clinic: Any, make_patient: Any) -> Any:
-    def make() -> Aftercare:
-        return Aftercare(runtime, api, make_clinic(capacity=5), make_patient)
+    def make(plan: dict[str, Any] = PLAN) -> Aftercare:
+        return Aftercare(runtime, api, make_clinic(capacity=5), make_patient, plan)
 
     return make
 
@@ -325,3 +354,88 @@ def test_deleting_the_patient_ends_the_journey(runtime: Any, aftercare: Any) -> 
     record = CareRepository().get(a.clinic.tenant.id, a.patient["id"], AFTERCARE, journey_id)
     assert record is not None
     assert (record["status"], record["outcome"]) == ("completed", "patient_gone")
+
+
+DAILY = {
+    "name": "Daily check-ins after surgery",
+    "trigger": {"event": "surgery", "departments": ["cardiology"]},
+    "check_ins": [{"day": d, "questionnaire": "post-operative"} for d in (1, 2, 3, 4)],
+    "education": PLAN["education"],
+}
+
+
+def at(message: Any) -> datetime:
+    return datetime.fromisoformat(message.sent_at)
+
+
+def test_daily_check_ins_nobody_answers_each_go_out_on_their_own_date(
+    runtime: Any, aftercare: Any
+) -> None:
+    """A check-in waiting for its answer holds back nothing: day 2's education and every day's
+    check-in go out on their own day at the send time, each reminded 24 h later and handed
+    over to staff 48 h later, and a late answer still counts for its own day."""
+    a: Aftercare = aftercare(DAILY)
+    send_time = {n: local_moment(days=n, hour=10) for n in range(8)}
+    a.surgery()
+    move_to(runtime, send_time[7])
+
+    by_response = list(a.check_in_messages().values())
+    assert [at(messages[0]) for messages in by_response] == [send_time[n] for n in (1, 2, 3, 4)]
+    assert [at(messages[1]) for messages in by_response] == [send_time[n] for n in (2, 3, 4, 5)]
+    assert all(len(messages) == 2 for messages in by_response), "one reminder each"
+    [education] = [m for m in a.sms() if "wound-care" in m.body]
+    assert at(education) == send_time[2]
+    journey = a.journey()
+    for n in (1, 2, 3, 4):
+        step = a.step(f"checkin-d{n}")
+        assert step["status"] == "unanswered"
+        assert datetime.fromisoformat(step["escalated_at"]) == send_time[n + 2]
+    handed_over = [t for t in a.tasks() if t["kind"] == "checkin_unanswered"]
+    assert len(handed_over) == 4
+    assert journey["status"] == "completed"
+
+    a.answer(by_response[0][0], OK)  # day 1's link, on day 7
+    assert a.step("checkin-d1")["status"] == "answered_late"
+    assert [a.step(f"checkin-d{n}")["status"] for n in (2, 3, 4)] == ["unanswered"] * 3
+
+
+def test_a_same_day_answer_through_the_general_route_counts_for_the_check_in(
+    runtime: Any, aftercare: Any
+) -> None:
+    """The patient answers the check-in's questionnaire from the app's list instead of the
+    link: within the check-in's window it answers that check-in (no reminder, no hand-over);
+    an answer before the check-in's day counts for nothing."""
+    plan = {**DAILY, "check_ins": DAILY["check_ins"][:2], "education": []}
+    a: Aftercare = aftercare(plan)
+    moments = {(n, hour): local_moment(days=n, hour=hour) for n in range(6) for hour in (9, 15)}
+    a.surgery()
+    a.answer_in_the_app(OK)  # day 0: before any check-in's window
+    assert a.step("checkin-d1")["status"] == "planned"
+
+    move_to(runtime, moments[1, 15])
+    answered = a.answer_in_the_app(OK)  # the afternoon of day 1, after the 10:00 check-in
+    step = a.step("checkin-d1")
+    assert (step["status"], step["answered_by"]) == ("answered", answered["id"])
+
+    move_to(runtime, moments[2, 9])
+    a.answer_in_the_app(OK)  # day 2 at 09:00, before its check-in goes out
+    assert a.step("checkin-d2")["status"] == "answered"
+    move_to(runtime, moments[5, 9])
+    messages = a.check_in_messages()
+    assert [len(m) for m in messages.values()] == [1], "day 1's check-in only, no reminder"
+    assert a.tasks() == [], "no hand-over"
+    assert a.journey()["status"] == "completed"
+
+
+def test_an_urgent_answer_through_the_general_route_takes_the_plans_branch(
+    runtime: Any, aftercare: Any
+) -> None:
+    a: Aftercare = aftercare()
+    start = day(0)
+    a.surgery()
+    move_to(runtime, start + timedelta(days=1, hours=2))
+    a.answer_in_the_app(URGENT)
+    assert [t["kind"] for t in a.tasks()] == ["urgent_answer"]
+    assert a.step("checkin-d1")["branched"] == "checkin-extra-1"
+    move_to(runtime, start + timedelta(days=3))
+    assert len(a.check_in_messages()) == 2, "the extra check-in went out on day 3"

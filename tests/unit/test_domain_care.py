@@ -188,3 +188,112 @@ def test_every_recall_status_can_start_a_new_cycle_and_open_ones_can_end() -> No
     assert all(can_become(s, RecallStatus.SCHEDULED) for s in RecallStatus)
     assert all(can_become(s, RecallStatus.CANCELLED) for s in OPEN)
     assert not can_become(RecallStatus.STOPPED, RecallStatus.INVITED)
+
+
+# --- the agenda as timers: each step at its own time ----------------------------------------
+
+DAILY = {
+    **PLAN,
+    "check_ins": [{"day": d, "questionnaire": "post-operative"} for d in (1, 2, 3)],
+    "recheck": None,
+}
+
+
+def _daily_steps(now: datetime) -> list[dict[str, Any]]:
+    plan = {k: v for k, v in DAILY.items() if v is not None}
+    return care_plans.agenda(plan, now, SHANGHAI, QUIET, now)
+
+
+def test_a_check_in_waiting_for_its_answer_holds_back_no_later_step() -> None:
+    surgery = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+    plan = {k: v for k, v in DAILY.items() if v is not None and k != "on_urgent"}
+    steps = _daily_steps(surgery)
+    first = steps[0]
+    first.update(
+        status="awaiting_answer",
+        remind_at="2026-11-25T04:00:00Z",
+        escalate_at="2026-11-26T02:00:00Z",
+    )
+    now = datetime(2026, 11, 24, 3, 0, tzinfo=UTC)
+    assert care_plans.due(plan, steps, now, SHANGHAI, QUIET) == {
+        "step_id": "checkin-d2",  # day 2's check-in (and day 2's education) comes first
+        "action": "send",
+        "at": "2026-11-25T02:00:00Z",
+    }
+    for step in steps[1:]:
+        step["status"] = "done"
+    assert care_plans.due(plan, steps, now, SHANGHAI, QUIET) == {
+        "step_id": "checkin-d1",
+        "action": "remind",
+        "at": "2026-11-25T04:00:00Z",
+    }
+    first["reminder"] = "sent"
+    due = care_plans.due(plan, steps, now, SHANGHAI, QUIET)
+    assert due and (due["action"], due["at"]) == ("escalate", "2026-11-26T02:00:00Z")
+    first["status"] = "unanswered"
+    assert care_plans.due(plan, steps, now, SHANGHAI, QUIET) is None
+
+
+def test_a_deferred_send_waits_for_its_not_before() -> None:
+    surgery = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    plan = {k: v for k, v in DAILY.items() if v is not None}
+    steps = _daily_steps(surgery)
+    steps[0]["not_before"] = "2026-11-24T05:00:00Z"
+    due = care_plans.due(plan, steps, surgery, SHANGHAI, QUIET)
+    assert due == {"step_id": "checkin-d1", "action": "send", "at": "2026-11-24T05:00:00Z"}
+
+
+def test_an_open_check_in_under_an_urgent_branch_wakes_at_each_send_time() -> None:
+    """An urgent answer may add a check-in while the journey sleeps until a later timer: with
+    a check-in open and an `on_urgent` branch, the journey looks at the plan's next send time
+    (the only moments such a check-in can be due)."""
+    surgery = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    plan = {**PLAN, "check_ins": [{"day": 1, "questionnaire": "post-operative"}]}
+    steps = care_plans.agenda(plan, surgery, SHANGHAI, QUIET, surgery)
+    steps[0].update(
+        status="awaiting_answer",
+        reminder="sent",
+        remind_at="2026-11-25T02:00:00Z",
+        escalate_at="2026-11-29T02:00:00Z",
+    )
+    steps[1]["status"] = "done"
+    now = datetime(2026, 11, 24, 2, 30, tzinfo=UTC)  # 10:30, after today's send time
+    assert care_plans.due(plan, steps, now, SHANGHAI, QUIET) == {
+        "step_id": "checkin-d1",
+        "action": "look",
+        "at": "2026-11-25T02:00:00Z",
+    }
+    no_branch = {k: v for k, v in plan.items() if k != "on_urgent"}
+    due = care_plans.due(no_branch, steps, now, SHANGHAI, QUIET)
+    assert due and due["action"] == "escalate"
+
+
+def test_an_answer_through_the_general_route_counts_for_the_check_in_whose_window_holds_it() -> (
+    None
+):
+    surgery = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    steps = _daily_steps(surgery)
+    plan = {k: v for k, v in DAILY.items() if v is not None}
+    steps[0].update(status="awaiting_answer", escalate_at="2026-11-26T02:00:00Z")
+
+    def found(at: datetime, questionnaire: str = "post-operative") -> str | None:
+        step = care_plans.check_in_answered_by(plan, steps, questionnaire, at, SHANGHAI)
+        return None if step is None else str(step["id"])
+
+    assert found(datetime(2026, 11, 23, 15, 0, tzinfo=UTC)) is None, "before day 1 began"
+    assert found(datetime(2026, 11, 24, 6, 0, tzinfo=UTC)) == "checkin-d1"
+    assert found(datetime(2026, 11, 24, 6, 0, tzinfo=UTC), "satisfaction") is None
+    # Day 2 (local): both windows hold it; it counts for the latest, day 2's (still planned).
+    assert found(datetime(2026, 11, 24, 17, 0, tzinfo=UTC)) == "checkin-d2"
+    steps[1]["status"] = "answered"
+    assert found(datetime(2026, 11, 24, 17, 0, tzinfo=UTC)) == "checkin-d1"
+    assert found(datetime(2026, 11, 26, 3, 0, tzinfo=UTC)) == "checkin-d3", "d1 handed over"
+
+
+def test_step_statuses_move_only_forward() -> None:
+    assert care_plans.can_become("planned", care_plans.StepStatus.ANSWERED)
+    assert not care_plans.can_become("answered", care_plans.StepStatus.UNANSWERED)
+    assert care_plans.answered_status("unanswered") == "answered_late"
+    assert care_plans.answered_status("failed") == "answered"
+    assert care_plans.answered_status("answered") is None
+    assert set(care_plans.NEXT_STATUSES) == set(care_plans.StepStatus)
