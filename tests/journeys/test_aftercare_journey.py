@@ -439,3 +439,30 @@ def test_an_urgent_answer_through_the_general_route_takes_the_plans_branch(
     assert a.step("checkin-d1")["branched"] == "checkin-extra-1"
     move_to(runtime, start + timedelta(days=3))
     assert len(a.check_in_messages()) == 2, "the extra check-in went out on day 3"
+
+
+def test_a_step_whose_task_keeps_failing_is_put_before_staff_and_the_plan_goes_on(
+    runtime: Any, aftercare: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The education task fails (not a fault a retry heals): staff get a task naming the step,
+    the step is marked failed, and the next day's check-in still goes out on its date."""
+    from chalicelib.services.aftercare import AftercareService
+
+    sending = AftercareService.send
+
+    def send(self: AftercareService, ref: Any, step_id: str) -> Any:
+        if step_id.startswith("education"):
+            raise ValueError("the education link could not be built")
+        return sending(self, ref, step_id)
+
+    monkeypatch.setattr(AftercareService, "send", send)
+    plan = {**DAILY, "check_ins": [{"day": 3, "questionnaire": "post-operative"}]}
+    a: Aftercare = aftercare(plan)
+    send_time = {n: local_moment(days=n, hour=10) for n in range(4)}
+    a.surgery()
+    move_to(runtime, send_time[3])
+    assert a.step("education-d2-1")["status"] == "failed"
+    [failed] = [t for t in a.tasks() if t["kind"] != "urgent_answer"]
+    assert "education-d2-1" in json.dumps(failed), failed
+    [check_in] = [m for m in a.sms() if "/q/qr-" in m.body]
+    assert at(check_in) == send_time[3]
