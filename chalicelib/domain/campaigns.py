@@ -7,6 +7,7 @@ the campaign is created, with the SMS rules (the strictest channel), so nothing 
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,19 @@ def window(now: datetime) -> tuple[str, datetime]:
     """The rate window `now` falls in (its minute, UTC) and when the next one opens."""
     start = now.replace(second=0, microsecond=0)
     return start.strftime("%Y-%m-%dT%H:%M"), start + timedelta(minutes=1)
+
+
+# The messages a full window held back do not all knock at the next one's first second.
+PACED_SPREAD_SECONDS = 30
+# Which outcomes of a send left (or may have left: `unknown`): those count against the rate.
+LEFT = frozenset({"sent", "unknown"})
+
+
+def paced_retry(next_window: datetime, patient_id: str) -> datetime:
+    """When a message the rate held back tries again: in the next window, at a second of its
+    own (the same on every replay)."""
+    spread = int(hashlib.sha256(patient_id.encode()).hexdigest(), 16) % PACED_SPREAD_SECONDS
+    return next_window + timedelta(seconds=spread)
 
 
 def _names(source: str) -> set[str]:

@@ -71,7 +71,7 @@ class StepFailedReported(TypedDict):
 
 class CampaignBatch(TypedDict):
     done: bool
-    next_at: NotRequired[str]  # when not done: the next rate window
+    next_at: NotRequired[str]  # when not done: the next rate window, or the end of quiet hours
 
 
 class DriverContinued(TypedDict):
@@ -80,8 +80,8 @@ class DriverContinued(TypedDict):
 
 
 class OutreachSent(TypedDict):
-    status: str  # sent | suppressed | failed | deferred | skipped
-    retry_at: NotRequired[str]  # when deferred
+    status: str  # sent | suppressed | failed | deferred | paced | skipped
+    retry_at: NotRequired[str]  # when deferred (quiet hours) or paced (the rate's next window)
 
 
 # --- aftercare (aftercare.asl.json) ---

@@ -3,17 +3,22 @@ state machine starts one outreach execution per patient at the tenant's rate; ea
 sends once.
 
 Runtime (see `statemachines/campaign.asl.json` and `outreach.asl.json`):
-- the driver's `batch` claims up to the tenant's per-minute rate from a window shared by all its
-  campaigns, pages that many members from where it stopped, records each as started (once) and
-  starts their outreach (named `<campaign>-<patient>`: a replay is a no-op), then waits for the
-  next minute, until the segment is exhausted;
-- an outreach's `send` delivers with key `campaign#<campaign>#<patient>` (never twice), waits out
-  quiet hours when told to, and records the outcome once (sent / suppressed / failed).
+- the tenant's rate counts campaign messages leaving, in a per-minute window shared by all its
+  campaigns (journey messages such as reminders are not counted and never slowed);
+- the driver's `batch` waits out the tenant's quiet hours, then starts as many patients as the
+  current window has room for: it pages that many members from where it stopped, records each as
+  started (once) and starts their outreach (named `<campaign>-<patient>`: a replay is a no-op),
+  then waits for the next minute, until the segment is exhausted;
+- an outreach's `send` waits out the patient's quiet hours, takes one place in the window (or,
+  the window full, waits for the next: a message held back by quiet hours or retries never leaves
+  beside a full minute), delivers with key `campaign#<campaign>#<patient>` (never twice), gives
+  the place back when nothing left, and records the outcome once (sent / suppressed / failed).
 """
 
 from __future__ import annotations
 
 import secrets
+from zoneinfo import ZoneInfo
 
 from chalicelib import clock
 from chalicelib.adapters.executions import Executions
@@ -21,6 +26,7 @@ from chalicelib.domain import campaigns as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound
+from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.task_results import CampaignBatch, DriverContinued, OutreachSent
 from chalicelib.observability import count
 from chalicelib.services.deliveries import Deliveries, Message, patient_fields
@@ -136,23 +142,28 @@ class CampaignService:
     # --- the driver state machine ---
 
     def batch(self, ref: Document) -> CampaignBatch:
-        """Start the next patients' outreach, as many as the tenant's rate allows this minute.
-        Returns `done`, or `next_at` (the next window) to wait for."""
+        """Start the next patients' outreach, as many as this minute's window has room for.
+        Returns `done`, or `next_at` (the next window, or the end of quiet hours) to wait for."""
         tenant_id, campaign_id = ref["tenant_id"], ref["campaign_id"]
         campaign = self._campaigns.get(tenant_id, campaign_id)
         tenant = self._tenants.require(tenant_id) if campaign else None
         if campaign is None or tenant is None or campaign["exhausted_at"]:
             return {"done": True}
         now = clock.now()
+        # Started in quiet hours, every outreach would wait for the morning and knock at once.
+        morning = out_of_quiet_hours(now, ZoneInfo(tenant["time_zone"]), tenant["quiet_hours"])
+        if morning != now:
+            if not self._segments.page(tenant, campaign["segment"], 1, campaign["cursor"])[0]:
+                self._campaigns.advance(tenant_id, campaign_id, None, utc_iso(now))
+                return {"done": True}  # nobody left to wait for
+            return {"done": False, "next_at": utc_iso(morning)}
         window, next_window = rules.window(now)
-        rate = rules.rate_per_minute(tenant)
-        granted = self._campaigns.claim_rate(tenant_id, now, window, rate, rate)
-        if granted == 0:
+        room = rules.rate_per_minute(tenant) - self._campaigns.rate_used(tenant_id, window)
+        if room <= 0:
             return {"done": False, "next_at": utc_iso(next_window)}
         patient_ids, next_after = self._segments.page(
-            tenant, campaign["segment"], granted, campaign["cursor"]
+            tenant, campaign["segment"], room, campaign["cursor"]
         )
-        self._campaigns.release_rate(tenant_id, window, granted - len(patient_ids))
         for patient_id in patient_ids:
             if self._campaigns.mark_started(tenant_id, campaign_id, patient_id, utc_iso(now)):
                 count("CampaignOutreachStarted")
@@ -177,8 +188,9 @@ class CampaignService:
     # --- the outreach state machine ---
 
     def send(self, ref: Document) -> OutreachSent:
-        """Send the campaign's message to one patient, once. `deferred` (quiet hours) comes back
-        with `retry_at` for the state machine to wait for."""
+        """Send the campaign's message to one patient, once, within the tenant's rate. `deferred`
+        (quiet hours) and `paced` (this minute's window is full) come back with `retry_at` for
+        the state machine to wait for."""
         tenant_id, campaign_id = ref["tenant_id"], ref["campaign_id"]
         patient_id = ref["patient_id"]
         campaign = self._campaigns.get(tenant_id, campaign_id)
@@ -194,6 +206,20 @@ class CampaignService:
             **patient_fields(tenant, addressed),
             "link": f"{get_settings().app_link_base}/c/{campaign_id}",
         }
+        now = clock.now()
+        morning = self._deliveries.held_until(tenant, addressed, now)
+        if morning != now:
+            return {"status": "deferred", "retry_at": utc_iso(morning)}
+        window, next_window = rules.window(now)
+        if (
+            self._campaigns.claim_rate(tenant_id, now, window, rules.rate_per_minute(tenant), 1)
+            == 0
+        ):
+            count("CampaignMessagePaced")
+            return {
+                "status": "paced",
+                "retry_at": utc_iso(rules.paced_retry(next_window, patient_id)),
+            }
         result = self._deliveries.deliver(
             tenant,
             addressed,
@@ -204,8 +230,10 @@ class CampaignService:
                 {"campaign_id": campaign_id},
                 wording=rules.wording(campaign, patient["language"], tenant["default_language"]),
             ),
-            clock.now(),
+            now,
         )
+        if result["status"] not in rules.LEFT or result.get("replayed"):
+            self._campaigns.release_rate(tenant_id, window, 1)  # nothing left this minute
         # An unknown outcome (the request left, its answer was lost) is not known to be sent.
         status = "failed" if result["status"] == "unknown" else result["status"]
         if status in rules.OUTCOMES:

@@ -180,11 +180,16 @@ class Deliveries:
         )
         return saved or {}
 
+    @staticmethod
+    def held_until(tenant: Document, patient: Document, now: datetime) -> datetime:
+        """When a message to `patient` may leave: `now`, or the end of their quiet hours."""
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
+        return out_of_quiet_hours(now, zone, tenant["quiet_hours"])
+
     def deliver(
         self, tenant: Document, patient: Document, message: Message, now: datetime
     ) -> SendResult:
-        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
-        later = out_of_quiet_hours(now, zone, tenant["quiet_hours"])
+        later = self.held_until(tenant, patient, now)
         if message.not_after is not None and later >= message.not_after:
             why = "the visit has begun" if now >= message.not_after else "quiet hours last past it"
             return self.skip(tenant, patient, message, now, why)

@@ -195,6 +195,13 @@ class CampaignRepository:
             return granted
         return 0
 
+    def rate_used(self, tenant_id: str, window: str) -> int:
+        """How many places of this minute's window are taken (a consistent read)."""
+        try:
+            return int(RateWindowItem.get(rate_pk(tenant_id), window, consistent_read=True).used)
+        except DoesNotExist:
+            return 0
+
     def release_rate(self, tenant_id: str, window: str, unused: int) -> None:
         """Give back starts claimed but not used (the segment ended first)."""
         if unused > 0:

@@ -122,7 +122,8 @@ def test_quiet_hours_hold_a_campaign_message_until_morning(
     campaign = start_campaign(api, tenant, "guardians-of-minors")
     runtime.settle()
     waiting = progress(api, tenant, campaign)
-    assert waiting["progress"]["started"] == 1 and waiting["status"] == "running"
+    assert waiting["progress"]["started"] == 0, "the driver waits for the morning to start"
+    assert waiting["status"] == "running"
     assert campaign_sms(runtime, phone) == []
     move_to_local(runtime, days=1, hour=9)
     [sms] = campaign_sms(runtime, phone)
@@ -242,3 +243,48 @@ def test_a_long_campaign_continues_as_new_executions_before_its_history_fills(
     assert app.campaign_batch(event, context) == {"part": 2, "started": False}
     runtime.settle()
     assert len(drivers()) == 3
+
+
+def test_a_night_campaign_keeps_its_pace_before_and_after_quiet_hours(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    """50 patients at 5 a minute, started at 20:55 (quiet hours 21:00 to 08:00): 25 leave
+    before 21:00, none in the night, and the other 25 from 08:00, never more than 5 in any
+    minute; a journey's reminder due at 08:00 is not slowed by the full minute."""
+    from collections import Counter
+
+    from chalicelib import clock
+    from tests.journeys.support import Journey
+
+    clinic = make_clinic(capacity=5, journeys=True, campaigns={"rate_per_minute": 5})
+    tenant = clinic.tenant
+    phones = [unique_phone() for _ in range(50)]
+    for phone in phones:
+        make_patient(tenant, phone=phone, medical={"conditions": ["diabetes"]})
+    evening = move_to_local(runtime, days=1, hour=20)
+    runtime.clock.set(evening + timedelta(minutes=55))
+    runtime.settle()
+    booker = Journey(runtime, api, clinic, make_patient)
+    visit = (evening + timedelta(days=1)).replace(hour=10)  # its 2-hour reminder: 08:00
+    booker.book(visit)
+    start_campaign(api, tenant, "chronic")
+    runtime.settle()
+    runtime.clock.set(visit - timedelta(hours=1))
+    runtime.settle()
+
+    sent = [datetime.fromisoformat(m.sent_at) for p in phones for m in campaign_sms(runtime, p)]
+    assert len(sent) == 50, "everyone, once"
+    local = [moment.astimezone(SHANGHAI) for moment in sent]
+    per_minute = Counter(moment.strftime("%d %H:%M") for moment in local)
+    assert max(per_minute.values()) == 5, per_minute
+    night = [m for m in local if m.hour >= 21 or m.hour < 8]
+    assert night == [], "nothing in quiet hours"
+    assert len([m for m in local if m.hour == 20]) == 25, "20:55 to 20:59, 5 a minute"
+    morning = sorted(m for m in local if m.hour == 8)
+    assert len(morning) == 25 and morning[0].minute == 0 and morning[-1].minute == 4
+    [reminder] = [
+        m
+        for m in booker.sms()
+        if datetime.fromisoformat(m.sent_at) > clock.now() - timedelta(hours=2)
+    ]
+    assert datetime.fromisoformat(reminder.sent_at) == visit - timedelta(hours=2)
