@@ -356,7 +356,7 @@ def test_deleting_the_patient_ends_the_journey(runtime: Any, aftercare: Any) -> 
     assert (record["status"], record["outcome"]) == ("completed", "patient_gone")
 
 
-DAILY = {
+DAILY: dict[str, Any] = {
     "name": "Daily check-ins after surgery",
     "trigger": {"event": "surgery", "departments": ["cardiology"]},
     "check_ins": [{"day": d, "questionnaire": "post-operative"} for d in (1, 2, 3, 4)],
