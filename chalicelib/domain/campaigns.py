@@ -14,7 +14,6 @@ from typing import Any
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Problems, ValidationFailed, invalid
 from chalicelib.domain.messages import DEFAULT_TEMPLATES, check_template, render
-from chalicelib.domain.segments import GUARDIANS_OF_MINORS
 
 DEFAULT_RATE_PER_MINUTE = 60
 CAMPAIGN_FIELDS = frozenset({"clinic", "first_name", "link"})
@@ -137,31 +136,6 @@ def wording(campaign: Document, patient_language: str, default_language: str) ->
 def step_of(campaign: Document) -> str:
     template: str = campaign["message"].get("template", CAMPAIGN_STEP)
     return template
-
-
-def recipient(patient: Document, segment: str) -> Document:
-    """Who a campaign message goes to: the patient, or for `guardians-of-minors` the guardian
-    (their phone or email and name; the patient's language, zone and consent)."""
-    if segment != GUARDIANS_OF_MINORS or not patient.get("guardian"):
-        return patient
-    guardian = patient["guardian"]
-    addressed: Document = {
-        k: v for k, v in patient.items() if k not in ("phone", "email", "preferred_channels")
-    }
-    addressed["name"] = {"given": guardian["name"]}
-    channels = []
-    for field, channel in (("phone", "sms"), ("email", "email")):
-        if guardian.get(field):
-            addressed[field] = guardian[field]
-            channels.append(channel)
-    addressed["preferred_channels"] = [
-        c for c in patient.get("preferred_channels", []) if c in channels
-    ] or channels
-    # Push would reach the minor's own device, not the guardian.
-    consent = dict(patient.get("consent") or {})
-    consent["push"] = {"status": "withdrawn", "method": "app"}
-    addressed["consent"] = consent
-    return addressed
 
 
 def progress(counters: dict[str, Any]) -> dict[str, int]:

@@ -73,6 +73,7 @@ class DeliveryRecord(TypedDict):
     journey_id: NotRequired[str]
     campaign_id: NotRequired[str]
     recall_rule: NotRequired[str]
+    to_guardian: NotRequired[bool]  # a minor's message, sent to their guardian
     channel: NotRequired[str]
     lease_until: NotRequired[str]
     message_id: NotRequired[str]

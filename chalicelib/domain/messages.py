@@ -314,6 +314,19 @@ def check_template(source: str, channel: str) -> None:
         raise invalid(path, f"unknown field(s) for {channel}: {', '.join(unknown)}")
 
 
+# A message to a minor's guardian names the child first, whatever the template says.
+ABOUT_CHILD = {"zh-CN": "（关于{child}）", "en": "(About {child}) "}
+
+
+def _about_child(child: str, lang: str, channel: str) -> str:
+    from markupsafe import escape
+
+    notice = ABOUT_CHILD["zh-CN" if lang.startswith("zh") else "en"]
+    if channel == "email":
+        return f"<p>{notice.format(child=escape(child)).strip()}</p>"
+    return notice.format(child=child)
+
+
 def render(
     step: str,
     channel: str,
@@ -321,7 +334,10 @@ def render(
     fields: dict[str, Any],
     override: str | None = None,
     subject_override: str | None = None,
+    about_child: str | None = None,
 ) -> Rendered:
+    """The step's text for a channel and language; `about_child`: to a guardian, naming the
+    child (their first name) before the text."""
     kind = template_kind(step)
     lang = (
         language
@@ -331,6 +347,8 @@ def render(
     source = override or DEFAULT_TEMPLATES[(kind, channel, lang)]
     visible = {k: v for k, v in fields.items() if channel != "sms" or k in SMS_FIELDS}
     body = _environment(channel == "email").from_string(source).render(**visible)
+    if about_child:
+        body = _about_child(about_child, lang, channel) + body
     subject = None
     if channel in ("email", "push"):
         subject_source = subject_override or SUBJECTS[(kind, lang)]

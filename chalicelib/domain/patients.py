@@ -23,6 +23,9 @@ from chalicelib.domain.errors import FieldError, Forbidden, Problems, invalid
 from chalicelib.domain.tenants import department_names
 
 ADULT_AGE = 18
+# Under this age (the tenant's `minors.own_contact_from_age`) a minor's own phone, email and app
+# are not used: every message goes to the guardian.
+DEFAULT_OWN_CONTACT_FROM_AGE = 14
 READ_ONLY_FIELDS = ("id", "created_at", "updated_at", "version", "deleted_at")
 
 # What a patient may change about themselves from the app. Clinical and administrative fields
@@ -44,23 +47,15 @@ def _normalise(doc: Document, tenant: Document, now: datetime) -> Document:
         with problems.check():
             doc["phone"] = to_e164("$.phone", doc["phone"], country)
     guardian = doc.get("guardian")
-    if guardian and "phone" in guardian:
-        with problems.check():
-            guardian["phone"] = to_e164("$.guardian.phone", guardian["phone"], country)
+    if guardian:
+        _normalise_guardian(guardian, country, now, problems)
     if "email" in doc:
         doc["email"] = doc["email"].strip().lower()
     doc.setdefault("language", tenant["default_language"])
     doc.setdefault("time_zone", tenant["time_zone"])
     with problems.check():
         check_time_zone("$.time_zone", doc["time_zone"])
-    for channel, consent in doc.get("consent", {}).items():
-        path = f"$.consent.{channel}.at"
-        with problems.check():
-            # Consent without a timestamp is recorded as given (or withdrawn) now.
-            given_at = parse_timestamp(path, consent["at"]) if "at" in consent else now
-            if given_at > now:
-                raise invalid(path, "cannot be in the future")
-            consent["at"] = utc_iso(given_at)
+    _stamp_consent(doc.get("consent", {}), "$.consent", now, problems)
     if "birth_date" in doc:
         born = date.fromisoformat(doc["birth_date"])
         if born > now.date():
@@ -76,6 +71,79 @@ def _normalise(doc: Document, tenant: Document, now: datetime) -> Document:
             problems.add(f"$.departments[{index}]", "is not a department of this hospital")
     problems.raise_if_any()
     return doc
+
+
+def _normalise_guardian(
+    guardian: Document, country: str | None, now: datetime, problems: Problems
+) -> None:
+    if "phone" in guardian:
+        with problems.check():
+            guardian["phone"] = to_e164("$.guardian.phone", guardian["phone"], country)
+    if "email" in guardian:
+        guardian["email"] = guardian["email"].strip().lower()
+    _stamp_consent(guardian.get("consent", {}), "$.guardian.consent", now, problems)
+    for channel, contact in (("sms", "phone"), ("email", "email")):
+        if channel in guardian.get("preferred_channels", []) and contact not in guardian:
+            problems.add("$.guardian.preferred_channels", f"{channel} needs {contact}")
+
+
+def _stamp_consent(consent: Document, path: str, now: datetime, problems: Problems) -> None:
+    for channel, record in consent.items():
+        at_path = f"{path}.{channel}.at"
+        with problems.check():
+            # Consent without a timestamp is recorded as given (or withdrawn) now.
+            given_at = parse_timestamp(at_path, record["at"]) if "at" in record else now
+            if given_at > now:
+                raise invalid(at_path, "cannot be in the future")
+            record["at"] = utc_iso(given_at)
+
+
+def first_name(patient: Document) -> str:
+    name: str = patient["name"].get("preferred") or patient["name"]["given"]
+    return name
+
+
+def own_contact_from_age(tenant: Document) -> int:
+    age: int = tenant.get("minors", {}).get("own_contact_from_age", DEFAULT_OWN_CONTACT_FROM_AGE)
+    return age
+
+
+def addressee(
+    patient: Document, tenant: Document, today: date, *, guardian_only: bool = False
+) -> Document:
+    """Who a message about `patient` goes to, as the channels read them. A minor (under 18 on
+    `today`) is reached through their guardian: the guardian's name, phone, email, channels,
+    consent and language, with `guardian_of` naming the child for the text, and the patient's
+    id, zone and the rest kept (replies and records stay the child's). From the tenant's
+    `own_contact_from_age` a minor with a phone or email of their own is reached directly.
+    `guardian_only` (a campaign to guardians of minors): the guardian whatever the age."""
+    guardian = patient.get("guardian")
+    if "guardian_of" in patient or not guardian:
+        return patient
+    if not guardian_only:
+        born = patient.get("birth_date")
+        if born is None:
+            return patient
+        age = age_on(date.fromisoformat(born), today)
+        if age >= ADULT_AGE:
+            return patient
+        has_own = bool(patient.get("phone") or patient.get("email"))
+        if age >= own_contact_from_age(tenant) and has_own:
+            return patient
+    replaced = ("name", "phone", "email", "preferred_channels", "consent", "language")
+    view: Document = {k: v for k, v in patient.items() if k not in replaced}
+    view["name"] = {"given": guardian["name"]}
+    view["language"] = guardian.get("language") or patient["language"]
+    reachable = []
+    for channel, field in (("sms", "phone"), ("email", "email")):
+        if guardian.get(field):
+            view[field] = guardian[field]
+            reachable.append(channel)
+    preferred = [c for c in guardian.get("preferred_channels", []) if c in reachable]
+    view["preferred_channels"] = preferred or reachable
+    view["consent"] = dict(guardian.get("consent") or {})
+    view["guardian_of"] = first_name(patient)
+    return view
 
 
 def phone_problems(body: object, country: str | None) -> list[FieldError]:

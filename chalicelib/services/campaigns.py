@@ -27,6 +27,7 @@ from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tena
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.journey import out_of_quiet_hours
+from chalicelib.domain.segments import GUARDIANS_OF_MINORS
 from chalicelib.domain.task_results import CampaignBatch, DriverContinued, OutreachSent
 from chalicelib.observability import count
 from chalicelib.services.deliveries import Deliveries, Message, patient_fields
@@ -201,12 +202,16 @@ class CampaignService:
         if patient is None:  # deleted since the campaign reached them
             self._record(tenant_id, campaign_id, patient_id, "suppressed")
             return {"status": "suppressed"}
-        addressed = rules.recipient(patient, campaign["segment"])
+        now = clock.now()
+        # A minor's guardian, as every message about a minor; for the guardians-of-minors
+        # segment the guardian whatever the minor's age.
+        addressed = self._deliveries.addressee(
+            tenant, patient, now, guardian_only=campaign["segment"] == GUARDIANS_OF_MINORS
+        )
         fields = {
-            **patient_fields(tenant, addressed),
+            **patient_fields(tenant, patient),
             "link": f"{get_settings().app_link_base}/c/{campaign_id}",
         }
-        now = clock.now()
         morning = self._deliveries.held_until(tenant, addressed, now)
         if morning != now:
             return {"status": "deferred", "retry_at": utc_iso(morning)}
@@ -228,7 +233,7 @@ class CampaignService:
                 f"campaign#{campaign_id}#{patient_id}",
                 fields,
                 {"campaign_id": campaign_id},
-                wording=rules.wording(campaign, patient["language"], tenant["default_language"]),
+                wording=rules.wording(campaign, addressed["language"], tenant["default_language"]),
             ),
             now,
         )

@@ -41,6 +41,7 @@ from chalicelib.domain.deliveries import (
 from chalicelib.domain.errors import DependencyUnavailable, Retryable
 from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.messages import CHANNELS, Rendered, render, template_id, template_kind
+from chalicelib.domain.patients import addressee, first_name
 from chalicelib.domain.replies import awaiting, invitation, keywords, shown_code
 from chalicelib.domain.tenants import department_names, reply_number
 from chalicelib.observability import count, logger
@@ -68,6 +69,8 @@ def why_not(
     channel: str, patient: Document, contacts: ContactRepository, tenant_id: str
 ) -> str | None:
     """Why a channel cannot carry a message to this patient, or None if it can."""
+    if channel == "push" and "guardian_of" in patient:
+        return "a guardian is not reached through the minor's app"
     if patient.get("consent", {}).get(channel, {}).get("status") == "withdrawn":
         return "consent withdrawn"
     if not patient.get(CONTACT_FIELD[channel]):
@@ -81,10 +84,7 @@ def why_not(
 
 def patient_fields(tenant: Document, patient: Document) -> Document:
     """What every message may say: the clinic and the patient's first name."""
-    return {
-        "clinic": tenant["name"],
-        "first_name": patient["name"].get("preferred") or patient["name"]["given"],
-    }
+    return {"clinic": tenant["name"], "first_name": first_name(patient)}
 
 
 def appointment_fields(tenant: Document, patient: Document, appointment: Document) -> Document:
@@ -151,6 +151,8 @@ def next_attempt(
         attempt=(earlier["attempt"] + 1) if earlier else 1,
     )
     record.update(message.about)  # type: ignore[typeddict-item]
+    if "guardian_of" in patient:
+        record["to_guardian"] = True
     return record
 
 
@@ -181,6 +183,14 @@ class Deliveries:
         return saved or {}
 
     @staticmethod
+    def addressee(
+        tenant: Document, patient: Document, now: datetime, *, guardian_only: bool = False
+    ) -> Document:
+        """Who a message about `patient` goes to now: a minor's guardian, or the patient."""
+        today = now.astimezone(ZoneInfo(patient.get("time_zone") or tenant["time_zone"])).date()
+        return addressee(patient, tenant, today, guardian_only=guardian_only)
+
+    @staticmethod
     def held_until(tenant: Document, patient: Document, now: datetime) -> datetime:
         """When a message to `patient` may leave: `now`, or the end of their quiet hours."""
         zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
@@ -189,6 +199,7 @@ class Deliveries:
     def deliver(
         self, tenant: Document, patient: Document, message: Message, now: datetime
     ) -> SendResult:
+        patient = self.addressee(tenant, patient, now)
         later = self.held_until(tenant, patient, now)
         if message.not_after is not None and later >= message.not_after:
             why = "the visit has begun" if now >= message.not_after else "quiet hours last past it"
@@ -354,13 +365,18 @@ class Deliveries:
         chosen = message.wording or self._wording(
             tenant_id, message.step, channel, patient["language"]
         )
+        fields = {**message.fields, **reply_fields(record, patient["language"])}
+        child = patient.get("guardian_of")
+        if child:
+            fields["first_name"] = first_name(patient)  # the guardian's; the child is named
         return render(
             message.step,
             channel,
             patient["language"],
-            {**message.fields, **reply_fields(record, patient["language"])},
+            fields,
             override=chosen.get("body"),
             subject_override=chosen.get("subject"),
+            about_child=child,
         )
 
     def _send(self, channel: str, tenant: Document, patient: Document, rendered: Rendered) -> str:

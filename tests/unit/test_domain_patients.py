@@ -124,3 +124,87 @@ def test_merge_patch_merges_objects_and_null_removes() -> None:
 def test_mrn_of() -> None:
     assert rules.mrn_of({"external_ids": {"mrn": "M-1"}}) == "M-1"
     assert rules.mrn_of({}) is None
+
+
+# --- who a message about a patient goes to ---------------------------------------------------
+
+GUARDIAN = {
+    "name": "Li Na",
+    "relationship": "parent",
+    "phone": "+8613800138000",
+    "email": "li.na@example.com",
+    "language": "en",
+    "preferred_channels": ["email"],
+    "consent": {"sms": {"status": "withdrawn", "method": "sms"}},
+}
+TODAY = date(2026, 11, 23)
+
+
+def aged(years: int, **more: Any) -> dict[str, Any]:
+    born = TODAY.replace(year=TODAY.year - years).isoformat()
+    return {
+        "id": "p-1",
+        "name": {"given": "Ming", "family": "Zhang"},
+        "birth_date": born,
+        "language": "zh-CN",
+        "time_zone": "Asia/Shanghai",
+        "guardian": GUARDIAN,
+        **more,
+    }
+
+
+@pytest.mark.parametrize("years", [6, 9, 13])
+def test_a_young_minor_is_reached_through_the_guardian_even_with_a_phone(years: int) -> None:
+    child = aged(years, phone="+8613900000000", preferred_channels=["sms"])
+    view = rules.addressee(child, TENANT, TODAY)
+    assert view["phone"] == "+8613800138000" and view["email"] == "li.na@example.com"
+    assert view["name"] == {"given": "Li Na"} and view["guardian_of"] == "Ming"
+    assert view["language"] == "en" and view["preferred_channels"] == ["email"]
+    assert view["consent"] == GUARDIAN["consent"], "the guardian's consent, not the child's"
+    assert view["id"] == "p-1" and view["time_zone"] == "Asia/Shanghai"
+
+
+def test_from_the_tenants_age_a_minor_with_a_contact_of_their_own_is_reached_directly() -> None:
+    teen = aged(15, phone="+8613900000000")
+    assert rules.addressee(teen, TENANT, TODAY) is teen
+    no_phone = aged(15)
+    assert rules.addressee(no_phone, TENANT, TODAY)["guardian_of"] == "Ming"
+    strict = {**TENANT, "minors": {"own_contact_from_age": 16}}
+    assert rules.addressee(teen, strict, TODAY)["guardian_of"] == "Ming"
+    assert rules.addressee(teen, TENANT, TODAY, guardian_only=True)["guardian_of"] == "Ming"
+
+
+def test_an_adult_and_a_minor_turning_eighteen_are_reached_directly() -> None:
+    adult = aged(40, phone="+8613900000000")
+    assert rules.addressee(adult, TENANT, TODAY) is adult
+    assert rules.addressee(aged(18), TENANT, TODAY)["name"] == {"given": "Ming", "family": "Zhang"}
+    view = rules.addressee(aged(9), TENANT, TODAY)
+    assert rules.addressee(view, TENANT, TODAY) is view, "addressing twice changes nothing"
+
+
+def test_a_guardians_channels_follow_what_the_guardian_has() -> None:
+    phone_only = {"name": "Li Na", "relationship": "parent", "phone": "+8613800138000"}
+    view = rules.addressee(aged(6, guardian=phone_only), TENANT, TODAY)
+    assert view["preferred_channels"] == ["sms"] and "email" not in view
+    assert view["language"] == "zh-CN", "the child's language when the guardian has none"
+
+
+def test_a_guardians_preferred_channel_needs_its_contact() -> None:
+    guardian = {
+        "name": "Li Na",
+        "relationship": "parent",
+        "phone": "138 0013 8000",
+        "preferred_channels": ["email"],
+    }
+    with pytest.raises(ValidationFailed) as exc:
+        new(birth_date="2019-05-01", guardian=guardian)
+    assert failing_path(exc) == "$.guardian.preferred_channels"
+    stamped = new(
+        birth_date="2019-05-01",
+        guardian={
+            **guardian,
+            "preferred_channels": ["sms"],
+            "consent": {"sms": {"status": "granted", "method": "app"}},
+        },
+    )
+    assert stamped["guardian"]["consent"]["sms"]["at"] == NOW_ISO

@@ -144,19 +144,6 @@ def test_text_is_picked_for_the_patients_language() -> None:
     assert campaigns.pick_text({"en": "English"}, "zh-CN", "zh-CN") == "English"
 
 
-def test_guardians_of_minors_are_addressed_through_the_guardian() -> None:
-    child = patient(
-        phone="+8613900000000",
-        preferred_channels=["sms"],
-        language="zh-CN",
-        guardian={"name": "Li Na", "relationship": "parent", "phone": "+8613800138000"},
-    )
-    addressed = campaigns.recipient(child, "guardians-of-minors")
-    assert addressed["phone"] == "+8613800138000" and addressed["name"] == {"given": "Li Na"}
-    assert addressed["consent"]["push"]["status"] == "withdrawn"
-    assert campaigns.recipient(child, "chronic") is child
-
-
 def test_rate_windows_and_status() -> None:
     moment = datetime(2026, 11, 23, 1, 0, 42, tzinfo=UTC)
     assert campaigns.window(moment) == (
