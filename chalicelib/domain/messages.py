@@ -144,6 +144,30 @@ DEFAULT_TEMPLATES: dict[tuple[str, str, str], str] = {
     ("reminder", "push", "en"): "Reminder: {{date}} {{time}}, {{location}}",
     ("noshow_followup", "push", "zh-CN"): "您今天未能就诊，点此重新预约",
     ("noshow_followup", "push", "en"): "We missed you today. Tap to book a new time",
+    # The second attempt goes out days later: it names the missed visit's date, not "today".
+    (
+        "noshow_second",
+        "sms",
+        "zh-CN",
+    ): "{{clinic}}：{{first_name}}您好，您{{date}}的预约未能就诊，如需重新预约请点击 {{link}}",
+    (
+        "noshow_second",
+        "sms",
+        "en",
+    ): "{{clinic}}: {{first_name}}, we missed you on {{date}}. Book a new time here: {{link}}",
+    (
+        "noshow_second",
+        "email",
+        "zh-CN",
+    ): "<p>{{first_name}}您好：</p><p>您{{date}}未能来{{department}}就诊。重新预约：{{link}}</p>",
+    (
+        "noshow_second",
+        "email",
+        "en",
+    ): "<p>Dear {{first_name}},</p><p>We missed you at {{department}} on {{date}}. "
+    "Book a new time: {{link}}</p>",
+    ("noshow_second", "push", "zh-CN"): "您{{date}}未能就诊，点此重新预约",
+    ("noshow_second", "push", "en"): "We missed you on {{date}}. Tap to book a new time",
 }
 # Aftercare and recall wording: (kind, language) → (sms, push, email). No clinical detail in
 # SMS or push (a lock screen is not private); the email may name the department or the reading.
@@ -244,6 +268,8 @@ SUBJECTS = {
     ("reminder", "en"): "{{clinic}}: reminder",
     ("noshow_followup", "zh-CN"): "{{clinic}}：重新预约",
     ("noshow_followup", "en"): "{{clinic}}: book again",
+    ("noshow_second", "zh-CN"): "{{clinic}}：重新预约",
+    ("noshow_second", "en"): "{{clinic}}: book again",
 }
 for _kind, (_zh, _en) in _CARE_SUBJECTS.items():
     SUBJECTS[(_kind, "zh-CN")] = _zh
@@ -269,12 +295,10 @@ class Rendered:
 
 
 def template_kind(step: str) -> str:
-    """reminder_7d, reminder_2h ... share the reminder wording; both no-show attempts the
-    follow-up wording."""
+    """reminder_7d, reminder_2h ... share the reminder wording; each no-show attempt has its
+    own (the second, days later, cannot say "today")."""
     if step.startswith("reminder_"):
         return "reminder"
-    if step.startswith("noshow_"):
-        return "noshow_followup"
     return step
 
 

@@ -63,16 +63,23 @@ def answered(
     return current[0] if len(current) == 1 else current
 
 
-def keywords(code: str | None) -> str:
+def keywords(code: str | None, *, confirmed: bool = False) -> str:
     suffix = code or ""
+    if confirmed:
+        return f"N{suffix}/R{suffix}"
     return f"C{suffix}/N{suffix}/R{suffix}"
 
 
-def invitation(language: str, code: str | None) -> str:
-    """The sentence that invites a reply, in the patient's language."""
+def invitation(language: str, code: str | None, *, confirmed: bool = False) -> str:
+    """The sentence that invites a reply, in the patient's language; once the patient has
+    confirmed, only cancelling or rescheduling is offered."""
     c = code or ""
     if language.startswith("zh"):
+        if confirmed:
+            return f"如需取消请回复N{c}，改约回复R{c}。"
         return f"回复C{c}确认，N{c}取消，R{c}改约。"
+    if confirmed:
+        return f"Reply N{c} to cancel, R{c} to reschedule."
     return f"Reply C{c} to confirm, N{c} to cancel, R{c} to reschedule."
 
 

@@ -102,14 +102,17 @@ def appointment_fields(tenant: Document, patient: Document, appointment: Documen
     }
 
 
-def reply_fields(record: DeliveryRecord, language: str) -> Document:
+def reply_fields(record: DeliveryRecord, language: str, *, confirmed: bool) -> Document:
     """How a text invites a reply: only when it leaves from the hospital's two-way number with
     an awaited answer written (`reply_to`), naming the appointment's code when the number
-    awaits several."""
+    awaits several; after the patient confirmed, cancel and reschedule only."""
     if "reply_to" not in record:
         return {"keywords": "", "reply": ""}
     code = record.get("reply_code")
-    return {"keywords": keywords(code), "reply": invitation(language, code)}
+    return {
+        "keywords": keywords(code, confirmed=confirmed),
+        "reply": invitation(language, code, confirmed=confirmed),
+    }
 
 
 @dataclass(frozen=True)
@@ -122,7 +125,8 @@ class Message:
     `wording` ({"body", "subject"}) replaces the step's templates on every channel (a
     campaign's own text). `guard` holds an appointment's conditions; `not_after` is the moment
     from which the message makes no sense any more (a reminder: the visit's start).
-    `invites_reply`: a text of it asks for C/N/R until `not_after` (confirmations, reminders)."""
+    `invites_reply`: a text of it asks for C/N/R until `not_after` (confirmations, reminders);
+    `confirmed`: the patient has confirmed already, so it asks for N/R only."""
 
     step: str
     key: str
@@ -132,6 +136,7 @@ class Message:
     guard: SendGuard | None = None
     not_after: datetime | None = None
     invites_reply: bool = False
+    confirmed: bool = False
 
 
 def next_attempt(
@@ -365,7 +370,10 @@ class Deliveries:
         chosen = message.wording or self._wording(
             tenant_id, message.step, channel, patient["language"]
         )
-        fields = {**message.fields, **reply_fields(record, patient["language"])}
+        fields = {
+            **message.fields,
+            **reply_fields(record, patient["language"], confirmed=message.confirmed),
+        }
         child = patient.get("guardian_of")
         if child:
             fields["first_name"] = first_name(patient)  # the guardian's; the child is named

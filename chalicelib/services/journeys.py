@@ -93,6 +93,7 @@ class JourneyService:
             guard=SendGuard(appointment["id"], appointment["journey_version"], statuses),
             not_after=datetime.fromisoformat(appointment["start"]) if before_visit else None,
             invites_reply=before_visit,
+            confirmed=appointment.get("patient_response") == "confirmed",
         )
         if appointment["status"] not in statuses:
             # Logged, so staff can see why the patient got no message for this step.

@@ -111,6 +111,8 @@ def test_no_show_follow_up_then_staff_task(runtime: Any, journey: Any) -> None:
     sent_so_far = len(j.sms())
     move_to(runtime, start + timedelta(days=3, hours=3))
     assert len(j.sms()) == sent_so_far + 1, "the second attempt"
+    second = j.sms()[-1].body
+    assert "今天" not in second and start.date().isoformat() in second, "names the missed day"
     assert [t["kind"] for t in j.tasks()] == ["no_answer"], "it was never answered either"
     move_to(runtime, start + timedelta(days=6, hours=4))
     assert sorted(t["kind"] for t in j.tasks()) == ["no_answer", "noshow_unrebooked"]

@@ -35,10 +35,15 @@ def test_confirmed_by_sms_is_not_escalated(runtime: Any, api: Api, journey: Any)
     j: Journey = journey()
     start = local_moment(days=3, hour=10)
     appointment = j.book(start)
+    assert "C确认" in j.sms()[0].body, "the confirmation asks for C/N/R"
     reply(runtime, api, f"+86{j.phone}", " c ")
     assert j.appointment(appointment)["patient_response"] == "confirmed"
     move_to(runtime, start - timedelta(hours=23))
     assert j.tasks() == []
+    reminder = j.sms()[-1]
+    assert "提醒" in reminder.body
+    assert "确认" not in reminder.body and "N取消" not in reminder.body, reminder.body
+    assert "回复N" in reminder.body and "回复R" in reminder.body, "cancel and reschedule only"
 
 
 def test_reschedule_request_by_sms_reaches_staff(runtime: Any, api: Api, journey: Any) -> None:
