@@ -493,6 +493,8 @@ class AftercareService:
         """A questionnaire was submitted. An urgent answer alerts the department's staff at once
         (whether or not a journey asked for it). A check-in's own response answers its step; any
         other response to the same questionnaire answers the check-in whose window holds it."""
+        tenant = self._tenants.get(tenant_id)
+        patient = self._patients.get(tenant_id, response["patient_id"])
         link = response.get("journey")
         journey = (
             self._store.get(tenant_id, response["patient_id"], AFTERCARE, link["id"])
@@ -500,37 +502,32 @@ class AftercareService:
             else None
         )
         if response["risk"] == "urgent":
-            self._alert(tenant_id, response, journey)
+            self._alert(tenant_id, tenant, patient or {}, response, journey)
+        if tenant is None or patient is None:
+            return
+        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
         if link is not None:
             if journey is not None:
-                self._answered(tenant_id, response, link["id"], link["step"])
+                self._answered(tenant, zone, response, link["id"], link["step"])
             return
+        authored = parse_timestamp("$.authored_at", response["authored_at"])
         for found in self._store.for_patient(tenant_id, response["patient_id"]):
             if found.get("kind") != "aftercare" or found["status"] != "running":
                 continue
-            step_id = self._step_answered_by(tenant_id, found, response)
-            if step_id is not None:
-                self._answered(tenant_id, response, found["id"], step_id)
+            step = rules.check_in_answered_by(
+                found["plan"], found["steps"], response["questionnaire"], authored, zone
+            )
+            if step is not None:
+                self._answered(tenant, zone, response, found["id"], step["id"])
 
-    def _step_answered_by(
-        self, tenant_id: str, journey: Document, response: Document
-    ) -> str | None:
-        tenant = self._tenants.get(tenant_id)
-        patient = self._patients.get(tenant_id, journey["patient_id"])
-        if tenant is None or patient is None:
-            return None
-        step = rules.check_in_answered_by(
-            journey["plan"],
-            journey["steps"],
-            response["questionnaire"],
-            parse_timestamp("$.authored_at", response["authored_at"]),
-            ZoneInfo(patient.get("time_zone") or tenant["time_zone"]),
-        )
-        return None if step is None else str(step["id"])
-
-    def _alert(self, tenant_id: str, response: Document, journey: Document | None) -> None:
-        tenant = self._tenants.get(tenant_id)
-        patient = self._patients.get(tenant_id, response["patient_id"]) or {}
+    def _alert(
+        self,
+        tenant_id: str,
+        tenant: Document | None,
+        patient: Document,
+        response: Document,
+        journey: Document | None,
+    ) -> None:
         department = journey["department"] if journey else (patient.get("departments") or [None])[0]
         about: Document = {
             "patient_id": response["patient_id"],
@@ -552,19 +549,16 @@ class AftercareService:
         count("UrgentAnswerAlerted")
         run_hooks(self._on_urgent, tenant_id, response)  # the high-risk segment
 
-    def _answered(self, tenant_id: str, response: Document, journey_id: str, step_id: str) -> None:
+    def _answered(
+        self, tenant: Document, zone: ZoneInfo, response: Document, journey_id: str, step_id: str
+    ) -> None:
         """Record the answer in its step; an urgent answer in time takes the plan's branch (one
         more check-in), which the journey's next look finds."""
         ref = {
-            "tenant_id": tenant_id,
+            "tenant_id": tenant["id"],
             "patient_id": response["patient_id"],
             "journey_id": journey_id,
         }
-        tenant = self._tenants.get(tenant_id)
-        patient = self._patients.get(tenant_id, response["patient_id"])
-        if tenant is None or patient is None:
-            return
-        zone = ZoneInfo(patient.get("time_zone") or tenant["time_zone"])
         answered_at = parse_timestamp("$.authored_at", response["authored_at"])
 
         def change(journey: Document) -> Document | None:

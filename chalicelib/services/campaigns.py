@@ -237,6 +237,7 @@ class CampaignService:
             ),
             now,
         )
+        # An attempt that raises (throttled, say) keeps its place: the rate errs on the slow side.
         if result["status"] not in rules.LEFT or result.get("replayed"):
             self._campaigns.release_rate(tenant_id, window, 1)  # nothing left this minute
         # An unknown outcome (the request left, its answer was lost) is not known to be sent.
