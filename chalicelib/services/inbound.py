@@ -24,6 +24,7 @@ from chalicelib.domain.deliveries import DeliveryStatus
 from chalicelib.domain.errors import Conflict, NotFound, Retryable
 from chalicelib.domain.keywords import Reply, classify, reply_text
 from chalicelib.domain.messages import Rendered
+from chalicelib.domain.opt_outs import SMS_REPLY, SmsOptRecord
 from chalicelib.domain.replies import AwaitedAnswer, answered, which_one
 from chalicelib.domain.tenants import reply_number
 from chalicelib.observability import count, logger
@@ -111,11 +112,12 @@ class InboundMessages:
         of the fixed ones (`reply_text`)."""
         now = utc_iso(clock.now())
         tenant_id = tenant["id"] if tenant else None
+        said: SmsOptRecord = {"at": now, "how": SMS_REPLY, "keyword": reply.keyword or ""}
         if reply.meaning == "stop":
-            news = self._contacts.opt_out(phone, now, tenant_id)
+            news = self._contacts.opt_out(phone, said, tenant_id)
             return ("stop" if news else "already_stopped"), None
         if reply.meaning == "start":
-            news = self._contacts.opt_in(phone, now, tenant_id)
+            news = self._contacts.opt_in(phone, said, tenant_id)
             return ("start" if news else "already_started"), None
         if reply.meaning == "help":
             return "help", None

@@ -23,11 +23,13 @@ from chalicelib.domain.access import (
 from chalicelib.domain.appointments import ACTIVE
 from chalicelib.domain.common import Document, is_valid_id, to_e164
 from chalicelib.domain.errors import Conflict, FieldError, NotFound, invalid
+from chalicelib.domain.opt_outs import ContactOptOut, email_state, sms_state
 from chalicelib.observability import count, run_hooks
 from chalicelib.schemas import validate
 from chalicelib.services.tenants import TenantService
 from chalicelib.services.versions import check_expected_version
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.patients import ListingPosition, PatientRepository
 
 LISTING_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z#[a-z0-9-]{2,40}")
@@ -78,6 +80,7 @@ class PatientService:
         repository: PatientRepository,
         tenants: TenantService,
         appointments: AppointmentRepository,
+        contacts: ContactRepository,
         # Told of each profile change as {"before", "after"} (recalls by condition tag).
         on_changed: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
@@ -85,6 +88,7 @@ class PatientService:
         self._patients = repository
         self._tenants = tenants
         self._appointments = appointments
+        self._contacts = contacts
 
     def create(self, principal: Principal, body: Document) -> Document:
         require_role(principal, CLINIC_ROLES)
@@ -94,7 +98,7 @@ class PatientService:
         created = self._patients.create(tenant["id"], doc)
         count("PatientRegistered")
         run_hooks(self._on_changed, tenant["id"], {"before": None, "after": created})
-        return created
+        return self._shown(tenant["id"], created)
 
     def field_problems(self, principal: Principal, body: object) -> list[FieldError]:
         """What the domain would also refuse in a body its schema already refused."""
@@ -102,6 +106,11 @@ class PatientService:
         return rules.phone_problems(body, tenant.get("country"))
 
     def get(self, principal: Principal, patient_id: str) -> Document:
+        """The record as staff and the patient read it: with its contacts' opt-outs."""
+        return self._shown(tenant_of(principal), self.require(principal, patient_id))
+
+    def require(self, principal: Principal, patient_id: str) -> Document:
+        """The stored record, or 404 for what the caller cannot see."""
         require_role(principal, CLINIC_ROLES | {Role.PATIENT})
         check_patient_visible(principal, patient_id)
         patient = self._patients.get(tenant_of(principal), patient_id)
@@ -112,7 +121,7 @@ class PatientService:
     def update(
         self, principal: Principal, patient_id: str, patch: Document, if_match: str | None
     ) -> Document:
-        current = self.get(principal, patient_id)
+        current = self.require(principal, patient_id)
         check_expected_version(current, if_match)
         tenant = self._tenants.require(tenant_of(principal))
         now = clock.now()
@@ -124,12 +133,27 @@ class PatientService:
         validate("patient", changed)
         saved = self._patients.replace(tenant["id"], current, changed)
         run_hooks(self._on_changed, tenant["id"], {"before": current, "after": saved})
-        return saved
+        return self._shown(tenant["id"], saved)
+
+    def _shown(self, tenant_id: str, patient: Document) -> Document:
+        """A STOP belongs to the number, not to the record (a reply arrives before we know
+        whose it is), so the record shows each of its contacts' state as read now: one Query
+        per phone, one read per address."""
+        opt_outs: list[ContactOptOut] = []
+        guardian = patient.get("guardian") or {}
+        for whose, contact in (("patient", patient), ("guardian", guardian)):
+            if contact.get("phone"):
+                records = self._contacts.sms_opt_records(contact["phone"], tenant_id)
+                opt_outs.append(sms_state(contact["phone"], whose, records))
+            if contact.get("email"):
+                suppression = self._contacts.suppression(contact["email"])
+                opt_outs.append(email_state(contact["email"], whose, suppression))
+        return {**patient, "opt_outs": opt_outs}
 
     def delete(self, principal: Principal, patient_id: str, if_match: str | None) -> None:
         """Soft delete: the record leaves every list and lookup but is kept for the audit trail."""
         require_role(principal, CLINIC_ROLES)
-        current = self.get(principal, patient_id)
+        current = self.require(principal, patient_id)
         if if_match is not None:
             check_expected_version(current, if_match)
         if any(

@@ -115,7 +115,7 @@ def services() -> Services:
     )
     care_config.on_rule_saved.append(recall.start_backfill)
     patient_service = PatientService(
-        patients, tenants, appointments, on_changed=(recall.on_patient_changed,)
+        patients, tenants, appointments, contacts, on_changed=(recall.on_patient_changed,)
     )
     appointment_service = AppointmentService(
         appointments,

@@ -43,5 +43,6 @@ class TaskService:
         return self._tasks.close(tenant_id, task, closed)
 
     def deliveries(self, principal: Principal, patient_id: str) -> list[Document]:
-        patient = self._patients.get(principal, patient_id)  # 404s for what the caller can't see
+        # 404s for what the caller cannot see
+        patient = self._patients.require(principal, patient_id)
         return self._deliveries.for_patient(tenant_of(principal), patient["id"])

@@ -9,11 +9,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
 from chalicelib.domain.common import Document
+from chalicelib.domain.opt_outs import (
+    OptOutScope,
+    SmsOptIn,
+    SmsOptRecord,
+    SmsOptRecords,
+    sms_opted_out,
+)
 from chalicelib.domain.replies import AwaitedAnswer
 from chalicelib.settings import get_settings
 from chalicelib.store.models import ContactItem, bind_models
@@ -26,6 +33,7 @@ OPT_OUT = "OPTOUT"
 OPT_IN = "OPTIN"
 SUPPRESSED = "SUPPRESSED"
 AWAITING = "AWAIT"
+THIS, EVERY = OptOutScope.THIS_HOSPITAL, OptOutScope.EVERY_HOSPITAL
 
 
 def _opt(kind: str, tenant_id: str | None) -> str:
@@ -69,27 +77,41 @@ class ContactRepository:
         except DoesNotExist:
             return None
 
-    def opted_out(self, phone: str, tenant_id: str) -> bool:
-        """Whether the number said STOP to this hospital, or to every hospital and not START to
-        this one since."""
+    def sms_opt_records(self, phone: str, tenant_id: str) -> SmsOptRecords:
+        """The STOP and START records of a number that bear on one hospital (one Query)."""
         found = {
             item.sk: as_document(item.doc)
             for item in ContactItem.query(f"SMS#{phone}", ContactItem.sk.startswith(OPT_OUT[:3]))
         }
-        if _opt(OPT_OUT, tenant_id) in found:
-            return True
-        everyone = found.get(OPT_OUT)
-        back_in = found.get(_opt(OPT_IN, tenant_id))
-        return everyone is not None and (back_in is None or back_in["at"] < everyone["at"])
+        records: SmsOptRecords = {}
+        if this_hospital := found.get(_opt(OPT_OUT, tenant_id)):
+            records["this_hospital"] = cast(SmsOptRecord, this_hospital)
+        if every_hospital := found.get(OPT_OUT):
+            records["every_hospital"] = cast(SmsOptRecord, every_hospital)
+        if back_in := found.get(_opt(OPT_IN, tenant_id)):
+            records["back_in"] = cast(SmsOptIn, back_in)
+        if back_in_everywhere := found.get(OPT_IN):
+            records["back_in_everywhere"] = cast(SmsOptIn, back_in_everywhere)
+        return records
 
-    def opt_out(self, phone: str, at: str, tenant_id: str | None) -> bool:
+    def opted_out(self, phone: str, tenant_id: str) -> bool:
+        """Whether the number said STOP to this hospital, or to every hospital and not START to
+        this one since."""
+        return sms_opted_out(self.sms_opt_records(phone, tenant_id))
+
+    def opt_out(self, phone: str, stop: SmsOptRecord, tenant_id: str | None) -> bool:
         """Record STOP, for one hospital or (None) every hospital. True if this is news (so it
         is confirmed once, not at every STOP)."""
-        if tenant_id and self.opted_out(phone, tenant_id):
+        if tenant_id is None:
+            # Kept at its latest: a START to one hospital before it must not outlast it.
+            was = self._get(f"SMS#{phone}", OPT_OUT)
+            ContactItem(f"SMS#{phone}", OPT_OUT, entity="opt_out", doc=dict(stop)).save()
+            return was is None
+        if self.opted_out(phone, tenant_id):
             return False
         try:
             ContactItem(
-                f"SMS#{phone}", _opt(OPT_OUT, tenant_id), entity="opt_out", doc={"at": at}
+                f"SMS#{phone}", _opt(OPT_OUT, tenant_id), entity="opt_out", doc=dict(stop)
             ).save(condition=ContactItem.pk.does_not_exist())
         except PutError as exc:
             if is_condition_failure(exc):
@@ -97,21 +119,34 @@ class ContactRepository:
             raise
         return True
 
-    def opt_in(self, phone: str, at: str, tenant_id: str | None) -> bool:
+    def opt_in(self, phone: str, start: SmsOptRecord, tenant_id: str | None) -> bool:
         """START: texts from this hospital again (None: from every hospital). False if the
-        number was not opted out."""
+        number was not opted out. The START is kept with the STOP it lifted, for the record."""
         if tenant_id is None:
-            was = self._get(f"SMS#{phone}", OPT_OUT) is not None
+            everyone = self._get(f"SMS#{phone}", OPT_OUT)
+            if everyone is None:
+                return False
+            self._write_start(phone, OPT_IN, start, cast(SmsOptRecord, everyone), EVERY)
             ContactItem(f"SMS#{phone}", OPT_OUT).delete()
-            return was
-        if not self.opted_out(phone, tenant_id):
+            return True
+        records = self.sms_opt_records(phone, tenant_id)
+        if not sms_opted_out(records):
             return False
+        if "this_hospital" in records:
+            stop, scope = records["this_hospital"], THIS
+        else:
+            stop, scope = records["every_hospital"], EVERY
+        # Written first: a START cut short leaves the number opted out, never unexplained.
+        self._write_start(phone, _opt(OPT_IN, tenant_id), start, stop, scope)
         ContactItem(f"SMS#{phone}", _opt(OPT_OUT, tenant_id)).delete()
-        if self._get(f"SMS#{phone}", OPT_OUT) is not None:
-            ContactItem(
-                f"SMS#{phone}", _opt(OPT_IN, tenant_id), entity="opt_in", doc={"at": at}
-            ).save()
         return True
+
+    @staticmethod
+    def _write_start(
+        phone: str, sk: str, start: SmsOptRecord, lifted: SmsOptRecord, scope: OptOutScope
+    ) -> None:
+        record: SmsOptIn = {**start, "lifted": lifted, "lifted_scope": scope.value}
+        ContactItem(f"SMS#{phone}", sk, entity="opt_in", doc=dict(record)).save()
 
     def awaited(self, phone: str, number: str) -> Awaited:
         doc = self._get(f"SMS#{phone}", f"{AWAITING}#{number}")
@@ -120,7 +155,11 @@ class ContactRepository:
         return Awaited(phone, number, list(doc["entries"]), int(doc["revision"]))
 
     def suppressed(self, address: str) -> bool:
-        return self._get(f"EMAIL#{address.lower()}", SUPPRESSED) is not None
+        return self.suppression(address) is not None
+
+    def suppression(self, address: str) -> dict[str, str] | None:
+        """Why and when an address stopped being written to (a bounce or a complaint)."""
+        return self._get(f"EMAIL#{address.lower()}", SUPPRESSED)
 
     def suppress(self, address: str, reason: str, at: str) -> None:
         ContactItem(

@@ -326,3 +326,36 @@ def test_all_failing_fields_are_reported_together(
         headers={"If-Match": '"1"'},
     )
     assert set(error_paths(guardian)) == {"$.guardian.name", "$.guardian.relationship"}
+
+
+def test_the_record_shows_each_contacts_opt_out_and_the_list_does_not(
+    api: Api, tenant: TenantCtx
+) -> None:
+    body = patient_body(
+        guardian={
+            "name": "Mum",
+            "relationship": "parent",
+            "phone": "13900139001",
+            "email": "mum@example.com",
+        }
+    )
+    created = payload(api.call("POST", "/patients", tenant.staff, body))
+    shown = [(o["channel"], o["whose"], o["opted_out"]) for o in created["opt_outs"]]
+    assert shown == [
+        ("sms", "patient", False),
+        *([("email", "patient", False)] if created.get("email") else []),
+        ("sms", "guardian", False),
+        ("email", "guardian", False),
+    ]
+    got = payload(api.call("GET", f"/patients/{created['id']}", tenant.staff))
+    assert got["opt_outs"] == created["opt_outs"]
+    listed = payload(api.call("GET", "/patients", tenant.staff))["items"]
+    assert listed and all("opt_outs" not in p for p in listed), "a Query per contact: not listed"
+    patched = api.call(
+        "PATCH",
+        f"/patients/{created['id']}",
+        tenant.staff,
+        {"opt_outs": []},
+        headers={"If-Match": '"1"'},
+    )
+    assert patched.status_code == 400 and error_paths(patched) == ["$.opt_outs"], "read-only"

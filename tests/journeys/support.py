@@ -129,6 +129,19 @@ class Journey:
         )
         return found
 
+    def record(self) -> dict[str, Any]:
+        """The patient's record as staff read it now."""
+        response = self.api.call("GET", f"/patients/{self.patient['id']}", self.clinic.tenant.staff)
+        assert response.status_code == 200, response.body
+        found: dict[str, Any] = payload(response)
+        return found
+
+    def sms_opt_out(self) -> dict[str, Any]:
+        """The patient's own phone's opt-out, as the record shows it."""
+        shown: list[dict[str, Any]] = self.record()["opt_outs"]
+        [own] = [o for o in shown if o["channel"] == "sms" and o["whose"] == "patient"]
+        return own
+
     def deliveries(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = payload(
             self.api.call(

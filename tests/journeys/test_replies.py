@@ -62,11 +62,29 @@ def test_stop_start_and_help(runtime: Any, api: Api, journey: Any) -> None:
     start = local_moment(days=8, hour=10)
     j.book(start)
     number = f"+86{j.phone}"
+    assert j.sms_opt_out() == {
+        "channel": "sms",
+        "address": number,
+        "whose": "patient",
+        "opted_out": False,
+    }
     reply(runtime, api, number, "退订")
+    stopped_at = clock_iso(runtime)
     confirmation = j.sms()[-1]
     assert "退订" in confirmation.body and j.clinic.tenant.doc["name"] in confirmation.body
     reply(runtime, api, number, "STOP")
     assert len(j.sms()) == 2, "confirmed once"
+    stop = {
+        "channel": "sms",
+        "address": number,
+        "whose": "patient",
+        "opted_out": True,
+        "at": stopped_at,
+        "how": "sms_reply",
+        "keyword": "退订",
+        "scope": "this_hospital",
+    }
+    assert j.sms_opt_out() == stop, "staff see when, how and which word (the first STOP)"
     move_to(runtime, start - timedelta(days=7))
     assert len(j.sms()) == 2, "no reminder by SMS"
     reminder = next(d for d in j.deliveries() if d["step"] == "reminder_7d")
@@ -74,10 +92,24 @@ def test_stop_start_and_help(runtime: Any, api: Api, journey: Any) -> None:
     assert any("opted out" in reason for reason in reminder["fell_back"])
     reply(runtime, api, number, "HELP")
     assert "STOP" in j.sms()[-1].body, "help says how to stop"
-    reply(runtime, api, number, "START")
+    move_to(runtime, start - timedelta(days=6))
+    reply(runtime, api, number, "start")
     assert len(j.sms()) == 4
+    assert j.sms_opt_out() == {
+        **stop,
+        "opted_out": False,
+        "lifted_at": clock_iso(runtime),
+        "lifted_how": "sms_reply",
+        "lifted_keyword": "START",
+    }, "START shows the opt-out lifted, and which one it was"
     move_to(runtime, start - timedelta(days=1))
     assert "提醒" in j.sms()[-1].body, "texts are back on"
+
+
+def clock_iso(runtime: Any) -> str:
+    from chalicelib.domain.common import utc_iso
+
+    return utc_iso(runtime.clock.now())
 
 
 def test_a_replayed_sns_event_acts_once(runtime: Any, api: Api, journey: Any) -> None:
@@ -117,6 +149,8 @@ def test_bounced_address_is_suppressed(runtime: Any, journey: Any) -> None:
     [logged] = j.deliveries()
     assert logged["status"] == "suppressed"
     assert "email: address suppressed (bounce or complaint)" in logged["reasons"]
+    [shown] = [o for o in j.record()["opt_outs"] if o["channel"] == "email"]
+    assert (shown["opted_out"], shown["how"], shown["whose"]) == (True, "bounce", "patient")
 
 
 def test_email_delivery_is_recorded_when_ses_reports_it(runtime: Any, journey: Any) -> None:

@@ -85,6 +85,12 @@ def test_a_stop_whose_hospital_cannot_be_told_stops_every_hospital(
     for j in (at_a, at_b):
         reminder = next(d for d in j.deliveries() if d["step"] == "reminder_7d")
         assert reminder["channel"] == "email", "the safe side: no hospital texts the number"
+        shown = j.sms_opt_out()
+        assert (shown["opted_out"], shown["scope"], shown["keyword"]) == (
+            True,
+            "every_hospital",
+            "退订",
+        )
 
     reply(runtime, api, f"+86{at_a.phone}", "START", to=number_of(at_a))
     move_to(runtime, start - timedelta(days=1) + timedelta(hours=2))
@@ -93,6 +99,19 @@ def test_a_stop_whose_hospital_cannot_be_told_stops_every_hospital(
         for j in (at_a, at_b)
     }
     assert channels == {True: "sms", False: "email"}, "START at A's number turns A's back on"
+    lifted_at_a, still_at_b = at_a.sms_opt_out(), at_b.sms_opt_out()
+    assert (lifted_at_a["opted_out"], lifted_at_a["scope"], lifted_at_a["lifted_keyword"]) == (
+        False,
+        "every_hospital",
+        "START",
+    )
+    assert still_at_b["opted_out"] and "lifted_at" not in still_at_b
+
+    # Another STOP nobody can place outlasts A's START: the safe side again.
+    reply(runtime, api, f"+86{at_a.phone}", "STOP", to="+19990000001")
+    again = at_a.sms_opt_out()
+    shown_again = (again["opted_out"], again["scope"], again["keyword"])
+    assert shown_again == (True, "every_hospital", "STOP")
 
 
 def test_texts_from_a_sender_id_invite_no_reply(
