@@ -7,6 +7,10 @@ table, and wrong: concurrent transactions crash inside the copy, and a rollback 
 whole table over another request's write. Here a transaction runs under one lock shared with
 the single-item writes, checks every condition before it writes anything, and keeps a copy of
 only the items it changes.
+
+Reads take the same lock: moto builds an item in place (an UpdateItem of a new key first stores
+the bare key, then applies each action), so a read beside it could see half an item, where
+DynamoDB shows each item whole, before or after a write.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-_WRITES = threading.RLock()
+_ITEMS = threading.RLock()
 _OPS = ("ConditionCheck", "Put", "Delete", "Update")
 Step = tuple[str, dict[str, Any], dict[str, Any], Any]  # op type, op, key, item before
 Reason = tuple[str | None, str | None, Any]
@@ -24,7 +28,7 @@ Reason = tuple[str | None, str | None, Any]
 
 def _locked(method: Callable[..., Any]) -> Callable[..., Any]:
     def call(self: Any, *args: Any, **kwargs: Any) -> Any:
-        with _WRITES:
+        with _ITEMS:
             return method(self, *args, **kwargs)
 
     call.__name__ = method.__name__
@@ -123,13 +127,21 @@ def install() -> None:
     def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
         if len(transact_items) > 100:
             raise TooManyTransactionsException()
-        with _WRITES:
+        with _ITEMS:
             steps, reasons = _check(self, transact_items)
             if any(code is not None for code, _, _ in reasons):
                 raise TransactionCanceledException(reasons)
             _write(self, steps, len(transact_items))
 
-    for name in ("put_item", "update_item", "delete_item", "batch_write_item"):
+    for name in (
+        "put_item",
+        "update_item",
+        "delete_item",
+        "batch_write_item",
+        "get_item",
+        "query",
+        "scan",
+    ):
         setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
     DynamoDBBackend._careloop_hooked = True  # type: ignore[attr-defined]

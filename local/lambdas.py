@@ -9,6 +9,7 @@ plus errorType/errorMessage), so ASL Retry and Catch see the real error name.
 from __future__ import annotations
 
 import json
+import logging
 import traceback
 import uuid
 from collections.abc import Callable, Mapping
@@ -18,6 +19,8 @@ from typing import Any
 from local.activity import activity
 from local.faults import TIMEOUT_MARKER, faults, lambda_service_error
 from local.meter import meter
+
+logger = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -67,6 +70,8 @@ def install(handlers: Mapping[str, Handler], region: str, account: str) -> None:
         try:
             result = handler(event, LambdaContext(function_name=name, invoked_function_arn=arn))
         except Exception as exc:  # reported to the state machine as Lambda reports it
+            # As CloudWatch would show it; a failing test prints it (injected faults too).
+            logger.warning("%s raised %s", name, type(exc).__name__, exc_info=exc)
             response_headers["x-amz-function-error"] = "Unhandled"
             return _error(type(exc).__name__, str(exc), traceback.format_exc().splitlines())
         finally:

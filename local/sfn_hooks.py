@@ -8,12 +8,15 @@ that would only slow tests and demos down.
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, timedelta
 from typing import Any
 
 from local.activity import FlowEvent, FlowThread, activity, flow_threading
 from local.vclock import VirtualClock
+
+logger = logging.getLogger(__name__)
 
 # The absolute moment a Timestamp wait computed, handed to the wait on the same thread.
 _absolute = threading.local()
@@ -68,6 +71,25 @@ def _count_the_interpreters_threads() -> None:
     Environment.set_stop = set_stop  # type: ignore[method-assign]
 
 
+def _log_task_failures_outside_functions() -> None:
+    """A Lambda task that failed before its function answered (the invoke itself failed) is
+    retried at once here (no back-off) and would exhaust its retries unexplained: say why, in
+    the log a failing test prints."""
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service import (
+        state_task_service_lambda as service,
+    )
+
+    original = service.StateTaskServiceLambda._from_error
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, lambda_eval_utils.LambdaFunctionErrorException):
+            logger.warning("a Lambda task failed outside its function: %r", ex, exc_info=ex)
+        return original(self, env, ex)
+
+    service.StateTaskServiceLambda._from_error = from_error  # type: ignore[method-assign]
+
+
 def _parse_each_definition_once() -> None:
     """moto parses a machine's ASL (ANTLR: about 0.25 s) for every execution. The parsed program
     keeps no state of its own (an execution's state lives in its Environment), so one parse of
@@ -119,6 +141,7 @@ def install(clock: VirtualClock) -> None:
     if not getattr(StepFunctionsParserBackend, "_careloop_hooked", False):
         _count_the_interpreters_threads()
         _parse_each_definition_once()
+        _log_task_failures_outside_functions()
         StepFunctionsParserBackend._careloop_hooked = True  # type: ignore[attr-defined]
     timestamp.Timestamp._get_wait_seconds = timestamp_wait_seconds  # type: ignore[method-assign]
     wait_function.WaitFunction._wait_interval = wait_interval  # type: ignore[method-assign]
