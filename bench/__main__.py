@@ -16,7 +16,6 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +49,7 @@ def _start() -> tuple[Any, Any]:
 
     logging.disable(logging.WARNING)
     quiet_logs()
-    runtime = start(state_dir=Path(tempfile.mkdtemp()), clock=VirtualClock())
+    runtime = start(clock=VirtualClock())
     return runtime, Client(runtime.app, stage_name="local", project_dir=str(ROOT)).http
 
 

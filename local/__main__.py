@@ -109,7 +109,7 @@ def serve(args: argparse.Namespace) -> None:
 
     quiet_logs()
     print("Starting the embedded AWS and provisioning infra/platform.yaml ...", flush=True)
-    runtime = start(state_dir=STATE_DIR, clock=VirtualClock(flowing=True))
+    runtime = start(clock=VirtualClock(flowing=True))
     import app as app_module
     from local import schedules
 
@@ -163,25 +163,17 @@ API description: {base}/openapi.json
 
 
 def token(args: argparse.Namespace) -> None:
-    from local.keys import ensure_keys
-    from local.runtime import stage_environment
-
-    env = stage_environment()
+    """Signs in through the running server's emulated user pool, as a new user of the role."""
     if args.role != "operator" and not args.tenant:
         sys.exit("--tenant is required for the patient, staff and admin roles")
     if args.role == "patient" and not args.patient:
         sys.exit("--patient is required for the patient role")
-    keys = ensure_keys(STATE_DIR)
-    print(
-        keys.mint(
-            issuer=env["JWT_ISSUER"],
-            audience=env["JWT_AUDIENCE"],
-            role=args.role,
-            tenant_id=args.tenant,
-            patient_id=args.patient,
-            lifetime_seconds=args.hours * 3600,
-        )
-    )
+    body = {"role": args.role}
+    if args.tenant:
+        body["tenant_id"] = args.tenant
+    if args.patient:
+        body["patient_id"] = args.patient
+    print(_call(f"{_server(args)}/local/sign-in", body)["id_token"])
 
 
 def clock(args: argparse.Namespace) -> None:
@@ -252,11 +244,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=serve)
 
-    p = commands.add_parser("token", help="print a signed ID token")
+    p = commands.add_parser(
+        "token", help="sign in through the emulated user pool; print the ID token (an hour)"
+    )
     p.add_argument("--role", required=True, choices=["patient", "staff", "admin", "operator"])
     p.add_argument("--tenant")
     p.add_argument("--patient")
-    p.add_argument("--hours", type=int, default=12)
+    p.add_argument("--server")
     p.set_defaults(func=token)
 
     p = commands.add_parser("clock", help="read or move the virtual clock")

@@ -1,4 +1,5 @@
-"""Routes that exist only in the local runtime: the virtual clock, the outbox, the dead letters."""
+"""Routes that exist only in the local runtime: the virtual clock, the outbox, the dead letters,
+an SMS reply, and signing in through the emulated user pool."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from chalicelib import clock
 from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
 from chalicelib.domain.errors import invalid
+from local.identity import TOKEN_SECONDS, UserPool, sign_in
 from local.outbox import Outbox
 from local.vclock import VirtualClock, parse_duration
 
@@ -18,6 +20,8 @@ class _Bound:
     clock: VirtualClock | None = None
     outbox: Outbox | None = None
     inbound_sms_topic: str | None = None
+    cognito: Any = None
+    user_pool: UserPool | None = None
 
 
 def bind(virtual_clock: VirtualClock, outbox: Outbox) -> None:
@@ -27,6 +31,10 @@ def bind(virtual_clock: VirtualClock, outbox: Outbox) -> None:
 
 def bind_inbound_topic(topic_arn: str) -> None:
     _Bound.inbound_sms_topic = topic_arn
+
+
+def bind_user_pool(cognito: Any, pool: UserPool) -> None:
+    _Bound.cognito, _Bound.user_pool = cognito, pool
 
 
 def _clock() -> VirtualClock:
@@ -136,3 +144,27 @@ def sms_reply(request: ApiRequest) -> ApiResponse:
         notification["destinationNumber"] = to
     client("sns").publish(TopicArn=_Bound.inbound_sms_topic, Message=json.dumps(notification))
     return ApiResponse({"inbound_message_id": message_id}, 202)
+
+
+@api.route(
+    "/local/sign-in",
+    "POST",
+    summary="Sign in through the emulated user pool as a new user of a role",
+    roles=None,
+    request_schema="local-sign-in",
+    response_schema="local-signed-in",
+    errors=(400, 413, 415),
+    local_only=True,
+)
+def local_sign_in(request: ApiRequest) -> dict[str, Any]:
+    """What `python -m local token` prints: the pool's ID token for a new user of the role."""
+    assert _Bound.user_pool is not None, "local routes used before the runtime started"
+    body = request.body
+    token = sign_in(
+        _Bound.cognito,
+        _Bound.user_pool,
+        body["role"],
+        body.get("tenant_id"),
+        body.get("patient_id"),
+    )
+    return {"id_token": token, "expires_in": TOKEN_SECONDS}

@@ -7,6 +7,9 @@ through the service APIs with values resolved from the same template:
   their `DefinitionUri` and created through Step Functions with their substitutions applied;
 - the table's TTL specification is dropped, so it is applied with UpdateTimeToLive;
 - `AWS::SES::EmailIdentity` is skipped, so the identity is verified through SES;
+- Cognito has no CloudFormation model, so the user pool, its groups and its app client are
+  created through cognito-idp with the template's properties (moto's pool then issues ID
+  tokens and serves their JWKS, as Cognito does);
 - `AWS::Lambda::EventInvokeConfig`'s retries are read for the in-process asynchronous
   invocations (local/dead_letters.py); the dead-letter queue itself is a plain queue;
 - the Lambda functions come from `chalice package` on AWS; here each `@app.lambda_function`
@@ -66,6 +69,7 @@ def load_template(path: Path = TEMPLATE) -> dict[str, Any]:
 class _Resolver:
     def __init__(self, provisioned: Provisioned, region: str, account: str) -> None:
         self._p = provisioned
+        self.region = region
         self._pseudo = {
             "AWS::Region": region,
             "AWS::AccountId": account,
@@ -216,6 +220,75 @@ def _create_state_machine(
     return str(created["stateMachineArn"])
 
 
+# CloudFormation's UserPool properties that CreateUserPool takes under the same name, and the
+# one it names differently. (EnabledMfas is SetUserPoolMfaConfig's: nothing local checks MFA.)
+_POOL_PROPERTIES = (
+    "Policies",
+    "Schema",
+    "UsernameAttributes",
+    "AutoVerifiedAttributes",
+    "MfaConfiguration",
+    "AccountRecoverySetting",
+    "DeletionProtection",
+    "UserPoolTags",
+)
+_CLIENT_PROPERTIES = (
+    "GenerateSecret",
+    "ExplicitAuthFlows",
+    "PreventUserExistenceErrors",
+    "EnableTokenRevocation",
+    "IdTokenValidity",
+    "AccessTokenValidity",
+    "RefreshTokenValidity",
+    "TokenValidityUnits",
+    "ReadAttributes",
+    "WriteAttributes",
+)
+
+
+def _create_identity(
+    client: ClientFactory,
+    provisioned: Provisioned,
+    resolver: _Resolver,
+    resources: dict[str, Any],
+) -> None:
+    """The user pool first (groups and clients refer to it), then its groups and app clients."""
+    cognito = client("cognito-idp")
+
+    def of_type(kind: str) -> list[tuple[str, dict[str, Any]]]:
+        # Resolved only when their turn comes: a group's pool exists by then.
+        return [
+            (logical_id, resolver.resolve(spec.get("Properties", {})))
+            for logical_id, spec in resources.items()
+            if spec["Type"] == kind
+        ]
+
+    for logical_id, props in of_type("AWS::Cognito::UserPool"):
+        pool = cognito.create_user_pool(
+            PoolName=props["UserPoolName"],
+            **{name: props[name] for name in _POOL_PROPERTIES if name in props},
+        )["UserPool"]
+        provisioned.physical_ids[logical_id] = pool["Id"]
+        provisioned.attributes[(logical_id, "Arn")] = pool["Arn"]
+        provisioned.attributes[(logical_id, "ProviderURL")] = (
+            f"https://cognito-idp.{resolver.region}.amazonaws.com/{pool['Id']}"
+        )
+    for _, props in of_type("AWS::Cognito::UserPoolGroup"):
+        cognito.create_group(
+            UserPoolId=props["UserPoolId"],
+            GroupName=props["GroupName"],
+            Precedence=int(props.get("Precedence", 0)),
+            Description=props.get("Description", ""),
+        )
+    for logical_id, props in of_type("AWS::Cognito::UserPoolClient"):
+        created = cognito.create_user_pool_client(
+            UserPoolId=props["UserPoolId"],
+            ClientName=props["ClientName"],
+            **{name: props[name] for name in _CLIENT_PROPERTIES if name in props},
+        )["UserPoolClient"]
+        provisioned.physical_ids[logical_id] = created["ClientId"]
+
+
 def provision(
     client: ClientFactory,
     *,
@@ -236,6 +309,7 @@ def provision(
     _create_stack(client, provisioned, template)
     _register_functions(client, provisioned, app_name, stage, lambda_names)
     resolver = _Resolver(provisioned, region, account)
+    _create_identity(client, provisioned, resolver, template["Resources"])
 
     # What moto's CloudFormation skips: SAM state machines and the SES identity.
     sfn = client("stepfunctions")

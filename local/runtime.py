@@ -14,12 +14,12 @@ import json
 import logging
 import os
 import socket
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from local.keys import LocalKeys, ensure_keys
+from local.identity import UserPool, sign_in
 from local.outbox import Outbox
 from local.provision import Provisioned, provision
 from local.vclock import VirtualClock
@@ -28,9 +28,6 @@ ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
-IDP_BUCKET = "careloop-local-idp"
-# Not under .well-known/: moto's Cognito emulation answers every such path with its own key.
-JWKS_KEY = "keys/jwks.json"
 
 
 def quiet_logs() -> None:
@@ -67,28 +64,24 @@ class Runtime:
     endpoint: str
     clock: VirtualClock
     outbox: Outbox
-    keys: LocalKeys
+    pool: UserPool
     resources: Provisioned
     app: Any
     _server: Any
+    # One signed-in user per (role, tenant, patient): a sign-in is four calls to the pool.
+    _tokens: dict[tuple[str, str | None, str | None], str] = field(default_factory=dict)
 
     def client(self, service: str) -> Any:
         return emulator_client(self.endpoint, service)
 
-    def token(
-        self, role: str, tenant_id: str | None = None, patient_id: str | None = None, **kwargs: Any
-    ) -> str:
-        from chalicelib.settings import get_settings
-
-        settings = get_settings()
-        return self.keys.mint(
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            role=role,
-            tenant_id=tenant_id,
-            patient_id=patient_id,
-            **kwargs,
-        )
+    def token(self, role: str, tenant_id: str | None = None, patient_id: str | None = None) -> str:
+        """An ID token from the emulated user pool (valid for an hour, as Cognito's)."""
+        key = (role, tenant_id, patient_id)
+        if key not in self._tokens:
+            self._tokens[key] = sign_in(
+                self.client("cognito-idp"), self.pool, role, tenant_id, patient_id
+            )
+        return self._tokens[key]
 
     def settle(self) -> None:
         """Wait until every journey is idle: in a Wait, on a task token, or finished."""
@@ -113,7 +106,8 @@ class Runtime:
         request = urllib.request.Request(reset, method="POST")  # noqa: S310 - the emulator
         with urllib.request.urlopen(request, timeout=30):  # noqa: S310
             pass
-        self.resources = _provision_platform(self.endpoint, self.keys, self.app)
+        self.resources, self.pool = _provision_platform(self.endpoint, self.app)
+        self._tokens.clear()
         self.clock.rewind(start)
         self.outbox.clear()
         dead_letters.clear()
@@ -133,13 +127,12 @@ class Runtime:
         self._server.stop()
 
 
-def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> Runtime:
+def start(*, clock: VirtualClock, port: int | None = None) -> Runtime:
     from moto.core.config import default_user_config
     from moto.server import ThreadedMotoServer
 
     port = port or free_port()
     endpoint = f"http://127.0.0.1:{port}"
-    keys = ensure_keys(state_dir)
     os.environ.update(stage_environment())
     os.environ.update(
         {
@@ -150,8 +143,6 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
             "AWS_ENDPOINT_URL": endpoint,
             # The emulator's Step Functions interpreter calls the other services on this port.
             "MOTO_PORT": str(port),
-            # The local identity provider publishes its keys over HTTP, as Cognito does.
-            "JWKS_URL": f"{endpoint}/{IDP_BUCKET}/{JWKS_KEY}",
         }
     )
     os.environ.pop("AWS_PROFILE", None)
@@ -187,26 +178,17 @@ def start(*, state_dir: Path, clock: VirtualClock, port: int | None = None) -> R
 
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    resources = _provision_platform(endpoint, keys, app)
-    return Runtime(endpoint, clock, outbox, keys, resources, app, server)
+    resources, pool = _provision_platform(endpoint, app)
+    return Runtime(endpoint, clock, outbox, pool, resources, app, server)
 
 
-def _provision_platform(endpoint: str, keys: LocalKeys, app: Any) -> Provisioned:
-    """Everything the platform needs in an empty emulator: the identity provider's keys, the
-    template's resources, the push stand-in and the functions' environment."""
+def _provision_platform(endpoint: str, app: Any) -> tuple[Provisioned, UserPool]:
+    """Everything the platform needs in an empty emulator: the template's resources (the user
+    pool among them), the push stand-in and the functions' environment."""
     from chalicelib.settings import get_settings
     from local import api as local_api
     from local.dead_letters import dead_letters
 
-    s3 = emulator_client(endpoint, "s3")
-    s3.create_bucket(Bucket=IDP_BUCKET)
-    s3.put_object(
-        Bucket=IDP_BUCKET,
-        Key=JWKS_KEY,
-        Body=keys.jwks_path.read_bytes(),
-        ContentType="application/json",
-        ACL="public-read",
-    )
     resources = provision(
         lambda service: emulator_client(endpoint, service),
         app_name=app.app_name,
@@ -225,7 +207,13 @@ def _provision_platform(endpoint: str, keys: LocalKeys, app: Any) -> Provisioned
     # where the local stage's own configuration does not set it.
     for name, value in resources.function_environment.items():
         os.environ.setdefault(name, value)
+    # A new pool has a new id (a reset makes one): its issuer, client and keys, not the last's.
+    pool = UserPool(resources.ref("UserPool"), resources.ref("AppClient"), REGION)
+    os.environ["JWT_ISSUER"] = resources.function_environment["JWT_ISSUER"]
+    os.environ["JWT_AUDIENCE"] = resources.function_environment["JWT_AUDIENCE"]
+    os.environ["JWKS_URL"] = pool.jwks_url(endpoint)
     get_settings.cache_clear()
     dead_letters.retries = resources.async_retries
     local_api.bind_inbound_topic(resources.ref("InboundSmsTopic"))
-    return resources
+    local_api.bind_user_pool(emulator_client(endpoint, "cognito-idp"), pool)
+    return resources, pool

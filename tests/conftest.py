@@ -28,7 +28,7 @@ def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from local.vclock import VirtualClock
 
     quiet_logs()
-    rt = start(state_dir=tmp_path_factory.mktemp("local-state"), clock=VirtualClock(START))
+    rt = start(clock=VirtualClock(START))
     yield rt
     rt.settle()  # let background handlers finish before the emulator goes away
     rt.stop()

@@ -416,6 +416,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     call("/local/outbox", "get", None)
     call("/local/dead-letters", "get", None)
     call("/local/sms-reply", "post", None, example(spec, "/local/sms-reply", "post"))
+    call("/local/sign-in", "post", None, example(spec, "/local/sign-in", "post"))
 
     every = {
         (path, method)
