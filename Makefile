@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 ASL    := tools/asl/node_modules/.bin/asl-validator
 TSC    := tools/openapi-ts/node_modules/.bin/tsc
 
-.PHONY: run test lint typecheck bench clean
+.PHONY: run test lint typecheck package bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ lint: $(STAMP) $(ASL)
 
 typecheck: $(STAMP)
 	$(PY) -m mypy
+
+# A deployable template for one stage: build/<stage>/sam.json (every name the stage's).
+STAGE ?= prod
+REGION ?= us-east-1
+package: $(STAMP)
+	$(PY) infra/package.py --stage $(STAGE) --region $(REGION)
 
 bench: $(STAMP)
 	$(PY) -m bench

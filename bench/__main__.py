@@ -97,6 +97,9 @@ def main() -> None:
 
         env = {
             **os.environ,
+            # A fresh process reaches the emulator as a cold Lambda reaches AWS: over the
+            # network (this process calls its backends in-process, local/runtime.py).
+            "AWS_ENDPOINT_URL": runtime.endpoint,
             "BENCH_TENANT": tenant,
             "POWERTOOLS_METRICS_DISABLED": "true",
             "PYTHONDONTWRITEBYTECODE": "0",

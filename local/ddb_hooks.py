@@ -8,6 +8,11 @@ whole table over another request's write. Here a transaction runs under one lock
 the single-item writes, checks every condition before it writes anything, and keeps a copy of
 only the items it changes.
 
+Reads answer fast: moto 5.2 serializes every response through a generic shape walker, which
+spends ~60 ms on one aftercare journey's item (a map of maps, one call per attribute). A read's
+result is already DynamoDB's wire format (AttributeValues), so it is written as JSON directly
+(anything JSON cannot hold, such as a binary value, still goes through moto's serializer).
+
 Reads take the same lock: moto builds an item in place (an UpdateItem of a new key first stores
 the bare key, then applies each action), so a read beside it could see half an item, where
 DynamoDB shows each item whole, before or after a write.
@@ -114,6 +119,30 @@ def _write(backend: Any, steps: list[Step], size: int) -> None:
         raise TransactionCanceledException(reasons) from failure
 
 
+# Whose results are AttributeValues and counts only, written as JSON directly.
+_READS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan"})
+
+
+def _answer_reads_as_json() -> None:
+    import json
+
+    from moto.dynamodb.responses import DynamoResult
+
+    serialize = DynamoResult.execute_result
+
+    def execute_result(self: Any, context: Any) -> Any:
+        if context.operation_model.name in _READS and isinstance(self.result, dict):
+            present = {k: v for k, v in self.result.items() if v is not None}
+            try:
+                body = json.dumps(present, separators=(",", ":"))
+            except TypeError:  # bytes: moto's serializer base64s them
+                return serialize(self, context)
+            return 200, {"Content-Type": "application/x-amz-json-1.0"}, body
+        return serialize(self, context)
+
+    DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
+
+
 def install() -> None:
     from moto.dynamodb.exceptions import (
         TooManyTransactionsException,
@@ -144,4 +173,5 @@ def install() -> None:
     ):
         setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    _answer_reads_as_json()
     DynamoDBBackend._careloop_hooked = True  # type: ignore[attr-defined]

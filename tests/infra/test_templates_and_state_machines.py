@@ -21,32 +21,32 @@ def platform_template() -> dict[str, Any]:
     return load_template()
 
 
+def _package(stage: str, out: Path) -> dict[str, Any]:
+    """What actually deploys: `make package STAGE=<stage>` (infra/package.py: the app's
+    functions, their roles and event sources, merged with the platform template)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("careloop_package", ROOT / "infra" / "package.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    path: Path = module.package(stage, "us-east-1", out)
+    template: dict[str, Any] = json.loads(path.read_text())
+    for resource in template["Resources"].values():
+        if resource["Type"] == "AWS::Serverless::StateMachine":
+            uri = resource["Properties"]["DefinitionUri"]
+            assert (path.parent / uri).resolve().is_file(), f"{uri} from {path.parent}"
+    return template
+
+
 @pytest.fixture(scope="module")
 def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """What actually deploys: `chalice package --stage prod --merge-template infra/platform.yaml`
-    (the app's functions, their roles and event sources, merged with the platform template)."""
-    import os
-    import subprocess
-    import sys
+    return _package("prod", tmp_path_factory.mktemp("package") / "prod")
 
-    from local.provision import load_template
 
-    out = tmp_path_factory.mktemp("package") / "build"
-    chalice = Path(sys.executable).parent / "chalice"
-    # The runtime fixture may have pointed boto3 at the emulator; packaging calls nothing.
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT")}
-    command = [str(chalice), "package", "--stage", "prod", "--merge-template"]
-    done = subprocess.run(
-        [*command, "infra/platform.yaml", str(out)],
-        cwd=ROOT,
-        env={**env, "AWS_DEFAULT_REGION": "us-east-1"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    return load_template(out / "sam.yaml")
+@pytest.fixture(scope="module")
+def packaged_staging(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    return _package("staging", tmp_path_factory.mktemp("package") / "staging")
 
 
 # Where the platform is offered. (SES has no CloudFormation type in the China regions: a
@@ -54,10 +54,14 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 DEPLOY_REGIONS = ["us-east-1", "eu-west-1", "ap-southeast-1", "ap-northeast-1"]
 
 
-def test_packaged_template_passes_cfn_lint(packaged: dict[str, Any]) -> None:
+@pytest.mark.parametrize("stage", ["prod", "staging"])
+def test_packaged_template_passes_cfn_lint(
+    stage: str, packaged: dict[str, Any], packaged_staging: dict[str, Any]
+) -> None:
     from cfnlint.api import ManualArgs, lint
 
-    matches = lint(json.dumps(packaged), config=ManualArgs(regions=DEPLOY_REGIONS))
+    template = packaged if stage == "prod" else packaged_staging
+    matches = lint(json.dumps(template), config=ManualArgs(regions=DEPLOY_REGIONS))
     problems = [str(m) for m in matches if m.rule.id[0] in "EW"]
     assert problems == []
 
@@ -275,3 +279,70 @@ def test_every_lambda_handler_string_resolves_to_its_wrapped_handler() -> None:
         handler = getattr(app_module, attribute, None)
         assert handler is not None, f"app.py has no {attribute} for {source.name}"
         assert callable(handler) and handler.__class__.__name__ != "function", source.name
+
+
+def test_a_staging_package_carries_staging_names_only(
+    packaged: dict[str, Any], packaged_staging: dict[str, Any]
+) -> None:
+    """`--stage staging` once packaged silently with prod's policy and SNS topic names."""
+    staging, prod = json.dumps(packaged_staging), json.dumps(packaged)
+    assert "careloop-prod" not in staging and "careloop-staging" not in prod
+    assert packaged_staging["Parameters"]["Stage"] == {
+        **packaged_staging["Parameters"]["Stage"],
+        "Default": "staging",
+        "AllowedValues": ["staging"],
+    }, "a staging package cannot be deployed under prod's names"
+    topics = {
+        json.dumps(event["Properties"]["Topic"])
+        for resource in packaged_staging["Resources"].values()
+        if resource["Type"] == "AWS::Serverless::Function"
+        for event in resource["Properties"].get("Events", {}).values()
+        if event["Type"] == "SNS"
+    }
+    assert len(topics) == 3 and all("careloop-staging-" in t for t in topics), topics
+
+
+def test_every_function_is_granted_what_it_calls_under_the_stages_names(
+    packaged: dict[str, Any],
+) -> None:
+    """Chalice's policy file is static JSON: it grants only the functions' logs, and the
+    platform's FunctionsPolicy (with the stage's names) is attached to every function's role.
+    Its grants include the two calls the old policy denied (segment listing's BatchGetItem,
+    `POST /me/devices`'s CreatePlatformEndpoint)."""
+    resources = packaged["Resources"]
+    roles = {
+        resource["Properties"]["Role"]["Fn::GetAtt"][0]
+        for resource in resources.values()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    policy = resources["FunctionsPolicy"]["Properties"]
+    assert {role["Ref"] for role in policy["Roles"]} == roles
+    actions = {
+        action
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in (
+            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
+        )
+    }
+    assert {"dynamodb:BatchGetItem", "sns:CreatePlatformEndpoint"} <= actions
+    for logical_id in roles:
+        statements = [
+            statement
+            for inline in resources[logical_id]["Properties"]["Policies"]
+            for statement in inline["PolicyDocument"]["Statement"]
+        ]
+        assert [s["Sid"] for s in statements] == ["OwnLogs"], logical_id
+
+
+def test_functions_are_traced_and_the_api_answers_within_api_gateways_limit(
+    packaged: dict[str, Any],
+) -> None:
+    functions = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in packaged["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    }
+    assert functions["APIHandler"]["Timeout"] <= 29, "API Gateway gives up at 29 s"
+    # Below the state machines' TimeoutSeconds (60), so Lambda, not the state, times out.
+    assert all(p["Timeout"] < 60 for p in functions.values())
+    assert {p["Tracing"] for p in functions.values()} == {"Active"}
