@@ -90,12 +90,13 @@ class CareConfigService:
     def rules(self, tenant_id: str) -> list[Document]:
         return [r for r in self._config.records(tenant_id, RECALL_RULE) if r.get("enabled", True)]
 
-    def backfilled(self, tenant_id: str) -> dict[str, int]:
-        """Rule id → the version whose backfill finished."""
-        return {
-            d["id"]: int(d["rule_version"])
-            for d in self._config.records(tenant_id, RECALL_BACKFILL)
-        }
+    def rules_and_backfilled(self, tenant_id: str) -> tuple[list[Document], dict[str, int]]:
+        """`rules` and `backfilled` in one Query (both kinds start with RECALL): the daily
+        sweep reads them for every tenant."""
+        found = self._config.records_of_kinds(tenant_id, "RECALL")
+        rules = [r for r in found.get(RECALL_RULE, []) if r.get("enabled", True)]
+        done = {d["id"]: int(d["rule_version"]) for d in found.get(RECALL_BACKFILL, [])}
+        return rules, done
 
     def mark_backfilled(self, tenant_id: str, rule_id: str, version: int, scheduled: int) -> None:
         current = self._config.get(tenant_id, RECALL_BACKFILL, rule_id)

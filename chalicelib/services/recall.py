@@ -264,8 +264,8 @@ class RecallService:
     def _resume_backfills(self, tenant_id: str) -> None:
         """The sweep's safety net: a rule version whose backfill never finished is started
         (again: a running or finished execution of that name makes the start a no-op)."""
-        finished = self._config.backfilled(tenant_id)
-        for rule in self._config.rules(tenant_id):
+        rules, finished = self._config.rules_and_backfilled(tenant_id)
+        for rule in rules:
             if finished.get(rule["id"]) != rule["version"]:
                 self.start_backfill(tenant_id, rule)
 

@@ -29,6 +29,13 @@ class ConfigRepository:
         items = ConfigItem.query(config_pk(tenant_id), ConfigItem.sk.startswith(f"{kind}#"))
         return [versioned_doc(item) for item in items]
 
+    def records_of_kinds(self, tenant_id: str, prefix: str) -> dict[str, list[Document]]:
+        """Every kind whose name starts with `prefix`, in one Query: kind → its records."""
+        found: dict[str, list[Document]] = {}
+        for item in ConfigItem.query(config_pk(tenant_id), ConfigItem.sk.startswith(prefix)):
+            found.setdefault(item.sk.split("#", 1)[0], []).append(versioned_doc(item))
+        return found
+
     def put(
         self, tenant_id: str, kind: str, doc: Document, expected_version: int | None
     ) -> Document:
