@@ -173,5 +173,11 @@ def install() -> None:
     ):
         setattr(DynamoDBBackend, name, _locked(getattr(DynamoDBBackend, name)))
     DynamoDBBackend.transact_write_items = transact_write_items  # type: ignore[method-assign]
+    # The backend's get_item hands back the live item: its conversion to the answer happens in
+    # the handler, under the lock too.
+    from moto.dynamodb.responses import DynamoHandler
+
+    for name in ("get_item", "batch_get_item"):
+        setattr(DynamoHandler, name, _locked(getattr(DynamoHandler, name)))
     _answer_reads_as_json()
     DynamoDBBackend._careloop_hooked = True  # type: ignore[attr-defined]

@@ -231,6 +231,9 @@ _POOL_PROPERTIES = (
     "AccountRecoverySetting",
     "DeletionProtection",
     "UserPoolTags",
+    "UsernameConfiguration",
+    "UserAttributeUpdateSettings",
+    "AdminCreateUserConfig",
 )
 _CLIENT_PROPERTIES = (
     "GenerateSecret",

@@ -60,12 +60,13 @@ class ContactOptOut(TypedDict):
 
 
 def sms_opted_out(records: SmsOptRecords) -> bool:
-    """STOP to this hospital, or to every hospital and no START to this one since."""
+    """STOP to this hospital, or to every hospital and no START to this one since (a START in
+    the same second as the STOP does not lift it: the safe side)."""
     if "this_hospital" in records:
         return True
     everyone = records.get("every_hospital")
     back_in = records.get("back_in")
-    return everyone is not None and (back_in is None or back_in["at"] < everyone["at"])
+    return everyone is not None and (back_in is None or back_in["at"] <= everyone["at"])
 
 
 def sms_state(phone: str, whose: str, records: SmsOptRecords) -> ContactOptOut:

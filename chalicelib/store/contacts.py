@@ -107,8 +107,9 @@ class ContactRepository:
             was = self._get(f"SMS#{phone}", OPT_OUT)
             ContactItem(f"SMS#{phone}", OPT_OUT, entity="opt_out", doc=dict(stop)).save()
             return was is None
-        if self.opted_out(phone, tenant_id):
-            return False
+        # Kept even when every hospital is stopped already: a START whose hospital cannot be
+        # told, later, must not lift this hospital's own STOP.
+        was_out = self.opted_out(phone, tenant_id)
         try:
             ContactItem(
                 f"SMS#{phone}", _opt(OPT_OUT, tenant_id), entity="opt_out", doc=dict(stop)
@@ -117,7 +118,7 @@ class ContactRepository:
             if is_condition_failure(exc):
                 return False
             raise
-        return True
+        return not was_out
 
     def opt_in(self, phone: str, start: SmsOptRecord, tenant_id: str | None) -> bool:
         """START: texts from this hospital again (None: from every hospital). False if the

@@ -114,6 +114,31 @@ def test_a_stop_whose_hospital_cannot_be_told_stops_every_hospital(
     assert shown_again == (True, "every_hospital", "STOP")
 
 
+def test_a_start_nobody_can_place_does_not_lift_one_hospitals_own_stop(
+    runtime: Any, api: Api, journey: Any
+) -> None:
+    """STOP to a number nobody owns, then STOP to A's number, then START to a number nobody
+    owns: A's own STOP still holds (it used to be dropped as "already stopped")."""
+    at_a: Journey = journey(preferred_channels=["sms", "email"])
+    start = local_moment(days=8, hour=10)
+    at_a.book(start)
+    phone = f"+86{at_a.phone}"
+    reply(runtime, api, phone, "STOP", to="+19990000001")
+    move_to(runtime, start - timedelta(days=7, hours=20))
+    reply(runtime, api, phone, "退订", to=number_of(at_a))
+    move_to(runtime, start - timedelta(days=7, hours=19))
+    reply(runtime, api, phone, "START", to="+19990000001")
+    shown = at_a.sms_opt_out()
+    assert (shown["opted_out"], shown["scope"], shown["keyword"]) == (
+        True,
+        "this_hospital",
+        "退订",
+    )
+    move_to(runtime, start - timedelta(days=7) + timedelta(hours=2))
+    reminder = next(d for d in at_a.deliveries() if d["step"] == "reminder_7d")
+    assert reminder["channel"] == "email", "A's texts stay stopped"
+
+
 def test_texts_from_a_sender_id_invite_no_reply(
     runtime: Any, api: Api, journey: Any, make_clinic: Any, make_patient: Any
 ) -> None:

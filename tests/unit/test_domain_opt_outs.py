@@ -58,6 +58,8 @@ def test_a_start_here_lifts_a_stop_to_every_hospital_only_when_it_came_after() -
     }
     before: SmsOptRecords = {"every_hospital": LATE_STOP, "back_in": {"at": EARLIER}}
     assert sms_opted_out(before), "a STOP after the START stops again"
+    same_second: SmsOptRecords = {"every_hospital": STOP, "back_in": {"at": EARLIER}}
+    assert sms_opted_out(same_second), "a tie is the safe side"
 
 
 def test_the_latest_start_is_shown() -> None:
