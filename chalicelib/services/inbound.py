@@ -25,6 +25,7 @@ from chalicelib.domain.errors import Conflict, NotFound, Retryable
 from chalicelib.domain.keywords import Reply, classify, reply_text
 from chalicelib.domain.messages import Rendered
 from chalicelib.domain.opt_outs import SMS_REPLY, SmsOptRecord
+from chalicelib.domain.patients import first_name
 from chalicelib.domain.replies import AwaitedAnswer, answered, which_one
 from chalicelib.domain.tenants import reply_number
 from chalicelib.observability import count, logger
@@ -152,8 +153,7 @@ class InboundMessages:
             if patient is None:
                 continue
             start = datetime.fromisoformat(appointment["local"]["patient"]["start"])
-            name = patient["name"].get("preferred") or patient["name"]["given"]
-            choices.append((entry["code"], name, start.strftime("%m-%d %H:%M")))
+            choices.append((entry["code"], first_name(patient), start.strftime("%m-%d %H:%M")))
         return which_one(tenant["name"], tenant["default_language"], choices)
 
     def _on_appointment(
