@@ -5,6 +5,7 @@ from __future__ import annotations
 from chalice.app import Chalice, ConvertToMiddleware, Cron, Rate
 
 from chalicelib.api import (
+    accounts,
     appointments,
     campaigns,
     care,
@@ -50,6 +51,7 @@ for routes in (
     care.api,
     segments.api,
     campaigns.api,
+    accounts.api,
 ):
     app.register_blueprint(routes.blueprint)
 

@@ -48,6 +48,9 @@ def _role(claims: dict[str, Any]) -> Role:
     for role in ROLE_PRECEDENCE:
         if role.value in groups:
             return role
+    if not groups and not claims.get("custom:tenant_id"):
+        # A patient who signed up in the app and has not redeemed a link code yet.
+        return Role.UNLINKED
     raise Unauthenticated("the token names no CareLoop role")
 
 
@@ -55,15 +58,23 @@ def principal_from_claims(claims: dict[str, Any]) -> Principal:
     role = _role(claims)
     tenant_id = claims.get("custom:tenant_id") or None
     patient_id = claims.get("custom:patient_id") or None
-    if role is not Role.OPERATOR and not tenant_id:
+    if role not in (Role.OPERATOR, Role.UNLINKED) and not tenant_id:
         raise Unauthenticated("the token has no tenant")
     for claimed in (tenant_id, patient_id):
         if claimed is not None and not (isinstance(claimed, str) and is_valid_id(claimed)):
             raise Unauthenticated("the token names a malformed tenant or patient id")
     if role is Role.PATIENT and not patient_id:
         raise Unauthenticated("a patient token must name its patient")
+    if role is Role.UNLINKED and patient_id:
+        raise Unauthenticated("the token names a patient but no tenant")
+    issued_at = claims.get("iat", 0)
     return Principal(
-        subject=str(claims["sub"]), role=role, tenant_id=tenant_id, patient_id=patient_id
+        subject=str(claims["sub"]),
+        role=role,
+        tenant_id=tenant_id,
+        patient_id=patient_id,
+        username=str(claims.get("cognito:username") or ""),
+        issued_at=issued_at if isinstance(issued_at, int) else 0,
     )
 
 

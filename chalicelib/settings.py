@@ -29,6 +29,7 @@ class Settings:
     sender_email: str
     app_link_base: str
     push_application_arn: str
+    user_pool_id: str = ""
     campaign_driver_arn: str = ""
     campaign_outreach_arn: str = ""
 
@@ -73,6 +74,7 @@ def get_settings() -> Settings:
         sender_email=os.environ.get("SENDER_EMAIL", ""),
         app_link_base=os.environ.get("APP_LINK_BASE", "https://app.careloop.example").rstrip("/"),
         push_application_arn=os.environ.get("PUSH_PLATFORM_APPLICATION_ARN", ""),
+        user_pool_id=os.environ.get("USER_POOL_ID", ""),
         campaign_driver_arn=os.environ.get("CAMPAIGN_DRIVER_ARN", ""),
         campaign_outreach_arn=os.environ.get("CAMPAIGN_OUTREACH_ARN", ""),
     )

@@ -66,8 +66,7 @@ def sign_in(
 ) -> str:
     """A new user of `role` (for `tenant_id`, as `patient_id`), signed in: its ID token."""
     username = f"local-{role}-{secrets.token_hex(6)}@careloop.local"
-    # Meets the template's password policy (12+, upper, lower, digit).
-    password = f"Local-{secrets.token_hex(8)}-Aa1"
+    password = _password()
     attributes = [
         {"Name": "email", "Value": username},
         {"Name": "email_verified", "Value": "true"},
@@ -86,11 +85,46 @@ def sign_in(
     cognito.admin_set_user_password(
         UserPoolId=pool.pool_id, Username=username, Password=password, Permanent=True
     )
+    return password_sign_in(cognito, pool, username, password)
+
+
+def _password() -> str:
+    # Meets the template's password policy (12+, upper, lower, digit).
+    return f"Local-{secrets.token_hex(8)}-Aa1"
+
+
+def password_sign_in(cognito: Any, pool: UserPool, email: str, password: str) -> str:
     signed_in = cognito.admin_initiate_auth(
         UserPoolId=pool.pool_id,
         ClientId=pool.client_id,
         AuthFlow="ADMIN_USER_PASSWORD_AUTH",
-        AuthParameters={"USERNAME": username, "PASSWORD": password},
+        AuthParameters={"USERNAME": email, "PASSWORD": password},
     )
     token: str = signed_in["AuthenticationResult"]["IdToken"]
     return token
+
+
+def sign_in_invited(cognito: Any, pool: UserPool, email: str) -> str:
+    """An invited account signed in: here a new password stands in for the temporary one the
+    invitation email carries (which the emulator does not send)."""
+    password = _password()
+    cognito.admin_set_user_password(
+        UserPoolId=pool.pool_id, Username=email, Password=password, Permanent=True
+    )
+    return password_sign_in(cognito, pool, email, password)
+
+
+def sign_up(cognito: Any, pool: UserPool, email: str | None = None) -> tuple[str, str]:
+    """A patient signing up in the app (the pool allows self sign-up): no group, no tenant yet.
+    The email, and the password it signs in with."""
+    email = email or f"app-{secrets.token_hex(6)}@careloop.local"
+    password = _password()
+    cognito.sign_up(
+        ClientId=pool.client_id,
+        Username=email,
+        Password=password,
+        UserAttributes=[{"Name": "email", "Value": email}],
+    )
+    # Stands in for the code the confirmation email carries.
+    cognito.admin_confirm_sign_up(UserPoolId=pool.pool_id, Username=email)
+    return email, password

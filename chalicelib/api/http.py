@@ -30,6 +30,7 @@ from chalicelib.domain.errors import (
     PreconditionRequired,
     Problems,
     Retryable,
+    TooManyRequests,
     Unauthenticated,
     UnsupportedMediaType,
     ValidationFailed,
@@ -53,6 +54,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     PreconditionRequired: 428,
+    TooManyRequests: 429,
     Retryable: 503,  # the one 5xx we answer on purpose: retry after Retry-After seconds
 }
 
@@ -80,10 +82,17 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
         "appointment_not_started",
         "already_submitted",
         "task_closed",
+        "staff_exists",
+        "email_taken",
+        "own_account",
+        "already_linked",
+        "not_linked",
+        "channel_unavailable",
     ),
     413: ("payload_too_large",),
     415: ("unsupported_media_type",),
     428: ("precondition_required",),
+    429: ("too_many_requests",),
     503: ("dependency_unavailable", "send_in_progress", "retry_later"),
 }
 
@@ -113,7 +122,7 @@ def error_body(code: str, message: str, details: list[FieldError] | None = None)
 def error_response(error: DomainError) -> Response:
     status = status_for(error)
     headers: Headers = {"WWW-Authenticate": 'Bearer realm="careloop"'} if status == 401 else {}
-    if isinstance(error, Retryable):
+    if isinstance(error, Retryable | TooManyRequests):
         headers["Retry-After"] = str(error.retry_after_seconds)
     return Response(
         body=error_body(error.code, error.message, error.details),
@@ -296,6 +305,15 @@ def _to_response(result: Any, operation: Operation) -> Response:
     return Response(body=result.body, status_code=result.status, headers=headers)
 
 
+def _authenticated(request: Request) -> Principal:
+    """The verified caller, unless their account was disabled after the token was issued."""
+    from chalicelib.services.registry import services
+
+    principal = verify_token(request.headers.get("authorization"))
+    services().staff.check_not_revoked(principal)
+    return principal
+
+
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,100}")
 
 
@@ -406,7 +424,7 @@ class ApiBlueprint:
                 try:
                     principal = None
                     if operation.roles is not None:
-                        principal = verify_token(request.headers.get("authorization"))
+                        principal = _authenticated(request)
                         if principal.role not in operation.roles:
                             raise Forbidden(f"role {principal.role} may not {summary.lower()}")
                     body = (

@@ -33,6 +33,7 @@ STATUS_TEXT = {
     413: "Body too large",
     415: "Body is not JSON",
     428: "If-Match header required",
+    429: "Too many attempts; retry after Retry-After seconds",
     503: "A service we depend on is unavailable; retry later",
 }
 
@@ -222,7 +223,7 @@ def _error_response(status: int) -> dict[str, Any]:
         "content": {"application/json": {"schema": {"$ref": COMPONENT + "error"}}},
         "x-careloop-error-codes": list(codes),
     }
-    if status == 503:
+    if status in (429, 503):
         response["headers"] = {
             "Retry-After": {"schema": {"type": "string"}, "description": "Seconds to wait"}
         }

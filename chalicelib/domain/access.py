@@ -18,6 +18,9 @@ class Role(StrEnum):
     STAFF = "staff"
     ADMIN = "admin"
     OPERATOR = "operator"
+    # Signed up in the app but not yet linked to a patient record: no group, no tenant. Allowed
+    # only on the routes that name it (redeeming a link code).
+    UNLINKED = "unlinked"
 
 
 # When a user is in several groups, the strongest one applies.
@@ -31,6 +34,12 @@ class Principal:
     role: Role
     tenant_id: str | None = None
     patient_id: str | None = None
+    username: str = ""  # the user pool's name for the account (`cognito:username`)
+    issued_at: int = 0  # the token's `iat`, epoch seconds: compared with revocation markers
+
+    @property
+    def account(self) -> str:
+        return self.username or self.subject
 
 
 def require_role(principal: Principal, allowed: frozenset[Role] | set[Role]) -> None:

@@ -77,6 +77,15 @@ class Retryable(DomainError):
 
 
 @dataclass
+class TooManyRequests(DomainError):
+    """The caller used up an allowance (wrong link codes in an hour): answered 429 with
+    Retry-After."""
+
+    code: str = "too_many_requests"
+    retry_after_seconds: int = 60
+
+
+@dataclass
 class DependencyUnavailable(Retryable):
     """A service we depend on is throttling us or failing (after the SDK's own retries)."""
 

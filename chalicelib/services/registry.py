@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
+from chalicelib.adapters.accounts import Accounts
 from chalicelib.adapters.channels import Channels
 from chalicelib.adapters.executions import Executions
 from chalicelib.domain.common import Document
+from chalicelib.services.account_links import AccountLinkService
 from chalicelib.services.aftercare import AftercareService
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.campaigns import CampaignService
@@ -22,11 +24,13 @@ from chalicelib.services.recall import RecallService
 from chalicelib.services.responses import ResponseService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.segments import SegmentService
+from chalicelib.services.staff import StaffService
 from chalicelib.services.staff_queue import JourneyFailures, StaffQueue
 from chalicelib.services.tasks import TaskService
 from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
 from chalicelib.settings import get_settings
+from chalicelib.store.account_links import AccountLinkRepository
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.care import CareRepository
@@ -37,6 +41,7 @@ from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
 from chalicelib.store.segments import SegmentRepository
+from chalicelib.store.staff import StaffRepository
 from chalicelib.store.tenants import TenantRepository
 
 
@@ -59,6 +64,8 @@ class Services:
     segments: SegmentService
     campaigns: CampaignService
     journey_failures: JourneyFailures
+    staff: StaffService
+    account_links: AccountLinkService
 
 
 @cache
@@ -126,7 +133,18 @@ def services() -> Services:
         executions,
         on_booked=(recall.on_booked, aftercare.on_booked),
     )
+    accounts = Accounts()
     return Services(
+        staff=StaffService(StaffRepository(), tenants, accounts),
+        account_links=AccountLinkService(
+            AccountLinkRepository(),
+            accounts,
+            tenants,
+            patient_service,
+            contacts,
+            channels,
+            get_settings().sender_email,
+        ),
         tenants=tenants,
         patients=patient_service,
         scheduling=SchedulingService(config, appointments, tenants),

@@ -17,7 +17,7 @@ from pynamodb.exceptions import DoesNotExist, PutError
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import IDEMPOTENCY_SK, idempotency_pk
 from chalicelib.store.models import IdempotencyItem, bind_models
-from chalicelib.store.records import as_document, is_condition_failure
+from chalicelib.store.records import as_document, is_condition_failure, plain
 
 KEEP_SECONDS = 24 * 3600
 LOCK_SECONDS = 60
@@ -68,7 +68,7 @@ class IdempotencyRepository:
             actions=[
                 IdempotencyItem.state.set("complete"),
                 IdempotencyItem.status.set(status),
-                IdempotencyItem.response.set({"saved": body}),
+                IdempotencyItem.response.set({"saved": plain(body)}),
             ]
         )
 

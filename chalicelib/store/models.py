@@ -246,11 +246,42 @@ class CampaignRecipientItem(_Base):
 
 
 class RateWindowItem(_Base):
-    """Outreach started by a tenant's campaigns in one minute (PK `T#<t>#CAMPAIGN-RATE`,
-    SK `<YYYY-MM-DDTHH:MM>`)."""
+    """A count in a time window, expiring after it: outreach started by a tenant's campaigns in
+    one minute (PK `T#<t>#CAMPAIGN-RATE`, SK `<YYYY-MM-DDTHH:MM>`); an account's wrong link
+    codes in an hour; a patient's link invitations in a day."""
 
     used = NumberAttribute(attr_name="used")
     expires_at = TTLAttribute(attr_name="expires_at")
+
+
+class RevocationItem(_Base):
+    """Tokens of one account issued before `not_before` (epoch seconds) are refused
+    (PK `T#<t>#U#<sub>`, SK `REVOKED`)."""
+
+    not_before = NumberAttribute(attr_name="not_before")
+
+
+class LinkCodeItem(_Base):
+    """A link code by its digest (PK `LINKCODE#<sha256>`, SK `CODE`): which record it links, until
+    when, and the account that redeemed it (a retry by that account finishes the link)."""
+
+    tenant_id = UnicodeAttribute(attr_name="tenant_id")
+    patient_id = UnicodeAttribute(attr_name="patient_id")
+    created_by = UnicodeAttribute(attr_name="created_by")
+    valid_until = NumberAttribute(attr_name="valid_until")
+    used_by = UnicodeAttribute(null=True, attr_name="used_by")
+    used_at = UnicodeAttribute(null=True, attr_name="used_at")
+    expires_at = TTLAttribute(attr_name="expires_at")
+
+
+class AccountLinkItem(_Base):
+    """An app account's link to a patient record: under the account (PK `LINK#<sub>`,
+    SK `T#<t>`) and under the patient (PK `T#<t>#P#<p>`, SK `ACCOUNT#<sub>`)."""
+
+    tenant_id = UnicodeAttribute(attr_name="tenant_id")
+    patient_id = UnicodeAttribute(attr_name="patient_id")
+    account = UnicodeAttribute(attr_name="account")
+    linked_at = UnicodeAttribute(attr_name="linked_at")
 
 
 ALL_MODELS: tuple[type[Model], ...] = (
@@ -273,6 +304,9 @@ ALL_MODELS: tuple[type[Model], ...] = (
     CampaignItem,
     CampaignRecipientItem,
     RateWindowItem,
+    RevocationItem,
+    LinkCodeItem,
+    AccountLinkItem,
 )
 _bound_to: Settings | None = None
 

@@ -22,21 +22,21 @@ def versioned_doc(item: Any) -> dict[str, Any]:
     return {**as_document(item.doc), "version": item.version}
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
     """Status enums as their plain strings, however deep (PynamoDB serialises built-ins only)."""
     if isinstance(value, StrEnum):
         return str(value)
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return value
 
 
 def stored_body(doc: dict[str, Any]) -> dict[str, Any]:
     """A document as it is stored: the version lives in its own attribute, not in `doc`; a
     status enum (a journey's, or one of its steps') as its plain string."""
-    return {k: _plain(v) for k, v in doc.items() if k != "version"}
+    return {k: plain(v) for k, v in doc.items() if k != "version"}
 
 
 def put_versioned(item: Any, expected_version: int | None) -> dict[str, Any]:

@@ -322,6 +322,49 @@ def walk_care(
     )
 
 
+def walk_accounts(
+    call: Any, spec: dict[str, Any], runtime: Any, tenant_id: str, patient: Any, admin: str
+) -> None:
+    """Staff invited and changed; a patient's app account linked with the code sent to it."""
+    import re
+
+    from local.identity import password_sign_in, sign_up
+
+    invited = call("/staff", "post", admin, example(spec, "/staff", "post"))
+    assert invited.status_code == 201, invited.body
+    member = f"/staff/{payload(invited)['id']}"
+    call("/staff", "get", admin)
+    call("/staff/{staff_id}", "get", admin, concrete=member)
+    changed = call(
+        "/staff/{staff_id}",
+        "patch",
+        admin,
+        example(spec, "/staff/{staff_id}", "patch"),
+        concrete=member,
+        headers={"If-Match": '"1"'},
+    )
+    assert changed.status_code == 200, changed.body
+    sent = call(
+        "/patients/{patient_id}/link-invitations",
+        "post",
+        admin,
+        example(spec, "/patients/{patient_id}/link-invitations", "post"),
+        concrete=f"/patients/{patient['id']}/link-invitations",
+    )
+    assert sent.status_code == 201, sent.body
+    text = runtime.outbox.messages(to=patient["phone"])[-1].body
+    code = re.search(r"[0-9A-Z]{5}-[0-9A-Z]{5}", text)
+    assert code, text
+    cognito = runtime.client("cognito-idp")
+    email, password = sign_up(cognito, runtime.pool)
+    app = password_sign_in(cognito, runtime.pool, email, password)
+    assert call("/me/link", "post", app, {"code": code.group(0)}).status_code == 200
+    app = password_sign_in(cognito, runtime.pool, email, password)
+    call("/me/links", "get", app)
+    chosen = call("/me/hospital", "put", app, example(spec, "/me/hospital", "put"))
+    assert chosen.status_code == 200, chosen.body
+
+
 def walk_segments(call: Any, spec: dict[str, Any], staff: str) -> None:
     """Segments and a campaign on one, with the spec's example."""
     call("/segments", "get", staff)
@@ -408,6 +451,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     )
     call("/patients/{patient_id}", "get", None, concrete=patient_path)
     walk_segments(call, spec, staff)
+    walk_accounts(call, spec, runtime, tenant_id, payload(created), admin)
     walk_booking(call, spec, runtime, tenant_id, payload(created)["id"], staff, admin)
     call("/patients/{patient_id}", "delete", staff, concrete=patient_path)
     call("/openapi.json", "get", None)
