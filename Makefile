@@ -4,12 +4,13 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PORT   ?= 8000
+HOSPITAL ?= infra/hospitals/example.json
 STAMP  := $(VENV)/.installed
 
 ASL    := tools/asl/node_modules/.bin/asl-validator
 TSC    := tools/openapi-ts/node_modules/.bin/tsc
 
-.PHONY: run test lint typecheck package bench clean
+.PHONY: run onboard test lint typecheck package bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ $(TSC): tools/openapi-ts/package.json tools/openapi-ts/package-lock.json
 
 run: $(STAMP)
 	$(PY) -m local serve --port $(PORT)
+
+# A hospital's stack (infra/hospital.yaml) into the server `make run` started: HOSPITAL=<file>.
+onboard: $(STAMP)
+	$(PY) -m local onboard $(HOSPITAL) --server http://127.0.0.1:$(PORT) $(if $(DELETE),--delete)
 
 test: $(STAMP) $(TSC) lint typecheck
 	$(PY) -m pytest

@@ -23,7 +23,7 @@ from chalicelib.observability import logger, metrics
 from chalicelib.settings import deployment_stage
 from chalicelib.tasks import campaigns as campaign_tasks
 from chalicelib.tasks import care as care_tasks
-from chalicelib.tasks import inbound, journey, smoke
+from chalicelib.tasks import inbound, journey, provisioning, smoke
 
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
 app = Chalice(app_name="careloop", configure_logs=False)
@@ -82,6 +82,9 @@ campaign_send_failed = app.lambda_function(name="campaign_send_failed")(
 aftercare_task = app.lambda_function(name="aftercare_task")(care_tasks.aftercare_task)
 recall_task = app.lambda_function(name="recall_task")(care_tasks.recall_task)
 recall_backfill = app.lambda_function(name="recall_backfill")(care_tasks.recall_backfill)
+
+# The custom resource of every hospital's stack (infra/hospital.yaml).
+tenant_provisioner = app.lambda_function(name="tenant_provisioner")(provisioning.tenant_provisioner)
 
 # Every day at 01:00 UTC (09:00 in China): start the recalls that became due. Recall messages
 # themselves go out at 10:00 in each patient's own time zone.

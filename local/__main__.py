@@ -2,11 +2,14 @@
 
 serve [--port 8000]                  the API on localhost against the embedded AWS (make run)
 token --tenant T --role staff [--patient P]   print a signed ID token for the running API
+token --email admin@hospital.example          sign in as an invited account
 clock [advance 1d | set 2027-01-01T09:00:00Z] read or move the running server's virtual clock
 outbox [--to +8613800138000] [--channel sms]  what the running server has "sent"
 sms-reply --from +8613800138000 --text C [--to +8610690000001]
                                                an SMS reply, as two-way SMS delivers it
 dead-letters [--function inbound_sms]          SNS deliveries and schedule runs that still failed
+onboard infra/hospitals/example.json [--delete]
+                                     deploy (or delete) a hospital's stack, infra/hospital.yaml
 openapi                              rewrite openapi.yaml from the route declarations
 """
 
@@ -163,7 +166,13 @@ API description: {base}/openapi.json
 
 
 def token(args: argparse.Namespace) -> None:
-    """Signs in through the running server's emulated user pool, as a new user of the role."""
+    """Signs in through the running server's emulated user pool, as a new user of the role, or
+    as an invited account (--email)."""
+    if args.email:
+        print(_call(f"{_server(args)}/local/sign-in", {"email": args.email})["id_token"])
+        return
+    if not args.role:
+        sys.exit("give --role (a new user) or --email (an invited account)")
     if args.role != "operator" and not args.tenant:
         sys.exit("--tenant is required for the patient, staff and admin roles")
     if args.role == "patient" and not args.patient:
@@ -174,6 +183,30 @@ def token(args: argparse.Namespace) -> None:
     if args.patient:
         body["patient_id"] = args.patient
     print(_call(f"{_server(args)}/local/sign-in", body)["id_token"])
+
+
+def onboard(args: argparse.Namespace) -> None:
+    """Creates or updates the hospital's stack (or deletes it) and prints what it made."""
+    hospital = json.loads(args.hospital.read_text(encoding="utf-8"))
+    base = _server(args)
+    if args.delete:
+        request = urllib.request.Request(  # noqa: S310 - a localhost URL the user chose
+            f"{base}/local/hospitals/{urllib.parse.quote(hospital['tenant_id'])}", method="DELETE"
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:  # noqa: S310
+                stack = json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            sys.exit(f"{exc.code}: {exc.read().decode(errors='replace')}")
+    else:
+        stack = _call(f"{base}/local/hospitals", hospital, timeout=120)
+    print(json.dumps(stack, ensure_ascii=False, indent=2))
+    if not args.delete:
+        admin = hospital["first_admin_email"]
+        print(
+            f"\nSign in as the hospital's admin:\n"
+            f"  ADMIN=$(.venv/bin/python -m local token --email {admin})"
+        )
 
 
 def clock(args: argparse.Namespace) -> None:
@@ -247,7 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     p = commands.add_parser(
         "token", help="sign in through the emulated user pool; print the ID token (an hour)"
     )
-    p.add_argument("--role", required=True, choices=["patient", "staff", "admin", "operator"])
+    p.add_argument("--role", choices=["patient", "staff", "admin", "operator"])
+    p.add_argument("--email", help="an invited account: a hospital's first admin, a staff member")
     p.add_argument("--tenant")
     p.add_argument("--patient")
     p.add_argument("--server")
@@ -278,6 +312,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--function", help="only this function's, e.g. inbound_sms")
     p.add_argument("--server")
     p.set_defaults(func=dead_letters)
+
+    p = commands.add_parser(
+        "onboard", help="deploy a hospital's stack (infra/hospital.yaml) into the running server"
+    )
+    p.add_argument(
+        "hospital", type=Path, help="its onboarding file, e.g. infra/hospitals/example.json"
+    )
+    p.add_argument("--delete", action="store_true", help="delete the stack (the data stays)")
+    p.add_argument("--server")
+    p.set_defaults(func=onboard)
 
     p = commands.add_parser("openapi", help="rewrite openapi.yaml")
     p.set_defaults(func=openapi)

@@ -1,5 +1,6 @@
 """Routes that exist only in the local runtime: the virtual clock, the outbox, the dead letters,
-an SMS reply, and signing in through the emulated user pool."""
+an SMS reply, signing in through the emulated user pool, and onboarding hospitals from their
+stack template."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 from chalicelib import clock
 from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
 from chalicelib.domain.errors import invalid
-from local.identity import TOKEN_SECONDS, UserPool, sign_in
+from local.identity import TOKEN_SECONDS, UserPool, sign_in, sign_in_invited
 from local.outbox import Outbox
 from local.vclock import VirtualClock, parse_duration
 
@@ -22,6 +23,7 @@ class _Bound:
     inbound_sms_topic: str | None = None
     cognito: Any = None
     user_pool: UserPool | None = None
+    onboarder: Any = None
 
 
 def bind(virtual_clock: VirtualClock, outbox: Outbox) -> None:
@@ -160,6 +162,14 @@ def local_sign_in(request: ApiRequest) -> dict[str, Any]:
     """What `python -m local token` prints: the pool's ID token for a new user of the role."""
     assert _Bound.user_pool is not None, "local routes used before the runtime started"
     body = request.body
+    if "email" in body:
+        # An invited account (a hospital's first admin, a staff member): a new password stands
+        # in for the temporary one the invitation email carries.
+        try:
+            token = sign_in_invited(_Bound.cognito, _Bound.user_pool, body["email"])
+        except _Bound.cognito.exceptions.UserNotFoundException as exc:
+            raise invalid("$.email", "no account has this address") from exc
+        return {"id_token": token, "expires_in": TOKEN_SECONDS}
     token = sign_in(
         _Bound.cognito,
         _Bound.user_pool,
@@ -168,3 +178,73 @@ def local_sign_in(request: ApiRequest) -> dict[str, Any]:
         body.get("patient_id"),
     )
     return {"id_token": token, "expires_in": TOKEN_SECONDS}
+
+
+def bind_onboarder(onboarder: Any) -> None:
+    _Bound.onboarder = onboarder
+
+
+def _stack_view(stack: Any, request: str) -> dict[str, Any]:
+    return {
+        "tenant_id": stack.parameters["TenantId"],
+        "stack": stack.name,
+        "request": request,
+        "resources": dict(sorted(stack.physical_ids.items())),
+        "outputs": stack.outputs,
+        "provisioner_answers": [
+            {"request": a["RequestType"], "status": a["Status"], "reason": a.get("Reason", "")}
+            for a in stack.responses
+        ],
+    }
+
+
+@api.route(
+    "/local/hospitals",
+    "POST",
+    summary="Onboard a hospital (or update its stack) from infra/hospital.yaml",
+    roles=None,
+    request_schema="local-hospital",
+    response_schema="local-hospital-stack",
+    errors=(400, 409, 413, 415),
+    local_only=True,
+)
+def onboard_hospital(request: ApiRequest) -> dict[str, Any]:
+    """What `make onboard HOSPITAL=<file>` sends: the hospital file, deployed as its stack."""
+    from chalicelib.domain.errors import Conflict
+    from infra.hospital_parameters import stack_parameters
+    from local.onboard import OnboardingFailed
+
+    onboarder = _Bound.onboarder
+    assert onboarder is not None, "local routes used before the runtime started"
+    parameters = stack_parameters(request.body, stage=onboarder.stage)
+    updating = parameters["TenantId"] in onboarder.stacks
+    try:
+        stack = onboarder.deploy(parameters)
+    except OnboardingFailed as exc:
+        raise Conflict(str(exc), code="conflict") from exc
+    return _stack_view(stack, "Update" if updating else "Create")
+
+
+@api.route(
+    "/local/hospitals/{tenant_id}",
+    "DELETE",
+    summary="Delete a hospital's stack (its data is kept; the tenant is deactivated)",
+    roles=None,
+    response_schema="local-hospital-stack",
+    status=200,
+    errors=(404, 409),
+    local_only=True,
+)
+def offboard_hospital(request: ApiRequest, tenant_id: str) -> dict[str, Any]:
+    from chalicelib.domain.errors import Conflict, NotFound
+    from local.onboard import OnboardingFailed
+
+    onboarder = _Bound.onboarder
+    assert onboarder is not None, "local routes used before the runtime started"
+    try:
+        stack = onboarder.delete(tenant_id)
+    except KeyError as exc:
+        raise NotFound("no stack for this hospital") from exc
+    except OnboardingFailed as exc:
+        raise Conflict(str(exc), code="conflict") from exc
+    return _stack_view(stack, "Delete")

@@ -210,6 +210,7 @@ def _provision_platform(endpoint: str, app: Any) -> tuple[Provisioned, UserPool]
     from chalicelib.settings import get_settings
     from local import api as local_api
     from local.dead_letters import dead_letters
+    from local.onboard import Onboarder, platform_exports
 
     resources = provision(
         lambda service: emulator_client(endpoint, service),
@@ -238,4 +239,15 @@ def _provision_platform(endpoint: str, app: Any) -> tuple[Provisioned, UserPool]
     dead_letters.retries = resources.async_retries
     local_api.bind_inbound_topic(resources.ref("InboundSmsTopic"))
     local_api.bind_user_pool(emulator_client(endpoint, "cognito-idp"), pool)
+    local_api.bind_onboarder(
+        Onboarder(
+            lambda service: emulator_client(endpoint, service),
+            stage=STAGE,
+            region=REGION,
+            account=ACCOUNT,
+            exports=platform_exports(
+                resources.ref, lambda logical, name: resources.attributes[(logical, name)], STAGE
+            ),
+        )
+    )
     return resources, pool

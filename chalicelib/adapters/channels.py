@@ -59,10 +59,19 @@ class Channels:
         )
 
     def send_email(
-        self, *, from_address: str, reply_to: str, to: str, message: Rendered, fallback_subject: str
+        self,
+        *,
+        from_address: str,
+        reply_to: str,
+        to: str,
+        message: Rendered,
+        fallback_subject: str,
+        configuration_set: str | None = None,
     ) -> str:
+        extra = {"ConfigurationSetName": configuration_set} if configuration_set else {}
         return _sent(
             lambda: self._client("sesv2").send_email(
+                **extra,
                 FromEmailAddress=from_address,
                 Destination={"ToAddresses": [to]},
                 ReplyToAddresses=[reply_to],

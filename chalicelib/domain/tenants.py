@@ -50,6 +50,7 @@ def new_tenant(body: Document, now: datetime, now_iso: str, stage: str = "prod")
         "quiet_hours": dict(DEFAULT_QUIET_HOURS),
         "departments": [],
         **body,
+        "active": True,
         "created_at": now_iso,
         "updated_at": now_iso,
     }
@@ -97,3 +98,46 @@ def booking_horizon_days(tenant: Document) -> int:
     """How many days ahead the tenant's slots are offered and booked."""
     days: int = (tenant.get("booking") or {}).get("horizon_days", DEFAULT_BOOKING_HORIZON_DAYS)
     return days
+
+
+# What a hospital's stack (infra/hospital.yaml) sets; anything else (quiet hours, journey and
+# booking settings) is the hospital's admins' to change, and an update of the stack keeps it.
+STACK_FIELDS = ("name", "time_zone", "default_language", "country", "departments", "sender")
+
+
+def tenant_from_stack(props: Document) -> Document:
+    """The tenant-create body a hospital stack's custom resource describes (its properties
+    arrive as strings and lists of strings)."""
+    ids = [i.strip() for i in props.get("DepartmentIds", []) if i.strip()]
+    names = [n.strip() for n in props.get("DepartmentNames", [])]
+    if len(names) != len(ids):
+        raise invalid("$.DepartmentNames", "give one name for each of DepartmentIds")
+    prefix = props.get("AlertTopicPrefix", "")
+    departments = [
+        {"id": i, "name": n, **({"alert_topic_arn": f"{prefix}{i}"} if prefix else {})}
+        for i, n in zip(ids, names, strict=True)
+    ]
+    sender: Document = {"email_from": props["EmailFrom"]}
+    for field, prop in (
+        ("email_configuration_set", "EmailConfigurationSet"),
+        ("sms_sender_id", "SmsSenderId"),
+        ("sms_reply_number", "SmsReplyNumber"),
+    ):
+        if props.get(prop):
+            sender[field] = props[prop]
+    body: Document = {
+        "id": props["TenantId"],
+        "name": props["Name"],
+        "time_zone": props["TimeZone"],
+        "default_language": props["Language"],
+        "sender": sender,
+        "departments": departments,
+    }
+    if props.get("Country"):
+        body["country"] = props["Country"]
+    return body
+
+
+def is_active(tenant: Document) -> bool:
+    """False once the hospital's stack was deleted: its data stays, nothing is sent."""
+    return tenant.get("active", True) is not False

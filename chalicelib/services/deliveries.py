@@ -43,7 +43,7 @@ from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.messages import CHANNELS, Rendered, render, template_id, template_kind
 from chalicelib.domain.patients import addressee, first_name
 from chalicelib.domain.replies import awaiting, invitation, keywords, shown_code
-from chalicelib.domain.tenants import department_names, reply_number
+from chalicelib.domain.tenants import department_names, is_active, reply_number
 from chalicelib.observability import count, logger
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.settings import get_settings
@@ -204,6 +204,8 @@ class Deliveries:
     def deliver(
         self, tenant: Document, patient: Document, message: Message, now: datetime
     ) -> SendResult:
+        if not is_active(tenant):
+            return self.skip(tenant, patient, message, now, "the hospital was deactivated")
         patient = self.addressee(tenant, patient, now)
         later = self.held_until(tenant, patient, now)
         if message.not_after is not None and later >= message.not_after:
@@ -398,14 +400,19 @@ class Deliveries:
                 origination_number=reply_number(tenant),
             )
         if channel == "email":
-            # SES sends from the platform's verified identity under the hospital's name;
-            # replies go to the hospital's own address.
+            # From the hospital's own domain once its stack verified it (with its configuration
+            # set, so bounces come back); else from the platform's identity under the
+            # hospital's name. Replies go to the hospital's own address either way.
+            sender = tenant["sender"]
+            configuration_set = sender.get("email_configuration_set")
+            from_address = sender["email_from"] if configuration_set else self._sender_email
             return self._channels.send_email(
-                from_address=f"{tenant['name']} <{self._sender_email}>",
-                reply_to=tenant["sender"]["email_from"],
+                from_address=f"{tenant['name']} <{from_address}>",
+                reply_to=sender["email_from"],
                 to=patient["email"],
                 message=rendered,
                 fallback_subject=tenant["name"],
+                configuration_set=configuration_set,
             )
         return self._channels.send_push(patient["push_endpoints"][0], rendered)
 

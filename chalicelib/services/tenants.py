@@ -8,6 +8,7 @@ from chalicelib.domain.access import Principal, Role, check_tenant_visible, requ
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import NotFound
 from chalicelib.observability import count
+from chalicelib.schemas import validate
 from chalicelib.services.versions import check_expected_version
 from chalicelib.settings import get_settings
 from chalicelib.store.tenants import TenantRepository
@@ -44,6 +45,34 @@ class TenantService:
     def all_ids(self) -> list[str]:
         """Every tenant's id, for the sweeps that visit each."""
         return self._tenants.all_ids()
+
+    def provision(self, props: Document) -> Document:
+        """Create or change a tenant as its hospital stack describes it (the stack's custom
+        resource, on Create and Update). A deactivated tenant comes back active."""
+        body = rules.tenant_from_stack(props)
+        validate("tenant-create", body)
+        current = self._tenants.get(body["id"])
+        now = clock.now()
+        stage = get_settings().stage
+        if current is None:
+            created = self._tenants.create(rules.new_tenant(body, now, clock.iso(now), stage))
+            count("TenantOnboarded")
+            return created
+        patch: Document = {key: body.get(key) for key in rules.STACK_FIELDS}
+        changed = rules.patched_tenant(
+            current, patch, clock.iso(now), by_operator=True, stage=stage
+        )
+        changed["active"] = True
+        return self._tenants.replace(changed, expected_version=current["version"], previous=current)
+
+    def deactivate(self, tenant_id: str) -> Document | None:
+        """The hospital's stack was deleted: keep every record, send nothing more."""
+        current = self._tenants.get(tenant_id)
+        if current is None or not rules.is_active(current):
+            return current
+        changed = {**current, "active": False, "updated_at": clock.iso(clock.now())}
+        count("TenantDeactivated")
+        return self._tenants.replace(changed, expected_version=current["version"], previous=current)
 
     def update(
         self, principal: Principal, tenant_id: str, patch: Document, if_match: str | None

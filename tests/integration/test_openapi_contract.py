@@ -461,6 +461,10 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     call("/local/dead-letters", "get", None)
     call("/local/sms-reply", "post", None, example(spec, "/local/sms-reply", "post"))
     call("/local/sign-in", "post", None, example(spec, "/local/sign-in", "post"))
+    # Last: the example hospital is the example tenant, whose stack is then deleted.
+    onboarded = call("/local/hospitals", "post", None, example(spec, "/local/hospitals", "post"))
+    assert payload(onboarded)["request"] == "Create", onboarded.body
+    call("/local/hospitals/{tenant_id}", "delete", None, concrete=f"/local/hospitals/{tenant_id}")
 
     every = {
         (path, method)
