@@ -225,15 +225,16 @@ def _provision_platform(endpoint: str, app: Any) -> tuple[Provisioned, UserPool]
     push = emulator_client(endpoint, "sns").create_platform_application(
         Name="careloop-local-push", Platform="GCM", Attributes={"PlatformCredential": "local"}
     )
-    os.environ["PUSH_PLATFORM_APPLICATION_ARN"] = push["PlatformApplicationArn"]
-    # The functions' environment from the template's Globals (topic and state machine ARNs...),
-    # where the local stage's own configuration does not set it.
+    # The functions' environment from the template's Globals (topic and state machine ARNs,
+    # the user pool's id...), where the local stage's own configuration does not set it. Set,
+    # not defaulted: after a reset the new pool has a new id (CI failed on the old one).
+    fixed_by_stage = stage_environment()
     for name, value in resources.function_environment.items():
-        os.environ.setdefault(name, value)
+        if name not in fixed_by_stage:
+            os.environ[name] = value
+    os.environ["PUSH_PLATFORM_APPLICATION_ARN"] = push["PlatformApplicationArn"]
     # A new pool has a new id (a reset makes one): its issuer, client and keys, not the last's.
     pool = UserPool(resources.ref("UserPool"), resources.ref("AppClient"), REGION)
-    os.environ["JWT_ISSUER"] = resources.function_environment["JWT_ISSUER"]
-    os.environ["JWT_AUDIENCE"] = resources.function_environment["JWT_AUDIENCE"]
     os.environ["JWKS_URL"] = pool.jwks_url(endpoint)
     get_settings.cache_clear()
     dead_letters.retries = resources.async_retries

@@ -323,3 +323,17 @@ def test_an_opted_out_number_gets_no_code(runtime: Any, api: Api, tenant: Tenant
         "POST", f"/patients/{patient['id']}/link-invitations", tenant.staff, {"channel": "sms"}
     )
     assert refused.status_code == 409 and error_code(refused) == "channel_unavailable"
+
+
+def test_staff_are_invited_into_the_new_pool_after_a_reset(
+    own_runtime: Any, api: Api, make_tenant: Any
+) -> None:
+    # A reset makes a new user pool with a new id; the functions must call that one, not the
+    # last (CI failed here when a year-long test had reset the runtime before onboarding).
+    tenant = make_tenant()
+    invited = _invite(api, tenant)
+    assert invited.status_code == 201, invited.body
+    user = _cognito(own_runtime).admin_get_user(
+        UserPoolId=own_runtime.pool.pool_id, Username=payload(invited)["id"]
+    )
+    assert user["Enabled"]
