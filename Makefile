@@ -9,6 +9,7 @@ STAMP  := $(VENV)/.installed
 
 ASL    := tools/asl/node_modules/.bin/asl-validator
 TSC    := tools/openapi-ts/node_modules/.bin/tsc
+IAMSIM := tools/iam-simulate/node_modules/.stamp
 
 .PHONY: run onboard test lint typecheck package bench clean
 
@@ -30,6 +31,12 @@ $(TSC): tools/openapi-ts/package.json tools/openapi-ts/package-lock.json
 	cd tools/openapi-ts && npm ci --silent --no-audit --no-fund
 	touch $(TSC)
 
+# @cloud-copilot/iam-simulate: the permissions tier evaluates each function's recorded AWS calls
+# against its own IAM policy, conditions included (moto enforces no IAM).
+$(IAMSIM): tools/iam-simulate/package.json tools/iam-simulate/package-lock.json
+	cd tools/iam-simulate && npm ci --silent --no-audit --no-fund
+	touch $(IAMSIM)
+
 run: $(STAMP)
 	$(PY) -m local serve --port $(PORT)
 
@@ -37,8 +44,11 @@ run: $(STAMP)
 onboard: $(STAMP)
 	$(PY) -m local onboard $(HOSPITAL) --server http://127.0.0.1:$(PORT) $(if $(DELETE),--delete)
 
-test: $(STAMP) $(TSC) lint typecheck
+# The suite records every AWS call each function makes (build/aws-calls); the permissions tier
+# then checks them against the packaged policies.
+test: $(STAMP) $(TSC) $(IAMSIM) lint typecheck
 	$(PY) -m pytest
+	$(PY) -m pytest -n0 tests/permissions
 
 lint: $(STAMP) $(ASL)
 	$(PY) -m ruff check .
@@ -59,4 +69,4 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .local bench/results.json tools/asl/node_modules \
-		tools/openapi-ts/node_modules
+		tools/openapi-ts/node_modules tools/iam-simulate/node_modules

@@ -7,6 +7,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from local.aws_calls import api_function, running
+
 
 @dataclass
 class Api:
@@ -27,7 +29,8 @@ class Api:
         if body is not None:
             sent.setdefault("Content-Type", "application/json")
             raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return self.http.request(method, path, headers=sent, body=raw)
+        with running(api_function(path)):
+            return self.http.request(method, path, headers=sent, body=raw)
 
 
 def payload(response: Any) -> Any:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypedDict
 
+from local.aws_calls import function_of, running
+
 DEFAULT_RETRIES = 2  # Lambda's, for a function without an EventInvokeConfig
 
 EventKind = Literal["sns", "schedule"]
@@ -87,7 +89,8 @@ def invoke_async(
     attempts = dead_letters.attempts(function)
     for attempt in range(1, attempts + 1):
         try:
-            handler(event, context)
+            with running(function_of(function)):
+                handler(event, context)
         except Exception as exc:
             if attempt < attempts:
                 continue

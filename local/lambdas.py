@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from local.activity import activity
+from local.aws_calls import function_of, running
 from local.faults import TIMEOUT_MARKER, faults, lambda_service_error
 from local.meter import meter
 
@@ -68,7 +69,9 @@ def install(handlers: Mapping[str, Handler], region: str, account: str) -> None:
         activity.begin()
         meter.add("lambda_invocations")
         try:
-            result = handler(event, LambdaContext(function_name=name, invoked_function_arn=arn))
+            with running(function_of(name)):
+                context = LambdaContext(function_name=name, invoked_function_arn=arn)
+                result = handler(event, context)
         except Exception as exc:  # reported to the state machine as Lambda reports it
             # As CloudWatch would show it; a failing test prints it (injected faults too).
             logger.warning("%s raised %s", name, type(exc).__name__, exc_info=exc)

@@ -158,10 +158,11 @@ def start(*, clock: VirtualClock, port: int | None = None) -> Runtime:
     import app as app_module
     from app import app
     from local import api as local_api
-    from local import ddb_hooks, faults, lambdas, meter, sfn_hooks, sns_dispatch
+    from local import aws_calls, ddb_hooks, faults, lambdas, meter, sfn_hooks, sns_dispatch
     from local import outbox as outbox_hooks
 
     outbox = Outbox()
+    aws_calls.install_from_environment()
     ddb_hooks.install()
     faults.install()
     meter.install()

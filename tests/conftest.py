@@ -20,6 +20,36 @@ payload = api_client.payload
 
 ROOT = Path(__file__).resolve().parent.parent
 START = datetime(2026, 11, 23, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai
+# Every AWS call each function makes during the suite (local/aws_calls.py): the permissions
+# tier (tests/permissions), run after the suite by `make test`, evaluates them.
+AWS_CALLS = ROOT / "build" / "aws-calls"
+PERMISSIONS = ROOT / "tests" / "permissions"
+
+
+def _permissions_tier(config: pytest.Config) -> bool:
+    """Is this the run of tests/permissions alone (which reads the calls, and makes none)?"""
+    return bool(config.args) and all(
+        Path(arg.split("::")[0]).resolve().is_relative_to(PERMISSIONS) for arg in config.args
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    import os
+    import shutil
+
+    from local.aws_calls import ENV
+
+    if _permissions_tier(config) or os.environ.get(ENV):  # a worker has it from the controller
+        return
+    shutil.rmtree(AWS_CALLS, ignore_errors=True)
+    os.environ[ENV] = str(AWS_CALLS)
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """The permissions tier judges what the rest of the suite did: it runs after it."""
+    if collection_path == PERMISSIONS and not _permissions_tier(config):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session")

@@ -21,16 +21,21 @@ def platform_template() -> dict[str, Any]:
     return load_template()
 
 
-def _package(stage: str, out: Path) -> dict[str, Any]:
-    """What actually deploys: `make package STAGE=<stage>` (infra/package.py: the app's
-    functions, their roles and event sources, merged with the platform template)."""
+def package_module() -> Any:
+    """infra/package.py, a script beside the templates rather than a package."""
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("careloop_package", ROOT / "infra" / "package.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    path: Path = module.package(stage, "us-east-1", out)
+    return module
+
+
+def _package(stage: str, out: Path) -> dict[str, Any]:
+    """What actually deploys: `make package STAGE=<stage>` (infra/package.py: the app's
+    functions, their roles and event sources, merged with the platform template)."""
+    path: Path = package_module().package(stage, "us-east-1", out)
     template: dict[str, Any] = json.loads(path.read_text())
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::StateMachine":
@@ -302,36 +307,46 @@ def test_a_staging_package_carries_staging_names_only(
     assert len(topics) == 3 and all("careloop-staging-" in t for t in topics), topics
 
 
-def test_every_function_is_granted_what_it_calls_under_the_stages_names(
-    packaged: dict[str, Any],
+def test_each_function_has_its_own_role_policy_under_the_stages_names(
+    packaged_staging: dict[str, Any],
 ) -> None:
-    """Chalice's policy file is static JSON: it grants only the functions' logs, and the
-    platform's FunctionsPolicy (with the stage's names) is attached to every function's role.
-    Its grants include the two calls the old policy denied (segment listing's BatchGetItem,
-    `POST /me/devices`'s CreatePlatformEndpoint)."""
-    resources = packaged["Resources"]
-    roles = {
-        resource["Properties"]["Role"]["Fn::GetAtt"][0]
-        for resource in resources.values()
+    """One role and one policy per function (.chalice/policies/<function>.json), whose every
+    resource is the stage's own or a wildcard (tests/permissions holds each policy to the calls
+    its function makes, and each wildcard to its reason). The two calls the first shared policy
+    denied are granted to the function that makes them."""
+    resources = packaged_staging["Resources"]
+    functions = {
+        logical_id: resource["Properties"]
+        for logical_id, resource in resources.items()
         if resource["Type"] == "AWS::Serverless::Function"
     }
-    policy = resources["FunctionsPolicy"]["Properties"]
-    assert {role["Ref"] for role in policy["Roles"]} == roles
-    actions = {
-        action
-        for statement in policy["PolicyDocument"]["Statement"]
-        for action in (
-            [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
-        )
+    roles = {p["Role"]["Fn::GetAtt"][0] for p in functions.values()}
+    assert len(roles) == len(functions) == 22
+    assert not any(r["Type"] == "AWS::IAM::ManagedPolicy" for r in resources.values())
+
+    def granted(logical_id: str) -> set[str]:
+        role = resources[functions[logical_id]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        ((policy,),) = [role["Policies"]]
+        statements = policy["PolicyDocument"]["Statement"]
+        for statement in statements:
+            for resource in _listed(statement["Resource"]):
+                text = json.dumps(resource)
+                assert resource == "*" or "${Stage}" in text or "${" in text, (logical_id, text)
+        return {a for s in statements for a in _listed(s["Action"])}
+
+    assert "dynamodb:BatchGetItem" in granted("APIHandler")
+    assert "sns:CreatePlatformEndpoint" in granted("APIHandler")
+    assert granted("JourneyPlan") >= {"dynamodb:GetItem", "logs:PutLogEvents"}
+    assert not any(a.startswith(("sns:", "states:", "ses:")) for a in granted("JourneyPlan"))
+    log_groups = {
+        json.dumps(r["Properties"]["LogGroupName"])
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup"
     }
-    assert {"dynamodb:BatchGetItem", "sns:CreatePlatformEndpoint"} <= actions
-    for logical_id in roles:
-        statements = [
-            statement
-            for inline in resources[logical_id]["Properties"]["Policies"]
-            for statement in inline["PolicyDocument"]["Statement"]
-        ]
-        assert [s["Sid"] for s in statements] == ["OwnLogs"], logical_id
+    for properties in functions.values():
+        name = properties["FunctionName"]["Fn::Sub"]
+        assert name.startswith("careloop-${Stage}-")
+        assert json.dumps({"Fn::Sub": f"/aws/lambda/{name}"}) in log_groups
 
 
 def test_functions_are_traced_and_the_api_answers_within_api_gateways_limit(

@@ -1,0 +1,244 @@
+"""Which function made which AWS call: the suite's evidence for each function's IAM policy.
+
+Moto does not enforce IAM, so a policy that denies the code's own call would only fail on AWS.
+While `CARELOOP_RECORD_CALLS` names a directory, every botocore call made while a function runs
+in-process (an API request, a Lambda invoke from a state machine, an SNS delivery, a schedule)
+is written there as the IAM request AWS would authorise: (function, action, resource, the
+condition keys the policies use). `tests/permissions` evaluates them against the packaged
+template's policies. Calls made by the emulator itself (its Step Functions interpreter invoking
+a function) run outside any function and are not recorded: the state machines' own roles are
+checked by tests/infra.
+
+One file per process (per test worker), one JSON line per distinct request.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+ENV = "CARELOOP_RECORD_CALLS"
+API_FUNCTION = "api_handler"
+
+_running: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "running_function", default=None
+)
+
+
+def function_of(name: str) -> str:
+    """The function's name in app.py from its deployed name (`careloop-local-journey_send`)."""
+    parts = name.split("-", 2)
+    return parts[2] if len(parts) == 3 and parts[0] == "careloop" else name
+
+
+@contextmanager
+def running(function: str | None) -> Iterator[None]:
+    """AWS calls made inside are the function's (None: the emulator's own, not recorded)."""
+    token = _running.set(function)
+    try:
+        yield
+    finally:
+        _running.reset(token)
+
+
+def api_function(path: str) -> str | None:
+    """An API request runs in the API handler; the emulator's own /local routes are not part
+    of any deployed function."""
+    return None if path.startswith("/local") else API_FUNCTION
+
+
+class _Recorder:
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self._path = directory / f"calls-{os.getpid()}.jsonl"
+        self._seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    def record(self, function: str, client: Any, operation: str, params: dict[str, Any]) -> None:
+        meta = client.meta
+        region = meta.region_name
+        for request in iam_requests(meta.service_model.signing_name, operation, params, region):
+            line = json.dumps({"function": function, **request}, sort_keys=True)
+            with self._lock:
+                if line in self._seen:
+                    continue
+                self._seen.add(line)
+                # Made again if a new run of the suite cleared it while this one still records.
+                self._path.parent.mkdir(parents=True, exist_ok=True)
+                with self._path.open("a", encoding="utf-8") as out:
+                    out.write(line + "\n")
+
+
+_installed: _Recorder | None = None
+
+
+def install_from_environment() -> None:
+    """Starts recording when the environment asks for it (the test session does)."""
+    global _installed  # noqa: PLW0603 - installed once per process
+    directory = os.environ.get(ENV)
+    if not directory or _installed is not None:
+        return
+    from botocore.client import BaseClient
+
+    recorder = _installed = _Recorder(Path(directory))
+    original = BaseClient._make_api_call
+
+    def make_api_call(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        function = _running.get()
+        if function is not None:
+            recorder.record(function, self, operation_name, api_params)
+        return original(self, operation_name, api_params)
+
+    BaseClient._make_api_call = make_api_call
+
+
+# --- botocore operation → the IAM requests AWS authorises for it ------------------------------
+
+ACCOUNT = "123456789012"  # moto's account; the policies are resolved with the same one
+_KEY_ATTRIBUTES = {"PK", "GSI1PK", "GSI2PK"}
+
+
+def _arn(service: str, region: str, resource: str) -> str:
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{resource}"
+
+
+def _request(action: str, resource: str, **context: Any) -> dict[str, Any]:
+    return {"action": action, "resource": resource, "context": context}
+
+
+def _string(value: Any) -> str:
+    return str(value.get("S", value.get("N", ""))) if isinstance(value, dict) else str(value)
+
+
+def _leading(key: dict[str, Any] | None) -> list[str]:
+    return [_string(key["PK"])] if key and "PK" in key else []
+
+
+def _query_partition(params: dict[str, Any]) -> list[str]:
+    """The partition key value of a Query (PynamoDB writes `#0 = :0`)."""
+    names = params.get("ExpressionAttributeNames", {})
+    values = params.get("ExpressionAttributeValues", {})
+    condition = params.get("KeyConditionExpression", "")
+    for placeholder, name in names.items():
+        if name in _KEY_ATTRIBUTES:
+            found = re.search(rf"{re.escape(placeholder)}\s*=\s*(:\w+)", condition)
+            if found and found.group(1) in values:
+                return [_string(values[found.group(1)])]
+    return []
+
+
+def _table(region: str, table: str, index: str | None = None) -> str:
+    return _arn("dynamodb", region, f"table/{table}" + (f"/index/{index}" if index else ""))
+
+
+_TRANSACT = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}
+
+
+def _dynamodb(operation: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
+    action = f"dynamodb:{operation}"
+    if operation in ("GetItem", "PutItem", "UpdateItem", "DeleteItem"):
+        key = params.get("Key") or params.get("Item")
+        return [_request(action, _table(region, params["TableName"]), LeadingKeys=_leading(key))]
+    if operation in ("Query", "Scan"):
+        resource = _table(region, params["TableName"], params.get("IndexName"))
+        return [_request(action, resource, LeadingKeys=_query_partition(params))]
+    if operation == "BatchGetItem":
+        return [
+            _request(
+                action,
+                _table(region, table),
+                LeadingKeys=sorted({k for key in spec["Keys"] for k in _leading(key)}),
+            )
+            for table, spec in params["RequestItems"].items()
+        ]
+    if operation == "BatchWriteItem":
+        return [
+            _request(
+                action,
+                _table(region, table),
+                LeadingKeys=sorted(
+                    {
+                        k
+                        for write in writes
+                        for k in _leading(
+                            write.get("PutRequest", {}).get("Item")
+                            or write.get("DeleteRequest", {}).get("Key")
+                        )
+                    }
+                ),
+            )
+            for table, writes in params["RequestItems"].items()
+        ]
+    if operation in ("TransactWriteItems", "TransactGetItems"):
+        # No action of their own: each item is authorised as the single-item call it is.
+        requests = []
+        for item in params["TransactItems"]:
+            ((kind, spec),) = item.items()
+            single = _TRANSACT.get(kind, "GetItem" if kind == "Get" else "ConditionCheckItem")
+            key = spec.get("Key") or spec.get("Item")
+            requests.append(
+                _request(
+                    f"dynamodb:{single}",
+                    _table(region, spec["TableName"]),
+                    LeadingKeys=_leading(key),
+                )
+            )
+        return requests
+    return [_request(action, _table(region, params.get("TableName", "*")))]
+
+
+def _sns(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
+    # IAM's only SNS resource is a topic: a text to a phone number, a push to a device's
+    # endpoint and a new endpoint are authorised on '*'.
+    topic = params.get("TopicArn") or params.get("TargetArn", "")
+    return [_request(action, topic if topic and ":endpoint/" not in topic else "*")]
+
+
+def _ses(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
+    # Sending is authorised on the sender's identity and on the configuration set it names.
+    domain = params["FromEmailAddress"].rsplit("@", 1)[-1].rstrip(">")
+    requests = [_request(action, _arn("ses", region, f"identity/{domain}"))]
+    if params.get("ConfigurationSetName"):
+        config_set = f"configuration-set/{params['ConfigurationSetName']}"
+        requests.append(_request(action, _arn("ses", region, config_set)))
+    return requests
+
+
+def _states(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
+    # A task token names no resource.
+    arn = params.get("stateMachineArn") or params.get("executionArn")
+    return [_request(action, arn or "*")]
+
+
+def _cognito(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
+    pool = params.get("UserPoolId")
+    return [_request(action, _arn("cognito-idp", region, f"userpool/{pool}") if pool else "*")]
+
+
+def _sts(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
+    requests = [_request(action, params.get("RoleArn", "*"))]
+    if params.get("Tags"):
+        requests.append(_request("sts:TagSession", params.get("RoleArn", "*")))
+    return requests
+
+
+_SERVICES = {"sns": _sns, "ses": _ses, "states": _states, "cognito-idp": _cognito, "sts": _sts}
+
+
+def iam_requests(
+    signing_name: str, operation: str, params: dict[str, Any], region: str
+) -> list[dict[str, Any]]:
+    """The (action, resource, condition keys) AWS checks for one botocore call."""
+    if signing_name == "dynamodb":
+        return _dynamodb(operation, params, region)
+    action = f"{signing_name}:{operation}"
+    if signing_name in _SERVICES:
+        return _SERVICES[signing_name](action, params, region)
+    return [_request(action, "*")]

@@ -1,0 +1,198 @@
+"""Each function's own IAM policy allows every AWS call the suite saw that function make.
+
+Moto enforces no IAM, so a policy that denies the code's own call would only fail on AWS (it
+did: segment listing's BatchGetItem, `POST /me/devices`'s CreatePlatformEndpoint). The rest of
+the suite records each call a function makes (local/aws_calls.py: function, action, resource,
+DynamoDB's leading keys); this tier runs after it (`make test`) and evaluates every recorded
+call against that function's policy in the packaged template, with an IAM policy simulator that
+evaluates conditions (the npm @cloud-copilot/iam-simulate, in tools/iam-simulate).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import AWS_CALLS, ROOT
+
+SIMULATOR = ROOT / "tools" / "iam-simulate"
+POLICIES = ROOT / ".chalice" / "policies"
+ACCOUNT, REGION, STAGE = "123456789012", "us-east-1", "local"
+POOL = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_POOL"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/data-key"
+# What a policy may name besides the pseudo parameters and the stage.
+ATTRIBUTES = {"UserPool.Arn": POOL, "DataKey.Arn": KEY}
+
+
+@pytest.fixture(scope="module")
+def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """The local stage's package: its names are the ones the suite's calls used."""
+    from tests.infra.test_templates_and_state_machines import _package
+
+    return _package(STAGE, tmp_path_factory.mktemp("package") / STAGE)
+
+
+def _resolved(value: Any) -> Any:
+    names = {
+        "AWS::Partition": "aws",
+        "AWS::Region": REGION,
+        "AWS::AccountId": ACCOUNT,
+        "Stage": STAGE,
+        **ATTRIBUTES,
+    }
+    if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
+        return re.sub(r"\$\{([^}]+)\}", lambda m: names[m[1]], value["Fn::Sub"])
+    if isinstance(value, dict):
+        return {k: _resolved(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_resolved(v) for v in value]
+    return value
+
+
+def function_policies(template: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Function name (as app.py names it) → its role's policies, resolved for the local stage."""
+    resources = template["Resources"]
+    found = {}
+    for resource in resources.values():
+        if resource["Type"] != "AWS::Serverless::Function":
+            continue
+        name = _resolved(resource["Properties"]["FunctionName"]).removeprefix(f"careloop-{STAGE}-")
+        role = resources[resource["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        found[name] = [
+            {"name": policy["PolicyName"], "policy": _resolved(policy["PolicyDocument"])}
+            for policy in role["Policies"]
+        ]
+    return found
+
+
+def recorded_calls() -> list[dict[str, Any]]:
+    calls = {
+        line
+        for path in sorted(AWS_CALLS.glob("*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+    }
+    return [json.loads(line) for line in sorted(calls)]
+
+
+def _request(call: dict[str, Any]) -> dict[str, Any]:
+    # Each reset makes a new user pool; the policy names the stack's one.
+    resource = re.sub(r"arn:aws:cognito-idp:[^:]+:\d+:userpool/.+", POOL, call["resource"])
+    context = {}
+    if "LeadingKeys" in call["context"]:
+        context["dynamodb:LeadingKeys"] = call["context"]["LeadingKeys"]
+    return {"action": call["action"], "resource": resource, "context": context}
+
+
+def simulate(cases: list[dict[str, Any]]) -> dict[str, str]:
+    node = shutil.which("node")
+    assert node, "node is needed for the IAM simulator (tools/iam-simulate)"
+    done = subprocess.run(
+        [node, str(SIMULATOR / "evaluate.mjs")],
+        input=json.dumps({"cases": cases}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    decisions: dict[str, str] = json.loads(done.stdout)
+    return decisions
+
+
+def _cases(
+    policies: dict[str, list[dict[str, Any]]], calls: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(index),
+            "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/{call['function']}/session",
+            "policies": policies[call["function"]],
+            "request": _request(call),
+        }
+        for index, call in enumerate(calls)
+    ]
+
+
+def test_every_recorded_call_is_allowed_by_its_functions_own_policy(
+    packaged: dict[str, Any],
+) -> None:
+    calls = recorded_calls()
+    assert calls, f"no recorded calls in {AWS_CALLS}: run the whole suite first (make test)"
+    policies = function_policies(packaged)
+    assert {call["function"] for call in calls} <= set(policies)
+    decisions = simulate(_cases(policies, calls))
+    denied: dict[str, set[str]] = defaultdict(set)
+    for index, call in enumerate(calls):
+        if decisions[str(index)] != "Allowed":
+            request = _request(call)
+            denied[call["function"]].add(
+                f"{request['action']} {request['resource']} {request['context']}"
+                f" → {decisions[str(index)]}"
+            )
+    assert not denied, json.dumps({k: sorted(v) for k, v in denied.items()}, indent=1)
+    # Every function that runs in the suite was seen calling AWS through its policy.
+    assert len({call["function"] for call in calls}) >= 20
+
+
+def test_the_simulator_denies_what_a_policy_does_not_allow(packaged: dict[str, Any]) -> None:
+    """The check above can fail: calls a function's policy does not cover are denied."""
+    policies = function_policies(packaged)
+    table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/careloop-{STAGE}"
+    calls = [
+        # Planning reads the tenant's data, and writes nothing.
+        {"function": "journey_plan", "action": "dynamodb:PutItem", "resource": table,
+         "context": {"LeadingKeys": ["T#t-1#A#a-1"]}},
+        # No function scans the table.
+        {"function": "api_handler", "action": "dynamodb:Scan", "resource": table, "context": {}},
+        # Hospital numbers are read by the inbound SMS handler alone.
+        {"function": "api_handler", "action": "dynamodb:GetItem", "resource": table,
+         "context": {"LeadingKeys": ["NUMBER#+8613800000000"]}},
+        # A key of no known prefix.
+        {"function": "journey_send", "action": "dynamodb:GetItem", "resource": table,
+         "context": {"LeadingKeys": ["T#t-1#P#p-1", "LINK#someone"]}},
+        # Another stage's table.
+        {"function": "journey_plan", "action": "dynamodb:GetItem",
+         "resource": table.replace(STAGE, "prod"), "context": {"LeadingKeys": ["T#t-1"]}},
+        {"function": "journey_plan", "action": "states:StartExecution",
+         "resource": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:careloop-{STAGE}-recall",
+         "context": {}},
+    ]  # fmt: skip
+    decisions = simulate(_cases(policies, calls))
+    assert set(decisions.values()) == {"ImplicitlyDenied"}, decisions
+
+
+def _statements(path: Path) -> list[dict[str, Any]]:
+    statements: list[dict[str, Any]] = json.loads(path.read_text())["Statement"]
+    return statements
+
+
+@pytest.mark.parametrize("path", sorted(POLICIES.glob("*.json")), ids=lambda p: p.stem)
+def test_nothing_is_on_a_wildcard_without_a_reason_beside_it(path: Path) -> None:
+    for statement in _statements(path):
+        resources = statement["Resource"]
+        wildcard = "*" in (resources if isinstance(resources, list) else [resources])
+        wildcard = wildcard or any(r.endswith(":*") or "/*" in r for r in _listed(resources))
+        scoped = "Condition" in statement or "careloop-${Stage}" in json.dumps(resources)
+        if wildcard and not scoped:
+            assert statement.get("Why"), f"{path.stem} {statement['Sid']}: say why beside it"
+        assert statement["Effect"] == "Allow" and "*" not in json.dumps(statement["Action"])
+
+
+def _listed(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_each_function_has_a_policy_file_and_the_package_keeps_no_reasons(
+    packaged: dict[str, Any],
+) -> None:
+    from tests.infra.test_templates_and_state_machines import package_module
+
+    assert {p.stem for p in POLICIES.glob("*.json")} == set(package_module().function_names())
+    assert '"Why"' not in json.dumps(packaged)
