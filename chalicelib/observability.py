@@ -12,10 +12,14 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.settings import deployment_stage
+
 # The service name differs from the Chalice app name: a Powertools Logger named like the app
 # would print every line twice through Chalice's own log handler.
 logger = Logger(service="careloop-api")
 metrics = Metrics(namespace="CareLoop", service="careloop-api")
+# Two stages may share an account: each stage's alarms read its own counters.
+metrics.set_default_dimensions(stage=deployment_stage())
 
 # Most reads emit no metric; Powertools would warn about that on every one of them.
 warnings.filterwarnings("ignore", message="No application metrics to publish")

@@ -112,12 +112,9 @@ def without_reasons(statements: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def own_roles_and_logs(template: dict[str, Any]) -> None:
     """Names each function, gives it a log group that expires, and completes its own policy."""
-    from chalice.utils import to_cfn_resource_name
-
     resources = template["Resources"]
     for name in function_names():
-        # Chalice renames the API's function; every other keeps the name app.py gives it.
-        logical = "APIHandler" if name == "api_handler" else to_cfn_resource_name(name)
+        logical = _function_logical_id(name)
         function = resources[logical]["Properties"]
         function["FunctionName"] = {"Fn::Sub": f"careloop-${{Stage}}-{name}"}
         resources[f"{logical}LogGroup"] = {
@@ -133,6 +130,260 @@ def own_roles_and_logs(template: dict[str, Any]) -> None:
         statements = document["Statement"]
         statements = without_reasons(statements + _shared_statements(name, statements))
         policy["PolicyDocument"] = _substituted({**document, "Statement": statements})
+
+
+# --- Operations: what an operator sees, for every function and state machine alike -----------
+
+# API Gateway's stage throttle, per region and account: far above a hospital group's peak
+# (a few requests a second), low enough that a runaway client cannot exhaust Lambda's concurrency.
+API_THROTTLE = {"ThrottlingRateLimit": 100, "ThrottlingBurstLimit": 200}
+# The product's own counters (chalicelib/observability.py) that mean something went wrong.
+FAILURE_METRICS = {
+    "JourneyStepFailed": "A journey step failed after its retries; a staff task was opened.",
+    "MessageOutcomeUnknown": "A send may or may not have reached the patient; it is not retried.",
+    "DeliveryRecordLost": "A message left but its delivery record could not be written.",
+    "FollowUpFailed": "A saved change's follow-up (segments, recall, loyalty) failed.",
+}
+PRODUCT_METRICS = ("AppointmentBooked", "MessageSent", "MessageSuppressed", "StaffTaskOpened")
+
+
+def _alarm(name: str, description: str, **metric: Any) -> dict[str, Any]:
+    """An alarm that tells the operators' topic when `metric` is above zero in five minutes."""
+    return {
+        "Type": "AWS::CloudWatch::Alarm",
+        "Properties": {
+            "AlarmName": {"Fn::Sub": f"careloop-${{Stage}}-{name}"},
+            "AlarmDescription": description,
+            **metric,
+            "EvaluationPeriods": 1,
+            "Threshold": 0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+            "AlarmActions": [{"Ref": "OperationsAlertsTopic"}],
+            "OKActions": [{"Ref": "OperationsAlertsTopic"}],
+        },
+    }
+
+
+def _sum(namespace: str, metric: str, dimensions: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Namespace": namespace,
+        "MetricName": metric,
+        "Dimensions": [{"Name": k, "Value": v} for k, v in dimensions.items()],
+        "Statistic": "Sum",
+        "Period": 300,
+    }
+
+
+def _state_machines(template: dict[str, Any]) -> dict[str, str]:
+    """Logical id → name (after careloop-<stage>-) of every state machine."""
+    return {
+        logical: resource["Properties"]["Name"]["Fn::Sub"].removeprefix("careloop-${Stage}-")
+        for logical, resource in template["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::StateMachine"
+    }
+
+
+def observed_state_machines(template: dict[str, Any]) -> None:
+    """X-Ray, logging at ERROR without execution data (no PHI in logs: inputs and outputs stay
+    in the execution's history only), a log group that expires, and an alarm on failed or timed
+    out executions, for every state machine."""
+    resources = template["Resources"]
+    for logical, name in _state_machines(template).items():
+        machine = resources[logical]["Properties"]
+        log_group = f"{logical}LogGroup"
+        resources[log_group] = {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {
+                "LogGroupName": {"Fn::Sub": f"/aws/vendedlogs/states/careloop-${{Stage}}-{name}"},
+                "RetentionInDays": LOG_RETENTION_DAYS,
+            },
+        }
+        machine["Tracing"] = {"Enabled": True}
+        machine["Logging"] = {
+            "Level": "ERROR",
+            "IncludeExecutionData": False,
+            "Destinations": [
+                {"CloudWatchLogsLogGroup": {"LogGroupArn": {"Fn::GetAtt": [log_group, "Arn"]}}}
+            ],
+        }
+        machine["Policies"].append(
+            {
+                "Statement": [
+                    {
+                        # CloudWatch Logs' delivery actions have no resource-level permissions.
+                        "Effect": "Allow",
+                        "Action": [
+                            "logs:CreateLogDelivery",
+                            "logs:GetLogDelivery",
+                            "logs:UpdateLogDelivery",
+                            "logs:DeleteLogDelivery",
+                            "logs:ListLogDeliveries",
+                            "logs:PutResourcePolicy",
+                            "logs:DescribeResourcePolicies",
+                            "logs:DescribeLogGroups",
+                        ],
+                        "Resource": "*",
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "xray:PutTraceSegments",
+                            "xray:PutTelemetryRecords",
+                            "xray:GetSamplingRules",
+                            "xray:GetSamplingTargets",
+                        ],
+                        "Resource": "*",
+                    },
+                ]
+            }
+        )
+        arn = {"StateMachineArn": {"Ref": logical}}
+        resources[f"{logical}FailedAlarm"] = _alarm(
+            f"{name}-failed",
+            f"A {name} execution failed, timed out or was aborted by AWS; its last step's "
+            "Catch should have put it before staff: look at the execution's history.",
+            Metrics=[
+                {"Id": "failed", **_stat(_sum("AWS/States", "ExecutionsFailed", arn))},
+                {"Id": "timedout", **_stat(_sum("AWS/States", "ExecutionsTimedOut", arn))},
+                {"Id": "either", "Expression": "failed + timedout", "ReturnData": True},
+            ],
+        )
+
+
+def _stat(metric: dict[str, Any]) -> dict[str, Any]:
+    """An alarm's metric-math entry for `metric`."""
+    return {
+        "MetricStat": {
+            "Metric": {k: metric[k] for k in ("Namespace", "MetricName", "Dimensions")},
+            "Period": metric["Period"],
+            "Stat": metric["Statistic"],
+        },
+        "ReturnData": False,
+    }
+
+
+def observed_functions_and_api(template: dict[str, Any]) -> None:
+    """An alarm on each function's errors, the API's 5xx and the product's failure counters;
+    the API stage throttled and traced, under the stage's own name."""
+    resources = template["Resources"]
+    for name in function_names():
+        logical = _function_logical_id(name)
+        resources[f"{logical}ErrorsAlarm"] = _alarm(
+            f"{name}-errors",
+            f"careloop-<stage>-{name} raised: its log group says why.",
+            **_sum("AWS/Lambda", "Errors", {"FunctionName": {"Ref": logical}}),
+        )
+    api = resources["RestAPI"]["Properties"]
+    api["Name"] = {"Fn::Sub": "careloop-${Stage}"}
+    api["TracingEnabled"] = True
+    api["MethodSettings"] = [
+        {"ResourcePath": "/*", "HttpMethod": "*", "MetricsEnabled": True, **API_THROTTLE}
+    ]
+    stage = api["StageName"]
+    resources["ApiServerErrorsAlarm"] = _alarm(
+        "api-5xx",
+        "The API answered 5xx: a bug, or a dependency throttled past its retries.",
+        **_sum(
+            "AWS/ApiGateway",
+            "5XXError",
+            {"ApiName": {"Fn::Sub": "careloop-${Stage}"}, "Stage": stage},
+        ),
+    )
+    for metric, description in FAILURE_METRICS.items():
+        resources[f"{metric}Alarm"] = _alarm(
+            metric,
+            description,
+            **_sum("CareLoop", metric, {"service": "careloop-api", "stage": {"Ref": "Stage"}}),
+        )
+
+
+def dashboard(template: dict[str, Any]) -> None:
+    """One dashboard: journeys, functions, the API, the dead-letter queue, the product."""
+
+    def widget(title: str, metrics: list[list[Any]]) -> dict[str, Any]:
+        return {
+            "type": "metric",
+            "width": 12,
+            "height": 6,
+            "properties": {
+                "title": title,
+                "region": "${AWS::Region}",
+                "stat": "Sum",
+                "period": 300,
+                "metrics": metrics,
+            },
+        }
+
+    arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
+    machines = _state_machines(template).values()
+    functions = [f"careloop-${{Stage}}-{name}" for name in function_names()]
+    widgets = [
+        widget(
+            "Journeys failed or timed out",
+            [
+                ["AWS/States", metric, "StateMachineArn", f"{arn}careloop-${{Stage}}-{name}"]
+                for name in machines
+                for metric in ("ExecutionsFailed", "ExecutionsTimedOut")
+            ],
+        ),
+        widget(
+            "Journeys started",
+            [
+                [
+                    "AWS/States",
+                    "ExecutionsStarted",
+                    "StateMachineArn",
+                    f"{arn}careloop-${{Stage}}-{n}",
+                ]
+                for n in machines
+            ],
+        ),
+        widget("Function errors", [["AWS/Lambda", "Errors", "FunctionName", f] for f in functions]),
+        widget(
+            "Function throttles",
+            [["AWS/Lambda", "Throttles", "FunctionName", f] for f in functions],
+        ),
+        widget(
+            "API",
+            [
+                ["AWS/ApiGateway", metric, "ApiName", "careloop-${Stage}", "Stage", "api"]
+                for metric in ("Count", "4XXError", "5XXError")
+            ],
+        ),
+        widget(
+            "Unhandled events (dead-letter queue)",
+            [
+                [
+                    "AWS/SQS",
+                    "ApproximateNumberOfMessagesVisible",
+                    "QueueName",
+                    "careloop-${Stage}-async-failures",
+                ]
+            ],
+        ),
+        widget(
+            "Care",
+            [
+                ["CareLoop", metric, "service", "careloop-api", "stage", "${Stage}"]
+                for metric in (*PRODUCT_METRICS, *FAILURE_METRICS)
+            ],
+        ),
+    ]
+    template["Resources"]["OperationsDashboard"] = {
+        "Type": "AWS::CloudWatch::Dashboard",
+        "Properties": {
+            "DashboardName": {"Fn::Sub": "careloop-${Stage}"},
+            "DashboardBody": {"Fn::Sub": json.dumps({"widgets": widgets})},
+        },
+    }
+
+
+def _function_logical_id(name: str) -> str:
+    from chalice.utils import to_cfn_resource_name
+
+    # Chalice renames the API's function; every other keeps the name app.py gives it.
+    return "APIHandler" if name == "api_handler" else to_cfn_resource_name(name)
 
 
 def package(stage: str, region: str, out: Path) -> Path:
@@ -160,6 +411,9 @@ def package(stage: str, region: str, out: Path) -> Path:
     template = json.loads(json.dumps(cfn_yaml.load(str(written))))
     template["Parameters"]["Stage"].update({"Default": stage, "AllowedValues": [stage]})
     own_roles_and_logs(template)
+    observed_state_machines(template)
+    observed_functions_and_api(template)
+    dashboard(template)
     # The state machines' DefinitionUri is relative to infra/; `aws cloudformation package`
     # reads it relative to this template.
     for resource in template["Resources"].values():
