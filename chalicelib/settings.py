@@ -30,6 +30,8 @@ class Settings:
     app_link_base: str
     push_application_arn: str
     user_pool_id: str = ""
+    # The API's data access, fenced per tenant by IAM (tenant_scope.py); empty: the own role.
+    tenant_data_role_arn: str = ""
     campaign_driver_arn: str = ""
     campaign_outreach_arn: str = ""
 
@@ -75,6 +77,7 @@ def get_settings() -> Settings:
         app_link_base=os.environ.get("APP_LINK_BASE", "https://app.careloop.example").rstrip("/"),
         push_application_arn=os.environ.get("PUSH_PLATFORM_APPLICATION_ARN", ""),
         user_pool_id=os.environ.get("USER_POOL_ID", ""),
+        tenant_data_role_arn=os.environ.get("TENANT_DATA_ROLE_ARN", ""),
         campaign_driver_arn=os.environ.get("CAMPAIGN_DRIVER_ARN", ""),
         campaign_outreach_arn=os.environ.get("CAMPAIGN_OUTREACH_ARN", ""),
     )

@@ -132,6 +132,63 @@ def own_roles_and_logs(template: dict[str, Any]) -> None:
         policy["PolicyDocument"] = _substituted({**document, "Statement": statements})
 
 
+TENANT_DATA_POLICY = ROOT / ".chalice" / "policies" / "tenant_data.json"
+
+
+def _leading_keys(statement: dict[str, Any]) -> list[str]:
+    conditions = statement.get("Condition", {}).values()
+    return [k for c in conditions for k in _listed(c.get("dynamodb:LeadingKeys", []))]
+
+
+def tenant_data_role(template: dict[str, Any]) -> None:
+    """The role the API assumes for one tenant's requests (chalicelib/tenant_scope.py), with the
+    tenant as a session tag: `tenant_data.json` (the tenant's own keys) and what the API's own
+    role does with the table's keys that are not a tenant's (a request signed for a tenant
+    still reads a phone's opt-outs or an account's links). Only the API's role may assume it,
+    and only tagged with a tenant."""
+    resources = template["Resources"]
+    api_role = resources["APIHandler"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (api_policy,) = resources[api_role]["Properties"]["Policies"]
+    shared = [
+        statement
+        for statement in api_policy["PolicyDocument"]["Statement"]
+        if _leading_keys(statement)
+        and not any(k.startswith("T#") for k in _leading_keys(statement))
+    ]
+    own = json.loads(TENANT_DATA_POLICY.read_text())["Statement"]
+    statements = [*_substituted(without_reasons(own)), *shared]
+    statements.append(_substituted(_key_through("dynamodb", ["kms:Decrypt", "kms:DescribeKey"])))
+    resources["TenantDataRole"] = {
+        "Type": "AWS::IAM::Role",
+        "Properties": {
+            # Named, so that the API's policy names it without a dependency cycle.
+            "RoleName": {"Fn::Sub": "careloop-${Stage}-tenant-data"},
+            "Description": {"Fn::Sub": "careloop-${Stage}: one tenant's data, for the API"},
+            "MaxSessionDuration": 3600,
+            "AssumeRolePolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [
+                    {
+                        "Effect": "Allow",
+                        "Principal": {"AWS": {"Fn::GetAtt": [api_role, "Arn"]}},
+                        "Action": ["sts:AssumeRole", "sts:TagSession"],
+                        "Condition": {"StringLike": {"aws:RequestTag/tenant_id": "?*"}},
+                    }
+                ],
+            },
+            "Policies": [
+                {
+                    "PolicyName": "OneTenantsData",
+                    "PolicyDocument": {"Version": "2012-10-17", "Statement": statements},
+                }
+            ],
+        },
+    }
+    environment = resources["APIHandler"]["Properties"].setdefault("Environment", {})
+    variables = environment.setdefault("Variables", {})
+    variables["TENANT_DATA_ROLE_ARN"] = {"Fn::GetAtt": ["TenantDataRole", "Arn"]}
+
+
 # --- Operations: what an operator sees, for every function and state machine alike -----------
 
 # API Gateway's stage throttle, per region and account: far above a hospital group's peak
@@ -411,6 +468,7 @@ def package(stage: str, region: str, out: Path) -> Path:
     template = json.loads(json.dumps(cfn_yaml.load(str(written))))
     template["Parameters"]["Stage"].update({"Default": stage, "AllowedValues": [stage]})
     own_roles_and_logs(template)
+    tenant_data_role(template)
     observed_state_machines(template)
     observed_functions_and_api(template)
     dashboard(template)

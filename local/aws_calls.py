@@ -62,10 +62,16 @@ class _Recorder:
         self._lock = threading.Lock()
 
     def record(self, function: str, client: Any, operation: str, params: dict[str, Any]) -> None:
+        from chalicelib.tenant_scope import acting_tenant
+
         meta = client.meta
         region = meta.region_name
-        for request in iam_requests(meta.service_model.signing_name, operation, params, region):
-            line = json.dumps({"function": function, **request}, sort_keys=True)
+        service = meta.service_model.signing_name
+        # The table is reached with the acting tenant's session when there is one (the API's
+        # requests: chalicelib/store/signing.py); every other call with the function's role.
+        tenant = acting_tenant() if service == "dynamodb" else None
+        for request in iam_requests(service, operation, params, region):
+            line = json.dumps({"function": function, "tenant": tenant, **request}, sort_keys=True)
             with self._lock:
                 if line in self._seen:
                     continue
@@ -223,9 +229,13 @@ def _cognito(action: str, params: dict[str, Any], region: str) -> list[dict[str,
 
 
 def _sts(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
-    requests = [_request(action, params.get("RoleArn", "*"))]
-    if params.get("Tags"):
-        requests.append(_request("sts:TagSession", params.get("RoleArn", "*")))
+    tags = {tag["Key"]: tag["Value"] for tag in params.get("Tags", [])}
+    context = {f"RequestTag/{key}": value for key, value in tags.items()}
+    if tags:
+        context["TagKeys"] = sorted(tags)
+    requests = [_request(action, params.get("RoleArn", "*"), **context)]
+    if tags:
+        requests.append(_request("sts:TagSession", params.get("RoleArn", "*"), **context))
     return requests
 
 

@@ -129,6 +129,11 @@ def _role(iam: Any, name: str, service: str) -> str:
         return str(created["Role"]["Arn"])
 
 
+def tenant_data_role(iam: Any, stage: str = "local") -> str:
+    """The tenant data role under the name the packaged template gives it (infra/package.py)."""
+    return _role(iam, f"careloop-{stage}-tenant-data", "lambda.amazonaws.com")
+
+
 def _create_stack(
     client: ClientFactory, provisioned: Provisioned, template: dict[str, Any]
 ) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 
 from local.identity import UserPool, sign_in
 from local.outbox import Outbox
-from local.provision import Provisioned, provision
+from local.provision import Provisioned, provision, tenant_data_role
 from local.vclock import VirtualClock
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -234,6 +234,10 @@ def _provision_platform(endpoint: str, app: Any) -> tuple[Provisioned, UserPool]
         if name not in fixed_by_stage:
             os.environ[name] = value
     os.environ["PUSH_PLATFORM_APPLICATION_ARN"] = push["PlatformApplicationArn"]
+    # The role the API assumes for one tenant's data (infra/package.py makes it on AWS): the
+    # emulator checks no IAM, but the API takes a tagged session for every tenant it acts for,
+    # as deployed (tests/permissions evaluates those calls against the role's policy).
+    os.environ["TENANT_DATA_ROLE_ARN"] = tenant_data_role(emulator_client(endpoint, "iam"))
     # A new pool has a new id (a reset makes one): its issuer, client and keys, not the last's.
     pool = UserPool(resources.ref("UserPool"), resources.ref("AppClient"), REGION)
     os.environ["JWKS_URL"] = pool.jwks_url(endpoint)

@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import ExitStack, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ from chalicelib.domain.errors import (
 from chalicelib.observability import count, logger
 from chalicelib.schemas import validate
 from chalicelib.settings import get_settings
+from chalicelib.tenant_scope import acting_for
 
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 Headers = dict[str, str | list[str]]
@@ -305,11 +306,14 @@ def _to_response(result: Any, operation: Operation) -> Response:
     return Response(body=result.body, status_code=result.status, headers=headers)
 
 
-def _authenticated(request: Request) -> Principal:
-    """The verified caller, unless their account was disabled after the token was issued."""
+def _authenticated(request: Request, tenant_scope: ExitStack) -> Principal:
+    """The verified caller, unless their account was disabled after the token was issued. From
+    here on the request's data access is fenced to the caller's tenant (chalicelib/tenant_scope);
+    an operator's or an unlinked account's route enters the tenant it acts for itself."""
     from chalicelib.services.registry import services
 
     principal = verify_token(request.headers.get("authorization"))
+    tenant_scope.enter_context(acting_for(principal.tenant_id))
     services().staff.check_not_revoked(principal)
     return principal
 
@@ -420,11 +424,15 @@ class ApiBlueprint:
                 return lambda body: field_checks(principal, body)
 
             def handle(**path_params: str) -> Response:
+                with ExitStack() as tenant_scope:
+                    return _handle(tenant_scope, **path_params)
+
+            def _handle(tenant_scope: ExitStack, **path_params: str) -> Response:
                 request: Request = blueprint.current_request
                 try:
                     principal = None
                     if operation.roles is not None:
-                        principal = _authenticated(request)
+                        principal = _authenticated(request, tenant_scope)
                         if principal.role not in operation.roles:
                             raise Forbidden(f"role {principal.role} may not {summary.lower()}")
                     body = (

@@ -30,6 +30,7 @@ from chalicelib.services.patients import PatientService
 from chalicelib.services.tenants import TenantService
 from chalicelib.store.account_links import AccountLinkRepository, attempts_pk, invitations_pk
 from chalicelib.store.contacts import ContactRepository
+from chalicelib.tenant_scope import acting_for
 
 APP_ROLES = frozenset({Role.UNLINKED, Role.PATIENT})
 
@@ -177,7 +178,8 @@ class AccountLinkService:
         return self._shown(link, current=True)
 
     def _shown(self, link: rules.AccountLink, *, current: bool) -> Document:
-        tenant = self._tenants.require(link["tenant_id"])
+        with acting_for(link["tenant_id"]):  # the account is that hospital's patient
+            tenant = self._tenants.require(link["tenant_id"])
         return {
             "tenant_id": link["tenant_id"],
             "hospital": tenant["name"],

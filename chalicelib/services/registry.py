@@ -8,6 +8,7 @@ from functools import cache
 from chalicelib.adapters.accounts import Accounts
 from chalicelib.adapters.channels import Channels
 from chalicelib.adapters.executions import Executions
+from chalicelib.adapters.tenant_credentials import TenantCredentials
 from chalicelib.domain.common import Document
 from chalicelib.services.account_links import AccountLinkService
 from chalicelib.services.aftercare import AftercareService
@@ -41,6 +42,7 @@ from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
 from chalicelib.store.segments import SegmentRepository
+from chalicelib.store.signing import sign_tenant_data_with
 from chalicelib.store.staff import StaffRepository
 from chalicelib.store.tenants import TenantRepository
 
@@ -72,6 +74,8 @@ class Services:
 def services() -> Services:
     """The one place services are built: the API, the journey tasks and the SNS handlers all
     use these (one repository of each kind per container)."""
+    role = get_settings().tenant_data_role_arn
+    sign_tenant_data_with(TenantCredentials(role).frozen_for if role else None)
     tenant_repository = TenantRepository()
     tenants = TenantService(tenant_repository)
     patients = PatientRepository()

@@ -12,6 +12,7 @@ from chalicelib.schemas import validate
 from chalicelib.services.versions import check_expected_version
 from chalicelib.settings import get_settings
 from chalicelib.store.tenants import TenantRepository
+from chalicelib.tenant_scope import acting_for
 
 CAN_EDIT = frozenset({Role.OPERATOR, Role.ADMIN})
 CAN_READ = frozenset({Role.OPERATOR, Role.ADMIN, Role.STAFF})
@@ -24,16 +25,19 @@ class TenantService:
     def create(self, principal: Principal, body: Document) -> Document:
         require_role(principal, {Role.OPERATOR})
         now = clock.now()
-        created = self._tenants.create(
-            rules.new_tenant(body, now, clock.iso(now), get_settings().stage)
-        )
+        # An operator belongs to no tenant: each of their requests acts for the one it names.
+        with acting_for(body["id"]):
+            created = self._tenants.create(
+                rules.new_tenant(body, now, clock.iso(now), get_settings().stage)
+            )
         count("TenantCreated")
         return created
 
     def get(self, principal: Principal, tenant_id: str) -> Document:
         require_role(principal, CAN_READ)
         check_tenant_visible(principal, tenant_id)
-        return self.require(tenant_id)
+        with acting_for(tenant_id):  # the caller's own tenant, or the one an operator names
+            return self.require(tenant_id)
 
     def require(self, tenant_id: str) -> Document:
         """The tenant a verified token names; its absence means the token outlived its tenant."""
@@ -87,4 +91,7 @@ class TenantService:
             by_operator=principal.role is Role.OPERATOR,
             stage=get_settings().stage,
         )
-        return self._tenants.replace(changed, expected_version=current["version"], previous=current)
+        with acting_for(tenant_id):
+            return self._tenants.replace(
+                changed, expected_version=current["version"], previous=current
+            )

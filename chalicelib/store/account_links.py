@@ -14,6 +14,7 @@ from chalicelib.settings import get_settings
 from chalicelib.store.keys import patient_pk
 from chalicelib.store.models import AccountLinkItem, LinkCodeItem, RateWindowItem, bind_models
 from chalicelib.store.records import failed_items, is_condition_failure, transaction_write
+from chalicelib.tenant_scope import acting_for
 
 CODE_SK = "CODE"
 KEEP_AFTER_EXPIRY = timedelta(days=1)
@@ -61,7 +62,8 @@ class AccountLinkRepository:
             raise _unknown_code() from exc
         link = AccountLink(tenant_id=code.tenant_id, patient_id=code.patient_id, linked_at=now_iso)
         try:
-            with transaction_write() as tx:
+            # The account holds the code of one hospital's patient: it acts for that hospital.
+            with acting_for(code.tenant_id), transaction_write() as tx:
                 tx.save(
                     _link_item(account_pk(account), f"T#{code.tenant_id}", account, link),
                     condition=AccountLinkItem.pk.does_not_exist()

@@ -53,6 +53,15 @@ class _Base(Model):
     sk = UnicodeAttribute(range_key=True, attr_name="SK")
     entity = UnicodeAttribute(attr_name="entity")
 
+    @classmethod
+    def _get_connection(cls) -> Any:
+        """PynamoDB's per-model connection, signing for the acting tenant (store/signing.py)."""
+        from chalicelib.store.signing import signed_for_the_acting_tenant
+
+        table = super()._get_connection()
+        signed_for_the_acting_tenant(table.connection)
+        return table
+
 
 class TenantItem(_Base):
     """A tenant; every tenant is also listed through GSI2 (`TENANTS`) for the daily sweeps."""

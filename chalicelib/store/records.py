@@ -71,7 +71,9 @@ def _connection(region: str, host: str | None) -> Any:
     loads the service model, ~80 ms, which no request should pay twice."""
     from pynamodb.connection import Connection
 
-    return Connection(region=region, host=host)
+    from chalicelib.store.signing import signed_for_the_acting_tenant
+
+    return signed_for_the_acting_tenant(Connection(region=region, host=host))
 
 
 def failed_items(exc: Any) -> list[int]:

@@ -39,6 +39,9 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return _package(STAGE, tmp_path_factory.mktemp("package") / STAGE)
 
 
+TENANT_DATA = "tenant_data"  # the API's session for one tenant (infra/package.py)
+
+
 def _resolved(value: Any) -> Any:
     names = {
         "AWS::Partition": "aws",
@@ -48,7 +51,12 @@ def _resolved(value: Any) -> Any:
         **ATTRIBUTES,
     }
     if isinstance(value, dict) and set(value) == {"Fn::Sub"}:
-        return re.sub(r"\$\{([^}]+)\}", lambda m: names[m[1]], value["Fn::Sub"])
+        # `${!name}` is CloudFormation's literal `${name}` (an IAM policy variable).
+        return re.sub(
+            r"\$\{(!?)([^}]+)\}",
+            lambda m: "${" + m[2] + "}" if m[1] else names[m[2]],
+            value["Fn::Sub"],
+        )
     if isinstance(value, dict):
         return {k: _resolved(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -69,6 +77,11 @@ def function_policies(template: dict[str, Any]) -> dict[str, list[dict[str, Any]
             {"name": policy["PolicyName"], "policy": _resolved(policy["PolicyDocument"])}
             for policy in role["Policies"]
         ]
+    role = resources["TenantDataRole"]["Properties"]
+    found[TENANT_DATA] = [
+        {"name": policy["PolicyName"], "policy": _resolved(policy["PolicyDocument"])}
+        for policy in role["Policies"]
+    ]
     return found
 
 
@@ -81,13 +94,24 @@ def recorded_calls() -> list[dict[str, Any]]:
     return [json.loads(line) for line in sorted(calls)]
 
 
+# Condition keys as local/aws_calls.py records them → as IAM names them.
+CONTEXT_KEYS = {"LeadingKeys": "dynamodb:LeadingKeys", "TagKeys": "aws:TagKeys"}
+
+
 def _request(call: dict[str, Any]) -> dict[str, Any]:
     # Each reset makes a new user pool; the policy names the stack's one.
     resource = re.sub(r"arn:aws:cognito-idp:[^:]+:\d+:userpool/.+", POOL, call["resource"])
-    context = {}
-    if "LeadingKeys" in call["context"]:
-        context["dynamodb:LeadingKeys"] = call["context"]["LeadingKeys"]
+    context = {CONTEXT_KEYS.get(key, f"aws:{key}"): value for key, value in call["context"].items()}
+    if call.get("tenant"):
+        context["aws:PrincipalTag/tenant_id"] = call["tenant"]
     return {"action": call["action"], "resource": resource, "context": context}
+
+
+def _principal(call: dict[str, Any]) -> tuple[str, str]:
+    """Whose policies a call is judged by: the function's role, or the tenant's session."""
+    if call.get("tenant"):
+        return TENANT_DATA, f"careloop-{STAGE}-tenant-data/tenant-{call['tenant']}"
+    return call["function"], f"{call['function']}/session"
 
 
 def simulate(cases: list[dict[str, Any]]) -> dict[str, str]:
@@ -109,15 +133,18 @@ def simulate(cases: list[dict[str, Any]]) -> dict[str, str]:
 def _cases(
     policies: dict[str, list[dict[str, Any]]], calls: list[dict[str, Any]]
 ) -> list[dict[str, Any]]:
-    return [
-        {
-            "id": str(index),
-            "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/{call['function']}/session",
-            "policies": policies[call["function"]],
-            "request": _request(call),
-        }
-        for index, call in enumerate(calls)
-    ]
+    cases = []
+    for index, call in enumerate(calls):
+        role, session = _principal(call)
+        cases.append(
+            {
+                "id": str(index),
+                "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/{session}",
+                "policies": policies[role],
+                "request": _request(call),
+            }
+        )
+    return cases
 
 
 def test_every_recorded_call_is_allowed_by_its_functions_own_policy(
@@ -127,6 +154,8 @@ def test_every_recorded_call_is_allowed_by_its_functions_own_policy(
     assert calls, f"no recorded calls in {AWS_CALLS}: run the whole suite first (make test)"
     policies = function_policies(packaged)
     assert {call["function"] for call in calls} <= set(policies)
+    scoped = [call for call in calls if call.get("tenant")]
+    assert scoped and {call["function"] for call in scoped} == {"api_handler"}
     decisions = simulate(_cases(policies, calls))
     denied: dict[str, set[str]] = defaultdict(set)
     for index, call in enumerate(calls):
@@ -157,6 +186,17 @@ def test_the_simulator_denies_what_a_policy_does_not_allow(packaged: dict[str, A
         # A key of no known prefix.
         {"function": "journey_send", "action": "dynamodb:GetItem", "resource": table,
          "context": {"LeadingKeys": ["T#t-1#P#p-1", "LINK#someone"]}},
+        # The API signed for one tenant reaches no other tenant's keys...
+        {"function": "api_handler", "tenant": "t-1", "action": "dynamodb:GetItem",
+         "resource": table, "context": {"LeadingKeys": ["T#t-2#P#p-1"]}},
+        {"function": "api_handler", "tenant": "t-1", "action": "dynamodb:Query",
+         "resource": table, "context": {"LeadingKeys": ["T#t-10#PATIENTS"]}},
+        # ... and with its own role no tenant's keys at all.
+        {"function": "api_handler", "action": "dynamodb:GetItem", "resource": table,
+         "context": {"LeadingKeys": ["T#t-1#P#p-1"]}},
+        # It takes a tenant's session only tagged with the tenant.
+        {"function": "api_handler", "action": "sts:AssumeRole",
+         "resource": f"arn:aws:iam::{ACCOUNT}:role/careloop-{STAGE}-tenant-data", "context": {}},
         # Another stage's table.
         {"function": "journey_plan", "action": "dynamodb:GetItem",
          "resource": table.replace(STAGE, "prod"), "context": {"LeadingKeys": ["T#t-1"]}},
@@ -166,6 +206,14 @@ def test_the_simulator_denies_what_a_policy_does_not_allow(packaged: dict[str, A
     ]  # fmt: skip
     decisions = simulate(_cases(policies, calls))
     assert set(decisions.values()) == {"ImplicitlyDenied"}, decisions
+    # The same tenant's keys are allowed to its session: the denials above are the fence.
+    allowed = [
+        {"function": "api_handler", "tenant": "t-1", "action": "dynamodb:Query",
+         "resource": table + "/index/GSI2", "context": {"LeadingKeys": ["T#t-1#PATIENTS"]}},
+        {"function": "api_handler", "tenant": "t-1", "action": "dynamodb:GetItem",
+         "resource": table, "context": {"LeadingKeys": ["T#t-1"]}},
+    ]  # fmt: skip
+    assert set(simulate(_cases(policies, allowed)).values()) == {"Allowed"}
 
 
 def _statements(path: Path) -> list[dict[str, Any]]:
@@ -194,5 +242,6 @@ def test_each_function_has_a_policy_file_and_the_package_keeps_no_reasons(
 ) -> None:
     from tests.infra.test_templates_and_state_machines import package_module
 
-    assert {p.stem for p in POLICIES.glob("*.json")} == set(package_module().function_names())
+    functions = set(package_module().function_names())
+    assert {p.stem for p in POLICIES.glob("*.json")} == {*functions, TENANT_DATA}
     assert '"Why"' not in json.dumps(packaged)
