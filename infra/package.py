@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,9 +44,12 @@ def function_names() -> list[str]:
 
 
 def _substituted(value: Any) -> Any:
-    """Strings naming template values (`${CareLoopTable.Arn}`) become Fn::Sub."""
-    if isinstance(value, str) and "${" in value:
+    """Strings naming template values (`${Stage}`) become Fn::Sub; `${!name}` is an IAM policy
+    variable (`${aws:PrincipalTag/tenant_id}`), kept as it is where nothing else is named."""
+    if isinstance(value, str) and re.search(r"\$\{(?!!)", value):
         return {"Fn::Sub": value}
+    if isinstance(value, str):
+        return value.replace("${!", "${")
     if isinstance(value, list):
         return [_substituted(v) for v in value]
     if isinstance(value, dict):

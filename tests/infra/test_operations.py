@@ -150,6 +150,8 @@ UNSET_ON_PURPOSE = {
     "MAX_BODY_BYTES": "a default the API keeps",
     "CARELOOP_STAGE": "set by .chalice/config.json per stage",
 }
+# Settings only one function needs.
+ONLY_FOR = {"TENANT_DATA_ROLE_ARN": "APIHandler"}  # the others never act for a tenant
 
 
 def test_every_setting_the_code_reads_is_set_for_every_function(
@@ -161,6 +163,7 @@ def test_every_setting_the_code_reads_is_set_for_every_function(
     globals_ = set(packaged["Globals"]["Function"]["Environment"]["Variables"])
     for logical, function in _of_type(packaged, "AWS::Serverless::Function").items():
         own = set(function.get("Environment", {}).get("Variables", {}))
-        missing = read - globals_ - own - set(UNSET_ON_PURPOSE)
+        others = {name for name, only in ONLY_FOR.items() if only != logical}
+        missing = read - globals_ - own - set(UNSET_ON_PURPOSE) - others
         assert not missing, f"{logical} would run without {sorted(missing)}"
         assert "CARELOOP_STAGE" in own | globals_, logical

@@ -334,7 +334,13 @@ def test_each_function_has_its_own_role_policy_under_the_stages_names(
                 assert resource == "*" or "${Stage}" in text or "${" in text, (logical_id, text)
         return {a for s in statements for a in _listed(s["Action"])}
 
-    assert "dynamodb:BatchGetItem" in granted("APIHandler")
+    # The API reaches tenant data only through the tenant data role (tests/permissions).
+    assert not any(a.startswith("dynamodb:BatchGet") for a in granted("APIHandler"))
+    (tenant_policy,) = resources["TenantDataRole"]["Properties"]["Policies"]
+    tenant_actions = {
+        a for s in tenant_policy["PolicyDocument"]["Statement"] for a in _listed(s["Action"])
+    }
+    assert "dynamodb:BatchGetItem" in tenant_actions
     assert "sns:CreatePlatformEndpoint" in granted("APIHandler")
     assert granted("JourneyPlan") >= {"dynamodb:GetItem", "logs:PutLogEvents"}
     assert not any(a.startswith(("sns:", "states:", "ses:")) for a in granted("JourneyPlan"))
