@@ -318,6 +318,15 @@ def _authenticated(request: Request, tenant_scope: ExitStack) -> Principal:
     return principal
 
 
+def _check_query(request: Request, operation: Operation) -> None:
+    """Only the route's own query parameters: an unknown one is refused, not ignored (a
+    `?phone=` look-up would otherwise list every patient; look-ups take a body)."""
+    declared = {parameter.name for parameter in operation.query}
+    unknown = sorted(set(request.query_params or {}) - declared)
+    if unknown:
+        raise invalid(unknown[0], "is not a query parameter of this route")
+
+
 IDEMPOTENCY_KEY = re.compile(r"[A-Za-z0-9._:-]{8,100}")
 
 
@@ -435,6 +444,7 @@ class ApiBlueprint:
                         principal = _authenticated(request, tenant_scope)
                         if principal.role not in operation.roles:
                             raise Forbidden(f"role {principal.role} may not {summary.lower()}")
+                    _check_query(request, operation)
                     body = (
                         _parse_body(request, request_schema, _checks_for(principal))
                         if request_schema

@@ -33,7 +33,6 @@ from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.patients import ListingPosition, PatientRepository
 
 LISTING_KEY = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z#[a-z0-9-]{2,40}")
-MRN = re.compile(r"[A-Za-z0-9-]{1,40}")
 PAGE_DEFAULT = 50
 PAGE_MAX = 200
 
@@ -170,27 +169,30 @@ class PatientService:
         self._patients.replace(tenant_of(principal), current, deleted)
         count("PatientDeleted")
 
+    def search(self, principal: Principal, body: Document) -> list[Document]:
+        """The patients with this phone number (several may share one), or the one with this
+        medical record number (the body's schema checked the rest)."""
+        require_role(principal, CLINIC_ROLES)
+        tenant_id = tenant_of(principal)
+        if ("phone" in body) == ("mrn" in body):
+            raise invalid("phone", "give either a phone or an mrn")
+        if "mrn" in body:
+            found = self._patients.find_by_mrn(tenant_id, body["mrn"])
+            return [found] if found else []
+        tenant = self._tenants.require(tenant_id)
+        e164 = to_e164("phone", body["phone"], tenant.get("country"))
+        return self._patients.find_by_phone(tenant_id, e164, body.get("limit", PAGE_DEFAULT))
+
     def list(
         self,
         principal: Principal,
         *,
         limit: str | None,
         cursor: str | None,
-        phone: str | None,
-        mrn: str | None,
     ) -> tuple[list[Document], str | None]:
         require_role(principal, CLINIC_ROLES)
         tenant_id = tenant_of(principal)
         page = parse_limit(limit)
-        if phone is not None:
-            tenant = self._tenants.require(tenant_id)
-            e164 = to_e164("phone", phone, tenant.get("country"))
-            return self._patients.find_by_phone(tenant_id, e164, page), None
-        if mrn is not None:
-            if not MRN.fullmatch(mrn):
-                raise invalid("mrn", "is not a medical record number")
-            found = self._patients.find_by_mrn(tenant_id, mrn)
-            return ([found] if found else []), None
         after = decode_cursor(cursor) if cursor else None
         docs, position = self._patients.page(tenant_id, page, after)
         return docs, encode_cursor(position) if position else None

@@ -97,9 +97,11 @@ def test_no_cross_tenant_or_cross_patient_leak(world: World, api: Api, data: st.
     elif operation in SUBLISTS:
         response = api.call("GET", f"{path}/{SUBLISTS[operation]}", actor.token)
     elif operation == "phone":
-        response = api.call("GET", f"/patients?phone={target['phone']}", actor.token)
+        search = {"phone": target["phone"]}
+        response = api.call("POST", "/patients/search", actor.token, search)
     else:
-        response = api.call("GET", f"/patients?mrn={target['external_ids']['mrn']}", actor.token)
+        search = {"mrn": target["external_ids"]["mrn"]}
+        response = api.call("POST", "/patients/search", actor.token, search)
 
     visible = may_see(actor, target)
     if operation in ("list", "phone", "mrn") or (operation == "delete" and actor.patient):
