@@ -307,7 +307,13 @@ def observed_state_machines(template: dict[str, Any]) -> None:
             Metrics=[
                 {"Id": "failed", **_stat(_sum("AWS/States", "ExecutionsFailed", arn))},
                 {"Id": "timedout", **_stat(_sum("AWS/States", "ExecutionsTimedOut", arn))},
-                {"Id": "either", "Expression": "failed + timedout", "ReturnData": True},
+                # Each count is published only when it happens: a period with one and not the
+                # other must still add up, not give no data point.
+                {
+                    "Id": "either",
+                    "Expression": "FILL(failed, 0) + FILL(timedout, 0)",
+                    "ReturnData": True,
+                },
             ],
         )
 

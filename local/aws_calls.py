@@ -67,9 +67,7 @@ class _Recorder:
         meta = client.meta
         region = meta.region_name
         service = meta.service_model.signing_name
-        # The table is reached with the acting tenant's session when there is one (the API's
-        # requests: chalicelib/store/signing.py); every other call with the function's role.
-        tenant = acting_tenant() if service == "dynamodb" else None
+        tenant = acting_tenant() if _signed_for_a_tenant(client) else None
         for request in iam_requests(service, operation, params, region):
             line = json.dumps({"function": function, "tenant": tenant, **request}, sort_keys=True)
             with self._lock:
@@ -80,6 +78,18 @@ class _Recorder:
                 self._path.parent.mkdir(parents=True, exist_ok=True)
                 with self._path.open("a", encoding="utf-8") as out:
                     out.write(line + "\n")
+
+
+def _signed_for_a_tenant(client: Any) -> bool:
+    """Will this client sign its request with a tenant's session (chalicelib/store/signing.py),
+    rather than the function's own credentials? Read from the credentials it signs with, not
+    from the acting tenant alone: a call that escaped the signing is judged by the role that
+    really signs it."""
+    credentials = getattr(getattr(client, "_request_signer", None), "_credentials", None)
+    if credentials is None:
+        return False
+    frozen = credentials.get_frozen_credentials()
+    return bool(frozen.access_key != credentials.access_key)
 
 
 _installed: _Recorder | None = None

@@ -104,6 +104,11 @@ def test_every_function_and_state_machine_and_the_api_raise_alarms_to_operators(
         assert json.dumps({"Ref": logical}) in watched, f"no alarm on {logical}'s errors"
     for logical in _of_type(translated, "AWS::StepFunctions::StateMachine"):
         assert json.dumps({"Ref": logical}) in watched, f"no alarm on {logical}'s failures"
+    # A state machine's failures and time-outs are each published only when they happen.
+    for alarm in alarms.values():
+        for entry in alarm.get("Metrics", []):
+            if "Expression" in entry:
+                assert entry["Expression"] == "FILL(failed, 0) + FILL(timedout, 0)"
     metrics = {alarm.get("MetricName") for alarm in alarms.values()}
     assert {"5XXError", "ApproximateNumberOfMessagesVisible"} <= metrics
     assert {"JourneyStepFailed", "MessageOutcomeUnknown", "DeliveryRecordLost"} <= metrics
@@ -121,7 +126,7 @@ def test_one_dashboard_shows_journeys_functions_api_queue_and_care(
         assert needle in text
 
 
-def test_the_api_stage_is_throttled_traced_and_within_api_gateways_timeout(
+def test_the_api_stage_is_throttled_traced_and_named_for_its_stage(
     translated: dict[str, Any],
 ) -> None:
     (stage,) = _of_type(translated, "AWS::ApiGateway::Stage").values()

@@ -310,10 +310,9 @@ def test_a_staging_package_carries_staging_names_only(
 def test_each_function_has_its_own_role_policy_under_the_stages_names(
     packaged_staging: dict[str, Any],
 ) -> None:
-    """One role and one policy per function (.chalice/policies/<function>.json), whose every
-    resource is the stage's own or a wildcard (tests/permissions holds each policy to the calls
-    its function makes, and each wildcard to its reason). The two calls the first shared policy
-    denied are granted to the function that makes them."""
+    """One role and one policy per function (.chalice/policies/<function>.json); tests/permissions
+    holds each policy to the calls its function makes, and each wildcard to its reason. The two
+    calls the first shared policy denied are granted to the function that makes them."""
     resources = packaged_staging["Resources"]
     functions = {
         logical_id: resource["Properties"]
@@ -328,10 +327,6 @@ def test_each_function_has_its_own_role_policy_under_the_stages_names(
         role = resources[functions[logical_id]["Role"]["Fn::GetAtt"][0]]["Properties"]
         ((policy,),) = [role["Policies"]]
         statements = policy["PolicyDocument"]["Statement"]
-        for statement in statements:
-            for resource in _listed(statement["Resource"]):
-                text = json.dumps(resource)
-                assert resource == "*" or "${Stage}" in text or "${" in text, (logical_id, text)
         return {a for s in statements for a in _listed(s["Action"])}
 
     # The API reaches tenant data only through the tenant data role (tests/permissions).

@@ -21,6 +21,22 @@ def test_operator_creates_and_duplicate_is_409(runtime: Any, api: Api) -> None:
     assert payload(again)["error"]["code"] == "tenant_exists"
 
 
+def test_an_operators_refused_create_frees_its_idempotency_key(runtime: Any, api: Api) -> None:
+    """A create refused (the id is taken) gives its Idempotency-Key back: the corrected request
+    under the same key is carried out, not refused as a reuse (the release is a DeleteItem on
+    the operator's PLATFORM# record, which tests/permissions holds the API's policy to)."""
+    operator = runtime.token("operator")
+    taken = unique("t")
+    assert api.call("POST", "/tenants", operator, tenant_body(taken)).status_code == 201
+    key = {"Idempotency-Key": unique("operator-create")}
+    refused = api.call("POST", "/tenants", operator, tenant_body(taken), headers=key)
+    assert refused.status_code == 409 and payload(refused)["error"]["code"] == "tenant_exists"
+    again = api.call("POST", "/tenants", operator, tenant_body(taken), headers=key)
+    assert again.status_code == 409 and payload(again)["error"]["code"] == "tenant_exists"
+    corrected = api.call("POST", "/tenants", operator, tenant_body(unique("t")), headers=key)
+    assert corrected.status_code == 201, corrected.body
+
+
 def test_admin_and_staff_read_their_own_tenant_only(api: Api, make_tenant: Any) -> None:
     a: TenantCtx = make_tenant()
     b: TenantCtx = make_tenant()
