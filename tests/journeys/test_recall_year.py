@@ -75,7 +75,7 @@ def recall_view(api: Api, runtime: Any, patient: dict[str, Any]) -> dict[str, An
 
 
 def tasks(api: Api, runtime: Any, patient: dict[str, Any]) -> list[str]:
-    items = payload(api.call("GET", "/tasks?limit=100", runtime.token("staff", TENANT)))["items"]
+    items = payload(api.call("GET", "/tasks", runtime.token("staff", TENANT)))["items"]
     return [t["kind"] for t in items if t["patient_id"] == patient["id"]]
 
 
