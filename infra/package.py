@@ -382,6 +382,7 @@ def dashboard(template: dict[str, Any]) -> None:
             },
         }
 
+    api_stage = template["Resources"]["RestAPI"]["Properties"]["StageName"]
     arn = "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:"
     machines = _state_machines(template).values()
     functions = [f"careloop-${{Stage}}-{name}" for name in function_names()]
@@ -414,7 +415,7 @@ def dashboard(template: dict[str, Any]) -> None:
         widget(
             "API",
             [
-                ["AWS/ApiGateway", metric, "ApiName", "careloop-${Stage}", "Stage", "api"]
+                ["AWS/ApiGateway", metric, "ApiName", "careloop-${Stage}", "Stage", api_stage]
                 for metric in ("Count", "4XXError", "5XXError")
             ],
         ),

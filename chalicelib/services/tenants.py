@@ -91,7 +91,7 @@ class TenantService:
             by_operator=principal.role is Role.OPERATOR,
             stage=get_settings().stage,
         )
-        with acting_for(tenant_id):
+        with acting_for(tenant_id):  # get() checked the caller may see it
             return self._tenants.replace(
                 changed, expected_version=current["version"], previous=current
             )

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import AWS_CALLS, ROOT
+from tests.infra.test_templates_and_state_machines import _listed
 
 SIMULATOR = ROOT / "tools" / "iam-simulate"
 POLICIES = ROOT / ".chalice" / "policies"
@@ -232,17 +233,12 @@ def _statements(path: Path) -> list[dict[str, Any]]:
 @pytest.mark.parametrize("path", sorted(POLICIES.glob("*.json")), ids=lambda p: p.stem)
 def test_nothing_is_on_a_wildcard_without_a_reason_beside_it(path: Path) -> None:
     for statement in _statements(path):
-        resources = statement["Resource"]
-        wildcard = "*" in (resources if isinstance(resources, list) else [resources])
-        wildcard = wildcard or any(r.endswith(":*") or "/*" in r for r in _listed(resources))
+        resources = _listed(statement["Resource"])
+        wildcard = any(r == "*" or r.endswith(":*") or "/*" in r for r in resources)
         scoped = "Condition" in statement or "careloop-${Stage}" in json.dumps(resources)
         if wildcard and not scoped:
             assert statement.get("Why"), f"{path.stem} {statement['Sid']}: say why beside it"
         assert statement["Effect"] == "Allow" and "*" not in json.dumps(statement["Action"])
-
-
-def _listed(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else [value]
 
 
 def test_each_function_has_a_policy_file_and_the_package_keeps_no_reasons(
