@@ -14,6 +14,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -175,3 +176,34 @@ def test_clock_and_outbox_commands(server: str) -> None:
         status, body = request(f"{server}/local/clock", body=change)
         assert status == 400, (change, body)
         assert body["error"]["details"][0]["path"] == field
+
+
+def test_the_readme_onboarding_works(served: Served, tmp_path: Path) -> None:
+    """The README's "A hospital from its stack, locally": `make onboard` with a hospital file,
+    the first admin signs in, adds a clinician and invites a staff member who signs in."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### A hospital from its stack, locally") :]
+    block = section[section.index("```sh\n") + 6 : section.index("\n```", section.index("```sh"))]
+    port = served.url.rsplit(":", 1)[1]
+    tenant_id = unique("onboard")
+    hospital = json.loads((ROOT / "infra" / "hospitals" / "example.json").read_text())
+    admin, nurse = unique("admin"), unique("wang.fang")
+    hospital_file = tmp_path / "hospital.json"
+    admin_email = f"{admin}@renji-east.example.com"
+    hospital_file.write_text(
+        json.dumps({**hospital, "tenant_id": tenant_id, "first_admin_email": admin_email})
+    )
+    script = (
+        block.replace("make onboard HOSPITAL=infra/hospitals/example.json",
+                      f"make onboard PORT={port} HOSPITAL={hospital_file}")
+        .replace("localhost:8000", f"localhost:{port}")
+        .replace("admin@renji-east", f"{admin}@renji-east")
+        .replace("wang.fang@renji-east", f"{nurse}@renji-east")
+    )  # fmt: skip
+    output = run_shell(script + '\necho "staff token: ${#STAFF}"')
+    assert '"error"' not in output, output
+    assert f'"tenant_id": "{tenant_id}"' in output, output
+    assert '"id":"dr-li"' in output, output  # the clinician
+    assert f'"email":"{nurse}@renji-east.example.com"' in output, output  # the invited staff
+    length = int(output.rsplit("staff token: ", 1)[1].split()[0])
+    assert length > 100, output  # a signed-in ID token
