@@ -34,6 +34,7 @@ class Settings:
     tenant_data_role_arn: str = ""
     campaign_driver_arn: str = ""
     campaign_outreach_arn: str = ""
+    data_key_arn: str = ""  # the platform's KMS key: it wraps each tenant's data key
 
     @property
     def is_local(self) -> bool:
@@ -80,4 +81,5 @@ def get_settings() -> Settings:
         tenant_data_role_arn=os.environ.get("TENANT_DATA_ROLE_ARN", ""),
         campaign_driver_arn=os.environ.get("CAMPAIGN_DRIVER_ARN", ""),
         campaign_outreach_arn=os.environ.get("CAMPAIGN_OUTREACH_ARN", ""),
+        data_key_arn=os.environ.get("DATA_KEY_ARN", ""),
     )

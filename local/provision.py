@@ -47,6 +47,8 @@ ClientFactory = Callable[[str], Any]
 class Provisioned:
     stack_name: str
     parameters: dict[str, str]
+    region: str
+    account: str
     physical_ids: dict[str, str] = field(default_factory=dict)  # logical id → Ref value
     attributes: dict[tuple[str, str], str] = field(default_factory=dict)  # (id, attr) → GetAtt
     function_environment: dict[str, str] = field(default_factory=dict)  # from Globals
@@ -172,6 +174,13 @@ def _create_stack(
                         "AttributeName": ttl["AttributeName"],
                     },
                 )
+        elif spec["Type"] == "AWS::KMS::Key":
+            # Built, not described: moto's CloudFormation stores the key policy as a map, and
+            # DescribeKey then fails to parse it (the keys' own operations do not read it).
+            key_id = provisioned.ref(logical_id)
+            arn = f"arn:aws:kms:{provisioned.region}:{provisioned.account}:key/{key_id}"
+            provisioned.attributes[(logical_id, "Arn")] = arn
+            provisioned.attributes[(logical_id, "KeyId")] = key_id
         elif spec["Type"] == "AWS::SNS::Topic":
             arn = provisioned.ref(logical_id)
             provisioned.attributes[(logical_id, "TopicArn")] = arn
@@ -313,7 +322,9 @@ def provision(
         name: str(spec.get("Default", "")) for name, spec in template.get("Parameters", {}).items()
     }
     params.update({"Stage": stage, **(parameters or {})})
-    provisioned = Provisioned(stack_name=f"{app_name}-{stage}", parameters=params)
+    provisioned = Provisioned(
+        stack_name=f"{app_name}-{stage}", parameters=params, region=region, account=account
+    )
     _create_stack(client, provisioned, template)
     _register_functions(client, provisioned, app_name, stage, lambda_names)
     resolver = _Resolver(provisioned, region, account)

@@ -18,10 +18,13 @@ from typing import Any
 from chalice.app import Blueprint, Request, Response
 
 from chalicelib.adapters.failures import as_retryable, retried
+from chalicelib.audit_trail import Trail, recording
 from chalicelib.auth import verify_token
 from chalicelib.domain.access import Principal, Role
+from chalicelib.domain.audit import BREAK_GLASS_HEADER, Activity, ActorKind
 from chalicelib.domain.errors import (
     Conflict,
+    DependencyUnavailable,
     DomainError,
     FieldError,
     Forbidden,
@@ -64,7 +67,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
 ERROR_CODES: dict[int, tuple[str, ...]] = {
     400: ("validation_failed", "bad_request", "beyond_booking_horizon"),
     401: ("unauthenticated",),
-    403: ("forbidden",),
+    403: ("forbidden", "break_glass_required"),
     404: ("not_found", "campaign_not_found", "segment_not_found"),
     409: (
         "version_conflict",
@@ -378,6 +381,74 @@ def _once(
     return response
 
 
+# Path parameters that name a record, and the record type the audit trail calls them.
+RECORD_PARAMS = {
+    "patient_id": "patient",
+    "appointment_id": "appointment",
+    "response_id": "questionnaire_response",
+    "task_id": "task",
+    "journey_id": "care",
+}
+
+
+def _audited(
+    operation: Operation,
+    request: Request,
+    principal: Principal | None,
+    trail: Trail,
+    response: Response,
+    path_params: dict[str, str],
+) -> Response:
+    """Write the request's audit entry when it touched patient data (or named a record), before
+    the answer leaves. A read whose entry cannot be written is not answered (503); a change
+    that committed is answered, and the missing entry is logged and counted for an alarm."""
+    from chalicelib.services.registry import services
+    from chalicelib.tenant_scope import acting_tenant
+
+    tenant_id = acting_tenant()
+    named = [(RECORD_PARAMS[k], v) for k, v in path_params.items() if k in RECORD_PARAMS]
+    if principal is None or tenant_id is None or not (trail.records or trail.patients or named):
+        return response
+    patients = set(trail.patients)
+    if "patient_id" in path_params and is_plausible_id(path_params["patient_id"]):
+        patients.add(path_params["patient_id"])  # a refused read of a record is audited too
+    records = tuple(
+        {"type": kind, "id": record_id}
+        for kind, record_id in [*named, *trail.records]
+        if is_plausible_id(record_id)
+    )
+    body = request.json_body if operation.request_schema and response.status_code < 400 else None
+    code = response.body.get("error", {}).get("code") if isinstance(response.body, dict) else None
+    identity = (request.context or {}).get("identity") or {}
+    activity = Activity(
+        actor={"kind": ActorKind.PERSON, "subject": principal.subject, "role": principal.role},
+        action=operation.operation_id,
+        subjects=(),
+        records=records,  # type: ignore[arg-type]
+        fields=tuple(sorted(body)) if isinstance(body, dict) else (),
+        outcome=f"{response.status_code} {code}" if code else str(response.status_code),
+        source={
+            "ip": str(identity.get("sourceIp") or ""),
+            "user_agent": str(request.headers.get("user-agent") or "")[:200],
+            "request_id": str((request.context or {}).get("requestId") or ""),
+        },
+        break_glass=trail.break_glass,
+    )
+    try:
+        services().audit.record(tenant_id, activity, patients)
+    except Exception as failure:
+        logger.exception("audit entry not written", extra={"operation": operation.operation_id})
+        count("AuditWriteFailed")
+        if operation.method == "GET":
+            error = failure if isinstance(failure, DomainError) else as_retryable(failure)
+            return error_response(error or DependencyUnavailable("the audit trail is unavailable"))
+    return response
+
+
+def is_plausible_id(value: str) -> bool:
+    return bool(re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", value))
+
+
 class ApiBlueprint:
     """A Chalice Blueprint whose routes go through the edge above."""
 
@@ -433,15 +504,23 @@ class ApiBlueprint:
                 return lambda body: field_checks(principal, body)
 
             def handle(**path_params: str) -> Response:
-                with ExitStack() as tenant_scope:
-                    return _handle(tenant_scope, **path_params)
+                request: Request = blueprint.current_request
+                caller: list[Principal] = []
+                reason = request.headers.get(BREAK_GLASS_HEADER.lower())
+                with ExitStack() as tenant_scope, recording(reason) as trail:
+                    response = _handle(tenant_scope, caller, **path_params)
+                    principal = caller[0] if caller else None
+                    return _audited(operation, request, principal, trail, response, path_params)
 
-            def _handle(tenant_scope: ExitStack, **path_params: str) -> Response:
+            def _handle(
+                tenant_scope: ExitStack, caller: list[Principal], **path_params: str
+            ) -> Response:
                 request: Request = blueprint.current_request
                 try:
                     principal = None
                     if operation.roles is not None:
                         principal = _authenticated(request, tenant_scope)
+                        caller.append(principal)
                         if principal.role not in operation.roles:
                             raise Forbidden(f"role {principal.role} may not {summary.lower()}")
                     _check_query(request, operation)

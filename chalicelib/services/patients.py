@@ -82,7 +82,10 @@ class PatientService:
         contacts: ContactRepository,
         # Told of each profile change as {"before", "after"} (recalls by condition tag).
         on_changed: Sequence[Callable[[str, Document], None]] = (),
+        # Refuses (or flags) a member's read outside their departments: break-glass.
+        check_access: Callable[[Principal, Document], None] | None = None,
     ) -> None:
+        self._check_access = check_access
         self._on_changed = on_changed
         self._patients = repository
         self._tenants = tenants
@@ -115,6 +118,8 @@ class PatientService:
         patient = self._patients.get(tenant_of(principal), patient_id)
         if patient is None:
             raise NotFound("patient not found")
+        if self._check_access is not None:
+            self._check_access(principal, patient)
         return patient
 
     def update(

@@ -8,17 +8,20 @@ from functools import cache
 from chalicelib.adapters.accounts import Accounts
 from chalicelib.adapters.channels import Channels
 from chalicelib.adapters.executions import Executions
+from chalicelib.adapters.kms import KeyService
 from chalicelib.adapters.tenant_credentials import TenantCredentials
 from chalicelib.domain.common import Document
 from chalicelib.services.account_links import AccountLinkService
 from chalicelib.services.aftercare import AftercareService
 from chalicelib.services.appointments import AppointmentService
+from chalicelib.services.audit import AuditService
 from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.care_config import CareConfigService
 from chalicelib.services.deliveries import Deliveries
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.journeys import JourneyService
+from chalicelib.services.keyring import Keyring
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.recall import RecallService
@@ -33,10 +36,12 @@ from chalicelib.services.tenants import TenantService
 from chalicelib.settings import get_settings
 from chalicelib.store.account_links import AccountLinkRepository
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.audit import AuditRepository
 from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.care import CareRepository
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
+from chalicelib.store.data_keys import DataKeyRepository
 from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
@@ -68,6 +73,7 @@ class Services:
     journey_failures: JourneyFailures
     staff: StaffService
     account_links: AccountLinkService
+    audit: AuditService
 
 
 @cache
@@ -125,8 +131,21 @@ def services() -> Services:
         segment_repository,
     )
     care_config.on_rule_saved.append(recall.start_backfill)
+    staff_records = StaffRepository()
+    audit = AuditService(
+        AuditRepository(),
+        Keyring(DataKeyRepository(), KeyService()),
+        tenants,
+        staff_records,
+        channels.publish,
+    )
     patient_service = PatientService(
-        patients, tenants, appointments, contacts, on_changed=(recall.on_patient_changed,)
+        patients,
+        tenants,
+        appointments,
+        contacts,
+        on_changed=(recall.on_patient_changed,),
+        check_access=audit.check_departments,
     )
     appointment_service = AppointmentService(
         appointments,
@@ -139,7 +158,8 @@ def services() -> Services:
     )
     accounts = Accounts()
     return Services(
-        staff=StaffService(StaffRepository(), tenants, accounts),
+        staff=StaffService(staff_records, tenants, accounts),
+        audit=audit,
         account_links=AccountLinkService(
             AccountLinkRepository(),
             accounts,

@@ -12,6 +12,7 @@ from typing import Any
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 
+from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict, Retryable
 from chalicelib.settings import get_settings
@@ -123,6 +124,7 @@ class AppointmentRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
 
+    @noting("appointment")
     def get(self, tenant_id: str, appointment_id: str) -> Document | None:
         try:
             return versioned_doc(
@@ -145,6 +147,7 @@ class AppointmentRepository:
                 taken[(slot_start, schedule_id)] = int(counter.booked or 0)
         return taken
 
+    @noting("appointment")
     def book(
         self, tenant_id: str, doc: Document, local_date: str, capacity: int, now: str
     ) -> Document:
@@ -167,6 +170,7 @@ class AppointmentRepository:
             )
         return versioned_doc(item)
 
+    @noting("appointment")
     def move(
         self,
         tenant_id: str,
@@ -198,6 +202,7 @@ class AppointmentRepository:
             self._raise_for(exc, take_index=3, appointment_index=1, lock_index=0)
         return versioned_doc(item)
 
+    @noting("appointment")
     def release(
         self, tenant_id: str, previous: Document, doc: Document, local_date: str, now: str
     ) -> Document:
@@ -255,6 +260,7 @@ class AppointmentRepository:
             condition=SendLockItem.pk.does_not_exist() | (SendLockItem.until < now),
         )
 
+    @noting("appointment")
     def save(self, tenant_id: str, previous: Document, doc: Document, local_date: str) -> Document:
         """A change that keeps the place (confirmation, check-in, no-show, fulfilled)."""
         item = _item(tenant_id, doc, local_date, version=previous["version"])
@@ -265,6 +271,7 @@ class AppointmentRepository:
             self._raise_for(exc, take_index=None, appointment_index=0)
         return versioned_doc(item)
 
+    @noting("appointment")
     def for_patient(
         self,
         tenant_id: str,
@@ -288,6 +295,7 @@ class AppointmentRepository:
         )
         return [versioned_doc(item) for item in items]
 
+    @noting("appointment")
     def for_department_day(
         self, tenant_id: str, department: str, local_date: str
     ) -> list[Document]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from pynamodb.exceptions import DoesNotExist
 
+from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
 from chalicelib.settings import get_settings
@@ -38,6 +39,7 @@ class CareRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
 
+    @noting("care")
     def get(self, tenant_id: str, patient_id: str, kind: str, record_id: str) -> Document | None:
         try:
             item = CareItem.get(
@@ -47,6 +49,7 @@ class CareRepository:
             return None
         return versioned_doc(item)
 
+    @noting("care")
     def put(
         self, tenant_id: str, kind: str, doc: Document, expected_version: int | None
     ) -> Document:
@@ -67,6 +70,7 @@ class CareRepository:
         )
         return put_versioned(item, expected_version)
 
+    @noting("care")
     def modify(
         self,
         tenant_id: str,
@@ -93,6 +97,7 @@ class CareRepository:
                     raise
         raise concurrent_change()
 
+    @noting("care")
     def for_patient(self, tenant_id: str, patient_id: str) -> list[Document]:
         items = CareItem.query(
             patient_pk(tenant_id, patient_id), CareItem.sk.startswith("CARE#"), consistent_read=True

@@ -14,6 +14,7 @@ from pynamodb.exceptions import (
     UpdateError,
 )
 
+from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.deliveries import NEXT_STATUSES, DeliveryRecord, DeliveryStatus
 from chalicelib.settings import get_settings
@@ -218,6 +219,7 @@ class DeliveryRepository:
             raise
         return True
 
+    @noting("delivery")
     def get(self, tenant_id: str, key: str) -> DeliveryRecord | None:
         try:
             item = DeliveryItem.get(_delivery_pk(tenant_id, key), DELIVERY_SK, consistent_read=True)
@@ -225,6 +227,7 @@ class DeliveryRepository:
             return None
         return _record(item)
 
+    @noting("delivery")
     def for_patient(self, tenant_id: str, patient_id: str, limit: int = 100) -> list[Document]:
         items = DeliveryItem.by_patient.query(_log_pk(tenant_id, patient_id), limit=limit)
         return [dict(_record(item)) for item in items]
@@ -243,6 +246,7 @@ class StaffTaskRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
 
+    @noting("task")
     def create(self, tenant_id: str, doc: Document) -> tuple[Document, bool]:
         """Create a task once: its id is derived from what it is about, so a replayed step
         does not open a second one. Returns the task and whether this call created it."""
@@ -276,6 +280,7 @@ class StaffTaskRepository:
             raise
         return {**task, "alerted_at": at, "version": item.version}
 
+    @noting("task")
     def get(self, tenant_id: str, task_id: str) -> Document | None:
         try:
             item = StaffTaskItem.get(_task_pk(tenant_id, task_id), TASK_SK, consistent_read=True)
@@ -283,10 +288,12 @@ class StaffTaskRepository:
             return None
         return versioned_doc(item)
 
+    @noting("task")
     def open_tasks(self, tenant_id: str, limit: int = 200) -> list[Document]:
         items = StaffTaskItem.open_tasks.query(_open_tasks_pk(tenant_id), limit=limit)
         return [versioned_doc(item) for item in items]
 
+    @noting("task")
     def close(self, tenant_id: str, previous: Document, doc: Document) -> Document:
         """Closing takes the task out of the open queue (its index keys go)."""
         item = StaffTaskItem(

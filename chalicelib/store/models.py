@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from pynamodb.attributes import (
+    BinaryAttribute,
     MapAttribute,
     NumberAttribute,
     NumberSetAttribute,
@@ -293,6 +294,33 @@ class AccountLinkItem(_Base):
     linked_at = UnicodeAttribute(attr_name="linked_at")
 
 
+class DataKeyItem(_Base):
+    """A tenant's data key, wrapped under the platform's KMS key (PK `T#<t>`, SK `DATAKEY`).
+    Deleting it makes the tenant's encrypted fields unreadable for good (crypto-shredding)."""
+
+    wrapped = BinaryAttribute(attr_name="wrapped", legacy_encoding=False)
+    created_at = UnicodeAttribute(attr_name="created_at")
+
+
+class AuditEntryItem(_Base):
+    """One entry of a tenant-day audit chain (PK `T#<t>#AUDIT#<day>`, SK `<seq>` zero-padded);
+    listed by actor through GSI1 (`T#<t>#AUDIT#ACTOR#<sub>`)."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    expires_at = TTLAttribute(null=True, attr_name="expires_at")
+    by_actor = LookupIndex()
+
+
+class AuditSubjectItem(_Base):
+    """A pointer from a patient's pseudonym to an audit entry that touched them
+    (PK `T#<t>#AUDIT#S#<pseudonym>`, SK `<at>#<day>#<seq>`), with what their access log shows."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    expires_at = TTLAttribute(null=True, attr_name="expires_at")
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     TenantItem,
     PatientItem,
@@ -316,6 +344,9 @@ ALL_MODELS: tuple[type[Model], ...] = (
     RevocationItem,
     LinkCodeItem,
     AccountLinkItem,
+    DataKeyItem,
+    AuditEntryItem,
+    AuditSubjectItem,
 )
 _bound_to: Settings | None = None
 

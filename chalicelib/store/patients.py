@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
+from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.patients import mrn_of
@@ -65,6 +66,7 @@ class PatientRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
 
+    @noting("patient")
     def get(self, tenant_id: str, patient_id: str) -> Document | None:
         """The live profile, or None when it does not exist or was deleted."""
         try:
@@ -73,6 +75,7 @@ class PatientRepository:
             return None
         return None if item.deleted_at else versioned_doc(item)
 
+    @noting("patient")
     def create(self, tenant_id: str, doc: Document) -> Document:
         item = _item(tenant_id, doc, version=None)
         mrn = mrn_of(doc)
@@ -100,6 +103,7 @@ class PatientRepository:
         remember_member_classes(tenant_id, joined)
         return versioned_doc(item)
 
+    @noting("patient")
     def replace(self, tenant_id: str, previous: Document, doc: Document) -> Document:
         """Write `doc` over `previous` if nobody changed the record since it was read, moving the
         MRN claim and the segment entries that change in the same transaction."""
@@ -138,6 +142,7 @@ class PatientRepository:
         remember_member_classes(tenant_id, joined)
         return versioned_doc(item)
 
+    @noting("patient")
     def page(
         self, tenant_id: str, limit: int, after: ListingPosition | None
     ) -> tuple[list[Document], ListingPosition | None]:
@@ -158,6 +163,7 @@ class PatientRepository:
         position = (last["GSI2SK"]["S"], docs[-1]["id"]) if last and docs else None
         return docs, position
 
+    @noting("patient")
     def find_by_phone(self, tenant_id: str, e164: str, limit: int) -> list[Document]:
         items: Iterator[PatientItem] = PatientItem.by_lookup.query(
             phone_lookup_pk(tenant_id, e164), limit=limit

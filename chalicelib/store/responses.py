@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pynamodb.exceptions import DoesNotExist
 
+from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import patient_pk
@@ -20,6 +21,7 @@ class ResponseRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
 
+    @noting("questionnaire_response")
     def get(self, tenant_id: str, patient_id: str, response_id: str) -> Document | None:
         try:
             item = QuestionnaireResponseItem.get(
@@ -29,6 +31,7 @@ class ResponseRepository:
             return None
         return versioned_doc(item)
 
+    @noting("questionnaire_response")
     def put(self, tenant_id: str, doc: Document, expected_version: int | None) -> Document:
         item = QuestionnaireResponseItem(
             patient_pk(tenant_id, doc["patient_id"]),
@@ -38,6 +41,7 @@ class ResponseRepository:
         )
         return put_versioned(item, expected_version)
 
+    @noting("questionnaire_response")
     def for_patient(self, tenant_id: str, patient_id: str) -> list[Document]:
         items = QuestionnaireResponseItem.query(
             patient_pk(tenant_id, patient_id), QuestionnaireResponseItem.sk.startswith("QR#")

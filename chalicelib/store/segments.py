@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.segments import (
     MEMBER_PREFIX,
@@ -90,6 +91,7 @@ class SegmentRepository:
         partition = f"T#{tenant_id}#{query.partition}"
         return SegmentEntryItem.count(partition, _condition(query))
 
+    @noting("patient")
     def profiles(self, tenant_id: str, patient_ids: list[str]) -> list[Document]:
         """The live profiles of these patients, in the order given (BatchGetItem)."""
         found: dict[str, Document] = {}

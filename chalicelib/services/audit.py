@@ -1,0 +1,264 @@
+"""The audit trail's use cases: write one chained entry per request or task that touched patient
+data, answer who looked at a record (admins), what one member looked at (admins), who looked at
+my record (the patient), verify a day's chain, and let a member read outside their departments
+only with a stated reason (break-glass), which alerts the hospital's privacy topic."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import time
+from collections.abc import Callable
+from datetime import UTC, date
+
+from chalicelib import clock
+from chalicelib.adapters.failures import retried
+from chalicelib.domain import audit as rules
+from chalicelib.domain.access import Principal, Role, require_role, tenant_of
+from chalicelib.domain.audit import AccessLogNames, Activity, AuditEntry, ChainVerification
+from chalicelib.domain.common import Document, is_valid_id
+from chalicelib.domain.errors import DependencyUnavailable, Forbidden, invalid
+from chalicelib.observability import count, logger
+from chalicelib.services.keyring import Keyring
+from chalicelib.services.tenants import TenantService
+from chalicelib.settings import get_settings
+from chalicelib.store.audit import AuditRepository, ChainMoved
+from chalicelib.store.staff import StaffRepository
+
+APPEND_ATTEMPTS = 12  # writers racing for a day's head; each retry reads the head again
+PAGE_DEFAULT, PAGE_MAX = 50, 200
+_AT_DAY_SEQ = r"\d{4}-\d\d-\d\dT[0-9:.]+Z#\d{4}-\d\d-\d\d#\d{10}"  # a pointer's sort key
+SUBJECT_CURSOR = re.compile(_AT_DAY_SEQ)
+ACTOR_CURSOR = re.compile(r"\d{4}-\d\d-\d\d/\d{10}/" + _AT_DAY_SEQ)
+
+Publish = Callable[[str, str, str], None]  # topic ARN, subject, message
+
+
+def privacy_topic_arn(tenant_id: str) -> str:
+    """The hospital stack's privacy topic (infra/hospital.yaml), beside the platform's topics."""
+    settings = get_settings()
+    prefix = settings.staff_topic_arn.rsplit(":", 1)[0]
+    return f"{prefix}:careloop-{settings.stage}-{tenant_id}-privacy"
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return PAGE_DEFAULT
+    if not raw.isdigit() or not 1 <= int(raw) <= PAGE_MAX:
+        raise invalid("limit", f"must be a whole number from 1 to {PAGE_MAX}")
+    return int(raw)
+
+
+def _cursor(raw: str | None, shape: re.Pattern[str]) -> str | None:
+    if raw is not None and not shape.fullmatch(raw):
+        raise invalid("cursor", "is not a cursor this list gave")
+    return raw
+
+
+class AuditService:
+    def __init__(
+        self,
+        repository: AuditRepository,
+        keyring: Keyring,
+        tenants: TenantService,
+        staff: StaffRepository,
+        publish: Publish,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._entries = repository
+        self._keyring = keyring
+        self._tenants = tenants
+        self._staff = staff
+        self._publish = publish
+        self._sleep = sleep
+
+    # -- writing -----------------------------------------------------------------------------
+
+    def pseudonym(self, tenant_id: str, patient_id: str) -> str:
+        return rules.pseudonym(self._keyring.keys_for(tenant_id).pseudonym, patient_id)
+
+    def record(
+        self,
+        tenant_id: str,
+        activity: Activity,
+        patients: set[str],
+    ) -> AuditEntry:
+        """Append one entry to the tenant's chain of today, naming the patients by pseudonym.
+        Races for the chain's head are settled by reading it again (the put is conditional)."""
+        subjects = tuple(sorted(self.pseudonym(tenant_id, p) for p in patients))
+        activity = Activity(
+            actor=activity.actor,
+            action=activity.action,
+            subjects=subjects,
+            records=activity.records,
+            fields=activity.fields,
+            outcome=activity.outcome,
+            source=activity.source,
+            break_glass=activity.break_glass,
+        )
+        retention = self._retention_years(tenant_id)
+        for attempt in range(APPEND_ATTEMPTS):
+            entry = self._append_at_head(tenant_id, activity, retention)
+            if entry is None:
+                self._sleep(random.uniform(0, min(0.01 * 2**attempt, 0.2)))  # noqa: S311 - jitter
+                continue
+            if entry["subjects"]:
+                self._point_subjects(entry)
+            count("AuditEntryWritten")
+            return entry
+        count("AuditChainContended")
+        raise DependencyUnavailable("the audit trail is busy; try again", retry_after_seconds=1)
+
+    def _point_subjects(self, entry: AuditEntry) -> None:
+        summary = {
+            "at": entry["at"],
+            "day": entry["day"],
+            "seq": entry["seq"],
+            "actor": entry["actor"],
+            "action": entry["action"],
+            "fields": entry["fields"],
+            "outcome": entry["outcome"],
+            **({"break_glass": entry["break_glass"]} if "break_glass" in entry else {}),
+        }
+        retried(lambda: self._entries.point_subjects(entry, summary))
+
+    def _append_at_head(
+        self, tenant_id: str, activity: Activity, retention: int
+    ) -> AuditEntry | None:
+        """The entry, appended after the head as read now; None when another writer took that
+        place first."""
+        at = clock.now()
+        day = at.astimezone(UTC).date().isoformat()
+        seq, prev_hash = retried(lambda: self._entries.head(tenant_id, day))
+        entry = rules.chained(
+            activity,
+            tenant_id=tenant_id,
+            at=at,
+            seq=seq + 1,
+            prev_hash=prev_hash,
+            retention_years=retention,
+        )
+        try:
+            retried(lambda: self._entries.append(entry))
+        except ChainMoved:
+            return None
+        return entry
+
+    def _retention_years(self, tenant_id: str) -> int:
+        tenant = self._tenants.require(tenant_id)
+        years: int = (tenant.get("privacy") or {}).get(
+            "audit_retention_years", rules.DEFAULT_RETENTION_YEARS
+        )
+        return years
+
+    # -- break-glass -------------------------------------------------------------------------
+
+    def check_departments(self, principal: Principal, patient: Document) -> None:
+        """A staff member whose hospital assigned them departments reads a patient of other
+        departments only with a stated reason; the read is flagged and the privacy topic told."""
+        if principal.role is not Role.STAFF:
+            return
+        tenant_id = tenant_of(principal)
+        member = self._staff.get(tenant_id, principal.subject)
+        member_departments = member["departments"] if member else []
+        if not rules.outside_departments(member_departments, patient.get("departments", [])):
+            return
+        from chalicelib.audit_trail import glass_broken, stated_reason
+
+        reason = (stated_reason() or "").strip()
+        if len(reason) < rules.MIN_BREAK_GLASS_REASON:
+            raise Forbidden(
+                "this patient is outside your departments: state why you need the record in "
+                f"the {rules.BREAK_GLASS_HEADER} header (at least "
+                f"{rules.MIN_BREAK_GLASS_REASON} characters)",
+                code="break_glass_required",
+            )
+        glass_broken(reason[:500])
+        count("BreakGlassAccess")
+        message = {
+            "event": "break_glass",
+            "tenant_id": tenant_id,
+            "staff_id": principal.subject,
+            "patient": self.pseudonym(tenant_id, patient["id"]),
+            "at": clock.iso(clock.now()),
+        }
+        try:
+            self._publish(
+                privacy_topic_arn(tenant_id),
+                "CareLoop: a record was read outside its departments",
+                json.dumps(message),
+            )
+        except Exception:  # the read is flagged in the trail either way; the alert is extra
+            logger.exception("privacy alert not sent", extra={"tenant_id": tenant_id})
+            count("PrivacyAlertFailed")
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def for_patient(
+        self, principal: Principal, patient_id: str, limit: str | None, cursor: str | None
+    ) -> tuple[list[Document], str | None]:
+        require_role(principal, {Role.ADMIN})
+        tenant_id = tenant_of(principal)
+        if not is_valid_id(patient_id):
+            raise invalid("patient_id", "is not an id")
+        # Kept after the record is erased: the pseudonym is computed, not looked up.
+        return self._entries.for_subject(
+            tenant_id,
+            self.pseudonym(tenant_id, patient_id),
+            _limit(limit),
+            _cursor(cursor, SUBJECT_CURSOR),
+        )
+
+    def for_actor(
+        self, principal: Principal, actor: str | None, limit: str | None, cursor: str | None
+    ) -> tuple[list[Document], str | None]:
+        require_role(principal, {Role.ADMIN})
+        if not actor or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", actor):
+            raise invalid("actor", "give the staff member's id")
+        return self._entries.for_actor(
+            tenant_of(principal), actor, _limit(limit), _cursor(cursor, ACTOR_CURSOR)
+        )
+
+    def access_log(
+        self, principal: Principal, limit: str | None, cursor: str | None
+    ) -> tuple[list[Document], str | None]:
+        """Who accessed my record: staff as the hospital chooses to name them."""
+        require_role(principal, {Role.PATIENT})
+        tenant_id = tenant_of(principal)
+        assert principal.patient_id is not None  # a patient token always names its patient
+        pointers, next_cursor = self._entries.for_subject(
+            tenant_id,
+            self.pseudonym(tenant_id, principal.patient_id),
+            _limit(limit),
+            _cursor(cursor, SUBJECT_CURSOR),
+        )
+        tenant = self._tenants.require(tenant_id)
+        names = AccessLogNames(
+            (tenant.get("privacy") or {}).get("access_log_names", AccessLogNames.ROLE)
+        )
+        staff_names: dict[str, str] = {}
+        if names is AccessLogNames.NAME:
+            staff_names = {member["id"]: member["name"] for member in self._staff.all(tenant_id)}
+        lines = [
+            rules.access_log_line(pointer, names, staff_names)  # type: ignore[arg-type]
+            for pointer in pointers
+        ]
+        return lines, next_cursor
+
+    def verify(self, principal: Principal, day: str | None) -> ChainVerification:
+        require_role(principal, {Role.ADMIN, Role.OPERATOR})
+        tenant_id = tenant_of(principal)
+        return self.verify_day(tenant_id, _parse_day(day))
+
+    def verify_day(self, tenant_id: str, day: str) -> ChainVerification:
+        return rules.verification(tenant_id, day, self._entries.day(tenant_id, day))
+
+
+def _parse_day(raw: str | None) -> str:
+    if raw is None:
+        raise invalid("day", "give the day to verify (YYYY-MM-DD, UTC)")
+    try:
+        return date.fromisoformat(raw).isoformat()
+    except ValueError as exc:
+        raise invalid("day", "must be a date, YYYY-MM-DD") from exc

@@ -1,0 +1,140 @@
+"""The audit trail (access patterns 52 to 55 in README.md): one chain per tenant and UTC day,
+appended at its head; pointers from each patient's pseudonym; entries by actor through GSI1."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pynamodb.exceptions import PutError
+
+from chalicelib.domain.audit import GENESIS_HASH, AuditEntry
+from chalicelib.settings import get_settings
+from chalicelib.store.models import AuditEntryItem, AuditSubjectItem, bind_models
+from chalicelib.store.records import as_document, is_condition_failure, plain
+
+Page = tuple[list[dict[str, Any]], str | None]
+
+
+class ChainMoved(Exception):
+    """Another writer appended the same sequence number first: read the head again."""
+
+
+def chain_pk(tenant_id: str, day: str) -> str:
+    return f"T#{tenant_id}#AUDIT#{day}"
+
+
+def subject_pk(tenant_id: str, pseudonym: str) -> str:
+    return f"T#{tenant_id}#AUDIT#S#{pseudonym}"
+
+
+def actor_pk(tenant_id: str, subject: str) -> str:
+    return f"T#{tenant_id}#AUDIT#ACTOR#{subject}"
+
+
+def _seq_key(seq: int) -> str:
+    return f"{seq:010d}"
+
+
+def _expiry(entry: AuditEntry) -> datetime | None:
+    expires = entry.get("expires_at")
+    return datetime.fromtimestamp(expires, UTC) if expires else None
+
+
+def _entry(item: Any) -> AuditEntry:
+    doc = as_document(item.doc)
+    doc["seq"] = int(doc["seq"])
+    entry: AuditEntry = doc  # type: ignore[assignment]
+    return entry
+
+
+class AuditRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
+    def head(self, tenant_id: str, day: str) -> tuple[int, str]:
+        """The day's last sequence number and hash ((0, genesis) for a new day)."""
+        items = list(
+            AuditEntryItem.query(
+                chain_pk(tenant_id, day), scan_index_forward=False, limit=1, consistent_read=True
+            )
+        )
+        if not items:
+            return 0, GENESIS_HASH
+        last = _entry(items[0])
+        return last["seq"], last["hash"]
+
+    def append(self, entry: AuditEntry) -> None:
+        """Put the entry at its sequence number, only if nobody took that number (the chain
+        never forks)."""
+        tenant_id, day, seq = entry["tenant_id"], entry["day"], entry["seq"]
+        body = plain({k: v for k, v in entry.items() if k != "expires_at"})
+        item = AuditEntryItem(
+            chain_pk(tenant_id, day),
+            _seq_key(seq),
+            entity="audit",
+            doc=body,
+            gsi1pk=actor_pk(tenant_id, entry["actor"]["subject"]),
+            gsi1sk=f"{entry['at']}#{day}#{_seq_key(seq)}",
+            expires_at=_expiry(entry),
+        )
+        try:
+            item.save(condition=AuditEntryItem.pk.does_not_exist())
+        except PutError as exc:
+            if is_condition_failure(exc):
+                raise ChainMoved from exc
+            raise
+
+    def point_subjects(self, entry: AuditEntry, summary: dict[str, Any]) -> None:
+        """One pointer per patient the entry touched, for their record's audit and access log."""
+        with AuditSubjectItem.batch_write() as batch:
+            for pseudonym in entry["subjects"]:
+                batch.save(
+                    AuditSubjectItem(
+                        subject_pk(entry["tenant_id"], pseudonym),
+                        f"{entry['at']}#{entry['day']}#{_seq_key(entry['seq'])}",
+                        entity="audit_pointer",
+                        doc=plain(summary),
+                        expires_at=_expiry(entry),
+                    )
+                )
+
+    def day(self, tenant_id: str, day: str) -> list[AuditEntry]:
+        return [
+            _entry(item)
+            for item in AuditEntryItem.query(chain_pk(tenant_id, day), consistent_read=True)
+        ]
+
+    def for_subject(self, tenant_id: str, pseudonym: str, limit: int, after: str | None) -> Page:
+        """Newest first."""
+        pk = subject_pk(tenant_id, pseudonym)
+        start = {"PK": {"S": pk}, "SK": {"S": after}} if after else None
+        result = AuditSubjectItem.query(
+            pk, scan_index_forward=False, limit=limit, last_evaluated_key=start
+        )
+        docs = [as_document(item.doc) for item in result]
+        last = result.last_evaluated_key
+        return docs, (last["SK"]["S"] if last else None)
+
+    def for_actor(self, tenant_id: str, subject: str, limit: int, after: str | None) -> Page:
+        """Newest first, through GSI1."""
+        pk = actor_pk(tenant_id, subject)
+        start = None
+        if after:
+            day, seq, sort_key = after.split("/", 2)
+            start = {
+                "PK": {"S": chain_pk(tenant_id, day)},
+                "SK": {"S": seq},
+                "GSI1PK": {"S": pk},
+                "GSI1SK": {"S": sort_key},
+            }
+        result = AuditEntryItem.by_actor.query(
+            pk, scan_index_forward=False, limit=limit, last_evaluated_key=start
+        )
+        docs: list[dict[str, Any]] = [dict(_entry(item)) for item in result]
+        last = result.last_evaluated_key
+        cursor = None
+        if last:
+            day = last["PK"]["S"].rsplit("#", 1)[1]
+            cursor = f"{day}/{last['SK']['S']}/{last['GSI1SK']['S']}"
+        return docs, cursor

@@ -1,0 +1,49 @@
+"""Each tenant's data key, wrapped under the platform's KMS key (access pattern 51 in README.md)."""
+
+from __future__ import annotations
+
+from pynamodb.exceptions import DoesNotExist, PutError
+
+from chalicelib.settings import get_settings
+from chalicelib.store.keys import tenant_pk
+from chalicelib.store.models import DataKeyItem, bind_models
+from chalicelib.store.records import is_condition_failure
+
+DATA_KEY_SK = "DATAKEY"
+
+
+class DataKeyRepository:
+    def __init__(self) -> None:
+        bind_models(get_settings())
+
+    def get(self, tenant_id: str) -> bytes | None:
+        try:
+            item = DataKeyItem.get(tenant_pk(tenant_id), DATA_KEY_SK, consistent_read=True)
+        except DoesNotExist:
+            return None
+        return bytes(item.wrapped)
+
+    def put_first(self, tenant_id: str, wrapped: bytes, created_at: str) -> bytes:
+        """Store the tenant's first key; when another container stored one first, theirs is
+        the key (every container must use the same one)."""
+        item = DataKeyItem(
+            tenant_pk(tenant_id),
+            DATA_KEY_SK,
+            entity="data_key",
+            wrapped=wrapped,
+            created_at=created_at,
+        )
+        try:
+            item.save(condition=DataKeyItem.pk.does_not_exist())
+        except PutError as exc:
+            if not is_condition_failure(exc):
+                raise
+            stored = self.get(tenant_id)
+            if stored is None:  # deleted in between: a shredded tenant gets no new key here
+                raise
+            return stored
+        return wrapped
+
+    def delete(self, tenant_id: str) -> None:
+        """Crypto-shredding: without this item, nothing encrypted under the key can be read."""
+        DataKeyItem(tenant_pk(tenant_id), DATA_KEY_SK).delete()
