@@ -7,6 +7,7 @@ from chalice.app import Chalice, ConvertToMiddleware, Cron, Rate
 from chalicelib.api import (
     accounts,
     appointments,
+    audit,
     campaigns,
     care,
     meta,
@@ -52,6 +53,7 @@ for routes in (
     segments.api,
     campaigns.api,
     accounts.api,
+    audit.api,
 ):
     app.register_blueprint(routes.blueprint)
 

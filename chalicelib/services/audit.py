@@ -5,6 +5,8 @@ only with a stated reason (break-glass), which alerts the hospital's privacy top
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import random
 import re
@@ -28,6 +30,7 @@ from chalicelib.store.staff import StaffRepository
 
 APPEND_ATTEMPTS = 12  # writers racing for a day's head; each retry reads the head again
 PAGE_DEFAULT, PAGE_MAX = 50, 200
+REMEMBERED_MAX = 50_000
 _AT_DAY_SEQ = r"\d{4}-\d\d-\d\dT[0-9:.]+Z#\d{4}-\d\d-\d\d#\d{10}"  # a pointer's sort key
 SUBJECT_CURSOR = re.compile(_AT_DAY_SEQ)
 ACTOR_CURSOR = re.compile(r"\d{4}-\d\d-\d\d/\d{10}/" + _AT_DAY_SEQ)
@@ -51,9 +54,23 @@ def _limit(raw: str | None) -> int:
 
 
 def _cursor(raw: str | None, shape: re.Pattern[str]) -> str | None:
-    if raw is not None and not shape.fullmatch(raw):
+    """The key a page starts after, from the opaque (URL-safe) cursor the last page gave; only
+    the shape this service writes is accepted, and the tenant is added by the store."""
+    if raw is None:
+        return None
+    try:
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
+    except (ValueError, binascii.Error) as exc:
+        raise invalid("cursor", "is not a cursor this list gave") from exc
+    if not shape.fullmatch(key):
         raise invalid("cursor", "is not a cursor this list gave")
-    return raw
+    return key
+
+
+def _paged(page: tuple[list[Document], str | None]) -> tuple[list[Document], str | None]:
+    items, next_key = page
+    cursor = base64.urlsafe_b64encode(next_key.encode()).decode().rstrip("=") if next_key else None
+    return items, cursor
 
 
 class AuditService:
@@ -72,6 +89,7 @@ class AuditService:
         self._staff = staff
         self._publish = publish
         self._sleep = sleep
+        self._remembered: set[tuple[str, str]] = set()
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -86,12 +104,14 @@ class AuditService:
     ) -> AuditEntry:
         """Append one entry to the tenant's chain of today, naming the patients by pseudonym.
         Races for the chain's head are settled by reading it again (the put is conditional)."""
-        subjects = tuple(sorted(self.pseudonym(tenant_id, p) for p in patients))
+        named = {self.pseudonym(tenant_id, p): p for p in patients}
+        self._remember(tenant_id, named)
         activity = Activity(
             actor=activity.actor,
             action=activity.action,
-            subjects=subjects,
-            records=activity.records,
+            subjects=tuple(sorted(named)),
+            # A patient is named by pseudonym only (in subjects), never by id.
+            records=tuple(r for r in activity.records if r["type"] != "patient"),
             fields=activity.fields,
             outcome=activity.outcome,
             source=activity.source,
@@ -144,6 +164,18 @@ class AuditService:
         except ChainMoved:
             return None
         return entry
+
+    def _remember(self, tenant_id: str, named: dict[str, str]) -> None:
+        """Keep each pseudonym's patient findable (once per container and patient)."""
+        if len(self._remembered) > REMEMBERED_MAX:  # a bound on a long-lived container's memory
+            self._remembered.clear()
+        for pseudonym in sorted(named):
+            if (tenant_id, pseudonym) not in self._remembered:
+                self._remember_one(tenant_id, pseudonym, named[pseudonym])
+                self._remembered.add((tenant_id, pseudonym))
+
+    def _remember_one(self, tenant_id: str, pseudonym: str, patient_id: str) -> None:
+        retried(lambda: self._entries.remember_pseudonym(tenant_id, pseudonym, patient_id))
 
     def _retention_years(self, tenant_id: str) -> int:
         tenant = self._tenants.require(tenant_id)
@@ -203,11 +235,13 @@ class AuditService:
         if not is_valid_id(patient_id):
             raise invalid("patient_id", "is not an id")
         # Kept after the record is erased: the pseudonym is computed, not looked up.
-        return self._entries.for_subject(
-            tenant_id,
-            self.pseudonym(tenant_id, patient_id),
-            _limit(limit),
-            _cursor(cursor, SUBJECT_CURSOR),
+        return _paged(
+            self._entries.for_subject(
+                tenant_id,
+                self.pseudonym(tenant_id, patient_id),
+                _limit(limit),
+                _cursor(cursor, SUBJECT_CURSOR),
+            )
         )
 
     def for_actor(
@@ -216,9 +250,17 @@ class AuditService:
         require_role(principal, {Role.ADMIN})
         if not actor or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,128}", actor):
             raise invalid("actor", "give the staff member's id")
-        return self._entries.for_actor(
-            tenant_of(principal), actor, _limit(limit), _cursor(cursor, ACTOR_CURSOR)
+        tenant_id = tenant_of(principal)
+        entries, next_key = self._entries.for_actor(
+            tenant_id, actor, _limit(limit), _cursor(cursor, ACTOR_CURSOR)
         )
+        # Which patients they were, for those not erased since.
+        known = self._entries.patients_of(
+            tenant_id, {s for entry in entries for s in entry["subjects"]}
+        )
+        for entry in entries:
+            entry["patients"] = sorted(known[s] for s in entry["subjects"] if s in known)
+        return _paged((entries, next_key))
 
     def access_log(
         self, principal: Principal, limit: str | None, cursor: str | None
@@ -227,11 +269,13 @@ class AuditService:
         require_role(principal, {Role.PATIENT})
         tenant_id = tenant_of(principal)
         assert principal.patient_id is not None  # a patient token always names its patient
-        pointers, next_cursor = self._entries.for_subject(
-            tenant_id,
-            self.pseudonym(tenant_id, principal.patient_id),
-            _limit(limit),
-            _cursor(cursor, SUBJECT_CURSOR),
+        pointers, next_cursor = _paged(
+            self._entries.for_subject(
+                tenant_id,
+                self.pseudonym(tenant_id, principal.patient_id),
+                _limit(limit),
+                _cursor(cursor, SUBJECT_CURSOR),
+            )
         )
         tenant = self._tenants.require(tenant_id)
         names = AccessLogNames(
@@ -247,7 +291,7 @@ class AuditService:
         return lines, next_cursor
 
     def verify(self, principal: Principal, day: str | None) -> ChainVerification:
-        require_role(principal, {Role.ADMIN, Role.OPERATOR})
+        require_role(principal, {Role.ADMIN})
         tenant_id = tenant_of(principal)
         return self.verify_day(tenant_id, _parse_day(day))
 

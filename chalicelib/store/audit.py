@@ -10,7 +10,7 @@ from pynamodb.exceptions import PutError
 
 from chalicelib.domain.audit import GENESIS_HASH, AuditEntry
 from chalicelib.settings import get_settings
-from chalicelib.store.models import AuditEntryItem, AuditSubjectItem, bind_models
+from chalicelib.store.models import AuditEntryItem, AuditSubjectItem, UniqueClaim, bind_models
 from chalicelib.store.records import as_document, is_condition_failure, plain
 
 Page = tuple[list[dict[str, Any]], str | None]
@@ -30,6 +30,13 @@ def subject_pk(tenant_id: str, pseudonym: str) -> str:
 
 def actor_pk(tenant_id: str, subject: str) -> str:
     return f"T#{tenant_id}#AUDIT#ACTOR#{subject}"
+
+
+def pseudonym_pk(tenant_id: str, pseudonym: str) -> str:
+    return f"T#{tenant_id}#PSEUDONYM#{pseudonym}"
+
+
+PSEUDONYM_SK = "PATIENT"
 
 
 def _seq_key(seq: int) -> str:
@@ -98,6 +105,24 @@ class AuditRepository:
                         expires_at=_expiry(entry),
                     )
                 )
+
+    def remember_pseudonym(self, tenant_id: str, pseudonym: str, patient_id: str) -> None:
+        """Which patient a pseudonym stands for, while the patient exists (erasure deletes it:
+        from then on the trail names no one)."""
+        UniqueClaim(
+            pseudonym_pk(tenant_id, pseudonym),
+            PSEUDONYM_SK,
+            entity="pseudonym",
+            owner_id=patient_id,
+        ).save()
+
+    def forget_pseudonym(self, tenant_id: str, pseudonym: str) -> None:
+        UniqueClaim(pseudonym_pk(tenant_id, pseudonym), PSEUDONYM_SK).delete()
+
+    def patients_of(self, tenant_id: str, pseudonyms: set[str]) -> dict[str, str]:
+        """pseudonym → patient id, for the pseudonyms whose patient still exists."""
+        keys = [(pseudonym_pk(tenant_id, p), PSEUDONYM_SK) for p in sorted(pseudonyms)]
+        return {item.pk.rsplit("#", 1)[1]: item.owner_id for item in UniqueClaim.batch_get(keys)}
 
     def day(self, tenant_id: str, day: str) -> list[AuditEntry]:
         return [
