@@ -92,9 +92,21 @@ def _shared_statements(name: str, statements: list[dict[str, Any]]) -> list[dict
     ]
     if _mentions(statements, "dynamodb"):
         shared.append(_key_through("dynamodb", ["kms:Decrypt", "kms:DescribeKey"]))
+        shared.append(TENANT_DATA_KEYS)
     if _mentions(statements, "sns"):
         shared.append(_key_through("sns", ["kms:GenerateDataKey", "kms:Decrypt"]))
     return shared
+
+
+# Whoever reads a tenant's items unwraps its data key (field encryption, audit pseudonyms): the
+# platform key, for that purpose only (chalicelib/adapters/kms.py names it in every call).
+TENANT_DATA_KEYS = {
+    "Sid": "TenantDataKeys",
+    "Effect": "Allow",
+    "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
+    "Resource": "${DataKey.Arn}",
+    "Condition": {"StringEquals": {"kms:EncryptionContext:purpose": "tenant-data-key"}},
+}
 
 
 def _key_through(service: str, actions: list[str]) -> dict[str, Any]:

@@ -249,7 +249,17 @@ def _sts(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any
     return requests
 
 
-_SERVICES = {"sns": _sns, "ses": _ses, "states": _states, "cognito-idp": _cognito, "sts": _sts}
+def _kms(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
+    key = str(params.get("KeyId") or "*")
+    resource = key if key.startswith("arn:") or key == "*" else _arn("kms", region, f"key/{key}")
+    context = {
+        f"kms:EncryptionContext:{name}": value
+        for name, value in (params.get("EncryptionContext") or {}).items()
+    }
+    return [_request(action, resource, **context)]
+
+
+_SERVICES = {"kms": _kms, "sns": _sns, "ses": _ses, "states": _states, "cognito-idp": _cognito, "sts": _sts}
 
 
 def iam_requests(

@@ -102,7 +102,12 @@ CONTEXT_KEYS = {"LeadingKeys": "dynamodb:LeadingKeys", "TagKeys": "aws:TagKeys"}
 def _request(call: dict[str, Any]) -> dict[str, Any]:
     # Each reset makes a new user pool; the policy names the stack's one.
     resource = re.sub(r"arn:aws:cognito-idp:[^:]+:\d+:userpool/.+", POOL, call["resource"])
-    context = {CONTEXT_KEYS.get(key, f"aws:{key}"): value for key, value in call["context"].items()}
+    # The emulator's key has its own id; the policy names the stack's key.
+    resource = re.sub(r"arn:aws:kms:[^:]+:\d+:key/.+", KEY, resource)
+    context = {
+        key if ":" in key else CONTEXT_KEYS.get(key, f"aws:{key}"): value
+        for key, value in call["context"].items()
+    }
     if call.get("tenant"):
         context["aws:PrincipalTag/tenant_id"] = call["tenant"]
     return {"action": call["action"], "resource": resource, "context": context}
