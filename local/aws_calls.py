@@ -259,7 +259,14 @@ def _kms(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any
     return [_request(action, resource, **context)]
 
 
-_SERVICES = {"kms": _kms, "sns": _sns, "ses": _ses, "states": _states, "cognito-idp": _cognito, "sts": _sts}
+_SERVICES = {
+    "kms": _kms,
+    "sns": _sns,
+    "ses": _ses,
+    "states": _states,
+    "cognito-idp": _cognito,
+    "sts": _sts,
+}
 
 
 def iam_requests(
