@@ -28,6 +28,20 @@ ADULT_AGE = 18
 DEFAULT_OWN_CONTACT_FROM_AGE = 14
 READ_ONLY_FIELDS = ("id", "created_at", "updated_at", "version", "deleted_at")
 
+# What identifies a patient or says something of their health: stored encrypted (the store
+# seals them under the tenant's key). What stays in the clear runs the journeys without
+# naming anyone: language, time zone, channels, consent, departments, member class.
+SEALED_FIELDS = (
+    "name",
+    "birth_date",
+    "sex",
+    "phone",
+    "email",
+    "guardian",
+    "medical",
+    "external_ids",
+)
+
 # What a patient may change about themselves from the app. Clinical and administrative fields
 # (medical tags, departments, external ids, member class) are the hospital's.
 PATIENT_EDITABLE_FIELDS = frozenset(

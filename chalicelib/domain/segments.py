@@ -205,7 +205,8 @@ def patient_of(sort_key: str) -> str:
     return sort_key.rsplit("#", 1)[1]
 
 
-_SORT_KEY = re.compile(r"(P|\d{4}-\d{2}-\d{2})#(?P<patient>[a-z0-9-]{2,40})")
+# `P#<p>`, or `<birth month>#<p>` as birth-sorted entries are stored (store/segments.py).
+_SORT_KEY = re.compile(r"(P|\d{4}-\d{2})#(?P<patient>[a-z0-9-]{2,40})")
 
 
 def is_entry_sort_key(value: str) -> bool:

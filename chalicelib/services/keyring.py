@@ -15,20 +15,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from chalicelib import clock
 from chalicelib.adapters.kms import KeyService
+from chalicelib.domain.tenant_keys import TenantKeys
 from chalicelib.store.data_keys import DataKeyRepository
 
 CACHE_SECONDS = 300
-
-
-@dataclass(frozen=True)
-class TenantKeys:
-    fields: bytes
-    lookup: bytes
-    pseudonym: bytes
 
 
 def derive(data_key: bytes, tenant_id: str) -> TenantKeys:

@@ -46,6 +46,7 @@ from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
+from chalicelib.store.sealing import use_keys
 from chalicelib.store.segments import SegmentRepository
 from chalicelib.store.signing import sign_tenant_data_with
 from chalicelib.store.staff import StaffRepository
@@ -82,6 +83,8 @@ def services() -> Services:
     use these (one repository of each kind per container)."""
     role = get_settings().tenant_data_role_arn
     sign_tenant_data_with(TenantCredentials(role).frozen_for if role else None)
+    keyring = Keyring(DataKeyRepository(), KeyService())
+    use_keys(keyring)  # the store seals PHI fields with each tenant's keys
     tenant_repository = TenantRepository()
     tenants = TenantService(tenant_repository)
     patients = PatientRepository()
@@ -134,7 +137,7 @@ def services() -> Services:
     staff_records = StaffRepository()
     audit = AuditService(
         AuditRepository(),
-        Keyring(DataKeyRepository(), KeyService()),
+        keyring,
         tenants,
         staff_records,
         channels.publish,

@@ -40,6 +40,7 @@ from chalicelib.store.records import (
     transaction_write,
     versioned_doc,
 )
+from chalicelib.store.sealing import seal, unseal
 
 
 class SlotFull(Conflict):
@@ -102,8 +103,19 @@ def slot_sk(start: str, schedule_id: str) -> str:
     return f"{start}#{schedule_id}"
 
 
+KIND = "appointment"
+# What the clinic tells the patient to bring or do can be clinical: sealed.
+SEALED_FIELDS = ("notes_for_patient",)
+
+
+def appointment_doc(tenant_id: str, item: AppointmentItem) -> Document:
+    doc = versioned_doc(item)
+    return unseal(KIND, tenant_id, doc["id"], doc)  # a written item's own doc, too
+
+
 def _item(tenant_id: str, doc: Document, local_date: str, version: int | None) -> AppointmentItem:
     body = {k: v for k, v in doc.items() if k not in ("version", "local")}
+    body = seal(KIND, tenant_id, doc["id"], body, SEALED_FIELDS)
     item = AppointmentItem(
         appointment_pk(tenant_id, doc["id"]), APPOINTMENT_SK, entity="appointment", doc=body
     )
@@ -127,8 +139,9 @@ class AppointmentRepository:
     @noting("appointment")
     def get(self, tenant_id: str, appointment_id: str) -> Document | None:
         try:
-            return versioned_doc(
-                AppointmentItem.get(appointment_pk(tenant_id, appointment_id), APPOINTMENT_SK)
+            return appointment_doc(
+                tenant_id,
+                AppointmentItem.get(appointment_pk(tenant_id, appointment_id), APPOINTMENT_SK),
             )
         except DoesNotExist:
             return None
@@ -168,7 +181,7 @@ class AppointmentRepository:
                     "the appointment exists already", code="appointment_exists"
                 ),
             )
-        return versioned_doc(item)
+        return appointment_doc(tenant_id, item)
 
     @noting("appointment")
     def move(
@@ -200,7 +213,7 @@ class AppointmentRepository:
         except TransactWriteError as exc:
             # Sent as [check send lock, put appointment, free old place, take new place].
             self._raise_for(exc, take_index=3, appointment_index=1, lock_index=0)
-        return versioned_doc(item)
+        return appointment_doc(tenant_id, item)
 
     @noting("appointment")
     def release(
@@ -219,7 +232,7 @@ class AppointmentRepository:
                 )
         except TransactWriteError as exc:
             self._raise_for(exc, take_index=None, appointment_index=1, lock_index=0)
-        return versioned_doc(item)
+        return appointment_doc(tenant_id, item)
 
     def journey_sync(self, tenant_id: str, appointment_id: str) -> JourneySync | None:
         try:
@@ -269,7 +282,7 @@ class AppointmentRepository:
                 tx.save(item)
         except TransactWriteError as exc:
             self._raise_for(exc, take_index=None, appointment_index=0)
-        return versioned_doc(item)
+        return appointment_doc(tenant_id, item)
 
     @noting("appointment")
     def for_patient(
@@ -293,14 +306,14 @@ class AppointmentRepository:
             limit=limit,
             scan_index_forward=not newest_first,
         )
-        return [versioned_doc(item) for item in items]
+        return [appointment_doc(tenant_id, item) for item in items]
 
     @noting("appointment")
     def for_department_day(
         self, tenant_id: str, department: str, local_date: str
     ) -> list[Document]:
         items = AppointmentItem.by_day.query(department_day_pk(tenant_id, department, local_date))
-        return [versioned_doc(item) for item in items]
+        return [appointment_doc(tenant_id, item) for item in items]
 
     @staticmethod
     def _take(tx: Any, tenant_id: str, doc: Document, capacity: int) -> None:

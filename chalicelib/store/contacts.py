@@ -1,8 +1,9 @@
 """Opt-outs, suppressions, the answers a number is awaited for, and handled inbound messages.
 
-These are keyed by the phone number or address (`SMS#<e164>`, `EMAIL#<address>`, `INBOUND#<id>`),
-not by tenant: a reply arrives before we know the tenant, and a STOP we cannot place stops every
-hospital. They carry ids and times only, no clinical data, and no request path lists them.
+These are keyed by the phone number or address (`SMS#<hash>`, `EMAIL#<hash>`: keyed hashes under
+the platform's lookup key), or a message (`INBOUND#<id>`), not by tenant: a reply arrives before
+we know the tenant, and a STOP we cannot place stops every hospital. They carry ids and times
+only, no clinical data, and no request path lists them.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from chalicelib.domain.opt_outs import (
     sms_opted_out,
 )
 from chalicelib.domain.replies import AwaitedAnswer
+from chalicelib.domain.tenant_keys import PLATFORM
 from chalicelib.settings import get_settings
 from chalicelib.store.models import ContactItem, bind_models
 from chalicelib.store.records import as_document, is_condition_failure
+from chalicelib.store.sealing import lookup_hash
 
 # An opt-out of every hospital (a STOP whose hospital could not be told) is `OPTOUT`; one
 # hospital's is `OPTOUT#<tenant>`; START at a hospital's number after an opt-out of every
@@ -34,6 +37,17 @@ OPT_IN = "OPTIN"
 SUPPRESSED = "SUPPRESSED"
 AWAITING = "AWAIT"
 THIS, EVERY = OptOutScope.THIS_HOSPITAL, OptOutScope.EVERY_HOSPITAL
+
+
+def sms_pk(phone: str) -> str:
+    """A number's partition, by its keyed hash under the platform's lookup key: a reply comes
+    before its tenant is known, and the number itself must not sit in a key (an export, an
+    erased patient's STOP kept as a hash)."""
+    return f"SMS#{lookup_hash(PLATFORM, 'phone', phone)}"
+
+
+def email_pk(address: str) -> str:
+    return f"EMAIL#{lookup_hash(PLATFORM, 'email', address.strip().lower())}"
 
 
 def _opt(kind: str, tenant_id: str | None) -> str:
@@ -56,7 +70,7 @@ def awaited_item(awaited: Awaited, now: str) -> tuple[ContactItem, Any]:
     latest = max((e["until"] for e in awaited.entries), default=now)
     expires = datetime.fromisoformat(latest) + timedelta(days=7) - datetime.fromisoformat(now)
     item = ContactItem(
-        f"SMS#{awaited.phone}",
+        sms_pk(awaited.phone),
         f"{AWAITING}#{awaited.number}",
         entity="awaited_answers",
         doc={"entries": list(awaited.entries), "revision": awaited.revision + 1},
@@ -81,7 +95,7 @@ class ContactRepository:
         """The STOP and START records of a number that bear on one hospital (one Query)."""
         found = {
             item.sk: as_document(item.doc)
-            for item in ContactItem.query(f"SMS#{phone}", ContactItem.sk.startswith(OPT_OUT[:3]))
+            for item in ContactItem.query(sms_pk(phone), ContactItem.sk.startswith(OPT_OUT[:3]))
         }
         records: SmsOptRecords = {}
         if this_hospital := found.get(_opt(OPT_OUT, tenant_id)):
@@ -104,15 +118,15 @@ class ContactRepository:
         is confirmed once, not at every STOP)."""
         if tenant_id is None:
             # Kept at its latest: a START to one hospital before it must not outlast it.
-            was = self._get(f"SMS#{phone}", OPT_OUT)
-            ContactItem(f"SMS#{phone}", OPT_OUT, entity="opt_out", doc=dict(stop)).save()
+            was = self._get(sms_pk(phone), OPT_OUT)
+            ContactItem(sms_pk(phone), OPT_OUT, entity="opt_out", doc=dict(stop)).save()
             return was is None
         # Kept even when every hospital is stopped already: a START whose hospital cannot be
         # told, later, must not lift this hospital's own STOP.
         was_out = self.opted_out(phone, tenant_id)
         try:
             ContactItem(
-                f"SMS#{phone}", _opt(OPT_OUT, tenant_id), entity="opt_out", doc=dict(stop)
+                sms_pk(phone), _opt(OPT_OUT, tenant_id), entity="opt_out", doc=dict(stop)
             ).save(condition=ContactItem.pk.does_not_exist())
         except PutError as exc:
             if is_condition_failure(exc):
@@ -124,11 +138,11 @@ class ContactRepository:
         """START: texts from this hospital again (None: from every hospital). False if the
         number was not opted out. The START is kept with the STOP it lifted, for the record."""
         if tenant_id is None:
-            everyone = self._get(f"SMS#{phone}", OPT_OUT)
+            everyone = self._get(sms_pk(phone), OPT_OUT)
             if everyone is None:
                 return False
             self._write_start(phone, OPT_IN, start, cast(SmsOptRecord, everyone), EVERY)
-            ContactItem(f"SMS#{phone}", OPT_OUT).delete()
+            ContactItem(sms_pk(phone), OPT_OUT).delete()
             return True
         records = self.sms_opt_records(phone, tenant_id)
         if not sms_opted_out(records):
@@ -139,7 +153,7 @@ class ContactRepository:
             stop, scope = records["every_hospital"], EVERY
         # Written first: a START cut short leaves the number opted out, never unexplained.
         self._write_start(phone, _opt(OPT_IN, tenant_id), start, stop, scope)
-        ContactItem(f"SMS#{phone}", _opt(OPT_OUT, tenant_id)).delete()
+        ContactItem(sms_pk(phone), _opt(OPT_OUT, tenant_id)).delete()
         return True
 
     @staticmethod
@@ -147,10 +161,10 @@ class ContactRepository:
         phone: str, sk: str, start: SmsOptRecord, lifted: SmsOptRecord, scope: OptOutScope
     ) -> None:
         record: SmsOptIn = {**start, "lifted": lifted, "lifted_scope": scope.value}
-        ContactItem(f"SMS#{phone}", sk, entity="opt_in", doc=dict(record)).save()
+        ContactItem(sms_pk(phone), sk, entity="opt_in", doc=dict(record)).save()
 
     def awaited(self, phone: str, number: str) -> Awaited:
-        doc = self._get(f"SMS#{phone}", f"{AWAITING}#{number}")
+        doc = self._get(sms_pk(phone), f"{AWAITING}#{number}")
         if doc is None:
             return Awaited(phone, number, [], 0)
         return Awaited(phone, number, list(doc["entries"]), int(doc["revision"]))
@@ -160,11 +174,11 @@ class ContactRepository:
 
     def suppression(self, address: str) -> dict[str, str] | None:
         """Why and when an address stopped being written to (a bounce or a complaint)."""
-        return self._get(f"EMAIL#{address.lower()}", SUPPRESSED)
+        return self._get(email_pk(address), SUPPRESSED)
 
     def suppress(self, address: str, reason: str, at: str) -> None:
         ContactItem(
-            f"EMAIL#{address.lower()}",
+            email_pk(address),
             SUPPRESSED,
             entity="suppression",
             doc={"reason": reason, "at": at},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
+from chalicelib.domain.tenant_keys import PLATFORM
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import tenant_pk
 from chalicelib.store.models import DataKeyItem, bind_models
@@ -12,13 +13,18 @@ from chalicelib.store.records import is_condition_failure
 DATA_KEY_SK = "DATAKEY"
 
 
+def _pk(tenant_id: str) -> str:
+    """A tenant's key beside its record; the platform's own (contacts' lookups) apart."""
+    return "PLATFORM#KEYS" if tenant_id == PLATFORM else tenant_pk(tenant_id)
+
+
 class DataKeyRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
 
     def get(self, tenant_id: str) -> bytes | None:
         try:
-            item = DataKeyItem.get(tenant_pk(tenant_id), DATA_KEY_SK, consistent_read=True)
+            item = DataKeyItem.get(_pk(tenant_id), DATA_KEY_SK, consistent_read=True)
         except DoesNotExist:
             return None
         return bytes(item.wrapped)
@@ -27,7 +33,7 @@ class DataKeyRepository:
         """Store the tenant's first key; when another container stored one first, theirs is
         the key (every container must use the same one)."""
         item = DataKeyItem(
-            tenant_pk(tenant_id),
+            _pk(tenant_id),
             DATA_KEY_SK,
             entity="data_key",
             wrapped=wrapped,
@@ -46,4 +52,4 @@ class DataKeyRepository:
 
     def delete(self, tenant_id: str) -> None:
         """Crypto-shredding: without this item, nothing encrypted under the key can be read."""
-        DataKeyItem(tenant_pk(tenant_id), DATA_KEY_SK).delete()
+        DataKeyItem(_pk(tenant_id), DATA_KEY_SK).delete()

@@ -18,6 +18,7 @@ from chalicelib.settings import get_settings
 from chalicelib.store.keys import IDEMPOTENCY_SK, idempotency_pk
 from chalicelib.store.models import IdempotencyItem, bind_models
 from chalicelib.store.records import as_document, is_condition_failure, plain
+from chalicelib.store.sealing import seal, unseal
 
 KEEP_SECONDS = 24 * 3600
 LOCK_SECONDS = 60
@@ -29,6 +30,14 @@ class StoredResponse:
     complete: bool
     status: int | None
     body: Any
+
+
+KIND = "idempotency"
+
+
+def _tenant_of(scope: str) -> str | None:
+    """A scope is `T#<tenant>#U#...` (a tenant's request) or `PLATFORM#...` (an operator's)."""
+    return scope.split("#", 2)[1] if scope.startswith("T#") else None
 
 
 class IdempotencyRepository:
@@ -64,11 +73,16 @@ class IdempotencyRepository:
         return None
 
     def complete(self, scope: str, status: int, body: Any) -> None:
+        """Store the response to replay; a tenant's (a patient record, say) sealed under its key."""
+        saved: dict[str, Any] = {"saved": plain(body)}
+        tenant_id = _tenant_of(scope)
+        if tenant_id is not None:
+            saved = seal(KIND, tenant_id, scope, saved, ("saved",))
         IdempotencyItem(idempotency_pk(scope), IDEMPOTENCY_SK).update(
             actions=[
                 IdempotencyItem.state.set("complete"),
                 IdempotencyItem.status.set(status),
-                IdempotencyItem.response.set({"saved": plain(body)}),
+                IdempotencyItem.response.set(saved),
             ]
         )
 
@@ -83,7 +97,13 @@ class IdempotencyRepository:
             item = IdempotencyItem.get(idempotency_pk(scope), IDEMPOTENCY_SK, consistent_read=True)
         except DoesNotExist:  # expired between our write and this read: treat as in progress
             return StoredResponse("", complete=False, status=None, body=None)
-        body = as_document(item.response)["saved"] if item.response is not None else None
+        body = None
+        if item.response is not None:
+            response = as_document(item.response)
+            tenant_id = _tenant_of(scope)
+            if tenant_id is not None:
+                response = unseal(KIND, tenant_id, scope, response)
+            body = response["saved"]
         return StoredResponse(
             item.fingerprint,
             item.state == "complete",

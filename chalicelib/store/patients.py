@@ -9,7 +9,7 @@ from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
-from chalicelib.domain.patients import mrn_of
+from chalicelib.domain.patients import SEALED_FIELDS, mrn_of
 from chalicelib.domain.segments import changes
 from chalicelib.settings import get_settings
 from chalicelib.store.errors import concurrent_change, version_conflict
@@ -29,6 +29,7 @@ from chalicelib.store.records import (
     transaction_write,
     versioned_doc,
 )
+from chalicelib.store.sealing import lookup_hash, seal, unseal
 from chalicelib.store.segments import entry_item, remember_member_classes
 
 ListingPosition = tuple[str, str]  # (listing sort key, patient id) of the last item returned
@@ -38,8 +39,11 @@ def _listing_sk(doc: Document) -> str:
     return f"{doc['created_at']}#{doc['id']}"
 
 
+KIND = "patient"
+
+
 def _item(tenant_id: str, doc: Document, version: int | None) -> PatientItem:
-    body = stored_body(doc)
+    body = seal(KIND, tenant_id, doc["id"], stored_body(doc), SEALED_FIELDS)
     item = PatientItem(patient_pk(tenant_id, doc["id"]), PROFILE_SK, entity="patient", doc=body)
     if version is not None:
         item.version = version
@@ -47,7 +51,7 @@ def _item(tenant_id: str, doc: Document, version: int | None) -> PatientItem:
         item.deleted_at = doc["deleted_at"]
         return item  # out of every index
     if doc.get("phone"):
-        item.gsi1pk = phone_lookup_pk(tenant_id, doc["phone"])
+        item.gsi1pk = phone_lookup_pk(tenant_id, lookup_hash(tenant_id, "phone", doc["phone"]))
         item.gsi1sk = f"P#{doc['id']}"
     item.gsi2pk = patients_listing_pk(tenant_id)
     item.gsi2sk = _listing_sk(doc)
@@ -55,7 +59,19 @@ def _item(tenant_id: str, doc: Document, version: int | None) -> PatientItem:
 
 
 def _claim(tenant_id: str, mrn: str, owner_id: str) -> UniqueClaim:
-    return UniqueClaim(mrn_claim_pk(tenant_id, mrn), CLAIM_SK, entity="mrn", owner_id=owner_id)
+    """An MRN's claim, keyed by its keyed hash: the number itself is only in the sealed record."""
+    return UniqueClaim(
+        mrn_claim_pk(tenant_id, lookup_hash(tenant_id, "mrn", mrn)),
+        CLAIM_SK,
+        entity="mrn",
+        owner_id=owner_id,
+    )
+
+
+def patient_doc(tenant_id: str, item: PatientItem) -> Document:
+    """The stored profile as services see it: sealed fields opened, at its version."""
+    doc = versioned_doc(item)
+    return unseal(KIND, tenant_id, doc["id"], doc)
 
 
 def _mrn_taken(mrn: str) -> Conflict:
@@ -73,7 +89,7 @@ class PatientRepository:
             item = PatientItem.get(patient_pk(tenant_id, patient_id), PROFILE_SK)
         except DoesNotExist:
             return None
-        return None if item.deleted_at else versioned_doc(item)
+        return None if item.deleted_at else patient_doc(tenant_id, item)
 
     @noting("patient")
     def create(self, tenant_id: str, doc: Document) -> Document:
@@ -101,7 +117,7 @@ class PatientRepository:
                 raise Conflict("patient id collision; retry", code="conflict") from exc
             raise
         remember_member_classes(tenant_id, joined)
-        return versioned_doc(item)
+        return {**doc, "version": item.version}
 
     @noting("patient")
     def replace(self, tenant_id: str, previous: Document, doc: Document) -> Document:
@@ -140,7 +156,7 @@ class PatientRepository:
                 raise version_conflict() from exc
             raise
         remember_member_classes(tenant_id, joined)
-        return versioned_doc(item)
+        return {**doc, "version": item.version}
 
     @noting("patient")
     def page(
@@ -158,7 +174,7 @@ class PatientRepository:
         result = PatientItem.by_listing.query(
             patients_listing_pk(tenant_id), limit=limit, last_evaluated_key=start_key
         )
-        docs = [versioned_doc(item) for item in result]
+        docs = [patient_doc(tenant_id, item) for item in result]
         last = result.last_evaluated_key
         position = (last["GSI2SK"]["S"], docs[-1]["id"]) if last and docs else None
         return docs, position
@@ -166,13 +182,15 @@ class PatientRepository:
     @noting("patient")
     def find_by_phone(self, tenant_id: str, e164: str, limit: int) -> list[Document]:
         items: Iterator[PatientItem] = PatientItem.by_lookup.query(
-            phone_lookup_pk(tenant_id, e164), limit=limit
+            phone_lookup_pk(tenant_id, lookup_hash(tenant_id, "phone", e164)), limit=limit
         )
-        return [versioned_doc(item) for item in items]
+        return [patient_doc(tenant_id, item) for item in items]
 
     def find_by_mrn(self, tenant_id: str, mrn: str) -> Document | None:
         try:
-            claim = UniqueClaim.get(mrn_claim_pk(tenant_id, mrn), CLAIM_SK)
+            claim = UniqueClaim.get(
+                mrn_claim_pk(tenant_id, lookup_hash(tenant_id, "mrn", mrn)), CLAIM_SK
+            )
         except DoesNotExist:
             return None
         return self.get(tenant_id, claim.owner_id)

@@ -15,6 +15,17 @@ from chalicelib.store.records import (
     stored_body,
     versioned_doc,
 )
+from chalicelib.store.sealing import seal, unseal
+
+KIND = "questionnaire_response"
+# A patient's answers say something of their health: sealed under the tenant's key. The risk
+# the answers scored stays in the clear (staff queues and alerts read it).
+SEALED_FIELDS = ("answers",)
+
+
+def _doc(tenant_id: str, item: QuestionnaireResponseItem) -> Document:
+    doc = versioned_doc(item)
+    return unseal(KIND, tenant_id, doc["id"], doc)
 
 
 class ResponseRepository:
@@ -29,7 +40,7 @@ class ResponseRepository:
             )
         except DoesNotExist:
             return None
-        return versioned_doc(item)
+        return _doc(tenant_id, item)
 
     @noting("questionnaire_response")
     def put(self, tenant_id: str, doc: Document, expected_version: int | None) -> Document:
@@ -37,13 +48,14 @@ class ResponseRepository:
             patient_pk(tenant_id, doc["patient_id"]),
             f"QR#{doc['id']}",
             entity="qr",
-            doc=stored_body(doc),
+            doc=seal(KIND, tenant_id, doc["id"], stored_body(doc), SEALED_FIELDS),
         )
-        return put_versioned(item, expected_version)
+        stored = put_versioned(item, expected_version)
+        return {**doc, "version": stored["version"]}
 
     @noting("questionnaire_response")
     def for_patient(self, tenant_id: str, patient_id: str) -> list[Document]:
         items = QuestionnaireResponseItem.query(
             patient_pk(tenant_id, patient_id), QuestionnaireResponseItem.sk.startswith("QR#")
         )
-        return [versioned_doc(item) for item in items]
+        return [_doc(tenant_id, item) for item in items]

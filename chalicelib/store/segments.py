@@ -11,6 +11,9 @@ from typing import Any
 from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.segments import (
+    BIRTHS_PARTITION,
+    CONDITION_PREFIX,
+    GUARDIANS_OF_MINORS,
     MEMBER_PREFIX,
     Entry,
     SegmentQuery,
@@ -22,14 +25,36 @@ from chalicelib.settings import get_settings
 from chalicelib.store.keys import PROFILE_SK, patient_pk
 from chalicelib.store.models import PatientItem, SegmentEntryItem, bind_models
 from chalicelib.store.records import versioned_doc
+from chalicelib.store.sealing import lookup_hash, unseal
 
 BATCH_GET_MAX = 100
 
 
+# Partitions whose entries are sorted by birth date: the key holds the birth month only (the
+# date itself is sealed in the profile); a query's boundary month is settled from the profiles.
+BY_BIRTH = frozenset({BIRTHS_PARTITION, segment_partition(GUARDIANS_OF_MINORS)})
+CONDITION_PARTITION = segment_partition(CONDITION_PREFIX)
+
+
+def stored_partition(tenant_id: str, partition: str) -> str:
+    """A segment's partition key. A condition tag is health data: its keyed hash stands in."""
+    if partition.startswith(CONDITION_PARTITION):
+        tag = partition.removeprefix(CONDITION_PARTITION)
+        partition = CONDITION_PARTITION + lookup_hash(tenant_id, "condition", tag)
+    return f"T#{tenant_id}#{partition}"
+
+
+def stored_sort(entry: Entry) -> str:
+    if entry.partition in BY_BIRTH:
+        born, patient_id = entry.sort.split("#", 1)
+        return f"{born[:7]}#{patient_id}"
+    return entry.sort
+
+
 def entry_item(tenant_id: str, entry: Entry) -> SegmentEntryItem:
     return SegmentEntryItem(
-        f"T#{tenant_id}#{entry.partition}",
-        entry.sort,
+        stored_partition(tenant_id, entry.partition),
+        stored_sort(entry),
         entity="segment_entry",
         patient_id=patient_of(entry.sort),
     )
@@ -51,11 +76,20 @@ def remember_member_classes(tenant_id: str, joined: set[Entry]) -> None:
 
 
 def _condition(query: SegmentQuery) -> Any:
+    """The key condition; for birth-sorted partitions, whole months (the boundary month in)."""
+    by_month = query.partition in BY_BIRTH
     if query.at_least is not None:
-        return SegmentEntryItem.sk >= query.at_least
+        return SegmentEntryItem.sk >= (f"{query.at_least[:7]}#" if by_month else query.at_least)
     if query.below is not None:
-        return SegmentEntryItem.sk < query.below
+        return SegmentEntryItem.sk < (f"{query.below[:7]}#~" if by_month else query.below)
     return None
+
+
+def _boundary_month(query: SegmentQuery) -> str | None:
+    if query.partition not in BY_BIRTH:
+        return None
+    bound = query.at_least or query.below
+    return bound[:7] if bound else None
 
 
 class SegmentRepository:
@@ -67,7 +101,7 @@ class SegmentRepository:
     ) -> tuple[list[str], str | None]:
         """Up to `limit` patient ids of a segment, in sort-key order, after the sort key
         `after`; and the sort key to continue from (None when the segment is exhausted)."""
-        partition = f"T#{tenant_id}#{query.partition}"
+        partition = stored_partition(tenant_id, query.partition)
         start = {"PK": {"S": partition}, "SK": {"S": after}} if after is not None else None
         result = SegmentEntryItem.query(
             partition,
@@ -78,7 +112,28 @@ class SegmentRepository:
         sort_keys = [item.sk for item in result]
         last = result.last_evaluated_key
         next_after = sort_keys[-1] if last and sort_keys else None
-        return [patient_of(sk) for sk in sort_keys], next_after
+        return self._exactly(tenant_id, query, sort_keys), next_after
+
+    def _exactly(self, tenant_id: str, query: SegmentQuery, sort_keys: list[str]) -> list[str]:
+        """The members among these entries: those of the boundary month are judged by the
+        birth date in their (sealed) profile."""
+        month = _boundary_month(query)
+        ids = [patient_of(sk) for sk in sort_keys]
+        undecided = [patient_of(sk) for sk in sort_keys if month and sk.startswith(month)]
+        if not undecided:
+            return ids
+        births = {
+            doc["id"]: doc.get("birth_date", "") for doc in self.profiles(tenant_id, undecided)
+        }
+        out = set()
+        for patient_id in undecided:
+            born = births.get(patient_id)
+            inside = born is not None and (
+                born >= query.at_least if query.at_least else born < (query.below or "")
+            )
+            if not inside:
+                out.add(patient_id)
+        return [p for p in ids if p not in out]
 
     def note_visit(self, tenant_id: str, patient_id: str, appointment_type: str) -> None:
         """A fulfilled visit places its patient in the visit indexes (idempotent puts, after
@@ -88,8 +143,15 @@ class SegmentRepository:
 
     def count(self, tenant_id: str, query: SegmentQuery) -> int:
         """How many members a segment has now (a Query with Select COUNT, paged)."""
-        partition = f"T#{tenant_id}#{query.partition}"
-        return SegmentEntryItem.count(partition, _condition(query))
+        partition = stored_partition(tenant_id, query.partition)
+        month = _boundary_month(query)
+        if month is None:
+            return SegmentEntryItem.count(partition, _condition(query))
+        # Whole months by COUNT; the boundary month's entries one by one.
+        in_month = SegmentEntryItem.sk.startswith(f"{month}#")
+        boundary = [item.sk for item in SegmentEntryItem.query(partition, in_month)]
+        whole = SegmentEntryItem.count(partition, _condition(query)) - len(boundary)
+        return whole + len(self._exactly(tenant_id, query, boundary))
 
     @noting("patient")
     def profiles(self, tenant_id: str, patient_ids: list[str]) -> list[Document]:
@@ -102,7 +164,8 @@ class SegmentRepository:
             ]
             for item in PatientItem.batch_get(keys):
                 if not item.deleted_at:
-                    found[item.doc["id"]] = versioned_doc(item)
+                    doc = versioned_doc(item)
+                    found[doc["id"]] = unseal("patient", tenant_id, doc["id"], doc)
         return [found[p] for p in patient_ids if p in found]
 
     def member_classes(self, tenant_id: str) -> list[str]:

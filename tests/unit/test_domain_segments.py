@@ -102,7 +102,9 @@ def test_unknown_segments_are_not_found() -> None:
 
 def test_cursor_sort_keys_are_only_ours() -> None:
     assert segments.is_entry_sort_key("P#p-0123456789abcdef")
-    assert segments.is_entry_sort_key("1961-04-12#p-0123456789abcdef")
+    # Birth-sorted entries keep the month only (the date is sealed in the profile).
+    assert segments.is_entry_sort_key("1961-04#p-0123456789abcdef")
+    assert not segments.is_entry_sort_key("1961-04-12#p-0123456789abcdef")
     assert not segments.is_entry_sort_key("T#other#P#p-1")
     assert not segments.is_entry_sort_key("P#p-1#x")
 
