@@ -77,6 +77,7 @@ class Keyring:
             self._cached.pop(tenant_id, None)
 
     def shred(self, tenant_id: str) -> None:
-        """Delete the tenant's data key: its encrypted data becomes unreadable for good."""
-        self._keys.delete(tenant_id)
+        """Drop the tenant's data key: its encrypted data becomes unreadable for good. Warm
+        containers forget it within CACHE_SECONDS."""
+        self._keys.shred(tenant_id, clock.iso(clock.now()))
         self.forget(tenant_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pynamodb.exceptions import DoesNotExist, PutError
 
+from chalicelib.domain.errors import NotFound
 from chalicelib.domain.tenant_keys import PLATFORM
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import tenant_pk
@@ -11,6 +12,10 @@ from chalicelib.store.models import DataKeyItem, bind_models
 from chalicelib.store.records import is_condition_failure
 
 DATA_KEY_SK = "DATAKEY"
+
+
+class KeysShredded(NotFound):
+    """The tenant's key was shredded: its records are gone as far as anyone can tell."""
 
 
 def _pk(tenant_id: str) -> str:
@@ -23,10 +28,13 @@ class DataKeyRepository:
         bind_models(get_settings())
 
     def get(self, tenant_id: str) -> bytes | None:
+        """The wrapped key; None when the tenant has none yet; KeysShredded when it was shredded."""
         try:
             item = DataKeyItem.get(_pk(tenant_id), DATA_KEY_SK, consistent_read=True)
         except DoesNotExist:
             return None
+        if item.wrapped is None:
+            raise KeysShredded("this tenant's data was shredded")
         return bytes(item.wrapped)
 
     def put_first(self, tenant_id: str, wrapped: bytes, created_at: str) -> bytes:
@@ -45,11 +53,14 @@ class DataKeyRepository:
             if not is_condition_failure(exc):
                 raise
             stored = self.get(tenant_id)
-            if stored is None:  # deleted in between: a shredded tenant gets no new key here
+            if stored is None:
                 raise
             return stored
         return wrapped
 
-    def delete(self, tenant_id: str) -> None:
-        """Crypto-shredding: without this item, nothing encrypted under the key can be read."""
-        DataKeyItem(_pk(tenant_id), DATA_KEY_SK).delete()
+    def shred(self, tenant_id: str, at: str) -> None:
+        """Crypto-shredding: the wrapped key goes, a tombstone stays (no new key is ever made
+        for the tenant), and nothing encrypted under the old key can be read again."""
+        DataKeyItem(
+            _pk(tenant_id), DATA_KEY_SK, entity="data_key", created_at=at, shredded_at=at
+        ).save()

@@ -296,10 +296,12 @@ class AccountLinkItem(_Base):
 
 class DataKeyItem(_Base):
     """A tenant's data key, wrapped under the platform's KMS key (PK `T#<t>`, SK `DATAKEY`).
-    Deleting it makes the tenant's encrypted fields unreadable for good (crypto-shredding)."""
+    Shredding drops the wrapped key (a tombstone keeps `shredded_at`, so no new key is made):
+    the tenant's encrypted fields are unreadable for good (crypto-shredding)."""
 
-    wrapped = BinaryAttribute(attr_name="wrapped", legacy_encoding=False)
+    wrapped = BinaryAttribute(null=True, attr_name="wrapped", legacy_encoding=False)
     created_at = UnicodeAttribute(attr_name="created_at")
+    shredded_at = UnicodeAttribute(null=True, attr_name="shredded_at")
 
 
 class AuditEntryItem(_Base):

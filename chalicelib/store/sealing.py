@@ -44,7 +44,8 @@ def _keys(tenant_id: str) -> TenantKeys:
 
 
 class Unreadable(Exception):
-    """A sealed record that cannot be opened: its tenant's key is gone, or it was tampered with."""
+    """A sealed record that does not open under its tenant's key: it was tampered with or moved
+    (a shredded tenant's reads stop earlier, at its key: KeysShredded)."""
 
 
 def _associated(kind: str, tenant_id: str, record_id: str) -> bytes:
