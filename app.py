@@ -10,6 +10,8 @@ from chalicelib.api import (
     audit,
     campaigns,
     care,
+    erasure,
+    fhir,
     meta,
     patients,
     questionnaires,
@@ -18,13 +20,15 @@ from chalicelib.api import (
     tasks,
     templates,
     tenants,
+    webhooks,
 )
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import deployment_stage
 from chalicelib.tasks import campaigns as campaign_tasks
 from chalicelib.tasks import care as care_tasks
-from chalicelib.tasks import inbound, journey, provisioning, smoke
+from chalicelib.tasks import inbound, journey, privacy, provisioning, smoke
+from chalicelib.tasks import webhooks as webhook_tasks
 
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
 app = Chalice(app_name="careloop", configure_logs=False)
@@ -54,6 +58,9 @@ for routes in (
     campaigns.api,
     accounts.api,
     audit.api,
+    erasure.api,
+    fhir.api,
+    webhooks.api,
 ):
     app.register_blueprint(routes.blueprint)
 
@@ -81,6 +88,12 @@ campaign_send_failed = app.lambda_function(name="campaign_send_failed")(
     campaign_tasks.campaign_send_failed
 )
 
+# Outbound webhooks: one signed delivery (retried by its state machine), then the dead letter.
+webhook_deliver = app.lambda_function(name="webhook_deliver")(webhook_tasks.webhook_deliver)
+webhook_dead_letter = app.lambda_function(name="webhook_dead_letter")(
+    webhook_tasks.webhook_dead_letter
+)
+
 aftercare_task = app.lambda_function(name="aftercare_task")(care_tasks.aftercare_task)
 recall_task = app.lambda_function(name="recall_task")(care_tasks.recall_task)
 recall_backfill = app.lambda_function(name="recall_backfill")(care_tasks.recall_backfill)
@@ -97,6 +110,11 @@ recall_sweep = app.schedule(Cron(0, 1, "*", "*", "?", "*"), name="recall_sweep")
 # Every 10 minutes: a booking, reschedule or cancel that committed but could not start or stop
 # its execution at once (throttled, failing) gets it started or stopped from its marker.
 repair_sweep = app.schedule(Rate(10, unit=Rate.MINUTES), name="repair_sweep")(journey.repair_sweep)
+
+# Daily at 02:30 UTC: deleted patients past their tenant's retention are erased.
+retention_sweep = app.schedule(Cron(30, 2, "*", "*", "?", "*"), name="retention_sweep")(
+    privacy.retention_sweep
+)
 
 # SNS handlers: two-way SMS replies and SES feedback arrive on the platform's topics; a visit
 # that took place (journey-events) starts its care plans and restarts recall counts.

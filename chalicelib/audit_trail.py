@@ -25,6 +25,8 @@ class Trail:
     records: dict[tuple[str, str], None] = field(default_factory=dict)  # ordered, unique
     break_glass: str | None = None
     stated_reason: str | None = None  # what the caller gave for reading outside their departments
+    reason: str | None = None  # why a change was made, where the change asks for one (erasure)
+    erased: set[str] = field(default_factory=set)  # patients erased by this request or task
 
 
 _current: ContextVar[Trail | None] = ContextVar("audit_trail", default=None)
@@ -66,6 +68,21 @@ def touched_docs(kind: str, docs: Iterable[Mapping[str, Any] | None]) -> None:
 def stated_reason() -> str | None:
     trail = _current.get()
     return trail.stated_reason if trail is not None else None
+
+
+def erased(patient_id: str) -> None:
+    """This patient was erased here: their entry names them by pseudonym, which must not become
+    findable again."""
+    trail = _current.get()
+    if trail is not None:
+        trail.erased.add(patient_id)
+
+
+def reason_given(reason: str) -> None:
+    """The reason the caller gave for this change, for its audit entry."""
+    trail = _current.get()
+    if trail is not None:
+        trail.reason = reason
 
 
 def glass_broken(reason: str) -> None:

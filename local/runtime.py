@@ -23,6 +23,7 @@ from local.identity import UserPool, sign_in
 from local.outbox import Outbox
 from local.provision import Provisioned, provision, tenant_data_role
 from local.vclock import VirtualClock
+from local.webhook_receiver import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGE = "local"
@@ -70,6 +71,8 @@ class Runtime:
     _server: Any
     # One signed-in user per (role, tenant, patient): a sign-in is four calls to the pool.
     _tokens: dict[tuple[str, str | None, str | None], str] = field(default_factory=dict)
+    # A hospital's system on 127.0.0.1: what webhooks delivered (local/webhook_receiver.py).
+    webhooks: WebhookReceiver | None = None
 
     def client(self, service: str) -> Any:
         return emulator_client(self.endpoint, service)
@@ -110,6 +113,8 @@ class Runtime:
         self._tokens.clear()
         self.clock.rewind(start)
         self.outbox.clear()
+        if self.webhooks is not None:
+            self.webhooks.clear()
         dead_letters.clear()
         meter.reset()
 
@@ -125,6 +130,8 @@ class Runtime:
 
     def stop(self) -> None:
         self._server.stop()
+        if self.webhooks is not None:
+            self.webhooks.stop()
 
 
 def start(*, clock: VirtualClock, port: int | None = None) -> Runtime:
@@ -181,7 +188,9 @@ def start(*, clock: VirtualClock, port: int | None = None) -> Runtime:
     server.start()
     _call_in_process()
     resources, pool = _provision_platform(endpoint, app)
-    return Runtime(endpoint, clock, outbox, pool, resources, app, server)
+    receiver = WebhookReceiver().start()
+    local_api.bind_webhook_receiver(receiver)
+    return Runtime(endpoint, clock, outbox, pool, resources, app, server, webhooks=receiver)
 
 
 _IN_PROCESS: list[Any] = []  # moto's mock, started once per process

@@ -117,6 +117,13 @@ class Channels:
         except Exception as exc:
             raise_classified(exc)
 
+    def unregister_device(self, endpoint_arn: str) -> None:
+        """Forget a device's push endpoint (an erased patient's); one already gone is no error."""
+        try:
+            self._client("sns").delete_endpoint(EndpointArn=endpoint_arn)
+        except Exception as exc:
+            raise_classified(exc)
+
     def register_device(self, application_arn: str, token: str) -> str:
         """The push endpoint of a device token. SNS returns the same endpoint for the same
         token, so registering twice is harmless."""

@@ -3,23 +3,12 @@ at (admins), whether a day's chain is intact (admins), and the patient's own acc
 
 from __future__ import annotations
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest, QueryParam
+from chalicelib.api.http import PAGING, ApiBlueprint, ApiRequest, QueryParam, page_of
 from chalicelib.domain.access import Role
 from chalicelib.domain.audit import ChainVerification
 from chalicelib.services.registry import services
 
 api = ApiBlueprint(__name__, tag="audit")
-PAGE = (
-    QueryParam("limit", "Page size, 1 to 200 (default 50)"),
-    QueryParam("cursor", "The next_cursor of the previous page"),
-)
-
-
-def _page(items: list[dict[str, object]], next_cursor: str | None) -> dict[str, object]:
-    page: dict[str, object] = {"items": items}
-    if next_cursor:
-        page["next_cursor"] = next_cursor
-    return page
 
 
 @api.route(
@@ -29,10 +18,10 @@ def _page(items: list[dict[str, object]], next_cursor: str | None) -> dict[str, 
     roles={Role.ADMIN},
     response_schema="record-audit",
     errors=(400, 401, 403),
-    query=PAGE,
+    query=PAGING,
 )
 def get_patient_audit(request: ApiRequest, patient_id: str) -> dict[str, object]:
-    return _page(
+    return page_of(
         *services().audit.for_patient(
             request.principal, patient_id, request.query("limit"), request.query("cursor")
         )
@@ -46,10 +35,10 @@ def get_patient_audit(request: ApiRequest, patient_id: str) -> dict[str, object]
     roles={Role.ADMIN},
     response_schema="audit-entry-list",
     errors=(400, 401, 403),
-    query=(QueryParam("actor", "The staff member's id (their account's sub)"), *PAGE),
+    query=(QueryParam("actor", "The staff member's id (their account's sub)"), *PAGING),
 )
 def list_audit(request: ApiRequest) -> dict[str, object]:
-    return _page(
+    return page_of(
         *services().audit.for_actor(
             request.principal,
             request.query("actor"),
@@ -79,10 +68,10 @@ def verify_audit(request: ApiRequest) -> ChainVerification:
     roles={Role.PATIENT},
     response_schema="access-log",
     errors=(400, 401, 403),
-    query=PAGE,
+    query=PAGING,
 )
 def get_access_log(request: ApiRequest) -> dict[str, object]:
-    return _page(
+    return page_of(
         *services().audit.access_log(
             request.principal, request.query("limit"), request.query("cursor")
         )

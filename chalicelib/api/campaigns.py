@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
+from chalicelib.api.http import PAGING, ApiBlueprint, ApiRequest, ApiResponse, page_of
 from chalicelib.domain.access import CLINIC_ROLES
 from chalicelib.services.registry import services
 
@@ -32,19 +32,13 @@ def create_campaign(request: ApiRequest) -> ApiResponse:
     roles=CLINIC_ROLES,
     response_schema="campaign-list",
     errors=(400, 401, 403),
-    query=(
-        QueryParam("limit", "Page size, 1 to 200 (default 50)"),
-        QueryParam("cursor", "The next_cursor of the previous page"),
-    ),
+    query=PAGING,
 )
 def list_campaigns(request: ApiRequest) -> dict[str, object]:
     items, next_cursor = services().campaigns.list(
         request.principal, limit=request.query("limit"), cursor=request.query("cursor")
     )
-    page: dict[str, object] = {"items": items}
-    if next_cursor:
-        page["next_cursor"] = next_cursor
-    return page
+    return page_of(items, next_cursor)
 
 
 @api.route(

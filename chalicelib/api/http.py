@@ -150,6 +150,22 @@ def normalise_chalice_errors(event: Request, get_response: Callable[[Request], R
 class QueryParam:
     name: str
     description: str
+    required: bool = False  # documented as such; the service names it in a 400 when absent
+
+
+# The query of every paged list, and the page it answers.
+PAGING = (
+    QueryParam("limit", "Page size, 1 to 200 (default 50)"),
+    QueryParam("cursor", "The next_cursor of the previous page"),
+)
+
+
+def page_of(items: list[Any], next_cursor: str | None) -> dict[str, object]:
+    """A page of a list: its items, and the cursor of the next page unless this is the last."""
+    page: dict[str, object] = {"items": items}
+    if next_cursor:
+        page["next_cursor"] = next_cursor
+    return page
 
 
 @dataclass(frozen=True)
@@ -433,9 +449,10 @@ def _audited(
             "request_id": str((request.context or {}).get("requestId") or ""),
         },
         break_glass=trail.break_glass,
+        reason=trail.reason,
     )
     try:
-        services().audit.record(tenant_id, activity, patients)
+        services().audit.record(tenant_id, activity, patients, found=trail.patients - trail.erased)
     except Exception as failure:
         logger.exception("audit entry not written", extra={"operation": operation.operation_id})
         count("AuditWriteFailed")

@@ -139,7 +139,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         {
             "name": q.name,
             "in": "query",
-            "required": False,
+            "required": q.required,
             "description": q.description,
             "schema": {"type": "string"},
         }

@@ -22,6 +22,17 @@ NEXT_STATUSES: dict[str, frozenset[str]] = {
 ACTIVE = frozenset({"proposed", "booked"})  # the slot is held; the journey runs
 
 
+# What an appointment's "status change" is to those told of it (outbound webhooks): its FHIR
+# status, the patient's participation (their answer), or its time (a reschedule).
+STATUS_FIELDS = ("status", "patient_response", "start")
+
+
+def status_changed(before: Document | None, after: Document) -> bool:
+    """Whether a saved change is one of those: a booking always is; an answer token stored by
+    the journey, say, is not."""
+    return before is None or any(before.get(k) != after.get(k) for k in STATUS_FIELDS)
+
+
 def check_transition(appointment: Document, to: str) -> None:
     current = appointment["status"]
     if to not in NEXT_STATUSES[current]:

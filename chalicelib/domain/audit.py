@@ -2,9 +2,11 @@
 
 Entries are chained per tenant and UTC day: each carries the hash of the entry before it, so an
 edited, removed or inserted entry breaks the chain at that point, and `first_broken_link` names
-it. A patient appears only as a pseudonym (a keyed hash of their id under the tenant's key): the
-trail survives the patient's erasure and names no one, yet the hospital can still answer "who
-looked at this record" for an id it is given.
+it. A tenant's day has CHAIN_SHARDS chains side by side: a writer that loses the race for one
+chain's head appends to another, so a busy hospital's many journey tasks do not queue behind
+one head. A patient appears only as a pseudonym (a keyed hash of their id under the tenant's
+key): the trail survives the patient's erasure and names no one, yet the hospital can still
+answer "who looked at this record" for an id it is given.
 
 Never stored here: the values of PHI. Fields changed are listed by name only.
 """
@@ -20,6 +22,7 @@ from enum import StrEnum
 from typing import NotRequired, TypedDict
 
 GENESIS_HASH = "0" * 64  # what the first entry of a day's chain points back to
+CHAIN_SHARDS = 8
 DEFAULT_RETENTION_YEARS = 6
 MAX_RECORDS_PER_ENTRY = 200  # a page of the largest list the API returns
 BREAK_GLASS_HEADER = "X-Break-Glass-Reason"
@@ -58,8 +61,9 @@ class RecordRef(TypedDict):
 
 class AuditEntry(TypedDict):
     tenant_id: str
-    day: str  # the chain: YYYY-MM-DD (UTC)
-    seq: int  # 1, 2, ... within the day
+    day: str  # YYYY-MM-DD (UTC)
+    shard: int  # which of the day's chains: 0 .. CHAIN_SHARDS - 1
+    seq: int  # 1, 2, ... within the chain
     at: str
     actor: Actor
     action: str  # the API operation or the task
@@ -71,10 +75,12 @@ class AuditEntry(TypedDict):
     prev_hash: str
     hash: str
     break_glass: NotRequired[str]  # the reason a member gave for reading outside their departments
+    reason: NotRequired[str]  # the reason given for a change that needs one (an erasure)
     expires_at: NotRequired[int]  # epoch seconds: the tenant's retention
 
 
 class ChainBreak(TypedDict):
+    shard: int
     seq: int
     reason: str
 
@@ -82,6 +88,7 @@ class ChainBreak(TypedDict):
 class ChainVerification(TypedDict):
     tenant_id: str
     day: str
+    chains: int
     entries: int
     intact: bool
     first_broken: NotRequired[ChainBreak]
@@ -99,6 +106,7 @@ class Activity:
     outcome: str
     source: Source
     break_glass: str | None = None
+    reason: str | None = None
 
 
 def pseudonym(key: bytes, patient_id: str) -> str:
@@ -129,6 +137,7 @@ def chained(
     *,
     tenant_id: str,
     at: datetime,
+    shard: int,
     seq: int,
     prev_hash: str,
     retention_years: int,
@@ -137,6 +146,7 @@ def chained(
     entry: AuditEntry = {
         "tenant_id": tenant_id,
         "day": day,
+        "shard": shard,
         "seq": seq,
         "at": at.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "actor": activity.actor,
@@ -151,6 +161,8 @@ def chained(
     }
     if activity.break_glass:
         entry["break_glass"] = activity.break_glass
+    if activity.reason:
+        entry["reason"] = activity.reason
     entry["hash"] = entry_hash(entry)
     entry["expires_at"] = retention_expiry(day, retention_years)
     return entry
@@ -167,27 +179,37 @@ def _unique(records: tuple[RecordRef, ...]) -> list[RecordRef]:
     return kept
 
 
-def first_broken_link(entries: list[AuditEntry]) -> ChainBreak | None:
-    """The first entry (in sequence order) whose chain does not hold: a gap or repeat in the
-    numbering, a hash that does not match its content, or a link to the wrong predecessor."""
+def first_broken_link(entries: list[AuditEntry], shard: int = 0) -> ChainBreak | None:
+    """The first entry (in sequence order) of one chain that does not hold: a gap or repeat in
+    the numbering, a hash that does not match its content, or a link to the wrong predecessor."""
     previous_hash = GENESIS_HASH
     for expected_seq, entry in enumerate(sorted(entries, key=lambda e: e["seq"]), start=1):
         if entry["seq"] != expected_seq:
-            return {"seq": expected_seq, "reason": "an entry is missing here"}
-        if entry["hash"] != entry_hash(entry):
-            return {"seq": entry["seq"], "reason": "its content does not match its hash"}
+            return {"shard": shard, "seq": expected_seq, "reason": "an entry is missing here"}
+        if entry["hash"] != entry_hash(entry) or entry.get("shard", shard) != shard:
+            reason = "its content does not match its hash"
+            return {"shard": shard, "seq": entry["seq"], "reason": reason}
         if entry["prev_hash"] != previous_hash:
-            return {"seq": entry["seq"], "reason": "it does not follow the entry before it"}
+            reason = "it does not follow the entry before it"
+            return {"shard": shard, "seq": entry["seq"], "reason": reason}
         previous_hash = entry["hash"]
     return None
 
 
-def verification(tenant_id: str, day: str, entries: list[AuditEntry]) -> ChainVerification:
-    broken = first_broken_link(entries)
+def verification(
+    tenant_id: str, day: str, chains: dict[int, list[AuditEntry]]
+) -> ChainVerification:
+    """Every chain of the day, and the first broken link of the first broken chain."""
+    broken = None
+    for shard in sorted(chains):
+        broken = first_broken_link(chains[shard], shard)
+        if broken is not None:
+            break
     result: ChainVerification = {
         "tenant_id": tenant_id,
         "day": day,
-        "entries": len(entries),
+        "chains": len(chains),
+        "entries": sum(len(entries) for entries in chains.values()),
         "intact": broken is None,
     }
     if broken is not None:

@@ -48,6 +48,16 @@ def journeys_on(tenant: Document) -> bool:
     return enabled
 
 
+def present_appointment(doc: Document, tenant: Document) -> Document:
+    """An appointment as it is shown (the API, FHIR, webhooks): its local times, not the
+    journey's internals."""
+    shown = {k: v for k, v in doc.items() if k not in INTERNAL_FIELDS}
+    shown["local"] = rules.local_times(
+        doc, tenant["time_zone"], str(doc.get("patient_time_zone") or tenant["time_zone"])
+    )
+    return shown
+
+
 def same_booking(existing: Document, requested: Document) -> bool:
     """Whether a booking found under an Idempotency-Key's appointment id is this request's."""
     if any(existing[k] != requested[k] for k in ("patient_id", "type")):
@@ -97,9 +107,11 @@ class AppointmentService:
         queue: StaffQueue,
         executions: Executions,
         on_booked: Sequence[Callable[[str, Document], None]] = (),
+        on_status_changed: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
         self._executions = executions
         self._on_booked = on_booked
+        self._on_status_changed = on_status_changed
         self._appointments = appointments
         self._config = config
         self._patients = patients
@@ -180,13 +192,15 @@ class AppointmentService:
         if token:
             self._executions.resume(token, {"answer": answer})
 
+    def _changed(self, tenant_id: str, before: Document | None, saved: Document) -> None:
+        """Every committed change of an appointment passes here: those others hear of (its
+        status, the patient's answer, its time) are told (outbound webhooks)."""
+        if rules.status_changed(before, saved):
+            run_hooks(self._on_status_changed, tenant_id, saved)
+
     # -- presentation ------------------------------------------------------------------------
     def present(self, doc: Document, tenant: Document) -> Document:
-        shown = {k: v for k, v in doc.items() if k not in INTERNAL_FIELDS}
-        shown["local"] = rules.local_times(
-            doc, tenant["time_zone"], str(doc.get("patient_time_zone") or tenant["time_zone"])
-        )
-        return shown
+        return present_appointment(doc, tenant)
 
     # -- reading -----------------------------------------------------------------------------
     def _visible(self, principal: Principal, appointment_id: str) -> tuple[Document, Document]:
@@ -313,6 +327,7 @@ class AppointmentService:
         else:
             count("AppointmentBooked")
             run_hooks(self._on_booked, tenant["id"], saved)  # recalls and re-checks convert
+            self._changed(tenant["id"], None, saved)
         self._after_commit(tenant, saved["id"])
         return self.present(saved, tenant)
 
@@ -340,6 +355,7 @@ class AppointmentService:
         self._resume(current.get("answer_token"), "confirmed")
         # Staff need not chase an answer that has come, however late.
         self._queue.resolve(tenant["id"], saved, "no_answer", "patient confirmed")
+        self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 
     def cancel(self, principal: Principal, appointment_id: str) -> Document:
@@ -369,6 +385,7 @@ class AppointmentService:
         # claim checks the appointment's status: nothing more goes out. Stopping the execution
         # ends its timers.
         self._after_commit(tenant, saved["id"])
+        self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 
     def reschedule(self, principal: Principal, appointment_id: str, body: Document) -> Document:
@@ -406,6 +423,7 @@ class AppointmentService:
         )
         count("AppointmentRescheduled")
         self._after_commit(tenant, saved["id"])
+        self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 
     def request_reschedule(self, principal: Principal, appointment_id: str) -> Document:
@@ -423,6 +441,7 @@ class AppointmentService:
         )
         self._queue.open(tenant["id"], saved, "reschedule_requested", tenant)
         self._resume(current.get("answer_token"), "reschedule_requested")
+        self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 
     def _set_status(self, principal: Principal, appointment_id: str, status: str) -> Document:
@@ -436,6 +455,7 @@ class AppointmentService:
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
         count(f"Appointment{status.capitalize()}")
+        self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 
     def check_in(self, principal: Principal, appointment_id: str) -> Document:

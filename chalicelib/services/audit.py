@@ -10,9 +10,10 @@ import binascii
 import json
 import random
 import re
+import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, date
+from datetime import UTC, date, datetime
 
 from chalicelib import clock
 from chalicelib.adapters.failures import retried
@@ -31,9 +32,16 @@ from chalicelib.store.staff import StaffRepository
 APPEND_ATTEMPTS = 12  # writers racing for a day's head; each retry reads the head again
 PAGE_DEFAULT, PAGE_MAX = 50, 200
 REMEMBERED_MAX = 50_000
-_AT_DAY_SEQ = r"\d{4}-\d\d-\d\dT[0-9:.]+Z#\d{4}-\d\d-\d\d#\d{10}"  # a pointer's sort key
-SUBJECT_CURSOR = re.compile(_AT_DAY_SEQ)
-ACTOR_CURSOR = re.compile(r"\d{4}-\d\d-\d\d/\d{10}/" + _AT_DAY_SEQ)
+RETENTION_CACHE_SECONDS = 60
+HEADS_MAX = 10_000
+# A throttled audit call is tried again briefly here; beyond that the caller's own retry takes
+# over (a task's Retry state; a read's 503 with Retry-After), rather than a long wait in-line.
+AUDIT_CALL_ATTEMPTS = 3
+APPEND_CALL_ATTEMPTS_PERSISTENT = 8
+# A pointer's sort key: `<at>#<day>#<shard>#<seq>`.
+_PLACE = r"\d{4}-\d\d-\d\dT[0-9:.]+Z#\d{4}-\d\d-\d\d#\d#\d{10}"
+SUBJECT_CURSOR = re.compile(_PLACE)
+ACTOR_CURSOR = re.compile(r"\d{4}-\d\d-\d\d#\d/\d{10}/" + _PLACE)
 
 Publish = Callable[[str, str, str], None]  # topic ARN, subject, message
 
@@ -90,6 +98,9 @@ class AuditService:
         self._publish = publish
         self._sleep = sleep
         self._remembered: set[tuple[str, str]] = set()
+        self._retention: dict[str, tuple[float, int]] = {}
+        self._heads: dict[tuple[str, str, int], tuple[int, str]] = {}
+        self._chain_locks = [threading.Lock() for _ in range(rules.CHAIN_SHARDS)]
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -101,11 +112,19 @@ class AuditService:
         tenant_id: str,
         activity: Activity,
         patients: set[str],
+        *,
+        found: set[str] | None = None,
+        persistent: bool = False,
     ) -> AuditEntry:
         """Append one entry to the tenant's chain of today, naming the patients by pseudonym.
+        Only the patients `found` (read or written: they exist; default all) are made findable
+        by their pseudonym: an id that was only asked for, or a patient just erased, never is.
+        `persistent`: a change that already committed, whose entry nobody could write again
+        later, so throttled calls are tried longer here.
         Races for the chain's head are settled by reading it again (the put is conditional)."""
         named = {self.pseudonym(tenant_id, p): p for p in patients}
-        self._remember(tenant_id, named)
+        existing = patients if found is None else found & patients
+        self._remember(tenant_id, {s: p for s, p in named.items() if p in existing})
         activity = Activity(
             actor=activity.actor,
             action=activity.action,
@@ -116,54 +135,93 @@ class AuditService:
             outcome=activity.outcome,
             source=activity.source,
             break_glass=activity.break_glass,
+            reason=activity.reason,
         )
         retention = self._retention_years(tenant_id)
         for attempt in range(APPEND_ATTEMPTS):
-            entry = self._append_at_head(tenant_id, activity, retention)
+            attempts = APPEND_CALL_ATTEMPTS_PERSISTENT if persistent else AUDIT_CALL_ATTEMPTS
+            entry = self._append_at_head(tenant_id, activity, retention, attempts)
             if entry is None:
                 self._sleep(random.uniform(0, min(0.01 * 2**attempt, 0.2)))  # noqa: S311 - jitter
                 continue
-            if entry["subjects"]:
-                self._point_subjects(entry)
             count("AuditEntryWritten")
             return entry
         count("AuditChainContended")
         raise DependencyUnavailable("the audit trail is busy; try again", retry_after_seconds=1)
 
-    def _point_subjects(self, entry: AuditEntry) -> None:
-        summary = {
+    @staticmethod
+    def _summary(entry: AuditEntry) -> dict[str, object]:
+        """What a patient's pointer to the entry shows (their record's audit, their log)."""
+        return {
             "at": entry["at"],
             "day": entry["day"],
+            "shard": entry["shard"],
             "seq": entry["seq"],
             "actor": entry["actor"],
             "action": entry["action"],
             "fields": entry["fields"],
             "outcome": entry["outcome"],
             **({"break_glass": entry["break_glass"]} if "break_glass" in entry else {}),
+            **({"reason": entry["reason"]} if "reason" in entry else {}),
         }
-        retried(lambda: self._entries.point_subjects(entry, summary))
 
     def _append_at_head(
-        self, tenant_id: str, activity: Activity, retention: int
+        self, tenant_id: str, activity: Activity, retention: int, attempts: int
     ) -> AuditEntry | None:
-        """The entry, appended after the head as read now; None when another writer took that
-        place first."""
+        """The entry, appended after the head of one of the day's chains as last seen; None
+        when another writer took that place first (the next try looks again). A chain another
+        thread of this container is appending to is passed over, and the head this container
+        wrote last is remembered, so its own writes neither race nor read before writing."""
         at = clock.now()
         day = at.astimezone(UTC).date().isoformat()
-        seq, prev_hash = retried(lambda: self._entries.head(tenant_id, day))
+        start = random.randrange(rules.CHAIN_SHARDS)  # noqa: S311 - spreading, not secrecy
+        for offset in range(rules.CHAIN_SHARDS):
+            shard = (start + offset) % rules.CHAIN_SHARDS
+            lock = self._chain_locks[shard]
+            if lock.acquire(blocking=offset == rules.CHAIN_SHARDS - 1):
+                try:
+                    return self._append_to(tenant_id, day, shard, at, activity, retention, attempts)
+                finally:
+                    lock.release()
+        return None
+
+    def _append_to(
+        self,
+        tenant_id: str,
+        day: str,
+        shard: int,
+        at: datetime,
+        activity: Activity,
+        retention: int,
+        attempts: int,
+    ) -> AuditEntry | None:
+        chain = (tenant_id, day, shard)
+        head = self._heads.get(chain)
+        if head is None:
+            head = retried(lambda: self._entries.head(tenant_id, day, shard), attempts)
+        seq, prev_hash = head
         entry = rules.chained(
             activity,
             tenant_id=tenant_id,
             at=at,
+            shard=shard,
             seq=seq + 1,
             prev_hash=prev_hash,
             retention_years=retention,
         )
         try:
-            retried(lambda: self._entries.append(entry))
+            retried(lambda: self._entries.append(entry, self._summary(entry)), attempts)
         except ChainMoved:
+            self._heads.pop(chain, None)  # another container wrote: read the head next time
             return None
+        if len(self._heads) > HEADS_MAX:
+            self._heads.clear()
+        self._heads[chain] = (entry["seq"], entry["hash"])
         return entry
+
+    def forget(self, tenant_id: str, patient_id: str) -> None:
+        """The patient was erased: this container stops thinking their pseudonym is stored."""
+        self._remembered.discard((tenant_id, self.pseudonym(tenant_id, patient_id)))
 
     def _remember(self, tenant_id: str, named: dict[str, str]) -> None:
         """Keep each pseudonym's patient findable (once per container and patient)."""
@@ -175,13 +233,23 @@ class AuditService:
                 self._remembered.add((tenant_id, pseudonym))
 
     def _remember_one(self, tenant_id: str, pseudonym: str, patient_id: str) -> None:
-        retried(lambda: self._entries.remember_pseudonym(tenant_id, pseudonym, patient_id))
+        retried(
+            lambda: self._entries.remember_pseudonym(tenant_id, pseudonym, patient_id),
+            AUDIT_CALL_ATTEMPTS,
+        )
 
     def _retention_years(self, tenant_id: str) -> int:
+        """The tenant's retention, read at most once a minute per container (a changed
+        retention applies to the entries written after it, not to a day's chain half-way)."""
+        now = time.monotonic()
+        cached = self._retention.get(tenant_id)
+        if cached is not None and now - cached[0] < RETENTION_CACHE_SECONDS:
+            return cached[1]
         tenant = self._tenants.require(tenant_id)
         years: int = (tenant.get("privacy") or {}).get(
             "audit_retention_years", rules.DEFAULT_RETENTION_YEARS
         )
+        self._retention[tenant_id] = (now, years)
         return years
 
     # -- break-glass -------------------------------------------------------------------------

@@ -3,6 +3,7 @@ staff tasks are created once by id, and a step of a superseded journey version d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from chalicelib import clock
@@ -20,7 +21,7 @@ from chalicelib.domain.task_results import (
     StaffTaskOpened,
     VisitOutcome,
 )
-from chalicelib.observability import count
+from chalicelib.observability import count, run_hooks
 from chalicelib.services.deliveries import Deliveries, Message, appointment_fields
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.store.appointments import AppointmentRepository
@@ -41,8 +42,10 @@ class JourneyService:
         deliveries: Deliveries,
         queue: StaffQueue,
         executions: Executions,
+        on_status_changed: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
         self._executions = executions
+        self._on_status_changed = on_status_changed
         self._tenants = tenants
         self._patients = patients
         self._appointments = appointments
@@ -162,12 +165,14 @@ class JourneyService:
                     "updated_at": utc_iso(clock.now()),
                 }
                 try:
-                    self._appointments.save(
+                    saved = self._appointments.save(
                         tenant["id"], appointment, changed, day_of(appointment, tenant)
                     )
                 except Conflict:
                     continue  # checked in (or changed) at this very moment: look again
                 count("AppointmentNoshow")
+                # As every status change made through AppointmentService (outbound webhooks).
+                run_hooks(self._on_status_changed, tenant["id"], saved)
                 status = "noshow"
             if status in ATTENDED:
                 event = {

@@ -41,8 +41,15 @@ class QuestionnaireService:
 
     def get(self, principal: Principal, questionnaire_id: str) -> Document:
         require_role(principal, EVERYONE)
+        found = self.definition(tenant_of(principal), questionnaire_id)
+        if found is None:
+            raise NotFound("questionnaire not found")
+        return found
+
+    def definition(self, tenant_id: str, questionnaire_id: str) -> Document | None:
+        """The tenant's own questionnaire of this id, else the starter; None if neither."""
         own = (
-            self._config.get(tenant_of(principal), "QUESTIONNAIRE", questionnaire_id)
+            self._config.get(tenant_id, "QUESTIONNAIRE", questionnaire_id)
             if is_valid_id(questionnaire_id)
             else None
         )
@@ -50,7 +57,7 @@ class QuestionnaireService:
             return own
         if questionnaire_id in STARTERS:
             return _starter(STARTERS[questionnaire_id])
-        raise NotFound("questionnaire not found")
+        return None
 
     def all(self, principal: Principal) -> list[Document]:
         require_role(principal, CLINIC_ROLES)

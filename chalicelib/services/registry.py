@@ -10,6 +10,7 @@ from chalicelib.adapters.channels import Channels
 from chalicelib.adapters.executions import Executions
 from chalicelib.adapters.kms import KeyService
 from chalicelib.adapters.tenant_credentials import TenantCredentials
+from chalicelib.adapters.webhooks import WebhookCaller
 from chalicelib.domain.common import Document
 from chalicelib.services.account_links import AccountLinkService
 from chalicelib.services.aftercare import AftercareService
@@ -19,6 +20,8 @@ from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.care_config import CareConfigService
 from chalicelib.services.deliveries import Deliveries
 from chalicelib.services.devices import DeviceService
+from chalicelib.services.erasure import ErasureService
+from chalicelib.services.fhir import FhirService
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.journeys import JourneyService
 from chalicelib.services.keyring import Keyring
@@ -33,6 +36,7 @@ from chalicelib.services.staff_queue import JourneyFailures, StaffQueue
 from chalicelib.services.tasks import TaskService
 from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
+from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import get_settings
 from chalicelib.store.account_links import AccountLinkRepository
 from chalicelib.store.appointments import AppointmentRepository
@@ -43,6 +47,7 @@ from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.data_keys import DataKeyRepository
 from chalicelib.store.devices import DeviceRepository
+from chalicelib.store.erasure import ErasureRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
@@ -51,6 +56,7 @@ from chalicelib.store.segments import SegmentRepository
 from chalicelib.store.signing import sign_tenant_data_with
 from chalicelib.store.staff import StaffRepository
 from chalicelib.store.tenants import TenantRepository
+from chalicelib.store.webhooks import WebhookRepository
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class Services:
     staff: StaffService
     account_links: AccountLinkService
     audit: AuditService
+    erasure: ErasureService
+    fhir: FhirService
+    webhooks: WebhookService
 
 
 @cache
@@ -103,6 +112,17 @@ def services() -> Services:
         deliveries, contacts, config, devices, channels, queue, get_settings().sender_email
     )
     questionnaire_service = QuestionnaireService(config)
+    # Told of appointment status changes, submitted responses and urgent alerts (below).
+    webhooks = WebhookService(
+        WebhookRepository(),
+        executions,
+        WebhookCaller(),
+        tenant_repository,
+        appointments,
+        responses,
+        staff_tasks,
+        questionnaire_service,
+    )
     care_config = CareConfigService(config, tenants, questionnaire_service)
     segment_repository = SegmentRepository()
     segment_service = SegmentService(segment_repository, patients, tenants)
@@ -120,7 +140,7 @@ def services() -> Services:
         sender,
         queue,
         executions,
-        on_urgent=(flag_high_risk,),
+        on_urgent=(flag_high_risk, webhooks.urgent_alert),
     )
     recall = RecallService(
         care,
@@ -158,11 +178,37 @@ def services() -> Services:
         queue,
         executions,
         on_booked=(recall.on_booked, aftercare.on_booked),
+        on_status_changed=(webhooks.appointment_changed,),
     )
     accounts = Accounts()
+    fhir = FhirService(
+        patient_service,
+        tenants,
+        appointments,
+        appointment_service.present,
+        responses,
+        deliveries,
+        care,
+        questionnaire_service,
+        config,
+    )
     return Services(
         staff=StaffService(staff_records, tenants, accounts),
         audit=audit,
+        erasure=ErasureService(
+            patients,
+            appointments,
+            deliveries,
+            care.for_patient,
+            devices,
+            ErasureRepository(),
+            audit,
+            executions,
+            channels,
+            queue,
+        ),
+        fhir=fhir,
+        webhooks=webhooks,
         account_links=AccountLinkService(
             AccountLinkRepository(),
             accounts,
@@ -180,9 +226,21 @@ def services() -> Services:
         templates=TemplateService(config),
         devices=DeviceService(devices, channels),
         questionnaires=questionnaire_service,
-        responses=ResponseService(responses, patients, questionnaire_service, aftercare.submitted),
+        responses=ResponseService(
+            responses,
+            patients,
+            questionnaire_service,
+            aftercare.submitted,
+            on_saved=(webhooks.response_submitted,),
+        ),
         journeys=JourneyService(
-            tenant_repository, patients, appointments, sender, queue, executions
+            tenant_repository,
+            patients,
+            appointments,
+            sender,
+            queue,
+            executions,
+            on_status_changed=(webhooks.appointment_changed,),
         ),
         inbound=InboundMessages(
             contacts, tenant_repository, patients, appointment_service, deliveries, channels

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from chalicelib import clock
 from chalicelib.domain import questionnaires as rules
@@ -17,7 +17,7 @@ from chalicelib.domain.access import (
 )
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.observability import count
+from chalicelib.observability import count, run_hooks
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
@@ -32,11 +32,13 @@ class ResponseService:
         patients: PatientRepository,
         questionnaires: QuestionnaireService,
         on_submitted: Callable[[str, Document], None],
+        on_saved: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
         self._responses = responses
         self._patients = patients
         self._questionnaires = questionnaires
         self._on_submitted = on_submitted
+        self._on_saved = on_saved  # told of a submitted response once it is saved (webhooks)
 
     def start(self, principal: Principal, questionnaire_id: str, answers: Document) -> Document:
         require_role(principal, PATIENTS)
@@ -97,6 +99,7 @@ class ResponseService:
         self._on_submitted(tenant_of(principal), completed)
         saved = self._responses.put(tenant_of(principal), completed, current["version"])
         count(f"QuestionnaireRisk{saved['risk'].capitalize()}")
+        run_hooks(self._on_saved, tenant_of(principal), saved)
         return saved
 
     def for_patient(self, principal: Principal, patient_id: str | None) -> list[Document]:

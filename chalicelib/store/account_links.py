@@ -12,7 +12,13 @@ from chalicelib.domain.account_links import AccountLink, LinkCode
 from chalicelib.domain.errors import Conflict, invalid
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import patient_pk
-from chalicelib.store.models import AccountLinkItem, LinkCodeItem, RateWindowItem, bind_models
+from chalicelib.store.models import (
+    AccountLinkItem,
+    LinkCodeItem,
+    RateWindowItem,
+    SegmentEntryItem,
+    bind_models,
+)
 from chalicelib.store.records import failed_items, is_condition_failure, transaction_write
 from chalicelib.tenant_scope import acting_for
 
@@ -41,6 +47,14 @@ class AccountLinkRepository:
         bind_models(get_settings())
 
     def save_code(self, code: LinkCode) -> None:
+        """The code by its digest; and a pointer to it under the patient, so an erasure finds
+        it (the pointer first: a code is never left unfindable)."""
+        SegmentEntryItem(
+            patient_pk(code["tenant_id"], code["patient_id"]),
+            code_pk(code["digest"]),
+            entity="link_code_pointer",
+            patient_id=code["patient_id"],
+        ).save()
         LinkCodeItem(
             code_pk(code["digest"]),
             CODE_SK,

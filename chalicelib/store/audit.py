@@ -1,17 +1,18 @@
-"""The audit trail (access patterns 52 to 55 in README.md): one chain per tenant and UTC day,
-appended at its head; pointers from each patient's pseudonym; entries by actor through GSI1."""
+"""The audit trail (access patterns 52 to 55 in README.md): a few chains per tenant and UTC day
+(`domain.audit.CHAIN_SHARDS`), each appended at its head; pointers from each patient's
+pseudonym; entries by actor through GSI1."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import TransactWriteError
 
-from chalicelib.domain.audit import GENESIS_HASH, AuditEntry
+from chalicelib.domain.audit import CHAIN_SHARDS, GENESIS_HASH, AuditEntry
 from chalicelib.settings import get_settings
 from chalicelib.store.models import AuditEntryItem, AuditSubjectItem, UniqueClaim, bind_models
-from chalicelib.store.records import as_document, is_condition_failure, plain
+from chalicelib.store.records import as_document, failed_items, plain, transaction_write
 
 Page = tuple[list[dict[str, Any]], str | None]
 
@@ -20,8 +21,13 @@ class ChainMoved(Exception):
     """Another writer appended the same sequence number first: read the head again."""
 
 
-def chain_pk(tenant_id: str, day: str) -> str:
-    return f"T#{tenant_id}#AUDIT#{day}"
+def chain_pk(tenant_id: str, day: str, shard: int) -> str:
+    return f"T#{tenant_id}#AUDIT#{day}#{shard}"
+
+
+def _place(entry: AuditEntry) -> str:
+    """Where an entry sits in time and chain: the sort key of its pointers and actor listing."""
+    return f"{entry['at']}#{entry['day']}#{entry['shard']}#{_seq_key(entry['seq'])}"
 
 
 def subject_pk(tenant_id: str, pseudonym: str) -> str:
@@ -30,6 +36,9 @@ def subject_pk(tenant_id: str, pseudonym: str) -> str:
 
 def actor_pk(tenant_id: str, subject: str) -> str:
     return f"T#{tenant_id}#AUDIT#ACTOR#{subject}"
+
+
+TRANSACTION_MAX = 100  # DynamoDB's items per transaction
 
 
 def pseudonym_pk(tenant_id: str, pseudonym: str) -> str:
@@ -48,9 +57,21 @@ def _expiry(entry: AuditEntry) -> datetime | None:
     return datetime.fromtimestamp(expires, UTC) if expires else None
 
 
+def _pointer(entry: AuditEntry, pseudonym: str, summary: dict[str, Any]) -> AuditSubjectItem:
+    """Where a patient's audit and access log find the entry, with what they show of it."""
+    return AuditSubjectItem(
+        subject_pk(entry["tenant_id"], pseudonym),
+        _place(entry),
+        entity="audit_pointer",
+        doc=plain(summary),
+        expires_at=_expiry(entry),
+    )
+
+
 def _entry(item: Any) -> AuditEntry:
     doc = as_document(item.doc)
     doc["seq"] = int(doc["seq"])
+    doc["shard"] = int(doc["shard"])
     entry: AuditEntry = doc  # type: ignore[assignment]
     return entry
 
@@ -59,11 +80,14 @@ class AuditRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
 
-    def head(self, tenant_id: str, day: str) -> tuple[int, str]:
-        """The day's last sequence number and hash ((0, genesis) for a new day)."""
+    def head(self, tenant_id: str, day: str, shard: int) -> tuple[int, str]:
+        """A chain's last sequence number and hash ((0, genesis) for a new chain)."""
         items = list(
             AuditEntryItem.query(
-                chain_pk(tenant_id, day), scan_index_forward=False, limit=1, consistent_read=True
+                chain_pk(tenant_id, day, shard),
+                scan_index_forward=False,
+                limit=1,
+                consistent_read=True,
             )
         )
         if not items:
@@ -71,40 +95,37 @@ class AuditRepository:
         last = _entry(items[0])
         return last["seq"], last["hash"]
 
-    def append(self, entry: AuditEntry) -> None:
+    def append(self, entry: AuditEntry, summary: dict[str, Any]) -> None:
         """Put the entry at its sequence number, only if nobody took that number (the chain
-        never forks)."""
+        never forks), with a pointer from each patient it names: one transaction, so a lost race
+        leaves no pointer behind. An entry naming more patients than a transaction holds (a
+        page of a list) has its pointers batch-written after it."""
         tenant_id, day, seq = entry["tenant_id"], entry["day"], entry["seq"]
         body = plain({k: v for k, v in entry.items() if k != "expires_at"})
         item = AuditEntryItem(
-            chain_pk(tenant_id, day),
+            chain_pk(tenant_id, day, entry["shard"]),
             _seq_key(seq),
             entity="audit",
             doc=body,
             gsi1pk=actor_pk(tenant_id, entry["actor"]["subject"]),
-            gsi1sk=f"{entry['at']}#{day}#{_seq_key(seq)}",
+            gsi1sk=_place(entry),
             expires_at=_expiry(entry),
         )
+        pointers = [_pointer(entry, pseudonym, summary) for pseudonym in entry["subjects"]]
+        together = len(pointers) < TRANSACTION_MAX
         try:
-            item.save(condition=AuditEntryItem.pk.does_not_exist())
-        except PutError as exc:
-            if is_condition_failure(exc):
+            with transaction_write() as tx:
+                tx.save(item, condition=AuditEntryItem.pk.does_not_exist())
+                for pointer in pointers if together else []:
+                    tx.save(pointer)
+        except TransactWriteError as exc:
+            if 0 in failed_items(exc):
                 raise ChainMoved from exc
             raise
-
-    def point_subjects(self, entry: AuditEntry, summary: dict[str, Any]) -> None:
-        """One pointer per patient the entry touched, for their record's audit and access log."""
-        with AuditSubjectItem.batch_write() as batch:
-            for pseudonym in entry["subjects"]:
-                batch.save(
-                    AuditSubjectItem(
-                        subject_pk(entry["tenant_id"], pseudonym),
-                        f"{entry['at']}#{entry['day']}#{_seq_key(entry['seq'])}",
-                        entity="audit_pointer",
-                        doc=plain(summary),
-                        expires_at=_expiry(entry),
-                    )
-                )
+        if not together:
+            with AuditSubjectItem.batch_write() as batch:
+                for pointer in pointers:
+                    batch.save(pointer)
 
     def remember_pseudonym(self, tenant_id: str, pseudonym: str, patient_id: str) -> None:
         """Which patient a pseudonym stands for, while the patient exists (erasure deletes it:
@@ -124,11 +145,15 @@ class AuditRepository:
         keys = [(pseudonym_pk(tenant_id, p), PSEUDONYM_SK) for p in sorted(pseudonyms)]
         return {item.pk.rsplit("#", 1)[1]: item.owner_id for item in UniqueClaim.batch_get(keys)}
 
-    def day(self, tenant_id: str, day: str) -> list[AuditEntry]:
-        return [
-            _entry(item)
-            for item in AuditEntryItem.query(chain_pk(tenant_id, day), consistent_read=True)
-        ]
+    def day(self, tenant_id: str, day: str) -> dict[int, list[AuditEntry]]:
+        """Every chain of the day (those with entries), each in order."""
+        chains: dict[int, list[AuditEntry]] = {}
+        for shard in range(CHAIN_SHARDS):
+            pk = chain_pk(tenant_id, day, shard)
+            entries = [_entry(item) for item in AuditEntryItem.query(pk, consistent_read=True)]
+            if entries:
+                chains[shard] = entries
+        return chains
 
     def for_subject(self, tenant_id: str, pseudonym: str, limit: int, after: str | None) -> Page:
         """Newest first."""
@@ -146,9 +171,10 @@ class AuditRepository:
         pk = actor_pk(tenant_id, subject)
         start = None
         if after:
-            day, seq, sort_key = after.split("/", 2)
+            place, seq, sort_key = after.split("/", 2)
+            day, shard = place.split("#")
             start = {
-                "PK": {"S": chain_pk(tenant_id, day)},
+                "PK": {"S": chain_pk(tenant_id, day, int(shard))},
                 "SK": {"S": seq},
                 "GSI1PK": {"S": pk},
                 "GSI1SK": {"S": sort_key},
@@ -160,6 +186,6 @@ class AuditRepository:
         last = result.last_evaluated_key
         cursor = None
         if last:
-            day = last["PK"]["S"].rsplit("#", 1)[1]
-            cursor = f"{day}/{last['SK']['S']}/{last['GSI1SK']['S']}"
+            day, shard = last["PK"]["S"].split("#")[-2:]
+            cursor = f"{day}#{shard}/{last['SK']['S']}/{last['GSI1SK']['S']}"
         return docs, cursor

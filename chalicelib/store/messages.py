@@ -19,6 +19,7 @@ from chalicelib.domain.common import Document
 from chalicelib.domain.deliveries import NEXT_STATUSES, DeliveryRecord, DeliveryStatus
 from chalicelib.settings import get_settings
 from chalicelib.store.contacts import Awaited, awaited_item
+from chalicelib.store.erasure import tasks_pk
 from chalicelib.store.keys import APPOINTMENT_SK, SEND_LOCK_SK, appointment_pk
 from chalicelib.store.models import (
     AppointmentItem,
@@ -242,6 +243,13 @@ def _record(item: DeliveryItem) -> DeliveryRecord:
     return record
 
 
+def _list_by_patient(item: StaffTaskItem, tenant_id: str, doc: Document) -> None:
+    """A task's place in its patient's list (GSI1), which erasure reads."""
+    if doc.get("patient_id"):
+        item.gsi1pk = tasks_pk(tenant_id, doc["patient_id"])
+        item.gsi1sk = f"{doc['created_at']}#{doc['id']}"
+
+
 class StaffTaskRepository:
     def __init__(self) -> None:
         bind_models(get_settings())
@@ -258,6 +266,7 @@ class StaffTaskRepository:
             gsi2pk=_open_tasks_pk(tenant_id),
             gsi2sk=f"{doc['created_at']}#{doc['id']}",
         )
+        _list_by_patient(item, tenant_id, doc)
         try:
             item.save(condition=StaffTaskItem.pk.does_not_exist())
         except PutError as exc:
@@ -303,5 +312,6 @@ class StaffTaskRepository:
             doc=stored_body(doc),
             version=previous["version"],
         )
+        _list_by_patient(item, tenant_id, doc)
         save_versioned(item, create=False)
         return {**doc, "version": item.version}

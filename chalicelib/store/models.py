@@ -176,10 +176,12 @@ class JourneySyncItem(_Base):
 
 
 class StaffTaskItem(_Base):
-    """A task in the staff queue; open tasks are listed through GSI2."""
+    """A task in the staff queue; open tasks are listed through GSI2, a patient's through GSI1."""
 
     doc = MapAttribute[str, Any](attr_name="doc")
     version = VersionAttribute(attr_name="version")
+    gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
     gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
     gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
     open_tasks = ListingIndex()
@@ -323,6 +325,40 @@ class AuditSubjectItem(_Base):
     expires_at = TTLAttribute(null=True, attr_name="expires_at")
 
 
+class WebhookDeliveryItem(_Base):
+    """One event's delivery to one webhook (PK `T#<t>#WEBHOOK-DELIVERY#<d>`, SK `DELIVERY`): the
+    ids it delivers (`ref`), its attempts and last error, and, while it is a dead letter, its
+    place in the tenant's dead-letter list (GSI2 `T#<t>#WEBHOOK-DEAD`). Expires by TTL."""
+
+    ref = MapAttribute[str, Any](attr_name="ref")
+    status = UnicodeAttribute(attr_name="status")
+    attempts = NumberAttribute(null=True, attr_name="attempts")
+    replays = NumberAttribute(null=True, attr_name="replays")
+    last_error = UnicodeAttribute(null=True, attr_name="last_error")
+    failed_at = UnicodeAttribute(null=True, attr_name="failed_at")
+    delivered_at = UnicodeAttribute(null=True, attr_name="delivered_at")
+    expires_at = TTLAttribute(null=True, attr_name="expires_at")
+    gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")  # the patient's (erasure finds it)
+    gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_patient = LookupIndex()
+    dead_letters = ListingIndex()
+
+
+class AnyItem(_Base):
+    """Any item of the table by its keys alone (erasure reads keys and deletes; it needs no
+    attribute but the index keys it finds items through)."""
+
+    entity = UnicodeAttribute(null=True, attr_name="entity")
+    gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_lookup = LookupIndex()
+    by_listing = ListingIndex()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     TenantItem,
     PatientItem,
@@ -349,6 +385,8 @@ ALL_MODELS: tuple[type[Model], ...] = (
     DataKeyItem,
     AuditEntryItem,
     AuditSubjectItem,
+    WebhookDeliveryItem,
+    AnyItem,
 )
 _bound_to: Settings | None = None
 

@@ -42,6 +42,10 @@ def _listing_sk(doc: Document) -> str:
 KIND = "patient"
 
 
+def deleted_listing_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#DELETED"
+
+
 def _item(tenant_id: str, doc: Document, version: int | None) -> PatientItem:
     body = seal(KIND, tenant_id, doc["id"], stored_body(doc), SEALED_FIELDS)
     item = PatientItem(patient_pk(tenant_id, doc["id"]), PROFILE_SK, entity="patient", doc=body)
@@ -49,13 +53,20 @@ def _item(tenant_id: str, doc: Document, version: int | None) -> PatientItem:
         item.version = version
     if doc.get("deleted_at"):
         item.deleted_at = doc["deleted_at"]
-        return item  # out of every index
+        # Out of every list and look-up; listed only for the retention sweep, by deletion time.
+        item.gsi2pk = deleted_listing_pk(tenant_id)
+        item.gsi2sk = f"{doc['deleted_at']}#{doc['id']}"
+        return item
     if doc.get("phone"):
         item.gsi1pk = phone_lookup_pk(tenant_id, lookup_hash(tenant_id, "phone", doc["phone"]))
         item.gsi1sk = f"P#{doc['id']}"
     item.gsi2pk = patients_listing_pk(tenant_id)
     item.gsi2sk = _listing_sk(doc)
     return item
+
+
+def mrn_claim_key(tenant_id: str, mrn: str) -> tuple[str, str]:
+    return mrn_claim_pk(tenant_id, lookup_hash(tenant_id, "mrn", mrn)), CLAIM_SK
 
 
 def _claim(tenant_id: str, mrn: str, owner_id: str) -> UniqueClaim:
@@ -90,6 +101,22 @@ class PatientRepository:
         except DoesNotExist:
             return None
         return None if item.deleted_at else patient_doc(tenant_id, item)
+
+    def deleted_before(self, tenant_id: str, cutoff: str, limit: int) -> list[str]:
+        """Ids of the patients soft-deleted before `cutoff`, oldest first (GSI2)."""
+        items = PatientItem.by_listing.query(
+            deleted_listing_pk(tenant_id), PatientItem.gsi2sk < cutoff, limit=limit
+        )
+        return [item.gsi2sk.rsplit("#", 1)[1] for item in items if item.gsi2sk]
+
+    @noting("patient")
+    def get_including_deleted(self, tenant_id: str, patient_id: str) -> Document | None:
+        """The profile, live or soft-deleted (erasure and retention reach both)."""
+        try:
+            item = PatientItem.get(patient_pk(tenant_id, patient_id), PROFILE_SK)
+        except DoesNotExist:
+            return None
+        return patient_doc(tenant_id, item)
 
     @noting("patient")
     def create(self, tenant_id: str, doc: Document) -> Document:

@@ -91,4 +91,6 @@ def _audit(task: str, event: Event, context: Any, trail: Trail, outcome: str) ->
         outcome=outcome,
         source={"request_id": str(getattr(context, "aws_request_id", "") or "")},
     )
-    services().audit.record(tenant_id, activity, trail.patients)
+    services().audit.record(
+        tenant_id, activity, trail.patients, found=trail.patients - trail.erased
+    )

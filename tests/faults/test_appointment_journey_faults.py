@@ -1,4 +1,4 @@
-"""The fault tier: seeded faults injected into the running product while 20 booked patients go
+"""The fault tier: seeded faults injected into the running product while 12 booked patients go
 through every step of the appointment journey (confirmation, three reminders, the answer's
 deadline, the visit check, two no-show follow-ups and the staff task), and what must hold
 (counted by local/fault_journeys.py, as `make bench` counts it):
@@ -23,7 +23,7 @@ from tests.journeys.support import local_moment, unique_phone
 
 pytestmark = pytest.mark.journey
 
-PATIENTS = 20
+PATIENTS = 12  # each a whole journey, every task audited: 12 keep the tier near 1 minute a profile
 
 
 @pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.name)

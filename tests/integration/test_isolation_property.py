@@ -4,7 +4,7 @@ token never sees another patient. Hypothesis picks the actor, the operation and 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -26,6 +26,8 @@ class Actor:
 class World:
     actors: list[Actor]
     patients: dict[str, dict[str, Any]]  # id → doc (with "_tenant")
+    # tenant → its webhook ("webhook") and the dead letters its patients' answers became ("dead")
+    webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -60,18 +62,130 @@ def world(runtime: Any, api: Api) -> World:
                     doc["id"],
                 )
             )
-    return World(actors, patients)
+    return World(actors, patients, seed_webhooks(runtime, api, actors))
+
+
+def seed_webhooks(runtime: Any, api: Api, actors: list[Actor]) -> dict[str, dict[str, Any]]:
+    """Each tenant's webhook, which its receiver refuses (400): each of its patients' submitted
+    answers becomes a dead letter."""
+    answers = {"pain": 1, "wound": "healing", "fever": False, "mobility": "normal"}
+    seeded: dict[str, dict[str, Any]] = {}
+    for admin in (a for a in actors if a.name.startswith("admin")):
+        path = f"/iso/{admin.tenant}"
+        runtime.webhooks.answer(path, *[400] * 200)
+        body = {
+            "url": runtime.webhooks.url(path),
+            "events": ["questionnaire_response.submitted"],
+            "secret": "iso-" + "s" * 24,
+        }
+        created = api.call("POST", "/webhooks", admin.token, body)
+        assert created.status_code == 201, created.body
+        for patient in (a for a in actors if a.tenant == admin.tenant and a.patient):
+            started = payload(
+                api.call(
+                    "POST",
+                    "/questionnaires/post-operative/responses",
+                    patient.token,
+                    {"answers": answers},
+                )
+            )
+            submit = f"/me/questionnaire-responses/{started['id']}/submit"
+            assert api.call("POST", submit, patient.token).status_code == 200
+        runtime.settle()
+        dead = payload(api.call("GET", "/webhooks/dead-letters", admin.token))["items"]
+        assert len(dead) == 2, dead
+        seeded[admin.tenant] = {"webhook": payload(created), "dead": [d["id"] for d in dead]}
+    return seeded
 
 
 OPERATIONS = ["get", "patch", "delete", "list", "phone", "mrn", "appointments", "responses"]
 # A patient's own lists: another tenant's or another patient's is a 404, never an empty list.
 SUBLISTS = {"appointments": "appointments", "responses": "questionnaire-responses"}
+# Reads of one patient's data by id: a patient token may make them of its own record (but
+# exports it through /me/export only).
+READS = {
+    **{operation: f"/patients/{{id}}/{sublist}" for operation, sublist in SUBLISTS.items()},
+    "fhir-patient": "/fhir/Patient/{id}",
+    "fhir-appointments": "/fhir/Appointment?patient={id}",
+    "fhir-responses": "/fhir/QuestionnaireResponse?patient={id}",
+    "export": "/patients/{id}/export",
+}
+OPERATIONS += [operation for operation in READS if operation not in OPERATIONS]
+# The audit trail: a record's (admins; another tenant's id finds nothing of this tenant's, and
+# never the other's), and the patient's own access log; an erasure of another tenant's patient.
+PRIVACY_OPERATIONS = ("audit", "access-log", "erase")
+OPERATIONS += PRIVACY_OPERATIONS
+
+
+def privacy_operation(api: Api, actor: Actor, operation: str, target: dict[str, Any]) -> None:
+    path = f"/patients/{target['id']}"
+    if operation == "audit":
+        response = api.call("GET", f"{path}/audit", actor.token)
+        assert response.status_code == (200 if actor.name.startswith("admin") else 403)
+        if response.status_code == 200 and target["_tenant"] != actor.tenant:
+            # Only this tenant's own look-ups of that id (refused, or this very read): nothing
+            # the other tenant did with its patient.
+            for entry in payload(response)["items"]:
+                refused = entry["outcome"][:3] in ("403", "404")
+                assert entry["action"] == "get_patient_audit" or refused, entry
+    elif operation == "access-log":
+        response = api.call("GET", "/me/access-log", actor.token)
+        assert response.status_code == (200 if actor.patient else 403)
+    elif actor.name.startswith("admin") and not may_see(actor, target):
+        # Only another tenant's patient: an erasure that is allowed would empty the world.
+        reason = {"reason": "isolation property: must not be found"}
+        response = api.call("POST", f"{path}/erasure", actor.token, reason)
+        assert response.status_code == 404, response.body
+
+
+# A tenant's webhooks and dead letters (admins list webhooks; staff and admins dead letters),
+# and a replay of the target's tenant's dead letter.
+WEBHOOK_LISTS = {"webhooks": "/webhooks", "dead-letters": "/webhooks/dead-letters"}
+WEBHOOK_OPERATIONS = (*WEBHOOK_LISTS, "replay")
+
+
+def webhook_operation(
+    world: World, api: Api, actor: Actor, operation: str, target: dict[str, Any]
+) -> Any:
+    if operation in WEBHOOK_LISTS:
+        return api.call("GET", WEBHOOK_LISTS[operation], actor.token)
+    dead_letter = world.webhooks[target["_tenant"]]["dead"][0]
+    return api.call("POST", f"/webhooks/dead-letters/{dead_letter}/replay", actor.token)
+
+
+def webhook_statuses(actor: Actor, operation: str, target: dict[str, Any]) -> set[int]:
+    if operation == "webhooks":
+        return {200} if actor.name.startswith("admin") else {403}
+    if actor.patient:
+        return {403}
+    if operation == "dead-letters":
+        return {200}
+    # Its own tenant's: replayed, or being replayed (a 409 until that replay has ended).
+    return {202, 409} if target["_tenant"] == actor.tenant else {404}
 
 
 def may_see(actor: Actor, patient: dict[str, Any]) -> bool:
     if patient["_tenant"] != actor.tenant:
         return False
     return actor.patient is None or actor.patient == patient["id"]
+
+
+def patient_operation(api: Api, actor: Actor, operation: str, target: dict[str, Any]) -> Any:
+    # Writes carry a version that never matches, so a permitted write answers 409 and changes
+    # nothing, while a forbidden one must not even reveal that the record exists.
+    stale = {"If-Match": '"999"'}
+    path = f"/patients/{target['id']}"
+    calls: dict[str, tuple[str, str, Any, dict[str, str] | None]] = {
+        "get": ("GET", path, None, None),
+        "patch": ("PATCH", path, {"language": "en"}, stale),
+        "delete": ("DELETE", path, None, stale),
+        "list": ("GET", "/patients?limit=200", None, None),
+        "phone": ("POST", "/patients/search", {"phone": target["phone"]}, None),
+        "mrn": ("POST", "/patients/search", {"mrn": target["external_ids"]["mrn"]}, None),
+        **{read: ("GET", READS[read].format(id=target["id"]), None, None) for read in READS},
+    }
+    method, url, body, headers = calls[operation]
+    return api.call(method, url, actor.token, body, headers=headers)
 
 
 @settings(
@@ -82,31 +196,17 @@ def test_no_cross_tenant_or_cross_patient_leak(world: World, api: Api, data: st.
     actor = data.draw(st.sampled_from(world.actors), label="actor")
     operation = data.draw(st.sampled_from(OPERATIONS), label="operation")
     target = world.patients[data.draw(st.sampled_from(sorted(world.patients)), label="target")]
-    # Writes carry a version that never matches, so a permitted write answers 409 and changes
-    # nothing, while a forbidden one must not even reveal that the record exists.
-    stale = {"If-Match": '"999"'}
-    path = f"/patients/{target['id']}"
-    if operation == "get":
-        response = api.call("GET", path, actor.token)
-    elif operation == "patch":
-        response = api.call("PATCH", path, actor.token, {"language": "en"}, headers=stale)
-    elif operation == "delete":
-        response = api.call("DELETE", path, actor.token, headers=stale)
-    elif operation == "list":
-        response = api.call("GET", "/patients?limit=200", actor.token)
-    elif operation in SUBLISTS:
-        response = api.call("GET", f"{path}/{SUBLISTS[operation]}", actor.token)
-    elif operation == "phone":
-        search = {"phone": target["phone"]}
-        response = api.call("POST", "/patients/search", actor.token, search)
-    else:
-        search = {"mrn": target["external_ids"]["mrn"]}
-        response = api.call("POST", "/patients/search", actor.token, search)
+    if operation in PRIVACY_OPERATIONS:
+        privacy_operation(api, actor, operation, target)
+        return
+    response = patient_operation(api, actor, operation, target)
 
     visible = may_see(actor, target)
-    if operation in ("list", "phone", "mrn") or (operation == "delete" and actor.patient):
+    if operation in ("list", "phone", "mrn") or (
+        operation in ("delete", "export") and actor.patient
+    ):
         expected = {403} if actor.patient else {200}
-    elif operation in ("get", *SUBLISTS):
+    elif operation in ("get", *READS):
         expected = {200} if visible else {404}
     else:
         expected = {409} if visible else {404}
@@ -120,16 +220,60 @@ def test_no_cross_tenant_or_cross_patient_leak(world: World, api: Api, data: st.
             assert other["name"]["given"] not in body
 
 
-@pytest.mark.parametrize("sublist", sorted(SUBLISTS.values()))
-def test_another_tenants_patient_lists_are_not_found(world: World, api: Api, sublist: str) -> None:
+@pytest.mark.parametrize("read", sorted(READS.values()))
+def test_another_tenants_patient_lists_are_not_found(world: World, api: Api, read: str) -> None:
     """The example behind the property, every time: staff of tenant b asking for a patient of
-    tenant a's appointments or answers are told it does not exist, as for the patient itself."""
+    tenant a's appointments, answers, FHIR resources or export are told it does not exist, as
+    for the patient itself."""
     staff_b = next(a for a in world.actors if a.name == "staff-b")
     theirs = next(p for p in world.patients.values() if p["_tenant"] != staff_b.tenant)
-    response = api.call("GET", f"/patients/{theirs['id']}/{sublist}", staff_b.token)
+    response = api.call("GET", read.format(id=theirs["id"]), staff_b.token)
     assert response.status_code == 404, response.body
     assert payload(response)["error"]["code"] == "not_found"
     staff_a = next(
         a for a in world.actors if a.tenant == theirs["_tenant"] and a.name.startswith("staff")
     )
-    assert api.call("GET", f"/patients/{theirs['id']}/{sublist}", staff_a.token).status_code == 200
+    assert api.call("GET", read.format(id=theirs["id"]), staff_a.token).status_code == 200
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_no_cross_tenant_webhook_or_dead_letter_leak(
+    world: World, api: Api, data: st.DataObject
+) -> None:
+    """The same property for a tenant's webhooks and dead letters (not a patient's records):
+    another tenant's are never listed, and replaying one is a 404."""
+    actor = data.draw(st.sampled_from(world.actors), label="actor")
+    operation = data.draw(st.sampled_from(WEBHOOK_OPERATIONS), label="operation")
+    target = world.patients[data.draw(st.sampled_from(sorted(world.patients)), label="target")]
+    response = webhook_operation(world, api, actor, operation, target)
+    assert response.status_code in webhook_statuses(actor, operation, target), (
+        actor.name,
+        operation,
+        response.body,
+    )
+    body = json.dumps(payload(response) or {})
+    for tenant_id, seeded in world.webhooks.items():
+        if tenant_id != actor.tenant:
+            assert seeded["webhook"]["id"] not in body and seeded["webhook"]["url"] not in body
+            assert not any(dead_letter in body for dead_letter in seeded["dead"])
+
+
+def test_another_tenants_webhooks_and_dead_letters_are_not_found(world: World, api: Api) -> None:
+    """The example behind the property: tenant b's admin cannot delete tenant a's webhook or
+    replay its dead letters, and neither shows in tenant b's lists."""
+    admin_b = next(a for a in world.actors if a.name == "admin-b")
+    theirs = next(seeded for t, seeded in world.webhooks.items() if t != admin_b.tenant)
+    deleted = api.call("DELETE", f"/webhooks/{theirs['webhook']['id']}", admin_b.token)
+    assert deleted.status_code == 404 and payload(deleted)["error"]["code"] == "not_found"
+    for dead_letter in theirs["dead"]:
+        replay = api.call("POST", f"/webhooks/dead-letters/{dead_letter}/replay", admin_b.token)
+        assert replay.status_code == 404, replay.body
+    assert payload(api.call("GET", "/webhooks", admin_b.token))["items"] == [
+        world.webhooks[admin_b.tenant]["webhook"]
+    ]
+    admin_a = next(a for a in world.actors if a.name == "admin-a")
+    listed = payload(api.call("GET", "/webhooks", admin_a.token))["items"]
+    assert [w["id"] for w in listed] == [theirs["webhook"]["id"]]

@@ -62,6 +62,9 @@ def test_no_phi_in_logs(
         (400, "POST", "/patients", tenant.staff, {**body, "phone": f"{PHONE_NATIONAL}999"}, {}),
         (400, "POST", "/patients", tenant.staff, f'{{"name": "{FAMILY}'.encode(), {}),
         (404, "GET", path, someone_else, None, {}),
+        (200, "GET", f"/fhir/Patient/{patient_id}", tenant.staff, None, {}),
+        (200, "GET", f"{path}/export", tenant.staff, None, {}),
+        (400, "GET", f"/fhir/Appointment?name={FAMILY}", tenant.staff, None, {}),
         (204, "DELETE", path, tenant.staff, None, {}),
     ]
     for status, method, url, token, sent, headers in steps:

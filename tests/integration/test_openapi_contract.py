@@ -322,6 +322,71 @@ def walk_care(
     )
 
 
+def walk_fhir(call: Any, runtime: Any, tenant_id: str, patient_id: str, staff: str) -> None:
+    """FHIR reads and searches, and the patient's export, by staff and by the patient."""
+    patient = runtime.token("patient", tenant_id, patient_id)
+    call("/fhir/metadata", "get", None)
+    call("/fhir/Patient/{patient_id}", "get", patient, concrete=f"/fhir/Patient/{patient_id}")
+    call("/fhir/Appointment", "get", staff, concrete=f"/fhir/Appointment?patient={patient_id}")
+    # A search without its patient: a documented 400.
+    assert call("/fhir/QuestionnaireResponse", "get", staff).status_code == 400
+    call(
+        "/fhir/QuestionnaireResponse",
+        "get",
+        patient,
+        concrete=f"/fhir/QuestionnaireResponse?patient={patient_id}",
+    )
+    call(
+        "/fhir/Questionnaire/{questionnaire_id}",
+        "get",
+        staff,
+        concrete="/fhir/Questionnaire/post-operative",
+    )
+    call("/patients/{patient_id}/export", "get", staff, concrete=f"/patients/{patient_id}/export")
+    call("/me/export", "get", patient)
+
+
+def walk_privacy(
+    call: Any, spec: dict[str, Any], runtime: Any, tenant_id: str, patient_id: str, admin: str
+) -> None:
+    """The audit trail (by record, by actor, a day's verification, the patient's own log), a
+    patient's erasure request, and an admin's erasure of another patient."""
+    from chalicelib import clock
+
+    patient = runtime.token("patient", tenant_id, patient_id)
+    call("/patients/{patient_id}/audit", "get", admin, concrete=f"/patients/{patient_id}/audit")
+    call("/audit", "get", admin, concrete="/audit?actor=someone-unknown")
+    day = clock.now().date().isoformat()
+    call("/audit/verification", "get", admin, concrete=f"/audit/verification?day={day}")
+    call("/me/access-log", "get", patient)
+    call("/me/erasure-request", "post", patient)
+    staff = runtime.token("staff", tenant_id)
+    other = call("/patients", "post", staff, {"name": {"given": "Erase"}, "phone": "13700137001"})
+    assert other.status_code == 201, other.body
+    erasure_path = f"/patients/{payload(other)['id']}/erasure"
+    body = example(spec, "/patients/{patient_id}/erasure", "post")
+    call("/patients/{patient_id}/erasure", "post", admin, body, concrete=erasure_path)
+
+
+def walk_webhooks(call: Any, spec: dict[str, Any], admin: str, staff: str) -> None:
+    """A webhook from the spec's example (its host resolves nowhere offline: taken, and judged
+    again at every delivery), listed, a dead letter that does not exist, and the webhook gone."""
+    created = call("/webhooks", "post", admin, example(spec, "/webhooks", "post"))
+    assert created.status_code == 201, created.body
+    call("/webhooks", "get", admin)
+    call("/webhooks/dead-letters", "get", staff)
+    missing = call(
+        "/webhooks/dead-letters/{delivery_id}/replay",
+        "post",
+        staff,
+        concrete="/webhooks/dead-letters/d-00000000000000000000/replay",
+    )
+    assert missing.status_code == 404
+    webhook_path = f"/webhooks/{payload(created)['id']}"
+    call("/webhooks/{webhook_id}", "delete", admin, concrete=webhook_path)
+    call("/local/webhook-receiver", "get", None)
+
+
 def walk_accounts(
     call: Any, spec: dict[str, Any], runtime: Any, tenant_id: str, patient: Any, admin: str
 ) -> None:
@@ -453,6 +518,9 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     walk_segments(call, spec, staff)
     walk_accounts(call, spec, runtime, tenant_id, payload(created), admin)
     walk_booking(call, spec, runtime, tenant_id, payload(created)["id"], staff, admin)
+    walk_fhir(call, runtime, tenant_id, payload(created)["id"], staff)
+    walk_privacy(call, spec, runtime, tenant_id, payload(created)["id"], admin)
+    walk_webhooks(call, spec, admin, staff)
     call("/patients/{patient_id}", "delete", staff, concrete=patient_path)
     call("/openapi.json", "get", None)
     call("/local/clock", "get", None)

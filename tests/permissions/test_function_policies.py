@@ -27,7 +27,20 @@ SIMULATOR = ROOT / "tools" / "iam-simulate"
 POLICIES = ROOT / ".chalice" / "policies"
 ACCOUNT, REGION, STAGE = "123456789012", "us-east-1", "local"
 POOL = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{REGION}_POOL"
-KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/data-key"
+KEY = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+# The platform key's policy (infra/platform.yaml, AccountAdministers): it lets IAM policies
+# decide, as KMS requires a key policy to.
+KEY_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": f"arn:aws:iam::{ACCOUNT}:root"},
+            "Action": "kms:*",
+            "Resource": "*",
+        }
+    ],
+}
 # What a policy may name besides the pseudo parameters and the stage.
 ATTRIBUTES = {"UserPool.Arn": POOL, "DataKey.Arn": KEY}
 
@@ -142,14 +155,15 @@ def _cases(
     cases = []
     for index, call in enumerate(calls):
         role, session = _principal(call)
-        cases.append(
-            {
-                "id": str(index),
-                "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/{session}",
-                "policies": policies[role],
-                "request": _request(call),
-            }
-        )
+        case = {
+            "id": str(index),
+            "principal": f"arn:aws:sts::{ACCOUNT}:assumed-role/{session}",
+            "policies": policies[role],
+            "request": _request(call),
+        }
+        if call["action"].startswith("kms:"):
+            case["resourcePolicy"] = KEY_POLICY
+        cases.append(case)
     return cases
 
 

@@ -44,6 +44,7 @@ def _chain(length: int) -> list[AuditEntry]:
             _activity(f"op{seq}"),
             tenant_id="t-1",
             at=START + timedelta(seconds=seq),
+            shard=0,
             seq=seq,
             prev_hash=previous,
             retention_years=6,
@@ -61,7 +62,11 @@ def test_an_untouched_chain_holds() -> None:
 def test_an_edited_entry_is_the_first_broken_link() -> None:
     entries = _chain(5)
     entries[2]["outcome"] = "404 not_found"
-    assert first_broken_link(entries) == {"seq": 3, "reason": "its content does not match its hash"}
+    assert first_broken_link(entries) == {
+        "shard": 0,
+        "seq": 3,
+        "reason": "its content does not match its hash",
+    }
 
 
 def test_an_edited_entry_whose_hash_was_recomputed_breaks_the_next_link() -> None:
@@ -71,6 +76,7 @@ def test_an_edited_entry_whose_hash_was_recomputed_breaks_the_next_link() -> Non
     entries[1]["actor"] = {"kind": ActorKind.PERSON, "subject": "someone-else", "role": "admin"}
     entries[1]["hash"] = entry_hash(entries[1])
     assert first_broken_link(entries) == {
+        "shard": 0,
         "seq": 3,
         "reason": "it does not follow the entry before it",
     }
@@ -79,6 +85,7 @@ def test_an_edited_entry_whose_hash_was_recomputed_breaks_the_next_link() -> Non
 def test_a_removed_or_inserted_entry_is_found() -> None:
     entries = _chain(5)
     assert first_broken_link(entries[:1] + entries[2:]) == {
+        "shard": 0,
         "seq": 2,
         "reason": "an entry is missing here",
     }
@@ -95,6 +102,15 @@ def test_the_hash_ignores_nothing_but_itself_and_the_ttl() -> None:
     kept = copy.deepcopy(entry)
     kept["expires_at"] = 0
     assert first_broken_link([kept]) is None
+
+
+def test_an_entry_moved_to_another_chain_is_found() -> None:
+    from chalicelib.domain.audit import verification
+
+    moved = _chain(3)
+    report = verification("t-1", "2026-12-07", {0: moved[:2], 5: moved[2:]})
+    assert report["chains"] == 2 and report["entries"] == 3 and not report["intact"]
+    assert report["first_broken"]["shard"] == 0 or report["first_broken"]["shard"] == 5
 
 
 def test_a_pseudonym_is_stable_per_key_and_names_no_one() -> None:

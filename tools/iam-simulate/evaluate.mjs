@@ -1,6 +1,7 @@
 // Reads {"cases": [{"id", "policies": [{name, policy}], "request": {action, resource, context}}]}
 // on stdin; writes {"<id>": "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied" | "error: ..."}.
-// Identity policies only: the functions' roles are in the account that owns every resource.
+// Identity policies, and a resource's own policy where AWS requires one (a KMS key's): the
+// functions' roles are in the account that owns every resource.
 import { runSimulation } from '@cloud-copilot/iam-simulate'
 
 const ACCOUNT = '123456789012'
@@ -8,9 +9,11 @@ let input = ''
 for await (const chunk of process.stdin) input += chunk
 const { cases } = JSON.parse(input)
 const decisions = {}
-for (const { id, policies, principal, request } of cases) {
+for (const { id, policies, principal, request, resourcePolicy } of cases) {
   const simulation = {
     identityPolicies: policies,
+    // A KMS key is reached only as its key policy lets IAM decide (the key policy's root grant).
+    ...(resourcePolicy ? { resourcePolicy } : {}),
     serviceControlPolicies: [],
     resourceControlPolicies: [],
     request: {

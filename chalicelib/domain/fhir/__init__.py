@@ -5,8 +5,8 @@ resource used here). The models of `fhir.resources` that check resources are imp
 when a check runs (`validation`; pydantic costs a cold start about half a second): importing
 this package or any mapping module never loads them.
 
-- `export`: patient, appointments, responses, messages, consent, flags, journeys -> resources, and
-  a patient's export as a `collection` Bundle.
+- `export`: patient, appointments, responses, messages, consent, flags, journeys -> resources, a
+  patient's export as a `collection` Bundle, and a search's answer as a `searchset` Bundle.
 - `questionnaires`: our questionnaires to FHIR Questionnaires and back.
 - `imports`: a hospital's transaction Bundle or bulk NDJSON lines -> our create documents.
 - `capability`: the CapabilityStatement of `GET /fhir/metadata`.
@@ -16,7 +16,7 @@ this package or any mapping module never loads them.
 from __future__ import annotations
 
 from chalicelib.domain.fhir.capability import capability_statement
-from chalicelib.domain.fhir.common import FHIR_VERSION, Resource
+from chalicelib.domain.fhir.common import FHIR_VERSION, Resource, tenant_mrn_system
 from chalicelib.domain.fhir.export import (
     appointment_to_fhir,
     care_journey_to_fhir,
@@ -27,6 +27,7 @@ from chalicelib.domain.fhir.export import (
     patient_flags,
     patient_to_fhir,
     questionnaire_response_to_fhir,
+    searchset_bundle,
 )
 from chalicelib.domain.fhir.imports import ParsedBundle, parse_ndjson_line, parse_transaction_bundle
 from chalicelib.domain.fhir.questionnaires import (
@@ -55,5 +56,7 @@ __all__ = [
     "questionnaire_from_fhir",
     "questionnaire_response_to_fhir",
     "questionnaire_to_fhir",
+    "searchset_bundle",
+    "tenant_mrn_system",
     "validate_resource",
 ]

@@ -30,16 +30,44 @@ def _read(resource_type: str) -> Resource:
 
 
 def capability_statement(
-    *, base_url: str | None = None, software_version: str | None = None
+    *,
+    base_url: str | None = None,
+    software_version: str | None = None,
+    transaction: bool = True,
 ) -> Resource:
     """Read Patient and Questionnaire, search Appointment and QuestionnaireResponse by patient,
-    and a system `transaction` (`POST /fhir`) to import patients and appointments."""
+    and a system `transaction` (`POST /fhir`) to import patients and appointments: only where
+    the API takes it (`transaction=False` leaves it out), as the statement says no more than
+    the endpoint does."""
     implementation: Resource = {"description": "CareLoop patient-relationship FHIR endpoint"}
     if base_url:
         implementation["url"] = base_url.rstrip("/")
     software: Resource = {"name": "CareLoop"}
     if software_version:
         software["version"] = software_version
+    rest: Resource = {
+        "mode": "server",
+        "documentation": "Every request reads and writes the caller's own hospital only.",
+        "security": {
+            "description": "A bearer token from the hospital's CareLoop sign-in: staff reach "
+            "their hospital's patients, a patient their own record only."
+        },
+        "resource": [
+            _read("Patient"),
+            _by_patient("Appointment"),
+            _read("Questionnaire"),
+            _by_patient("QuestionnaireResponse"),
+        ],
+    }
+    if transaction:
+        rest["interaction"] = [
+            {
+                "code": "transaction",
+                "documentation": "POST /fhir: a transaction Bundle of Patient and "
+                "Appointment entries (with Practitioner, Schedule, Slot), keyed by the "
+                "hospital's MRN and appointment identifiers",
+            }
+        ]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -50,27 +78,5 @@ def capability_statement(
         "implementation": implementation,
         "fhirVersion": FHIR_VERSION,
         "format": ["json"],
-        "rest": [
-            {
-                "mode": "server",
-                "documentation": "Every request reads and writes the caller's own hospital only.",
-                "security": {
-                    "description": "A bearer token from the hospital's CareLoop sign-in (staff)."
-                },
-                "resource": [
-                    _read("Patient"),
-                    _by_patient("Appointment"),
-                    _read("Questionnaire"),
-                    _by_patient("QuestionnaireResponse"),
-                ],
-                "interaction": [
-                    {
-                        "code": "transaction",
-                        "documentation": "POST /fhir: a transaction Bundle of Patient and "
-                        "Appointment entries (with Practitioner, Schedule, Slot), keyed by the "
-                        "hospital's MRN and appointment identifiers",
-                    }
-                ],
-            }
-        ],
+        "rest": [rest],
     }

@@ -44,6 +44,13 @@ def option_code(value: Value) -> str:
     return str(value)
 
 
+def tenant_mrn_system(tenant_id: str) -> str:
+    """The identifier system of a hospital's medical record numbers. An MRN is unique within its
+    tenant only, and the tenant record names no system of the hospital's own, so ours names the
+    tenant."""
+    return f"urn:careloop:{tenant_id}:mrn"
+
+
 def reference(resource_type: str, resource_id: str) -> dict[str, str]:
     return {"reference": f"{resource_type}/{resource_id}"}
 

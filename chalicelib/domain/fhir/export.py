@@ -604,3 +604,29 @@ def patient_export_bundle(
             {"fullUrl": f"{base}/{r['resourceType']}/{r['id']}", "resource": r} for r in resources
         ],
     }
+
+
+def searchset_bundle(
+    resources: Sequence[Resource], *, base_url: str, self_url: str, timestamp: str
+) -> Resource:
+    """The answer to a search: every match at once (a search names one patient, whose records
+    are few enough not to page), each entry's fullUrl under `base_url`, the search itself as
+    the `self` link. No match gives no `entry` (FHIR allows no empty array)."""
+    base = base_url.rstrip("/")
+    bundle: Resource = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "timestamp": timestamp,
+        "total": len(resources),
+        "link": [{"relation": "self", "url": self_url}],
+    }
+    if resources:
+        bundle["entry"] = [
+            {
+                "fullUrl": f"{base}/{r['resourceType']}/{r['id']}",
+                "resource": r,
+                "search": {"mode": "match"},
+            }
+            for r in resources
+        ]
+    return bundle

@@ -1,0 +1,123 @@
+"""FHIR R4 routes (`/fhir/...`, FHIR_VERSION 4.3.0) and a patient's export as a FHIR Bundle.
+
+The hospital and the patient come from the token, as on every route: a URL carries ids only
+(never a name, phone or MRN), and another tenant's or another patient's id is a 404.
+"""
+
+from __future__ import annotations
+
+from chalice.app import Request
+
+from chalicelib.api.http import ApiBlueprint, ApiRequest, QueryParam
+from chalicelib.api.openapi import VERSION
+from chalicelib.domain.access import CLINIC_ROLES, Role
+from chalicelib.domain.fhir import Resource
+from chalicelib.services.registry import services
+
+api = ApiBlueprint(__name__, tag="fhir")
+CLINIC_OR_SELF = CLINIC_ROLES | {Role.PATIENT}
+BY_PATIENT = (QueryParam("patient", "The patient's id, as Patient/<id> or <id>", required=True),)
+
+
+def fhir_base(raw: Request) -> str:
+    """This API's FHIR base as the caller reached it (`https://<host>[/<prefix>]/fhir`), so each
+    entry's fullUrl is an address the caller can read it at. API Gateway's own host names put
+    the stage before the route's path, a custom domain its base path: whatever the full path
+    has before the route's own path is that prefix."""
+    context = raw.context or {}
+    host = context.get("domainName") or raw.headers.get("host") or "localhost"
+    forwarded = raw.headers.get("x-forwarded-proto")  # API Gateway says https
+    scheme = forwarded if forwarded in ("http", "https") else "http"
+    route_path = str(context.get("resourcePath") or "").format(**(raw.uri_params or {}))
+    full_path = str(context.get("path") or route_path)
+    prefix = full_path.removesuffix(route_path) if full_path.endswith(route_path) else ""
+    return f"{scheme}://{host}{prefix}/fhir"
+
+
+@api.route(
+    "/fhir/metadata",
+    "GET",
+    summary="Read the FHIR CapabilityStatement",
+    roles=None,
+    response_schema="fhir-resource",
+)
+def get_fhir_metadata(request: ApiRequest) -> Resource:
+    return services().fhir.metadata(fhir_base(request.raw), VERSION)
+
+
+@api.route(
+    "/fhir/Patient/{patient_id}",
+    "GET",
+    summary="Read a patient as a FHIR Patient",
+    roles=CLINIC_OR_SELF,
+    response_schema="fhir-resource",
+    errors=(401, 403, 404),
+)
+def get_fhir_patient(request: ApiRequest, patient_id: str) -> Resource:
+    return services().fhir.patient(request.principal, patient_id)
+
+
+@api.route(
+    "/fhir/Appointment",
+    "GET",
+    summary="Search a patient's appointments as a FHIR Bundle",
+    roles=CLINIC_OR_SELF,
+    response_schema="fhir-bundle",
+    errors=(400, 401, 403, 404),
+    query=BY_PATIENT,
+)
+def search_fhir_appointments(request: ApiRequest) -> Resource:
+    return services().fhir.appointments(
+        request.principal, request.query("patient"), fhir_base(request.raw)
+    )
+
+
+@api.route(
+    "/fhir/Questionnaire/{questionnaire_id}",
+    "GET",
+    summary="Read a questionnaire as a FHIR Questionnaire",
+    roles=CLINIC_OR_SELF,
+    response_schema="fhir-resource",
+    errors=(401, 403, 404),
+)
+def get_fhir_questionnaire(request: ApiRequest, questionnaire_id: str) -> Resource:
+    return services().fhir.questionnaire(request.principal, questionnaire_id)
+
+
+@api.route(
+    "/fhir/QuestionnaireResponse",
+    "GET",
+    summary="Search a patient's questionnaire responses as a FHIR Bundle",
+    roles=CLINIC_OR_SELF,
+    response_schema="fhir-bundle",
+    errors=(400, 401, 403, 404),
+    query=BY_PATIENT,
+)
+def search_fhir_questionnaire_responses(request: ApiRequest) -> Resource:
+    return services().fhir.questionnaire_responses(
+        request.principal, request.query("patient"), fhir_base(request.raw)
+    )
+
+
+@api.route(
+    "/patients/{patient_id}/export",
+    "GET",
+    summary="Export everything held on a patient as a FHIR Bundle",
+    roles=CLINIC_ROLES,
+    response_schema="fhir-bundle",
+    errors=(401, 403, 404),
+)
+def export_patient(request: ApiRequest, patient_id: str) -> Resource:
+    return services().fhir.export(request.principal, patient_id, fhir_base(request.raw))
+
+
+@api.route(
+    "/me/export",
+    "GET",
+    summary="Export everything held on me as a FHIR Bundle",
+    roles={Role.PATIENT},
+    response_schema="fhir-bundle",
+    errors=(401, 403, 404),
+)
+def export_my_record(request: ApiRequest) -> Resource:
+    return services().fhir.export(request.principal, None, fhir_base(request.raw))

@@ -1,0 +1,14 @@
+"""Privacy schedules: the daily retention sweep over soft-deleted patients."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalicelib.services.registry import services
+from chalicelib.tasks.runner import Event
+
+
+def retention_sweep(event: Any) -> Event:
+    """Erase the patients deleted longer ago than their tenant keeps deleted records."""
+    found = services()
+    return dict(found.erasure.purge_expired(found.tenants))
