@@ -108,7 +108,10 @@ class AppointmentService:
         executions: Executions,
         on_booked: Sequence[Callable[[str, Document], None]] = (),
         on_status_changed: Sequence[Callable[[str, Document], None]] = (),
+        # A member's read outside their departments: refused without a reason (break-glass).
+        check_access: Callable[[Principal, Document], None] | None = None,
     ) -> None:
+        self._check_access = check_access
         self._executions = executions
         self._on_booked = on_booked
         self._on_status_changed = on_status_changed
@@ -232,8 +235,11 @@ class AppointmentService:
         if when not in (None, "upcoming", "past"):
             raise invalid("when", "is upcoming or past")
         tenant = self._tenants.require(tenant_of(principal))
-        if self._patients.get(tenant["id"], patient_id) is None:
+        patient = self._patients.get(tenant["id"], patient_id)
+        if patient is None:
             raise NotFound("patient not found")  # not an empty list: ids cannot be probed
+        if self._check_access is not None:
+            self._check_access(principal, patient)
         now = utc_iso(clock.now())
         if when == "past":
             found = self._appointments.for_patient(

@@ -179,6 +179,7 @@ def services() -> Services:
         executions,
         on_booked=(recall.on_booked, aftercare.on_booked),
         on_status_changed=(webhooks.appointment_changed,),
+        check_access=audit.check_departments,
     )
     accounts = Accounts()
     fhir = FhirService(
@@ -232,6 +233,7 @@ def services() -> Services:
             questionnaire_service,
             aftercare.submitted,
             on_saved=(webhooks.response_submitted,),
+            check_access=audit.check_departments,
         ),
         journeys=JourneyService(
             tenant_repository,

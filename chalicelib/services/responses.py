@@ -33,7 +33,10 @@ class ResponseService:
         questionnaires: QuestionnaireService,
         on_submitted: Callable[[str, Document], None],
         on_saved: Sequence[Callable[[str, Document], None]] = (),
+        # A member's read outside their departments: refused without a reason (break-glass).
+        check_access: Callable[[Principal, Document], None] | None = None,
     ) -> None:
+        self._check_access = check_access
         self._responses = responses
         self._patients = patients
         self._questionnaires = questionnaires
@@ -109,6 +112,9 @@ class ResponseService:
             raise NotFound("patient not found")
         check_patient_visible(principal, patient_id)
         tenant_id = tenant_of(principal)
-        if self._patients.get(tenant_id, patient_id) is None:
+        patient = self._patients.get(tenant_id, patient_id)
+        if patient is None:
             raise NotFound("patient not found")  # not an empty list: ids cannot be probed
+        if self._check_access is not None:
+            self._check_access(principal, patient)
         return self._responses.for_patient(tenant_id, patient_id)

@@ -216,6 +216,9 @@ def test_a_read_outside_ones_departments_needs_a_reason_and_alerts_privacy(
         "GET", f"/patients/{other['id']}", token, headers={"X-Break-Glass-Reason": "need"}
     )
     assert short.status_code == 403
+    for sublist in ("appointments", "questionnaire-responses"):
+        listed = api.call("GET", f"/patients/{other['id']}/{sublist}", token)
+        assert listed.status_code == 403 and error_code(listed) == "break_glass_required"
     reason = "patient collapsed in the cardiology waiting room"
     allowed = api.call(
         "GET", f"/patients/{other['id']}", token, headers={"X-Break-Glass-Reason": reason}
