@@ -85,6 +85,22 @@ def get_fhir_questionnaire(request: ApiRequest, questionnaire_id: str) -> Resour
 
 
 @api.route(
+    "/fhir/Questionnaire/{questionnaire_id}",
+    "PUT",
+    summary="Create or replace a questionnaire from a FHIR Questionnaire",
+    roles={Role.ADMIN},
+    request_schema="fhir-questionnaire",
+    response_schema="fhir-resource",
+    errors=(400, 401, 403, 409, 413, 415, 428),
+    if_match="optional",
+)
+def put_fhir_questionnaire(request: ApiRequest, questionnaire_id: str) -> Resource:
+    return services().fhir.import_questionnaire(
+        request.principal, questionnaire_id, request.body, request.header("if-match")
+    )
+
+
+@api.route(
     "/fhir/QuestionnaireResponse",
     "GET",
     summary="Search a patient's questionnaire responses as a FHIR Bundle",

@@ -22,12 +22,14 @@ from chalicelib.domain.fhir import (
     capability_statement,
     patient_export_bundle,
     patient_to_fhir,
+    questionnaire_from_fhir,
     questionnaire_response_to_fhir,
     questionnaire_to_fhir,
     searchset_bundle,
     tenant_mrn_system,
     validate_resource,
 )
+from chalicelib.schemas import validate
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.tenants import TenantService
@@ -113,6 +115,21 @@ class FhirService:
         definition = self._questionnaires.get(principal, questionnaire_id)
         tenant = self._tenants.require(tenant_of(principal))
         return questionnaire_to_fhir(definition, tenant["default_language"])
+
+    def import_questionnaire(
+        self, principal: Principal, questionnaire_id: str, resource: Document, if_match: str | None
+    ) -> Resource:
+        """A hospital's own FHIR Questionnaire, saved as the tenant's questionnaire under
+        `questionnaire_id` (its texts' language is the resource's, else the tenant's), and
+        answered as FHIR again. What our questionnaires cannot do is a 400 naming its path."""
+        tenant = self._tenants.require(tenant_of(principal))
+        definition = dict(
+            questionnaire_from_fhir(resource, default_language=tenant["default_language"])
+        )
+        definition.pop("id", None)  # the path names it
+        validate("questionnaire-put", definition)
+        saved = self._questionnaires.put(principal, questionnaire_id, definition, if_match)
+        return questionnaire_to_fhir(saved, tenant["default_language"])
 
     # -- searches by patient -------------------------------------------------------------------
 

@@ -247,6 +247,7 @@ def test_metadata_states_the_version_and_only_what_exists(runtime: Any, api: Api
         ("Patient", "read"),
         ("Appointment", "search-type"),
         ("Questionnaire", "read"),
+        ("Questionnaire", "update"),
         ("QuestionnaireResponse", "search-type"),
     }
     # Each stated interaction is a route, and each FHIR route but metadata is stated.
@@ -257,9 +258,11 @@ def test_metadata_states_the_version_and_only_what_exists(runtime: Any, api: Api
     }
     expected = {"/fhir/metadata"}
     for resource_type, code in stated:
-        if code == "read":
-            [read] = [p for p in served if p.startswith(f"/fhir/{resource_type}/{{")]
-            expected.add(read)
+        if code in ("read", "update"):
+            [one] = [p for p in served if p.startswith(f"/fhir/{resource_type}/{{")]
+            expected.add(one)
+            if code == "update":
+                assert "PUT" in runtime.app.routes[one], one
         else:
             expected.add(f"/fhir/{resource_type}")
     assert served == expected
@@ -335,3 +338,36 @@ def test_export_is_recorded_in_the_audit_trail(api: Api, cared_for: dict[str, An
     # the point, only that both exports are there.
     actions = {e["action"] for e in payload(audit)["items"]}
     assert {"export_patient", "export_my_record"} <= actions
+
+
+def test_a_hospitals_own_fhir_questionnaire_is_imported(
+    api: Api, make_tenant: Any, make_patient: Any
+) -> None:
+    """PUT /fhir/Questionnaire/{id}: a FHIR Questionnaire becomes the tenant's questionnaire;
+    it reads back in both forms; what our questionnaires cannot do is named by path."""
+    from chalicelib.domain.fhir import validate_resource
+
+    tenant = make_tenant()
+    resource = {
+        "resourceType": "Questionnaire",
+        "status": "active",
+        "language": "zh-CN",
+        "title": "术后随访",
+        "item": [
+            {"linkId": "pain", "text": "疼痛程度(0-10)", "type": "integer", "required": True},
+            {"linkId": "fever", "text": "是否发热?", "type": "boolean"},
+        ],
+    }
+    saved = api.call("PUT", "/fhir/Questionnaire/ortho-follow-up", tenant.admin, resource)
+    assert saved.status_code == 200, saved.body
+    validate_resource(payload(saved))
+    ours = payload(api.call("GET", "/questionnaires/ortho-follow-up", tenant.staff))
+    assert [item["linkId"] for item in ours["items"]] == ["pain", "fever"]
+    again = payload(api.call("GET", "/fhir/Questionnaire/ortho-follow-up", tenant.staff))
+    assert [item["linkId"] for item in again["item"]] == ["pain", "fever"]
+    # Staff may read, not import; a nested group is beyond our questionnaires: its path named.
+    assert api.call("PUT", "/fhir/Questionnaire/x-1", tenant.staff, resource).status_code == 403
+    nested = {**resource, "item": [{"linkId": "g", "type": "group", "item": resource["item"]}]}
+    refused = api.call("PUT", "/fhir/Questionnaire/x-1", tenant.admin, nested)
+    assert refused.status_code == 400
+    assert any(path.startswith("$.item[0]") for path in error_paths(refused)), refused.body

@@ -322,9 +322,18 @@ def walk_care(
     )
 
 
-def walk_fhir(call: Any, runtime: Any, tenant_id: str, patient_id: str, staff: str) -> None:
-    """FHIR reads and searches, and the patient's export, by staff and by the patient."""
+def walk_fhir(
+    call: Any, spec: dict[str, Any], runtime: Any, tenant_id: str, patient_id: str, staff: str
+) -> None:
+    """FHIR reads and searches, the patient's export, and a hospital's own Questionnaire."""
     patient = runtime.token("patient", tenant_id, patient_id)
+    call(
+        "/fhir/Questionnaire/{questionnaire_id}",
+        "put",
+        runtime.token("admin", tenant_id),
+        example(spec, "/fhir/Questionnaire/{questionnaire_id}", "put"),
+        concrete="/fhir/Questionnaire/visit-feedback",
+    )
     call("/fhir/metadata", "get", None)
     call("/fhir/Patient/{patient_id}", "get", patient, concrete=f"/fhir/Patient/{patient_id}")
     call("/fhir/Appointment", "get", staff, concrete=f"/fhir/Appointment?patient={patient_id}")
@@ -518,7 +527,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     walk_segments(call, spec, staff)
     walk_accounts(call, spec, runtime, tenant_id, payload(created), admin)
     walk_booking(call, spec, runtime, tenant_id, payload(created)["id"], staff, admin)
-    walk_fhir(call, runtime, tenant_id, payload(created)["id"], staff)
+    walk_fhir(call, spec, runtime, tenant_id, payload(created)["id"], staff)
     walk_privacy(call, spec, runtime, tenant_id, payload(created)["id"], admin)
     walk_webhooks(call, spec, admin, staff)
     call("/patients/{patient_id}", "delete", staff, concrete=patient_path)

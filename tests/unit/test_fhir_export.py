@@ -601,7 +601,7 @@ def test_capability_statement() -> None:
     assert interactions == {
         "Patient": ["read"],
         "Appointment": ["search-type"],
-        "Questionnaire": ["read"],
+        "Questionnaire": ["read", "update"],
         "QuestionnaireResponse": ["search-type"],
     }
     searches = {r["type"]: [p["name"] for p in r.get("searchParam", [])] for r in rest["resource"]}

@@ -35,10 +35,10 @@ def capability_statement(
     software_version: str | None = None,
     transaction: bool = True,
 ) -> Resource:
-    """Read Patient and Questionnaire, search Appointment and QuestionnaireResponse by patient,
-    and a system `transaction` (`POST /fhir`) to import patients and appointments: only where
-    the API takes it (`transaction=False` leaves it out), as the statement says no more than
-    the endpoint does."""
+    """Read Patient and Questionnaire (and update Questionnaire), search Appointment and
+    QuestionnaireResponse by patient, and a system `transaction` (`POST /fhir`) to import
+    patients and appointments: only where the API takes it (`transaction=False` leaves it out),
+    as the statement says no more than the endpoint does."""
     implementation: Resource = {"description": "CareLoop patient-relationship FHIR endpoint"}
     if base_url:
         implementation["url"] = base_url.rstrip("/")
@@ -55,7 +55,8 @@ def capability_statement(
         "resource": [
             _read("Patient"),
             _by_patient("Appointment"),
-            _read("Questionnaire"),
+            # A hospital's own questionnaire is taken as a FHIR Questionnaire (PUT by id).
+            {"type": "Questionnaire", "interaction": [{"code": "read"}, {"code": "update"}]},
             _by_patient("QuestionnaireResponse"),
         ],
     }
