@@ -220,8 +220,11 @@ class AuditService:
         return entry
 
     def forget(self, tenant_id: str, patient_id: str) -> None:
-        """The patient was erased: this container stops thinking their pseudonym is stored."""
-        self._remembered.discard((tenant_id, self.pseudonym(tenant_id, patient_id)))
+        """The patient was erased: their pseudonym's link to their id goes (from here the trail
+        names no one), and this container stops thinking it is stored."""
+        pseudonym = self.pseudonym(tenant_id, patient_id)
+        retried(lambda: self._entries.forget_pseudonym(tenant_id, pseudonym))
+        self._remembered.discard((tenant_id, pseudonym))
 
     def _remember(self, tenant_id: str, named: dict[str, str]) -> None:
         """Keep each pseudonym's patient findable (once per container and patient)."""

@@ -38,7 +38,6 @@ from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tenants import TenantService
 from chalicelib.settings import get_settings
 from chalicelib.store.appointments import AppointmentRepository, slot_sk
-from chalicelib.store.audit import PSEUDONYM_SK, pseudonym_pk
 from chalicelib.store.contacts import sms_pk
 from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.erasure import ErasureRepository, Key
@@ -140,10 +139,7 @@ class ErasureService:
         devices = self._remove_devices(tenant_id, patient_id)
         self._forget_awaited_answers(found.profile)
         deleted = self._store.delete(self._keys(tenant_id, found))
-        # Last: from here the trail's pseudonym names no one.
-        pseudonym = self._audit.pseudonym(tenant_id, patient_id)
-        deleted += self._store.delete([(pseudonym_pk(tenant_id, pseudonym), PSEUDONYM_SK)])
-        self._audit.forget(tenant_id, patient_id)
+        self._audit.forget(tenant_id, patient_id)  # last: the trail then names no one
         erased(patient_id)
         count("PatientErased")
         return {
