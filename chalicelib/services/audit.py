@@ -53,6 +53,13 @@ def privacy_topic_arn(tenant_id: str) -> str:
     return f"{prefix}:careloop-{settings.stage}-{tenant_id}-privacy"
 
 
+def _pseudonymised(record_id: str, named: dict[str, str]) -> str:
+    """`record_id` with each patient id in it replaced by that patient's pseudonym."""
+    for pseudonym, patient_id in named.items():
+        record_id = record_id.replace(patient_id, pseudonym)
+    return record_id
+
+
 def _limit(raw: str | None) -> int:
     if raw is None:
         return PAGE_DEFAULT
@@ -129,8 +136,13 @@ class AuditService:
             actor=activity.actor,
             action=activity.action,
             subjects=tuple(sorted(named)),
-            # A patient is named by pseudonym only (in subjects), never by id.
-            records=tuple(r for r in activity.records if r["type"] != "patient"),
+            # A patient is named by pseudonym only (in subjects), never by id: not as a record,
+            # nor inside another record's id (a campaign delivery's key carries it).
+            records=tuple(
+                {"type": r["type"], "id": _pseudonymised(r["id"], named)}
+                for r in activity.records
+                if r["type"] != "patient"
+            ),
             fields=activity.fields,
             outcome=activity.outcome,
             source=activity.source,

@@ -140,3 +140,11 @@ def test_the_patients_log_names_staff_as_the_hospital_chooses() -> None:
     journey = {**entry, "actor": {"kind": ActorKind.JOURNEY, "subject": "x", "role": "journey"}}
     line = access_log_line(journey, AccessLogNames.NAME, {})  # type: ignore[arg-type]
     assert line["who"] == "CareLoop (automatic)" and "ip" not in str(line)
+
+
+def test_a_record_id_that_carries_a_patient_id_carries_their_pseudonym_instead() -> None:
+    from chalicelib.services.audit import _pseudonymised
+
+    named = {"a" * 32: "p-0123456789abcdef"}
+    assert _pseudonymised("campaign#c-1#p-0123456789abcdef", named) == f"campaign#c-1#{'a' * 32}"
+    assert _pseudonymised("a-1#v1#reminder", named) == "a-1#v1#reminder"
