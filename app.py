@@ -27,6 +27,7 @@ from chalicelib.observability import logger, metrics
 from chalicelib.settings import deployment_stage
 from chalicelib.tasks import campaigns as campaign_tasks
 from chalicelib.tasks import care as care_tasks
+from chalicelib.tasks import fhir_imports as fhir_import_tasks
 from chalicelib.tasks import inbound, journey, privacy, provisioning, smoke
 from chalicelib.tasks import webhooks as webhook_tasks
 
@@ -92,6 +93,12 @@ campaign_send_failed = app.lambda_function(name="campaign_send_failed")(
 webhook_deliver = app.lambda_function(name="webhook_deliver")(webhook_tasks.webhook_deliver)
 webhook_dead_letter = app.lambda_function(name="webhook_dead_letter")(
     webhook_tasks.webhook_dead_letter
+)
+
+# Bulk FHIR imports: one page of a hospital's NDJSON files at a time, then the failure's mark.
+fhir_import_page = app.lambda_function(name="fhir_import_page")(fhir_import_tasks.fhir_import_page)
+fhir_import_failed = app.lambda_function(name="fhir_import_failed")(
+    fhir_import_tasks.fhir_import_failed
 )
 
 aftercare_task = app.lambda_function(name="aftercare_task")(care_tasks.aftercare_task)

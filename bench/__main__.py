@@ -74,11 +74,13 @@ def _journey_figures(runtime: Any, http: Any) -> dict[str, Any]:
     from bench.clock import patient_year
     from bench.faults import faults_section
     from bench.journey import happy_path
+    from bench.fhir_import import import_section
     from bench.privacy import journey_audit, privacy_section
 
     figures = happy_path(runtime, http)
     figures.update(journey_audit(runtime, "bench-journey"))
     figures["privacy"] = privacy_section(runtime, http)
+    figures["fhir_import"] = import_section(runtime, http)
     figures.update(aftercare_path(runtime, http))
     figures.update(recall_sweep(runtime))
     figures["faults"] = faults_section(runtime, http)
@@ -184,6 +186,9 @@ def report_journeys(results: dict[str, Any]) -> None:
     print("privacy (field encryption, keyed look-ups, the audit entry of a read):")
     for key, value in results["privacy"].items():
         print(f"  {key:<36} {value}")
+    print("imports from a hospital's system (FHIR transaction; bulk NDJSON from S3):")
+    for key, value in results["fhir_import"].items():
+        print(f"  {key:<44} {value}")
     print("aftercare journey (2 check-ins answered, education, re-check booked) and recall sweep:")
     for key, value in results.items():
         if key.startswith(("aftercare_", "recall_sweep_")):

@@ -36,6 +36,8 @@ class Settings:
     campaign_outreach_arn: str = ""
     data_key_arn: str = ""  # the platform's KMS key: it wraps each tenant's data key
     webhook_delivery_arn: str = ""  # the webhook state machine: one execution per delivery
+    fhir_import_arn: str = ""  # the bulk FHIR import machine: one execution per import (part)
+    import_bucket: str = ""  # hospitals' import files, each under `<tenant id>/`
     # Only the local stage may call a webhook on its own loopback receiver (local/); every
     # other stage refuses loopback addresses like any internal one.
     allow_loopback_webhooks: bool = False
@@ -87,5 +89,7 @@ def get_settings() -> Settings:
         campaign_outreach_arn=os.environ.get("CAMPAIGN_OUTREACH_ARN", ""),
         data_key_arn=os.environ.get("DATA_KEY_ARN", ""),
         webhook_delivery_arn=os.environ.get("WEBHOOK_DELIVERY_ARN", ""),
+        fhir_import_arn=os.environ.get("FHIR_IMPORT_ARN", ""),
+        import_bucket=os.environ.get("IMPORT_BUCKET", ""),
         allow_loopback_webhooks=deployment_stage() == "local",
     )

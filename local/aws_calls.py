@@ -259,7 +259,19 @@ def _kms(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any
     return [_request(action, resource, **context)]
 
 
+# S3 operations → the IAM action AWS authorises them as (HeadObject is a read of the object).
+_S3_ACTIONS = {"HeadObject": "s3:GetObject", "ListObjectsV2": "s3:ListBucket"}
+
+
+def _s3(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
+    operation = action.split(":", 1)[1]
+    bucket, key = params.get("Bucket", "*"), params.get("Key")
+    resource = f"arn:aws:s3:::{bucket}" + (f"/{key}" if key is not None else "")
+    return [_request(_S3_ACTIONS.get(operation, action), resource)]
+
+
 _SERVICES = {
+    "s3": _s3,
     "kms": _kms,
     "sns": _sns,
     "ses": _ses,

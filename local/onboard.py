@@ -39,6 +39,7 @@ CREATION_ORDER = (
     "AWS::SES::ConfigurationSetEventDestination",
     "AWS::SMSVOICE::PhoneNumber",
     "AWS::SNS::Topic",
+    "AWS::IAM::ManagedPolicy",
     "Custom::CareLoopTenant",
 )
 
@@ -225,6 +226,7 @@ def platform_exports(
         f"{prefix}-email-feedback-topic-arn": ref("EmailFeedbackTopic"),
         f"{prefix}-topics-key-arn": ref("DataKey"),
         f"{prefix}-user-pool-id": ref("UserPool"),
+        f"{prefix}-import-bucket": ref("ImportBucket"),
     }
 
 
@@ -342,6 +344,7 @@ class Onboarder:
             "AWS::SES::ConfigurationSetEventDestination": self._event_destination,
             "AWS::SMSVOICE::PhoneNumber": self._phone_number,
             "AWS::SNS::Topic": self._topic,
+            "AWS::IAM::ManagedPolicy": self._managed_policy,
         }
         if kind not in makers:
             raise OnboardingFailed(f"the local onboarding cannot make a {kind}")
@@ -434,6 +437,21 @@ class Onboarder:
             )
         stack.physical_ids[logical_id] = arn
 
+    def _managed_policy(
+        self, stack: HospitalStack, logical_id: str, props: dict[str, Any], exists: bool
+    ) -> None:
+        iam, document = self._client("iam"), json.dumps(props["PolicyDocument"])
+        if exists:  # a changed document is the policy's new default version
+            arn = stack.physical_ids[logical_id]
+            iam.create_policy_version(PolicyArn=arn, PolicyDocument=document, SetAsDefault=True)
+            return
+        created = iam.create_policy(
+            PolicyName=props["ManagedPolicyName"],
+            PolicyDocument=document,
+            Description=props.get("Description", ""),
+        )
+        stack.physical_ids[logical_id] = created["Policy"]["Arn"]
+
     def _custom(
         self, stack: HospitalStack, logical_id: str, props: dict[str, Any], request: str
     ) -> None:
@@ -478,6 +496,13 @@ class Onboarder:
         stack.responses.append({"RequestType": event["RequestType"], **answer})
         return answer
 
+    def _delete_policy(self, arn: str) -> None:
+        iam = self._client("iam")
+        for version in iam.list_policy_versions(PolicyArn=arn)["Versions"]:
+            if not version["IsDefaultVersion"]:
+                iam.delete_policy_version(PolicyArn=arn, VersionId=version["VersionId"])
+        iam.delete_policy(PolicyArn=arn)
+
     def _delete_resources(self, stack: HospitalStack, logical_ids: list[str]) -> None:
         for logical_id in logical_ids:
             physical = stack.physical_ids.get(logical_id)
@@ -491,6 +516,8 @@ class Onboarder:
                 self._custom(stack, logical_id, stack.properties[logical_id], "Delete")
             elif kind == "AWS::SNS::Topic":
                 self._client("sns").delete_topic(TopicArn=physical)
+            elif kind == "AWS::IAM::ManagedPolicy":
+                self._delete_policy(physical)
             elif kind == "AWS::SES::ConfigurationSetEventDestination":
                 pass  # goes with its configuration set (moto has no call to delete one)
             elif kind == "AWS::SES::EmailIdentity":

@@ -3,6 +3,8 @@ deploys to AWS, never a second copy written here.
 
 moto's CloudFormation creates the plain resources (table, topics). What it cannot do is done
 through the service APIs with values resolved from the same template:
+- S3 buckets are plain resources too (moto keeps a bucket's encryption, not its lifecycle rule
+  or public access block; its bucket policy is not made);
 - the SAM transform is not expanded, so `AWS::Serverless::StateMachine` definitions are read from
   their `DefinitionUri` and created through Step Functions with their substitutions applied;
 - the table's TTL specification is dropped, so it is applied with UpdateTimeToLive;
@@ -38,6 +40,7 @@ STACK_TYPES = frozenset(
         "AWS::SQS::Queue",
         "AWS::KMS::Key",
         "AWS::IAM::Role",
+        "AWS::S3::Bucket",
     }
 )
 ClientFactory = Callable[[str], Any]
@@ -185,6 +188,10 @@ def _create_stack(
             arn = provisioned.ref(logical_id)
             provisioned.attributes[(logical_id, "TopicArn")] = arn
             provisioned.attributes[(logical_id, "TopicName")] = arn.rsplit(":", 1)[1]
+        elif spec["Type"] == "AWS::S3::Bucket":
+            # moto keeps the encryption, not the lifecycle rule or the public access block.
+            name = provisioned.ref(logical_id)
+            provisioned.attributes[(logical_id, "Arn")] = f"arn:aws:s3:::{name}"
 
 
 def _register_functions(

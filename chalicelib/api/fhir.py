@@ -6,12 +6,16 @@ The hospital and the patient come from the token, as on every route: a URL carri
 
 from __future__ import annotations
 
+from typing import Any
+
 from chalice.app import Request
 
-from chalicelib.api.http import ApiBlueprint, ApiRequest, QueryParam
+from chalicelib.api.http import PAGING, ApiBlueprint, ApiRequest, ApiResponse, QueryParam, page_of
 from chalicelib.api.openapi import VERSION
-from chalicelib.domain.access import CLINIC_ROLES, Role
+from chalicelib.domain.access import CLINIC_ROLES, Principal, Role
+from chalicelib.domain.errors import FieldError
 from chalicelib.domain.fhir import Resource
+from chalicelib.domain.fhir_imports import ImportJob, path_problems
 from chalicelib.services.registry import services
 
 api = ApiBlueprint(__name__, tag="fhir")
@@ -43,6 +47,82 @@ def fhir_base(raw: Request) -> str:
 )
 def get_fhir_metadata(request: ApiRequest) -> Resource:
     return services().fhir.metadata(fhir_base(request.raw), VERSION)
+
+
+@api.route(
+    "/fhir",
+    "POST",
+    summary="Import patients and appointments from a FHIR transaction Bundle",
+    roles={Role.ADMIN},
+    request_schema="fhir-transaction",
+    response_schema="fhir-transaction-response",
+    errors=(400, 401, 403, 409, 413, 415, 503),
+)
+def post_fhir_transaction(request: ApiRequest) -> Resource:
+    return services().fhir_import.transaction(request.principal, request.body)
+
+
+def import_path_checks(principal: Principal, body: Any) -> list[FieldError]:
+    """Each file's path as written, named beside the schema's failures: relative to the
+    caller's own import folder only (whether the file exists is checked once the body is
+    valid)."""
+    files = body.get("files") if isinstance(body, dict) else None
+    if not isinstance(files, list):
+        return []
+    return [
+        problem
+        for index, path in enumerate(files)
+        if isinstance(path, str)
+        for problem in path_problems(path, f"$.files[{index}]")
+    ]
+
+
+@api.route(
+    "/fhir/imports",
+    "POST",
+    summary="Import a hospital's history from NDJSON files in its import folder",
+    roles={Role.ADMIN},
+    request_schema="fhir-import-create",
+    response_schema="fhir-import",
+    status=202,
+    errors=(400, 401, 403, 413, 415, 503),
+    idempotent=True,
+    field_checks=import_path_checks,
+)
+def post_fhir_import(request: ApiRequest) -> ApiResponse:
+    job = services().fhir_bulk_import.start(request.principal, request.body)
+    return ApiResponse(job, 202, {"Location": f"/fhir/imports/{job['id']}"})
+
+
+@api.route(
+    "/fhir/imports/{import_id}",
+    "GET",
+    summary="Read a bulk import's status and progress",
+    roles={Role.ADMIN},
+    response_schema="fhir-import",
+    errors=(401, 403, 404),
+)
+def get_fhir_import(request: ApiRequest, import_id: str) -> ImportJob:
+    return services().fhir_bulk_import.get(request.principal, import_id)
+
+
+@api.route(
+    "/fhir/imports/{import_id}/rejections",
+    "GET",
+    summary="List the lines a bulk import refused, and why",
+    roles={Role.ADMIN},
+    response_schema="fhir-import-rejection-list",
+    errors=(400, 401, 403, 404),
+    query=PAGING,
+)
+def list_fhir_import_rejections(request: ApiRequest, import_id: str) -> dict[str, object]:
+    items, next_cursor = services().fhir_bulk_import.rejections(
+        request.principal,
+        import_id,
+        limit=request.query("limit"),
+        cursor=request.query("cursor"),
+    )
+    return page_of(items, next_cursor)
 
 
 @api.route(

@@ -92,6 +92,7 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
         "already_linked",
         "not_linked",
         "channel_unavailable",
+        "hospital_owned",
     ),
     413: ("payload_too_large",),
     415: ("unsupported_media_type",),

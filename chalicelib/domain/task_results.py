@@ -164,3 +164,17 @@ class RecallBackfillPage(TypedDict):
 
 class RecallFinished(TypedDict):
     status: str
+
+
+# --- a bulk FHIR import (statemachines/fhir-import.asl.json) ---
+
+
+class FhirImportPage(TypedDict):
+    """`$.page.result`: one page read and imported (or none: the import had ended)."""
+
+    done: bool  # nothing more for this execution: the import ended, or the next part carries on
+    pages: int  # pages run by this execution
+
+
+class FhirImportFailed(TypedDict):
+    failed: bool  # False: the import had ended already (completed, or failed before)

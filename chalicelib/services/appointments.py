@@ -22,6 +22,7 @@ from chalicelib.domain.access import (
 )
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, Retryable, invalid
+from chalicelib.domain.hospital_appointments import check_changeable_here, is_hospital_owned
 from chalicelib.domain.journey import execution_name
 from chalicelib.domain.scheduling import Slot, check_within_horizon, find_slot
 from chalicelib.domain.tenants import department_names
@@ -159,7 +160,7 @@ class AppointmentService:
                 self._start_journey(tenant["id"], current)
         return self._appointments.journeys_synced(tenant["id"], owed)
 
-    def _after_commit(self, tenant: Document, appointment_id: str) -> None:
+    def after_commit(self, tenant: Document, appointment_id: str) -> None:
         """The change has committed, so the caller is answered with it whatever happens next:
         its journeys are settled now, or else by the repair sweep from the marker."""
         try:
@@ -334,7 +335,7 @@ class AppointmentService:
             count("AppointmentBooked")
             run_hooks(self._on_booked, tenant["id"], saved)  # recalls and re-checks convert
             self._changed(tenant["id"], None, saved)
-        self._after_commit(tenant, saved["id"])
+        self.after_commit(tenant, saved["id"])
         return self.present(saved, tenant)
 
     # -- changes -----------------------------------------------------------------------------
@@ -366,9 +367,12 @@ class AppointmentService:
 
     def cancel(self, principal: Principal, appointment_id: str) -> Document:
         tenant, current = self._change(principal, appointment_id, EVERYONE)
+        if is_hospital_owned(current) and principal.role is Role.PATIENT:
+            return self._request_cancel(tenant, current)
+        check_changeable_here(current)
         if current["status"] == "cancelled":
             # A retry after a cancel whose journey stop failed: settle it, then say so.
-            self._after_commit(tenant, current["id"])
+            self.after_commit(tenant, current["id"])
         rules.check_transition(current, "cancelled")
         if principal.role is Role.PATIENT:
             rules.check_not_started(current, clock.now())
@@ -390,19 +394,40 @@ class AppointmentService:
         # The cancel committed only once no message of this appointment was leaving, and a
         # claim checks the appointment's status: nothing more goes out. Stopping the execution
         # ends its timers.
-        self._after_commit(tenant, saved["id"])
+        self.after_commit(tenant, saved["id"])
+        self._changed(tenant["id"], current, saved)
+        return self.present(saved, tenant)
+
+    def _request_cancel(self, tenant: Document, current: Document) -> Document:
+        """A patient cancels an appointment the hospital's system keeps: CareLoop cannot cancel
+        it there, so staff are asked to (a task), no reminder follows the patient's answer, and
+        the cancellation arrives from the hospital as an update."""
+        rules.check_transition(current, "cancelled")
+        rules.check_not_started(current, clock.now())
+        changed = {
+            **current,
+            "patient_response": "declined",
+            "updated_at": utc_iso(clock.now()),
+        }
+        changed.pop("answer_token", None)
+        saved = self._appointments.save(
+            tenant["id"], current, changed, rules.day_of(current, tenant)
+        )
+        self._queue.open(tenant["id"], saved, "cancel_requested", tenant)
+        self._resume(current.get("answer_token"), "declined")
         self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 
     def reschedule(self, principal: Principal, appointment_id: str, body: Document) -> Document:
         tenant, current = self._change(principal, appointment_id, EVERYONE)
+        check_changeable_here(current)
         rules.check_can_change_time(current, clock.now())
         slot = self._slot(tenant, body, current["type"])
         if slot.department != current["department"]:
             raise invalid("$.slot.schedule_id", "rescheduling stays in the same department")
         if utc_iso(slot.start) == current["start"] and slot.schedule_id == current["schedule_id"]:
             # Already there (a retried request whose journey start may have failed): settle it.
-            self._after_commit(tenant, current["id"])
+            self.after_commit(tenant, current["id"])
             return self.present(current, tenant)
         changed = {
             **current,
@@ -428,7 +453,7 @@ class AppointmentService:
             )
         )
         count("AppointmentRescheduled")
-        self._after_commit(tenant, saved["id"])
+        self.after_commit(tenant, saved["id"])
         self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 
@@ -452,6 +477,7 @@ class AppointmentService:
 
     def _set_status(self, principal: Principal, appointment_id: str, status: str) -> Document:
         tenant, current = self._change(principal, appointment_id, CLINIC_ROLES)
+        check_changeable_here(current)
         if status == "noshow":
             rules.check_noshow_allowed(current, clock.now())
         else:

@@ -26,9 +26,9 @@ from chalicelib.domain.fhir import (
     questionnaire_response_to_fhir,
     questionnaire_to_fhir,
     searchset_bundle,
-    tenant_mrn_system,
     validate_resource,
 )
+from chalicelib.domain.fhir.common import mrn_system_of
 from chalicelib.schemas import validate
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
@@ -100,16 +100,14 @@ class FhirService:
     # -- what the endpoint does ----------------------------------------------------------------
 
     def metadata(self, base_url: str, software_version: str) -> Resource:
-        # No `POST /fhir` route exists (imports are parsed, not served), so no transaction.
-        return capability_statement(
-            base_url=base_url, software_version=software_version, transaction=False
-        )
+        return capability_statement(base_url=base_url, software_version=software_version)
 
     # -- reads ---------------------------------------------------------------------------------
 
     def patient(self, principal: Principal, patient_id: str) -> Resource:
         patient = self._patients.require(principal, patient_id)
-        return patient_to_fhir(patient, mrn_system=tenant_mrn_system(tenant_of(principal)))
+        tenant = self._tenants.require(tenant_of(principal))
+        return patient_to_fhir(patient, mrn_system=mrn_system_of(tenant))
 
     def questionnaire(self, principal: Principal, questionnaire_id: str) -> Resource:
         definition = self._questionnaires.get(principal, questionnaire_id)
@@ -165,7 +163,7 @@ class FhirService:
         tenant = self._tenants.require(tenant_of(principal))
         bundle = patient_export_bundle(
             patient,
-            mrn_system=tenant_mrn_system(tenant["id"]),
+            mrn_system=mrn_system_of(tenant),
             base_url=base_url,
             timestamp=clock.iso(clock.now()),
             default_language=tenant["default_language"],

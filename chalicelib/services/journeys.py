@@ -13,6 +13,7 @@ from chalicelib.domain.appointments import ACTIVE, day_of
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.deliveries import SendResult
 from chalicelib.domain.errors import Conflict, Retryable
+from chalicelib.domain.hospital_appointments import is_hospital_owned
 from chalicelib.domain.task_results import (
     AnswerHeld,
     DeadlineChecked,
@@ -102,6 +103,10 @@ class JourneyService:
             # Logged, so staff can see why the patient got no message for this step.
             why = f"the appointment is {appointment['status']}"
             return self._deliveries.skip(tenant, patient, message, clock.now(), why)
+        if before_visit and appointment.get("patient_response") == "declined":
+            # They cancelled one the hospital's system keeps; its cancellation is on its way.
+            why = "the patient asked to cancel"
+            return self._deliveries.skip(tenant, patient, message, clock.now(), why)
         return self._deliveries.deliver(tenant, patient, message, clock.now())
 
     def hold_answer(self, ref: Document, token: str, deadline: str | None = None) -> AnswerHeld:
@@ -156,6 +161,10 @@ class JourneyService:
                 return {"outcome": "superseded"}
             tenant, appointment, _ = loaded
             status = appointment["status"]
+            if is_hospital_owned(appointment):
+                # Attendance is the hospital system's to say, and its update that says so
+                # publishes the visit (the import): nothing is marked or published here.
+                return {"outcome": "kept_by_hospital"}
             if status == "booked":
                 # Nobody checked the patient in by the end of the grace period: a no-show.
                 changed = {

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import cache
 
 from chalicelib.adapters.accounts import Accounts
 from chalicelib.adapters.channels import Channels
 from chalicelib.adapters.executions import Executions
+from chalicelib.adapters.import_files import ImportFiles
 from chalicelib.adapters.kms import KeyService
 from chalicelib.adapters.tenant_credentials import TenantCredentials
 from chalicelib.adapters.webhooks import WebhookCaller
@@ -22,6 +24,8 @@ from chalicelib.services.deliveries import Deliveries
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.erasure import ErasureService
 from chalicelib.services.fhir import FhirService
+from chalicelib.services.fhir_bulk_import import BulkImportService
+from chalicelib.services.fhir_import import FhirImportService
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.journeys import JourneyService
 from chalicelib.services.keyring import Keyring
@@ -48,6 +52,7 @@ from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.data_keys import DataKeyRepository
 from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.erasure import ErasureRepository
+from chalicelib.store.fhir_imports import FhirImportRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
@@ -83,6 +88,8 @@ class Services:
     audit: AuditService
     erasure: ErasureService
     fhir: FhirService
+    fhir_import: FhirImportService
+    fhir_bulk_import: BulkImportService
     webhooks: WebhookService
 
 
@@ -193,7 +200,34 @@ def services() -> Services:
         questionnaire_service,
         config,
     )
+
+    def publish_event(event: Document) -> None:
+        channels.publish(
+            get_settings().events_topic_arn,
+            event["type"],
+            json.dumps(event),
+            {"event_type": event["type"]},
+        )
+
+    def history_visit(tenant_id: str, event: Document) -> None:
+        recall.on_visit(event)
+
+    fhir_import = FhirImportService(
+        tenants,
+        patients,
+        appointments,
+        config,
+        appointment_service.after_commit,
+        publish_event,
+        on_patient_changed=(recall.on_patient_changed,),
+        on_booked=(recall.on_booked, aftercare.on_booked),
+        on_history_visit=(history_visit,),
+    )
     return Services(
+        fhir_import=fhir_import,
+        fhir_bulk_import=BulkImportService(
+            FhirImportRepository(), ImportFiles(), executions, tenants, fhir_import
+        ),
         staff=StaffService(staff_records, tenants, accounts),
         audit=audit,
         erasure=ErasureService(

@@ -15,6 +15,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, TransactWriteError
 from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict, Retryable
+from chalicelib.domain.hospital_appointments import ImportedChange
 from chalicelib.settings import get_settings
 from chalicelib.store.errors import concurrent_change, version_conflict
 from chalicelib.store.keys import (
@@ -232,6 +233,59 @@ class AppointmentRepository:
                 )
         except TransactWriteError as exc:
             self._raise_for(exc, take_index=None, appointment_index=1, lock_index=0)
+        return appointment_doc(tenant_id, item)
+
+    @noting("appointment")
+    def put_imported(
+        self,
+        tenant_id: str,
+        previous: Document | None,
+        change: ImportedChange,
+        local_date: str,
+        capacity: int | None,
+        now: str,
+    ) -> Document:
+        """A hospital-owned appointment as its system sent it, in one transaction: the record
+        (created only if absent, else over the version read), the places it frees and takes,
+        and what its journeys are owed. A change that ends a journey waits for a message
+        of it that is leaving (SendInProgress), as a cancel does."""
+        doc = change.doc
+        version = previous["version"] if previous is not None else None
+        item = _item(tenant_id, doc, local_date, version=version)
+        owes = change.stop_version is not None or change.start_version is not None
+        try:
+            with transaction_write() as tx:
+                if change.stop_version is not None:
+                    self._no_send_leaving(tx, tenant_id, doc["id"], now)
+                if previous is None:
+                    tx.save(item, condition=AppointmentItem.pk.does_not_exist())
+                else:
+                    tx.save(item)
+                if change.free_previous and previous is not None:
+                    self._free(tx, tenant_id, previous)
+                if change.take_place:
+                    self._take(tx, tenant_id, doc, capacity or 1)
+                if owes:
+                    _owe_journeys(
+                        tx,
+                        tenant_id,
+                        doc["id"],
+                        now,
+                        stop=change.stop_version,
+                        start=change.start_version,
+                    )
+        except TransactWriteError as exc:
+            # Sent as [lock check?, put appointment, updates (free, take, marker)].
+            lock = 0 if change.stop_version is not None else None
+            appointment_index = 0 if lock is None else 1
+            take = appointment_index + 1 + int(change.free_previous) if change.take_place else None
+            self._raise_for(
+                exc,
+                take_index=take,
+                appointment_index=appointment_index,
+                lock_index=lock,
+                appointment_failed=version_conflict(),
+            )
         return appointment_doc(tenant_id, item)
 
     def journey_sync(self, tenant_id: str, appointment_id: str) -> JourneySync | None:

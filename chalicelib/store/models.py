@@ -346,6 +346,32 @@ class WebhookDeliveryItem(_Base):
     dead_letters = ListingIndex()
 
 
+class FhirImportItem(_Base):
+    """A bulk FHIR import (PK `T#<t>#FHIRIMPORT#<i>`, SK `JOB`): what was asked (`doc`: files with
+    their sizes and entity tags, who and when), where the next page starts (`file_index`,
+    `offset`, `line`, `skipping`) and each file's counts (`progress`), moved together by one
+    conditional update on the previous position. Expires by TTL."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    status = UnicodeAttribute(attr_name="status")
+    file_index = NumberAttribute(attr_name="file_index")
+    offset = NumberAttribute(attr_name="offset")
+    line = NumberAttribute(attr_name="line")
+    skipping = NumberAttribute(attr_name="skipping")  # 1 inside a line too long to read
+    progress = MapAttribute[str, Any](attr_name="progress")
+    error = UnicodeAttribute(null=True, attr_name="error")
+    finished_at = UnicodeAttribute(null=True, attr_name="finished_at")
+    expires_at = TTLAttribute(null=True, attr_name="expires_at")
+
+
+class FhirImportRejectionItem(_Base):
+    """One refused line of an import (PK `T#<t>#FHIRIMPORT#<i>`, SK `REJECT#<file>#<line>`):
+    the paths and messages of its failures, never the line. Expires with its import."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    expires_at = TTLAttribute(null=True, attr_name="expires_at")
+
+
 class AnyItem(_Base):
     """Any item of the table by its keys alone (erasure reads keys and deletes; it needs no
     attribute but the index keys it finds items through)."""
@@ -386,6 +412,8 @@ ALL_MODELS: tuple[type[Model], ...] = (
     AuditEntryItem,
     AuditSubjectItem,
     WebhookDeliveryItem,
+    FhirImportItem,
+    FhirImportRejectionItem,
     AnyItem,
 )
 _bound_to: Settings | None = None

@@ -72,7 +72,7 @@ def test_state_machines_are_traced_and_log_errors_without_execution_data(
     translated: dict[str, Any],
 ) -> None:
     machines = _of_type(translated, "AWS::StepFunctions::StateMachine")
-    assert len(machines) == 8
+    assert len(machines) == 9
     for logical, machine in machines.items():
         assert machine["TracingConfiguration"] == {"Enabled": True}, logical
         logging = machine["LoggingConfiguration"]

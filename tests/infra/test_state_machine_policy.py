@@ -24,8 +24,9 @@ LAMBDA_FAULTS = {
 SNS_FAULTS = {"SNS.ThrottledException", "SNS.InternalErrorException"}
 REPORT_FUNCTION = "${StepFailedFunctionArn}"
 # Tasks that put a failure before people themselves, first (a webhook's dead letter, in the list
-# staff replay from); their own failure goes to the report above like any step's.
-FIRST_RESORTS = {"${DeadLetterFunctionArn}"}
+# staff replay from; a bulk import marked failed, which its admin reads); their own failure goes
+# to the report above like any step's.
+FIRST_RESORTS = {"${DeadLetterFunctionArn}", "${ImportFailedFunctionArn}"}
 
 
 def states(scope: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any], dict[str, Any]]]:

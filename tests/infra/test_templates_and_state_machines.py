@@ -320,7 +320,7 @@ def test_each_function_has_its_own_role_policy_under_the_stages_names(
         if resource["Type"] == "AWS::Serverless::Function"
     }
     roles = {p["Role"]["Fn::GetAtt"][0] for p in functions.values()}
-    assert len(roles) == len(functions) == 25
+    assert len(roles) == len(functions) == 27
     assert not any(r["Type"] == "AWS::IAM::ManagedPolicy" for r in resources.values())
 
     def granted(logical_id: str) -> set[str]:

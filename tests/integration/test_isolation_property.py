@@ -277,3 +277,85 @@ def test_another_tenants_webhooks_and_dead_letters_are_not_found(world: World, a
     admin_a = next(a for a in world.actors if a.name == "admin-a")
     listed = payload(api.call("GET", "/webhooks", admin_a.token))["items"]
     assert [w["id"] for w in listed] == [theirs["webhook"]["id"]]
+
+
+def test_an_import_reaches_only_the_importers_tenant(world: World, api: Api) -> None:
+    """A FHIR transaction writes to the caller's tenant only: another tenant's MRN system is
+    refused, the same MRN makes a patient of the importer's own, and another tenant's patient
+    id is a patient CareLoop does not know."""
+    admin_b = next(a for a in world.actors if a.name == "admin-b")
+    theirs = next(p for p in world.patients.values() if p["_tenant"] != admin_b.tenant)
+
+    def bundle(system_tenant: str, *extra: dict[str, Any]) -> dict[str, Any]:
+        patient = {
+            "resourceType": "Patient",
+            "identifier": [
+                {
+                    "system": f"urn:careloop:{system_tenant}:mrn",
+                    "value": theirs["external_ids"]["mrn"],
+                }
+            ],
+            "name": [{"given": ["Imported"]}],
+        }
+        entries = [{"resource": patient, "request": {"method": "PUT", "url": "Patient"}}]
+        entries += [
+            {"resource": r, "request": {"method": "PUT", "url": "Appointment"}} for r in extra
+        ]
+        return {"resourceType": "Bundle", "type": "transaction", "entry": entries}
+
+    refused = api.call("POST", "/fhir", admin_b.token, bundle(theirs["_tenant"]))
+    assert refused.status_code == 400
+    assert payload(refused)["error"]["details"][0]["path"] == "$.entry[0].resource.identifier"
+
+    by_their_id = {
+        "resourceType": "Appointment",
+        "identifier": [{"system": "urn:iso", "value": "X-1"}],
+        "status": "booked",
+        "serviceType": [{"text": "cardiology"}],
+        "start": "2030-01-01T01:00:00Z",
+        "end": "2030-01-01T01:30:00Z",
+        "participant": [{"actor": {"reference": f"Patient/{theirs['id']}"}, "status": "accepted"}],
+    }
+    unknown = api.call("POST", "/fhir", admin_b.token, bundle(admin_b.tenant, by_their_id))
+    assert unknown.status_code == 400
+    assert [d["path"] for d in payload(unknown)["error"]["details"]] == [
+        "$.entry[1].resource.participant"
+    ]
+
+    made = api.call("POST", "/fhir", admin_b.token, bundle(admin_b.tenant))
+    assert made.status_code == 200, made.body
+    location = payload(made)["entry"][0]["response"]["location"]
+    assert theirs["id"] not in location
+    staff_a = next(
+        a for a in world.actors if a.tenant == theirs["_tenant"] and a.name.startswith("staff")
+    )
+    unchanged = payload(api.call("GET", f"/patients/{theirs['id']}", staff_a.token))
+    assert unchanged["name"] == theirs["name"] and unchanged["version"] == theirs["version"]
+    # Not left in the world: the property's lists would show another tenant's MRN's twin.
+    made_id = location.split("/")[1]
+    reason = {"reason": "isolation test: an imported twin"}
+    erased = api.call("POST", f"/patients/{made_id}/erasure", admin_b.token, reason)
+    assert erased.status_code in (200, 202), erased.body
+
+
+def test_another_tenants_bulk_import_and_files_are_not_found(
+    world: World, api: Api, runtime: Any
+) -> None:
+    """Tenant a's bulk import is a 404 to tenant b's admin (status and report), and tenant b
+    cannot name tenant a's files: paths are relative to b's own folder, '..' is refused."""
+    from chalicelib.settings import get_settings
+
+    admin_a = next(a for a in world.actors if a.name == "admin-a")
+    admin_b = next(a for a in world.actors if a.name == "admin-b")
+    runtime.client("s3").put_object(
+        Bucket=get_settings().import_bucket, Key=f"{admin_a.tenant}/iso/p.ndjson", Body=b"\n"
+    )
+    started = api.call("POST", "/fhir/imports", admin_a.token, {"files": ["iso/p.ndjson"]})
+    assert started.status_code == 202, started.body
+    theirs = payload(started)["id"]
+    for path in (f"/fhir/imports/{theirs}", f"/fhir/imports/{theirs}/rejections"):
+        response = api.call("GET", path, admin_b.token)
+        assert response.status_code == 404 and theirs not in response.body.decode()
+    for named in ("iso/p.ndjson", f"../{admin_a.tenant}/iso/p.ndjson"):
+        response = api.call("POST", "/fhir/imports", admin_b.token, {"files": [named]})
+        assert response.status_code == 400, response.body

@@ -82,6 +82,16 @@ def test_a_hospital_stack_makes_the_tenant_its_identities_and_topics(
         TopicArn=north["resources"]["AlertTopiccardiology"]
     )["Subscriptions"]
     assert [s["Endpoint"] for s in subscriptions] == [f"nurses@{tenant_id}.example.com"]
+    # The hospital's integration user may put import files in its own folder only.
+    from chalicelib.settings import get_settings
+
+    iam = runtime.client("iam")
+    policy_arn = north["outputs"]["ImportUploadPolicyArn"]
+    version = iam.get_policy(PolicyArn=policy_arn)["Policy"]["DefaultVersionId"]
+    document = iam.get_policy_version(PolicyArn=policy_arn, VersionId=version)["PolicyVersion"]
+    [statement] = document["Document"]["Statement"]
+    assert statement["Action"] == "s3:PutObject"
+    assert statement["Resource"] == f"arn:aws:s3:::{get_settings().import_bucket}/{tenant_id}/*"
 
 
 def test_each_hospital_runs_its_own_staff_patients_and_journeys(

@@ -335,6 +335,14 @@ def walk_fhir(
         concrete="/fhir/Questionnaire/visit-feedback",
     )
     call("/fhir/metadata", "get", None)
+    # The hospital's system imports a patient and an appointment (the example, for this tenant).
+    transaction = json.loads(
+        json.dumps(example(spec, "/fhir", "post")).replace(
+            "urn:careloop:renji:mrn", f"urn:careloop:{tenant_id}:mrn"
+        )
+    )
+    imported = call("/fhir", "post", runtime.token("admin", tenant_id), transaction)
+    assert imported.status_code == 200, imported.body
     call("/fhir/Patient/{patient_id}", "get", patient, concrete=f"/fhir/Patient/{patient_id}")
     call("/fhir/Appointment", "get", staff, concrete=f"/fhir/Appointment?patient={patient_id}")
     # A search without its patient: a documented 400.
@@ -353,6 +361,32 @@ def walk_fhir(
     )
     call("/patients/{patient_id}/export", "get", staff, concrete=f"/patients/{patient_id}/export")
     call("/me/export", "get", patient)
+    walk_fhir_imports(call, spec, runtime, tenant_id)
+
+
+def walk_fhir_imports(call: Any, spec: dict[str, Any], runtime: Any, tenant_id: str) -> None:
+    """A bulk import of the example's files, put in the tenant's import folder first."""
+    from chalicelib.settings import get_settings
+
+    admin = runtime.token("admin", tenant_id)
+    body = example(spec, "/fhir/imports", "post")
+    for path in body["files"]:
+        runtime.client("s3").put_object(
+            Bucket=get_settings().import_bucket, Key=f"{tenant_id}/{path}", Body=b"\n"
+        )
+    started = call("/fhir/imports", "post", admin, body)
+    assert started.status_code == 202, started.body
+    import_path = f"/fhir/imports/{payload(started)['id']}"
+    call("/fhir/imports/{import_id}", "get", admin, concrete=import_path)
+    call(
+        "/fhir/imports/{import_id}/rejections",
+        "get",
+        admin,
+        concrete=f"{import_path}/rejections",
+    )
+    # A file that is not in the folder: a documented 400.
+    missing = call("/fhir/imports", "post", admin, {"files": ["history/missing.ndjson"]})
+    assert missing.status_code == 400, missing.body
 
 
 def walk_privacy(

@@ -470,6 +470,33 @@ def play(runtime: Any, api: Api, throttle: ThrottledOnce) -> Played:
     # second attempt and staff task, the child's recall reminded and handed over to staff.
     for day in (3, 5, 10, 20, 31):
         h.move_to(local(day, 12))
+
+    # The hospital's system sends its history in bulk: lines it refuses, full of the adult's
+    # details (a gender we do not know, a line that is not JSON). Nothing is written.
+    from chalicelib.settings import get_settings
+
+    refused = [
+        json.dumps(
+            {
+                "resourceType": "Patient",
+                "identifier": [{"system": f"urn:careloop:{TENANT}:mrn", "value": "MRN-ZQ-7755331"}],
+                "name": [{"family": "Thistlewaite", "given": ["Quorvina"]}],
+                "gender": "Vinzelle",
+                "birthDate": "1957-03-14",
+            }
+        ),
+        '{"resourceType": "Patient", "name": "Quorvina Thistlewaite 1957-03-14",',
+    ]
+    runtime.client("s3").put_object(
+        Bucket=get_settings().import_bucket,
+        Key=f"{TENANT}/history/patients.ndjson",
+        Body="\n".join(refused).encode(),
+    )
+    body = {"files": ["history/patients.ndjson"]}
+    imported = ok(api.call("POST", "/fhir/imports", h.admin, body), 202)
+    runtime.settle()
+    report = ok(api.call("GET", f"/fhir/imports/{imported['id']}", h.admin))
+    assert (report["status"], report["progress"]["rejected"]) == ("completed", 2), report
     return Played(h, adult, child, adult_visit, child_visit, answered, campaign)
 
 
@@ -511,6 +538,7 @@ def test_every_kind_of_journey_ran_and_was_read(
         "outreach": 2,
         "smoke": 0,
         "webhook": seen.executions["webhook"],
+        "fhir-import": 1,
     }
     assert seen.executions["webhook"] >= 5, "changes, answers and alerts were delivered"
     assert set(seen.statuses.values()) == {"SUCCEEDED"}, seen.statuses
@@ -537,7 +565,16 @@ def test_every_kind_of_journey_ran_and_was_read(
 
 @pytest.mark.parametrize(
     "machine",
-    ["appointment", "aftercare", "recall", "recall-backfill", "campaign", "outreach", "webhook"],
+    [
+        "appointment",
+        "aftercare",
+        "recall",
+        "recall-backfill",
+        "campaign",
+        "outreach",
+        "webhook",
+        "fhir-import",
+    ],
 )
 def test_no_phi_in_any_execution_history(
     inspected: tuple[Played, Inspected, LambdaCalls], machine: str

@@ -211,6 +211,7 @@ def test_a_transaction_bundle_becomes_our_documents() -> None:
         "type": "follow_up",
         "appointment_type_text": "Follow-up visit",
         "service_type_text": "Cardiology",
+        "department_hints": ["394579002", "Cardiology"],
         "notes_for_patient": "请空腹 Please come fasting.",
     }
     assert cancelled["patient"] == {"mrn": "MRN-0099999"}

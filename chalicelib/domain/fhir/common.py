@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,12 +16,18 @@ FHIR_VERSION = "4.3.0"
 STRUCTURE_DEFINITION_BASE = "https://careloop.example/fhir/StructureDefinition/"
 CODE_SYSTEM_BASE = "https://careloop.example/fhir/CodeSystem/"
 TIME_ZONE_EXTENSION = STRUCTURE_DEFINITION_BASE + "time-zone"
+DEPARTMENT_SYSTEM = CODE_SYSTEM_BASE + "department"  # an appointment's serviceType: our department
 
 # HL7's own extension for a translated text, and the code system of language tags.
 TRANSLATION_EXTENSION = "http://hl7.org/fhir/StructureDefinition/translation"
 LANGUAGE_SYSTEM = "urn:ietf:bcp:47"
 
 LANGUAGES = ("zh-CN", "zh-TW", "en", "en-GB", "en-US")  # common.json#/$defs/language
+
+# `Patient/123`, `https://host/fhir/Patient/123`, `Patient/123/_history/2`: type and id.
+LITERAL_REFERENCE = re.compile(
+    r"(?:^|/)(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$"
+)
 
 Resource = dict[str, Any]  # a FHIR resource (or element) as plain JSON
 Value = str | int | float | bool  # an answer, option or rule value of ours
@@ -49,6 +56,12 @@ def tenant_mrn_system(tenant_id: str) -> str:
     tenant only, and the tenant record names no system of the hospital's own, so ours names the
     tenant."""
     return f"urn:careloop:{tenant_id}:mrn"
+
+
+def mrn_system_of(tenant: Mapping[str, Any]) -> str:
+    """The MRN system a hospital set (`fhir.mrn_system`: its own OID or URL), else ours."""
+    configured = (tenant.get("fhir") or {}).get("mrn_system")
+    return str(configured) if configured else tenant_mrn_system(str(tenant["id"]))
 
 
 def reference(resource_type: str, resource_id: str) -> dict[str, str]:

@@ -15,6 +15,7 @@ from typing import Any
 from chalicelib.domain.common import Document
 from chalicelib.domain.fhir.common import (
     CODE_SYSTEM_BASE,
+    DEPARTMENT_SYSTEM,
     LANGUAGE_SYSTEM,
     STRUCTURE_DEFINITION_BASE,
     TIME_ZONE_EXTENSION,
@@ -30,6 +31,7 @@ from chalicelib.domain.fhir.common import (
     with_meta,
 )
 from chalicelib.domain.fhir.questionnaires import questionnaire_to_fhir
+from chalicelib.domain.hospital_appointments import HOSPITAL_SCHEDULE
 
 CHANNEL_EXTENSION = STRUCTURE_DEFINITION_BASE + "contact-channel"
 RISK_EXTENSION = STRUCTURE_DEFINITION_BASE + "questionnaire-risk"
@@ -45,7 +47,6 @@ CANCELLATION_REASON = "http://terminology.hl7.org/CodeSystem/appointment-cancell
 LOINC = "http://loinc.org"
 
 APPOINTMENT_TYPE_SYSTEM = CODE_SYSTEM_BASE + "appointment-type"
-DEPARTMENT_SYSTEM = CODE_SYSTEM_BASE + "department"
 JOURNEY_KIND_SYSTEM = CODE_SYSTEM_BASE + "journey-kind"
 JOURNEY_STEP_SYSTEM = CODE_SYSTEM_BASE + "journey-step"
 RISK_FLAG_SYSTEM = CODE_SYSTEM_BASE + "risk-flag"
@@ -339,6 +340,17 @@ def _cancellation(cancelled_by: str) -> Resource:
     return text_concept(f"cancelled by {cancelled_by}")
 
 
+def _clinician_actor(appointment: Document) -> Resource:
+    """Our clinician by reference; the hospital system's (an imported appointment outside our
+    schedules, no Practitioner of ours) by the name its system gave."""
+    if appointment["clinician"] == HOSPITAL_SCHEDULE:
+        return {
+            "type": "Practitioner",
+            "display": appointment.get("clinician_name") or "a clinician of the hospital",
+        }
+    return reference("Practitioner", appointment["clinician"])
+
+
 def appointment_to_fhir(appointment: Document) -> Resource:
     """An appointment: the patient (answer as participation), the clinician and the place as
     participants; the hospital's time zone as an extension (the times are UTC instants)."""
@@ -348,6 +360,8 @@ def appointment_to_fhir(appointment: Document) -> Resource:
     tenant_zone = appointment.get("local", {}).get("tenant", {}).get("time_zone")
     if tenant_zone:
         resource["extension"] = [{"url": TIME_ZONE_EXTENSION, "valueCode": tenant_zone}]
+    if appointment.get("external_id"):  # the hospital's own number, for one its system keeps
+        resource["identifier"] = [dict(appointment["external_id"])]
     resource["status"] = APPOINTMENT_STATUS[appointment["status"]]
     if appointment["status"] == "cancelled" and "cancelled_by" in appointment:
         resource["cancelationReason"] = _cancellation(appointment["cancelled_by"])
@@ -365,11 +379,7 @@ def appointment_to_fhir(appointment: Document) -> Resource:
             "required": "required",
             "status": PARTICIPATION_STATUS[appointment["patient_response"]],
         },
-        {
-            "actor": reference("Practitioner", appointment["clinician"]),
-            "required": "required",
-            "status": "accepted",
-        },
+        {"actor": _clinician_actor(appointment), "required": "required", "status": "accepted"},
     ]
     if appointment.get("location"):
         resource["participant"].append(

@@ -21,17 +21,18 @@ from urllib.parse import parse_qs
 
 from chalicelib.domain.common import check_time_zone, parse_timestamp, to_e164, utc_iso
 from chalicelib.domain.errors import FieldError, Problems, ValidationFailed
-from chalicelib.domain.fhir.common import LANGUAGES, TIME_ZONE_EXTENSION
+from chalicelib.domain.fhir.common import (
+    DEPARTMENT_SYSTEM,
+    LANGUAGES,
+    LITERAL_REFERENCE,
+    TIME_ZONE_EXTENSION,
+)
 
 # What our schemas allow (patient.json, common.json).
 MRN = re.compile(r"^[A-Za-z0-9-]{1,40}$")
 FHIR_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 FULL_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-# `Patient/123`, `https://host/fhir/Patient/123`, `Patient/123/_history/2`: type and id.
-LITERAL_REFERENCE = re.compile(
-    r"(?:^|/)(?P<type>[A-Z][A-Za-z]+)/(?P<id>[A-Za-z0-9\-.]{1,64})(?:/_history/[^/]+)?$"
-)
 MAX_NAME, MAX_NOTES, MAX_EMAIL, MIN_PHONE, MAX_PHONE = 100, 1000, 254, 3, 32
 DANGLING = "a reference to no entry"
 IMPORTED_TYPES = ("Patient", "Appointment", "Practitioner", "Schedule", "Slot")
@@ -152,6 +153,10 @@ class ImportedAppointment(TypedDict):
     type: NotRequired[str]  # ours, when the appointment type's coding says which
     appointment_type_text: NotRequired[str]
     service_type_text: NotRequired[str]
+    # What may name the department, best first: our department system's codes, then every
+    # code, display and text of serviceType, specialty and serviceCategory.
+    department_hints: NotRequired[list[str]]
+    practitioner_name: NotRequired[str]  # as the participant's display gives it
     notes_for_patient: NotRequired[str]
 
 
@@ -577,6 +582,8 @@ def _appointment_participants(
             ref = _ref_of(actor, at, work)
             if ref:
                 appointment["practitioner"] = ref
+            if actor.get("display"):
+                appointment["practitioner_name"] = actor["display"]
         elif kind == "Location" and "location" not in appointment:
             place = actor.get("display") or _ref_of(actor, at, work)
             if place:
@@ -608,6 +615,33 @@ def _appointment_kind(resource: Mapping[str, Any], appointment: ImportedAppointm
         if text:
             appointment["service_type_text"] = text
             break
+    concepts = [
+        *resource.get("serviceType", []),
+        *resource.get("specialty", []),
+        *resource.get("serviceCategory", []),
+    ]
+    ours = [
+        item["code"]
+        for concept in concepts
+        for item in concept.get("coding", [])
+        if item.get("system") == DEPARTMENT_SYSTEM and item.get("code")
+    ]
+    others = [
+        value
+        for concept in concepts
+        for value in (
+            *(
+                v
+                for item in concept.get("coding", [])
+                for v in (item.get("code"), item.get("display"))
+            ),
+            concept.get("text"),
+        )
+        if value
+    ]
+    hints = list(dict.fromkeys([*ours, *others]))
+    if hints:
+        appointment["department_hints"] = hints
 
 
 def _appointment_times(
@@ -867,3 +901,37 @@ def parse_ndjson_line(
     parsed = _map_entries(work) if work.entries else _empty()
     _raise_if_any(work.problems, source)
     return parsed
+
+
+class EntryResult(TypedDict):
+    """What became of one entry of a transaction (its `response`)."""
+
+    status: str  # "201 Created", "200 OK"
+    location: NotRequired[str]  # `Patient/<id>/_history/<version>`
+    note: NotRequired[str]  # why nothing was kept, for an entry we only read
+
+
+def transaction_response(results: list[EntryResult]) -> dict[str, Any]:
+    """The `transaction-response` Bundle: one entry per entry sent, in the same order."""
+    entries: list[dict[str, Any]] = []
+    for result in results:
+        response: dict[str, Any] = {"status": result["status"]}
+        if "location" in result:
+            response["location"] = result["location"]
+            response["etag"] = 'W/"' + result["location"].rsplit("/", 1)[1] + '"'
+        if "note" in result:
+            response["outcome"] = {
+                "resourceType": "OperationOutcome",
+                "issue": [
+                    {
+                        "severity": "information",
+                        "code": "informational",
+                        "diagnostics": result["note"],
+                    }
+                ],
+            }
+        entries.append({"response": response})
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "transaction-response"}
+    if entries:  # FHIR allows no empty array
+        bundle["entry"] = entries
+    return bundle
