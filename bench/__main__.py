@@ -73,8 +73,8 @@ def _journey_figures(runtime: Any, http: Any) -> dict[str, Any]:
     from bench.care import aftercare_path, recall_sweep
     from bench.clock import patient_year
     from bench.faults import faults_section
-    from bench.journey import happy_path
     from bench.fhir_import import import_section
+    from bench.journey import happy_path
     from bench.privacy import journey_audit, privacy_section
 
     figures = happy_path(runtime, http)

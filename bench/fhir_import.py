@@ -34,9 +34,7 @@ def _visit(tenant: str, n: int, start: str, end: str) -> dict[str, Any]:
         "end": end,
         "participant": [
             {
-                "actor": {
-                    "reference": f"Patient?identifier=urn:careloop:{tenant}:mrn|B-{n:06d}"
-                },
+                "actor": {"reference": f"Patient?identifier=urn:careloop:{tenant}:mrn|B-{n:06d}"},
                 "status": "accepted",
             }
         ],
