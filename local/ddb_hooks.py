@@ -13,6 +13,12 @@ spends ~60 ms on one aftercare journey's item (a map of maps, one call per attri
 result is already DynamoDB's wire format (AttributeValues), so it is written as JSON directly
 (anything JSON cannot hold, such as a binary value, still goes through moto's serializer).
 
+Queries read what they could match: moto's Query sorts every item of the table to answer for
+one partition (all of them again for an index), so each read grew with the whole table and a
+bulk import slowed page by page. Here a Query on the table's key looks at its partition only,
+and one on an index at the items unsorted (it sorts what it keeps anyway); the answers are the
+same.
+
 Reads take the same lock: moto builds an item in place (an UpdateItem of a new key first stores
 the bare key, then applies each action), so a read beside it could see half an item, where
 DynamoDB shows each item whole, before or after a write.
@@ -143,6 +149,46 @@ def _answer_reads_as_json() -> None:
     DynamoResult.execute_result = execute_result  # type: ignore[method-assign]
 
 
+class _SeenByOneQuery:
+    """A table as one Query sees it: `all_items` holds only the items the Query could match.
+    Everything else is the table's own."""
+
+    def __init__(self, table: Any, partition: Any) -> None:
+        self._table = table
+        self._partition = partition  # None: a Query on an index, which may match any item
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def all_items(self) -> list[Any]:
+        table = self._table
+        if self._partition is not None:
+            found = table.items.get(self._partition)  # .get: `items` is a defaultdict
+            if found is None:
+                return []
+            return list(found.values()) if table.range_key_attr else [found]
+        if not table.range_key_attr:
+            return list(table.items.values())
+        return [item for partition in table.items.values() for item in partition.values()]
+
+
+def _query_what_could_match() -> None:
+    import inspect
+
+    from moto.dynamodb.models.table import Table
+
+    query = Table.query
+    parameters = inspect.signature(query)
+
+    def partition_query(self: Any, *args: Any, **kwargs: Any) -> Any:
+        called = parameters.bind(self, *args, **kwargs).arguments
+        partition = None if called.get("index_name") else called["hash_key"]
+        seen: Any = _SeenByOneQuery(self, partition)
+        return query(seen, *args, **kwargs)
+
+    Table.query = partition_query  # type: ignore[method-assign]
+
+
 def install() -> None:
     from moto.dynamodb.exceptions import (
         TooManyTransactionsException,
@@ -180,4 +226,5 @@ def install() -> None:
     for name in ("get_item", "batch_get_item"):
         setattr(DynamoHandler, name, _locked(getattr(DynamoHandler, name)))
     _answer_reads_as_json()
+    _query_what_could_match()
     DynamoDBBackend._careloop_hooked = True  # type: ignore[attr-defined]
