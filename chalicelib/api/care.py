@@ -103,7 +103,7 @@ def list_recall_rules(request: ApiRequest) -> Document:
     idempotent=True,
 )
 def record_care_event(request: ApiRequest, patient_id: str) -> Document:
-    event = services().aftercare.record_event(request.principal, patient_id, request.body)
+    event = services().aftercare.starting.record_event(request.principal, patient_id, request.body)
     return event
 
 
@@ -116,7 +116,7 @@ def record_care_event(request: ApiRequest, patient_id: str) -> Document:
     errors=(401, 403, 404),
 )
 def patient_care_journeys(request: ApiRequest, patient_id: str) -> Document:
-    return {"items": services().aftercare.for_patient(request.principal, patient_id)}
+    return {"items": services().aftercare.views.for_patient(request.principal, patient_id)}
 
 
 @api.route(
@@ -128,4 +128,4 @@ def patient_care_journeys(request: ApiRequest, patient_id: str) -> Document:
     errors=(401, 403, 404),
 )
 def booking_invitation(request: ApiRequest, ref: str) -> Document:
-    return services().aftercare.invitation(request.principal, ref)
+    return services().aftercare.views.invitation(request.principal, ref)

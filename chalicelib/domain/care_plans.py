@@ -13,10 +13,14 @@ the earliest timer; the state machine waits for it, does it, and asks again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import Any
 from zoneinfo import ZoneInfo
 
+from chalicelib.domain import aftercare
+from chalicelib.domain.aftercare import AftercareStep, StepKind, StepStatus
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems, invalid
 from chalicelib.domain.journey import out_of_quiet_hours
@@ -28,46 +32,10 @@ DEFAULT_REMIND_AFTER_HOURS = 24
 DEFAULT_ESCALATE_AFTER_HOURS = 48
 MAX_EXTRA_CHECK_INS = 3  # an urgent answer to an extra check-in branches again, but not forever
 
-
-class StepStatus(StrEnum):
-    PLANNED = "planned"  # not sent yet
-    AWAITING_ANSWER = "awaiting_answer"  # a check-in sent; its reminder and hand-over pending
-    ANSWERED = "answered"  # within the check-in's window
-    ANSWERED_LATE = "answered_late"  # after staff took over: recorded, no branch
-    UNANSWERED = "unanswered"  # handed over to staff
-    AWAITING_BOOKING = "awaiting_booking"  # a re-check invitation sent; its window open
-    BOOKED = "booked"
-    NOT_BOOKED = "not_booked"
-    DONE = "done"  # education sent
-    FAILED = "failed"  # its task kept failing (staff were told)
-
-
 S = StepStatus
-# A check-in's link may be answered even after its task failed; an answer may come before the
-# check-in goes out (the same questionnaire through the general route).
-NEXT_STATUSES: dict[StepStatus, frozenset[StepStatus]] = {
-    S.PLANNED: frozenset({S.AWAITING_ANSWER, S.AWAITING_BOOKING, S.DONE, S.ANSWERED, S.FAILED}),
-    S.AWAITING_ANSWER: frozenset({S.ANSWERED, S.UNANSWERED, S.FAILED}),
-    S.UNANSWERED: frozenset({S.ANSWERED_LATE}),
-    S.FAILED: frozenset({S.ANSWERED}),
-    S.AWAITING_BOOKING: frozenset({S.BOOKED, S.NOT_BOOKED, S.FAILED}),
-    S.ANSWERED: frozenset(),
-    S.ANSWERED_LATE: frozenset(),
-    S.BOOKED: frozenset(),
-    S.NOT_BOOKED: frozenset(),
-    S.DONE: frozenset(),
-}
-
-
-def can_become(current: str, new: StepStatus) -> bool:
-    return new in NEXT_STATUSES[StepStatus(current)]
-
-
-def answered_status(current: str) -> StepStatus | None:
-    """What an answer to the step's own questionnaire response makes of it, None if nothing."""
-    if current == S.UNANSWERED:
-        return S.ANSWERED_LATE
-    return S.ANSWERED if can_become(current, S.ANSWERED) else None
+OPEN_CHECK_IN = frozenset({S.PLANNED, S.AWAITING_ANSWER})  # an answer still counts (in time)
+# Steps as stored or as `agenda` builds them: the rules below only read them.
+Steps = Sequence[Mapping[str, Any]]
 
 
 class StepAction(StrEnum):
@@ -145,44 +113,28 @@ def _on_day(
 
 def agenda(
     plan: Document, event_at: datetime, zone: ZoneInfo, quiet: Document, now: datetime
-) -> list[Document]:
+) -> list[AftercareStep]:
     """Every planned step, in time order: check-ins, education, the re-check invitation."""
     start_day = event_at.astimezone(zone).date()
-    steps: list[Document] = []
-    for check_in in plan.get("check_ins", []):
-        day = check_in["day"]
-        steps.append(
-            {
-                "id": f"checkin-d{day}",
-                "kind": "checkin",
-                "questionnaire": check_in["questionnaire"],
-                "at": _on_day(plan, start_day + timedelta(days=day), zone, quiet, now),
-                "status": "planned",
-            }
+
+    def on(day: int) -> str:
+        return _on_day(plan, start_day + timedelta(days=day), zone, quiet, now)
+
+    steps = [
+        aftercare.check_in(f"checkin-d{item['day']}", item["questionnaire"], on(item["day"]))
+        for item in plan.get("check_ins", [])
+    ]
+    steps += [
+        aftercare.education(
+            f"education-d{item['day']}-{index + 1}", item["title"], item["url"], on(item["day"])
         )
-    for index, item in enumerate(plan.get("education", [])):
-        day = item["day"]
-        steps.append(
-            {
-                "id": f"education-d{day}-{index + 1}",
-                "kind": "education",
-                "title": item["title"],
-                "url": item["url"],
-                "at": _on_day(plan, start_day + timedelta(days=day), zone, quiet, now),
-                "status": "planned",
-            }
-        )
+        for index, item in enumerate(plan.get("education", []))
+    ]
     recheck = plan.get("recheck")
     if recheck:
         day = recheck["day"]
         steps.append(
-            {
-                "id": f"recheck-d{day}",
-                "kind": "recheck",
-                "at": _on_day(plan, start_day + timedelta(days=day), zone, quiet, now),
-                "book_within_days": recheck.get("book_within_days", 14),
-                "status": "planned",
-            }
+            aftercare.recheck(f"recheck-d{day}", on(day), recheck.get("book_within_days", 14))
         )
     return sorted(steps, key=lambda step: (step["at"], step["id"]))
 
@@ -201,12 +153,12 @@ def answer_timers(
 
 def extra_check_in(
     plan: Document,
-    after: Document,
-    steps: list[Document],
+    after: Mapping[str, Any],
+    steps: Steps,
     answered_at: datetime,
     zone: ZoneInfo,
     quiet: Document,
-) -> Document | None:
+) -> AftercareStep | None:
     """The plan's branch on an urgent answer: one more check-in some days later, or None."""
     branch = plan.get("on_urgent")
     if not branch:
@@ -215,14 +167,12 @@ def extra_check_in(
     if len(extras) >= MAX_EXTRA_CHECK_INS:
         return None
     day = answered_at.astimezone(zone).date() + timedelta(days=branch["extra_check_in_after_days"])
-    return {
-        "id": f"checkin-extra-{len(extras) + 1}",
-        "kind": "checkin",
-        "questionnaire": branch.get("questionnaire", after["questionnaire"]),
-        "at": _on_day(plan, day, zone, quiet, answered_at),
-        "status": "planned",
-        "because": f"urgent answer to {after['id']}",
-    }
+    return aftercare.check_in(
+        f"checkin-extra-{len(extras) + 1}",
+        branch.get("questionnaire", after["questionnaire"]),
+        _on_day(plan, day, zone, quiet, answered_at),
+        because=f"urgent answer to {after['id']}",
+    )
 
 
 def _next_send_moment(plan: Document, now: datetime, zone: ZoneInfo, quiet: Document) -> datetime:
@@ -239,7 +189,7 @@ def _next_send_moment(plan: Document, now: datetime, zone: ZoneInfo, quiet: Docu
 
 
 def due(
-    plan: Document, steps: list[Document], now: datetime, zone: ZoneInfo, quiet: Document
+    plan: Document, steps: Steps, now: datetime, zone: ZoneInfo, quiet: Document
 ) -> DueStep | None:
     """The journey's earliest timer (in the past when overdue), or None when nothing is left."""
     timers: list[tuple[datetime, int, StepAction, str]] = []
@@ -269,7 +219,9 @@ def due(
     return {"step_id": step_id, "action": action.value, "at": utc_iso(at)}
 
 
-def answer_window(plan: Document, step: Document, zone: ZoneInfo) -> tuple[datetime, datetime]:
+def answer_window(
+    plan: Document, step: Mapping[str, Any], zone: ZoneInfo
+) -> tuple[datetime, datetime]:
     """When an answer to the check-in's questionnaire, however it is sent, counts for it: from
     the start of the check-in's local day until staff take over."""
     at = datetime.fromisoformat(step["at"])
@@ -281,29 +233,19 @@ def answer_window(plan: Document, step: Document, zone: ZoneInfo) -> tuple[datet
 
 
 def check_in_answered_by(
-    plan: Document, steps: list[Document], questionnaire: str, at: datetime, zone: ZoneInfo
-) -> Document | None:
+    plan: Document, steps: Steps, questionnaire: str, at: datetime, zone: ZoneInfo
+) -> Mapping[str, Any] | None:
     """The check-in an answer to `questionnaire` at `at` (not through a check-in's link) counts
     for: the latest one still open whose window holds `at`; None if there is none."""
     candidates = [
         step
         for step in steps
-        if step["kind"] == "checkin"
+        if step["kind"] == StepKind.CHECKIN
         and step["questionnaire"] == questionnaire
-        and step["status"] in (S.PLANNED, S.AWAITING_ANSWER)
+        and step["status"] in OPEN_CHECK_IN
         and answer_window(plan, step, zone)[0] <= at < answer_window(plan, step, zone)[1]
     ]
     return max(candidates, key=lambda step: (step["at"], step["id"])) if candidates else None
-
-
-def outcome(steps: list[Document]) -> str:
-    """How the journey ended: the re-check loop decides it when the plan has one."""
-    rechecks = [step["status"] for step in steps if step["kind"] == "recheck"]
-    if "booked" in rechecks:
-        return "rebooked"
-    if rechecks:
-        return "not_rebooked"
-    return "completed"
 
 
 def check_event_time(path: str, occurred_at: datetime, now: datetime) -> None:

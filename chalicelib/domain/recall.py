@@ -15,8 +15,10 @@ count again.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, time, timedelta
 from enum import StrEnum
+from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
@@ -25,6 +27,7 @@ from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.segments import CONDITION_PREFIX, VISITED_ANY, VISITED_PREFIX
 from chalicelib.domain.task_results import RecallStep
 
+KIND = "recall"  # the record's `kind` beside aftercare journeys in the patient's care records
 SEQUENCE_DEFAULTS = {
     "reminder_after_days": 7,
     "last_call_after_days": 14,
@@ -61,6 +64,8 @@ NEXT_STATUSES: dict[RecallStatus, frozenset[RecallStatus]] = {
     R.STOPPED: frozenset({R.SCHEDULED}),
 }
 OPEN = frozenset({R.SCHEDULED, R.INVITED})
+# An appointment in one of these statuses is a booking that can convert a recall.
+BOOKING_STATUSES = frozenset({"booked", "confirmed", "arrived", "fulfilled"})
 
 
 def can_become(current: str, new: RecallStatus) -> bool:
@@ -80,9 +85,172 @@ def after_unconverted(
     return R.SCHEDULED, max(due + timedelta(days=rule["after_days"]), today + timedelta(days=1))
 
 
-def cycle_record(due: str, outcome: str, at: str, **more: str) -> Document:
-    """One cycle as the care-journey view lists it."""
-    return {"due_date": due, "outcome": str(outcome), "settled_at": at, **more}
+class CycleOutcome(StrEnum):
+    """How a cycle ended, as the recall's history lists it."""
+
+    CONVERTED = "converted"  # the patient booked what the rule asks for
+    UNCONVERTED = "unconverted"  # the sequence ran out without a booking
+    CANCELLED = "cancelled"  # the rule was switched off or no longer applies
+    VISITED = "visited"  # a visit that counts came first and started the count again
+
+
+class RecallRef(TypedDict):
+    """One cycle of one recall: the recall state machine's input."""
+
+    tenant_id: str
+    patient_id: str
+    rule_id: str
+    due_date: str
+
+
+class RecallCycle(TypedDict):
+    due_date: str
+    outcome: str  # a CycleOutcome
+    settled_at: str
+    appointment_id: NotRequired[str]  # the booking that converted it
+
+
+class RecallRecord(TypedDict):
+    """A patient's recall under one rule: the open cycle, and the history of those before."""
+
+    id: str  # the rule's id: one recall per patient and rule
+    kind: str  # KIND
+    rule_id: str
+    patient_id: str
+    status: str  # a RecallStatus
+    due_date: str  # the open cycle's
+    ref: str  # the open cycle's booking-link reference (`cycle_ref`)
+    why: str  # what started the cycle: visit, condition, unconverted, BACKFILLED
+    unanswered_cycles: int  # in a row
+    cycles: list[RecallCycle]  # ended ones, oldest first, the last CYCLES_KEPT
+    created_at: str
+    updated_at: str
+    invited_at: NotRequired[str]
+    execution: NotRequired[str]  # the cycle's journey
+    settled_at: NotRequired[str]
+    appointment_id: NotRequired[str]
+    version: NotRequired[int]
+
+
+def cycle_ref(patient_id: str, rule_id: str, due: str) -> str:
+    """An opaque name for one recall cycle: its booking link and its execution carry it."""
+    return "rc-" + hashlib.sha256(f"{patient_id}|{rule_id}|{due}".encode()).hexdigest()[:16]
+
+
+def execution_name(tenant_id: str, patient_id: str, rule_id: str, due: str) -> str:
+    """A cycle's journey: one per (patient, rule, due date), so a repeated start is a no-op."""
+    return f"{tenant_id}-{cycle_ref(patient_id, rule_id, due)}"
+
+
+def backfill_name(tenant_id: str, rule_id: str, version: int, part: int) -> str:
+    """One execution per (rule version, part): a repeated start is a no-op."""
+    digest = hashlib.sha256(f"{rule_id}|{version}".encode()).hexdigest()[:16]
+    return f"{tenant_id}-bf-{digest}-{part}"
+
+
+def cycle_record(
+    due: str, outcome: CycleOutcome, at: str, appointment_id: str | None = None
+) -> RecallCycle:
+    """One ended cycle as the care-journey view lists it."""
+    cycle = RecallCycle(due_date=due, outcome=outcome, settled_at=at)
+    if appointment_id:
+        cycle["appointment_id"] = appointment_id
+    return cycle
+
+
+def _with_cycle(recall: Document, cycle: RecallCycle) -> list[RecallCycle]:
+    return [*recall.get("cycles", []), cycle][-CYCLES_KEPT:]
+
+
+def new_cycle(
+    current: Document | None, *, patient_id: str, rule_id: str, due: date, why: str, now: str
+) -> RecallRecord:
+    """The recall with a new cycle due on `due`, written over `current` (None: the first). A
+    cycle under way ends as visited (the patient came), and the unanswered count starts again."""
+    cycles: list[RecallCycle] = list((current or {}).get("cycles", []))
+    if current is not None and current["status"] == R.INVITED:
+        cycles = _with_cycle(current, cycle_record(current["due_date"], CycleOutcome.VISITED, now))
+    return RecallRecord(
+        id=rule_id,
+        kind=KIND,
+        rule_id=rule_id,
+        patient_id=patient_id,
+        status=R.SCHEDULED,
+        due_date=due.isoformat(),
+        ref=cycle_ref(patient_id, rule_id, due.isoformat()),
+        why=why,
+        unanswered_cycles=0,
+        cycles=cycles[-CYCLES_KEPT:],
+        created_at=(current or {}).get("created_at", now),
+        updated_at=now,
+    )
+
+
+def invited(recall: Document, now: str, execution: str | None = None) -> Document | None:
+    """The cycle's journey is under way (out of the due index); None unless it was scheduled."""
+    if not can_become(recall["status"], R.INVITED):
+        return None
+    changed = {**recall, "status": R.INVITED, "invited_at": now, "updated_at": now}
+    if execution:
+        changed["execution"] = execution
+    return changed
+
+
+def cancelled(recall: Document, now: str) -> Document | None:
+    """The rule no longer applies before the cycle began: no cycle to record."""
+    if not can_become(recall["status"], R.CANCELLED):
+        return None
+    return {**recall, "status": R.CANCELLED, "updated_at": now}
+
+
+def settled(
+    recall: Document, status: RecallStatus, now: str, appointment_id: str | None = None
+) -> Document | None:
+    """The open cycle ends as converted or cancelled, recorded in the history; None if the
+    recall cannot end so (it ended already)."""
+    if status not in (R.CONVERTED, R.CANCELLED) or not can_become(recall["status"], status):
+        return None
+    cycle = cycle_record(recall["due_date"], CycleOutcome(status), now, appointment_id)
+    changed = {
+        **recall,
+        "status": status,
+        "settled_at": now,
+        "cycles": _with_cycle(recall, cycle),
+        "updated_at": now,
+    }
+    if status == R.CONVERTED:
+        changed["unanswered_cycles"] = 0
+    if appointment_id:
+        changed["appointment_id"] = appointment_id
+    return changed
+
+
+def unconverted(recall: Document, rule: Document, now: datetime) -> Document | None:
+    """The open cycle ended without a booking: in the same record, the next cycle falls due or,
+    the rule's cap reached, the recall is handed over or stops. None unless it was invited."""
+    if not can_become(recall["status"], R.UNCONVERTED):
+        return None
+    at = utc_iso(now)
+    unanswered = int(recall.get("unanswered_cycles", 0)) + 1
+    status, next_due = after_unconverted(
+        rule, date.fromisoformat(recall["due_date"]), unanswered, now.date()
+    )
+    cycle = cycle_record(recall["due_date"], CycleOutcome.UNCONVERTED, at)
+    changed = {
+        **recall,
+        "status": status,
+        "settled_at": at,
+        "unanswered_cycles": unanswered,
+        "cycles": _with_cycle(recall, cycle),
+        "updated_at": at,
+    }
+    if next_due is not None:
+        changed.update(
+            due_date=next_due.isoformat(),
+            ref=cycle_ref(recall["patient_id"], recall["rule_id"], next_due.isoformat()),
+            why="unconverted",
+        )
+    return changed
 
 
 def check_rule(rule: Document, department_ids: set[str]) -> None:
@@ -165,7 +333,7 @@ def changes_for_patient(
             )
             if current is None or current["status"] == RecallStatus.CANCELLED or backfilled:
                 schedule[rule["id"]] = today + timedelta(days=rule["after_days"])
-        elif current is not None and current["status"] == "scheduled":
+        elif current is not None and current["status"] == RecallStatus.SCHEDULED:
             cancel.append(rule["id"])
     return schedule, cancel
 

@@ -30,10 +30,10 @@ from chalicelib.domain.audit import Activity, ActorKind
 from chalicelib.domain.common import Document, is_valid_id
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.journey import execution_name
+from chalicelib.domain.recall import execution_name as recall_execution_name
 from chalicelib.domain.segments import entries, visit_entries
 from chalicelib.observability import count
 from chalicelib.services.audit import AuditService
-from chalicelib.services.recall import execution_name as recall_execution_name
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.services.tenants import TenantService
 from chalicelib.settings import get_settings

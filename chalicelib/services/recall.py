@@ -9,7 +9,6 @@ start repeated after a crash is a no-op. Booking what the rule asks for converts
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -19,7 +18,7 @@ from chalicelib.adapters.executions import Executions
 from chalicelib.domain import recall as rules
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.domain.recall import RecallStatus
+from chalicelib.domain.recall import RecallRef, RecallStatus, backfill_name, execution_name
 from chalicelib.domain.segments import SegmentQuery, segment_partition
 from chalicelib.domain.task_results import (
     RecallBackfillPage,
@@ -29,7 +28,7 @@ from chalicelib.domain.task_results import (
 )
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, logger
-from chalicelib.services.aftercare import booking_link
+from chalicelib.services.aftercare.views import booking_link
 from chalicelib.services.care_config import CareConfigService
 from chalicelib.services.deliveries import Deliveries, Message, patient_fields
 from chalicelib.services.staff_queue import StaffQueue
@@ -40,27 +39,11 @@ from chalicelib.store.patients import PatientRepository
 from chalicelib.store.segments import SegmentRepository
 from chalicelib.store.tenants import TenantRepository
 
-BOOKED = frozenset({"booked", "confirmed", "arrived", "fulfilled"})
 # A backfill's pace: a page of patients, then a second's pause (the state machine's), so a
 # hospital with many thousands is made due at about 100 patients a second.
 BACKFILL_PAGE = 100
 # Pages per execution before it continues as a new one (about 4 history events each).
 BACKFILL_PAGES_PER_EXECUTION = 1000
-
-
-def cycle_ref(patient_id: str, rule_id: str, due: str) -> str:
-    """An opaque name for one recall cycle: its booking link and its execution carry it."""
-    return "rc-" + hashlib.sha256(f"{patient_id}|{rule_id}|{due}".encode()).hexdigest()[:16]
-
-
-def execution_name(tenant_id: str, patient_id: str, rule_id: str, due: str) -> str:
-    return f"{tenant_id}-{cycle_ref(patient_id, rule_id, due)}"
-
-
-def backfill_name(tenant_id: str, rule_id: str, version: int, part: int) -> str:
-    """One execution per (rule version, part): a repeated start is a no-op."""
-    digest = hashlib.sha256(f"{rule_id}|{version}".encode()).hexdigest()[:16]
-    return f"{tenant_id}-bf-{digest}-{part}"
 
 
 class RecallService:
@@ -92,7 +75,7 @@ class RecallService:
         return {
             doc["rule_id"]: doc
             for doc in self._store.for_patient(tenant_id, patient_id)
-            if doc.get("kind") == "recall"
+            if doc.get("kind") == rules.KIND
         }
 
     def _schedule(self, tenant_id: str, patient_id: str, rule_id: str, due: date, why: str) -> None:
@@ -114,26 +97,16 @@ class RecallService:
         current: Document | None,
     ) -> bool:
         """The new cycle, written over `current` as read (False if it changed since)."""
-        now = utc_iso(clock.now())
-        cycles = list((current or {}).get("cycles", []))
-        if current is not None and current["status"] == RecallStatus.INVITED:
-            cycles.append(rules.cycle_record(current["due_date"], "visited", now))
-        doc: Document = {
-            "id": rule_id,
-            "kind": "recall",
-            "rule_id": rule_id,
-            "patient_id": patient_id,
-            "status": RecallStatus.SCHEDULED,
-            "due_date": due.isoformat(),
-            "ref": cycle_ref(patient_id, rule_id, due.isoformat()),
-            "why": why,
-            "unanswered_cycles": 0,
-            "cycles": cycles[-rules.CYCLES_KEPT :],
-            "created_at": (current or {}).get("created_at", now),
-            "updated_at": now,
-        }
+        doc = rules.new_cycle(
+            current,
+            patient_id=patient_id,
+            rule_id=rule_id,
+            due=due,
+            why=why,
+            now=utc_iso(clock.now()),
+        )
         try:
-            self._store.put(tenant_id, RECALL, doc, current["version"] if current else None)
+            self._store.put(tenant_id, RECALL, dict(doc), current["version"] if current else None)
         except Conflict:
             return False
         return True
@@ -177,11 +150,9 @@ class RecallService:
             self._schedule(tenant_id, patient["id"], rule_id, due, "condition")
         for rule_id in cancel:
             current = recalls[rule_id]
-            changed = {
-                **current,
-                "status": RecallStatus.CANCELLED,
-                "updated_at": utc_iso(clock.now()),
-            }
+            changed = rules.cancelled(current, utc_iso(clock.now()))
+            if changed is None:
+                continue
             try:
                 self._store.put(tenant_id, RECALL, changed, current["version"])
             except Conflict:
@@ -223,12 +194,9 @@ class RecallService:
         )
         # Out of the due index only once the journey exists: a crash in between is healed by
         # the next sweep, whose start is then a no-op.
-        invited = {
-            **recall,
-            "status": RecallStatus.INVITED,
-            "invited_at": utc_iso(clock.now()),
-            "execution": name,
-        }
+        invited = rules.invited(recall, utc_iso(clock.now()), execution=name)
+        if invited is None:
+            return is_new
         try:
             self._store.put(tenant_id, RECALL, invited, recall["version"])
         except Conflict:
@@ -345,7 +313,7 @@ class RecallService:
 
     # --- the recall journey's tasks ---
 
-    def _load(self, ref: Document) -> tuple[Document, Document, Document, Document] | None:
+    def _load(self, ref: RecallRef) -> tuple[Document, Document, Document, Document] | None:
         """Tenant, patient, rule and recall, or None when this cycle is no longer the one."""
         tenant = self._tenants.get(ref["tenant_id"])
         patient = self._patients.get(ref["tenant_id"], ref["patient_id"])
@@ -357,7 +325,7 @@ class RecallService:
             return None
         return tenant, patient, rule, recall
 
-    def plan(self, ref: Document) -> RecallPlan:
+    def plan(self, ref: RecallRef) -> RecallPlan:
         loaded = self._load(ref)
         if loaded is None or loaded[3]["status"] not in rules.OPEN:
             return {"proceed": False}
@@ -371,12 +339,10 @@ class RecallService:
         if recall["status"] == RecallStatus.SCHEDULED:
             # The journey can run before the sweep marks the recall invited: mark it here.
             self._update(
-                ref["tenant_id"],
-                ref["patient_id"],
-                ref["rule_id"],
+                ref,
                 lambda r: (
-                    {**r, "status": RecallStatus.INVITED, "invited_at": utc_iso(clock.now())}
-                    if r["status"] == RecallStatus.SCHEDULED and r["due_date"] == ref["due_date"]
+                    rules.invited(r, utc_iso(clock.now()))
+                    if r["due_date"] == ref["due_date"]
                     else None
                 ),
             )
@@ -386,7 +352,7 @@ class RecallService:
         )
         return {"proceed": True, "steps": steps}
 
-    def step(self, ref: Document, step: str) -> RecallStepDone:
+    def step(self, ref: RecallRef, step: str) -> RecallStepDone:
         """One step of the sequence, unless the patient has booked (then: converted)."""
         loaded = self._load(ref)
         if loaded is None:
@@ -448,79 +414,53 @@ class RecallService:
         before or during the recall: a safety net for a conversion the booking could not
         record itself)."""
         upcoming = self._appointments.for_patient(tenant_id, patient_id, after=utc_iso(clock.now()))
-        return any(a["status"] in BOOKED and rules.converts(rule, a) for a in upcoming)
+        return any(
+            a["status"] in rules.BOOKING_STATUSES and rules.converts(rule, a) for a in upcoming
+        )
 
-    def _settle(self, ref: Document, status: str, appointment_id: str | None = None) -> Document:
+    def _settle(
+        self, ref: RecallRef, status: RecallStatus, appointment_id: str | None = None
+    ) -> Document:
         """This cycle ends (converted or cancelled), if it is still the open one."""
+        return self._update(
+            ref,
+            lambda recall: (
+                rules.settled(recall, status, utc_iso(clock.now()), appointment_id)
+                if recall["due_date"] == ref["due_date"]
+                else None
+            ),
+        )
 
-        def change(recall: Document) -> Document | None:
-            if recall["due_date"] != ref["due_date"] or not rules.can_become(
-                recall["status"], RecallStatus(status)
-            ):
-                return None
-            now = utc_iso(clock.now())
-            more = {"appointment_id": appointment_id} if appointment_id else {}
-            cycle = rules.cycle_record(recall["due_date"], status, now, **more)
-            recall.update(
-                status=status,
-                settled_at=now,
-                cycles=[*recall.get("cycles", []), cycle][-rules.CYCLES_KEPT :],
-            )
-            if status == RecallStatus.CONVERTED:
-                recall["unanswered_cycles"] = 0
-            recall.update(more)
-            return recall
-
-        return self._update(ref["tenant_id"], ref["patient_id"], ref["rule_id"], change)
-
-    def _unconverted(self, ref: Document, rule: Document) -> Document:
+    def _unconverted(self, ref: RecallRef, rule: Document) -> Document:
         """This cycle ended without a booking: in the same write, the next cycle falls due (back
         in the due index) or, the rule's cap reached, the recall is handed over or stops."""
+        return self._update(
+            ref,
+            lambda recall: (
+                rules.unconverted(recall, rule, clock.now())
+                if recall["due_date"] == ref["due_date"]
+                else None
+            ),
+        )
 
-        def change(recall: Document) -> Document | None:
-            if recall["status"] != RecallStatus.INVITED or recall["due_date"] != ref["due_date"]:
-                return None
-            now = utc_iso(clock.now())
-            unanswered = int(recall.get("unanswered_cycles", 0)) + 1
-            status, next_due = rules.after_unconverted(
-                rule, date.fromisoformat(recall["due_date"]), unanswered, clock.now().date()
-            )
-            cycle = rules.cycle_record(recall["due_date"], RecallStatus.UNCONVERTED, now)
-            recall.update(
-                status=status,
-                settled_at=now,
-                unanswered_cycles=unanswered,
-                cycles=[*recall.get("cycles", []), cycle][-rules.CYCLES_KEPT :],
-            )
-            if next_due is not None:
-                recall.update(
-                    due_date=next_due.isoformat(),
-                    ref=cycle_ref(recall["patient_id"], recall["rule_id"], next_due.isoformat()),
-                    why="unconverted",
-                )
-            return recall
+    def _update(self, ref: RecallRef, change: Callable[[Document], Document | None]) -> Document:
+        """Apply `change` to the recall (again if another writer came first); `change` returns
+        None to leave it as it is."""
 
-        return self._update(ref["tenant_id"], ref["patient_id"], ref["rule_id"], change)
-
-    def _update(
-        self,
-        tenant_id: str,
-        patient_id: str,
-        rule_id: str,
-        change: Callable[[Document], Document | None],
-    ) -> Document:
         def stamped(recall: Document) -> Document | None:
             changed = change(recall)
             if changed is not None:
                 changed["updated_at"] = utc_iso(clock.now())
             return changed
 
-        updated = self._store.modify(tenant_id, patient_id, RECALL, rule_id, stamped)
+        updated = self._store.modify(
+            ref["tenant_id"], ref["patient_id"], RECALL, ref["rule_id"], stamped
+        )
         if updated is None:
             raise NotFound("recall not found")
         return updated
 
-    def finish(self, ref: Document) -> RecallFinished:
+    def finish(self, ref: RecallRef) -> RecallFinished:
         """The sequence is over: a recall still invited (a step failed, say) is settled, so the
         next visit or sweep can start a new cycle."""
         loaded = self._load(ref)
@@ -539,12 +479,12 @@ class RecallService:
             rule = self._config.rule(tenant_id, recall["rule_id"])
             if rule is None or not rules.converts(rule, appointment):
                 continue
-            ref = {
-                "tenant_id": tenant_id,
-                "patient_id": appointment["patient_id"],
-                "rule_id": recall["rule_id"],
-                "due_date": recall["due_date"],
-            }
+            ref = RecallRef(
+                tenant_id=tenant_id,
+                patient_id=appointment["patient_id"],
+                rule_id=recall["rule_id"],
+                due_date=recall["due_date"],
+            )
             self._settle(ref, RecallStatus.CONVERTED, appointment["id"])
             count("RecallConverted")
 

@@ -15,7 +15,7 @@ from chalicelib.adapters.tenant_credentials import TenantCredentials
 from chalicelib.adapters.webhooks import WebhookCaller
 from chalicelib.domain.common import Document
 from chalicelib.services.account_links import AccountLinkService
-from chalicelib.services.aftercare import AftercareService
+from chalicelib.services.aftercare import Aftercare
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.audit import AuditService
 from chalicelib.services.campaigns import CampaignService
@@ -78,7 +78,7 @@ class Services:
     journeys: JourneyService
     inbound: InboundMessages
     care_config: CareConfigService
-    aftercare: AftercareService
+    aftercare: Aftercare
     recall: RecallService
     segments: SegmentService
     campaigns: CampaignService
@@ -137,11 +137,10 @@ def services() -> Services:
     def flag_high_risk(tenant_id: str, response: Document) -> None:
         segment_service.flag_high_risk(tenant_id, response["patient_id"], "urgent-answer")
 
-    aftercare = AftercareService(
+    aftercare = Aftercare.build(
         care,
         tenant_repository,
         patients,
-        appointments,
         responses,
         care_config,
         sender,
@@ -184,7 +183,7 @@ def services() -> Services:
         tenants,
         queue,
         executions,
-        on_booked=(recall.on_booked, aftercare.on_booked),
+        on_booked=(recall.on_booked, aftercare.reactions.on_booked),
         on_status_changed=(webhooks.appointment_changed,),
         check_access=audit.check_departments,
     )
@@ -220,7 +219,7 @@ def services() -> Services:
         appointment_service.after_commit,
         publish_event,
         on_patient_changed=(recall.on_patient_changed,),
-        on_booked=(recall.on_booked, aftercare.on_booked),
+        on_booked=(recall.on_booked, aftercare.reactions.on_booked),
         on_history_visit=(history_visit,),
     )
     return Services(
@@ -265,7 +264,7 @@ def services() -> Services:
             responses,
             patients,
             questionnaire_service,
-            aftercare.submitted,
+            aftercare.reactions.submitted,
             on_saved=(webhooks.response_submitted,),
             check_access=audit.check_departments,
         ),

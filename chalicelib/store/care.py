@@ -13,6 +13,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
+from chalicelib.domain.recall import RecallStatus
 from chalicelib.settings import get_settings
 from chalicelib.store.errors import concurrent_change
 from chalicelib.store.keys import patient_pk
@@ -56,7 +57,7 @@ class CareRepository:
         """Create (expected_version None: must not exist) or replace the version read. A recall
         whose status is `scheduled` is put in the due index; any other status leaves it."""
         keys: dict[str, Any] = {}
-        if kind == RECALL and doc["status"] == "scheduled":
+        if kind == RECALL and doc["status"] == RecallStatus.SCHEDULED:
             keys = {
                 "gsi2pk": recall_due_pk(tenant_id),
                 "gsi2sk": f"{doc['due_date']}#{doc['patient_id']}#{doc['rule_id']}",

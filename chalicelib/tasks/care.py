@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from chalicelib.domain.aftercare import AftercareRef
+from chalicelib.domain.recall import RecallRef
 from chalicelib.domain.task_results import (
     AftercareFinished,
     AftercareStepSent,
@@ -39,8 +41,10 @@ AftercareResult = (
 
 @step_task("aftercare-task")
 def aftercare_task(event: Event) -> AftercareResult:
-    care = services().aftercare
-    ref = {k: event[k] for k in ("tenant_id", "patient_id", "journey_id")}
+    care = services().aftercare.steps
+    ref = AftercareRef(
+        tenant_id=event["tenant_id"], patient_id=event["patient_id"], journey_id=event["journey_id"]
+    )
     step = event.get("step_id", "")
     actions: dict[str, Callable[[], AftercareResult]] = {
         "next": lambda: care.next(ref),
@@ -58,7 +62,12 @@ def aftercare_task(event: Event) -> AftercareResult:
 @step_task("recall-task")
 def recall_task(event: Event) -> RecallPlan | RecallStepDone | RecallFinished:
     recall = services().recall
-    ref = {k: event[k] for k in ("tenant_id", "patient_id", "rule_id", "due_date")}
+    ref = RecallRef(
+        tenant_id=event["tenant_id"],
+        patient_id=event["patient_id"],
+        rule_id=event["rule_id"],
+        due_date=event["due_date"],
+    )
     if event["action"] == "plan":
         return recall.plan(ref)
     if event["action"] == "step":
@@ -84,5 +93,5 @@ def journey_event(event: Any) -> Event | None:
     if message is None:
         return None
     care = services()
-    started = care.aftercare.on_event(message, message["appointment_id"])
+    started = care.aftercare.starting.on_event(message, message["appointment_id"])
     return {"aftercare": started, "recalls": care.recall.on_visit(message)}

@@ -131,7 +131,7 @@ def test_every_fail_state_says_why_it_is_there(path: Path) -> None:
 # Handlers that serve several Tasks, named by the payload's `action`: the action names the
 # service call, whose return annotation is that Task's result.
 DISPATCHED = {
-    "aftercare_task": ("chalicelib.services.aftercare", "AftercareService"),
+    "aftercare_task": ("chalicelib.services.aftercare.steps", "AftercareSteps"),
     "recall_task": ("chalicelib.services.recall", "RecallService"),
     "campaign_batch": ("chalicelib.services.campaigns", "CampaignService"),
 }

@@ -289,7 +289,9 @@ def test_a_fulfilled_visit_of_a_planned_type_starts_its_plan(
     j.act(appointment, "check-in", clinic.tenant.staff)
     j.act(appointment, "fulfil", clinic.tenant.staff)
     move_to(runtime, start + timedelta(hours=2, minutes=1))
-    journeys = services().aftercare.for_patient(_staff(runtime, clinic.tenant.id), j.patient["id"])
+    journeys = services().aftercare.views.for_patient(
+        _staff(runtime, clinic.tenant.id), j.patient["id"]
+    )
     [journey] = [x for x in journeys if x["kind"] == "aftercare"]
     assert journey["event"]["appointment_id"] == appointment["id"]
     assert [s["questionnaire"] for s in journey["steps"]] == ["satisfaction"]
@@ -310,8 +312,10 @@ def test_a_fulfilled_visit_of_a_planned_type_starts_its_plan(
         "appointment_type": "follow_up",
         "start": appointment["start"],
     }
-    assert services().aftercare.on_event(event, appointment["id"]) == [journey["id"]]
-    again = services().aftercare.for_patient(_staff(runtime, clinic.tenant.id), j.patient["id"])
+    assert services().aftercare.starting.on_event(event, appointment["id"]) == [journey["id"]]
+    again = services().aftercare.views.for_patient(
+        _staff(runtime, clinic.tenant.id), j.patient["id"]
+    )
     assert len([x for x in again if x["kind"] == "aftercare"]) == 1
 
 
@@ -446,16 +450,16 @@ def test_a_step_whose_task_keeps_failing_is_put_before_staff_and_the_plan_goes_o
 ) -> None:
     """The education task fails (not a fault a retry heals): staff get a task naming the step,
     the step is marked failed, and the next day's check-in still goes out on its date."""
-    from chalicelib.services.aftercare import AftercareService
+    from chalicelib.services.aftercare.steps import AftercareSteps
 
-    sending = AftercareService.send
+    sending = AftercareSteps.send
 
-    def send(self: AftercareService, ref: Any, step_id: str) -> Any:
+    def send(self: AftercareSteps, ref: Any, step_id: str) -> Any:
         if step_id.startswith("education"):
             raise ValueError("the education link could not be built")
         return sending(self, ref, step_id)
 
-    monkeypatch.setattr(AftercareService, "send", send)
+    monkeypatch.setattr(AftercareSteps, "send", send)
     plan = {**DAILY, "check_ins": [{"day": 3, "questionnaire": "post-operative"}]}
     a: Aftercare = aftercare(plan)
     send_time = {n: local_moment(days=n, hour=10) for n in range(4)}

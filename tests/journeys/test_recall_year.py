@@ -183,6 +183,7 @@ def test_a_backfill_pages_through_many_patients_at_a_bounded_rate(
     hospital: Any, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from chalicelib.adapters.executions import execution_arn
+    from chalicelib.domain.recall import backfill_name
     from chalicelib.services import recall
     from chalicelib.services.registry import services
     from chalicelib.settings import get_settings
@@ -199,7 +200,7 @@ def test_a_backfill_pages_through_many_patients_at_a_bounded_rate(
     version = payload(api.call("GET", "/recall-rules/diabetes", staff))["version"]
     sfn = hospital.client("stepfunctions")
     arn = execution_arn(
-        get_settings().recall_backfill_arn, recall.backfill_name(TENANT, "diabetes", version, 0)
+        get_settings().recall_backfill_arn, backfill_name(TENANT, "diabetes", version, 0)
     )
     from chalicelib.store.care import CareRepository
 

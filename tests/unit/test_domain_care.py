@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
-from chalicelib.domain import care_plans, recall
+from chalicelib.domain import aftercare, care_plans, recall
 from chalicelib.domain.errors import ValidationFailed
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -70,7 +71,7 @@ def test_a_send_time_in_quiet_hours_moves_to_their_end() -> None:
 def test_an_urgent_answer_adds_one_check_in_and_not_forever() -> None:
     answered = datetime(2026, 11, 24, 5, 0, tzinfo=UTC)
     step: dict[str, Any] = {"id": "checkin-d1", "questionnaire": "post-operative"}
-    steps: list[dict[str, Any]] = [step]
+    steps: list[Mapping[str, Any]] = [step]
     for expected in range(1, care_plans.MAX_EXTRA_CHECK_INS + 1):
         extra = care_plans.extra_check_in(PLAN, step, steps, answered, SHANGHAI, QUIET)
         assert extra is not None and extra["id"] == f"checkin-extra-{expected}"
@@ -199,9 +200,14 @@ DAILY = {
 }
 
 
+def _stored(steps: list[aftercare.AftercareStep]) -> list[dict[str, Any]]:
+    """Steps as the journey's record gives them back: plain dicts."""
+    return [dict(step) for step in steps]
+
+
 def _daily_steps(now: datetime) -> list[dict[str, Any]]:
     plan = {k: v for k, v in DAILY.items() if v is not None}
-    return care_plans.agenda(plan, now, SHANGHAI, QUIET, now)
+    return _stored(care_plans.agenda(plan, now, SHANGHAI, QUIET, now))
 
 
 def test_a_check_in_waiting_for_its_answer_holds_back_no_later_step() -> None:
@@ -249,7 +255,7 @@ def test_an_open_check_in_under_an_urgent_branch_wakes_at_each_send_time() -> No
     (the only moments such a check-in can be due)."""
     surgery = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
     plan = {**PLAN, "check_ins": [{"day": 1, "questionnaire": "post-operative"}]}
-    steps = care_plans.agenda(plan, surgery, SHANGHAI, QUIET, surgery)
+    steps = _stored(care_plans.agenda(plan, surgery, SHANGHAI, QUIET, surgery))
     steps[0].update(
         status="awaiting_answer",
         reminder="sent",
@@ -291,9 +297,9 @@ def test_an_answer_through_the_general_route_counts_for_the_check_in_whose_windo
 
 
 def test_step_statuses_move_only_forward() -> None:
-    assert care_plans.can_become("planned", care_plans.StepStatus.ANSWERED)
-    assert not care_plans.can_become("answered", care_plans.StepStatus.UNANSWERED)
-    assert care_plans.answered_status("unanswered") == "answered_late"
-    assert care_plans.answered_status("failed") == "answered"
-    assert care_plans.answered_status("answered") is None
-    assert set(care_plans.NEXT_STATUSES) == set(care_plans.StepStatus)
+    assert aftercare.step_can_become("planned", aftercare.StepStatus.ANSWERED)
+    assert not aftercare.step_can_become("answered", aftercare.StepStatus.UNANSWERED)
+    assert aftercare.answered_status("unanswered") == "answered_late"
+    assert aftercare.answered_status("failed") == "answered"
+    assert aftercare.answered_status("answered") is None
+    assert set(aftercare.NEXT_STEP_STATUSES) == set(aftercare.StepStatus)
