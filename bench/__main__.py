@@ -173,7 +173,12 @@ def report_journeys(results: dict[str, Any]) -> None:
     print("appointment journey, happy path (book, confirm, 3 reminders, check in, fulfil):")
     for key in (
         "journey_state_transitions",
+        "journey_state_transitions_target",
         "journey_lambda_invocations",
+        "journey_task_dynamodb_reads",
+        "journey_task_dynamodb_reads_target",
+        "journey_dynamodb_reads_by_function",
+        "journey_audit_dynamodb_reads",
         "journey_dynamodb_reads",
         "journey_dynamodb_writes",
         "journey_dynamodb_transactions",

@@ -21,9 +21,9 @@ from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems
-from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.segments import CONDITION_PREFIX, VISITED_ANY, VISITED_PREFIX
 from chalicelib.domain.task_results import RecallStep
+from chalicelib.domain.tenants import out_of_quiet_hours
 
 SEQUENCE_DEFAULTS = {
     "reminder_after_days": 7,
