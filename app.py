@@ -25,10 +25,17 @@ from chalicelib.api import (
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.observability import logger, metrics
 from chalicelib.settings import deployment_stage
+from chalicelib.tasks import (
+    appointment_journey,
+    inbound,
+    journey_failures,
+    privacy,
+    provisioning,
+    smoke,
+)
 from chalicelib.tasks import campaigns as campaign_tasks
 from chalicelib.tasks import care as care_tasks
 from chalicelib.tasks import fhir_imports as fhir_import_tasks
-from chalicelib.tasks import inbound, journey, privacy, provisioning, smoke
 from chalicelib.tasks import webhooks as webhook_tasks
 
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
@@ -68,21 +75,17 @@ for routes in (
 # Step Functions tasks. Chalice names each Lambda's handler after the function (app.<name>),
 # so every handler is bound here under its own name.
 record_smoke_run = app.lambda_function(name="smoke_record")(smoke.record_smoke_run)
-journey_plan = app.lambda_function(name="journey_plan")(journey.journey_plan)
-journey_send = app.lambda_function(name="journey_send")(journey.journey_send)
-journey_hold_answer = app.lambda_function(name="journey_hold_answer")(journey.journey_hold_answer)
-journey_answer_deadline = app.lambda_function(name="journey_answer_deadline")(
-    journey.journey_answer_deadline
+# The appointment journey: one function takes each step (the machine loops: wait, take, next).
+appointment_journey_step = app.lambda_function(name="appointment_journey_step")(
+    appointment_journey.appointment_journey_step
 )
-journey_visit_outcome = app.lambda_function(name="journey_visit_outcome")(
-    journey.journey_visit_outcome
+appointment_journey_skip = app.lambda_function(name="appointment_journey_skip")(
+    appointment_journey.appointment_journey_skip
 )
-journey_check_rebooked = app.lambda_function(name="journey_check_rebooked")(
-    journey.journey_check_rebooked
-)
-journey_staff_task = app.lambda_function(name="journey_staff_task")(journey.journey_staff_task)
 # Every journey's last resort: a step that failed after all its retries opens a staff task.
-journey_step_failed = app.lambda_function(name="journey_step_failed")(journey.journey_step_failed)
+journey_step_failed = app.lambda_function(name="journey_step_failed")(
+    journey_failures.journey_step_failed
+)
 campaign_batch = app.lambda_function(name="campaign_batch")(campaign_tasks.campaign_batch)
 campaign_send = app.lambda_function(name="campaign_send")(campaign_tasks.campaign_send)
 campaign_send_failed = app.lambda_function(name="campaign_send_failed")(
@@ -116,7 +119,9 @@ recall_sweep = app.schedule(Cron(0, 1, "*", "*", "?", "*"), name="recall_sweep")
 
 # Every 10 minutes: a booking, reschedule or cancel that committed but could not start or stop
 # its execution at once (throttled, failing) gets it started or stopped from its marker.
-repair_sweep = app.schedule(Rate(10, unit=Rate.MINUTES), name="repair_sweep")(journey.repair_sweep)
+repair_sweep = app.schedule(Rate(10, unit=Rate.MINUTES), name="repair_sweep")(
+    appointment_journey.repair_sweep
+)
 
 # Daily at 02:30 UTC: deleted patients past their tenant's retention are erased.
 retention_sweep = app.schedule(Cron(30, 2, "*", "*", "?", "*"), name="retention_sweep")(

@@ -148,6 +148,10 @@ def main() -> None:
     )
     results["cold_start_target_ratio"] = TARGET_RATIO
     results.update(journey_figures)
+    from bench.alternative import comparison_section
+
+    # Side by side on the same workload: this journey, and a scheduler polling every minute.
+    results["alternative"] = comparison_section(results)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(f"cold start, median of {RUNS} fresh processes (import + first GET /patients/{{id}}):")
     rows = (
@@ -168,12 +172,18 @@ def main() -> None:
 
 
 def report_journeys(results: dict[str, Any]) -> None:
+    from bench.alternative import print_comparison
     from bench.faults import print_section
 
     print("appointment journey, happy path (book, confirm, 3 reminders, check in, fulfil):")
     for key in (
         "journey_state_transitions",
+        "journey_state_transitions_target",
         "journey_lambda_invocations",
+        "journey_task_dynamodb_reads",
+        "journey_task_dynamodb_reads_target",
+        "journey_dynamodb_reads_by_function",
+        "journey_audit_dynamodb_reads",
         "journey_dynamodb_reads",
         "journey_dynamodb_writes",
         "journey_dynamodb_transactions",
@@ -200,6 +210,7 @@ def report_journeys(results: dict[str, Any]) -> None:
             f"{figure['characters']} characters)"
         )
     print_section(results["faults"])
+    print_comparison(results["alternative"])
     print("virtual clock, one patient-year (booking, care plan, 90-day recall, never answering):")
     for key, value in results.items():
         if key.startswith("clock_"):

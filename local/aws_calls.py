@@ -33,7 +33,7 @@ _running: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 
 
 def function_of(name: str) -> str:
-    """The function's name in app.py from its deployed name (`careloop-local-journey_send`)."""
+    """The function's name in app.py from its deployed name (`careloop-local-smoke_record`)."""
     parts = name.split("-", 2)
     return parts[2] if len(parts) == 3 and parts[0] == "careloop" else name
 
@@ -46,6 +46,11 @@ def running(function: str | None) -> Iterator[None]:
         yield
     finally:
         _running.reset(token)
+
+
+def running_function() -> str | None:
+    """The function whose code is running in this thread (None: the emulator's own work)."""
+    return _running.get()
 
 
 def api_function(path: str) -> str | None:

@@ -187,7 +187,7 @@ def execution_history(runtime: Any, arn: str) -> list[dict[str, Any]]:
 
 def tally(runtime: Any, api: Api, run: FaultRun) -> Tally:
     from chalicelib.adapters.executions import execution_arn
-    from chalicelib.domain.journey import execution_name
+    from chalicelib.domain.appointment_journey import execution_name
     from chalicelib.settings import get_settings
     from chalicelib.store.messages import StaffTaskRepository
 

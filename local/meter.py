@@ -36,12 +36,19 @@ meter = Meter()
 def install() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
+    from local.aws_calls import running_function
+
     original = DynamoHandler.call_action
 
     def call_action(self: Any) -> Any:
         target = (self.headers.get("X-Amz-Target") or "").split(".")[-1]
         if target in READS:
             meter.add("dynamodb_reads")
+            # Whose reads: the API's (a request) or a task's (a state machine's function).
+            meter.add(f"dynamodb_reads@{running_function() or 'emulator'}")
+            body = self.body.decode() if isinstance(self.body, bytes) else str(self.body)
+            if "#AUDIT#" in body:
+                meter.add("dynamodb_reads:audit")  # the audit chain's head, before an entry
         elif target in WRITES:
             meter.add("dynamodb_writes")
         elif target == "TransactWriteItems":

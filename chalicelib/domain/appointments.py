@@ -88,3 +88,17 @@ def local_date(start: str, zone_name: str) -> str:
 def day_of(appointment: Document, tenant: Document) -> str:
     """The day list an appointment belongs to."""
     return local_date(appointment["start"], tenant["time_zone"])
+
+
+def fulfilled_event(tenant_id: str, appointment: Document) -> Document:
+    """`appointment.fulfilled` on the journey-events topic: a visit took place (care plans start
+    and recall restarts from it). Ids and codes only."""
+    return {
+        "type": "appointment.fulfilled",
+        "tenant_id": tenant_id,
+        "appointment_id": appointment["id"],
+        "patient_id": appointment["patient_id"],
+        "department": appointment["department"],
+        "appointment_type": appointment["type"],
+        "start": appointment["start"],
+    }

@@ -23,8 +23,8 @@ from chalicelib.domain import aftercare
 from chalicelib.domain.aftercare import AftercareStep, StepKind, StepStatus
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems, invalid
-from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.task_results import AnswerTimers, DueStep
+from chalicelib.domain.tenants import out_of_quiet_hours
 
 EVENTS = ("discharge", "surgery", "appointment.fulfilled")
 DEFAULT_SEND_TIME = "10:00"

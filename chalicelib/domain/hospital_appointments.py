@@ -128,8 +128,6 @@ def imported_change(
         if optional not in incoming:
             doc.pop(optional, None)
     ends_journey = was_active and (new_journey or incoming["status"] not in ACTIVE)
-    if ends_journey:
-        doc.pop("answer_token", None)
     kept, held = holds_place(previous), holds_place(doc)
     return ImportedChange(
         doc=doc,

@@ -23,9 +23,9 @@ from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems
-from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.segments import CONDITION_PREFIX, VISITED_ANY, VISITED_PREFIX
 from chalicelib.domain.task_results import RecallStep
+from chalicelib.domain.tenants import out_of_quiet_hours
 
 KIND = "recall"  # the record's `kind` beside aftercare journeys in the patient's care records
 SEQUENCE_DEFAULTS = {

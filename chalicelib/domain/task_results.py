@@ -7,8 +7,6 @@ from __future__ import annotations
 
 from typing import NotRequired, TypedDict
 
-from chalicelib.domain.common import Document
-
 # --- the appointment journey (statemachines/appointment.asl.json) ---
 
 
@@ -18,7 +16,7 @@ class PlannedReminder(TypedDict):
 
 
 class Timetable(TypedDict):
-    """The appointment journey's plan (`domain.journey.plan`)."""
+    """The appointment journey's plan (`domain.appointment_journey.plan`)."""
 
     confirmation_at: str
     reminders: list[PlannedReminder]
@@ -28,38 +26,19 @@ class Timetable(TypedDict):
     noshow_retry_seconds: int
 
 
-class JourneyPlan(TypedDict):
-    """`$.journey.plan`: the timetable, when the appointment is still booked (`proceed`)."""
+class NextStep(TypedDict):
+    """The step an appointment journey takes next, and when (`$.journey.next`)."""
 
-    proceed: bool
-    confirmation_at: NotRequired[str]
-    reminders: NotRequired[list[PlannedReminder]]
-    await_answer: NotRequired[bool]
-    answer_deadline: NotRequired[str]
-    visit_check_at: NotRequired[str]
-    noshow_retry_seconds: NotRequired[int]
+    step: str  # domain.appointment_journey.Step, or a reminder's `reminder_<n><d|h|m>`
+    at: str
 
 
-class AnswerHeld(TypedDict):
-    held: bool  # the task token is kept where the patient's reply finds it
+class JourneyState(TypedDict):
+    """`$.journey`: the plan (empty until the start step made it) and the next step. What the
+    appointment journey's step task returns, and reads back as its input: ids and times only."""
 
-
-class DeadlineChecked(TypedDict):
-    escalated: bool
-
-
-class VisitOutcome(TypedDict):
-    outcome: str  # attended | noshow | superseded | another status
-    event: NotRequired[Document]  # when attended: what is published on journey-events
-
-
-class RebookChecked(TypedDict):
-    rebooked: bool
-
-
-class StaffTaskOpened(TypedDict):
-    created: bool
-    task_id: NotRequired[str]
+    plan: Timetable | dict[str, object]
+    next: NextStep
 
 
 class StepFailedReported(TypedDict):

@@ -3,7 +3,8 @@ departments."""
 
 from __future__ import annotations
 
-from datetime import datetime, time
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, check_time_zone, merge_patch
 from chalicelib.domain.errors import Forbidden, Problems, invalid
@@ -80,6 +81,18 @@ def is_quiet(local_time: time, quiet_hours: Document) -> bool:
     if start < end:
         return start <= local_time < end
     return local_time >= start or local_time < end
+
+
+def out_of_quiet_hours(moment: datetime, zone: ZoneInfo, quiet_hours: Document) -> datetime:
+    """The first moment at or after `moment` that is outside quiet hours, local to `zone`."""
+    local = moment.astimezone(zone)
+    if not is_quiet(local.time().replace(microsecond=0), quiet_hours):
+        return moment
+    end_hour, end_minute = (int(part) for part in quiet_hours["end"].split(":"))
+    candidate = local.replace(hour=end_hour, minute=end_minute, second=0, microsecond=0)
+    if candidate <= local:
+        candidate += timedelta(days=1)
+    return candidate.astimezone(moment.tzinfo)
 
 
 def department_names(tenant: Document) -> dict[str, str]:

@@ -20,10 +20,10 @@ from chalicelib.domain.access import (
     require_role,
     tenant_of,
 )
+from chalicelib.domain.appointment_journey import execution_name, start_input
 from chalicelib.domain.common import Document, is_valid_id, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, Retryable, invalid
 from chalicelib.domain.hospital_appointments import check_changeable_here, is_hospital_owned
-from chalicelib.domain.journey import execution_name
 from chalicelib.domain.scheduling import Slot, check_within_horizon, find_slot
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, logger, run_hooks
@@ -41,7 +41,7 @@ from chalicelib.store.patients import PatientRepository
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
 # A change's own request settles its journeys within a second; the sweep leaves it that long.
 REPAIR_AFTER = timedelta(minutes=2)
-INTERNAL_FIELDS = ("patient_time_zone", "answer_token")
+INTERNAL_FIELDS = ("patient_time_zone",)
 
 
 def journeys_on(tenant: Document) -> bool:
@@ -128,11 +128,7 @@ class AppointmentService:
         self._executions.start(
             get_settings().appointment_journey_arn,
             execution_name(tenant_id, appointment["id"], appointment["journey_version"]),
-            {
-                "tenant_id": tenant_id,
-                "appointment_id": appointment["id"],
-                "journey_version": appointment["journey_version"],
-            },
+            start_input(tenant_id, appointment["id"], appointment["journey_version"], clock.now()),
         )
 
     def settle_journeys(self, tenant: Document, appointment_id: str) -> bool:
@@ -191,10 +187,6 @@ class AppointmentService:
             # The schedule's retries and dead-letter queue make a lasting failure seen.
             raise Retryable(f"{failed} appointments' journeys could not be settled yet")
         return {"repaired": repaired}
-
-    def _resume(self, token: str | None, answer: str) -> None:
-        if token:
-            self._executions.resume(token, {"answer": answer})
 
     def _changed(self, tenant_id: str, before: Document | None, saved: Document) -> None:
         """Every committed change of an appointment passes here: those others hear of (its
@@ -355,11 +347,9 @@ class AppointmentService:
             "patient_response": "confirmed",
             "updated_at": utc_iso(clock.now()),
         }
-        changed.pop("answer_token", None)
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
-        self._resume(current.get("answer_token"), "confirmed")
         # Staff need not chase an answer that has come, however late.
         self._queue.resolve(tenant["id"], saved, "no_answer", "patient confirmed")
         self._changed(tenant["id"], current, saved)
@@ -384,7 +374,6 @@ class AppointmentService:
         }
         if principal.role is Role.PATIENT:
             changed["patient_response"] = "declined"
-        changed.pop("answer_token", None)
         saved = waiting_for_sends(
             lambda: self._appointments.release(
                 tenant["id"], current, changed, rules.day_of(current, tenant), utc_iso(clock.now())
@@ -409,12 +398,10 @@ class AppointmentService:
             "patient_response": "declined",
             "updated_at": utc_iso(clock.now()),
         }
-        changed.pop("answer_token", None)
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
         self._queue.open(tenant["id"], saved, "cancel_requested", tenant)
-        self._resume(current.get("answer_token"), "declined")
         self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 
@@ -441,7 +428,6 @@ class AppointmentService:
             "journey_version": current["journey_version"] + 1,
             "updated_at": utc_iso(clock.now()),
         }
-        changed.pop("answer_token", None)
         saved = waiting_for_sends(
             lambda: self._appointments.move(
                 tenant["id"],
@@ -466,12 +452,10 @@ class AppointmentService:
             "patient_response": "reschedule_requested",
             "updated_at": utc_iso(clock.now()),
         }
-        changed.pop("answer_token", None)
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
         self._queue.open(tenant["id"], saved, "reschedule_requested", tenant)
-        self._resume(current.get("answer_token"), "reschedule_requested")
         self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 

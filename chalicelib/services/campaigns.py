@@ -26,9 +26,9 @@ from chalicelib.domain import campaigns as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.segments import GUARDIANS_OF_MINORS
 from chalicelib.domain.task_results import CampaignBatch, DriverContinued, OutreachSent
+from chalicelib.domain.tenants import out_of_quiet_hours
 from chalicelib.observability import count
 from chalicelib.services.deliveries import Deliveries, Message, patient_fields
 from chalicelib.services.patients import decode_cursor, encode_cursor, parse_limit

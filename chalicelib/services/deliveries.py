@@ -39,12 +39,12 @@ from chalicelib.domain.deliveries import (
     send_result,
 )
 from chalicelib.domain.errors import DependencyUnavailable, Retryable
-from chalicelib.domain.journey import out_of_quiet_hours
 from chalicelib.domain.messages import CHANNELS, Rendered, render, template_id, template_kind
 from chalicelib.domain.patients import addressee, first_name
 from chalicelib.domain.replies import awaiting, invitation, keywords, shown_code
-from chalicelib.domain.tenants import department_names, is_active, reply_number
+from chalicelib.domain.tenants import department_names, is_active, out_of_quiet_hours, reply_number
 from chalicelib.observability import count, logger
+from chalicelib.services.brief_cache import TENANT_SETTINGS_FOR, BriefCache
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.settings import get_settings
 from chalicelib.store.config import ConfigRepository
@@ -173,6 +173,7 @@ class Deliveries:
         sender_email: str,
     ) -> None:
         self._sender_email = sender_email
+        self._wordings: BriefCache[Document] = BriefCache(TENANT_SETTINGS_FOR)
         self._log = repository
         self._devices = devices
         self._contacts = contacts
@@ -181,11 +182,14 @@ class Deliveries:
         self._queue = queue
 
     def _wording(self, tenant_id: str, step: str, channel: str, language: str) -> Document:
-        """The tenant's own template for this step, channel and language, if it saved one."""
-        saved = self._config.get(
-            tenant_id, "TEMPLATE", template_id(template_kind(step), channel, language)
+        """The tenant's own template for this step, channel and language, if it saved one ({}
+        when not): a setting, kept briefly like the tenant's others (services/brief_cache)."""
+        template = template_id(template_kind(step), channel, language)
+        found = self._wordings.get(
+            f"{tenant_id}|{template}",
+            lambda: self._config.get(tenant_id, "TEMPLATE", template) or {},
         )
-        return saved or {}
+        return found or {}
 
     @staticmethod
     def addressee(

@@ -25,11 +25,11 @@ from chalicelib.adapters.executions import Executions
 from chalicelib.audit_trail import erased, reason_given, recording
 from chalicelib.domain import campaigns as campaign_rules
 from chalicelib.domain.access import Principal, Role, require_role, tenant_of
+from chalicelib.domain.appointment_journey import execution_name
 from chalicelib.domain.appointments import ACTIVE
 from chalicelib.domain.audit import Activity, ActorKind
 from chalicelib.domain.common import Document, is_valid_id
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.journey import execution_name
 from chalicelib.domain.recall import execution_name as recall_execution_name
 from chalicelib.domain.segments import entries, visit_entries
 from chalicelib.observability import count

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from chalicelib import clock
 from chalicelib.domain import patients as patient_rules
 from chalicelib.domain.access import Principal, Role, require_role, tenant_of
-from chalicelib.domain.appointments import day_of
+from chalicelib.domain.appointments import day_of, fulfilled_event
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, FieldError, Problems, Retryable, ValidationFailed
 from chalicelib.domain.fhir.common import LITERAL_REFERENCE, mrn_system_of
@@ -440,7 +440,7 @@ class FhirImportService:
         if saved["status"] == "fulfilled" and (change.created or change.became_fulfilled):
             recent = datetime.fromisoformat(saved["start"]) > clock.now() - RECENT_VISIT
             if change.became_fulfilled or recent:
-                self._publish_event(_fulfilled_event(tenant["id"], saved))
+                self._publish_event(fulfilled_event(tenant["id"], saved))
             else:
                 history.setdefault(saved["patient_id"], set()).add(saved["id"])
         return {
@@ -478,7 +478,7 @@ class FhirImportService:
         )
         latest = next((a for a in found if a["status"] == "fulfilled"), None)
         if latest is not None and latest["id"] in visits:
-            run_hooks(self._on_history_visit, tenant["id"], _fulfilled_event(tenant["id"], latest))
+            run_hooks(self._on_history_visit, tenant["id"], fulfilled_event(tenant["id"], latest))
 
 
 def _ours(reference: str | None, kind: str, records: dict[str, Document]) -> Document | None:
@@ -492,16 +492,3 @@ def _ours(reference: str | None, kind: str, records: dict[str, Document]) -> Doc
 
 def _location(kind: str, doc: Document) -> str:
     return f"{kind}/{doc.get('id', '')}/_history/{doc.get('version', 1)}"
-
-
-def _fulfilled_event(tenant_id: str, appointment: Document) -> Document:
-    """The event a fulfilled visit publishes (as the appointment journey's visit check does)."""
-    return {
-        "type": "appointment.fulfilled",
-        "tenant_id": tenant_id,
-        "appointment_id": appointment["id"],
-        "patient_id": appointment["patient_id"],
-        "department": appointment["department"],
-        "appointment_type": appointment["type"],
-        "start": appointment["start"],
-    }

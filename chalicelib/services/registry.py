@@ -16,6 +16,7 @@ from chalicelib.adapters.webhooks import WebhookCaller
 from chalicelib.domain.common import Document
 from chalicelib.services.account_links import AccountLinkService
 from chalicelib.services.aftercare import Aftercare
+from chalicelib.services.appointment_journey import AppointmentJourneyService
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.audit import AuditService
 from chalicelib.services.campaigns import CampaignService
@@ -27,7 +28,6 @@ from chalicelib.services.fhir import FhirService
 from chalicelib.services.fhir_bulk_import import BulkImportService
 from chalicelib.services.fhir_import import FhirImportService
 from chalicelib.services.inbound import InboundMessages
-from chalicelib.services.journeys import JourneyService
 from chalicelib.services.keyring import Keyring
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
@@ -75,7 +75,7 @@ class Services:
     devices: DeviceService
     questionnaires: QuestionnaireService
     responses: ResponseService
-    journeys: JourneyService
+    appointment_journey: AppointmentJourneyService
     inbound: InboundMessages
     care_config: CareConfigService
     aftercare: Aftercare
@@ -268,13 +268,13 @@ def services() -> Services:
             on_saved=(webhooks.response_submitted,),
             check_access=audit.check_departments,
         ),
-        journeys=JourneyService(
+        appointment_journey=AppointmentJourneyService(
             tenant_repository,
             patients,
             appointments,
             sender,
             queue,
-            executions,
+            publish_event,
             on_status_changed=(webhooks.appointment_changed,),
         ),
         inbound=InboundMessages(

@@ -320,7 +320,7 @@ def test_each_function_has_its_own_role_policy_under_the_stages_names(
         if resource["Type"] == "AWS::Serverless::Function"
     }
     roles = {p["Role"]["Fn::GetAtt"][0] for p in functions.values()}
-    assert len(roles) == len(functions) == 27
+    assert len(roles) == len(functions) == 22
     assert not any(r["Type"] == "AWS::IAM::ManagedPolicy" for r in resources.values())
 
     def granted(logical_id: str) -> set[str]:
@@ -337,8 +337,10 @@ def test_each_function_has_its_own_role_policy_under_the_stages_names(
     }
     assert "dynamodb:BatchGetItem" in tenant_actions
     assert "sns:CreatePlatformEndpoint" in granted("APIHandler")
-    assert granted("JourneyPlan") >= {"dynamodb:GetItem", "logs:PutLogEvents"}
-    assert not any(a.startswith(("sns:", "states:", "ses:")) for a in granted("JourneyPlan"))
+    assert granted("AppointmentJourneySkip") >= {"dynamodb:GetItem", "logs:PutLogEvents"}
+    assert not any(
+        a.startswith(("sns:", "states:", "ses:")) for a in granted("AppointmentJourneySkip")
+    )
     log_groups = {
         json.dumps(r["Properties"]["LogGroupName"])
         for r in resources.values()

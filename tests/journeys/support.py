@@ -94,7 +94,7 @@ class Journey:
 
     def execution(self, appointment: dict[str, Any]) -> dict[str, Any]:
         from chalicelib.adapters.executions import execution_arn
-        from chalicelib.domain.journey import execution_name
+        from chalicelib.domain.appointment_journey import execution_name
         from chalicelib.settings import get_settings
 
         sfn = self.runtime.client("stepfunctions")

@@ -8,14 +8,14 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from unittest.mock import patch
 
 import pytest
 
 from tests.conftest import error_code
-from tests.journeys.support import Journey, local_moment, move_to
+from tests.journeys.support import Journey, iso, local_moment, move_to
 
 pytestmark = pytest.mark.journey
 
@@ -114,7 +114,6 @@ def test_a_cancel_that_cannot_wait_longer_answers_503_and_retry_after(
 
 
 def test_after_a_reschedule_the_old_version_sends_nothing(runtime: Any, journey: Any) -> None:
-    from tests.journeys.support import iso
 
     j: Journey = journey()
     old_start = local_moment(days=8, hour=10)
@@ -142,6 +141,23 @@ def test_after_a_reschedule_the_old_version_sends_nothing(runtime: Any, journey:
     )
 
 
+def late_step(ref: dict[str, Any], start: datetime, step: str) -> dict[str, Any]:
+    """The appointment journey's step task's input for `step`, with a plan of every reminder."""
+    reminders = [
+        {"step": name, "at": iso(start - timedelta(hours=hours))}
+        for name, hours in (("reminder_7d", 168), ("reminder_1d", 24), ("reminder_2h", 2))
+    ]
+    plan = {
+        "confirmation_at": iso(start - timedelta(days=8)),
+        "reminders": reminders,
+        "await_answer": True,
+        "answer_deadline": iso(start - timedelta(hours=24)),
+        "visit_check_at": iso(start + timedelta(hours=2)),
+        "noshow_retry_seconds": 3 * 24 * 3600,
+    }
+    return {**ref, "journey": {"plan": plan, "next": {"step": step, "at": iso(start)}}}
+
+
 def test_a_late_step_of_a_cancelled_or_begun_visit_is_logged_as_skipped(
     runtime: Any, journey: Any
 ) -> None:
@@ -156,11 +172,12 @@ def test_a_late_step_of_a_cancelled_or_begun_visit_is_logged_as_skipped(
     runtime.client("stepfunctions").stop_execution(executionArn=j.execution(booked)["executionArn"])
     move_to(runtime, start)
     ref = {"tenant_id": j.clinic.tenant.id, "appointment_id": booked["id"], "journey_version": 1}
-    for step in ("reminder_7d", "reminder_1d", "reminder_2h"):
-        assert services().journeys.send(ref, step) == {
-            "status": "skipped",
-            "why": "the visit has begun",
-        }
+    steps = ("reminder_7d", "reminder_1d", "reminder_2h")
+    for step, following in zip(
+        steps, ("reminder_1d", "answer_deadline", "visit_check"), strict=True
+    ):
+        taken = services().appointment_journey.take(late_step(ref, start, step))
+        assert taken["next"]["step"] == following
     logged = {d["step"]: (d["status"], d.get("why")) for d in j.deliveries()}
     for step in ("reminder_7d", "reminder_1d", "reminder_2h"):
         assert logged[step] == ("skipped", "the visit has begun"), step
@@ -169,6 +186,12 @@ def test_a_late_step_of_a_cancelled_or_begun_visit_is_logged_as_skipped(
     later = j.book(start + timedelta(days=7))
     j.act(later, "cancel")
     ref = {"tenant_id": j.clinic.tenant.id, "appointment_id": later["id"], "journey_version": 1}
-    stale = services().journeys.send(ref, "reminder_1d")  # a task that ran after the cancel
-    assert stale == {"status": "skipped", "why": "the appointment is cancelled"}
+    # A task that ran after the cancel (its execution was stopped, but it had begun).
+    services().appointment_journey.take(late_step(ref, start + timedelta(days=7), "reminder_1d"))
+    logged = {
+        d["step"]: (d["status"], d.get("why"))
+        for d in j.deliveries()
+        if d.get("appointment_id") == later["id"]
+    }
+    assert logged["reminder_1d"] == ("skipped", "the appointment is cancelled")
     assert len(j.sms()) == 2, "the second confirmation, nothing more"

@@ -27,7 +27,7 @@ def test_the_journeys_actions_on_a_patient_are_audited(runtime: Any, journey: An
     assert audit.status_code == 200, audit.body
     entries = payload(audit)["items"]
     by_journey = [e for e in entries if e["actor"]["kind"] == "journey"]
-    assert {"journey_plan", "journey_send"} <= {e["action"] for e in by_journey}
+    assert "appointment_journey_step" in {e["action"] for e in by_journey}
     assert all(e["outcome"] in ("ok", "failed") for e in by_journey)
     assert any(e["action"] == "book_appointment" for e in entries)
     # Every day the journey wrote on verifies.

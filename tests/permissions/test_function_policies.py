@@ -203,8 +203,8 @@ def test_the_simulator_denies_what_a_policy_does_not_allow(packaged: dict[str, A
     policies = function_policies(packaged)
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/careloop-{STAGE}"
     calls = [
-        # Planning reads the tenant's data, and writes nothing.
-        {"function": "journey_plan", "action": "dynamodb:PutItem", "resource": table,
+        # The way on after a failed step reads the tenant's data, and writes nothing.
+        {"function": "appointment_journey_skip", "action": "dynamodb:PutItem", "resource": table,
          "context": {"LeadingKeys": ["T#t-1#A#a-1"]}},
         # No function scans the table.
         {"function": "api_handler", "action": "dynamodb:Scan", "resource": table, "context": {}},
@@ -212,7 +212,7 @@ def test_the_simulator_denies_what_a_policy_does_not_allow(packaged: dict[str, A
         {"function": "api_handler", "action": "dynamodb:GetItem", "resource": table,
          "context": {"LeadingKeys": ["NUMBER#+8613800000000"]}},
         # A key of no known prefix.
-        {"function": "journey_send", "action": "dynamodb:GetItem", "resource": table,
+        {"function": "appointment_journey_step", "action": "dynamodb:GetItem", "resource": table,
          "context": {"LeadingKeys": ["T#t-1#P#p-1", "LINK#someone"]}},
         # The API signed for one tenant reaches no other tenant's keys...
         {"function": "api_handler", "tenant": "t-1", "action": "dynamodb:GetItem",
@@ -226,9 +226,9 @@ def test_the_simulator_denies_what_a_policy_does_not_allow(packaged: dict[str, A
         {"function": "api_handler", "action": "sts:AssumeRole",
          "resource": f"arn:aws:iam::{ACCOUNT}:role/careloop-{STAGE}-tenant-data", "context": {}},
         # Another stage's table.
-        {"function": "journey_plan", "action": "dynamodb:GetItem",
+        {"function": "appointment_journey_skip", "action": "dynamodb:GetItem",
          "resource": table.replace(STAGE, "prod"), "context": {"LeadingKeys": ["T#t-1"]}},
-        {"function": "journey_plan", "action": "states:StartExecution",
+        {"function": "appointment_journey_skip", "action": "states:StartExecution",
          "resource": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:careloop-{STAGE}-recall",
          "context": {}},
     ]  # fmt: skip

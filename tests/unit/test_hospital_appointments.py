@@ -66,18 +66,18 @@ def test_outside_our_schedules_no_place_and_in_the_past_no_journey() -> None:
 
 
 def test_the_same_appointment_again_is_no_change() -> None:
-    previous = {**stored(), "answer_token": "t", "patient_response": "confirmed", "version": 4}
+    previous = {**stored(), "patient_response": "confirmed", "version": 4}
     assert imported_change(previous, incoming(), NOW, NOW_ISO) is None
 
 
 def test_a_new_time_moves_the_place_and_the_journey() -> None:
-    previous = {**stored(), "patient_response": "confirmed", "answer_token": "t"}
+    previous = {**stored(), "patient_response": "confirmed"}
     moved = incoming(start="2027-03-06T01:00:00Z", end="2027-03-06T01:30:00Z")
     change = imported_change(previous, moved, NOW, NOW_ISO)
     assert change is not None and not change.created
     assert (change.free_previous, change.take_place) == (True, True)
     assert (change.stop_version, change.start_version) == (1, 2)
-    assert change.doc["patient_response"] == "pending" and "answer_token" not in change.doc
+    assert change.doc["patient_response"] == "pending"
 
 
 def test_a_cancellation_frees_the_place_and_stops_the_journey() -> None:
