@@ -74,11 +74,12 @@ def _journey_figures(runtime: Any, http: Any) -> dict[str, Any]:
     from bench.clock import patient_year
     from bench.faults import faults_section
     from bench.fhir_import import import_section
-    from bench.journey import happy_path
+    from bench.journey import busy_hospital, happy_path
     from bench.privacy import journey_audit, privacy_section
 
     figures = happy_path(runtime, http)
     figures.update(journey_audit(runtime, "bench-journey"))
+    figures.update(busy_hospital(runtime, http))
     figures["privacy"] = privacy_section(runtime, http)
     figures["fhir_import"] = import_section(runtime, http)
     figures.update(aftercare_path(runtime, http))
@@ -184,6 +185,9 @@ def report_journeys(results: dict[str, Any]) -> None:
         "journey_task_dynamodb_reads_target",
         "journey_dynamodb_reads_by_function",
         "journey_audit_dynamodb_reads",
+        "journey_busy_hospital_patients",
+        "journey_busy_task_dynamodb_reads_per_journey",
+        "journey_busy_audit_dynamodb_reads_per_journey",
         "journey_dynamodb_reads",
         "journey_dynamodb_writes",
         "journey_dynamodb_transactions",

@@ -217,6 +217,34 @@ class Deliveries:
             return self.skip(tenant, patient, message, now, why)
         if later != now:
             return deferred(later)
+        reasons: list[str] = []
+        routes = self._routes(tenant, patient, reasons)
+        first = next(routes, None)
+        if first is not None:
+            # Most messages are claimed for the first time: the claim itself says whether one
+            # was made before, so no read comes first.
+            fresh = next_attempt(message, patient, None, S.SENDING, now)
+            sent = self._claim_and_send(
+                tenant, message, fresh, chain([first], routes), reasons, now, only_if_new=True
+            )
+            if sent is not None:
+                return sent
+            reasons = []
+        return self._deliver_as_recorded(
+            tenant, patient, message, now, unroutable=reasons if first is None else None
+        )
+
+    def _deliver_as_recorded(
+        self,
+        tenant: Document,
+        patient: Document,
+        message: Message,
+        now: datetime,
+        *,
+        unroutable: list[str] | None,
+    ) -> SendResult:
+        """A step claimed before (a replay, a retry, another attempt) or with nowhere to go
+        (`unroutable`: why no channel can carry it): what was recorded decides."""
         earlier = self._log.get(tenant["id"], message.key)
         if earlier is not None:
             if earlier["status"] in SETTLED:
@@ -224,13 +252,20 @@ class Deliveries:
                 return send_result(earlier, replayed=True)
             if earlier["status"] == S.SENDING and lease_usable(earlier.get("lease_until", ""), now):
                 raise Retryable("another attempt is sending this message")
+        record = next_attempt(message, patient, earlier, S.SENDING, now)
+        if unroutable is not None:
+            return self._settle_unsent(tenant, record, now, S.SUPPRESSED, reasons=unroutable)
         reasons: list[str] = []
         routes = self._routes(tenant, patient, reasons)
         first = next(routes, None)
-        record = next_attempt(message, patient, earlier, S.SENDING, now)
         if first is None:
             return self._settle_unsent(tenant, record, now, S.SUPPRESSED, reasons=reasons)
-        return self._claim_and_send(tenant, message, record, chain([first], routes), reasons, now)
+        sent = self._claim_and_send(
+            tenant, message, record, chain([first], routes), reasons, now, only_if_new=False
+        )
+        if sent is None:  # cannot happen: only a claim `only_if_new` gives way
+            raise Retryable("the message's claim gave way")
+        return sent
 
     def _claim_and_send(
         self,
@@ -240,20 +275,28 @@ class Deliveries:
         routes: Iterator[Route],
         reasons: list[str],
         now: datetime,
-    ) -> SendResult:
+        *,
+        only_if_new: bool,
+    ) -> SendResult | None:
+        """Claim the step and send; None when `only_if_new` and the step was claimed before
+        (or its appointment moved on): the caller reads what was recorded and decides."""
         first, patient = next(routes)
         record["channel"] = first
         record["lease_until"] = lease_until(now)
         awaited = None
         if first == "sms":
             awaited = self._awaited(tenant, patient, message, record, now)
-        claim = self._log.claim(tenant["id"], record, utc_iso(now), message.guard, awaited)
+        claim = self._log.claim(
+            tenant["id"], record, utc_iso(now), message.guard, awaited, only_if_new=only_if_new
+        )
+        if claim is Claim.BUSY:
+            raise Retryable("another message of this appointment is being sent")
+        if only_if_new and claim is not Claim.CLAIMED:
+            return None
         if claim is Claim.NOT_DUE:
             return self._settle_unsent(
                 tenant, record, now, S.SKIPPED, why="the appointment was cancelled or moved"
             )
-        if claim is Claim.BUSY:
-            raise Retryable("another message of this appointment is being sent")
         if claim is Claim.TAKEN:
             return self._taken(tenant["id"], message.key)
         return self._send_claimed(

@@ -119,10 +119,14 @@ class DeliveryRepository:
         now: str,
         guard: SendGuard | None = None,
         awaited: Awaited | None = None,
+        *,
+        only_if_new: bool = False,
     ) -> Claim:
         """Claim a step for one attempt (`record` is `sending`, with its lease), in one
         transaction with the appointment's condition and send lock and, for a text that invites
-        a reply, with the answers awaited on its number (unchanged since they were read)."""
+        a reply, with the answers awaited on its number (unchanged since they were read).
+        `only_if_new`: only if the step was never claimed (a first attempt made without reading
+        the record first)."""
         try:
             with transaction_write() as tx:
                 if guard is not None:
@@ -133,7 +137,8 @@ class DeliveryRepository:
                         condition=AppointmentItem.doc["status"].is_in(*sorted(guard.statuses))
                         & (AppointmentItem.doc["journey_version"] == guard.journey_version),
                     )
-                tx.save(_item(tenant_id, record), condition=_claimable(now))
+                claimable = DeliveryItem.pk.does_not_exist() if only_if_new else _claimable(now)
+                tx.save(_item(tenant_id, record), condition=claimable)
                 if guard is not None:
                     tx.save(
                         SendLockItem(

@@ -60,8 +60,10 @@ class FakeLog:
     records: dict[str, DeliveryRecord] = field(default_factory=dict)
     appointment_status: str = "booked"
     awaited: dict[tuple[str, str], Awaited] = field(default_factory=dict)
+    reads: int = 0  # of the delivery record
 
     def get(self, tenant_id: str, key: str) -> DeliveryRecord | None:
+        self.reads += 1
         found = self.records.get(key)
         return cast(DeliveryRecord, dict(found)) if found else None
 
@@ -80,9 +82,13 @@ class FakeLog:
         now: str,
         guard: SendGuard | None = None,
         awaited: Awaited | None = None,
+        *,
+        only_if_new: bool = False,
     ) -> Claim:
         if guard is not None and self.appointment_status not in guard.statuses:
             return Claim.NOT_DUE
+        if only_if_new and record["key"] in self.records:
+            return Claim.TAKEN
         if not self._claimable(record["key"], now):
             return Claim.TAKEN
         self.records[record["key"]] = cast(DeliveryRecord, dict(record))
@@ -237,6 +243,16 @@ def test_sent_once_and_a_replay_sends_nothing(world: World) -> None:
     assert world.channels.sent == [("sms", PATIENT["phone"])]
     [awaited] = world.log.awaited.values()
     assert [e["appointment_id"] for e in awaited.entries] == ["a1"], "written with the claim"
+
+
+def test_a_first_attempt_claims_without_reading_the_record_first(world: World) -> None:
+    """The claim's own condition (never claimed) stands in for a read; a replay reads what
+    was recorded once its claim gives way."""
+    world.send()
+    assert world.log.reads == 0
+    world.send()
+    assert world.log.reads == 1
+    assert len(world.channels.sent) == 1
 
 
 def test_a_text_invites_a_reply_only_from_the_hospitals_two_way_number(world: World) -> None:
