@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
@@ -164,27 +165,56 @@ def reminder_step(offset_minutes: int) -> str:
     return f"reminder_{offset_minutes}m"
 
 
-def plan(appointment: Document, tenant: Document, patient_zone: str, now: datetime) -> Timetable:
-    """The journey's timetable, as the state machine's Wait states read it (UTC ISO strings)."""
+class LeftOut(TypedDict):
+    """A reminder the tenant's offsets ask for that this appointment will not get, and why."""
+
+    step: str
+    would_be_at: str
+    why: str
+
+
+def _reminders(
+    appointment: Document, tenant: Document, zone: ZoneInfo, now: datetime, confirmation: datetime
+) -> tuple[list[PlannedReminder], list[LeftOut]]:
     settings = settings_of(tenant)
-    zone = ZoneInfo(patient_zone)
-    quiet = tenant["quiet_hours"]
     start = datetime.fromisoformat(appointment["start"])
     offsets = settings["reminder_offsets_minutes"].get(
         appointment["type"], settings["reminder_offsets_minutes"]["default"]
     )
-    confirmation = out_of_quiet_hours(now, zone, quiet)
-    reminders: list[PlannedReminder] = []
+    planned: list[PlannedReminder] = []
+    left_out: list[LeftOut] = []
     for offset in sorted(set(offsets), reverse=True):
-        planned = start - timedelta(minutes=offset)
-        if planned <= now:
-            continue  # already past at booking
-        shifted = out_of_quiet_hours(planned, zone, quiet)
-        if shifted >= start or shifted <= confirmation:
-            continue  # pushed past the visit by quiet hours, or no later than the confirmation
-        reminders.append({"step": reminder_step(offset), "at": utc_iso(shifted)})
+        step, moment = reminder_step(offset), start - timedelta(minutes=offset)
+        shifted = out_of_quiet_hours(moment, zone, tenant["quiet_hours"])
+        if moment <= now:
+            why = "its moment had passed when the appointment was booked"
+        elif shifted >= start:
+            why = "quiet hours would move it past the visit"
+        elif shifted <= confirmation:
+            why = "it would come no later than the confirmation"
+        else:
+            planned.append({"step": step, "at": utc_iso(shifted)})
+            continue
+        left_out.append({"step": step, "would_be_at": utc_iso(moment), "why": why})
+    return planned, left_out
+
+
+def plan(appointment: Document, tenant: Document, patient_zone: str, now: datetime) -> Timetable:
+    """The journey's timetable, as the state machine's Wait states read it (UTC ISO strings)."""
+    return plan_and_left_out(appointment, tenant, patient_zone, now)[0]
+
+
+def plan_and_left_out(
+    appointment: Document, tenant: Document, patient_zone: str, now: datetime
+) -> tuple[Timetable, list[LeftOut]]:
+    """The timetable, and the reminders left out of it with the reason (for a preview)."""
+    settings = settings_of(tenant)
+    zone = ZoneInfo(patient_zone)
+    start = datetime.fromisoformat(appointment["start"])
+    confirmation = out_of_quiet_hours(now, zone, tenant["quiet_hours"])
+    reminders, left_out = _reminders(appointment, tenant, zone, now, confirmation)
     deadline = start - timedelta(minutes=settings["answer_deadline_minutes_before"])
-    return {
+    timetable: Timetable = {
         "confirmation_at": utc_iso(confirmation),
         "reminders": reminders,
         # An answer is awaited only if the patient has time to give one after the confirmation.
@@ -193,3 +223,4 @@ def plan(appointment: Document, tenant: Document, patient_zone: str, now: dateti
         "visit_check_at": utc_iso(start + timedelta(minutes=settings["visit_grace_minutes"])),
         "noshow_retry_seconds": settings["noshow_retry_days"] * 24 * 3600,
     }
+    return timetable, left_out

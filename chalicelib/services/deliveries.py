@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
 from itertools import chain
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from chalicelib import clock
@@ -435,6 +436,18 @@ class Deliveries:
             subject_override=chosen.get("subject"),
             about_child=child,
         )
+
+    def preview(
+        self, tenant: Document, patient: Document, step: str, channel: str, fields: Document
+    ) -> Rendered:
+        """The text `step` would have on `channel` (the tenant's own wording where it saved
+        one), as a message inviting a reply from the hospital's two-way number would read;
+        nothing is claimed or sent."""
+        number = reply_number(tenant)
+        inviting = channel == "sms" and number is not None and not step.startswith("noshow")
+        record = cast(DeliveryRecord, {"reply_to": number} if inviting else {})
+        message = Message(step=step, key="preview", fields=fields, about={})
+        return self._render(tenant["id"], patient, message, channel, record)
 
     def _send(self, channel: str, tenant: Document, patient: Document, rendered: Rendered) -> str:
         if channel == "sms":

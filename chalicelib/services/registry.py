@@ -28,6 +28,7 @@ from chalicelib.services.fhir import FhirService
 from chalicelib.services.fhir_bulk_import import BulkImportService
 from chalicelib.services.fhir_import import FhirImportService
 from chalicelib.services.inbound import InboundMessages
+from chalicelib.services.journey_previews import JourneyPreviews
 from chalicelib.services.keyring import Keyring
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
@@ -76,6 +77,7 @@ class Services:
     questionnaires: QuestionnaireService
     responses: ResponseService
     appointment_journey: AppointmentJourneyService
+    journey_previews: JourneyPreviews
     inbound: InboundMessages
     care_config: CareConfigService
     aftercare: Aftercare
@@ -268,6 +270,7 @@ def services() -> Services:
             on_saved=(webhooks.response_submitted,),
             check_access=audit.check_departments,
         ),
+        journey_previews=JourneyPreviews(tenants, sender),
         appointment_journey=AppointmentJourneyService(
             tenant_repository,
             patients,

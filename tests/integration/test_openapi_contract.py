@@ -539,6 +539,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     patient_path = f"/patients/{payload(created)['id']}"
     call("/patients", "get", staff)
     call("/patients/search", "post", staff, example(spec, "/patients/search", "post"))
+    call("/journeys/preview", "post", staff, example(spec, "/journeys/preview", "post"))
     call("/patients/{patient_id}", "get", staff, concrete=patient_path)
     call(
         "/patients/{patient_id}",

@@ -1,0 +1,24 @@
+"""Previews of what the journeys would do under the tenant's current settings."""
+
+from __future__ import annotations
+
+from chalicelib.api.http import ApiBlueprint, ApiRequest
+from chalicelib.domain.access import CLINIC_ROLES
+from chalicelib.services.journey_previews import JourneyPreview
+from chalicelib.services.registry import services
+
+api = ApiBlueprint(__name__, tag="previews")
+
+
+@api.route(
+    "/journeys/preview",
+    "POST",
+    summary="Preview an appointment's journey",
+    roles=CLINIC_ROLES,
+    request_schema="journey-preview-create",
+    response_schema="journey-preview",
+    errors=(400, 401, 403, 413, 415),
+)
+def preview_appointment_journey(request: ApiRequest) -> JourneyPreview:
+    # A POST for its body only: nothing is stored or sent (services/journey_previews.py).
+    return services().journey_previews.appointment(request.principal, request.body)
