@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalicelib.api.http import ApiBlueprint, ApiRequest
 from chalicelib.domain.access import CLINIC_ROLES
-from chalicelib.services.journey_previews import JourneyPreview
+from chalicelib.services.journey_previews import CarePlanPreview, JourneyPreview
 from chalicelib.services.registry import services
 
 api = ApiBlueprint(__name__, tag="previews")
@@ -22,3 +22,16 @@ api = ApiBlueprint(__name__, tag="previews")
 def preview_appointment_journey(request: ApiRequest) -> JourneyPreview:
     # A POST for its body only: nothing is stored or sent (services/journey_previews.py).
     return services().journey_previews.appointment(request.principal, request.body)
+
+
+@api.route(
+    "/care-plans/{plan_id}/preview",
+    "POST",
+    summary="Preview a care plan after an event",
+    roles=CLINIC_ROLES,
+    request_schema="care-plan-preview-create",
+    response_schema="care-plan-preview",
+    errors=(400, 401, 403, 404, 413, 415),
+)
+def preview_care_plan(request: ApiRequest, plan_id: str) -> CarePlanPreview:
+    return services().journey_previews.care_plan(request.principal, plan_id, request.body)

@@ -1,7 +1,8 @@
 """Previews: what a journey would do under the tenant's current settings, before any patient is
-booked. The same rules the journeys run (domain.appointment_journey: the plan and which step
-follows which; the deliveries' rendering with the tenant's own wording), applied to a
-hypothetical appointment and patient. Nothing is stored or sent."""
+booked or any event happens. The same rules the journeys run (domain.appointment_journey: the
+plan and which step follows which; domain.care_plans: a plan's agenda and answer timers; the
+deliveries' rendering with the tenant's own wording), applied to a hypothetical appointment or
+event and patient. Nothing is stored or sent."""
 
 from __future__ import annotations
 
@@ -11,12 +12,16 @@ from zoneinfo import ZoneInfo
 
 from chalicelib import clock
 from chalicelib.domain import appointment_journey as rules
+from chalicelib.domain import care_plans
 from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
+from chalicelib.domain.aftercare import StepKind
 from chalicelib.domain.appointment_journey import LeftOut, Step
-from chalicelib.domain.common import Document, utc_iso
-from chalicelib.domain.errors import invalid
+from chalicelib.domain.common import Document, is_valid_id, utc_iso
+from chalicelib.domain.errors import NotFound, invalid
 from chalicelib.domain.messages import sample_fields
 from chalicelib.domain.tenants import department_names
+from chalicelib.services.aftercare.steps import step_message
+from chalicelib.services.care_config import CareConfigService
 from chalicelib.services.deliveries import Deliveries, appointment_fields
 from chalicelib.services.tenants import TenantService
 
@@ -36,6 +41,20 @@ class PreviewStep(TypedDict):
     text: NotRequired[str]
     sms_segments: NotRequired[int]
     moved_by_quiet_hours: NotRequired[bool]
+
+
+class CarePlanPreview(TypedDict):
+    event_at: str
+    steps: list[PreviewStep]
+    left_out: list[LeftOut]
+
+
+NOWHERE = "no channel: consent withdrawn on every channel the patient has"
+
+
+def _moment(step: str, at: str, zone: ZoneInfo, action: str) -> PreviewStep:
+    local = datetime.fromisoformat(at).astimezone(zone).strftime("%Y-%m-%d %H:%M")
+    return {"step": step, "at": at, "local_time": local, "action": action}
 
 
 class JourneyPreview(TypedDict):
@@ -63,9 +82,12 @@ def hypothetical_patient(body: Document) -> Document:
 
 
 class JourneyPreviews:
-    def __init__(self, tenants: TenantService, deliveries: Deliveries) -> None:
+    def __init__(
+        self, tenants: TenantService, deliveries: Deliveries, care_config: CareConfigService
+    ) -> None:
         self._tenants = tenants
         self._deliveries = deliveries
+        self._care_config = care_config
 
     def appointment(self, principal: Principal, body: Document) -> JourneyPreview:
         require_role(principal, CLINIC_ROLES)
@@ -105,9 +127,8 @@ class JourneyPreviews:
             if step["action"] == "message":
                 channel = self._channel(patient)
                 if channel is None:
-                    why = "no channel: consent withdrawn on every channel the patient has"
                     left_out.append(
-                        {"step": planned["step"], "would_be_at": planned["at"], "why": why}
+                        {"step": planned["step"], "would_be_at": planned["at"], "why": NOWHERE}
                     )
                     continue
                 rendered = self._deliveries.preview(
@@ -123,6 +144,81 @@ class JourneyPreviews:
                     step["moved_by_quiet_hours"] = True
             steps.append(step)
         return {"booked_at": utc_iso(booked_at), "steps": steps, "left_out": left_out}
+
+    def care_plan(self, principal: Principal, plan_id: str, body: Document) -> CarePlanPreview:
+        """A care plan's steps after an event at `event_at`: each message with its moment,
+        channel and text, and for a check-in the reminder and the staff task that follow if
+        it is not answered."""
+        require_role(principal, CLINIC_ROLES)
+        tenant = self._tenants.require(tenant_of(principal))
+        plan = self._care_config.plan(tenant["id"], plan_id) if is_valid_id(plan_id) else None
+        if plan is None:
+            raise NotFound("care plan not found")
+        patient = hypothetical_patient(body["patient"])
+        zone, quiet = ZoneInfo(patient["time_zone"]), tenant["quiet_hours"]
+        event_at = datetime.fromisoformat(body["event_at"])
+        department = body.get("department") or next(
+            iter((plan.get("trigger") or {}).get("departments") or [""])
+        )
+        steps: list[PreviewStep] = []
+        left_out: list[LeftOut] = []
+        for step in care_plans.agenda(plan, event_at, zone, quiet, event_at):
+            template, fields = step_message(
+                tenant, patient, department, dict(step), "preview", "preview"
+            )
+            message = self._message(tenant, patient, step["id"], step["at"], template, fields, zone)
+            if message is None:
+                left_out.append({"step": step["id"], "would_be_at": step["at"], "why": NOWHERE})
+                continue
+            steps.append(message)
+            if step["kind"] == StepKind.CHECKIN:
+                timers = care_plans.answer_timers(
+                    plan, datetime.fromisoformat(step["at"]), zone, quiet
+                )
+                reminder = self._message(
+                    tenant,
+                    patient,
+                    f"{step['id']}#reminder",
+                    timers["remind_at"],
+                    "checkin_reminder",
+                    fields,
+                    zone,
+                )
+                if reminder is not None:
+                    reminder["action"] = "reminder_if_unanswered"
+                    steps.append(reminder)
+                steps.append(
+                    _moment(
+                        f"{step['id']}#escalation",
+                        timers["escalate_at"],
+                        zone,
+                        "staff_task_if_unanswered",
+                    )
+                )
+        steps.sort(key=lambda s: s["at"])
+        return {"event_at": utc_iso(event_at), "steps": steps, "left_out": left_out}
+
+    def _message(
+        self,
+        tenant: Document,
+        patient: Document,
+        step: str,
+        at: str,
+        template: str,
+        fields: Document,
+        zone: ZoneInfo,
+    ) -> PreviewStep | None:
+        channel = self._channel(patient)
+        if channel is None:
+            return None
+        rendered = self._deliveries.preview(tenant, patient, template, channel, fields)
+        found = _moment(step, at, zone, "message")
+        found["channel"], found["text"] = channel, rendered.body
+        if rendered.subject:
+            found["subject"] = rendered.subject
+        if rendered.segments is not None:
+            found["sms_segments"] = rendered.segments
+        return found
 
     @staticmethod
     def _channel(patient: Document) -> str | None:

@@ -270,7 +270,7 @@ def services() -> Services:
             on_saved=(webhooks.response_submitted,),
             check_access=audit.check_departments,
         ),
-        journey_previews=JourneyPreviews(tenants, sender),
+        journey_previews=JourneyPreviews(tenants, sender, care_config),
         appointment_journey=AppointmentJourneyService(
             tenant_repository,
             patients,

@@ -108,3 +108,42 @@ def test_bad_input_is_named_and_patients_may_not_preview(
     assert no_zone.status_code == 400 and error_paths(no_zone) == ["$.patient.time_zone"]
     patient = runtime.token("patient", tenant.id, "p-0123456789abcdef")
     assert refused(patient, body()).status_code == 403
+
+
+CARE_PLAN = {
+    "name": "Cardiac procedure recovery",
+    "trigger": {"event": "surgery", "departments": ["cardiology"]},
+    "check_ins": [{"day": 1, "questionnaire": "post-operative"}],
+    "education": [
+        {"day": 2, "title": {"en": "Caring for your wound"}, "url": "https://example.org/wound"}
+    ],
+    "recheck": {"day": 30, "book_within_days": 14, "appointment_type": "follow_up"},
+}
+
+
+def test_a_care_plan_previewed_after_an_event(api: Api, tenant: TenantCtx) -> None:
+    saved = api.call("PUT", "/care-plans/recovery", tenant.admin, CARE_PLAN)
+    assert saved.status_code in (200, 201), saved.body
+    asked = {
+        "event_at": "2027-03-01T06:00:00Z",  # 14:00 in Shanghai
+        "patient": {"time_zone": SHANGHAI, "language": "en", "channels": ["sms"]},
+    }
+    response = api.call("POST", "/care-plans/recovery/preview", tenant.staff, asked)
+    assert response.status_code == 200, response.body
+    found = payload(response)
+    assert [(s["step"], s["action"]) for s in found["steps"]] == [
+        ("checkin-d1", "message"),
+        ("checkin-d1#reminder", "reminder_if_unanswered"),  # a day later (the default)
+        ("education-d2-1", "message"),
+        ("checkin-d1#escalation", "staff_task_if_unanswered"),  # two days later
+        ("recheck-d30", "message"),
+    ]
+    check_in = found["steps"][0]
+    assert check_in["channel"] == "sms" and "Test Hospital" in check_in["text"]
+    education = found["steps"][2]
+    assert "https://example.org/wound" in education["text"] and education["local_time"].startswith(
+        "2027-03-03"
+    )
+    assert found["event_at"] == "2027-03-01T06:00:00Z" and found["left_out"] == []
+    missing = api.call("POST", "/care-plans/no-such-plan/preview", tenant.staff, asked)
+    assert missing.status_code == 404

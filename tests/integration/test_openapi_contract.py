@@ -280,6 +280,13 @@ def walk_care(
     assert plan.status_code == 200, plan.body
     call("/care-plans", "get", staff)
     call("/care-plans/{plan_id}", "get", staff, concrete="/care-plans/cardiac-recovery")
+    call(
+        "/care-plans/{plan_id}/preview",
+        "post",
+        staff,
+        example(spec, "/care-plans/{plan_id}/preview", "post"),
+        concrete="/care-plans/cardiac-recovery/preview",
+    )
     rule = call(
         "/recall-rules/{rule_id}",
         "put",

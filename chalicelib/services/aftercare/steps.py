@@ -54,6 +54,33 @@ def questionnaire_link(response_id: str) -> str:
     return f"{get_settings().app_link_base}/q/{response_id}"
 
 
+def step_message(
+    tenant: Document,
+    patient: Document,
+    department: str,
+    step: Document,
+    response_id: str,
+    journey_id: str,
+) -> tuple[str, Document]:
+    """A step's template and the fields it is filled with: a check-in links to its
+    questionnaire response, an education step to its material, a re-check to the booking."""
+    kind = StepKind(step["kind"])
+    fields: Document = {
+        **patient_fields(tenant, patient),
+        "department": department_names(tenant).get(department, ""),
+    }
+    if kind == StepKind.CHECKIN:
+        fields["link"] = questionnaire_link(response_id)
+    elif kind == StepKind.EDUCATION:
+        fields["link"] = step["url"]
+        fields["title"] = step["title"].get(patient["language"]) or next(
+            iter(step["title"].values())
+        )
+    else:
+        fields["link"] = booking_link(journey_id)
+    return ("recheck_invite" if kind == StepKind.RECHECK else kind.value), fields
+
+
 class AftercareSteps:
     def __init__(
         self,
@@ -99,25 +126,16 @@ class AftercareSteps:
             return sent_before(step)
         now = clock.now()
         kind = StepKind(step["kind"])
-        fields = {
-            **patient_fields(tenant, patient),
-            "department": department_names(tenant).get(journey["department"], ""),
-        }
+        response_id = ""
         if kind == StepKind.CHECKIN:
             response_id = step.get("response_id") or self._open_response(
                 tenant["id"], journey, step, now
             )
             if "response_id" not in step:
                 self._journeys.mark(ref, step_id, response_id=response_id)
-            fields["link"] = questionnaire_link(response_id)
-        elif kind == StepKind.EDUCATION:
-            fields["link"] = step["url"]
-            fields["title"] = step["title"].get(patient["language"]) or next(
-                iter(step["title"].values())
-            )
-        else:
-            fields["link"] = booking_link(journey["id"])
-        template = "recheck_invite" if kind == StepKind.RECHECK else kind.value
+        template, fields = step_message(
+            tenant, patient, journey["department"], step, response_id, journey["id"]
+        )
         result = self._deliveries.deliver(
             tenant,
             patient,
