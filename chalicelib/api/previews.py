@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chalicelib.api.http import ApiBlueprint, ApiRequest
 from chalicelib.domain.access import CLINIC_ROLES
-from chalicelib.services.journey_previews import CarePlanPreview, JourneyPreview
+from chalicelib.services.journey_previews import CarePlanPreview, JourneyPreview, RecallPreview
 from chalicelib.services.registry import services
 
 api = ApiBlueprint(__name__, tag="previews")
@@ -35,3 +35,16 @@ def preview_appointment_journey(request: ApiRequest) -> JourneyPreview:
 )
 def preview_care_plan(request: ApiRequest, plan_id: str) -> CarePlanPreview:
     return services().journey_previews.care_plan(request.principal, plan_id, request.body)
+
+
+@api.route(
+    "/recall-rules/{rule_id}/preview",
+    "POST",
+    summary="Preview a recall rule's cycle",
+    roles=CLINIC_ROLES,
+    request_schema="recall-rule-preview-create",
+    response_schema="recall-rule-preview",
+    errors=(400, 401, 403, 404, 413, 415),
+)
+def preview_recall_rule(request: ApiRequest, rule_id: str) -> RecallPreview:
+    return services().journey_previews.recall_rule(request.principal, rule_id, request.body)

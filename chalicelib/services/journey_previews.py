@@ -6,13 +6,14 @@ event and patient. Nothing is stored or sent."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
 from chalicelib import clock
 from chalicelib.domain import appointment_journey as rules
 from chalicelib.domain import care_plans
+from chalicelib.domain import recall as recall_rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
 from chalicelib.domain.aftercare import StepKind
 from chalicelib.domain.appointment_journey import LeftOut, Step
@@ -21,8 +22,9 @@ from chalicelib.domain.errors import NotFound, invalid
 from chalicelib.domain.messages import sample_fields
 from chalicelib.domain.tenants import department_names
 from chalicelib.services.aftercare.steps import step_message
+from chalicelib.services.aftercare.views import booking_link
 from chalicelib.services.care_config import CareConfigService
-from chalicelib.services.deliveries import Deliveries, appointment_fields
+from chalicelib.services.deliveries import Deliveries, appointment_fields, patient_fields
 from chalicelib.services.tenants import TenantService
 
 ACTIONS: dict[str, str] = {
@@ -55,6 +57,12 @@ NOWHERE = "no channel: consent withdrawn on every channel the patient has"
 def _moment(step: str, at: str, zone: ZoneInfo, action: str) -> PreviewStep:
     local = datetime.fromisoformat(at).astimezone(zone).strftime("%Y-%m-%d %H:%M")
     return {"step": step, "at": at, "local_time": local, "action": action}
+
+
+class RecallPreview(TypedDict):
+    due_date: str
+    steps: list[PreviewStep]
+    left_out: list[LeftOut]
 
 
 class JourneyPreview(TypedDict):
@@ -197,6 +205,44 @@ class JourneyPreviews:
                 )
         steps.sort(key=lambda s: s["at"])
         return {"event_at": utc_iso(event_at), "steps": steps, "left_out": left_out}
+
+    def recall_rule(self, principal: Principal, rule_id: str, body: Document) -> RecallPreview:
+        """A recall rule's cycle counted from `from_date` (the visit, or the day a condition was
+        recorded): the invitation, reminder and last call with their moments, channel and text,
+        and the staff task if the patient still has not booked."""
+        require_role(principal, CLINIC_ROLES)
+        tenant = self._tenants.require(tenant_of(principal))
+        rule = self._care_config.rule(tenant["id"], rule_id) if is_valid_id(rule_id) else None
+        if rule is None:
+            raise NotFound("recall rule not found")
+        patient = hypothetical_patient(body["patient"])
+        zone = ZoneInfo(patient["time_zone"])
+        counted_from = date.fromisoformat(body["from_date"])
+        due = counted_from + timedelta(days=rule["after_days"])
+        starts = datetime.combine(counted_from, time(0, 0), tzinfo=zone)
+        fields: Document = {
+            **patient_fields(tenant, patient),
+            "department": department_names(tenant).get(rule["book"]["department"], ""),
+            "link": booking_link("preview"),
+        }
+        steps: list[PreviewStep] = []
+        left_out: list[LeftOut] = []
+        for planned in recall_rules.sequence_plan(rule, due, zone, tenant["quiet_hours"], starts):
+            if planned["step"] == "staff_task":
+                steps.append(
+                    _moment(planned["step"], planned["at"], zone, "staff_task_if_unbooked")
+                )
+                continue
+            message = self._message(
+                tenant, patient, planned["step"], planned["at"], planned["step"], fields, zone
+            )
+            if message is None:
+                left_out.append(
+                    {"step": planned["step"], "would_be_at": planned["at"], "why": NOWHERE}
+                )
+            else:
+                steps.append(message)
+        return {"due_date": due.isoformat(), "steps": steps, "left_out": left_out}
 
     def _message(
         self,

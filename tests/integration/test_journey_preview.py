@@ -147,3 +147,33 @@ def test_a_care_plan_previewed_after_an_event(api: Api, tenant: TenantCtx) -> No
     assert found["event_at"] == "2027-03-01T06:00:00Z" and found["left_out"] == []
     missing = api.call("POST", "/care-plans/no-such-plan/preview", tenant.staff, asked)
     assert missing.status_code == 404
+
+
+def test_a_recall_rules_cycle_previewed_from_a_visit(api: Api, tenant: TenantCtx) -> None:
+    rule = {
+        "name": "Cardiology review after 90 days",
+        "match": {"appointment_type": "follow_up"},
+        "after_days": 90,
+        "book": {"department": "cardiology", "appointment_type": "follow_up"},
+    }
+    saved = api.call("PUT", "/recall-rules/review-90d", tenant.admin, rule)
+    assert saved.status_code in (200, 201), saved.body
+    asked = {
+        "from_date": "2027-03-01",
+        "patient": {"time_zone": SHANGHAI, "language": "en", "channels": ["email", "sms"]},
+    }
+    response = api.call("POST", "/recall-rules/review-90d/preview", tenant.staff, asked)
+    assert response.status_code == 200, response.body
+    found = payload(response)
+    assert found["due_date"] == "2027-05-30"  # 90 days after the visit
+    assert [(s["step"], s["action"]) for s in found["steps"]] == [
+        ("recall_invitation", "message"),
+        ("recall_reminder", "message"),
+        ("recall_last_call", "message"),
+        ("staff_task", "staff_task_if_unbooked"),
+    ]
+    invitation = found["steps"][0]
+    assert invitation["local_time"].startswith("2027-05-30") and invitation["channel"] == "email"
+    assert "Test Hospital" in invitation["subject"] and "/book?ref=" in invitation["text"]
+    missing = api.call("POST", "/recall-rules/no-such-rule/preview", tenant.staff, asked)
+    assert missing.status_code == 404

@@ -297,6 +297,13 @@ def walk_care(
     assert rule.status_code == 200, rule.body
     call("/recall-rules", "get", staff)
     call("/recall-rules/{rule_id}", "get", staff, concrete="/recall-rules/diabetes-90d")
+    call(
+        "/recall-rules/{rule_id}/preview",
+        "post",
+        staff,
+        example(spec, "/recall-rules/{rule_id}/preview", "post"),
+        concrete="/recall-rules/diabetes-90d/preview",
+    )
     from chalicelib import clock
 
     # The example's moment, moved to the virtual "now" (other tests move the clock on).
