@@ -446,15 +446,13 @@ class RecallService:
     def _update(self, ref: RecallRef, change: Callable[[Document], Document | None]) -> Document:
         """Apply `change` to the recall (again if another writer came first); `change` returns
         None to leave it as it is."""
-
-        def stamped(recall: Document) -> Document | None:
-            changed = change(recall)
-            if changed is not None:
-                changed["updated_at"] = utc_iso(clock.now())
-            return changed
-
         updated = self._store.modify(
-            ref["tenant_id"], ref["patient_id"], RECALL, ref["rule_id"], stamped
+            ref["tenant_id"],
+            ref["patient_id"],
+            RECALL,
+            ref["rule_id"],
+            change,
+            updated_at=utc_iso(clock.now()),
         )
         if updated is None:
             raise NotFound("recall not found")

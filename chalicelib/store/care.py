@@ -80,10 +80,13 @@ class CareRepository:
         record_id: str,
         change: Callable[[Document], Document | None],
         attempts: int = 5,
+        *,
+        updated_at: str | None = None,
     ) -> Document | None:
         """Read, change, write back on the version read; again when another writer came in
         between. `change` gets a copy and returns the new record, or None to keep it as it
-        is. None when there is no such record."""
+        is; a changed record is stamped `updated_at` when given. None when there is no such
+        record."""
         for _ in range(attempts):
             current = self.get(tenant_id, patient_id, kind, record_id)
             if current is None:
@@ -91,6 +94,8 @@ class CareRepository:
             changed = change(copy.deepcopy(current))
             if changed is None:
                 return current
+            if updated_at is not None:
+                changed["updated_at"] = updated_at
             try:
                 return self.put(tenant_id, kind, changed, current["version"])
             except Conflict as conflict:

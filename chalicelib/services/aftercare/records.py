@@ -74,15 +74,13 @@ class JourneyRecords:
     def update(self, ref: AftercareRef, change: Callable[[Document], Document | None]) -> Document:
         """Apply `change` to the journey (again if another writer came first); `change` returns
         None to leave it as it is. NotFound if the journey is gone."""
-
-        def stamped(journey: Document) -> Document | None:
-            changed = change(journey)
-            if changed is not None:
-                changed["updated_at"] = utc_iso(clock.now())
-            return changed
-
         journey = self._store.modify(
-            ref["tenant_id"], ref["patient_id"], AFTERCARE, ref["journey_id"], stamped
+            ref["tenant_id"],
+            ref["patient_id"],
+            AFTERCARE,
+            ref["journey_id"],
+            change,
+            updated_at=utc_iso(clock.now()),
         )
         if journey is None:
             raise NotFound("aftercare journey not found")
