@@ -24,9 +24,7 @@ from chalicelib.api import (
     webhooks,
 )
 from chalicelib.api.http import normalise_chalice_errors
-from chalicelib.observability import logger, metrics
-from chalicelib.settings import deployment_stage
-from chalicelib.tasks import (
+from chalicelib.handlers import (
     appointment_journey,
     inbound,
     journey_failures,
@@ -34,10 +32,12 @@ from chalicelib.tasks import (
     provisioning,
     smoke,
 )
-from chalicelib.tasks import campaigns as campaign_tasks
-from chalicelib.tasks import care as care_tasks
-from chalicelib.tasks import fhir_imports as fhir_import_tasks
-from chalicelib.tasks import webhooks as webhook_tasks
+from chalicelib.handlers import campaigns as campaign_tasks
+from chalicelib.handlers import care as care_tasks
+from chalicelib.handlers import fhir_imports as fhir_import_tasks
+from chalicelib.handlers import webhooks as webhook_tasks
+from chalicelib.observability import logger, metrics
+from chalicelib.settings import deployment_stage
 
 # configure_logs=False: Powertools' Logger owns logging (see chalicelib/observability.py).
 app = Chalice(app_name="careloop", configure_logs=False)

@@ -16,7 +16,7 @@ from typing import NotRequired, TypedDict
 
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import NotFound
-from chalicelib.domain.task_results import AftercareStepSent
+from chalicelib.domain.step_results import AftercareStepSent
 
 KIND = "aftercare"  # the record's `kind` beside recalls in the patient's care records
 

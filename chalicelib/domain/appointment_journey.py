@@ -18,7 +18,7 @@ from typing import TypedDict
 from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document, utc_iso
-from chalicelib.domain.task_results import NextStep, PlannedReminder, Timetable
+from chalicelib.domain.step_results import NextStep, PlannedReminder, Timetable
 from chalicelib.domain.tenants import out_of_quiet_hours
 
 DEFAULTS: Document = {

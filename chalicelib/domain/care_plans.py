@@ -23,7 +23,7 @@ from chalicelib.domain import aftercare
 from chalicelib.domain.aftercare import AftercareStep, StepKind, StepStatus
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems, invalid
-from chalicelib.domain.task_results import AnswerTimers, DueStep
+from chalicelib.domain.step_results import AnswerTimers, DueStep
 from chalicelib.domain.tenants import out_of_quiet_hours
 
 EVENTS = ("discharge", "surgery", "appointment.fulfilled")

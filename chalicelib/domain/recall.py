@@ -24,7 +24,7 @@ from zoneinfo import ZoneInfo
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Problems
 from chalicelib.domain.segments import CONDITION_PREFIX, VISITED_ANY, VISITED_PREFIX
-from chalicelib.domain.task_results import RecallStep
+from chalicelib.domain.step_results import RecallStep
 from chalicelib.domain.tenants import out_of_quiet_hours
 
 KIND = "recall"  # the record's `kind` beside aftercare journeys in the patient's care records

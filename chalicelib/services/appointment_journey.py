@@ -22,7 +22,7 @@ from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.deliveries import SendResult
 from chalicelib.domain.errors import Conflict, Retryable
 from chalicelib.domain.hospital_appointments import is_hospital_owned
-from chalicelib.domain.task_results import JourneyState, NextStep, Timetable
+from chalicelib.domain.step_results import JourneyState, NextStep, Timetable
 from chalicelib.observability import count, run_hooks
 from chalicelib.services.brief_cache import TENANT_SETTINGS_FOR, BriefCache
 from chalicelib.services.deliveries import Deliveries, Message, appointment_fields

@@ -27,7 +27,7 @@ from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tena
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound
 from chalicelib.domain.segments import GUARDIANS_OF_MINORS
-from chalicelib.domain.task_results import CampaignBatch, DriverContinued, OutreachSent
+from chalicelib.domain.step_results import CampaignBatch, DriverContinued, OutreachSent
 from chalicelib.domain.tenants import out_of_quiet_hours
 from chalicelib.observability import count
 from chalicelib.services.deliveries import Deliveries, Message, patient_fields

@@ -48,7 +48,7 @@ from chalicelib.domain.fhir_imports import (
     RejectedField,
     Rejection,
 )
-from chalicelib.domain.task_results import FhirImportFailed, FhirImportPage
+from chalicelib.domain.step_results import FhirImportFailed, FhirImportPage
 from chalicelib.domain.tenants import is_active
 from chalicelib.observability import count
 from chalicelib.services.fhir_import import FhirImportService, Places

@@ -20,7 +20,7 @@ from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
 from chalicelib.domain.recall import RecallRef, RecallStatus, backfill_name, execution_name
 from chalicelib.domain.segments import SegmentQuery, segment_partition
-from chalicelib.domain.task_results import (
+from chalicelib.domain.step_results import (
     RecallBackfillPage,
     RecallFinished,
     RecallPlan,

@@ -8,7 +8,7 @@ import json
 from chalicelib import clock
 from chalicelib.adapters.channels import Channels
 from chalicelib.domain.common import Document, utc_iso
-from chalicelib.domain.task_results import StepFailedReported
+from chalicelib.domain.step_results import StepFailedReported
 from chalicelib.observability import count
 from chalicelib.settings import get_settings
 from chalicelib.store.appointments import AppointmentRepository

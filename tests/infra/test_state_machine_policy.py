@@ -164,7 +164,7 @@ def _handlers_by_placeholder(path: Path) -> dict[str, Any]:
                 continue
             logical = target[0] if isinstance(target, list) else target.split(".")[0]
             if logical in functions:
-                # EventSourceHandler → PureLambdaWrapper → step_task's handler → the run function
+                # EventSourceHandler → PureLambdaWrapper → step_handler's handler → the run function
                 wrapper = functions[logical].func
                 found["${" + placeholder + "}"] = inspect.unwrap(
                     getattr(wrapper, "_original_func", wrapper)

@@ -40,7 +40,7 @@ def listed(api: Api, function: str) -> list[dict[str, Any]]:
 def test_an_sms_reply_that_always_fails_is_retried_then_listed_without_phi(
     runtime: Any, api: Api, app_url: str, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    from chalicelib.tasks import inbound
+    from chalicelib.handlers import inbound
     from local.__main__ import main
 
     before = {letter["id"] for letter in listed(api, "inbound_sms")}
@@ -79,7 +79,7 @@ def test_an_sms_reply_that_always_fails_is_retried_then_listed_without_phi(
 def test_a_reply_that_succeeds_on_a_retry_leaves_no_dead_letter(
     runtime: Any, api: Api, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from chalicelib.tasks import inbound
+    from chalicelib.handlers import inbound
 
     before = len(listed(api, "inbound_sms"))
     calls: list[str] = []
@@ -98,7 +98,7 @@ def test_a_scheduled_sweep_that_always_fails_is_retried_then_listed(
 ) -> None:
     import app as app_module
     from chalicelib import clock
-    from chalicelib.tasks import care
+    from chalicelib.handlers import care
     from local.schedules import run_scheduled
 
     calls: list[str] = []

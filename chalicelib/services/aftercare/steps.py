@@ -28,7 +28,7 @@ from chalicelib.domain.aftercare import (
 from chalicelib.domain.care_plans import StepAction
 from chalicelib.domain.common import Document, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
-from chalicelib.domain.task_results import (
+from chalicelib.domain.step_results import (
     AftercareFinished,
     AftercareStepSent,
     CheckInEscalated,

@@ -1,4 +1,4 @@
-"""The one way a Step Functions task handler runs: validate the input against its schema, make
+"""The one way a Step Functions step handler runs: validate the input against its schema, make
 one service call, return what the state machine reads.
 
 Every transient failure leaves the handler under one error name, `Retryable`, which every Task
@@ -22,7 +22,7 @@ from chalicelib.observability import count
 from chalicelib.schemas import validate
 
 Event = dict[str, Any]
-# What a task returns: a TypedDict of domain.task_results, the keys its state machine reads.
+# What a task returns: a TypedDict of domain.step_results, the keys its state machine reads.
 Result = TypeVar("Result", bound=Mapping[str, object])
 
 
@@ -44,7 +44,7 @@ def retryable_form(exc: Exception) -> Retryable | None:
     return Retryable(transient.message, code=transient.code) if transient else None
 
 
-def step_task(schema: str) -> Callable[[Callable[[Event], Result]], Handler]:
+def step_handler(schema: str) -> Callable[[Callable[[Event], Result]], Handler]:
     def wrap(run: Callable[[Event], Result]) -> Handler:
         @wraps(run)
         def handler(event: Event, context: Any = None) -> Event:

@@ -1,4 +1,4 @@
-"""Step Functions task handlers of the aftercare and recall journeys. One function per journey:
+"""Step Functions step handlers of the aftercare and recall journeys. One function per journey:
 the action names the service call, so the handler stays one validate and one call."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.domain.aftercare import AftercareRef
 from chalicelib.domain.recall import RecallRef
-from chalicelib.domain.task_results import (
+from chalicelib.domain.step_results import (
     AftercareFinished,
     AftercareStepSent,
     CheckInEscalated,
@@ -22,9 +22,9 @@ from chalicelib.domain.task_results import (
     RecheckChecked,
     StepSkipped,
 )
+from chalicelib.handlers.inbound import parse_notification
+from chalicelib.handlers.runner import Event, step_handler
 from chalicelib.services.registry import services
-from chalicelib.tasks.inbound import parse_notification
-from chalicelib.tasks.runner import Event, step_task
 
 # Each action returns its own shape (the service call's), which the state machine reads.
 AftercareResult = (
@@ -39,7 +39,7 @@ AftercareResult = (
 )
 
 
-@step_task("aftercare-task")
+@step_handler("aftercare-task")
 def aftercare_task(event: Event) -> AftercareResult:
     care = services().aftercare.steps
     ref = AftercareRef(
@@ -59,7 +59,7 @@ def aftercare_task(event: Event) -> AftercareResult:
     return actions[event["action"]]()
 
 
-@step_task("recall-task")
+@step_handler("recall-task")
 def recall_task(event: Event) -> RecallPlan | RecallStepDone | RecallFinished:
     recall = services().recall
     ref = RecallRef(
@@ -75,7 +75,7 @@ def recall_task(event: Event) -> RecallPlan | RecallStepDone | RecallFinished:
     return recall.finish(ref)
 
 
-@step_task("recall-backfill-task")
+@step_handler("recall-backfill-task")
 def recall_backfill(event: Event) -> RecallBackfillPage:
     """One page of a saved rule's backfill."""
     return services().recall.backfill_page(event)

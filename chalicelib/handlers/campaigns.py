@@ -1,19 +1,19 @@
-"""Step Functions task handlers of the campaign driver and of one patient's outreach. Thin:
+"""Step Functions step handlers of the campaign driver and of one patient's outreach. Thin:
 validate the input, one service call, return what the state machine reads."""
 
 from __future__ import annotations
 
-from chalicelib.domain.task_results import CampaignBatch, DriverContinued, OutreachSent
+from chalicelib.domain.step_results import CampaignBatch, DriverContinued, OutreachSent
+from chalicelib.handlers.runner import Event, step_handler
 from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.registry import services
-from chalicelib.tasks.runner import Event, step_task
 
 
 def _service() -> CampaignService:
     return services().campaigns
 
 
-@step_task("campaign-step")
+@step_handler("campaign-step")
 def campaign_batch(event: Event) -> CampaignBatch | DriverContinued:
     """The driver's tasks, named by `action` after the service call: the next batch, or (its
     history filling up) its next execution."""
@@ -22,11 +22,11 @@ def campaign_batch(event: Event) -> CampaignBatch | DriverContinued:
     return _service().batch(event)
 
 
-@step_task("campaign-step")
+@step_handler("campaign-step")
 def campaign_send(event: Event) -> OutreachSent:
     return _service().send(event)
 
 
-@step_task("campaign-step")
+@step_handler("campaign-step")
 def campaign_send_failed(event: Event) -> OutreachSent:
     return _service().failed(event)

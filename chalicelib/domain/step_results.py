@@ -1,5 +1,6 @@
-"""What each Step Functions task returns to its state machine: the keys its Choices, Waits and
-Maps read (`$.<result path>.result.<key>`). A key a task does not always return is NotRequired,
+"""What each Step Functions step handler returns to its state machine (a Task state's result):
+the keys its Choices, Waits and Maps read (`$.<result path>.result.<key>`). A key a handler does
+not always return is NotRequired,
 and a Choice that reads one checks `IsPresent` first. `tests/infra/test_state_machine_policy.py`
 holds every ASL file to these shapes. (A send's result is `deliveries.SendResult`.)"""
 

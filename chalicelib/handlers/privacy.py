@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from chalicelib.handlers.runner import Event
 from chalicelib.services.registry import services
-from chalicelib.tasks.runner import Event
 
 
 def retention_sweep(event: Any) -> Event:

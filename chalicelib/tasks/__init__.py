@@ -1,1 +1,0 @@
-"""Step Functions task handlers, registered in app.py with `@app.lambda_function`."""
