@@ -11,7 +11,7 @@ ASL    := tools/asl/node_modules/.bin/asl-validator
 TSC    := tools/openapi-ts/node_modules/.bin/tsc
 IAMSIM := tools/iam-simulate/node_modules/.stamp
 
-.PHONY: run onboard test lint typecheck package bench clean
+.PHONY: run onboard test $(addprefix test-,unit services integration journeys faults infra) lint typecheck package bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ onboard: $(STAMP)
 test: $(STAMP) $(TSC) $(IAMSIM) lint typecheck
 	$(PY) -m pytest
 	$(PY) -m pytest -n0 tests/permissions
+
+# One tier alone while working on a change: make test-unit, test-services (in-memory fakes,
+# milliseconds), test-integration, test-journeys, test-faults, test-infra. `make test` runs them
+# all (and the permissions tier, which checks the AWS calls the others recorded).
+TIERS := unit services integration journeys faults infra
+$(addprefix test-,$(TIERS)): test-%: $(STAMP) $(TSC)
+	$(PY) -m pytest tests/$*
 
 lint: $(STAMP) $(ASL)
 	$(PY) -m ruff check .
