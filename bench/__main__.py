@@ -185,6 +185,8 @@ def report_journeys(results: dict[str, Any]) -> None:
         "journey_task_dynamodb_reads_target",
         "journey_dynamodb_reads_by_function",
         "journey_audit_dynamodb_reads",
+        "journey_audit_write_units",
+        "journey_audit_cost_per_1000_appointments_usd",
         "journey_busy_hospital_patients",
         "journey_busy_task_dynamodb_reads_per_journey",
         "journey_busy_audit_dynamodb_reads_per_journey",

@@ -223,6 +223,20 @@ def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
         "journey_task_dynamodb_reads_target": 20,
         "journey_dynamodb_reads_by_function": by_function,
         "journey_audit_dynamodb_reads": counts.get("dynamodb_reads:audit", 0),
+        # Beside the journey: what its audit trail costs (entries with their subject pointers,
+        # written in transactions at two write units an item, and the chain heads read first).
+        "journey_audit_write_units": 2 * counts.get("dynamodb_transaction_items:audit", 0),
+        "journey_audit_cost_per_1000_appointments_usd": round(
+            1000
+            * cost_usd(
+                transitions=0,
+                lambdas=0,
+                api_requests=0,
+                reads=counts.get("dynamodb_reads:audit", 0),
+                write_units=2 * counts.get("dynamodb_transaction_items:audit", 0),
+            ),
+            4,
+        ),
         "journey_lambda_invocations": lambdas,
         "journey_api_requests": api_requests,
         "journey_dynamodb_reads": reads,

@@ -55,6 +55,9 @@ def install() -> None:
             items = len(json.loads(self.body).get("TransactItems", []))
             meter.add("dynamodb_transactions")
             meter.add("dynamodb_transaction_items", items)
+            body = self.body.decode() if isinstance(self.body, bytes) else str(self.body)
+            if "#AUDIT#" in body:
+                meter.add("dynamodb_transaction_items:audit", items)  # an audit entry's
         if target:
             meter.add(f"dynamodb:{target}")
         return original(self)
