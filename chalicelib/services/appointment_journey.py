@@ -28,12 +28,18 @@ from chalicelib.services.brief_cache import TENANT_SETTINGS_FOR, BriefCache
 from chalicelib.services.deliveries import Deliveries, Message, appointment_fields
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.journey_records import JourneyRecordRepository
 from chalicelib.store.messages import SendGuard
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
 
 ATTENDED = frozenset({"arrived", "fulfilled"})
 NOSHOW_STATUSES = frozenset({"noshow"})
+
+
+def sent_outcome(sent: SendResult) -> Document:
+    """A message step's outcome as its journey's record keeps it: codes, never the text."""
+    return {k: v for k, v in sent.items() if k in ("status", "channel", "why", "retry_at")}
 
 
 class AppointmentJourneyService:
@@ -44,9 +50,11 @@ class AppointmentJourneyService:
         appointments: AppointmentRepository,
         deliveries: Deliveries,
         queue: StaffQueue,
+        records: JourneyRecordRepository,
         publish_event: Callable[[Document], None],
         on_status_changed: Sequence[Callable[[str, Document], None]] = (),
     ) -> None:
+        self._records = records
         self._tenants = tenants
         self._patients = patients
         self._appointments = appointments
@@ -69,7 +77,9 @@ class AppointmentJourneyService:
         if step == Step.START:
             return self._start(tenant, appointment, now)
         plan: Timetable = journey["plan"]
-        return {"plan": plan, "next": self._after(tenant, appointment, plan, step, now)}
+        following, outcome = self._after(tenant, appointment, plan, step, now)
+        self._note(ref["tenant_id"], appointment, step, outcome, now)
+        return {"plan": plan, "next": following}
 
     def skip(self, ref: Document) -> JourneyState:
         """After `ref["journey"]["next"]` failed every retry (its staff task is open): the step
@@ -79,6 +89,9 @@ class AppointmentJourneyService:
         step = journey["next"]["step"]
         if step != Step.START:
             plan: Timetable = journey["plan"]
+            current = self._current(ref)
+            if current is not None:
+                self._note(ref["tenant_id"], current, step, {"status": "failed"}, now)
             return {"plan": plan, "next": rules.after_failure(plan, step, now)}
         appointment = self._current(ref)
         tenant = self._tenant(ref["tenant_id"]) if appointment is not None else None
@@ -100,10 +113,18 @@ class AppointmentJourneyService:
         if patient is None:
             return {"plan": {}, "next": rules.done(now)}
         plan = rules.plan(appointment, tenant, patient["time_zone"], now)
+        self._records.started(
+            tenant["id"],
+            appointment["id"],
+            appointment["journey_version"],
+            dict(plan),
+            utc_iso(now),
+        )
         if plan["confirmation_at"] > utc_iso(now):
             return {"plan": plan, "next": rules.at(Step.CONFIRMATION, plan["confirmation_at"])}
         # Due at once (the usual case): sent in this same task, a loop's turn saved.
         sent = self._send(tenant, appointment, patient, Step.CONFIRMATION, now)
+        self._note(tenant["id"], appointment, Step.CONFIRMATION, sent_outcome(sent), now)
         return {
             "plan": plan,
             "next": self._after_message(plan, appointment, Step.CONFIRMATION, sent, now),
@@ -111,24 +132,40 @@ class AppointmentJourneyService:
 
     def _after(
         self, tenant: Document, appointment: Document, plan: Timetable, step: str, now: datetime
-    ) -> NextStep:
+    ) -> tuple[NextStep, Document]:
+        """What `step` does: the step after it, and what it did (for the journey's record)."""
         if rules.sends_message(step):
             patient = self._patient(tenant["id"], appointment)
             if patient is None:
-                return rules.done(now)
+                return rules.done(now), {"status": "skipped", "why": "the patient is gone"}
             sent = self._send(tenant, appointment, patient, step, now)
-            return self._after_message(plan, appointment, step, sent, now)
+            return self._after_message(plan, appointment, step, sent, now), sent_outcome(sent)
         if step == Step.ANSWER_DEADLINE:
-            self._escalate_if_unanswered(tenant, appointment)
-            return rules.following(plan, step, answered=True, now=now)
+            escalated = self._escalate_if_unanswered(tenant, appointment)
+            status = "escalated" if escalated else "answered"
+            return rules.following(plan, step, answered=True, now=now), {"status": status}
         if step == Step.VISIT_CHECK:
-            return rules.after_visit(self._visit_outcome(tenant, appointment), now)
+            outcome = self._visit_outcome(tenant, appointment)
+            return rules.after_visit(outcome, now), {"status": outcome}
         if step in rules.NOT_REBOOKED_NEXT:
-            return rules.after_rebook_check(step, self._rebooked(tenant, appointment), now)
+            rebooked = self._rebooked(tenant, appointment)
+            status = "rebooked" if rebooked else "not_rebooked"
+            return rules.after_rebook_check(step, rebooked, now), {"status": status}
         if step == Step.NOSHOW_TASK:
-            self._queue.open(tenant["id"], appointment, "noshow_unrebooked", tenant)
-            return rules.done(now)
+            task = self._queue.open(tenant["id"], appointment, "noshow_unrebooked", tenant)
+            return rules.done(now), {"status": "task_opened", "task_id": task["id"]}
         raise ValueError(f"an appointment journey has no step {step!r}")
+
+    def _note(
+        self, tenant_id: str, appointment: Document, step: str, outcome: Document, now: datetime
+    ) -> None:
+        self._records.noted(
+            tenant_id,
+            appointment["id"],
+            appointment["journey_version"],
+            str(step),
+            {**outcome, "at": utc_iso(now)},
+        )
 
     def _after_message(
         self, plan: Timetable, appointment: Document, step: str, sent: SendResult, now: datetime

@@ -54,6 +54,7 @@ from chalicelib.store.data_keys import DataKeyRepository
 from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.erasure import ErasureRepository
 from chalicelib.store.fhir_imports import FhirImportRepository
+from chalicelib.store.journey_records import JourneyRecordRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
@@ -277,6 +278,7 @@ def services() -> Services:
             appointments,
             sender,
             queue,
+            JourneyRecordRepository(),
             publish_event,
             on_status_changed=(webhooks.appointment_changed,),
         ),

@@ -175,6 +175,14 @@ class JourneySyncItem(_Base):
     by_listing = ListingIndex()
 
 
+class JourneyRecordItem(_Base):
+    """An appointment journey version's compact record (PK `T#<t>#A#<a>`, SK `JOURNEY#v<n>`):
+    its plan, and what each step did (`doc.steps.<step>`), for the timeline. Ids, times and
+    codes only."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+
+
 class StaffTaskItem(_Base):
     """A task in the staff queue; open tasks are listed through GSI2, a patient's through GSI1."""
 
@@ -397,6 +405,7 @@ ALL_MODELS: tuple[type[Model], ...] = (
     DeliveryItem,
     SendLockItem,
     StaffTaskItem,
+    JourneyRecordItem,
     ContactItem,
     DeviceItem,
     QuestionnaireResponseItem,

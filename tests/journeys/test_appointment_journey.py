@@ -49,6 +49,22 @@ def test_confirmed_and_attended(runtime: Any, journey: Any) -> None:
     ]
     fulfilled = [e for e in events if e["appointment_id"] == appointment["id"]]
     assert fulfilled and fulfilled[0]["type"] == "appointment.fulfilled"
+    # The journey's compact record: its plan, and what each step did, in a few items.
+    from chalicelib.store.journey_records import JourneyRecordRepository
+
+    (record,) = JourneyRecordRepository().for_appointment(j.clinic.tenant.id, appointment["id"])
+    assert [r["step"] for r in record["plan"]["reminders"]] == [
+        "reminder_7d",
+        "reminder_1d",
+        "reminder_2h",
+    ]
+    assert {step: done["status"] for step, done in record["steps"].items()} == {
+        "confirmation": "sent",
+        "reminder_7d": "sent",
+        "reminder_1d": "sent",
+        "reminder_2h": "sent",
+        "visit_check": "attended",
+    }
 
 
 def test_no_answer_escalates_to_staff(runtime: Any, journey: Any) -> None:

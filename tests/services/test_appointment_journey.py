@@ -95,8 +95,27 @@ class FakeQueue:
 
 
 @dataclass
+class FakeJourneyRecords:
+    """The compact journey record: the plan once, then each step's latest outcome."""
+
+    plan: dict[str, Any] | None = None
+    steps: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def started(
+        self, tenant_id: str, appointment_id: str, version: int, plan: Any, at: str
+    ) -> None:
+        self.plan = self.plan or dict(plan)
+
+    def noted(
+        self, tenant_id: str, appointment_id: str, version: int, step: str, outcome: Any
+    ) -> None:
+        self.steps[step] = dict(outcome)
+
+
+@dataclass
 class World:
     records: FakeRecords
+    journey_records: FakeJourneyRecords = field(default_factory=FakeJourneyRecords)
     deliveries: FakeDeliveries = field(default_factory=FakeDeliveries)
     queue: FakeQueue = field(default_factory=FakeQueue)
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -119,6 +138,7 @@ class World:
             cast(Any, appointments),
             cast(Any, self.deliveries),
             cast(Any, self.queue),
+            cast(Any, self.journey_records),
             self.events.append,
         )
 
@@ -181,6 +201,18 @@ def test_a_whole_journey_in_milliseconds() -> None:
     ]
     assert w.queue.opened == ["no_answer", "noshow_unrebooked"]
     assert w.records.appointment["status"] == "noshow" and w.events == []
+    # The journey's record: its plan, and what each step did (codes and times only).
+    assert w.journey_records.plan is not None and w.journey_records.plan["reminders"]
+    steps = w.journey_records.steps
+    assert steps["confirmation"]["status"] == "sent" and steps["confirmation"]["channel"] == "sms"
+    assert steps["answer_deadline"]["status"] == "escalated"
+    assert steps["visit_check"]["status"] == "noshow"
+    assert steps["final_rebook_check"]["status"] == "not_rebooked"
+    assert steps["noshow_task"] == {
+        "status": "task_opened",
+        "task_id": "task-noshow_unrebooked",
+        "at": steps["noshow_task"]["at"],
+    }
 
 
 def test_an_answered_and_attended_journey_publishes_the_visit() -> None:
