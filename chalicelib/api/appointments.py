@@ -7,6 +7,7 @@ from chalicelib.domain.access import CLINIC_ROLES, Role
 from chalicelib.domain.common import Document
 from chalicelib.domain.scheduling import BEYOND_BOOKING_HORIZON
 from chalicelib.services.registry import services
+from chalicelib.services.timelines import AppointmentTimeline
 
 api = ApiBlueprint(__name__, tag="appointments")
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
@@ -48,6 +49,19 @@ def book_appointment(request: ApiRequest) -> ApiResponse:
 )
 def get_appointment(request: ApiRequest, appointment_id: str) -> Document:
     return services().appointments.get(request.principal, appointment_id)
+
+
+@api.route(
+    "/appointments/{appointment_id}/timeline",
+    "GET",
+    summary="An appointment's journeys, step by step, and why",
+    roles=EVERYONE,
+    response_schema="appointment-timeline",
+    errors=(401, 403, 404),
+)
+def get_appointment_timeline(request: ApiRequest, appointment_id: str) -> AppointmentTimeline:
+    # Read from the journeys' compact records, never from Step Functions history.
+    return services().timelines.appointment(request.principal, appointment_id)
 
 
 @api.route(

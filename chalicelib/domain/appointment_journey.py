@@ -129,6 +129,16 @@ def following(plan: Timetable, step: str, *, answered: bool, now: datetime) -> N
     return done(now)
 
 
+def between(plan: Timetable, step: str, upcoming: str) -> list[str]:
+    """The timed steps after `step` and before `upcoming` that the journey went past (none
+    unless `following` passed one over)."""
+    names = [s["step"] for s in timed_steps(plan)] if plan else []
+    if step not in names:
+        return []
+    later = names[names.index(step) + 1 :]
+    return later[: later.index(upcoming)] if upcoming in later else []
+
+
 def after_visit(attended_or_not: str, now: datetime) -> NextStep:
     """A no-show is followed up at once; anything else (attended, cancelled, the hospital's
     own) ends the journey."""

@@ -78,7 +78,8 @@ class AppointmentJourneyService:
             return self._start(tenant, appointment, now)
         plan: Timetable = journey["plan"]
         following, outcome = self._after(tenant, appointment, plan, step, now)
-        self._note(ref["tenant_id"], appointment, step, outcome, now)
+        passed_over = rules.between(plan, step, following["step"])
+        self._note(ref["tenant_id"], appointment, step, outcome, now, passed_over)
         return {"plan": plan, "next": following}
 
     def skip(self, ref: Document) -> JourneyState:
@@ -124,11 +125,12 @@ class AppointmentJourneyService:
             return {"plan": plan, "next": rules.at(Step.CONFIRMATION, plan["confirmation_at"])}
         # Due at once (the usual case): sent in this same task, a loop's turn saved.
         sent = self._send(tenant, appointment, patient, Step.CONFIRMATION, now)
-        self._note(tenant["id"], appointment, Step.CONFIRMATION, sent_outcome(sent), now)
-        return {
-            "plan": plan,
-            "next": self._after_message(plan, appointment, Step.CONFIRMATION, sent, now),
-        }
+        following = self._after_message(plan, appointment, Step.CONFIRMATION, sent, now)
+        passed_over = rules.between(plan, Step.CONFIRMATION, following["step"])
+        self._note(
+            tenant["id"], appointment, Step.CONFIRMATION, sent_outcome(sent), now, passed_over
+        )
+        return {"plan": plan, "next": following}
 
     def _after(
         self, tenant: Document, appointment: Document, plan: Timetable, step: str, now: datetime
@@ -157,15 +159,25 @@ class AppointmentJourneyService:
         raise ValueError(f"an appointment journey has no step {step!r}")
 
     def _note(
-        self, tenant_id: str, appointment: Document, step: str, outcome: Document, now: datetime
+        self,
+        tenant_id: str,
+        appointment: Document,
+        step: str,
+        outcome: Document,
+        now: datetime,
+        passed_over: Sequence[str] = (),
     ) -> None:
-        self._records.noted(
-            tenant_id,
-            appointment["id"],
-            appointment["journey_version"],
-            str(step),
-            {**outcome, "at": utc_iso(now)},
-        )
+        """The step's outcome in the journey's record, with the planned steps the journey went
+        past without taking (the answer's deadline once the patient answered), in one write."""
+        at = utc_iso(now)
+        outcomes = {str(step): {**outcome, "at": at}}
+        for skipped in passed_over:
+            outcomes[skipped] = {
+                "status": "passed_over",
+                "why": "the patient had answered",
+                "at": at,
+            }
+        self._records.noted(tenant_id, appointment["id"], appointment["journey_version"], outcomes)
 
     def _after_message(
         self, plan: Timetable, appointment: Document, step: str, sent: SendResult, now: datetime

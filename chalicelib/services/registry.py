@@ -41,6 +41,7 @@ from chalicelib.services.staff_queue import JourneyFailures, StaffQueue
 from chalicelib.services.tasks import TaskService
 from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
+from chalicelib.services.timelines import Timelines
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import get_settings
 from chalicelib.store.account_links import AccountLinkRepository
@@ -79,6 +80,7 @@ class Services:
     responses: ResponseService
     appointment_journey: AppointmentJourneyService
     journey_previews: JourneyPreviews
+    timelines: Timelines
     inbound: InboundMessages
     care_config: CareConfigService
     aftercare: Aftercare
@@ -272,6 +274,7 @@ def services() -> Services:
             check_access=audit.check_departments,
         ),
         journey_previews=JourneyPreviews(tenants, sender, care_config),
+        timelines=Timelines(appointment_service, JourneyRecordRepository(), patients, tenants),
         appointment_journey=AppointmentJourneyService(
             tenant_repository,
             patients,

@@ -51,15 +51,18 @@ class JourneyRecordRepository:
                 raise
 
     def noted(
-        self, tenant_id: str, appointment_id: str, version: int, step: str, outcome: Document
+        self, tenant_id: str, appointment_id: str, version: int, outcomes: dict[str, Document]
     ) -> None:
-        """What a step did (the latest outcome of the step stands: a deferred message's record
-        becomes its sending). A record that is not there (an appointment erased meanwhile)
-        is not made again."""
+        """What steps did, by step (the latest outcome of a step stands: a deferred message's
+        record becomes its sending), in one write. A record that is not there (an appointment
+        erased meanwhile) is not made again."""
         item = JourneyRecordItem(appointment_pk(tenant_id, appointment_id), _sk(version))
         try:
             item.update(
-                actions=[JourneyRecordItem.doc["steps"][step].set(plain(outcome))],
+                actions=[
+                    JourneyRecordItem.doc["steps"][step].set(plain(outcome))
+                    for step, outcome in outcomes.items()
+                ],
                 condition=JourneyRecordItem.pk.exists(),
             )
         except UpdateError as exc:

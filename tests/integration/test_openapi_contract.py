@@ -165,6 +165,12 @@ def walk_booking(
     appointment = f"/appointments/{payload(booked)['id']}"
     call("/appointments/{appointment_id}", "get", patient, concrete=appointment)
     call(
+        "/appointments/{appointment_id}/timeline",
+        "get",
+        patient,
+        concrete=f"{appointment}/timeline",
+    )
+    call(
         "/appointments/{appointment_id}/confirm", "post", patient, concrete=f"{appointment}/confirm"
     )
     moved = call(

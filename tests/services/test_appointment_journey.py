@@ -106,10 +106,8 @@ class FakeJourneyRecords:
     ) -> None:
         self.plan = self.plan or dict(plan)
 
-    def noted(
-        self, tenant_id: str, appointment_id: str, version: int, step: str, outcome: Any
-    ) -> None:
-        self.steps[step] = dict(outcome)
+    def noted(self, tenant_id: str, appointment_id: str, version: int, outcomes: Any) -> None:
+        self.steps.update({step: dict(outcome) for step, outcome in outcomes.items()})
 
 
 @dataclass
@@ -218,6 +216,7 @@ def test_a_whole_journey_in_milliseconds() -> None:
 def test_an_answered_and_attended_journey_publishes_the_visit() -> None:
     w = world(patient_response="confirmed")
     assert "answer_deadline" not in walk(w, until="visit_check")
+    assert w.journey_records.steps["answer_deadline"]["status"] == "passed_over"
     w.records.appointment["status"] = "fulfilled"
     service = w.service()
     plan = rules.plan(w.records.appointment, TENANT, "Asia/Shanghai", BOOKED_AT)
