@@ -84,8 +84,8 @@ class AppointmentJourneyService:
 
     def skip(self, ref: Document) -> JourneyState:
         """After `ref["journey"]["next"]` failed every retry (its staff task is open): the step
-        the journey goes on with. A failed start is planned again, from after the
-        confirmation."""
+        the journey goes on with. A failed start is planned again, and the confirmation taken
+        as a step of its own."""
         journey, now = ref["journey"], clock.now()
         step = journey["next"]["step"]
         if step != Step.START:
@@ -105,7 +105,9 @@ class AppointmentJourneyService:
         ):
             return {"plan": journey["plan"], "next": rules.done(now)}
         planned = rules.plan(appointment, tenant, patient["time_zone"], now)
-        return {"plan": planned, "next": rules.after_failure(planned, Step.CONFIRMATION, now)}
+        # The start may have failed anywhere in it: the confirmation gets a step of its own (its
+        # own retries, and if it fails too, a staff task that names it).
+        return {"plan": planned, "next": rules.at(Step.CONFIRMATION, planned["confirmation_at"])}
 
     def _start(self, tenant: Document, appointment: Document, now: datetime) -> JourneyState:
         if appointment["status"] not in ACTIVE:

@@ -62,6 +62,7 @@ def test_confirmed_and_attended(runtime: Any, journey: Any) -> None:
         "confirmation": "sent",
         "reminder_7d": "sent",
         "reminder_1d": "sent",
+        "answer_deadline": "passed_over",  # confirmed after the 7-day reminder
         "reminder_2h": "sent",
         "visit_check": "attended",
     }
