@@ -167,6 +167,12 @@ def after_failure(plan: Timetable, step: str, now: datetime) -> NextStep:
     return done(now)
 
 
+def reminder_offset_minutes(step: str) -> int:
+    """How long before the visit a reminder step is meant (the inverse of `reminder_step`)."""
+    amount, unit = int(step.removeprefix("reminder_")[:-1]), step[-1]
+    return amount * {"d": 24 * 60, "h": 60, "m": 1}[unit]
+
+
 def reminder_step(offset_minutes: int) -> str:
     if offset_minutes % (24 * 60) == 0:
         return f"reminder_{offset_minutes // (24 * 60)}d"

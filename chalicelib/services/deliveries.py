@@ -230,7 +230,6 @@ class Deliveries:
             )
             if sent is not None:
                 return sent
-            reasons = []
         return self._deliver_as_recorded(
             tenant, patient, message, now, unroutable=reasons if first is None else None
         )

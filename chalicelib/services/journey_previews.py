@@ -125,32 +125,24 @@ class JourneyPreviews:
         zone = ZoneInfo(patient["time_zone"])
         steps: list[PreviewStep] = []
         for planned in rules.timed_steps(plan):
-            at = datetime.fromisoformat(planned["at"])
-            step: PreviewStep = {
-                "step": planned["step"],
-                "at": planned["at"],
-                "local_time": at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
-                "action": ACTIONS.get(planned["step"], "message"),
-            }
-            if step["action"] == "message":
-                channel = self._channel(patient)
-                if channel is None:
-                    left_out.append(
-                        {"step": planned["step"], "would_be_at": planned["at"], "why": NOWHERE}
-                    )
-                    continue
-                rendered = self._deliveries.preview(
-                    tenant, patient, planned["step"], channel, fields
-                )
-                step["channel"], step["text"] = channel, rendered.body
-                if rendered.subject:
-                    step["subject"] = rendered.subject
-                if rendered.segments is not None:
-                    step["sms_segments"] = rendered.segments
-                own_moment = self._own_moment(planned["step"], start, booked_at, tenant)
-                if own_moment is not None and own_moment != at:
-                    step["moved_by_quiet_hours"] = True
-            steps.append(step)
+            name, at = planned["step"], planned["at"]
+            if name in ACTIONS:
+                steps.append(_moment(name, at, zone, ACTIONS[name]))
+                continue
+            message = self._message(tenant, patient, name, at, name, fields, zone)
+            if message is None:
+                left_out.append({"step": name, "would_be_at": at, "why": NOWHERE})
+                continue
+            # Its own moment (the booking, or the reminder's offset before the visit), unless
+            # quiet hours moved it.
+            own_moment = (
+                booked_at
+                if name == Step.CONFIRMATION
+                else start - timedelta(minutes=rules.reminder_offset_minutes(name))
+            )
+            if utc_iso(own_moment) != at:
+                message["moved_by_quiet_hours"] = True
+            steps.append(message)
         return {"booked_at": utc_iso(booked_at), "steps": steps, "left_out": left_out}
 
     def care_plan(self, principal: Principal, plan_id: str, body: Document) -> CarePlanPreview:
@@ -273,18 +265,4 @@ class JourneyPreviews:
         for channel in patient["preferred_channels"]:
             if patient["consent"][channel]["status"] != "withdrawn":
                 return str(channel)
-        return None
-
-    @staticmethod
-    def _own_moment(
-        step: str, start: datetime, booked_at: datetime, tenant: Document
-    ) -> datetime | None:
-        """The moment a message step would have without quiet hours."""
-        if step == Step.CONFIRMATION:
-            return booked_at
-        offsets = rules.settings_of(tenant)["reminder_offsets_minutes"]
-        for kind_offsets in offsets.values():
-            for offset in kind_offsets:
-                if rules.reminder_step(offset) == step:
-                    return start - timedelta(minutes=offset)
         return None

@@ -50,30 +50,33 @@ def _local(moment: str, zone: ZoneInfo) -> str:
     return datetime.fromisoformat(moment).astimezone(zone).strftime("%Y-%m-%d %H:%M")
 
 
+def _with_outcome(entry: TimelineEntry, outcome: Document, zone: ZoneInfo) -> TimelineEntry:
+    """The entry as the step's record says it went (its own word: the step handler notes the
+    steps it passes over too)."""
+    entry["status"], entry["at"] = outcome["status"], outcome["at"]
+    entry["local_time"] = _local(outcome["at"], zone)
+    entry.update({k: outcome[k] for k in DETAIL if k in outcome})  # type: ignore[typeddict-item]
+    return entry
+
+
 def journey_entries(record: Document, *, current: bool, zone: ZoneInfo) -> list[TimelineEntry]:
     """One journey version's steps: the planned ones in plan order with what became of them,
     then the steps taken beyond the plan (a no-show's follow-ups), in the order they ran."""
     version, done = record["journey_version"], record.get("steps") or {}
     planned = rules.timed_steps(record["plan"]) if record.get("plan") else []
-    names = [p["step"] for p in planned]
+    names = {p["step"] for p in planned}
     entries: list[TimelineEntry] = []
-    for index, step in enumerate(planned):
+    for step in planned:
         outcome = done.get(step["step"])
         entry: TimelineEntry = {
             "kind": "step",
             "step": step["step"],
             "journey_version": version,
             "planned_at": step["at"],
-            "local_time": _local(outcome["at"] if outcome else step["at"], zone),
+            "local_time": _local(step["at"], zone),
+            "status": "planned" if current else "not_taken",
         }
-        if outcome:
-            entry["status"], entry["at"] = outcome["status"], outcome["at"]
-            entry.update({k: outcome[k] for k in DETAIL if k in outcome})  # type: ignore[typeddict-item]
-        elif any(later in done for later in names[index + 1 :]):
-            entry["status"] = "passed_over"  # e.g. the answer's deadline once the patient answered
-        else:
-            entry["status"] = "planned" if current else "not_taken"
-        entries.append(entry)
+        entries.append(_with_outcome(entry, outcome, zone) if outcome else entry)
     beyond = sorted(
         ((step, outcome) for step, outcome in done.items() if step not in names),
         key=lambda pair: pair[1]["at"],
@@ -83,12 +86,9 @@ def journey_entries(record: Document, *, current: bool, zone: ZoneInfo) -> list[
             "kind": "step",
             "step": step_name,
             "journey_version": version,
-            "at": outcome["at"],
-            "local_time": _local(outcome["at"], zone),
-            "status": outcome["status"],
+            "local_time": "",
         }
-        extra.update({k: outcome[k] for k in DETAIL if k in outcome})  # type: ignore[typeddict-item]
-        entries.append(extra)
+        entries.append(_with_outcome(extra, outcome, zone))
     return entries
 
 

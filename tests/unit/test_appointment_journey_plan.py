@@ -158,3 +158,8 @@ def test_the_execution_starts_with_ids_and_the_start_step_only() -> None:
         "journey": {"plan": {}, "next": {"step": "start", "at": "2026-11-23T02:00:00Z"}},
     }
     assert type(started["journey"]["next"]["step"]) is str  # stored and serialised as text
+
+
+@pytest.mark.parametrize("minutes", [7 * 24 * 60, 24 * 60, 120, 90, 45])
+def test_a_reminders_name_gives_back_its_offset(minutes: int) -> None:
+    assert journey.reminder_offset_minutes(journey.reminder_step(minutes)) == minutes
