@@ -203,7 +203,8 @@ def test_the_simulator_denies_what_a_policy_does_not_allow(packaged: dict[str, A
     policies = function_policies(packaged)
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/careloop-{STAGE}"
     calls = [
-        # The way on after a failed step reads the tenant's data, and writes nothing.
+        # The way on after a failed step reads the tenant's data and updates its journey's record:
+        # it puts nothing.
         {"function": "appointment_journey_skip", "action": "dynamodb:PutItem", "resource": table,
          "context": {"LeadingKeys": ["T#t-1#A#a-1"]}},
         # No function scans the table.
