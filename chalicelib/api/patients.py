@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalicelib.api.http import PAGING, ApiBlueprint, ApiRequest, ApiResponse, page_of
+from chalicelib.api.http import (
+    PAGING,
+    ApiBlueprint,
+    ApiRequest,
+    ApiResponse,
+    QueryParam,
+    page_of,
+)
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import FieldError
 from chalicelib.services.registry import services
+from chalicelib.services.timelines import PatientTimeline
 
 api = ApiBlueprint(__name__, tag="patients")
 CLINIC_OR_SELF = CLINIC_ROLES | {Role.PATIENT}
@@ -105,3 +113,40 @@ def patch_patient(request: ApiRequest, patient_id: str) -> Document:
 )
 def delete_patient(request: ApiRequest, patient_id: str) -> None:
     services().patients.delete(request.principal, patient_id, request.header("if-match"))
+
+
+TIMELINE_WINDOW = (
+    QueryParam("from", "The window's start, a moment with its offset (default: 90 days ago)"),
+    QueryParam("to", "The window's end (default: 90 days after now); at most 400 days after from"),
+)
+
+
+@api.route(
+    "/patients/{patient_id}/timeline",
+    "GET",
+    summary="A patient's journeys in time order, and why",
+    roles=CLINIC_OR_SELF,
+    response_schema="patient-timeline",
+    errors=(400, 401, 403, 404),
+    query=TIMELINE_WINDOW,
+)
+def get_patient_timeline(request: ApiRequest, patient_id: str) -> PatientTimeline:
+    # Read from the journeys' compact records, never from Step Functions history.
+    return services().timelines.patient(
+        request.principal, patient_id, request.query("from"), request.query("to")
+    )
+
+
+@api.route(
+    "/me/timeline",
+    "GET",
+    summary="My journeys in time order",
+    roles={Role.PATIENT},
+    response_schema="patient-timeline",
+    errors=(400, 401, 403, 404),
+    query=TIMELINE_WINDOW,
+)
+def get_my_timeline(request: ApiRequest) -> PatientTimeline:
+    return services().timelines.patient(
+        request.principal, None, request.query("from"), request.query("to")
+    )

@@ -215,6 +215,19 @@ def _reminders(
     return planned, left_out
 
 
+def moved_by_quiet_hours(plan: Timetable, start: datetime, booked_at: datetime) -> dict[str, str]:
+    """The planned messages quiet hours moved, with the moment each would have had: the
+    confirmation's is the booking, a reminder's its offset before the visit."""
+    moved: dict[str, str] = {}
+    if plan["confirmation_at"] != utc_iso(booked_at):
+        moved[Step.CONFIRMATION] = utc_iso(booked_at)
+    for reminder in plan["reminders"]:
+        own = utc_iso(start - timedelta(minutes=reminder_offset_minutes(reminder["step"])))
+        if own != reminder["at"]:
+            moved[reminder["step"]] = own
+    return moved
+
+
 def plan(appointment: Document, tenant: Document, patient_zone: str, now: datetime) -> Timetable:
     """The journey's timetable, as the state machine's Wait states read it (UTC ISO strings)."""
     return plan_and_left_out(appointment, tenant, patient_zone, now)[0]

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
+from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
+from chalicelib.domain.access import Principal, Role
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
 
@@ -31,6 +34,58 @@ def status_changed(before: Document | None, after: Document) -> bool:
     """Whether a saved change is one of those: a booking always is; an answer token stored by
     the journey, say, is not."""
     return before is None or any(before.get(k) != after.get(k) for k in STATUS_FIELDS)
+
+
+class Change(StrEnum):
+    """What happened to an appointment, as its timeline tells it."""
+
+    BOOKED = "booked"
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    CANCEL_REQUESTED = "cancel_requested"  # a patient's, of one the hospital's system keeps
+    RESCHEDULED = "rescheduled"
+    RESCHEDULE_REQUESTED = "reschedule_requested"
+    ARRIVED = "arrived"
+    FULFILLED = "fulfilled"
+    NOSHOW = "noshow"
+    UPDATED = "updated"  # by the hospital's system, neither its time nor its status
+
+
+class Actor(StrEnum):
+    PATIENT = "patient"
+    STAFF = "staff"
+    ADMIN = "admin"
+    JOURNEY = "journey"  # the appointment journey (a no-show it marked)
+    HOSPITAL = "hospital"  # the hospital's own system (a FHIR import)
+
+
+class AppointmentChange(TypedDict):
+    at: str
+    change: str  # a Change
+    by: str  # an Actor
+    via: NotRequired[str]  # a patient's: app | sms
+
+
+HISTORY_KEPT = 30  # the appointment's last changes: a few in any ordinary life of one
+
+
+def actor_of(principal: Principal) -> tuple[Actor, str | None]:
+    """Who made a change through the API, and for a patient how: a reply to a text acts as the
+    patient under an `sms:` subject (services/inbound.py)."""
+    if principal.role is Role.PATIENT:
+        return Actor.PATIENT, "sms" if principal.subject.startswith("sms:") else "app"
+    return (Actor.ADMIN if principal.role is Role.ADMIN else Actor.STAFF), None
+
+
+def with_change(
+    doc: Document, change: Change, *, by: Actor, at: str, via: str | None = None
+) -> Document:
+    """The appointment with `change` added to its history (ids, times and roles only: the
+    timeline reads it; the API does not show it)."""
+    entry: AppointmentChange = {"at": at, "change": change.value, "by": by.value}
+    if via:
+        entry["via"] = via
+    return {**doc, "history": [*doc.get("history", []), entry][-HISTORY_KEPT:]}
 
 
 def check_transition(appointment: Document, to: str) -> None:

@@ -14,7 +14,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import datetime
 
-from chalicelib.domain.appointments import ACTIVE
+from chalicelib.domain.appointments import ACTIVE, Actor, Change, with_change
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
 
@@ -100,6 +100,7 @@ def imported_change(
             "created_at": now_iso,
             "updated_at": now_iso,
         }
+        doc = with_change(doc, Change.BOOKED, by=Actor.HOSPITAL, at=now_iso)
         return ImportedChange(
             doc=doc,
             created=True,
@@ -127,6 +128,7 @@ def imported_change(
     for optional in ("notes_for_patient", "clinician_name"):
         if optional not in incoming:
             doc.pop(optional, None)
+    doc = with_change(doc, _what_changed(previous, doc, moved), by=Actor.HOSPITAL, at=now_iso)
     ends_journey = was_active and (new_journey or incoming["status"] not in ACTIVE)
     kept, held = holds_place(previous), holds_place(doc)
     return ImportedChange(
@@ -138,6 +140,12 @@ def imported_change(
         start_version=version if new_journey and wants_journey else None,
         became_fulfilled=incoming["status"] == "fulfilled" and previous["status"] != "fulfilled",
     )
+
+
+def _what_changed(previous: Document, doc: Document, moved: bool) -> Change:
+    if doc["status"] != previous["status"] and doc["status"] in set(Change):
+        return Change(doc["status"])  # cancelled, arrived, fulfilled, noshow, booked again
+    return Change.RESCHEDULED if moved else Change.UPDATED
 
 
 def department_from_hints(hints: list[str], departments: dict[str, str]) -> str | None:

@@ -17,7 +17,14 @@ from datetime import datetime
 from chalicelib import clock
 from chalicelib.domain import appointment_journey as rules
 from chalicelib.domain.appointment_journey import Step
-from chalicelib.domain.appointments import ACTIVE, day_of, fulfilled_event
+from chalicelib.domain.appointments import (
+    ACTIVE,
+    Actor,
+    Change,
+    day_of,
+    fulfilled_event,
+    with_change,
+)
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.deliveries import SendResult
 from chalicelib.domain.errors import Conflict, Retryable
@@ -115,12 +122,19 @@ class AppointmentJourneyService:
         patient = self._patient(tenant["id"], appointment)
         if patient is None:
             return {"plan": {}, "next": rules.done(now)}
-        plan = rules.plan(appointment, tenant, patient["time_zone"], now)
+        plan, left_out = rules.plan_and_left_out(appointment, tenant, patient["time_zone"], now)
         self._records.started(
             tenant["id"],
             appointment["id"],
             appointment["journey_version"],
-            dict(plan),
+            {
+                "plan": dict(plan),
+                # For the timeline: the reminders left out and the messages quiet hours moved.
+                "left_out": list(left_out),
+                "moved": rules.moved_by_quiet_hours(
+                    plan, datetime.fromisoformat(appointment["start"]), now
+                ),
+            },
             utc_iso(now),
         )
         if plan["confirmation_at"] > utc_iso(now):
@@ -254,12 +268,18 @@ class AppointmentJourneyService:
                 # publishes the visit (the import): nothing is marked or published here.
                 return "kept_by_hospital"
             if status == "booked":
-                changed = {
-                    **appointment,
-                    "status": "noshow",
-                    "noshow_marked_by": "journey",
-                    "updated_at": utc_iso(clock.now()),
-                }
+                now_iso = utc_iso(clock.now())
+                changed = with_change(
+                    {
+                        **appointment,
+                        "status": "noshow",
+                        "noshow_marked_by": "journey",
+                        "updated_at": now_iso,
+                    },
+                    Change.NOSHOW,
+                    by=Actor.JOURNEY,
+                    at=now_iso,
+                )
                 try:
                     saved = self._appointments.save(
                         tenant["id"], appointment, changed, day_of(appointment, tenant)

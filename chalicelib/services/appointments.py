@@ -41,7 +41,7 @@ from chalicelib.store.patients import PatientRepository
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
 # A change's own request settles its journeys within a second; the sweep leaves it that long.
 REPAIR_AFTER = timedelta(minutes=2)
-INTERNAL_FIELDS = ("patient_time_zone",)
+INTERNAL_FIELDS = ("patient_time_zone", "history")  # the history: the timeline's
 
 
 def journeys_on(tenant: Document) -> bool:
@@ -57,6 +57,11 @@ def present_appointment(doc: Document, tenant: Document) -> Document:
         doc, tenant["time_zone"], str(doc.get("patient_time_zone") or tenant["time_zone"])
     )
     return shown
+
+
+def _noted(doc: Document, change: rules.Change, principal: Principal, at: str) -> Document:
+    by, via = rules.actor_of(principal)
+    return rules.with_change(doc, change, by=by, at=at, via=via)
 
 
 def same_booking(existing: Document, requested: Document) -> bool:
@@ -310,6 +315,7 @@ class AppointmentService:
         }
         if "notes_for_patient" in body:
             doc["notes_for_patient"] = body["notes_for_patient"]
+        doc = _noted(doc, rules.Change.BOOKED, principal, now_iso)
         try:
             saved = self._appointments.book(
                 tenant["id"], doc, rules.day_of(doc, tenant), slot.capacity, now_iso
@@ -341,12 +347,14 @@ class AppointmentService:
         tenant, current = self._change(principal, appointment_id, EVERYONE)
         if current["status"] not in rules.ACTIVE:
             rules.check_transition(current, "booked")
+        now_iso = utc_iso(clock.now())
         changed = {
             **current,
             "status": "booked",
             "patient_response": "confirmed",
-            "updated_at": utc_iso(clock.now()),
+            "updated_at": now_iso,
         }
+        changed = _noted(changed, rules.Change.CONFIRMED, principal, now_iso)
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
@@ -358,7 +366,7 @@ class AppointmentService:
     def cancel(self, principal: Principal, appointment_id: str) -> Document:
         tenant, current = self._change(principal, appointment_id, EVERYONE)
         if is_hospital_owned(current) and principal.role is Role.PATIENT:
-            return self._request_cancel(tenant, current)
+            return self._request_cancel(principal, tenant, current)
         check_changeable_here(current)
         if current["status"] == "cancelled":
             # A retry after a cancel whose journey stop failed: settle it, then say so.
@@ -366,14 +374,16 @@ class AppointmentService:
         rules.check_transition(current, "cancelled")
         if principal.role is Role.PATIENT:
             rules.check_not_started(current, clock.now())
+        now_iso = utc_iso(clock.now())
         changed = {
             **current,
             "status": "cancelled",
-            "updated_at": utc_iso(clock.now()),
+            "updated_at": now_iso,
             "cancelled_by": principal.role.value,
         }
         if principal.role is Role.PATIENT:
             changed["patient_response"] = "declined"
+        changed = _noted(changed, rules.Change.CANCELLED, principal, now_iso)
         saved = waiting_for_sends(
             lambda: self._appointments.release(
                 tenant["id"], current, changed, rules.day_of(current, tenant), utc_iso(clock.now())
@@ -387,17 +397,21 @@ class AppointmentService:
         self._changed(tenant["id"], current, saved)
         return self.present(saved, tenant)
 
-    def _request_cancel(self, tenant: Document, current: Document) -> Document:
+    def _request_cancel(
+        self, principal: Principal, tenant: Document, current: Document
+    ) -> Document:
         """A patient cancels an appointment the hospital's system keeps: CareLoop cannot cancel
         it there, so staff are asked to (a task), no reminder follows the patient's answer, and
         the cancellation arrives from the hospital as an update."""
         rules.check_transition(current, "cancelled")
         rules.check_not_started(current, clock.now())
+        now_iso = utc_iso(clock.now())
         changed = {
             **current,
             "patient_response": "declined",
-            "updated_at": utc_iso(clock.now()),
+            "updated_at": now_iso,
         }
+        changed = _noted(changed, rules.Change.CANCEL_REQUESTED, principal, now_iso)
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
@@ -428,6 +442,7 @@ class AppointmentService:
             "journey_version": current["journey_version"] + 1,
             "updated_at": utc_iso(clock.now()),
         }
+        changed = _noted(changed, rules.Change.RESCHEDULED, principal, changed["updated_at"])
         saved = waiting_for_sends(
             lambda: self._appointments.move(
                 tenant["id"],
@@ -447,11 +462,13 @@ class AppointmentService:
         """The patient wants another time but has not picked one (SMS "R"): staff call back."""
         tenant, current = self._change(principal, appointment_id, EVERYONE)
         rules.check_can_change_time(current, clock.now())
+        now_iso = utc_iso(clock.now())
         changed = {
             **current,
             "patient_response": "reschedule_requested",
-            "updated_at": utc_iso(clock.now()),
+            "updated_at": now_iso,
         }
+        changed = _noted(changed, rules.Change.RESCHEDULE_REQUESTED, principal, now_iso)
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
@@ -466,7 +483,13 @@ class AppointmentService:
             rules.check_noshow_allowed(current, clock.now())
         else:
             rules.check_transition(current, status)
-        changed = {**current, "status": status, "updated_at": utc_iso(clock.now())}
+        now_iso = utc_iso(clock.now())
+        changed = _noted(
+            {**current, "status": status, "updated_at": now_iso},
+            rules.Change(status),
+            principal,
+            now_iso,
+        )
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )

@@ -123,6 +123,7 @@ class JourneyPreviews:
         )
         fields = appointment_fields(tenant, patient, appointment)
         zone = ZoneInfo(patient["time_zone"])
+        moved = rules.moved_by_quiet_hours(plan, start, booked_at)
         steps: list[PreviewStep] = []
         for planned in rules.timed_steps(plan):
             name, at = planned["step"], planned["at"]
@@ -133,14 +134,7 @@ class JourneyPreviews:
             if message is None:
                 left_out.append({"step": name, "would_be_at": at, "why": NOWHERE})
                 continue
-            # Its own moment (the booking, or the reminder's offset before the visit), unless
-            # quiet hours moved it.
-            own_moment = (
-                booked_at
-                if name == Step.CONFIRMATION
-                else start - timedelta(minutes=rules.reminder_offset_minutes(name))
-            )
-            if utc_iso(own_moment) != at:
+            if name in moved:
                 message["moved_by_quiet_hours"] = True
             steps.append(message)
         return {"booked_at": utc_iso(booked_at), "steps": steps, "left_out": left_out}

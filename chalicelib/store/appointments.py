@@ -350,7 +350,9 @@ class AppointmentRepository:
         newest_first: bool = False,
     ) -> list[Document]:
         condition: Any = None
-        if after is not None:
+        if after is not None and before is not None:
+            condition = AppointmentItem.gsi1sk.between(after, before)
+        elif after is not None:
             condition = AppointmentItem.gsi1sk > after
         elif before is not None:
             condition = AppointmentItem.gsi1sk < before

@@ -27,9 +27,10 @@ class JourneyRecordRepository:
         bind_models(get_settings())
 
     def started(
-        self, tenant_id: str, appointment_id: str, version: int, plan: Document, at: str
+        self, tenant_id: str, appointment_id: str, version: int, planned: Document, at: str
     ) -> None:
-        """The journey's plan, once: a replayed start keeps the record the first one made."""
+        """The journey's plan (`plan`, and what the plan says of itself: `left_out`, `moved`),
+        once: a replayed start keeps the record the first one made."""
         item = JourneyRecordItem(
             appointment_pk(tenant_id, appointment_id),
             _sk(version),
@@ -39,7 +40,7 @@ class JourneyRecordRepository:
                     "appointment_id": appointment_id,
                     "journey_version": version,
                     "started_at": at,
-                    "plan": plan,
+                    **planned,
                     "steps": {},
                 }
             ),

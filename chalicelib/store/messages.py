@@ -234,9 +234,25 @@ class DeliveryRepository:
         return _record(item)
 
     @noting("delivery")
-    def for_patient(self, tenant_id: str, patient_id: str, limit: int = 100) -> list[Document]:
-        items = DeliveryItem.by_patient.query(_log_pk(tenant_id, patient_id), limit=limit)
+    def for_patient(
+        self,
+        tenant_id: str,
+        patient_id: str,
+        limit: int = 100,
+        *,
+        between: tuple[str, str] | None = None,
+    ) -> list[Document]:
+        """The patient's delivery log, oldest first; `between` bounds when each was claimed."""
+        condition = None if between is None else DeliveryItem.gsi1sk.between(*_range(between))
+        items = DeliveryItem.by_patient.query(
+            _log_pk(tenant_id, patient_id), condition, limit=limit
+        )
         return [dict(_record(item)) for item in items]
+
+
+def _range(between: tuple[str, str]) -> tuple[str, str]:
+    """Sort keys `<moment>#<id>` from the first moment through the last (`~` sorts after `#`)."""
+    return between[0], f"{between[1]}~"
 
 
 def _record(item: DeliveryItem) -> DeliveryRecord:
@@ -301,6 +317,18 @@ class StaffTaskRepository:
         except DoesNotExist:
             return None
         return versioned_doc(item)
+
+    @noting("task")
+    def for_patient(
+        self, tenant_id: str, patient_id: str, between: tuple[str, str], limit: int = 200
+    ) -> list[Document]:
+        """The tasks about a patient opened `between` two moments, oldest first."""
+        items = StaffTaskItem.by_patient.query(
+            tasks_pk(tenant_id, patient_id),
+            StaffTaskItem.gsi1sk.between(*_range(between)),
+            limit=limit,
+        )
+        return [versioned_doc(item) for item in items]
 
     @noting("task")
     def open_tasks(self, tenant_id: str, limit: int = 200) -> list[Document]:

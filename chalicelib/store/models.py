@@ -192,6 +192,7 @@ class StaffTaskItem(_Base):
     gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
     gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
     gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_patient = LookupIndex()
     open_tasks = ListingIndex()
 
 

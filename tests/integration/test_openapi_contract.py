@@ -381,6 +381,15 @@ def walk_fhir(
     )
     call("/patients/{patient_id}/export", "get", staff, concrete=f"/patients/{patient_id}/export")
     call("/me/export", "get", patient)
+    timeline = f"/patients/{patient_id}/timeline"
+    call("/patients/{patient_id}/timeline", "get", staff, concrete=timeline)
+    window = "from=2026-01-01T00:00:00Z&to=2026-12-31T00:00:00%2B08:00"
+    call("/patients/{patient_id}/timeline", "get", staff, concrete=f"{timeline}?{window}")
+    backwards = call(
+        "/patients/{patient_id}/timeline", "get", staff, concrete=f"{timeline}?to=2020-01-01Z"
+    )
+    assert backwards.status_code == 400, backwards.body
+    call("/me/timeline", "get", patient)
     walk_fhir_imports(call, spec, runtime, tenant_id)
 
 

@@ -96,15 +96,16 @@ class FakeQueue:
 
 @dataclass
 class FakeJourneyRecords:
-    """The compact journey record: the plan once, then each step's latest outcome."""
+    """The compact journey record: the plan (with what it left out and moved) once, then each
+    step's latest outcome."""
 
-    plan: dict[str, Any] | None = None
+    planned: dict[str, Any] | None = None
     steps: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def started(
-        self, tenant_id: str, appointment_id: str, version: int, plan: Any, at: str
+        self, tenant_id: str, appointment_id: str, version: int, planned: Any, at: str
     ) -> None:
-        self.plan = self.plan or dict(plan)
+        self.planned = self.planned or dict(planned)
 
     def noted(self, tenant_id: str, appointment_id: str, version: int, outcomes: Any) -> None:
         self.steps.update({step: dict(outcome) for step, outcome in outcomes.items()})
@@ -200,7 +201,9 @@ def test_a_whole_journey_in_milliseconds() -> None:
     assert w.queue.opened == ["no_answer", "noshow_unrebooked"]
     assert w.records.appointment["status"] == "noshow" and w.events == []
     # The journey's record: its plan, and what each step did (codes and times only).
-    assert w.journey_records.plan is not None and w.journey_records.plan["reminders"]
+    planned = w.journey_records.planned
+    assert planned is not None and planned["plan"]["reminders"]
+    assert planned["left_out"] == [] and planned["moved"] == {}
     steps = w.journey_records.steps
     assert steps["confirmation"]["status"] == "sent" and steps["confirmation"]["channel"] == "sms"
     assert steps["answer_deadline"]["status"] == "escalated"
