@@ -109,6 +109,7 @@ READS = {
     "fhir-appointments": "/fhir/Appointment?patient={id}",
     "fhir-responses": "/fhir/QuestionnaireResponse?patient={id}",
     "export": "/patients/{id}/export",
+    "timeline": "/patients/{id}/timeline",
 }
 OPERATIONS += [operation for operation in READS if operation not in OPERATIONS]
 # The audit trail: a record's (admins; another tenant's id finds nothing of this tenant's, and
