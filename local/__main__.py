@@ -10,6 +10,9 @@ sms-reply --from +8613800138000 --text C [--to +8610690000001]
 dead-letters [--function inbound_sms]          SNS deliveries and schedule runs that still failed
 onboard infra/hospitals/example.json [--delete]
                                      deploy (or delete) a hospital's stack, infra/hospital.yaml
+simulate examples/appointment-basics.json [--write-expected]
+                                     play a scenario on a fresh embedded stack; print each
+                                     patient's timeline and a summary (examples/README.md)
 openapi                              rewrite openapi.yaml from the route declarations
 """
 
@@ -258,6 +261,23 @@ def dead_letters(args: argparse.Namespace) -> None:
         print("(no dead letters)")
 
 
+def simulate(args: argparse.Namespace) -> None:
+    """Plays the scenario on a runtime of its own (no server needed); the transcript on stdout,
+    or into examples/<name>.expected.txt beside the scenario with --write-expected."""
+    from local.simulate import ScenarioError, expected_path, simulate_file
+
+    try:
+        transcript = simulate_file(args.scenario)
+    except ScenarioError as exc:
+        sys.exit(f"{args.scenario}: {exc}")
+    if args.write_expected:
+        written = expected_path(args.scenario)
+        written.write_text(transcript, encoding="utf-8")
+        print(f"wrote {written}")
+    else:
+        sys.stdout.write(transcript)
+
+
 def openapi(args: argparse.Namespace) -> None:
     from local.openapi_doc import write_openapi
 
@@ -323,6 +343,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--delete", action="store_true", help="delete the stack (the data stays)")
     p.add_argument("--server")
     p.set_defaults(func=onboard)
+
+    p = commands.add_parser(
+        "simulate", help="play a scenario file on a fresh embedded stack; print the transcript"
+    )
+    p.add_argument("scenario", type=Path, help="a scenario, e.g. examples/appointment-basics.json")
+    p.add_argument(
+        "--write-expected",
+        action="store_true",
+        help="write the transcript to <name>.expected.txt beside the scenario",
+    )
+    p.set_defaults(func=simulate)
 
     p = commands.add_parser("openapi", help="rewrite openapi.yaml")
     p.set_defaults(func=openapi)

@@ -110,6 +110,11 @@ class Runtime:
         with urllib.request.urlopen(request, timeout=30):  # noqa: S310
             pass
         self.resources, self.pool = _provision_platform(self.endpoint, self.app)
+        # A warm container's caches (data keys, tenant settings, chain heads) name what the
+        # reset emptied: built again, as a fresh start's would be.
+        from chalicelib.services.registry import services
+
+        services.cache_clear()
         self._tokens.clear()
         self.clock.rewind(start)
         self.outbox.clear()

@@ -22,7 +22,8 @@ from chalicelib.domain.deliveries import DeliveryStatus
 
 
 class TimelineEntry(TypedDict):
-    # booked | change | reply | step | message | started | completed | cycle | answer | task
+    # booked | change | reply | step | message | started | completed | cycle | answer | task |
+    # opt_out | opt_in
     kind: str
     local_time: str  # its moment (planned, else when it happened) in the patient's zone
     journey: NotRequired[str]  # appointment | aftercare | recall | campaign
@@ -55,13 +56,18 @@ class TimelineEntry(TypedDict):
     questionnaire: NotRequired[str]
     response_id: NotRequired[str]
     risk: NotRequired[str]
+    how: NotRequired[str]  # an opt-out's: sms_reply, bounce, complaint
+    keyword: NotRequired[str]  # the word texted (STOP, 退订 ...)
+    whose: NotRequired[str]  # the contact: the patient's or their guardian's
 
 
 # What a step's record may say beyond its status; staff see it all, a patient none of it.
 DETAIL = ("channel", "why", "retry_at", "task_id")
 # Never shown to a patient.
 INTERNAL = ("why", "retry_at", "task_id", "reasons", "risk", "attempts", "task_kind", "closed_at")
-PATIENT_KINDS = frozenset({"booked", "change", "reply", "message", "step", "answer", "cycle"})
+PATIENT_KINDS = frozenset(
+    {"booked", "change", "reply", "message", "step", "answer", "cycle", "opt_out", "opt_in"}
+)
 
 
 def local(moment: str, zone: ZoneInfo) -> str:
@@ -313,12 +319,12 @@ def recall_entries(record: Document, zone: ZoneInfo) -> list[TimelineEntry]:
     }
     entries: list[TimelineEntry] = []
     for cycle in record.get("cycles", []):
+        # An ended cycle sits where it ended (converted by a booking, say), after its messages.
         entry: TimelineEntry = {
             **about,
             "due_date": cycle["due_date"],
-            "planned_at": _start_of(cycle["due_date"], zone),
-            "local_time": local(_start_of(cycle["due_date"], zone), zone),
             "at": cycle["settled_at"],
+            "local_time": local(cycle["settled_at"], zone),
             "status": cycle["outcome"],
         }
         if "appointment_id" in cycle:
@@ -341,8 +347,11 @@ def recall_entries(record: Document, zone: ZoneInfo) -> list[TimelineEntry]:
 # --- answers and staff tasks ---
 
 
-def answer_entry(response: Document, zone: ZoneInfo) -> TimelineEntry | None:
-    """A submitted questionnaire response (one still being filled in is not an answer yet)."""
+def answer_entry(
+    response: Document, zone: ZoneInfo, answered_journeys: dict[str, str] | None = None
+) -> TimelineEntry | None:
+    """A submitted questionnaire response (one still being filled in is not an answer yet),
+    with the aftercare journey whose check-in it answered (`answered_journeys`: by response)."""
     if response.get("status") != "completed":
         return None
     at = response.get("authored_at") or response["updated_at"]
@@ -355,7 +364,23 @@ def answer_entry(response: Document, zone: ZoneInfo) -> TimelineEntry | None:
     }
     if response.get("risk"):
         entry["risk"] = response["risk"]
+    journey_id = (answered_journeys or {}).get(response["id"])
+    if journey_id:
+        entry["journey"], entry["journey_id"] = "aftercare", journey_id
     return entry
+
+
+def answered_journeys(care_records: Iterable[Document]) -> dict[str, str]:
+    """Which aftercare journey each check-in's response belongs to: the one its link opened, or
+    the one answered through the app's questionnaire list instead (`answered_by`)."""
+    return {
+        response_id: journey["id"]
+        for journey in care_records
+        if journey.get("kind") == aftercare.KIND
+        for step in journey.get("steps", [])
+        for response_id in (step.get("response_id"), step.get("answered_by"))
+        if response_id
+    }
 
 
 def task_entry(task: Document, zone: ZoneInfo) -> TimelineEntry:
@@ -370,9 +395,48 @@ def task_entry(task: Document, zone: ZoneInfo) -> TimelineEntry:
     if task.get("appointment_id"):
         entry["journey"] = "appointment"
         entry["appointment_id"] = task["appointment_id"]
+    elif task.get("journey_id"):
+        entry["journey"] = "aftercare"
+        entry["journey_id"] = task["journey_id"]
+    elif task.get("recall_rule"):
+        entry["journey"] = "recall"
+        entry["rule_id"] = task["recall_rule"]
     if task.get("closed_at"):
         entry["closed_at"] = task["closed_at"]
     return entry
+
+
+def opt_out_entries(opt_outs: Iterable[Document], zone: ZoneInfo) -> list[TimelineEntry]:
+    """The record's contacts' opt-outs (a STOP texted, an address that bounced) and the opt-in
+    that lifted one; never the address itself."""
+    entries: list[TimelineEntry] = []
+    for state in opt_outs:
+        about: TimelineEntry = {"kind": "opt_out", "channel": state["channel"], "local_time": ""}
+        about["whose"] = state["whose"]
+        if "at" in state:
+            entry: TimelineEntry = {
+                **about,
+                "at": state["at"],
+                "local_time": local(state["at"], zone),
+                "status": "in_force" if state["opted_out"] else "lifted",
+            }
+            for field in ("how", "keyword"):
+                if field in state:
+                    entry[field] = state[field]
+            entries.append(entry)
+        if "lifted_at" in state:
+            lifted: TimelineEntry = {
+                **about,
+                "kind": "opt_in",
+                "at": state["lifted_at"],
+                "local_time": local(state["lifted_at"], zone),
+            }
+            if "lifted_how" in state:
+                lifted["how"] = state["lifted_how"]
+            if "lifted_keyword" in state:
+                lifted["keyword"] = state["lifted_keyword"]
+            entries.append(lifted)
+    return entries
 
 
 # --- what a patient sees ---

@@ -20,12 +20,14 @@ from chalicelib.domain.timelines import (
     TimelineEntry,
     aftercare_entries,
     answer_entry,
+    answered_journeys,
     appointment_changes,
     for_patient,
     in_order,
     journey_entries,
     merged_with_deliveries,
     moment_of,
+    opt_out_entries,
     recall_entries,
     task_entry,
 )
@@ -140,7 +142,8 @@ class Timelines:
         self, principal: Principal, patient_id: str | None, since: str | None, until: str | None
     ) -> PatientTimeline:
         """Every journey of the patient in the window (default: 90 days either side of now)."""
-        patient = self._patients.require(principal, patient_id or str(principal.patient_id))
+        # Who may see it, else 404; with its contacts' opt-outs as they stand.
+        patient = self._patients.get(principal, patient_id or str(principal.patient_id))
         tenant = self._tenants.require(tenant_of(principal))
         zone_name, zone = self._zone(tenant, patient)
         start, end = _window(since, until)
@@ -154,7 +157,8 @@ class Timelines:
             limit=MOST_APPOINTMENTS,
         ):
             entries += self._appointment_entries(tenant_id, appointment, zone)
-        for record in self._care.for_patient(tenant_id, pid):
+        care = self._care.for_patient(tenant_id, pid)
+        for record in care:
             if record.get("kind") == aftercare.KIND:
                 entries += aftercare_entries(record, zone)
             elif record.get("kind") == recall.KIND:
@@ -164,8 +168,10 @@ class Timelines:
             entries, self._deliveries.for_patient(tenant_id, pid, 500, between=window), zone
         )
         entries += [task_entry(t, zone) for t in self._tasks.for_patient(tenant_id, pid, window)]
+        entries += opt_out_entries(patient.get("opt_outs", []), zone)
+        journeys_answered = answered_journeys(care)
         for response in self._responses.for_patient(tenant_id, pid):
-            answer = answer_entry(response, zone)
+            answer = answer_entry(response, zone, journeys_answered)
             if answer is not None:
                 entries.append(answer)
         entries = [e for e in in_order(entries) if window[0] <= moment_of(e) <= window[1]]
