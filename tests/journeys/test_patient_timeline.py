@@ -6,6 +6,7 @@ patient's view leaves out internal steps, reasons and tasks."""
 
 from __future__ import annotations
 
+import json
 import random
 from datetime import timedelta
 from typing import Any
@@ -177,3 +178,39 @@ def test_quiet_hours_moved_the_confirmation_and_left_a_reminder_out(
     assert not any(e.get("status") == "left_out" for e in mine)
     # The session's clock is shared: leave it in the morning, as the other tests expect.
     move_to(runtime, local_moment(days=1, hour=9))
+
+
+def test_an_email_the_provider_bounced_and_what_followed(runtime: Any, journey: Any) -> None:
+    j: Journey = journey(preferred_channels=["email"])
+    visit = local_moment(days=3, hour=10)
+    j.book(visit)
+    [sent] = j.deliveries()
+    bounce = {
+        "notificationType": "Bounce",
+        "mail": {"messageId": sent["message_id"]},
+        "bounce": {
+            "bounceType": "Permanent",
+            "bouncedRecipients": [{"emailAddress": j.patient["email"]}],
+        },
+    }
+    runtime.client("sns").publish(
+        TopicArn=runtime.resources.ref("EmailFeedbackTopic"), Message=json.dumps(bounce)
+    )
+    runtime.settle()
+    move_to(runtime, visit - timedelta(days=1) + timedelta(minutes=5))
+    entries = timeline(j.api, f"/patients/{j.patient['id']}/timeline", j.clinic.tenant.staff)[
+        "entries"
+    ]
+    steps = {e["step"]: e for e in entries if e["kind"] == "step"}
+    confirmation = steps["confirmation"]
+    assert (confirmation["status"], confirmation["channel"], confirmation["delivery"]) == (
+        "sent",
+        "email",
+        "bounced",
+    )
+    # The address is suppressed since: the reminder went by text, and says why.
+    reminder = steps["reminder_1d"]
+    assert (reminder["status"], reminder["channel"]) == ("sent", "sms"), reminder
+    assert any(r.startswith("email:") for r in reminder["reasons"]), reminder
+    [opt_out] = [e for e in entries if e["kind"] == "opt_out" and e["channel"] == "email"]
+    assert (opt_out["how"], opt_out["status"]) == ("bounce", "in_force")
