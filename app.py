@@ -23,8 +23,12 @@ from chalicelib.api import (
     tenants,
     webhooks,
 )
+from chalicelib.api import (
+    analytics as analytics_api,
+)
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.handlers import (
+    analytics,
     appointment_journey,
     inbound,
     journey_failures,
@@ -71,6 +75,7 @@ for routes in (
     erasure.api,
     fhir.api,
     webhooks.api,
+    analytics_api.api,
 ):
     app.register_blueprint(routes.blueprint)
 
@@ -136,3 +141,14 @@ _topic = f"careloop-{deployment_stage()}-{{}}".format
 inbound_sms = app.on_sns_message(topic=_topic("inbound-sms"))(inbound.inbound_sms)
 email_feedback = app.on_sns_message(topic=_topic("email-feedback"))(inbound.email_feedback)
 journey_event = app.on_sns_message(topic=_topic("journey-events"))(care_tasks.journey_event)
+
+# The table's stream moves the analytics counters (chalicelib/domain/analytics.py). The ARN is
+# the table's stream as infra/package.py names it (`!GetAtt CareLoopTable.StreamArn`); locally
+# the runtime polls the emulator's stream and delivers to this handler (local/streams.py).
+analytics_stream = app.on_dynamodb_record(
+    stream_arn=f"arn:aws:dynamodb:::table/careloop-{deployment_stage()}/stream/latest",
+    name="analytics_stream",
+    batch_size=100,
+    starting_position="TRIM_HORIZON",
+    maximum_batching_window_in_seconds=5,
+)(analytics.analytics_stream)

@@ -38,6 +38,7 @@ class Settings:
     webhook_delivery_arn: str = ""  # the webhook state machine: one execution per delivery
     fhir_import_arn: str = ""  # the bulk FHIR import machine: one execution per import (part)
     import_bucket: str = ""  # hospitals' import files, each under `<tenant id>/`
+    analytics_table_name: str = ""  # counters kept from the table's stream
     # Only the local stage may call a webhook on its own loopback receiver (local/); every
     # other stage refuses loopback addresses like any internal one.
     allow_loopback_webhooks: bool = False
@@ -91,5 +92,6 @@ def get_settings() -> Settings:
         webhook_delivery_arn=os.environ.get("WEBHOOK_DELIVERY_ARN", ""),
         fhir_import_arn=os.environ.get("FHIR_IMPORT_ARN", ""),
         import_bucket=os.environ.get("IMPORT_BUCKET", ""),
+        analytics_table_name=os.environ.get("ANALYTICS_TABLE_NAME", ""),
         allow_loopback_webhooks=deployment_stage() == "local",
     )

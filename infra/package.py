@@ -157,6 +157,23 @@ def _leading_keys(statement: dict[str, Any]) -> list[str]:
     return [k for c in conditions for k in _listed(c.get("dynamodb:LeadingKeys", []))]
 
 
+def table_stream(template: dict[str, Any]) -> None:
+    """The stream handler's event source is the table's own stream (app.py can only name it),
+    with the records it counts filtered on AWS's side (chalicelib/domain/analytics.py)."""
+    from chalicelib.domain.analytics import STREAM_FILTER
+
+    for resource in template["Resources"].values():
+        for event in resource.get("Properties", {}).get("Events", {}).values():
+            if event.get("Type") == "DynamoDB":
+                event["Properties"]["Stream"] = {"Fn::GetAtt": ["CareLoopTable", "StreamArn"]}
+                event["Properties"]["FilterCriteria"] = {
+                    "Filters": [{"Pattern": json.dumps(STREAM_FILTER)}]
+                }
+                # A batch that keeps failing is retried in halves, then left to an alarm.
+                event["Properties"]["BisectBatchOnFunctionError"] = True
+                event["Properties"]["MaximumRetryAttempts"] = 10
+
+
 def tenant_data_role(template: dict[str, Any]) -> None:
     """The role the API assumes for one tenant's requests (chalicelib/tenant_scope.py), with the
     tenant as a session tag: `tenant_data.json` (the tenant's own keys) and what the API's own
@@ -492,6 +509,7 @@ def package(stage: str, region: str, out: Path) -> Path:
     template = json.loads(json.dumps(cfn_yaml.load(str(written))))
     template["Parameters"]["Stage"].update({"Default": stage, "AllowedValues": [stage]})
     own_roles_and_logs(template)
+    table_stream(template)
     tenant_data_role(template)
     observed_state_machines(template)
     observed_functions_and_api(template)

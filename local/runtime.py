@@ -22,6 +22,7 @@ from typing import Any
 from local.identity import UserPool, sign_in
 from local.outbox import Outbox
 from local.provision import Provisioned, provision, tenant_data_role
+from local.streams import StreamPoller
 from local.vclock import VirtualClock
 from local.webhook_receiver import WebhookReceiver
 
@@ -73,6 +74,8 @@ class Runtime:
     _tokens: dict[tuple[str, str | None, str | None], str] = field(default_factory=dict)
     # A hospital's system on 127.0.0.1: what webhooks delivered (local/webhook_receiver.py).
     webhooks: WebhookReceiver | None = None
+    # The table's stream, delivered to the analytics handler at each settle (local/streams.py).
+    streams: StreamPoller | None = None
 
     def client(self, service: str) -> Any:
         return emulator_client(self.endpoint, service)
@@ -87,10 +90,13 @@ class Runtime:
         return self._tokens[key]
 
     def settle(self) -> None:
-        """Wait until every journey is idle: in a Wait, on a task token, or finished."""
+        """Wait until every journey is idle (in a Wait, on a task token, or finished), then
+        deliver what the table's stream holds (the analytics counters follow)."""
         from local.activity import activity
 
         activity.settle()
+        if self.streams is not None:
+            self.streams.drain()
 
     def reset(self, start: datetime) -> None:
         """An empty platform at `start`, as a fresh `start()` would give, in this process: for
@@ -115,6 +121,8 @@ class Runtime:
         from chalicelib.services.registry import services
 
         services.cache_clear()
+        if self.streams is not None:
+            self.streams.forget()
         self._tokens.clear()
         self.clock.rewind(start)
         self.outbox.clear()
@@ -172,6 +180,7 @@ def start(*, clock: VirtualClock, port: int | None = None) -> Runtime:
     from local import api as local_api
     from local import aws_calls, ddb_hooks, faults, lambdas, meter, sfn_hooks, sns_dispatch
     from local import outbox as outbox_hooks
+    from local import streams as local_streams
 
     outbox = Outbox()
     aws_calls.install_from_environment()
@@ -195,7 +204,16 @@ def start(*, clock: VirtualClock, port: int | None = None) -> Runtime:
     resources, pool = _provision_platform(endpoint, app)
     receiver = WebhookReceiver().start()
     local_api.bind_webhook_receiver(receiver)
-    return Runtime(endpoint, clock, outbox, pool, resources, app, server, webhooks=receiver)
+    streams = local_streams.install(
+        app_module,
+        emulator_client(endpoint, "dynamodb"),
+        emulator_client(endpoint, "dynamodbstreams"),
+        get_settings().table_name,
+        lambdas.function_name(app.app_name, STAGE, "analytics_stream"),
+    )
+    return Runtime(
+        endpoint, clock, outbox, pool, resources, app, server, webhooks=receiver, streams=streams
+    )
 
 
 _IN_PROCESS: list[Any] = []  # moto's mock, started once per process

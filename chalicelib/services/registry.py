@@ -16,6 +16,7 @@ from chalicelib.adapters.webhooks import WebhookCaller
 from chalicelib.domain.common import Document
 from chalicelib.services.account_links import AccountLinkService
 from chalicelib.services.aftercare import Aftercare
+from chalicelib.services.analytics import AnalyticsService
 from chalicelib.services.appointment_journey import AppointmentJourneyService
 from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.audit import AuditService
@@ -45,6 +46,7 @@ from chalicelib.services.timelines import Timelines
 from chalicelib.services.webhooks import WebhookService
 from chalicelib.settings import get_settings
 from chalicelib.store.account_links import AccountLinkRepository
+from chalicelib.store.analytics import AnalyticsRepository
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.audit import AuditRepository
 from chalicelib.store.campaigns import CampaignRepository
@@ -96,6 +98,7 @@ class Services:
     fhir_import: FhirImportService
     fhir_bulk_import: BulkImportService
     webhooks: WebhookService
+    analytics: AnalyticsService
 
 
 @cache
@@ -248,6 +251,14 @@ def services() -> Services:
         ),
         fhir=fhir,
         webhooks=webhooks,
+        analytics=AnalyticsService(
+            AnalyticsRepository(),
+            tenant_repository,
+            patients,
+            appointments,
+            deliveries,
+            staff_records,
+        ),
         account_links=AccountLinkService(
             AccountLinkRepository(),
             accounts,

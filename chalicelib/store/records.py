@@ -62,11 +62,11 @@ def transaction_write() -> Any:
     from chalicelib.store.models import PatientItem
 
     meta = PatientItem.Meta
-    return TransactWrite(connection=_connection(meta.region, getattr(meta, "host", None)))
+    return TransactWrite(connection=connection(meta.region, getattr(meta, "host", None)))
 
 
 @cache
-def _connection(region: str, host: str | None) -> Any:
+def connection(region: str, host: str | None) -> Any:
     """One connection (one botocore client, which is thread-safe) per process: creating a client
     loads the service model, ~80 ms, which no request should pay twice."""
     from pynamodb.connection import Connection

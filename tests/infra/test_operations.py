@@ -140,8 +140,12 @@ def test_the_api_stage_is_throttled_traced_and_named_for_its_stage(
 def test_the_table_and_topics_are_encrypted_with_the_platforms_own_key(
     translated: dict[str, Any],
 ) -> None:
-    (table,) = _of_type(translated, "AWS::DynamoDB::Table").values()
-    assert table["SSESpecification"]["KMSMasterKeyId"] == {"Ref": "DataKey"}
+    tables = _of_type(translated, "AWS::DynamoDB::Table")
+    assert set(tables) == {"CareLoopTable", "AnalyticsTable"}
+    for table in tables.values():
+        assert table["SSESpecification"]["KMSMasterKeyId"] == {"Ref": "DataKey"}
+    # Only the records table streams: keeping the analytics counters makes no records to count.
+    assert "StreamSpecification" not in tables["AnalyticsTable"]
     for logical, topic in _of_type(translated, "AWS::SNS::Topic").items():
         assert topic["KmsMasterKeyId"] == {"Ref": "DataKey"}, logical
 

@@ -320,7 +320,16 @@ def test_each_function_has_its_own_role_policy_under_the_stages_names(
         if resource["Type"] == "AWS::Serverless::Function"
     }
     roles = {p["Role"]["Fn::GetAtt"][0] for p in functions.values()}
-    assert len(roles) == len(functions) == 22
+    assert len(roles) == len(functions) == 23
+    # The stream handler reads the table's own stream, filtered to the records it counts.
+    [stream] = [
+        event["Properties"]
+        for f in functions.values()
+        for event in f.get("Events", {}).values()
+        if event["Type"] == "DynamoDB"
+    ]
+    assert stream["Stream"] == {"Fn::GetAtt": ["CareLoopTable", "StreamArn"]}
+    assert stream["FilterCriteria"]["Filters"]
     assert not any(r["Type"] == "AWS::IAM::ManagedPolicy" for r in resources.values())
 
     def granted(logical_id: str) -> set[str]:

@@ -592,6 +592,10 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     walk_accounts(call, spec, runtime, tenant_id, payload(created), admin)
     walk_booking(call, spec, runtime, tenant_id, payload(created)["id"], staff, admin)
     walk_fhir(call, spec, runtime, tenant_id, payload(created)["id"], staff)
+    call("/analytics/{measure}", "get", admin, concrete="/analytics/appointments?group_by=type")
+    call("/analytics/{measure}", "get", admin, concrete="/analytics/messages?granularity=week")
+    unknown = call("/analytics/{measure}", "get", admin, concrete="/analytics/happiness")
+    assert unknown.status_code == 404, unknown.body
     walk_privacy(call, spec, runtime, tenant_id, payload(created)["id"], admin)
     walk_webhooks(call, spec, admin, staff)
     call("/patients/{patient_id}", "delete", staff, concrete=patient_path)

@@ -1,0 +1,57 @@
+"""Analytics routes: a measure's figures by period and group, as JSON or CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
+from chalicelib.domain.access import CLINIC_ROLES
+from chalicelib.services.analytics import MeasureReport
+from chalicelib.services.registry import services
+
+api = ApiBlueprint(__name__, tag="analytics")
+
+CSV = "text/csv"
+
+
+def as_csv(report: MeasureReport) -> str:
+    """One line per period (and group), one column per figure, in the report's order."""
+    fields = sorted({name for row in report["rows"] for name in row["values"]})
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["period", "group", *fields])
+    for row in report["rows"]:
+        values = row["values"]
+        writer.writerow([row["period"], row.get("group", ""), *(values.get(f, "") for f in fields)])
+    return out.getvalue()
+
+
+@api.route(
+    "/analytics/{measure}",
+    "GET",
+    summary="A measure's figures by period and group",
+    roles=CLINIC_ROLES,
+    response_schema="analytics-report",
+    errors=(400, 401, 403, 404),
+    query=(
+        QueryParam(
+            "from", "The first day, YYYY-MM-DD in the hospital's zone (default: a year ago)"
+        ),
+        QueryParam("to", "The last day, YYYY-MM-DD (default: today)"),
+        QueryParam("granularity", "day, week (ISO weeks) or month (default)"),
+        QueryParam("group_by", "all (default) or one dimension the measure lists"),
+    ),
+)
+def get_analytics(request: ApiRequest, measure: str) -> MeasureReport | ApiResponse:
+    report = services().analytics.measure(
+        request.principal,
+        measure,
+        request.query("from"),
+        request.query("to"),
+        request.query("granularity"),
+        request.query("group_by"),
+    )
+    if CSV in (request.header("accept") or ""):
+        return ApiResponse(as_csv(report), 200, {"Content-Type": f"{CSV}; charset=utf-8"})
+    return report

@@ -1,0 +1,297 @@
+"""Analytics a hospital can act on: what each stored record counts for, as a tally, and how a
+change of a record moves the counters. Pure: no I/O.
+
+A record's tally is a function of the record alone (its current image): the booking counts on
+the day it was made, a visit's outcome on the visit's day, a message's outcome on the day it was
+claimed, each in the tenant's time zone. A change moves the counters by `tally(new) - tally(old)`,
+so the counters kept from a table's stream always equal the sum of the tallies of the records as
+they stand (what a rebuild computes), however the records got there. A removed record (erasure,
+TTL) is not subtracted: the counters are identity-free and keep what happened.
+
+Counters are kept per tenant x measure x grain (day, ISO week, month) x group (one dimension, or
+none) x period, one item per period and group value, so a year by month reads 12 items per group
+value whatever the data size.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any, TypedDict
+from zoneinfo import ZoneInfo
+
+from chalicelib.domain.common import Document
+
+
+class Measure(StrEnum):
+    APPOINTMENTS = "appointments"
+    MESSAGES = "messages"
+    SLOTS = "slots"
+
+
+class Grain(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+EVERYTHING = "all"  # the group of a tenant's whole figures
+# The dimensions each measure may be grouped by (besides EVERYTHING), as the OpenAPI lists them.
+GROUP_BYS: dict[Measure, tuple[str, ...]] = {
+    Measure.APPOINTMENTS: ("department", "clinician", "type"),
+    Measure.MESSAGES: ("channel", "step"),
+    Measure.SLOTS: ("department",),
+}
+
+# Histogram buckets (upper edges, in days) of the lead time between booking and visit: a median
+# is read as the upper edge of the bucket that holds the middle booking.
+LEAD_DAY_EDGES = (0, 1, 2, 3, 7, 14, 30, 60, 90)
+
+# Counter key: (measure, field, local date of the period, dimensions of the record).
+Dimensions = tuple[tuple[str, str], ...]
+CounterKey = tuple[str, str, str, Dimensions]
+Tally = Counter[CounterKey]
+
+
+def _local_date(moment: str, zone: ZoneInfo) -> str:
+    return datetime.fromisoformat(moment).astimezone(zone).date().isoformat()
+
+
+def lead_bucket(days: float) -> int:
+    """The histogram bucket of a lead time: the first edge it does not exceed (the last: more)."""
+    for index, edge in enumerate(LEAD_DAY_EDGES):
+        if days <= edge:
+            return index
+    return len(LEAD_DAY_EDGES)
+
+
+# --- what a record counts for ---
+
+
+def appointment_tally(appointment: Document, zone: ZoneInfo) -> Tally:
+    """Booked (on the booking's day, with its lead time), confirmed by app or by SMS, cancelled
+    by the patient or the clinic, rescheduled (on each change's day), attended or missed (on the
+    visit's day); and for the busy-slot heat map, the place it holds (weekday x hour of a visit
+    not cancelled, on the visit's day)."""
+    tally: Tally = Counter()
+    dims: Dimensions = (
+        ("department", str(appointment.get("department", ""))),
+        ("clinician", str(appointment.get("clinician", ""))),
+        ("type", str(appointment.get("type", ""))),
+    )
+    booked_on = _local_date(appointment["created_at"], zone)
+    visit = datetime.fromisoformat(appointment["start"]).astimezone(zone)
+    visit_day = visit.date().isoformat()
+    measure = Measure.APPOINTMENTS
+    tally[(measure, "booked", booked_on, dims)] += 1
+    lead = (visit - datetime.fromisoformat(appointment["created_at"])).total_seconds() / 86400
+    tally[(measure, f"lead_days_b{lead_bucket(lead)}", booked_on, dims)] += 1
+    for change in appointment.get("history") or []:
+        day = _local_date(change["at"], zone)
+        if change["change"] == "confirmed":
+            via = change.get("via") or "staff"
+            tally[(measure, f"confirmed_{via}", day, dims)] += 1
+        elif change["change"] == "rescheduled":
+            tally[(measure, "rescheduled", day, dims)] += 1
+    status = appointment["status"]
+    if status == "cancelled":
+        by = "patient" if appointment.get("cancelled_by") == "patient" else "clinic"
+        cancelled_on = _local_date(appointment["updated_at"], zone)
+        tally[(measure, f"cancelled_by_{by}", cancelled_on, dims)] += 1
+    elif status in ("arrived", "fulfilled"):
+        tally[(measure, "attended", visit_day, dims)] += 1
+    elif status == "noshow":
+        tally[(measure, "noshow", visit_day, dims)] += 1
+    if status != "cancelled":
+        place = (("department", dims[0][1]),)
+        hour = f"booked_{visit.isoweekday()}_{visit.hour:02d}"
+        tally[(Measure.SLOTS, hour, visit_day, place)] += 1
+    return tally
+
+
+# Suppression reasons as the delivery log words them (services/deliveries.py), by code.
+REASON_CODES = (
+    ("opted out", "opted_out"),
+    ("consent", "no_consent"),
+    ("suppressed", "address_suppressed"),
+    ("no device", "no_contact"),
+    ("no email", "no_contact"),
+    ("no phone", "no_contact"),
+    ("no usable", "no_contact"),
+)
+
+
+def reason_code(reason: str) -> str:
+    text = reason.lower()
+    return next((code for words, code in REASON_CODES if words in text), "other")
+
+
+def delivery_tally(delivery: Document, zone: ZoneInfo) -> Tally:
+    """A message's outcome on the day it was claimed, by channel and step: sent (delivered and
+    bounced were sent first), delivered, bounced, suppressed (and why: the first channel's
+    reason), failed, skipped; and the SMS segments it took."""
+    tally: Tally = Counter()
+    status = delivery.get("status", "")
+    if status in ("sending", "unknown", ""):
+        return tally  # not settled yet: counted once it is
+    dims: Dimensions = (
+        ("channel", str(delivery.get("channel") or "none")),
+        ("step", str(delivery.get("step", ""))),
+    )
+    day = _local_date(delivery["created_at"], zone)
+    measure = Measure.MESSAGES
+    if status in ("sent", "delivered", "bounced"):
+        tally[(measure, "sent", day, dims)] += 1
+        if status != "sent":
+            tally[(measure, status, day, dims)] += 1
+        if delivery.get("channel") == "sms":
+            tally[(measure, "sms_segments", day, dims)] += int(delivery.get("sms_segments") or 1)
+    elif status == "suppressed":
+        tally[(measure, "suppressed", day, dims)] += 1
+        reasons = delivery.get("reasons") or ["other"]
+        tally[(measure, f"suppressed_{reason_code(str(reasons[0]))}", day, dims)] += 1
+    elif status in ("failed", "skipped"):
+        tally[(measure, status, day, dims)] += 1
+    return tally
+
+
+def record_kind(pk: str, sk: str) -> str | None:
+    """Which kind of record a table key is, among those counted."""
+    if sk == "APPT" and "#A#" in pk:
+        return "appointment"
+    if sk == "DELIVERY" and "#SEND#" in pk:
+        return "delivery"
+    return None
+
+
+# What the stream handler is given (the event source mapping's filter on AWS, the local poller's
+# own check): changes of the records counted, never a removal.
+STREAM_FILTER: Document = {
+    "eventName": ["INSERT", "MODIFY"],
+    "dynamodb": {"Keys": {"SK": {"S": ["APPT", "DELIVERY"]}}},
+}
+
+
+def passes_stream_filter(record: Mapping[str, Any]) -> bool:
+    """STREAM_FILTER applied to a stream record (Lambda's event filtering, for the patterns
+    above: a value must be one of those listed)."""
+    sort_key = record.get("dynamodb", {}).get("Keys", {}).get("SK", {}).get("S")
+    allowed = STREAM_FILTER["dynamodb"]["Keys"]["SK"]["S"]
+    return record.get("eventName") in STREAM_FILTER["eventName"] and sort_key in allowed
+
+
+def tenant_of_key(pk: str) -> str:
+    return pk.split("#", 2)[1]
+
+
+def tally_of(kind: str, image: Document | None, zone: ZoneInfo) -> Tally:
+    if image is None:
+        return Counter()
+    doc = image.get("doc") or {}
+    if kind == "appointment":
+        return appointment_tally(doc, zone)
+    # The delivery's status is kept beside its doc (a claim's conditions read it).
+    return delivery_tally({**doc, "status": image.get("status") or doc.get("status", "")}, zone)
+
+
+def change(old: Tally, new: Tally) -> dict[CounterKey, int]:
+    """How a change of a record moves the counters: new - old, nonzero only."""
+    moved = {key: new.get(key, 0) - old.get(key, 0) for key in set(old) | set(new)}
+    return {key: n for key, n in moved.items() if n}
+
+
+# --- where counters are kept ---
+
+
+def period(day: date, grain: Grain) -> str:
+    if grain is Grain.DAY:
+        return day.isoformat()
+    if grain is Grain.WEEK:
+        year, week, _ = day.isocalendar()
+        return f"{year}-W{week:02d}"
+    return f"{day.year}-{day.month:02d}"
+
+
+class CounterItem(TypedDict):
+    measure: str
+    grain: str
+    group_by: str
+    period: str
+    group: str
+
+
+def counter_moves(moved: Mapping[CounterKey, int]) -> dict[tuple[str, ...], dict[str, int]]:
+    """The counter items a change moves, and by how much each field: every grain, the tenant's
+    whole figures and each dimension the measure is grouped by. Keyed by (measure, grain,
+    group_by, period, group)."""
+    items: dict[tuple[str, ...], dict[str, int]] = {}
+    for (measure, field, day_text, dims), n in moved.items():
+        day = date.fromisoformat(day_text)
+        groups = [(EVERYTHING, "-")] + [
+            (name, value) for name, value in dims if name in GROUP_BYS[Measure(measure)]
+        ]
+        for grain in Grain:
+            for group_by, value in groups:
+                key = (measure, grain.value, group_by, period(day, grain), value)
+                fields = items.setdefault(key, {})
+                fields[field] = fields.get(field, 0) + n
+    return {key: fields for key, fields in items.items() if any(fields.values())}
+
+
+def tallies(records: Iterable[tuple[str, Document]], zone: ZoneInfo) -> Tally:
+    """The sum of the tallies of records as they stand (a rebuild)."""
+    total: Tally = Counter()
+    for kind, image in records:
+        total.update(tally_of(kind, image, zone))
+    return total
+
+
+# --- what a read shows ---
+
+
+def median_edge(values: Mapping[str, float], prefix: str, edges: tuple[int, ...]) -> float | None:
+    """The upper edge of the histogram bucket holding the middle value (None: no values; the
+    last, open bucket reads as its lower edge)."""
+    counts = [values.get(f"{prefix}{i}", 0.0) for i in range(len(edges) + 1)]
+    total = sum(counts)
+    if total <= 0:
+        return None
+    seen = 0.0
+    for index, n in enumerate(counts):
+        seen += n
+        if seen >= total / 2:
+            return float(edges[min(index, len(edges) - 1)])
+    return float(edges[-1])
+
+
+def _share(part: float, whole: float) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def derived(measure: Measure, values: Mapping[str, float]) -> dict[str, float]:
+    """A counter item's fields with the figures read from them: rates and medians."""
+    shown = {k: v for k, v in values.items() if not k.startswith("lead_days_b")}
+    extra: dict[str, float | None] = {}
+    if measure is Measure.APPOINTMENTS:
+        confirmed = sum(v for k, v in values.items() if k.startswith("confirmed_"))
+        kept = values.get("attended", 0.0)
+        missed = values.get("noshow", 0.0)
+        extra = {
+            "confirmed": confirmed,
+            "cancelled": values.get("cancelled_by_patient", 0.0)
+            + values.get("cancelled_by_clinic", 0.0),
+            "noshow_rate": _share(missed, kept + missed),
+            "median_lead_days": median_edge(values, "lead_days_b", LEAD_DAY_EDGES),
+        }
+    elif measure is Measure.MESSAGES:
+        sent = values.get("sent", 0.0)
+        extra = {
+            "delivery_rate": _share(values.get("delivered", 0.0), sent),
+            "suppressed_rate": _share(
+                values.get("suppressed", 0.0), sent + values.get("suppressed", 0.0)
+            ),
+        }
+    shown.update({k: v for k, v in extra.items() if v is not None})
+    return shown

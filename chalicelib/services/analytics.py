@@ -1,0 +1,236 @@
+"""Analytics: counters kept from the table's stream (each change counted once, whatever the
+number of deliveries), read back by period and group, and rebuilt from the records themselves.
+What each record counts for is `domain/analytics.py`'s."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from datetime import date, timedelta
+from typing import NotRequired, TypedDict
+from zoneinfo import ZoneInfo
+
+from chalicelib import clock
+from chalicelib.domain import analytics as rules
+from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
+from chalicelib.domain.common import Document
+from chalicelib.domain.errors import Forbidden, NotFound, invalid
+from chalicelib.observability import count
+from chalicelib.services.brief_cache import BriefCache
+from chalicelib.store.analytics import AnalyticsRepository
+from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.messages import DeliveryRepository
+from chalicelib.store.patients import PatientRepository
+from chalicelib.store.staff import StaffRepository
+from chalicelib.store.tenants import TenantRepository
+
+# How many periods one read may span, by grain: two years by month or by week, 400 days by day.
+MOST_PERIODS = {rules.Grain.DAY: 400, rules.Grain.WEEK: 106, rules.Grain.MONTH: 24}
+
+
+class ChangedRecord(TypedDict):
+    """One stream record: which item changed, and how (images as plain values)."""
+
+    event_id: str
+    event_name: str  # INSERT | MODIFY | REMOVE
+    pk: str
+    sk: str
+    old: Document | None
+    new: Document | None
+
+
+class MeasureRow(TypedDict):
+    period: str
+    values: dict[str, float]
+    group: NotRequired[str]
+
+
+MeasureReport = TypedDict(
+    "MeasureReport",
+    {
+        "measure": str,
+        "granularity": str,
+        "group_by": str,
+        "from": str,
+        "to": str,
+        "rows": list[MeasureRow],
+    },
+)
+
+
+class AnalyticsService:
+    def __init__(
+        self,
+        counters: AnalyticsRepository,
+        tenants: TenantRepository,
+        patients: PatientRepository,
+        appointments: AppointmentRepository,
+        deliveries: DeliveryRepository,
+        staff: StaffRepository,
+    ) -> None:
+        self._counters = counters
+        self._staff = staff
+        self._tenants = tenants
+        self._patients = patients
+        self._appointments = appointments
+        self._deliveries = deliveries
+        # A tenant's zone places each count on its local day; it changes (almost) never.
+        self._zones: BriefCache[str] = BriefCache(timedelta(minutes=5))
+
+    def _zone(self, tenant_id: str) -> ZoneInfo:
+        def load() -> str:
+            tenant = self._tenants.get(tenant_id)
+            return str((tenant or {}).get("time_zone") or "UTC")
+
+        return ZoneInfo(self._zones.get(tenant_id, load) or "UTC")
+
+    # -- keeping the counters ----------------------------------------------------------------
+
+    def count_changes(self, records: Iterable[ChangedRecord]) -> int:
+        """Move the counters for each changed record of a counted kind, once per record (a
+        redelivered record finds its marker and moves nothing). Returns the records counted."""
+        counted = 0
+        for record in records:
+            kind = rules.record_kind(record["pk"], record["sk"])
+            if kind is None or record["event_name"] == "REMOVE":
+                continue  # not counted; a removal keeps what happened (identity-free counters)
+            tenant_id = rules.tenant_of_key(record["pk"])
+            zone = self._zone(tenant_id)
+            moved = rules.change(
+                rules.tally_of(kind, record["old"], zone), rules.tally_of(kind, record["new"], zone)
+            )
+            if moved and self._counters.apply_once(
+                record["event_id"], tenant_id, rules.counter_moves(moved)
+            ):
+                counted += 1
+        count("AnalyticsRecordsCounted", counted)
+        return counted
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def measure(
+        self,
+        principal: Principal,
+        measure: str,
+        since: str | None,
+        until: str | None,
+        granularity: str | None,
+        group_by: str | None,
+    ) -> MeasureReport:
+        require_role(principal, CLINIC_ROLES)
+        try:
+            which = rules.Measure(measure)
+        except ValueError:
+            raise NotFound(f"no measure {measure!r}") from None
+        grain = _choice("granularity", granularity or "month", [g.value for g in rules.Grain])
+        grouping = _choice(
+            "group_by", group_by or rules.EVERYTHING, [rules.EVERYTHING, *rules.GROUP_BYS[which]]
+        )
+        tenant_id = tenant_of(principal)
+        departments = self._departments_of(principal, grouping)
+        today = clock.now().astimezone(self._zone(tenant_id)).date()
+        first_day, last_day = _days(since, until, today)
+        first, last = (rules.period(d, rules.Grain(grain)) for d in (first_day, last_day))
+        if (
+            _periods_between(first_day, last_day, rules.Grain(grain))
+            > MOST_PERIODS[rules.Grain(grain)]
+        ):
+            raise invalid("to", f"at most {MOST_PERIODS[rules.Grain(grain)]} {grain}s at once")
+        rows: list[MeasureRow] = []
+        for item in self._counters.read(tenant_id, which, grain, grouping, first, last):
+            if departments is not None and item["group"] not in departments:
+                continue
+            values = {k: float(v) for k, v in item.items() if k not in ("period", "group")}
+            row: MeasureRow = {"period": item["period"], "values": rules.derived(which, values)}
+            if grouping != rules.EVERYTHING:
+                row["group"] = item["group"]
+            rows.append(row)
+        return {
+            "measure": which.value,
+            "granularity": grain,
+            "group_by": grouping,
+            "from": first_day.isoformat(),
+            "to": last_day.isoformat(),
+            "rows": rows,
+        }
+
+    def _departments_of(self, principal: Principal, grouping: str) -> set[str] | None:
+        """The departments a staff member assigned to some may see (None: all); they read
+        figures by department, theirs only."""
+        if principal.role is not Role.STAFF:
+            return None
+        member = self._staff.get(tenant_of(principal), principal.subject)
+        departments = set(member["departments"]) if member else set()
+        if not departments:
+            return None
+        if grouping != "department":
+            raise Forbidden(
+                "staff assigned to departments read figures by department (group_by=department)",
+                code="departments_only",
+            )
+        return departments
+
+    # -- rebuilding --------------------------------------------------------------------------
+
+    def totals(self, tenant_id: str) -> dict[tuple[str, ...], dict[str, int]]:
+        """Every counter of the tenant as its records stand, from per-tenant Queries: each
+        patient (listed), their appointments and their delivery log. No Scan."""
+        zone = self._zone(tenant_id)
+        tally: rules.Tally = Counter()
+        for patient in self._patient_ids(tenant_id):
+            for appointment in self._appointments.for_patient(tenant_id, patient, limit=10_000):
+                tally.update(rules.appointment_tally(appointment, zone))
+            for delivery in self._deliveries.for_patient(tenant_id, patient, 100_000):
+                tally.update(rules.delivery_tally(delivery, zone))
+        return rules.counter_moves(dict(tally))
+
+    def _patient_ids(self, tenant_id: str) -> Iterable[str]:
+        """The tenant's patients as listed (a soft-deleted one is not: its counts stay in the
+        kept counters, not in a rebuild)."""
+        after = None
+        while True:
+            page, after = self._patients.page(tenant_id, 200, after)
+            yield from (patient["id"] for patient in page)
+            if after is None:
+                return
+
+    def rebuild(self, tenant_id: str) -> int:
+        """Replace the tenant's counters with the totals of its records (after a change of how a
+        measure counts, or of the tenant's zone)."""
+        partitions = [
+            (measure.value, grain.value, group_by)
+            for measure in rules.Measure
+            for grain in rules.Grain
+            for group_by in (rules.EVERYTHING, *rules.GROUP_BYS[measure])
+        ]
+        return self._counters.replace(tenant_id, partitions, self.totals(tenant_id))
+
+
+def _choice(name: str, value: str, allowed: list[str]) -> str:
+    if value not in allowed:
+        raise invalid(name, f"must be one of {', '.join(allowed)}")
+    return value
+
+
+def _day(name: str, raw: str) -> date:
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        raise invalid(name, "must be a date, YYYY-MM-DD") from None
+
+
+def _days(since: str | None, until: str | None, today: date) -> tuple[date, date]:
+    """The days asked for; by default the twelve months up to today."""
+    last = _day("to", until) if until else today
+    first = _day("from", since) if since else date(last.year - 1, last.month, 1) + timedelta(0)
+    if first > last:
+        raise invalid("to", "must not be before from")
+    return first, last
+
+
+def _periods_between(first: date, last: date, grain: rules.Grain) -> int:
+    if grain is rules.Grain.DAY:
+        return (last - first).days + 1
+    if grain is rules.Grain.WEEK:
+        return (last - first).days // 7 + 1
+    return (last.year - first.year) * 12 + last.month - first.month + 1

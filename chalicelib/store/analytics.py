@@ -1,0 +1,189 @@
+"""The analytics table (infra/platform.yaml `AnalyticsTable`): counters kept from the main
+table's stream, and the stream records already counted. Its access patterns are rows A1-A3 of
+`README.md` beside this file.
+
+Counter fields are plain numbers named by the measure (`booked`, `lead_days_b3`, `booked_2_09`);
+written with the low-level client because their names are data, not a model's attributes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer
+from pynamodb.exceptions import TransactWriteError
+
+from chalicelib.domain.common import Document
+from chalicelib.settings import get_settings
+from chalicelib.store.records import connection
+
+CHUNK = 99  # counter items per transaction, beside its marker (TransactWriteItems takes 100)
+MARKER_DAYS = 2
+COUNTER_KEYS = ("PK", "SK")
+_deserializer = TypeDeserializer()
+
+
+def counter_pk(tenant_id: str, measure: str, grain: str, group_by: str) -> str:
+    return f"T#{tenant_id}#AGG#{measure}#{grain}#{group_by}"
+
+
+def image_of(raw: Mapping[str, Any] | None) -> Document | None:
+    """A stream record's image (DynamoDB JSON) as plain values; numbers as int or float."""
+    if not raw:
+        return None
+    return {key: _plain(_deserializer.deserialize(value)) for key, value in raw.items()}
+
+
+def _plain(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, set, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, bytes | bytearray):
+        return bytes(value)
+    return value
+
+
+def _number(n: int) -> dict[str, str]:
+    return {"N": str(n)}
+
+
+class AnalyticsRepository:
+    def __init__(self) -> None:
+        settings = get_settings()
+        self._table = settings.analytics_table_name
+        self._region, self._host = settings.region, settings.aws_endpoint_url
+
+    @property
+    def _client(self) -> Any:
+        return connection(self._region, self._host)
+
+    def _update(self, tenant_id: str, key: tuple[str, ...], fields: Mapping[str, int]) -> Document:
+        measure, grain, group_by, period, group = key
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": _number(n) for i, n in enumerate(fields.values())}
+        return {
+            "TableName": self._table,
+            "Key": {
+                "PK": {"S": counter_pk(tenant_id, measure, grain, group_by)},
+                "SK": {"S": f"{period}#{group}"},
+            },
+            "UpdateExpression": "ADD " + ", ".join(f"#f{i} :v{i}" for i in range(len(fields))),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+        }
+
+    def apply_once(
+        self, record_id: str, tenant_id: str, moves: Mapping[tuple[str, ...], Mapping[str, int]]
+    ) -> int:
+        """Move the counters for one stream record, each chunk at most once. Returns how many
+        chunks were applied now (0: every chunk was counted before, a redelivery)."""
+        updates = [self._update(tenant_id, key, fields) for key, fields in sorted(moves.items())]
+        expires = int(time.time()) + MARKER_DAYS * 86400
+        applied = 0
+        for index in range(0, max(len(updates), 1), CHUNK):
+            marker = {
+                "TableName": self._table,
+                "Item": {
+                    "PK": {"S": f"STREAM#{record_id}#{index // CHUNK}"},
+                    "SK": {"S": "COUNTED"},
+                    "expires_at": _number(expires),
+                },
+                "ConditionExpression": "attribute_not_exists(PK)",
+            }
+            try:
+                self._client.transact_write_items(
+                    condition_check_items=[],
+                    delete_items=[],
+                    put_items=[marker],
+                    update_items=updates[index : index + CHUNK],
+                )
+            except TransactWriteError as exc:
+                if _marker_taken(exc):
+                    continue  # this chunk was counted by an earlier delivery
+                raise
+            applied += 1
+        return applied
+
+    def read(
+        self, tenant_id: str, measure: str, grain: str, group_by: str, first: str, last: str
+    ) -> list[Document]:
+        """Counter items of periods `first` through `last`: {period, group, fields...}."""
+        found: list[Document] = []
+        for item in self._query(
+            counter_pk(tenant_id, measure, grain, group_by), f"{first}#", f"{last}#~"
+        ):
+            period, group = item.pop("SK").split("#", 1)
+            item.pop("PK")
+            found.append({"period": period, "group": group, **item})
+        return found
+
+    def _query(self, pk: str, low: str, high: str) -> Iterator[Document]:
+        start: Any = None
+        while True:
+            kwargs: dict[str, Any] = {
+                "TableName": self._table,
+                "KeyConditionExpression": "PK = :pk AND SK BETWEEN :low AND :high",
+                "ExpressionAttributeValues": {
+                    ":pk": {"S": pk},
+                    ":low": {"S": low},
+                    ":high": {"S": high},
+                },
+            }
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            page = self._client.dispatch("Query", kwargs)
+            for raw in page.get("Items", []):
+                yield image_of(raw) or {}
+            start = page.get("LastEvaluatedKey")
+            if not start:
+                return
+
+    def replace(
+        self,
+        tenant_id: str,
+        partitions: Iterable[tuple[str, str, str]],
+        totals: Mapping[tuple[str, ...], Mapping[str, int]],
+    ) -> int:
+        """A rebuild: the tenant's counter items in `partitions` (measure, grain, group_by) are
+        deleted, then `totals` written. Returns the items written."""
+        deletes = [
+            {"DeleteRequest": {"Key": {"PK": {"S": item["PK"]}, "SK": {"S": item["SK"]}}}}
+            for measure, grain, group_by in partitions
+            for item in self._query(counter_pk(tenant_id, measure, grain, group_by), "0", "~")
+        ]
+        puts = []
+        for (measure, grain, group_by, period, group), fields in sorted(totals.items()):
+            item = {
+                "PK": {"S": counter_pk(tenant_id, measure, grain, group_by)},
+                "SK": {"S": f"{period}#{group}"},
+                **{name: _number(n) for name, n in fields.items() if n},
+            }
+            puts.append({"PutRequest": {"Item": item}})
+        self._batch_write(deletes)
+        self._batch_write(puts)
+        return len(puts)
+
+    def _batch_write(self, requests: list[Document]) -> None:
+        for index in range(0, len(requests), 25):
+            pending: Any = {self._table: requests[index : index + 25]}
+            while pending:
+                answer = self._client.dispatch("BatchWriteItem", {"RequestItems": pending})
+                pending = answer.get("UnprocessedItems") or None
+
+
+def _marker_taken(exc: TransactWriteError) -> bool:
+    """Whether a transaction was cancelled only because its marker was there already."""
+    reasons = getattr(exc, "cancellation_reasons", None) or []
+    codes = [getattr(r, "code", None) for r in reasons if r is not None]
+    return (
+        bool(codes)
+        and codes[0] == "ConditionalCheckFailed"
+        and all(code in (None, "None", "ConditionalCheckFailed") for code in codes[1:])
+    )

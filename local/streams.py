@@ -1,0 +1,122 @@
+"""The table's stream, delivered to the app's `@app.on_dynamodb_record` handler the way Lambda's
+event source mapping does: polled with GetRecords, in batches, at least once.
+
+moto would call a stream's function inside the write that caused it, and ignores the mapping's
+filter criteria; the runtime creates no mapping, polls instead and applies the same filter
+(`STREAM_FILTER`, which infra/package.py gives the mapping on AWS). A batch whose handler raises is
+delivered again at the next drain (Lambda retries it); `duplicates` delivers a seeded share of the
+batches twice, as a retried batch whose first delivery did succeed (tests: each record must
+still count once).
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from typing import Any
+
+from chalicelib.domain.analytics import passes_stream_filter
+from local.aws_calls import function_of, running
+from local.lambdas import LambdaContext
+
+
+class StreamPoller:
+    def __init__(
+        self, tables: Any, client: Any, table: str, handler: Any, function_name: str
+    ) -> None:
+        self._tables = tables  # DynamoDB: the table's stream ARN
+        self._client = client  # DynamoDB Streams
+        self._table = table
+        self._handler = handler
+        self._function_name = function_name
+        self._iterators: dict[str, str] = {}  # shard → next iterator
+        self._stream_arn: str | None = None
+        self._lock = threading.Lock()
+        self.duplicates = 0.0  # share of batches delivered twice
+        self._random = random.Random(0)  # noqa: S311 - a test's seed, not a secret
+        self.delivered = 0  # records handed to the handler, duplicates included
+
+    def seed_duplicates(self, share: float, seed: int) -> None:
+        self.duplicates, self._random = share, random.Random(seed)  # noqa: S311
+
+    def forget(self) -> None:
+        """After a reset: the table and its stream are new."""
+        with self._lock:
+            self._iterators.clear()
+            self._stream_arn = None
+
+    def drain(self) -> int:
+        """Deliver every record written so far, in order per shard. Returns the records read."""
+        with self._lock:
+            arn = self._stream()
+            if arn is None:
+                return 0
+            shards = self._client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+            read = 0
+            for shard in shards:
+                shard_id = shard["ShardId"]
+                if shard_id not in self._iterators:
+                    self._iterators[shard_id] = self._client.get_shard_iterator(
+                        StreamArn=arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON"
+                    )["ShardIterator"]
+                read += self._drain_shard(arn, shard_id)
+            return read
+
+    def _stream(self) -> str | None:
+        if self._stream_arn is None:
+            described = self._tables.describe_table(TableName=self._table)["Table"]
+            self._stream_arn = described.get("LatestStreamArn")
+        return self._stream_arn
+
+    def _drain_shard(self, arn: str, shard_id: str) -> int:
+        read = 0
+        while True:
+            page = self._client.get_records(ShardIterator=self._iterators[shard_id], Limit=100)
+            records = page.get("Records", [])
+            wanted = [r for r in records if passes_stream_filter(r)]
+            if wanted:
+                self._deliver(arn, wanted)  # raises: the iterator stays, the batch comes again
+                read += len(records)
+            following = page.get("NextShardIterator")
+            if not records or not following:
+                if following:
+                    self._iterators[shard_id] = following
+                return read
+            self._iterators[shard_id] = following
+
+    def _deliver(self, arn: str, records: list[dict[str, Any]]) -> None:
+        event = {"Records": [_lambda_record(arn, record) for record in records]}
+        context = LambdaContext(function_name=self._function_name, invoked_function_arn="")
+        times = 2 if self._random.random() < self.duplicates else 1
+        for _ in range(times):
+            with running(function_of(self._function_name)):
+                self._handler(event, context)
+            self.delivered += len(records)
+
+
+def _lambda_record(arn: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A GetRecords record as Lambda's event source mapping hands it to a function."""
+    dynamodb = dict(record["dynamodb"])
+    created = dynamodb.get("ApproximateCreationDateTime")
+    dynamodb["ApproximateCreationDateTime"] = created.timestamp() if created else 0
+    dynamodb.setdefault("SizeBytes", 0)
+    return {
+        "eventID": record["eventID"],
+        "eventName": record["eventName"],
+        "eventVersion": record.get("eventVersion", "1.1"),
+        "eventSource": "aws:dynamodb",
+        "awsRegion": record.get("awsRegion", "us-east-1"),
+        "eventSourceARN": arn,
+        "dynamodb": dynamodb,
+    }
+
+
+def install(
+    app_module: Any, tables: Any, streams: Any, table: str, function_name: str
+) -> StreamPoller | None:
+    """The poller of the app's stream handler, if it declares one."""
+    for source in app_module.app.event_sources:
+        if getattr(source, "stream_arn", None):
+            handler = getattr(app_module, source.handler_string.split(".")[1])
+            return StreamPoller(tables, streams, table, handler, function_name)
+    return None

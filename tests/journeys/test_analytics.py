@@ -1,0 +1,137 @@
+"""Analytics kept from the table's stream (polled, delivered at least once, with seeded duplicate
+deliveries): the figures the API reads equal what happened, counted once; a rebuild from the
+records agrees exactly; CSV; department-restricted staff; another hospital sees nothing."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, payload
+from tests.integration.test_audit_api import _member
+from tests.journeys.support import Journey, local_moment, move_to
+
+pytestmark = pytest.mark.journey
+
+
+def figures(api: Api, token: str, query: str) -> dict[str, Any]:
+    response = api.call("GET", f"/analytics/{query}", token)
+    assert response.status_code == 200, response.body
+    found: dict[str, Any] = payload(response)
+    return found
+
+
+def whole(report: dict[str, Any]) -> dict[str, float]:
+    """The figures of every row added up (a month's rows, or a week's spanning two months)."""
+    total: dict[str, float] = {}
+    for row in report["rows"]:
+        for name, value in row["values"].items():
+            total[name] = total.get(name, 0) + value
+    return total
+
+
+def test_a_clinics_week_counted_once_and_a_rebuild_agrees(
+    runtime: Any, api: Api, journey: Any, make_patient: Any
+) -> None:
+    runtime.streams.seed_duplicates(0.5, seed=12)  # half the batches come twice
+    try:
+        first: Journey = journey()
+        clinic, admin = first.clinic, first.clinic.tenant.admin
+        second = Journey(runtime, api, clinic, make_patient)
+        third = Journey(runtime, api, clinic, make_patient)
+        visit = local_moment(days=2, hour=10)
+        kept = first.book(visit)
+        first.act(kept, "confirm")
+        missed = second.book(visit + timedelta(minutes=30))
+        cancelled = third.book(visit + timedelta(hours=1))
+        third.act(cancelled, "cancel")
+        move_to(runtime, visit + timedelta(minutes=5))
+        first.act(kept, "check-in", clinic.tenant.staff)
+        first.act(kept, "fulfil", clinic.tenant.staff)
+        move_to(runtime, visit + timedelta(days=1))  # the missed visit is marked by its journey
+        assert second.appointment(missed)["status"] == "noshow"
+    finally:
+        runtime.streams.seed_duplicates(0.0, seed=0)
+    assert runtime.streams.delivered > 0
+
+    appointments = whole(figures(api, admin, "appointments?granularity=day"))
+    assert appointments["booked"] == 3
+    assert appointments["confirmed_app"] == 1
+    assert appointments["cancelled_by_patient"] == 1
+    assert (appointments["attended"], appointments["noshow"]) == (1, 1)
+    by_type = figures(api, admin, "appointments?group_by=type")
+    assert {row["group"] for row in by_type["rows"]} == {"follow_up"}
+    messages = figures(api, admin, "messages?group_by=step")
+    sent = {row["group"]: row["values"]["sent"] for row in messages["rows"]}
+    assert sent["confirmation"] == 3
+    by_channel = whole(figures(api, admin, "messages?group_by=channel"))
+    assert by_channel["sms_segments"] >= by_channel["sent"]
+
+    # The counters kept from the stream are what the records add up to, exactly.
+    from chalicelib.domain import analytics
+    from chalicelib.services.registry import services
+    from chalicelib.store.analytics import AnalyticsRepository
+
+    tenant_id = clinic.tenant.id
+    totals = services().analytics.totals(tenant_id)
+    kept_counters = {}
+    repository = AnalyticsRepository()
+    for measure in analytics.Measure:
+        for grain in analytics.Grain:
+            for group_by in (analytics.EVERYTHING, *analytics.GROUP_BYS[measure]):
+                for item in repository.read(tenant_id, measure, grain, group_by, "0", "9"):
+                    fields = {
+                        k: int(v) for k, v in item.items() if k not in ("period", "group") and v
+                    }
+                    if fields:
+                        key = (measure.value, grain.value, group_by, item["period"], item["group"])
+                        kept_counters[key] = fields
+    assert kept_counters == {k: v for k, v in totals.items() if any(v.values())}
+    before = figures(api, admin, "appointments?granularity=week&group_by=department")
+    services().analytics.rebuild(tenant_id)
+    assert figures(api, admin, "appointments?granularity=week&group_by=department") == before
+
+
+def test_csv_and_what_each_reader_may_see(
+    runtime: Any, api: Api, journey: Any, make_clinic: Any
+) -> None:
+    j: Journey = journey()
+    j.book(local_moment(days=3, hour=11))
+    runtime.settle()
+    admin = j.clinic.tenant.admin
+    response = api.call(
+        "GET", "/analytics/appointments?group_by=department", admin, headers={"Accept": "text/csv"}
+    )
+    assert response.status_code == 200, response.body
+    assert response.headers["Content-Type"].startswith("text/csv")
+    lines = response.body.decode().splitlines()
+    header = lines[0].split(",")
+    assert header[:2] == ["period", "group"] and "booked" in header
+    assert lines[1].split(",")[1] == "cardiology"
+
+    # Another hospital's admin sees its own (empty) figures, never these.
+    other = make_clinic()
+    assert figures(api, other.tenant.admin, "appointments")["rows"] == []
+    # A patient may not read analytics.
+    assert api.call("GET", "/analytics/appointments", j.token).status_code == 403
+
+    # Staff assigned to departments read by department, theirs only.
+    _, nurse = _member(runtime, api, j.clinic.tenant, departments=["dermatology"])
+    refused = api.call("GET", "/analytics/appointments", nurse)
+    assert refused.status_code == 403
+    assert payload(refused)["error"]["code"] == "departments_only"
+    assert figures(api, nurse, "appointments?group_by=department")["rows"] == []
+
+    for query, field in (
+        ("appointments?granularity=hour", "granularity"),
+        ("appointments?group_by=colour", "group_by"),
+        ("appointments?from=2026-13-01", "from"),
+        ("appointments?from=2026-06-01&to=2026-01-01", "to"),
+        ("appointments?granularity=day&from=2020-01-01&to=2026-01-01", "to"),
+    ):
+        bad = api.call("GET", f"/analytics/{query}", admin)
+        assert bad.status_code == 400, (query, bad.body)
+        assert payload(bad)["error"]["details"][0]["path"] == field
+    assert api.call("GET", "/analytics/happiness", admin).status_code == 404

@@ -1,0 +1,121 @@
+"""What each record counts for, and how a change moves the counters (domain/analytics.py):
+whatever the order of a record's changes, the moves add up to the tally of where it ended."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.domain import analytics
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+BOOKED: dict[str, Any] = {
+    "department": "cardiology",
+    "clinician": "dr-li",
+    "type": "follow_up",
+    "created_at": "2027-03-01T02:00:00Z",
+    "updated_at": "2027-03-01T02:00:00Z",
+    "start": "2027-03-04T02:00:00Z",
+    "status": "booked",
+    "history": [{"at": "2027-03-01T02:00:00Z", "change": "booked", "by": "patient"}],
+}
+CONFIRMED_BY_TEXT = {
+    **BOOKED,
+    "history": [
+        *BOOKED["history"],
+        {"at": "2027-03-01T16:30:00Z", "change": "confirmed", "by": "patient", "via": "sms"},
+    ],
+}
+ATTENDED = {**CONFIRMED_BY_TEXT, "status": "fulfilled"}
+CANCELLED = {
+    **BOOKED,
+    "status": "cancelled",
+    "cancelled_by": "staff",
+    "updated_at": "2027-03-02T01:00:00Z",
+}
+STATES = [BOOKED, CONFIRMED_BY_TEXT, ATTENDED, CANCELLED]
+
+
+def image(doc: dict[str, Any]) -> dict[str, Any]:
+    return {"PK": "T#t1#A#a1", "SK": "APPT", "doc": doc}
+
+
+def test_an_appointment_counts_on_the_days_things_happened_in_the_hospitals_zone() -> None:
+    tally = analytics.appointment_tally(ATTENDED, SHANGHAI)
+    fields = {(field, day) for (_, field, day, _) in tally}
+    assert ("booked", "2027-03-01") in fields
+    assert ("confirmed_sms", "2027-03-02") in fields, "00:30 in Shanghai is the next day"
+    assert ("attended", "2027-03-04") in fields
+    assert ("lead_days_b3", "2027-03-01") in fields, "three days ahead"
+    assert ("booked_4_10", "2027-03-04") in {(f, d) for (m, f, d, _) in tally if m == "slots"}
+    cancelled = analytics.appointment_tally(CANCELLED, SHANGHAI)
+    assert ("appointments", "cancelled_by_clinic", "2027-03-02") in {k[:3] for k in cancelled}
+    assert not any(k[0] == "slots" for k in cancelled), "a cancelled visit holds no place"
+
+
+@given(st.lists(st.sampled_from(STATES), min_size=1, max_size=6))
+def test_the_moves_of_any_sequence_of_changes_add_up_to_where_it_ended(states: list[Any]) -> None:
+    kept: Counter[Any] = Counter()
+    before = None
+    for state in states:
+        moved = analytics.change(
+            analytics.tally_of("appointment", before, SHANGHAI),
+            analytics.tally_of("appointment", image(state), SHANGHAI),
+        )
+        kept.update(moved)
+        before = image(state)
+    final = analytics.tally_of("appointment", before, SHANGHAI)
+    assert {k: v for k, v in kept.items() if v} == dict(final)
+
+
+def test_messages_count_their_outcome_and_why_they_were_suppressed() -> None:
+    sent = {
+        "status": "delivered",
+        "channel": "sms",
+        "step": "reminder_1d",
+        "sms_segments": 2,
+        "created_at": "2027-03-01T02:00:00Z",
+    }
+    suppressed = {
+        "status": "suppressed",
+        "step": "campaign",
+        "created_at": "2027-03-01T02:00:00Z",
+        "reasons": ["sms: number opted out (STOP)", "email: no email address"],
+    }
+    tally = analytics.delivery_tally(sent, SHANGHAI) + analytics.delivery_tally(
+        suppressed, SHANGHAI
+    )
+    fields = Counter({field: n for (_, field, _, _), n in tally.items()})
+    assert fields == Counter(
+        {"sent": 1, "delivered": 1, "sms_segments": 2, "suppressed": 1, "suppressed_opted_out": 1}
+    )
+    assert analytics.delivery_tally({**sent, "status": "sending"}, SHANGHAI) == Counter()
+
+
+def test_counters_are_kept_per_grain_and_group_and_read_back_with_medians() -> None:
+    moved = analytics.change(Counter(), analytics.appointment_tally(BOOKED, SHANGHAI))
+    items = analytics.counter_moves(moved)
+    keys = {key[:4] for key in items if key[0] == "appointments"}
+    assert ("appointments", "month", "all", "2027-03") in keys
+    assert ("appointments", "week", "department", "2027-W09") in keys
+    assert ("appointments", "day", "clinician", "2027-03-01") in keys
+    assert analytics.period(date(2027, 1, 1), analytics.Grain.WEEK) == "2026-W53"
+    values = {"attended": 3.0, "noshow": 1.0, "lead_days_b1": 1.0, "lead_days_b4": 2.0}
+    shown = analytics.derived(analytics.Measure.APPOINTMENTS, values)
+    assert shown["noshow_rate"] == 0.25 and shown["median_lead_days"] == 7.0
+    assert "lead_days_b1" not in shown, "buckets are read as the median, not shown"
+
+
+def test_only_changed_appointments_and_deliveries_reach_the_stream_handler() -> None:
+    def record(sk: str, name: str = "MODIFY") -> dict[str, Any]:
+        return {"eventName": name, "dynamodb": {"Keys": {"SK": {"S": sk}}}}
+
+    assert analytics.passes_stream_filter(record("APPT"))
+    assert analytics.passes_stream_filter(record("DELIVERY", "INSERT"))
+    assert not analytics.passes_stream_filter(record("APPT", "REMOVE"))
+    assert not analytics.passes_stream_filter(record("PROFILE"))
