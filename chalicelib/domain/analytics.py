@@ -29,6 +29,7 @@ class Measure(StrEnum):
     APPOINTMENTS = "appointments"
     MESSAGES = "messages"
     SLOTS = "slots"
+    AFTERCARE = "aftercare"
 
 
 class Grain(StrEnum):
@@ -43,11 +44,15 @@ GROUP_BYS: dict[Measure, tuple[str, ...]] = {
     Measure.APPOINTMENTS: ("department", "clinician", "type"),
     Measure.MESSAGES: ("channel", "step"),
     Measure.SLOTS: ("department",),
+    Measure.AFTERCARE: ("department", "care_plan", "task_kind"),
 }
 
 # Histogram buckets (upper edges, in days) of the lead time between booking and visit: a median
 # is read as the upper edge of the bucket that holds the middle booking.
 LEAD_DAY_EDGES = (0, 1, 2, 3, 7, 14, 30, 60, 90)
+
+# Histogram buckets (upper edges, in hours) of the time from a staff task's opening to its closing.
+ACTION_HOUR_EDGES = (1, 4, 8, 24, 48, 72, 168)
 
 # Counter key: (measure, field, local date of the period, dimensions of the record).
 Dimensions = tuple[tuple[str, str], ...]
@@ -59,12 +64,16 @@ def _local_date(moment: str, zone: ZoneInfo) -> str:
     return datetime.fromisoformat(moment).astimezone(zone).date().isoformat()
 
 
-def lead_bucket(days: float) -> int:
-    """The histogram bucket of a lead time: the first edge it does not exceed (the last: more)."""
-    for index, edge in enumerate(LEAD_DAY_EDGES):
-        if days <= edge:
+def bucket(value: float, edges: tuple[int, ...]) -> int:
+    """The histogram bucket of a value: the first edge it does not exceed (the last: more)."""
+    for index, edge in enumerate(edges):
+        if value <= edge:
             return index
-    return len(LEAD_DAY_EDGES)
+    return len(edges)
+
+
+def lead_bucket(days: float) -> int:
+    return bucket(days, LEAD_DAY_EDGES)
 
 
 # --- what a record counts for ---
@@ -157,12 +166,60 @@ def delivery_tally(delivery: Document, zone: ZoneInfo) -> Tally:
     return tally
 
 
+CHECKIN_SENT = frozenset({"awaiting_answer", "answered", "answered_late", "unanswered"})
+
+
+def aftercare_tally(journey: Document, zone: ZoneInfo) -> Tally:
+    """An aftercare journey's check-ins, each on the day it was due: sent, answered within its
+    window, answered late, unanswered (handed to staff), and urgent answers."""
+    tally: Tally = Counter()
+    dims: Dimensions = (
+        ("department", str(journey.get("department", ""))),
+        ("care_plan", str(journey.get("care_plan", ""))),
+    )
+    measure = Measure.AFTERCARE
+    for step in journey.get("steps") or []:
+        if step.get("kind") != "checkin" or step.get("status") not in CHECKIN_SENT:
+            continue
+        day = _local_date(step["at"], zone)
+        tally[(measure, "checkins_sent", day, dims)] += 1
+        if step["status"] != "awaiting_answer":
+            tally[(measure, f"checkins_{step['status']}", day, dims)] += 1
+        if step.get("risk") == "urgent":
+            tally[(measure, "checkins_urgent", day, dims)] += 1
+    return tally
+
+
+def task_tally(task: Document, zone: ZoneInfo) -> Tally:
+    """A staff task: opened (on its day), and once closed, how long staff took to act on it
+    (a histogram in hours: median per kind, such as urgent_answer, no_answer)."""
+    tally: Tally = Counter()
+    dims: Dimensions = (
+        ("department", str(task.get("department") or "")),
+        ("task_kind", str(task.get("kind", ""))),
+    )
+    opened_on = _local_date(task["created_at"], zone)
+    measure = Measure.AFTERCARE
+    tally[(measure, "tasks_opened", opened_on, dims)] += 1
+    if task.get("closed_at"):
+        hours = (
+            datetime.fromisoformat(task["closed_at"]) - datetime.fromisoformat(task["created_at"])
+        ).total_seconds() / 3600
+        tally[(measure, "tasks_closed", opened_on, dims)] += 1
+        tally[(measure, f"action_hours_b{bucket(hours, ACTION_HOUR_EDGES)}", opened_on, dims)] += 1
+    return tally
+
+
 def record_kind(pk: str, sk: str) -> str | None:
     """Which kind of record a table key is, among those counted."""
     if sk == "APPT" and "#A#" in pk:
         return "appointment"
     if sk == "DELIVERY" and "#SEND#" in pk:
         return "delivery"
+    if sk == "TASK" and "#TASK#" in pk:
+        return "task"
+    if sk.startswith("CARE#AC#"):
+        return "aftercare"
     return None
 
 
@@ -170,16 +227,19 @@ def record_kind(pk: str, sk: str) -> str | None:
 # own check): changes of the records counted, never a removal.
 STREAM_FILTER: Document = {
     "eventName": ["INSERT", "MODIFY"],
-    "dynamodb": {"Keys": {"SK": {"S": ["APPT", "DELIVERY"]}}},
+    "dynamodb": {"Keys": {"SK": {"S": ["APPT", "DELIVERY", "TASK", {"prefix": "CARE#AC#"}]}}},
 }
 
 
 def passes_stream_filter(record: Mapping[str, Any]) -> bool:
     """STREAM_FILTER applied to a stream record (Lambda's event filtering, for the patterns
     above: a value must be one of those listed)."""
-    sort_key = record.get("dynamodb", {}).get("Keys", {}).get("SK", {}).get("S")
+    sort_key = str(record.get("dynamodb", {}).get("Keys", {}).get("SK", {}).get("S", ""))
     allowed = STREAM_FILTER["dynamodb"]["Keys"]["SK"]["S"]
-    return record.get("eventName") in STREAM_FILTER["eventName"] and sort_key in allowed
+    matches = any(
+        sort_key.startswith(a["prefix"]) if isinstance(a, dict) else sort_key == a for a in allowed
+    )
+    return record.get("eventName") in STREAM_FILTER["eventName"] and matches
 
 
 def tenant_of_key(pk: str) -> str:
@@ -192,6 +252,10 @@ def tally_of(kind: str, image: Document | None, zone: ZoneInfo) -> Tally:
     doc = image.get("doc") or {}
     if kind == "appointment":
         return appointment_tally(doc, zone)
+    if kind == "task":
+        return task_tally(doc, zone)
+    if kind == "aftercare":
+        return aftercare_tally(doc, zone)
     # The delivery's status is kept beside its doc (a claim's conditions read it).
     return delivery_tally({**doc, "status": image.get("status") or doc.get("status", "")}, zone)
 
@@ -212,6 +276,31 @@ def period(day: date, grain: Grain) -> str:
         year, week, _ = day.isocalendar()
         return f"{year}-W{week:02d}"
     return f"{day.year}-{day.month:02d}"
+
+
+def period_days(text: str, grain: Grain) -> tuple[date, date]:
+    """The first and last day of a period (`period`'s inverse)."""
+    if grain is Grain.DAY:
+        day = date.fromisoformat(text)
+        return day, day
+    if grain is Grain.WEEK:
+        iso_year, week = (int(part) for part in text.split("-W"))
+        return date.fromisocalendar(iso_year, week, 1), date.fromisocalendar(iso_year, week, 7)
+    year_text, month_text = text.split("-")
+    year, month = int(year_text), int(month_text)
+    following = date(year + month // 12, month % 12 + 1, 1)
+    return date(year, month, 1), date.fromordinal(following.toordinal() - 1)
+
+
+def with_slot_shares(values: Mapping[str, float], capacity: Mapping[str, int]) -> dict[str, float]:
+    """The heat map: for each weekday x hour the places taken, the places offered (the
+    department's schedules over the period's days) and the share taken."""
+    shown = dict(values)
+    for cell, offered in capacity.items():
+        shown[f"capacity_{cell}"] = float(offered)
+        if offered:
+            shown[f"share_{cell}"] = round(values.get(f"booked_{cell}", 0.0) / offered, 4)
+    return shown
 
 
 class CounterItem(TypedDict):
@@ -272,7 +361,7 @@ def _share(part: float, whole: float) -> float | None:
 
 def derived(measure: Measure, values: Mapping[str, float]) -> dict[str, float]:
     """A counter item's fields with the figures read from them: rates and medians."""
-    shown = {k: v for k, v in values.items() if not k.startswith("lead_days_b")}
+    shown = {k: v for k, v in values.items() if not k.startswith(("lead_days_b", "action_hours_b"))}
     extra: dict[str, float | None] = {}
     if measure is Measure.APPOINTMENTS:
         confirmed = sum(v for k, v in values.items() if k.startswith("confirmed_"))
@@ -291,6 +380,16 @@ def derived(measure: Measure, values: Mapping[str, float]) -> dict[str, float]:
             "delivery_rate": _share(values.get("delivered", 0.0), sent),
             "suppressed_rate": _share(
                 values.get("suppressed", 0.0), sent + values.get("suppressed", 0.0)
+            ),
+        }
+    elif measure is Measure.AFTERCARE:
+        sent = values.get("checkins_sent", 0.0)
+        answered = values.get("checkins_answered", 0.0) + values.get("checkins_answered_late", 0.0)
+        extra = {
+            "response_rate": _share(values.get("checkins_answered", 0.0), sent),
+            "urgent_share": _share(values.get("checkins_urgent", 0.0), answered),
+            "median_hours_to_staff_action": median_edge(
+                values, "action_hours_b", ACTION_HOUR_EDGES
             ),
         }
     shown.update({k: v for k, v in extra.items() if v is not None})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
 
@@ -15,11 +15,14 @@ from chalicelib.domain import analytics as rules
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Forbidden, NotFound, invalid
+from chalicelib.domain.scheduling import slots_between
 from chalicelib.observability import count
 from chalicelib.services.brief_cache import BriefCache
 from chalicelib.store.analytics import AnalyticsRepository
 from chalicelib.store.appointments import AppointmentRepository
-from chalicelib.store.messages import DeliveryRepository
+from chalicelib.store.care import CareRepository
+from chalicelib.store.config import ConfigRepository
+from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.staff import StaffRepository
 from chalicelib.store.tenants import TenantRepository
@@ -67,7 +70,13 @@ class AnalyticsService:
         appointments: AppointmentRepository,
         deliveries: DeliveryRepository,
         staff: StaffRepository,
+        care: CareRepository,
+        tasks: StaffTaskRepository,
+        config: ConfigRepository,
     ) -> None:
+        self._config = config
+        self._care = care
+        self._tasks = tasks
         self._counters = counters
         self._staff = staff
         self._tenants = tenants
@@ -145,6 +154,8 @@ class AnalyticsService:
             if grouping != rules.EVERYTHING:
                 row["group"] = item["group"]
             rows.append(row)
+        if which is rules.Measure.SLOTS:
+            self._add_capacity(tenant_id, rows, rules.Grain(grain), first_day, last_day)
         return {
             "measure": which.value,
             "granularity": grain,
@@ -153,6 +164,28 @@ class AnalyticsService:
             "to": last_day.isoformat(),
             "rows": rows,
         }
+
+    def _add_capacity(
+        self, tenant_id: str, rows: list[MeasureRow], grain: rules.Grain, first: date, last: date
+    ) -> None:
+        """Each row's places offered by weekday x hour: its department's schedules over the
+        period's days within the range asked (computed from the schedules, as slots are)."""
+        zone = self._zone(tenant_id)
+        schedules = self._config.records(tenant_id, "SCHEDULE")
+        for row in rows:
+            start, end = rules.period_days(row["period"], grain)
+            start, end = max(start, first), min(end, last)
+            offered: Counter[str] = Counter()
+            for schedule in schedules:
+                if row.get("group", schedule["department"]) != schedule["department"]:
+                    continue
+                begin = datetime.combine(start, time(), tzinfo=zone)
+                for slot in slots_between(
+                    schedule, zone, begin, begin + timedelta(days=(end - start).days + 1)
+                ):
+                    local = slot.start.astimezone(zone)
+                    offered[f"{local.isoweekday()}_{local.hour:02d}"] += slot.capacity
+            row["values"] = rules.with_slot_shares(row["values"], offered)
 
     def _departments_of(self, principal: Principal, grouping: str) -> set[str] | None:
         """The departments a staff member assigned to some may see (None: all); they read
@@ -174,7 +207,8 @@ class AnalyticsService:
 
     def totals(self, tenant_id: str) -> dict[tuple[str, ...], dict[str, int]]:
         """Every counter of the tenant as its records stand, from per-tenant Queries: each
-        patient (listed), their appointments and their delivery log. No Scan."""
+        patient (listed), their appointments, delivery log, aftercare journeys and staff tasks
+        (a task about no patient is not in a rebuild). No Scan."""
         zone = self._zone(tenant_id)
         tally: rules.Tally = Counter()
         for patient in self._patient_ids(tenant_id):
@@ -182,6 +216,11 @@ class AnalyticsService:
                 tally.update(rules.appointment_tally(appointment, zone))
             for delivery in self._deliveries.for_patient(tenant_id, patient, 100_000):
                 tally.update(rules.delivery_tally(delivery, zone))
+            for record in self._care.for_patient(tenant_id, patient):
+                if record.get("kind") == "aftercare":
+                    tally.update(rules.aftercare_tally(record, zone))
+            for task in self._tasks.for_patient(tenant_id, patient, ("0", "~"), limit=100_000):
+                tally.update(rules.task_tally(task, zone))
         return rules.counter_moves(dict(tally))
 
     def _patient_ids(self, tenant_id: str) -> Iterable[str]:

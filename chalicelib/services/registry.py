@@ -258,6 +258,9 @@ def services() -> Services:
             appointments,
             deliveries,
             staff_records,
+            care,
+            staff_tasks,
+            config,
         ),
         account_links=AccountLinkService(
             AccountLinkRepository(),

@@ -12,6 +12,7 @@ import pytest
 from tests.conftest import Api, payload
 from tests.integration.test_audit_api import _member
 from tests.journeys.support import Journey, local_moment, move_to
+from tests.journeys.test_aftercare_journey import URGENT, Aftercare
 
 pytestmark = pytest.mark.journey
 
@@ -30,6 +31,27 @@ def whole(report: dict[str, Any]) -> dict[str, float]:
         for name, value in row["values"].items():
             total[name] = total.get(name, 0) + value
     return total
+
+
+def assert_kept_counters_are_the_records_totals(tenant_id: str) -> None:
+    from chalicelib.domain import analytics
+    from chalicelib.services.registry import services
+    from chalicelib.store.analytics import AnalyticsRepository
+
+    totals = services().analytics.totals(tenant_id)
+    kept_counters = {}
+    repository = AnalyticsRepository()
+    for measure in analytics.Measure:
+        for grain in analytics.Grain:
+            for group_by in (analytics.EVERYTHING, *analytics.GROUP_BYS[measure]):
+                for item in repository.read(tenant_id, measure, grain, group_by, "0", "9"):
+                    fields = {
+                        k: int(v) for k, v in item.items() if k not in ("period", "group") and v
+                    }
+                    if fields:
+                        key = (measure.value, grain.value, group_by, item["period"], item["group"])
+                        kept_counters[key] = fields
+    assert kept_counters == {k: v for k, v in totals.items() if any(v.values())}
 
 
 def test_a_clinics_week_counted_once_and_a_rebuild_agrees(
@@ -70,25 +92,10 @@ def test_a_clinics_week_counted_once_and_a_rebuild_agrees(
     assert by_channel["sms_segments"] >= by_channel["sent"]
 
     # The counters kept from the stream are what the records add up to, exactly.
-    from chalicelib.domain import analytics
+    assert_kept_counters_are_the_records_totals(clinic.tenant.id)
     from chalicelib.services.registry import services
-    from chalicelib.store.analytics import AnalyticsRepository
 
     tenant_id = clinic.tenant.id
-    totals = services().analytics.totals(tenant_id)
-    kept_counters = {}
-    repository = AnalyticsRepository()
-    for measure in analytics.Measure:
-        for grain in analytics.Grain:
-            for group_by in (analytics.EVERYTHING, *analytics.GROUP_BYS[measure]):
-                for item in repository.read(tenant_id, measure, grain, group_by, "0", "9"):
-                    fields = {
-                        k: int(v) for k, v in item.items() if k not in ("period", "group") and v
-                    }
-                    if fields:
-                        key = (measure.value, grain.value, group_by, item["period"], item["group"])
-                        kept_counters[key] = fields
-    assert kept_counters == {k: v for k, v in totals.items() if any(v.values())}
     before = figures(api, admin, "appointments?granularity=week&group_by=department")
     services().analytics.rebuild(tenant_id)
     assert figures(api, admin, "appointments?granularity=week&group_by=department") == before
@@ -135,3 +142,39 @@ def test_csv_and_what_each_reader_may_see(
         assert bad.status_code == 400, (query, bad.body)
         assert payload(bad)["error"]["details"][0]["path"] == field
     assert api.call("GET", "/analytics/happiness", admin).status_code == 404
+
+
+def test_aftercare_check_ins_staff_action_and_the_busy_slot_heat_map(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    a = Aftercare(runtime, api, make_clinic(capacity=5), make_patient)
+    start = local_moment(days=0, hour=10, minute=1)
+    a.surgery()
+    move_to(runtime, start + timedelta(days=1))
+    a.answer(a.sms()[-1], URGENT)
+    [task] = a.tasks()
+    move_to(runtime, start + timedelta(days=1, hours=2))
+    closed = api.call("POST", f"/tasks/{task['id']}/close", a.clinic.tenant.staff)
+    assert closed.status_code == 200, closed.body
+    visit = local_moment(days=3, hour=10)
+    a.book_recheck(days=3)
+    runtime.settle()
+    admin = a.clinic.tenant.admin
+    aftercare = whole(figures(api, admin, "aftercare"))
+    assert aftercare["checkins_sent"] == 1 and aftercare["checkins_answered"] == 1
+    assert aftercare["checkins_urgent"] == 1 and aftercare["response_rate"] == 1
+    assert (aftercare["tasks_opened"], aftercare["tasks_closed"]) == (1, 1)
+    urgent = figures(api, admin, "aftercare?group_by=task_kind")["rows"]
+    assert [(r["group"], r["values"]["median_hours_to_staff_action"]) for r in urgent] == [
+        ("urgent_answer", 4.0)
+    ]
+    day = visit.date().isoformat()
+    [slots] = figures(api, admin, f"slots?granularity=day&from={day}&to={day}&group_by=department")[
+        "rows"
+    ]
+    cell = f"{visit.isoweekday()}_10"
+    # Dr Li's schedule: two 30-minute slots an hour, five places each.
+    assert slots["group"] == "cardiology"
+    assert (slots["values"][f"booked_{cell}"], slots["values"][f"capacity_{cell}"]) == (1, 10)
+    assert slots["values"][f"share_{cell}"] == 0.1
+    assert_kept_counters_are_the_records_totals(a.clinic.tenant.id)

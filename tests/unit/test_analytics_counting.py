@@ -119,3 +119,59 @@ def test_only_changed_appointments_and_deliveries_reach_the_stream_handler() -> 
     assert analytics.passes_stream_filter(record("DELIVERY", "INSERT"))
     assert not analytics.passes_stream_filter(record("APPT", "REMOVE"))
     assert not analytics.passes_stream_filter(record("PROFILE"))
+
+
+def test_aftercare_check_ins_and_staff_tasks_count_their_outcome_and_time_to_action() -> None:
+    journey = {
+        "department": "cardiology",
+        "care_plan": "cardiac-recovery",
+        "steps": [
+            {
+                "kind": "checkin",
+                "at": "2027-03-02T02:00:00Z",
+                "status": "answered",
+                "risk": "urgent",
+            },
+            {"kind": "checkin", "at": "2027-03-08T02:00:00Z", "status": "unanswered"},
+            {"kind": "checkin", "at": "2027-03-12T02:00:00Z", "status": "planned"},
+            {"kind": "education", "at": "2027-03-03T02:00:00Z", "status": "done"},
+        ],
+    }
+    fields: Counter[str] = Counter()
+    for (_, field, _, _), n in analytics.aftercare_tally(journey, SHANGHAI).items():
+        fields[field] += n
+    assert fields == Counter(
+        {"checkins_sent": 2, "checkins_answered": 1, "checkins_urgent": 1, "checkins_unanswered": 1}
+    )
+    task = {
+        "kind": "urgent_answer",
+        "department": "cardiology",
+        "created_at": "2027-03-02T03:00:00Z",
+        "closed_at": "2027-03-02T05:30:00Z",
+    }
+    tally = analytics.task_tally(task, SHANGHAI)
+    assert {field for (_, field, _, _) in tally} == {
+        "tasks_opened",
+        "tasks_closed",
+        "action_hours_b1",
+    }, "2.5 hours: the bucket up to 4"
+    values = {
+        "checkins_sent": 4.0,
+        "checkins_answered": 3.0,
+        "checkins_urgent": 1.0,
+        "action_hours_b1": 1.0,
+    }
+    shown = analytics.derived(analytics.Measure.AFTERCARE, values)
+    assert shown["response_rate"] == 0.75 and shown["median_hours_to_staff_action"] == 4.0
+    assert round(shown["urgent_share"], 4) == 0.3333
+
+
+def test_periods_read_back_as_their_days_and_the_heat_map_shares() -> None:
+    week = analytics.Grain.WEEK
+    assert analytics.period_days("2026-W53", week) == (date(2026, 12, 28), date(2027, 1, 3))
+    month = analytics.Grain.MONTH
+    assert analytics.period_days("2027-02", month) == (date(2027, 2, 1), date(2027, 2, 28))
+    assert analytics.period_days("2027-12", month) == (date(2027, 12, 1), date(2027, 12, 31))
+    shown = analytics.with_slot_shares({"booked_1_09": 3.0}, {"1_09": 12, "1_10": 0})
+    assert shown["share_1_09"] == 0.25 and shown["capacity_1_10"] == 0.0
+    assert "share_1_10" not in shown, "no places offered: no share"
