@@ -10,6 +10,9 @@ sms-reply --from +8613800138000 --text C [--to +8610690000001]
 dead-letters [--function inbound_sms]          SNS deliveries and schedule runs that still failed
 onboard infra/hospitals/example.json [--delete]
                                      deploy (or delete) a hospital's stack, infra/hospital.yaml
+analytics-rebuild --tenant demo-clinic [--check]
+                                     compare a tenant's analytics counters with its records
+                                     (and replace them with those totals, unless --check)
 simulate examples/appointment-basics.json [--write-expected]
                                      play a scenario on a fresh embedded stack; print each
                                      patient's timeline and a summary (examples/README.md)
@@ -261,6 +264,19 @@ def dead_letters(args: argparse.Namespace) -> None:
         print("(no dead letters)")
 
 
+def analytics_rebuild(args: argparse.Namespace) -> None:
+    result = _call(
+        f"{_server(args)}/local/analytics/rebuild",
+        {"tenant_id": args.tenant, "check_only": args.check},
+        MOVE_TIMEOUT,
+    )
+    verb = "checked" if args.check else "rebuilt"
+    print(
+        f"{verb} {result['counters']} counters: {result['differing']} differed from the kept "
+        f"ones, {result['written']} written"
+    )
+
+
 def simulate(args: argparse.Namespace) -> None:
     """Plays the scenario on a runtime of its own (no server needed); the transcript on stdout,
     or into examples/<name>.expected.txt beside the scenario with --write-expected."""
@@ -283,6 +299,16 @@ def openapi(args: argparse.Namespace) -> None:
 
     path = write_openapi()
     print(f"wrote {path.relative_to(ROOT)}")
+
+
+def _add_analytics_rebuild(commands: Any) -> None:
+    p = commands.add_parser(
+        "analytics-rebuild", help="check or rebuild a tenant's analytics counters from its records"
+    )
+    p.add_argument("--tenant", required=True)
+    p.add_argument("--check", action="store_true", help="compare only; write nothing")
+    p.add_argument("--server")
+    p.set_defaults(func=analytics_rebuild)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -344,6 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--server")
     p.set_defaults(func=onboard)
 
+    _add_analytics_rebuild(commands)
     p = commands.add_parser(
         "simulate", help="play a scenario file on a fresh embedded stack; print the transcript"
     )

@@ -269,3 +269,21 @@ def offboard_hospital(request: ApiRequest, tenant_id: str) -> dict[str, Any]:
     except OnboardingFailed as exc:
         raise Conflict(str(exc), code="conflict") from exc
     return _stack_view(stack, "Delete")
+
+
+@api.route(
+    "/local/analytics/rebuild",
+    "POST",
+    summary="Check or rebuild a tenant's analytics counters from its records",
+    roles=None,
+    request_schema="local-analytics-rebuild",
+    response_schema="local-analytics-rebuilt",
+    errors=(400, 413, 415),
+    local_only=True,
+)
+def rebuild_analytics(request: ApiRequest) -> Any:
+    from chalicelib.services.registry import services
+
+    return services().analytics.rebuild(
+        request.body["tenant_id"], check_only=bool(request.body.get("check_only", False))
+    )

@@ -42,6 +42,12 @@ class ChangedRecord(TypedDict):
     new: Document | None
 
 
+class RebuildReport(TypedDict):
+    counters: int  # counter items the records add up to
+    differing: int  # of those (and of the kept ones), how many the stream had kept otherwise
+    written: int  # counter items written by the rebuild (0: checked only)
+
+
 class MeasureRow(TypedDict):
     period: str
     values: dict[str, float]
@@ -233,16 +239,37 @@ class AnalyticsService:
             if after is None:
                 return
 
-    def rebuild(self, tenant_id: str) -> int:
-        """Replace the tenant's counters with the totals of its records (after a change of how a
-        measure counts, or of the tenant's zone)."""
-        partitions = [
-            (measure.value, grain.value, group_by)
-            for measure in rules.Measure
-            for grain in rules.Grain
-            for group_by in (rules.EVERYTHING, *rules.GROUP_BYS[measure])
-        ]
-        return self._counters.replace(tenant_id, partitions, self.totals(tenant_id))
+    def kept(self, tenant_id: str) -> dict[tuple[str, ...], dict[str, int]]:
+        """Every counter the stream has kept for the tenant (fields at zero left out)."""
+        found: dict[tuple[str, ...], dict[str, int]] = {}
+        for measure, grain, group_by in _partitions():
+            for item in self._counters.read(tenant_id, measure, grain, group_by, "0", "9"):
+                fields = {k: int(v) for k, v in item.items() if k not in ("period", "group") and v}
+                if fields:
+                    found[(measure, grain, group_by, item["period"], item["group"])] = fields
+        return found
+
+    def rebuild(self, tenant_id: str, *, check_only: bool = False) -> RebuildReport:
+        """Compare the kept counters with the totals of the records, and unless `check_only`
+        replace them with those totals (after a change of how a measure counts, or of the
+        tenant's zone)."""
+        totals = {k: v for k, v in self.totals(tenant_id).items() if any(v.values())}
+        totals = {k: {f: n for f, n in v.items() if n} for k, v in totals.items()}
+        kept = self.kept(tenant_id)
+        differing = sum(1 for key in set(totals) | set(kept) if totals.get(key) != kept.get(key))
+        report: RebuildReport = {"counters": len(totals), "differing": differing, "written": 0}
+        if not check_only:
+            report["written"] = self._counters.replace(tenant_id, _partitions(), totals)
+        return report
+
+
+def _partitions() -> list[tuple[str, str, str]]:
+    return [
+        (measure.value, grain.value, group_by)
+        for measure in rules.Measure
+        for grain in rules.Grain
+        for group_by in (rules.EVERYTHING, *rules.GROUP_BYS[measure])
+    ]
 
 
 def _choice(name: str, value: str, allowed: list[str]) -> str:

@@ -360,3 +360,44 @@ def test_another_tenants_bulk_import_and_files_are_not_found(
     for named in ("iso/p.ndjson", f"../{admin_a.tenant}/iso/p.ndjson"):
         response = api.call("POST", "/fhir/imports", admin_b.token, {"files": [named]})
         assert response.status_code == 400, response.body
+
+
+@pytest.fixture(scope="module")
+def seeded_figures(world: World) -> dict[str, str]:
+    """Each tenant's counters, with a department named after the tenant: tenant → that name."""
+    from chalicelib.domain import analytics
+    from chalicelib.store.analytics import AnalyticsRepository
+
+    named: dict[str, str] = {}
+    for tenant_id in {actor.tenant for actor in world.actors}:
+        department = f"dept-{tenant_id}"
+        moved: dict[analytics.CounterKey, int] = {
+            ("appointments", "booked", "2026-11-20", (("department", department),)): 3,
+            ("aftercare", "tasks_opened", "2026-11-20", (("department", department),)): 1,
+        }
+        AnalyticsRepository().apply_once(
+            f"isolation-{tenant_id}", tenant_id, analytics.counter_moves(moved)
+        )
+        named[tenant_id] = department
+    return named
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_no_tenant_reads_anothers_figures(
+    world: World, api: Api, seeded_figures: dict[str, str], data: st.DataObject
+) -> None:
+    actor = data.draw(st.sampled_from(world.actors), label="actor")
+    measure = data.draw(st.sampled_from(["appointments", "aftercare", "slots"]), label="measure")
+    query = f"/analytics/{measure}?from=2026-11-01&to=2026-11-30&group_by=department"
+    response = api.call("GET", query, actor.token)
+    if actor.patient:
+        assert response.status_code == 403, response.body
+        return
+    assert response.status_code == 200, response.body
+    groups = {row["group"] for row in payload(response)["rows"]}
+    assert groups <= {seeded_figures[actor.tenant]}, (actor.name, groups)
+    if measure == "appointments":
+        assert groups == {seeded_figures[actor.tenant]}
