@@ -7,7 +7,7 @@ import io
 
 from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
 from chalicelib.domain.access import CLINIC_ROLES
-from chalicelib.services.analytics import MeasureReport
+from chalicelib.services.analytics import MeasureReport, Overview
 from chalicelib.services.registry import services
 
 api = ApiBlueprint(__name__, tag="analytics")
@@ -25,6 +25,19 @@ def as_csv(report: MeasureReport) -> str:
         values = row["values"]
         writer.writerow([row["period"], row.get("group", ""), *(values.get(f, "") for f in fields)])
     return out.getvalue()
+
+
+@api.route(
+    "/analytics/overview",
+    "GET",
+    summary="The month's headline figures beside the previous month and a year before",
+    roles=CLINIC_ROLES,
+    response_schema="analytics-overview",
+    errors=(400, 401, 403),
+    query=(QueryParam("month", "YYYY-MM in the hospital's zone (default: this month)"),),
+)
+def get_analytics_overview(request: ApiRequest) -> Overview:
+    return services().analytics.overview(request.principal, request.query("month"))
 
 
 @api.route(

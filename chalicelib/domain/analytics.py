@@ -394,3 +394,36 @@ def derived(measure: Measure, values: Mapping[str, float]) -> dict[str, float]:
         }
     shown.update({k: v for k, v in extra.items() if v is not None})
     return shown
+
+
+# The overview's figures by measure; counts read as 0 when nothing happened, rates as unknown.
+HEADLINES: dict[Measure, tuple[str, ...]] = {
+    Measure.APPOINTMENTS: (
+        "booked",
+        "confirmed",
+        "cancelled",
+        "rescheduled",
+        "attended",
+        "noshow",
+        "noshow_rate",
+        "median_lead_days",
+    ),
+    Measure.MESSAGES: ("sent", "suppressed", "failed", "sms_segments", "delivery_rate"),
+    Measure.AFTERCARE: ("checkins_sent", "response_rate", "urgent_share", "tasks_opened"),
+}
+COUNTS = frozenset(
+    {
+        "booked",
+        "confirmed",
+        "cancelled",
+        "rescheduled",
+        "attended",
+        "noshow",
+        "sent",
+        "suppressed",
+        "failed",
+        "sms_segments",
+        "checkins_sent",
+        "tasks_opened",
+    }
+)

@@ -48,6 +48,15 @@ class RebuildReport(TypedDict):
     written: int  # counter items written by the rebuild (0: checked only)
 
 
+class Overview(TypedDict):
+    month: str
+    previous_month: str
+    same_month_last_year: str
+    # "appointments.booked": {"month": 120, "previous_month": 110, ...}; a rate with nothing to
+    # count is null.
+    figures: dict[str, dict[str, float | None]]
+
+
 class MeasureRow(TypedDict):
     period: str
     values: dict[str, float]
@@ -169,6 +178,47 @@ class AnalyticsService:
             "from": first_day.isoformat(),
             "to": last_day.isoformat(),
             "rows": rows,
+        }
+
+    def overview(self, principal: Principal, month: str | None) -> Overview:
+        """The month's headline figures beside the previous month and the same month a year
+        before: one counter item per measure and month (nine items)."""
+        require_role(principal, CLINIC_ROLES)
+        tenant_id = tenant_of(principal)
+        if self._departments_of(principal, "department") is not None:
+            # The hospital's whole figures: not for staff fenced to some departments.
+            raise Forbidden(
+                "staff assigned to departments read figures by department",
+                code="departments_only",
+            )
+        today = clock.now().astimezone(self._zone(tenant_id)).date()
+        shown = month or rules.period(today, rules.Grain.MONTH)
+        try:
+            first_day, _ = rules.period_days(shown, rules.Grain.MONTH)
+        except ValueError:
+            raise invalid("month", "must be a month, YYYY-MM") from None
+        previous = rules.period(first_day - timedelta(days=1), rules.Grain.MONTH)
+        last_year = f"{first_day.year - 1}-{first_day.month:02d}"
+        columns = {"month": shown, "previous_month": previous, "same_month_last_year": last_year}
+        figures: dict[str, dict[str, float | None]] = {}
+        for measure, names in rules.HEADLINES.items():
+            for column, period in columns.items():
+                [item] = self._counters.read(
+                    tenant_id, measure, "month", rules.EVERYTHING, period, period
+                ) or [{}]
+                values = rules.derived(
+                    measure,
+                    {k: float(v) for k, v in item.items() if k not in ("period", "group")},
+                )
+                for name in names:
+                    figures.setdefault(f"{measure.value}.{name}", {})[column] = values.get(
+                        name, 0.0 if name in rules.COUNTS else None
+                    )
+        return {
+            "month": shown,
+            "previous_month": previous,
+            "same_month_last_year": last_year,
+            "figures": figures,
         }
 
     def _add_capacity(

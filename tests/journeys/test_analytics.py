@@ -11,7 +11,7 @@ import pytest
 
 from tests.conftest import Api, payload
 from tests.integration.test_audit_api import _member
-from tests.journeys.support import Journey, local_moment, move_to
+from tests.journeys.support import SHANGHAI, Journey, local_moment, move_to
 from tests.journeys.test_aftercare_journey import URGENT, Aftercare
 
 pytestmark = pytest.mark.journey
@@ -170,3 +170,24 @@ def test_aftercare_check_ins_staff_action_and_the_busy_slot_heat_map(
     assert (slots["values"][f"booked_{cell}"], slots["values"][f"capacity_{cell}"]) == (1, 10)
     assert slots["values"][f"share_{cell}"] == 0.1
     assert_kept_counters_are_the_records_totals(a.clinic.tenant.id)
+
+
+def test_the_overview_sets_the_month_beside_the_last_and_a_year_before(
+    runtime: Any, api: Api, journey: Any
+) -> None:
+    from chalicelib import clock
+
+    j: Journey = journey()
+    j.book(local_moment(days=2, hour=9))
+    runtime.settle()
+    month = clock.now().astimezone(SHANGHAI).strftime("%Y-%m")
+    response = api.call("GET", f"/analytics/overview?month={month}", j.clinic.tenant.admin)
+    assert response.status_code == 200, response.body
+    overview = payload(response)
+    assert overview["month"] == month
+    booked = overview["figures"]["appointments.booked"]
+    assert booked == {"month": 1, "previous_month": 0, "same_month_last_year": 0}
+    assert overview["figures"]["appointments.noshow_rate"]["previous_month"] is None
+    assert overview["figures"]["messages.sent"]["month"] >= 1
+    bad = api.call("GET", "/analytics/overview?month=2027-13", j.clinic.tenant.admin)
+    assert bad.status_code == 400 and payload(bad)["error"]["details"][0]["path"] == "month"
