@@ -70,6 +70,7 @@ def faults_only() -> None:
 
 
 def _journey_figures(runtime: Any, http: Any) -> dict[str, Any]:
+    from bench.analytics import analytics_section
     from bench.care import aftercare_path, recall_sweep
     from bench.clock import patient_year
     from bench.faults import faults_section
@@ -85,6 +86,7 @@ def _journey_figures(runtime: Any, http: Any) -> dict[str, Any]:
     figures.update(aftercare_path(runtime, http))
     figures.update(recall_sweep(runtime))
     figures["faults"] = faults_section(runtime, http)
+    figures.update(analytics_section(runtime, http))
     figures.update(patient_year(runtime, http))  # last: it empties the runtime
     return figures
 
@@ -169,6 +171,9 @@ def main() -> None:
     verdict = "within" if results["cold_start_ratio"] <= TARGET_RATIO else "OVER"
     print(f"  ratio     {results['cold_start_ratio']:.2f}x  ({verdict} the {TARGET_RATIO}x target)")
     report_journeys(results)
+    from bench.analytics import print_section as print_analytics
+
+    print_analytics(results)
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 
