@@ -11,6 +11,7 @@ still count once).
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 from typing import Any
@@ -18,6 +19,12 @@ from typing import Any
 from chalicelib.domain.analytics import passes_stream_filter
 from local.aws_calls import function_of, running
 from local.lambdas import LambdaContext
+
+logger = logging.getLogger(__name__)
+# Lambda retries a failing batch (MaximumRetryAttempts 10 in infra/package.py); a drain tries it
+# a few times before leaving it for the next one.
+MAX_ATTEMPTS = 11
+ATTEMPTS_PER_DRAIN = 4
 
 
 class StreamPoller:
@@ -35,6 +42,8 @@ class StreamPoller:
         self.duplicates = 0.0  # share of batches delivered twice
         self._random = random.Random(0)  # noqa: S311 - a test's seed, not a secret
         self.delivered = 0  # records handed to the handler, duplicates included
+        self.skipped = 0  # records of batches that kept failing
+        self._failures: dict[tuple[str, str], int] = {}  # (shard, first sequence) → attempts
 
     def seed_duplicates(self, share: float, seed: int) -> None:
         self.duplicates, self._random = share, random.Random(seed)  # noqa: S311
@@ -74,15 +83,33 @@ class StreamPoller:
             page = self._client.get_records(ShardIterator=self._iterators[shard_id], Limit=100)
             records = page.get("Records", [])
             wanted = [r for r in records if passes_stream_filter(r)]
-            if wanted:
-                self._deliver(arn, wanted)  # raises: the iterator stays, the batch comes again
-                read += len(records)
+            if wanted and not self._delivered(arn, shard_id, wanted):
+                return read  # the iterator stays: the batch comes again at the next drain
+            read += len(records)
             following = page.get("NextShardIterator")
             if not records or not following:
                 if following:
                     self._iterators[shard_id] = following
                 return read
             self._iterators[shard_id] = following
+
+    def _delivered(self, arn: str, shard_id: str, records: list[dict[str, Any]]) -> bool:
+        """Deliver a batch as Lambda does: retried when the function fails (a throttled write),
+        up to MAX_ATTEMPTS in all, then skipped (the mapping's MaximumRetryAttempts; on AWS an
+        alarm on the function's errors tells the operators)."""
+        for _ in range(ATTEMPTS_PER_DRAIN):
+            try:
+                self._deliver(arn, records)
+            except Exception:
+                key = (shard_id, records[0]["dynamodb"]["SequenceNumber"])
+                self._failures[key] = self._failures.get(key, 0) + 1
+                if self._failures[key] >= MAX_ATTEMPTS:
+                    logger.warning("a stream batch failed %d times: skipped", MAX_ATTEMPTS)
+                    self.skipped += len(records)
+                    return True
+                continue
+            return True
+        return False
 
     def _deliver(self, arn: str, records: list[dict[str, Any]]) -> None:
         event = {"Records": [_lambda_record(arn, record) for record in records]}

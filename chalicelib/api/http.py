@@ -67,7 +67,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
 ERROR_CODES: dict[int, tuple[str, ...]] = {
     400: ("validation_failed", "bad_request", "beyond_booking_horizon"),
     401: ("unauthenticated",),
-    403: ("forbidden", "break_glass_required"),
+    403: ("forbidden", "break_glass_required", "departments_only"),
     404: ("not_found", "campaign_not_found", "segment_not_found"),
     409: (
         "version_conflict",
