@@ -30,6 +30,7 @@ class Measure(StrEnum):
     MESSAGES = "messages"
     SLOTS = "slots"
     AFTERCARE = "aftercare"
+    RETURN_VISITS = "return_visits"
 
 
 class Grain(StrEnum):
@@ -45,6 +46,7 @@ GROUP_BYS: dict[Measure, tuple[str, ...]] = {
     Measure.MESSAGES: ("channel", "step"),
     Measure.SLOTS: ("department",),
     Measure.AFTERCARE: ("department", "care_plan", "task_kind"),
+    Measure.RETURN_VISITS: (),
 }
 
 # Histogram buckets (upper edges, in days) of the lead time between booking and visit: a median
@@ -382,6 +384,12 @@ def derived(measure: Measure, values: Mapping[str, float]) -> dict[str, float]:
                 values.get("suppressed", 0.0), sent + values.get("suppressed", 0.0)
             ),
         }
+    elif measure is Measure.RETURN_VISITS:
+        extra = {
+            "return_rate": _share(
+                values.get("patients_returned", 0.0), values.get("patients_seen", 0.0)
+            )
+        }
     elif measure is Measure.AFTERCARE:
         sent = values.get("checkins_sent", 0.0)
         answered = values.get("checkins_answered", 0.0) + values.get("checkins_answered_late", 0.0)
@@ -427,3 +435,46 @@ COUNTS = frozenset(
         "tasks_opened",
     }
 )
+
+
+# --- return visits: patients seen in a period, and those who came back within N days ---
+
+RETURN_WINDOW_DAYS = 90  # a tenant's `analytics.return_window_days` replaces it
+ATTENDED = frozenset({"arrived", "fulfilled"})
+
+
+def return_window(tenant: Document | None) -> int:
+    return int(
+        ((tenant or {}).get("analytics") or {}).get("return_window_days", RETURN_WINDOW_DAYS)
+    )
+
+
+def visit_day(appointment: Document | None, zone: ZoneInfo) -> date | None:
+    """The local day of an attended visit (None: not attended)."""
+    if not appointment or appointment.get("status") not in ATTENDED:
+        return None
+    return datetime.fromisoformat(appointment["start"]).astimezone(zone).date()
+
+
+def came_back(earlier: date, later: date, window: int) -> bool:
+    """Another visit after `earlier`, within the window (a second visit the same day is not)."""
+    return 0 < (later - earlier).days <= window
+
+
+def return_visit_counters(
+    visits: Mapping[str, Iterable[date]], window: int
+) -> dict[tuple[str, ...], dict[str, int]]:
+    """For each period: patients seen (at least one visit in it) and of those, patients who came
+    back within `window` days of a visit in it. `visits`: each patient's visit days. What the
+    stream keeps with a marker per patient and period, computed at once (a rebuild)."""
+    items: dict[tuple[str, ...], dict[str, int]] = {}
+    for days in visits.values():
+        ordered = sorted(set(days))
+        returned = {d for d in ordered if any(came_back(d, later, window) for later in ordered)}
+        for grain in Grain:
+            for field, which in (("patients_seen", ordered), ("patients_returned", returned)):
+                for text in {period(d, grain) for d in which}:
+                    key = (Measure.RETURN_VISITS.value, grain.value, EVERYTHING, text, "-")
+                    fields = items.setdefault(key, {})
+                    fields[field] = fields.get(field, 0) + 1
+    return items

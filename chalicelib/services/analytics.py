@@ -98,15 +98,20 @@ class AnalyticsService:
         self._patients = patients
         self._appointments = appointments
         self._deliveries = deliveries
-        # A tenant's zone places each count on its local day; it changes (almost) never.
-        self._zones: BriefCache[str] = BriefCache(timedelta(minutes=5))
+        # A tenant's zone places each count on its local day, and its return window says what a
+        # return visit is; they change (almost) never.
+        self._settings: BriefCache[tuple[str, int]] = BriefCache(timedelta(minutes=5))
+
+    def _tenant_settings(self, tenant_id: str) -> tuple[ZoneInfo, int]:
+        def load() -> tuple[str, int]:
+            tenant = self._tenants.get(tenant_id)
+            return str((tenant or {}).get("time_zone") or "UTC"), rules.return_window(tenant)
+
+        zone, window = self._settings.get(tenant_id, load) or ("UTC", rules.RETURN_WINDOW_DAYS)
+        return ZoneInfo(zone), window
 
     def _zone(self, tenant_id: str) -> ZoneInfo:
-        def load() -> str:
-            tenant = self._tenants.get(tenant_id)
-            return str((tenant or {}).get("time_zone") or "UTC")
-
-        return ZoneInfo(self._zones.get(tenant_id, load) or "UTC")
+        return self._tenant_settings(tenant_id)[0]
 
     # -- keeping the counters ----------------------------------------------------------------
 
@@ -127,8 +132,50 @@ class AnalyticsService:
                 record["event_id"], tenant_id, rules.counter_moves(moved)
             ):
                 counted += 1
+            if kind == "appointment":
+                self._count_visit(tenant_id, record["old"], record["new"])
         count("AnalyticsRecordsCounted", counted)
         return counted
+
+    def _count_visit(self, tenant_id: str, old: Document | None, new: Document | None) -> None:
+        """A visit newly attended: the patient is seen in its periods, and came back, for this
+        visit's periods if another follows within the window, and for an earlier visit's
+        periods if this one follows it within the window. Each patient and period counts once
+        (a marker beside the patient's visits), in whatever order the visits arrive."""
+        zone, window = self._tenant_settings(tenant_id)
+        before = rules.visit_day((old or {}).get("doc"), zone)
+        appointment = (new or {}).get("doc")
+        day = rules.visit_day(appointment, zone)
+        if day is None or before is not None or appointment is None:
+            return
+        patient = appointment["patient_id"]
+        self._counters.add_visit(tenant_id, patient, day.isoformat(), appointment["id"])
+        span = timedelta(days=window)
+        others = {
+            date.fromisoformat(entry.split("#", 1)[0])
+            for entry in self._counters.visits(
+                tenant_id, patient, (day - span).isoformat(), (day + span).isoformat()
+            )
+        }
+        returned = [d for d in others if rules.came_back(d, day, window)]
+        if any(rules.came_back(day, later, window) for later in others):
+            returned.append(day)
+        for grain in rules.Grain:
+            marks = [("SEEN", "patients_seen", day)] + [
+                ("RETURNED", "patients_returned", d) for d in returned
+            ]
+            for marker, field, which in marks:
+                text = rules.period(which, grain)
+                counter = (
+                    rules.Measure.RETURN_VISITS.value,
+                    grain.value,
+                    rules.EVERYTHING,
+                    text,
+                    "-",
+                )
+                self._counters.count_patient_once(
+                    tenant_id, patient, f"{marker}#{grain.value}#{text}", counter, field
+                )
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -265,11 +312,15 @@ class AnalyticsService:
         """Every counter of the tenant as its records stand, from per-tenant Queries: each
         patient (listed), their appointments, delivery log, aftercare journeys and staff tasks
         (a task about no patient is not in a rebuild). No Scan."""
-        zone = self._zone(tenant_id)
+        zone, window = self._tenant_settings(tenant_id)
         tally: rules.Tally = Counter()
+        visits: dict[str, list[date]] = {}
         for patient in self._patient_ids(tenant_id):
             for appointment in self._appointments.for_patient(tenant_id, patient, limit=10_000):
                 tally.update(rules.appointment_tally(appointment, zone))
+                day = rules.visit_day(appointment, zone)
+                if day is not None:
+                    visits.setdefault(patient, []).append(day)
             for delivery in self._deliveries.for_patient(tenant_id, patient, 100_000):
                 tally.update(rules.delivery_tally(delivery, zone))
             for record in self._care.for_patient(tenant_id, patient):
@@ -277,7 +328,9 @@ class AnalyticsService:
                     tally.update(rules.aftercare_tally(record, zone))
             for task in self._tasks.for_patient(tenant_id, patient, ("0", "~"), limit=100_000):
                 tally.update(rules.task_tally(task, zone))
-        return rules.counter_moves(dict(tally))
+        totals = rules.counter_moves(dict(tally))
+        totals.update(rules.return_visit_counters(visits, window))
+        return totals
 
     def _patient_ids(self, tenant_id: str) -> Iterable[str]:
         """The tenant's patients as listed (a soft-deleted one is not: its counts stay in the

@@ -14,7 +14,7 @@ finished by running it again.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TypedDict
@@ -84,7 +84,10 @@ class ErasureService:
         executions: Executions,
         channels: Channels,
         queue: StaffQueue,
+        # Other stores that name the patient (the analytics table's visits): each forgets them.
+        forget_elsewhere: Sequence[Callable[[str, str], int]] = (),
     ) -> None:
+        self._forget_elsewhere = forget_elsewhere
         self._queue = queue
         self._patients = patients
         self._appointments = appointments
@@ -139,6 +142,7 @@ class ErasureService:
         devices = self._remove_devices(tenant_id, patient_id)
         self._forget_awaited_answers(found.profile)
         deleted = self._store.delete(self._keys(tenant_id, found))
+        deleted += sum(forget(tenant_id, patient_id) for forget in self._forget_elsewhere)
         self._audit.forget(tenant_id, patient_id)  # last: the trail then names no one
         erased(patient_id)
         count("PatientErased")

@@ -169,6 +169,7 @@ def services() -> Services:
     )
     care_config.on_rule_saved.append(recall.start_backfill)
     staff_records = StaffRepository()
+    analytics_counters = AnalyticsRepository()
     audit = AuditService(
         AuditRepository(),
         keyring,
@@ -248,11 +249,12 @@ def services() -> Services:
             executions,
             channels,
             queue,
+            forget_elsewhere=(analytics_counters.forget_patient,),
         ),
         fhir=fhir,
         webhooks=webhooks,
         analytics=AnalyticsService(
-            AnalyticsRepository(),
+            analytics_counters,
             tenant_repository,
             patients,
             appointments,

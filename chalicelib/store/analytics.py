@@ -29,6 +29,10 @@ def counter_pk(tenant_id: str, measure: str, grain: str, group_by: str) -> str:
     return f"T#{tenant_id}#AGG#{measure}#{grain}#{group_by}"
 
 
+def visits_pk(tenant_id: str, patient_id: str) -> str:
+    return f"T#{tenant_id}#VISITS#{patient_id}"
+
+
 def image_of(raw: Mapping[str, Any] | None) -> Document | None:
     """A stream record's image (DynamoDB JSON) as plain values; numbers as int or float."""
     if not raw:
@@ -110,6 +114,65 @@ class AnalyticsRepository:
                 raise
             applied += 1
         return applied
+
+    # -- a patient's visits (return visits): one partition per patient, erased with them ----
+
+    def add_visit(self, tenant_id: str, patient_id: str, day: str, appointment_id: str) -> None:
+        self._client.dispatch(
+            "PutItem",
+            {
+                "TableName": self._table,
+                "Item": {
+                    "PK": {"S": visits_pk(tenant_id, patient_id)},
+                    "SK": {"S": f"VISIT#{day}#{appointment_id}"},
+                },
+            },
+        )
+
+    def visits(self, tenant_id: str, patient_id: str, first: str, last: str) -> list[str]:
+        """The patient's visit days from `first` through `last`, with their appointments."""
+        return [
+            item["SK"].removeprefix("VISIT#")
+            for item in self._query(
+                visits_pk(tenant_id, patient_id), f"VISIT#{first}", f"VISIT#{last}#~"
+            )
+        ]
+
+    def count_patient_once(
+        self, tenant_id: str, patient_id: str, marker: str, counter: tuple[str, ...], field: str
+    ) -> bool:
+        """Add 1 to `field` of a counter item unless this patient was counted there before (a
+        marker in the patient's partition, put in the same transaction). False: counted before."""
+        try:
+            self._client.transact_write_items(
+                condition_check_items=[],
+                delete_items=[],
+                put_items=[
+                    {
+                        "TableName": self._table,
+                        "Item": {
+                            "PK": {"S": visits_pk(tenant_id, patient_id)},
+                            "SK": {"S": marker},
+                        },
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                ],
+                update_items=[self._update(tenant_id, counter, {field: 1})],
+            )
+        except TransactWriteError as exc:
+            if _marker_taken(exc):
+                return False
+            raise
+        return True
+
+    def forget_patient(self, tenant_id: str, patient_id: str) -> int:
+        """Erasure: the patient's visits and markers go; the counters (no one's) stay."""
+        keys = [
+            {"DeleteRequest": {"Key": {"PK": {"S": item["PK"]}, "SK": {"S": item["SK"]}}}}
+            for item in self._query(visits_pk(tenant_id, patient_id), "0", "~")
+        ]
+        self._batch_write(keys)
+        return len(keys)
 
     def read(
         self, tenant_id: str, measure: str, grain: str, group_by: str, first: str, last: str

@@ -4,6 +4,7 @@ records agrees exactly; CSV; department-restricted staff; another hospital sees 
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -191,3 +192,43 @@ def test_the_overview_sets_the_month_beside_the_last_and_a_year_before(
     assert overview["figures"]["messages.sent"]["month"] >= 1
     bad = api.call("GET", "/analytics/overview?month=2027-13", j.clinic.tenant.admin)
     assert bad.status_code == 400 and payload(bad)["error"]["details"][0]["path"] == "month"
+
+
+def test_return_visits_counted_once_per_patient_and_period(
+    runtime: Any, api: Api, journey: Any, make_patient: Any
+) -> None:
+    back: Journey = journey()
+    once = Journey(runtime, api, back.clinic, make_patient)
+    staff, admin = back.clinic.tenant.staff, back.clinic.tenant.admin
+    first_visit = local_moment(days=2, hour=9)
+    first = back.book(first_visit)
+    only = once.book(first_visit + timedelta(minutes=30))
+    move_to(runtime, first_visit + timedelta(minutes=35))
+    for j, appointment in ((back, first), (once, only)):
+        j.act(appointment, "check-in", staff)
+        j.act(appointment, "fulfil", staff)
+    second = back.book(first_visit + timedelta(days=7))
+    move_to(runtime, first_visit + timedelta(days=7, minutes=5))
+    back.act(second, "check-in", staff)
+    back.act(second, "fulfil", staff)  # fulfilled after arrived: the same visit, counted once
+
+    days = whole(figures(api, admin, "return_visits?granularity=day"))
+    assert days["patients_seen"] == 3, "two patients on the first day, one a week later"
+    assert days["patients_returned"] == 1, "the first day's returning patient"
+    [first_day] = [
+        row
+        for row in figures(api, admin, "return_visits?granularity=day")["rows"]
+        if row["period"] == first_visit.date().isoformat()
+    ]
+    assert first_day["values"]["return_rate"] == 0.5
+    assert_kept_counters_are_the_records_totals(back.clinic.tenant.id)
+    # Erasing the returning patient removes their visits and markers; the counts (no one's) stay.
+    reason = {"reason": "The patient asked to be forgotten; identity checked"}
+    erased = api.call("POST", f"/patients/{back.patient['id']}/erasure", admin, reason)
+    assert erased.status_code == 200, erased.body
+    runtime.settle()
+    from chalicelib.settings import get_settings
+
+    scanned = runtime.client("dynamodb").scan(TableName=get_settings().analytics_table_name)
+    assert back.patient["id"] not in json.dumps(scanned["Items"])  # tests only: never scanned
+    assert whole(figures(api, admin, "return_visits?granularity=day"))["patients_returned"] == 1

@@ -175,3 +175,20 @@ def test_periods_read_back_as_their_days_and_the_heat_map_shares() -> None:
     shown = analytics.with_slot_shares({"booked_1_09": 3.0}, {"1_09": 12, "1_10": 0})
     assert shown["share_1_09"] == 0.25 and shown["capacity_1_10"] == 0.0
     assert "share_1_10" not in shown, "no places offered: no share"
+
+
+def test_return_visits_per_period_count_each_patient_once() -> None:
+    visits = {
+        "p1": [date(2027, 3, 1), date(2027, 3, 1), date(2027, 3, 20), date(2027, 9, 1)],
+        "p2": [date(2027, 3, 5)],
+        "p3": [date(2027, 2, 27), date(2027, 5, 20)],  # 82 days later: within 90
+    }
+    items = analytics.return_visit_counters(visits, 90)
+    month = {key[3]: fields for key, fields in items.items() if key[1] == "month"}
+    assert month["2027-03"] == {"patients_seen": 2, "patients_returned": 1}
+    assert month["2027-02"] == {"patients_seen": 1, "patients_returned": 1}
+    assert month["2027-09"] == {"patients_seen": 1}, "nothing after it yet"
+    assert analytics.came_back(date(2027, 3, 1), date(2027, 5, 30), 90)
+    assert not analytics.came_back(date(2027, 3, 1), date(2027, 3, 1), 90), "the same day"
+    assert analytics.return_window({"analytics": {"return_window_days": 30}}) == 30
+    assert analytics.return_window(None) == 90
