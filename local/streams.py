@@ -100,7 +100,9 @@ class StreamPoller:
         for _ in range(ATTEMPTS_PER_DRAIN):
             try:
                 self._deliver(arn, records)
-            except Exception:
+            except Exception as failure:
+                # Its kind only: a message may quote the records.
+                logger.info("stream batch failed: %s", type(failure).__name__)
                 key = (shard_id, records[0]["dynamodb"]["SequenceNumber"])
                 self._failures[key] = self._failures.get(key, 0) + 1
                 if self._failures[key] >= MAX_ATTEMPTS:

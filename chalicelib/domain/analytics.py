@@ -31,6 +31,7 @@ class Measure(StrEnum):
     SLOTS = "slots"
     AFTERCARE = "aftercare"
     RETURN_VISITS = "return_visits"
+    FOLLOW_UPS = "follow_ups"
 
 
 class Grain(StrEnum):
@@ -47,6 +48,7 @@ GROUP_BYS: dict[Measure, tuple[str, ...]] = {
     Measure.SLOTS: ("department",),
     Measure.AFTERCARE: ("department", "care_plan", "task_kind"),
     Measure.RETURN_VISITS: (),
+    Measure.FOLLOW_UPS: ("kind", "plan"),
 }
 
 # Histogram buckets (upper edges, in days) of the lead time between booking and visit: a median
@@ -168,6 +170,7 @@ def delivery_tally(delivery: Document, zone: ZoneInfo) -> Tally:
     return tally
 
 
+RECHECK_DUE = frozenset({"awaiting_booking", "booked", "not_booked"})
 CHECKIN_SENT = frozenset({"awaiting_answer", "answered", "answered_late", "unanswered"})
 
 
@@ -180,7 +183,13 @@ def aftercare_tally(journey: Document, zone: ZoneInfo) -> Tally:
         ("care_plan", str(journey.get("care_plan", ""))),
     )
     measure = Measure.AFTERCARE
+    follow_up: Dimensions = (("kind", "recheck"), ("plan", str(journey.get("care_plan", ""))))
     for step in journey.get("steps") or []:
+        if step.get("kind") == "recheck" and step.get("status") in RECHECK_DUE:
+            due = step["at"][:10]
+            tally[(Measure.FOLLOW_UPS, "followups_due", due, follow_up)] += 1
+            if step["status"] == "booked":
+                tally[(Measure.FOLLOW_UPS, "followups_converted", due, follow_up)] += 1
         if step.get("kind") != "checkin" or step.get("status") not in CHECKIN_SENT:
             continue
         day = _local_date(step["at"], zone)
@@ -190,6 +199,79 @@ def aftercare_tally(journey: Document, zone: ZoneInfo) -> Tally:
         if step.get("risk") == "urgent":
             tally[(measure, "checkins_urgent", day, dims)] += 1
     return tally
+
+
+# Recall cycles that fell due (the open one once invited); a cancelled one did not (the rule
+# stopped applying).
+DUE_OUTCOMES = frozenset({"converted", "unconverted", "visited"})
+
+
+class FollowUpLink(TypedDict):
+    """What a booking converted: the follow-up it answers (its due day and dimensions)."""
+
+    appointment_id: str
+    due_date: str
+    kind: str  # recall | recheck
+    plan: str  # the recall rule or the care plan
+
+
+def recall_tally(recall: Document, zone: ZoneInfo) -> Tally:
+    """A patient's recall under one rule: each cycle that fell due, on its due day, and whether
+    it was booked (converted) or the patient came anyway (visited)."""
+    tally: Tally = Counter()
+    dims: Dimensions = (("kind", "recall"), ("plan", str(recall.get("rule_id", ""))))
+    for due_date, outcome in _recall_cycles(recall).items():
+        tally[(Measure.FOLLOW_UPS, "followups_due", due_date, dims)] += 1
+        if outcome in ("converted", "visited"):
+            tally[(Measure.FOLLOW_UPS, f"followups_{outcome}", due_date, dims)] += 1
+    return tally
+
+
+def _recall_cycles(recall: Document) -> dict[str, str]:
+    """Due day → outcome of each cycle that fell due (the open invited one: `invited`)."""
+    cycles = {
+        c["due_date"]: c["outcome"]
+        for c in recall.get("cycles") or []
+        if c.get("outcome") in DUE_OUTCOMES
+    }
+    if recall.get("status") == "invited":
+        cycles.setdefault(recall["due_date"], "invited")
+    return cycles
+
+
+def follow_up_links(kind: str, record: Document) -> list[FollowUpLink]:
+    """The bookings a recall's cycles or an aftercare journey's re-checks converted to."""
+    if kind == "recall":
+        return [
+            {
+                "appointment_id": c["appointment_id"],
+                "due_date": c["due_date"],
+                "kind": "recall",
+                "plan": str(record.get("rule_id", "")),
+            }
+            for c in record.get("cycles") or []
+            if c.get("outcome") == "converted" and c.get("appointment_id")
+        ]
+    if kind == "aftercare":
+        return [
+            {
+                "appointment_id": step["appointment_id"],
+                "due_date": step["at"][:10],
+                "kind": "recheck",
+                "plan": str(record.get("care_plan", "")),
+            }
+            for step in record.get("steps") or []
+            if step.get("kind") == "recheck"
+            and step.get("status") == "booked"
+            and step.get("appointment_id")
+        ]
+    return []
+
+
+def follow_up_attended_key(link: FollowUpLink) -> CounterKey:
+    """The counter a converted follow-up's attended booking adds 1 to (on the due day)."""
+    dims: Dimensions = (("kind", link["kind"]), ("plan", link["plan"]))
+    return (Measure.FOLLOW_UPS, "followups_attended", link["due_date"], dims)
 
 
 def task_tally(task: Document, zone: ZoneInfo) -> Tally:
@@ -222,6 +304,8 @@ def record_kind(pk: str, sk: str) -> str | None:
         return "task"
     if sk.startswith("CARE#AC#"):
         return "aftercare"
+    if sk.startswith("CARE#RC#"):
+        return "recall"
     return None
 
 
@@ -229,7 +313,7 @@ def record_kind(pk: str, sk: str) -> str | None:
 # own check): changes of the records counted, never a removal.
 STREAM_FILTER: Document = {
     "eventName": ["INSERT", "MODIFY"],
-    "dynamodb": {"Keys": {"SK": {"S": ["APPT", "DELIVERY", "TASK", {"prefix": "CARE#AC#"}]}}},
+    "dynamodb": {"Keys": {"SK": {"S": ["APPT", "DELIVERY", "TASK", {"prefix": "CARE#"}]}}},
 }
 
 
@@ -258,6 +342,8 @@ def tally_of(kind: str, image: Document | None, zone: ZoneInfo) -> Tally:
         return task_tally(doc, zone)
     if kind == "aftercare":
         return aftercare_tally(doc, zone)
+    if kind == "recall":
+        return recall_tally(doc, zone)
     # The delivery's status is kept beside its doc (a claim's conditions read it).
     return delivery_tally({**doc, "status": image.get("status") or doc.get("status", "")}, zone)
 
@@ -389,6 +475,14 @@ def derived(measure: Measure, values: Mapping[str, float]) -> dict[str, float]:
             "return_rate": _share(
                 values.get("patients_returned", 0.0), values.get("patients_seen", 0.0)
             )
+        }
+    elif measure is Measure.FOLLOW_UPS:
+        due = values.get("followups_due", 0.0)
+        extra = {
+            "booked_share": _share(values.get("followups_converted", 0.0), due),
+            "adherence": _share(
+                values.get("followups_attended", 0.0) + values.get("followups_visited", 0.0), due
+            ),
         }
     elif measure is Measure.AFTERCARE:
         sent = values.get("checkins_sent", 0.0)

@@ -134,6 +134,9 @@ class AnalyticsService:
                 counted += 1
             if kind == "appointment":
                 self._count_visit(tenant_id, record["old"], record["new"])
+                self._count_follow_up_visit(tenant_id, record["old"], record["new"])
+            elif kind in ("recall", "aftercare"):
+                self._link_follow_ups(tenant_id, kind, record["old"], record["new"])
         count("AnalyticsRecordsCounted", counted)
         return counted
 
@@ -176,6 +179,41 @@ class AnalyticsService:
                 self._counters.count_patient_once(
                     tenant_id, patient, f"{marker}#{grain.value}#{text}", counter, field
                 )
+
+    def _link_follow_ups(
+        self, tenant_id: str, kind: str, old: Document | None, new: Document | None
+    ) -> None:
+        """A follow-up newly converted: remember which it was beside its booking, and count
+        the booking if it was attended already (a history imported late)."""
+        before = {
+            link["appointment_id"]
+            for link in rules.follow_up_links(kind, (old or {}).get("doc") or {})
+        }
+        for link in rules.follow_up_links(kind, (new or {}).get("doc") or {}):
+            if link["appointment_id"] in before:
+                continue
+            self._counters.put_follow_up(tenant_id, dict(link))
+            booking = self._appointments.get(tenant_id, link["appointment_id"])
+            if rules.visit_day(booking, self._zone(tenant_id)) is not None:
+                self._count_follow_up(tenant_id, link)
+
+    def _count_follow_up_visit(
+        self, tenant_id: str, old: Document | None, new: Document | None
+    ) -> None:
+        """A visit newly attended that a follow-up converted to: counted once, on its due day."""
+        zone = self._zone(tenant_id)
+        appointment = (new or {}).get("doc")
+        if appointment is None or rules.visit_day(appointment, zone) is None:
+            return
+        if rules.visit_day((old or {}).get("doc"), zone) is not None:
+            return
+        link = self._counters.follow_up(tenant_id, appointment["id"])
+        if link is not None:
+            self._count_follow_up(tenant_id, link)  # type: ignore[arg-type]
+
+    def _count_follow_up(self, tenant_id: str, link: rules.FollowUpLink) -> None:
+        moves = rules.counter_moves({rules.follow_up_attended_key(link): 1})
+        self._counters.count_follow_up_once(tenant_id, link["appointment_id"], moves)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -324,8 +362,15 @@ class AnalyticsService:
             for delivery in self._deliveries.for_patient(tenant_id, patient, 100_000):
                 tally.update(rules.delivery_tally(delivery, zone))
             for record in self._care.for_patient(tenant_id, patient):
-                if record.get("kind") == "aftercare":
+                kind = str(record.get("kind"))
+                if kind == "aftercare":
                     tally.update(rules.aftercare_tally(record, zone))
+                elif kind == "recall":
+                    tally.update(rules.recall_tally(record, zone))
+                for link in rules.follow_up_links(kind, record):
+                    booking = self._appointments.get(tenant_id, link["appointment_id"])
+                    if rules.visit_day(booking, zone) is not None:
+                        tally[rules.follow_up_attended_key(link)] += 1
             for task in self._tasks.for_patient(tenant_id, patient, ("0", "~"), limit=100_000):
                 tally.update(rules.task_tally(task, zone))
         totals = rules.counter_moves(dict(tally))

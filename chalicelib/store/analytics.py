@@ -33,6 +33,10 @@ def visits_pk(tenant_id: str, patient_id: str) -> str:
     return f"T#{tenant_id}#VISITS#{patient_id}"
 
 
+def _follow_up_key(tenant_id: str, appointment_id: str) -> dict[str, Any]:
+    return {"PK": {"S": f"T#{tenant_id}#FOLLOWUP#{appointment_id}"}, "SK": {"S": "LINK"}}
+
+
 def image_of(raw: Mapping[str, Any] | None) -> Document | None:
     """A stream record's image (DynamoDB JSON) as plain values; numbers as int or float."""
     if not raw:
@@ -158,6 +162,75 @@ class AnalyticsRepository:
                     }
                 ],
                 update_items=[self._update(tenant_id, counter, {field: 1})],
+            )
+        except TransactWriteError as exc:
+            if _marker_taken(exc):
+                return False
+            raise
+        return True
+
+    # -- follow-ups: which follow-up a booking converted, and its attendance counted once ----
+
+    def put_follow_up(self, tenant_id: str, link: Document) -> None:
+        """Idempotent: the same conversion puts the same item (a counted one keeps its mark)."""
+        self._client.dispatch(
+            "UpdateItem",
+            {
+                "TableName": self._table,
+                "Key": _follow_up_key(tenant_id, link["appointment_id"]),
+                "UpdateExpression": "SET #d = :d, #k = :k, #p = :p",
+                "ExpressionAttributeNames": {"#d": "due_date", "#k": "kind", "#p": "plan"},
+                "ExpressionAttributeValues": {
+                    ":d": {"S": link["due_date"]},
+                    ":k": {"S": link["kind"]},
+                    ":p": {"S": link["plan"]},
+                },
+            },
+        )
+
+    def follow_up(self, tenant_id: str, appointment_id: str) -> Document | None:
+        found = self._client.dispatch(
+            "GetItem",
+            {
+                "TableName": self._table,
+                "Key": _follow_up_key(tenant_id, appointment_id),
+                "ConsistentRead": True,
+            },
+        ).get("Item")
+        item = image_of(found)
+        if item is None:
+            return None
+        return {
+            "appointment_id": appointment_id,
+            **{k: item[k] for k in ("due_date", "kind", "plan")},
+        }
+
+    def count_follow_up_once(
+        self,
+        tenant_id: str,
+        appointment_id: str,
+        moves: Mapping[tuple[str, ...], Mapping[str, int]],
+    ) -> bool:
+        """The follow-up's booking was attended: its counters move once (the link is marked in
+        the same transaction). False: counted before."""
+        mark = {
+            "TableName": self._table,
+            "Key": _follow_up_key(tenant_id, appointment_id),
+            "UpdateExpression": "SET attended_counted = :t",
+            "ConditionExpression": (
+                "attribute_exists(PK) AND attribute_not_exists(attended_counted)"
+            ),
+            "ExpressionAttributeValues": {":t": {"BOOL": True}},
+        }
+        try:
+            self._client.transact_write_items(
+                condition_check_items=[],
+                delete_items=[],
+                put_items=[],
+                update_items=[
+                    mark,
+                    *(self._update(tenant_id, key, fields) for key, fields in moves.items()),
+                ],
             )
         except TransactWriteError as exc:
             if _marker_taken(exc):

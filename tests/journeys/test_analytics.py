@@ -12,7 +12,7 @@ import pytest
 
 from tests.conftest import Api, payload
 from tests.integration.test_audit_api import _member
-from tests.journeys.support import SHANGHAI, Journey, local_moment, move_to
+from tests.journeys.support import SHANGHAI, Journey, iso, local_moment, move_to, unique_phone
 from tests.journeys.test_aftercare_journey import URGENT, Aftercare
 
 pytestmark = pytest.mark.journey
@@ -232,3 +232,37 @@ def test_return_visits_counted_once_per_patient_and_period(
     scanned = runtime.client("dynamodb").scan(TableName=get_settings().analytics_table_name)
     assert back.patient["id"] not in json.dumps(scanned["Items"])  # tests only: never scanned
     assert whole(figures(api, admin, "return_visits?granularity=day"))["patients_returned"] == 1
+
+
+def test_a_recall_that_fell_due_booked_and_attended_is_adherence(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    from tests.journeys.test_recall_journey import RULE, sweep
+
+    clinic = make_clinic(capacity=5)
+    saved = api.call(
+        "PUT", "/recall-rules/review-30d", clinic.tenant.admin, {**RULE, "after_days": 30}
+    )
+    assert saved.status_code == 200, saved.body
+    patient = make_patient(
+        clinic.tenant, phone=unique_phone(), medical={"conditions": ["diabetes"]}
+    )
+    move_to(runtime, local_moment(days=30, hour=9, minute=30))
+    sweep(runtime)
+    move_to(runtime, local_moment(days=0, hour=10, minute=1))  # the invitation goes out
+    token = runtime.token("patient", clinic.tenant.id, patient["id"])
+    visit = local_moment(days=3, hour=10)
+    slot = {"schedule_id": clinic.schedule_id, "start": iso(visit)}
+    booked = api.call("POST", "/appointments", token, {"slot": slot, "type": "follow_up"})
+    assert booked.status_code == 201, booked.body
+    move_to(runtime, visit + timedelta(minutes=5))
+    for action in ("check-in", "fulfil"):
+        path = f"/appointments/{payload(booked)['id']}/{action}"
+        assert api.call("POST", path, clinic.tenant.staff).status_code == 200
+    runtime.settle()
+    follow_ups = whole(figures(api, clinic.tenant.admin, "follow_ups?group_by=kind"))
+    assert (follow_ups["followups_due"], follow_ups["followups_converted"]) == (1, 1)
+    assert follow_ups["followups_attended"] == 1 and follow_ups["adherence"] == 1
+    [row] = figures(api, clinic.tenant.admin, "follow_ups?group_by=plan")["rows"]
+    assert row["group"] == "review-30d"
+    assert_kept_counters_are_the_records_totals(clinic.tenant.id)

@@ -192,3 +192,45 @@ def test_return_visits_per_period_count_each_patient_once() -> None:
     assert not analytics.came_back(date(2027, 3, 1), date(2027, 3, 1), 90), "the same day"
     assert analytics.return_window({"analytics": {"return_window_days": 30}}) == 30
     assert analytics.return_window(None) == 90
+
+
+def test_recall_cycles_that_fell_due_and_the_bookings_they_converted_to() -> None:
+    recall = {
+        "rule_id": "review-30d",
+        "status": "invited",
+        "due_date": "2027-06-01",
+        "cycles": [
+            {
+                "due_date": "2027-03-01",
+                "outcome": "converted",
+                "appointment_id": "a-1",
+                "settled_at": "2027-03-02T02:00:00Z",
+            },
+            {"due_date": "2027-04-01", "outcome": "unconverted", "settled_at": "x"},
+            {"due_date": "2027-05-01", "outcome": "cancelled", "settled_at": "x"},
+            {"due_date": "2027-05-15", "outcome": "visited", "settled_at": "x"},
+        ],
+    }
+    fields: Counter[str] = Counter()
+    for (_, field, _, _), n in analytics.recall_tally(recall, SHANGHAI).items():
+        fields[field] += n
+    assert fields == Counter(
+        {"followups_due": 4, "followups_converted": 1, "followups_visited": 1}
+    ), "a cancelled cycle did not fall due; the open invited one did"
+    [link] = analytics.follow_up_links("recall", recall)
+    assert link == {
+        "appointment_id": "a-1",
+        "due_date": "2027-03-01",
+        "kind": "recall",
+        "plan": "review-30d",
+    }
+    shown = analytics.derived(
+        analytics.Measure.FOLLOW_UPS,
+        {
+            "followups_due": 4.0,
+            "followups_converted": 2.0,
+            "followups_attended": 1.0,
+            "followups_visited": 1.0,
+        },
+    )
+    assert (shown["booked_share"], shown["adherence"]) == (0.5, 0.5)
