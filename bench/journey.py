@@ -26,18 +26,7 @@ PRICES = {
 }
 LAMBDA_GB_SECONDS_EACH = 0.25 * 0.1  # 256 MB for ~100 ms, a generous estimate per invocation
 
-# The messages themselves, for estimates (`python -m local simulate`), which PRICES leave out.
-# Email and push are flat (SES outbound, SNS mobile push). SMS is billed per message part (a
-# segment) and by destination country; these are approximate list prices with carrier fees, for
-# planning only: a real budget reads the AWS End User Messaging pricing page for each country.
-MESSAGE_PRICES = {
-    "email_per_message": 0.10 / 1000,
-    "push_per_message": 0.50 / 1_000_000,
-}
-SMS_PRICE_PER_SEGMENT = {  # destination country (ISO 3166-1) -> USD per segment
-    "CN": 0.0197,
-    "US": 0.0088,  # $0.00581 plus a typical carrier fee
-}
+# The messages' own prices are chalicelib/domain/message_prices.py's (analytics read them too).
 
 
 def cost_usd(

@@ -890,7 +890,7 @@ def summary(
 ) -> list[str]:
     """Messages per channel and per step (from the delivery logs), SMS segments, staff tasks
     (opened: the timelines' task entries; still open: GET /tasks), and the estimated cost."""
-    from bench.journey import MESSAGE_PRICES, SMS_PRICE_PER_SEGMENT
+    from chalicelib.domain.message_prices import MESSAGE_PRICES, SMS_PRICE_PER_SEGMENT
 
     by_channel: dict[str, Counter[str]] = {}
     by_step: dict[str, Counter[str]] = {}
@@ -990,14 +990,19 @@ PLATFORM_PRICES = (
 
 
 def _prices() -> list[str]:
-    """The prices the estimate used (bench/journey.py), printed under it."""
-    from bench.journey import LAMBDA_GB_SECONDS_EACH, MESSAGE_PRICES, PRICES, SMS_PRICE_PER_SEGMENT
+    """The prices the estimate used (bench/journey.py, chalicelib/domain/message_prices.py),
+    printed under it."""
+    from bench.journey import LAMBDA_GB_SECONDS_EACH, PRICES
+    from chalicelib.domain.message_prices import MESSAGE_PRICES, SMS_PRICE_PER_SEGMENT
 
     def usd(value: float) -> str:
         return f"{value:.10f}".rstrip("0")
 
     sms = ", ".join(f"{c} {usd(p)}" for c, p in sorted(SMS_PRICE_PER_SEGMENT.items()))
-    lines = ["prices (USD, from bench/journey.py)", f"  sms_per_segment: {sms}"]
+    lines = [
+        "prices (USD, bench/journey.py and domain/message_prices.py)",
+        f"  sms_per_segment: {sms}",
+    ]
     lines += [f"  {name}: {usd(price)}" for name, price in MESSAGE_PRICES.items()]
     lines += [f"  {name}: {usd(PRICES[name])}" for name in PLATFORM_PRICES]
     lines.append(f"  lambda_gb_seconds_each: {LAMBDA_GB_SECONDS_EACH:g}")

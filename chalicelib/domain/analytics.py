@@ -23,6 +23,7 @@ from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
 from chalicelib.domain.common import Document
+from chalicelib.domain.message_prices import estimated_cost_usd
 
 
 class Measure(StrEnum):
@@ -157,6 +158,8 @@ def delivery_tally(delivery: Document, zone: ZoneInfo) -> Tally:
     measure = Measure.MESSAGES
     if status in ("sent", "delivered", "bounced"):
         tally[(measure, "sent", day, dims)] += 1
+        # By channel in every grouping too: what the message cost is read from.
+        tally[(measure, f"sent_{delivery.get('channel') or 'none'}", day, dims)] += 1
         if status != "sent":
             tally[(measure, status, day, dims)] += 1
         if delivery.get("channel") == "sms":
@@ -447,8 +450,9 @@ def _share(part: float, whole: float) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def derived(measure: Measure, values: Mapping[str, float]) -> dict[str, float]:
-    """A counter item's fields with the figures read from them: rates and medians."""
+def derived(measure: Measure, values: Mapping[str, float], country: str = "") -> dict[str, float]:
+    """A counter item's fields with the figures read from them: rates, medians, and the
+    messages' estimated cost (texts priced for the hospital's `country`)."""
     shown = {k: v for k, v in values.items() if not k.startswith(("lead_days_b", "action_hours_b"))}
     extra: dict[str, float | None] = {}
     if measure is Measure.APPOINTMENTS:
@@ -468,6 +472,12 @@ def derived(measure: Measure, values: Mapping[str, float]) -> dict[str, float]:
             "delivery_rate": _share(values.get("delivered", 0.0), sent),
             "suppressed_rate": _share(
                 values.get("suppressed", 0.0), sent + values.get("suppressed", 0.0)
+            ),
+            "estimated_cost_usd": estimated_cost_usd(
+                country,
+                values.get("sms_segments", 0.0),
+                values.get("sent_email", 0.0),
+                values.get("sent_push", 0.0),
             ),
         }
     elif measure is Measure.RETURN_VISITS:
@@ -510,7 +520,14 @@ HEADLINES: dict[Measure, tuple[str, ...]] = {
         "noshow_rate",
         "median_lead_days",
     ),
-    Measure.MESSAGES: ("sent", "suppressed", "failed", "sms_segments", "delivery_rate"),
+    Measure.MESSAGES: (
+        "sent",
+        "suppressed",
+        "failed",
+        "sms_segments",
+        "delivery_rate",
+        "estimated_cost_usd",
+    ),
     Measure.AFTERCARE: ("checkins_sent", "response_rate", "urgent_share", "tasks_opened"),
 }
 COUNTS = frozenset(
@@ -525,6 +542,7 @@ COUNTS = frozenset(
         "suppressed",
         "failed",
         "sms_segments",
+        "estimated_cost_usd",
         "checkins_sent",
         "tasks_opened",
     }

@@ -100,15 +100,17 @@ class AnalyticsService:
         self._deliveries = deliveries
         # A tenant's zone places each count on its local day, and its return window says what a
         # return visit is; they change (almost) never.
-        self._settings: BriefCache[tuple[str, int]] = BriefCache(timedelta(minutes=5))
+        # Its country prices its texts.
+        self._settings: BriefCache[tuple[str, int, str]] = BriefCache(timedelta(minutes=5))
 
-    def _tenant_settings(self, tenant_id: str) -> tuple[ZoneInfo, int]:
-        def load() -> tuple[str, int]:
-            tenant = self._tenants.get(tenant_id)
-            return str((tenant or {}).get("time_zone") or "UTC"), rules.return_window(tenant)
+    def _tenant_settings(self, tenant_id: str) -> tuple[ZoneInfo, int, str]:
+        def load() -> tuple[str, int, str]:
+            tenant = self._tenants.get(tenant_id) or {}
+            zone = str(tenant.get("time_zone") or "UTC")
+            return zone, rules.return_window(tenant), str(tenant.get("country", ""))
 
-        zone, window = self._settings.get(tenant_id, load) or ("UTC", rules.RETURN_WINDOW_DAYS)
-        return ZoneInfo(zone), window
+        found = self._settings.get(tenant_id, load) or ("UTC", rules.RETURN_WINDOW_DAYS, "")
+        return ZoneInfo(found[0]), found[1], found[2]
 
     def _zone(self, tenant_id: str) -> ZoneInfo:
         return self._tenant_settings(tenant_id)[0]
@@ -145,7 +147,7 @@ class AnalyticsService:
         visit's periods if another follows within the window, and for an earlier visit's
         periods if this one follows it within the window. Each patient and period counts once
         (a marker beside the patient's visits), in whatever order the visits arrive."""
-        zone, window = self._tenant_settings(tenant_id)
+        zone, window, _ = self._tenant_settings(tenant_id)
         before = rules.visit_day((old or {}).get("doc"), zone)
         appointment = (new or {}).get("doc")
         day = rules.visit_day(appointment, zone)
@@ -236,6 +238,7 @@ class AnalyticsService:
             "group_by", group_by or rules.EVERYTHING, [rules.EVERYTHING, *rules.GROUP_BYS[which]]
         )
         tenant_id = tenant_of(principal)
+        country = self._tenant_settings(tenant_id)[2]
         departments = self._departments_of(principal, grouping)
         today = clock.now().astimezone(self._zone(tenant_id)).date()
         first_day, last_day = _days(since, until, today)
@@ -250,7 +253,8 @@ class AnalyticsService:
             if departments is not None and item["group"] not in departments:
                 continue
             values = {k: float(v) for k, v in item.items() if k not in ("period", "group")}
-            row: MeasureRow = {"period": item["period"], "values": rules.derived(which, values)}
+            shown = rules.derived(which, values, country)
+            row: MeasureRow = {"period": item["period"], "values": shown}
             if grouping != rules.EVERYTHING:
                 row["group"] = item["group"]
             rows.append(row)
@@ -270,6 +274,7 @@ class AnalyticsService:
         before: one counter item per measure and month (nine items)."""
         require_role(principal, CLINIC_ROLES)
         tenant_id = tenant_of(principal)
+        country = self._tenant_settings(tenant_id)[2]
         if self._departments_of(principal, "department") is not None:
             # The hospital's whole figures: not for staff fenced to some departments.
             raise Forbidden(
@@ -294,6 +299,7 @@ class AnalyticsService:
                 values = rules.derived(
                     measure,
                     {k: float(v) for k, v in item.items() if k not in ("period", "group")},
+                    country,
                 )
                 for name in names:
                     figures.setdefault(f"{measure.value}.{name}", {})[column] = values.get(
@@ -350,7 +356,7 @@ class AnalyticsService:
         """Every counter of the tenant as its records stand, from per-tenant Queries: each
         patient (listed), their appointments, delivery log, aftercare journeys and staff tasks
         (a task about no patient is not in a rebuild). No Scan."""
-        zone, window = self._tenant_settings(tenant_id)
+        zone, window, _ = self._tenant_settings(tenant_id)
         tally: rules.Tally = Counter()
         visits: dict[str, list[date]] = {}
         for patient in self._patient_ids(tenant_id):

@@ -234,3 +234,15 @@ def test_recall_cycles_that_fell_due_and_the_bookings_they_converted_to() -> Non
         },
     )
     assert (shown["booked_share"], shown["adherence"]) == (0.5, 0.5)
+
+
+def test_the_messages_estimated_cost() -> None:
+    from chalicelib.domain.message_prices import estimated_cost_usd
+
+    assert estimated_cost_usd("CN", 10, 0, 0) == 0.197
+    assert estimated_cost_usd("US", 0, 1000, 0) == 0.1, "$0.10 per 1,000 emails"
+    assert estimated_cost_usd("ZZ", 1, 0, 0) == 0.0197, "an unlisted country: the dearest price"
+    shown = analytics.derived(
+        analytics.Measure.MESSAGES, {"sent": 2.0, "sms_segments": 3.0, "sent_sms": 2.0}, "CN"
+    )
+    assert shown["estimated_cost_usd"] == 0.0591
