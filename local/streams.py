@@ -80,6 +80,8 @@ class StreamPoller:
     def _drain_shard(self, arn: str, shard_id: str) -> int:
         read = 0
         while True:
+            if self._iterators[shard_id] == "closed":
+                return read
             page = self._client.get_records(ShardIterator=self._iterators[shard_id], Limit=100)
             records = page.get("Records", [])
             wanted = [r for r in records if passes_stream_filter(r)]
@@ -87,11 +89,12 @@ class StreamPoller:
                 return read  # the iterator stays: the batch comes again at the next drain
             read += len(records)
             following = page.get("NextShardIterator")
-            if not records or not following:
-                if following:
-                    self._iterators[shard_id] = following
+            if not following:  # a closed shard, read to its end: nothing more will come
+                self._iterators[shard_id] = "closed"
                 return read
             self._iterators[shard_id] = following
+            if not records:
+                return read
 
     def _delivered(self, arn: str, shard_id: str, records: list[dict[str, Any]]) -> bool:
         """Deliver a batch as Lambda does: retried when the function fails (a throttled write),

@@ -112,7 +112,9 @@ def appointment_tally(appointment: Document, zone: ZoneInfo) -> Tally:
     status = appointment["status"]
     if status == "cancelled":
         by = "patient" if appointment.get("cancelled_by") == "patient" else "clinic"
-        cancelled_on = _local_date(appointment["updated_at"], zone)
+        # On the day it was cancelled (its history says; a later write must not move it).
+        cancels = [c["at"] for c in appointment.get("history") or [] if c["change"] == "cancelled"]
+        cancelled_on = _local_date(cancels[-1] if cancels else appointment["updated_at"], zone)
         tally[(measure, f"cancelled_by_{by}", cancelled_on, dims)] += 1
     elif status in ("arrived", "fulfilled"):
         tally[(measure, "attended", visit_day, dims)] += 1
@@ -189,7 +191,7 @@ def aftercare_tally(journey: Document, zone: ZoneInfo) -> Tally:
     follow_up: Dimensions = (("kind", "recheck"), ("plan", str(journey.get("care_plan", ""))))
     for step in journey.get("steps") or []:
         if step.get("kind") == "recheck" and step.get("status") in RECHECK_DUE:
-            due = step["at"][:10]
+            due = _local_date(step["at"], zone)
             tally[(Measure.FOLLOW_UPS, "followups_due", due, follow_up)] += 1
             if step["status"] == "booked":
                 tally[(Measure.FOLLOW_UPS, "followups_converted", due, follow_up)] += 1
@@ -242,7 +244,7 @@ def _recall_cycles(recall: Document) -> dict[str, str]:
     return cycles
 
 
-def follow_up_links(kind: str, record: Document) -> list[FollowUpLink]:
+def follow_up_links(kind: str, record: Document, zone: ZoneInfo) -> list[FollowUpLink]:
     """The bookings a recall's cycles or an aftercare journey's re-checks converted to."""
     if kind == "recall":
         return [
@@ -259,7 +261,7 @@ def follow_up_links(kind: str, record: Document) -> list[FollowUpLink]:
         return [
             {
                 "appointment_id": step["appointment_id"],
-                "due_date": step["at"][:10],
+                "due_date": _local_date(step["at"], zone),
                 "kind": "recheck",
                 "plan": str(record.get("care_plan", "")),
             }

@@ -4,6 +4,7 @@ What each record counts for is `domain/analytics.py`'s."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
@@ -27,6 +28,7 @@ from chalicelib.store.patients import PatientRepository
 from chalicelib.store.staff import StaffRepository
 from chalicelib.store.tenants import TenantRepository
 
+MONTH = re.compile(r"\d{4}-\d{2}")
 # How many periods one read may span, by grain: two years by month or by week, 400 days by day.
 MOST_PERIODS = {rules.Grain.DAY: 400, rules.Grain.WEEK: 106, rules.Grain.MONTH: 24}
 
@@ -154,6 +156,8 @@ class AnalyticsService:
         if day is None or before is not None or appointment is None:
             return
         patient = appointment["patient_id"]
+        if self._patients.get(tenant_id, patient) is None:
+            return  # deleted or erased meanwhile: nothing more is kept that names them
         self._counters.add_visit(tenant_id, patient, day.isoformat(), appointment["id"])
         span = timedelta(days=window)
         others = {
@@ -187,17 +191,18 @@ class AnalyticsService:
     ) -> None:
         """A follow-up newly converted: remember which it was beside its booking, and count
         the booking if it was attended already (a history imported late)."""
+        zone = self._zone(tenant_id)
         before = {
             link["appointment_id"]
-            for link in rules.follow_up_links(kind, (old or {}).get("doc") or {})
+            for link in rules.follow_up_links(kind, (old or {}).get("doc") or {}, zone)
         }
-        for link in rules.follow_up_links(kind, (new or {}).get("doc") or {}):
+        for link in rules.follow_up_links(kind, (new or {}).get("doc") or {}, zone):
             if link["appointment_id"] in before:
                 continue
             self._counters.put_follow_up(tenant_id, dict(link))
             booking = self._appointments.get(tenant_id, link["appointment_id"])
-            if rules.visit_day(booking, self._zone(tenant_id)) is not None:
-                self._count_follow_up(tenant_id, link)
+            if rules.visit_day(booking, zone) is not None:
+                self._count_follow_up(tenant_id, link)  # attended before the link was seen
 
     def _count_follow_up_visit(
         self, tenant_id: str, old: Document | None, new: Document | None
@@ -209,13 +214,12 @@ class AnalyticsService:
             return
         if rules.visit_day((old or {}).get("doc"), zone) is not None:
             return
-        link = self._counters.follow_up(tenant_id, appointment["id"])
-        if link is not None:
+        for link in self._counters.follow_ups(tenant_id, appointment["id"]):
             self._count_follow_up(tenant_id, link)  # type: ignore[arg-type]
 
     def _count_follow_up(self, tenant_id: str, link: rules.FollowUpLink) -> None:
         moves = rules.counter_moves({rules.follow_up_attended_key(link): 1})
-        self._counters.count_follow_up_once(tenant_id, link["appointment_id"], moves)
+        self._counters.count_follow_up_once(tenant_id, link, moves)
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -283,6 +287,8 @@ class AnalyticsService:
             )
         today = clock.now().astimezone(self._zone(tenant_id)).date()
         shown = month or rules.period(today, rules.Grain.MONTH)
+        if not MONTH.fullmatch(shown):
+            raise invalid("month", "must be a month, YYYY-MM")
         try:
             first_day, _ = rules.period_days(shown, rules.Grain.MONTH)
         except ValueError:
@@ -320,8 +326,8 @@ class AnalyticsService:
         zone = self._zone(tenant_id)
         schedules = self._config.records(tenant_id, "SCHEDULE")
         for row in rows:
+            # The whole period, as its places taken are counted.
             start, end = rules.period_days(row["period"], grain)
-            start, end = max(start, first), min(end, last)
             offered: Counter[str] = Counter()
             for schedule in schedules:
                 if row.get("group", schedule["department"]) != schedule["department"]:
@@ -373,7 +379,7 @@ class AnalyticsService:
                     tally.update(rules.aftercare_tally(record, zone))
                 elif kind == "recall":
                     tally.update(rules.recall_tally(record, zone))
-                for link in rules.follow_up_links(kind, record):
+                for link in rules.follow_up_links(kind, record, zone):
                     booking = self._appointments.get(tenant_id, link["appointment_id"])
                     if rules.visit_day(booking, zone) is not None:
                         tally[rules.follow_up_attended_key(link)] += 1
@@ -442,15 +448,22 @@ def _day(name: str, raw: str) -> date:
 def _days(since: str | None, until: str | None, today: date) -> tuple[date, date]:
     """The days asked for; by default the twelve months up to today."""
     last = _day("to", until) if until else today
-    first = _day("from", since) if since else date(last.year - 1, last.month, 1) + timedelta(0)
+    # Default: the twelve months up to this one (this one included).
+    first = _day("from", since) if since else _months_before(last, 11)
     if first > last:
         raise invalid("to", "must not be before from")
     return first, last
+
+
+def _months_before(day: date, months: int) -> date:
+    index = day.year * 12 + day.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
 
 
 def _periods_between(first: date, last: date, grain: rules.Grain) -> int:
     if grain is rules.Grain.DAY:
         return (last - first).days + 1
     if grain is rules.Grain.WEEK:
-        return (last - first).days // 7 + 1
+        monday = first - timedelta(days=first.weekday())
+        return (last - monday).days // 7 + 1
     return (last.year - first.year) * 12 + last.month - first.month + 1

@@ -141,8 +141,9 @@ class ErasureService:
         released = self._release_places(tenant_id, found)
         devices = self._remove_devices(tenant_id, patient_id)
         self._forget_awaited_answers(found.profile)
-        deleted = self._store.delete(self._keys(tenant_id, found))
-        deleted += sum(forget(tenant_id, patient_id) for forget in self._forget_elsewhere)
+        # First: should it fail, the erasure is retried while the profile still exists.
+        deleted = sum(forget(tenant_id, patient_id) for forget in self._forget_elsewhere)
+        deleted += self._store.delete(self._keys(tenant_id, found))
         self._audit.forget(tenant_id, patient_id)  # last: the trail then names no one
         erased(patient_id)
         count("PatientErased")

@@ -8,6 +8,7 @@ written with the low-level client because their names are data, not a model's at
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from chalicelib.domain.common import Document
 from chalicelib.settings import get_settings
 from chalicelib.store.records import connection
 
+BATCH_ATTEMPTS = 8
 CHUNK = 99  # counter items per transaction, beside its marker (TransactWriteItems takes 100)
 MARKER_DAYS = 2
 COUNTER_KEYS = ("PK", "SK")
@@ -33,8 +35,14 @@ def visits_pk(tenant_id: str, patient_id: str) -> str:
     return f"T#{tenant_id}#VISITS#{patient_id}"
 
 
-def _follow_up_key(tenant_id: str, appointment_id: str) -> dict[str, Any]:
-    return {"PK": {"S": f"T#{tenant_id}#FOLLOWUP#{appointment_id}"}, "SK": {"S": "LINK"}}
+def _follow_up_pk(tenant_id: str, appointment_id: str) -> str:
+    return f"T#{tenant_id}#FOLLOWUP#{appointment_id}"
+
+
+def _follow_up_key(tenant_id: str, link: Mapping[str, Any]) -> dict[str, Any]:
+    """One item per follow-up a booking converted (a booking may answer several)."""
+    sort_key = f"LINK#{link['kind']}#{link['plan']}#{link['due_date']}"
+    return {"PK": {"S": _follow_up_pk(tenant_id, link["appointment_id"])}, "SK": {"S": sort_key}}
 
 
 def image_of(raw: Mapping[str, Any] | None) -> Document | None:
@@ -138,7 +146,10 @@ class AnalyticsRepository:
         return [
             item["SK"].removeprefix("VISIT#")
             for item in self._query(
-                visits_pk(tenant_id, patient_id), f"VISIT#{first}", f"VISIT#{last}#~"
+                visits_pk(tenant_id, patient_id),
+                f"VISIT#{first}",
+                f"VISIT#{last}#~",
+                consistent=True,  # a visit handled a moment ago on another shard counts
             )
         ]
 
@@ -177,7 +188,7 @@ class AnalyticsRepository:
             "UpdateItem",
             {
                 "TableName": self._table,
-                "Key": _follow_up_key(tenant_id, link["appointment_id"]),
+                "Key": _follow_up_key(tenant_id, link),
                 "UpdateExpression": "SET #d = :d, #k = :k, #p = :p",
                 "ExpressionAttributeNames": {"#d": "due_date", "#k": "kind", "#p": "plan"},
                 "ExpressionAttributeValues": {
@@ -188,34 +199,26 @@ class AnalyticsRepository:
             },
         )
 
-    def follow_up(self, tenant_id: str, appointment_id: str) -> Document | None:
-        found = self._client.dispatch(
-            "GetItem",
-            {
-                "TableName": self._table,
-                "Key": _follow_up_key(tenant_id, appointment_id),
-                "ConsistentRead": True,
-            },
-        ).get("Item")
-        item = image_of(found)
-        if item is None:
-            return None
-        return {
-            "appointment_id": appointment_id,
-            **{k: item[k] for k in ("due_date", "kind", "plan")},
-        }
+    def follow_ups(self, tenant_id: str, appointment_id: str) -> list[Document]:
+        """The follow-ups a booking converted (consistent: the link may be seconds old)."""
+        return [
+            {"appointment_id": appointment_id, **{k: item[k] for k in ("due_date", "kind", "plan")}}
+            for item in self._query(
+                _follow_up_pk(tenant_id, appointment_id), "LINK#", "LINK#~", consistent=True
+            )
+        ]
 
     def count_follow_up_once(
         self,
         tenant_id: str,
-        appointment_id: str,
+        link: Mapping[str, Any],
         moves: Mapping[tuple[str, ...], Mapping[str, int]],
     ) -> bool:
         """The follow-up's booking was attended: its counters move once (the link is marked in
         the same transaction). False: counted before."""
         mark = {
             "TableName": self._table,
-            "Key": _follow_up_key(tenant_id, appointment_id),
+            "Key": _follow_up_key(tenant_id, link),
             "UpdateExpression": "SET attended_counted = :t",
             "ConditionExpression": (
                 "attribute_exists(PK) AND attribute_not_exists(attended_counted)"
@@ -260,11 +263,14 @@ class AnalyticsRepository:
             found.append({"period": period, "group": group, **item})
         return found
 
-    def _query(self, pk: str, low: str, high: str) -> Iterator[Document]:
+    def _query(
+        self, pk: str, low: str, high: str, *, consistent: bool = False
+    ) -> Iterator[Document]:
         start: Any = None
         while True:
             kwargs: dict[str, Any] = {
                 "TableName": self._table,
+                "ConsistentRead": consistent,
                 "KeyConditionExpression": "PK = :pk AND SK BETWEEN :low AND :high",
                 "ExpressionAttributeValues": {
                     ":pk": {"S": pk},
@@ -309,9 +315,14 @@ class AnalyticsRepository:
     def _batch_write(self, requests: list[Document]) -> None:
         for index in range(0, len(requests), 25):
             pending: Any = {self._table: requests[index : index + 25]}
-            while pending:
+            for attempt in range(BATCH_ATTEMPTS):
                 answer = self._client.dispatch("BatchWriteItem", {"RequestItems": pending})
                 pending = answer.get("UnprocessedItems") or None
+                if not pending:
+                    break
+                time.sleep(random.uniform(0, 0.05 * 2**attempt))  # noqa: S311 - jitter
+            else:
+                raise RuntimeError("the analytics table kept refusing a batch write")
 
 
 def _marker_taken(exc: TransactWriteError) -> bool:

@@ -92,7 +92,14 @@ def test_messages_count_their_outcome_and_why_they_were_suppressed() -> None:
     )
     fields = Counter({field: n for (_, field, _, _), n in tally.items()})
     assert fields == Counter(
-        {"sent": 1, "delivered": 1, "sms_segments": 2, "suppressed": 1, "suppressed_opted_out": 1}
+        {
+            "sent": 1,
+            "sent_sms": 1,
+            "delivered": 1,
+            "sms_segments": 2,
+            "suppressed": 1,
+            "suppressed_opted_out": 1,
+        }
     )
     assert analytics.delivery_tally({**sent, "status": "sending"}, SHANGHAI) == Counter()
 
@@ -217,7 +224,7 @@ def test_recall_cycles_that_fell_due_and_the_bookings_they_converted_to() -> Non
     assert fields == Counter(
         {"followups_due": 4, "followups_converted": 1, "followups_visited": 1}
     ), "a cancelled cycle did not fall due; the open invited one did"
-    [link] = analytics.follow_up_links("recall", recall)
+    [link] = analytics.follow_up_links("recall", recall, SHANGHAI)
     assert link == {
         "appointment_id": "a-1",
         "due_date": "2027-03-01",
