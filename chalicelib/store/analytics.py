@@ -271,7 +271,8 @@ class AnalyticsRepository:
             kwargs: dict[str, Any] = {
                 "TableName": self._table,
                 "ConsistentRead": consistent,
-                "KeyConditionExpression": "PK = :pk AND SK BETWEEN :low AND :high",
+                "KeyConditionExpression": "#pk = :pk AND #sk BETWEEN :low AND :high",
+                "ExpressionAttributeNames": {"#pk": "PK", "#sk": "SK"},
                 "ExpressionAttributeValues": {
                     ":pk": {"S": pk},
                     ":low": {"S": low},
