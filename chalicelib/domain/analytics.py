@@ -532,23 +532,12 @@ HEADLINES: dict[Measure, tuple[str, ...]] = {
     ),
     Measure.AFTERCARE: ("checkins_sent", "response_rate", "urgent_share", "tasks_opened"),
 }
-COUNTS = frozenset(
-    {
-        "booked",
-        "confirmed",
-        "cancelled",
-        "rescheduled",
-        "attended",
-        "noshow",
-        "sent",
-        "suppressed",
-        "failed",
-        "sms_segments",
-        "estimated_cost_usd",
-        "checkins_sent",
-        "tasks_opened",
-    }
+# The headlines that are rates or medians (read as unknown when nothing was counted); the rest
+# are counts (read as 0).
+RATES = frozenset(
+    {"noshow_rate", "median_lead_days", "delivery_rate", "response_rate", "urgent_share"}
 )
+COUNTS = frozenset(name for names in HEADLINES.values() for name in names) - RATES
 
 
 # --- return visits: patients seen in a period, and those who came back within N days ---

@@ -41,6 +41,14 @@ CANCELLED = {
 STATES = [BOOKED, CONFIRMED_BY_TEXT, ATTENDED, CANCELLED]
 
 
+def fields_of(tally: analytics.Tally) -> Counter[str]:
+    """A tally's counts by field, whatever their days and dimensions."""
+    fields: Counter[str] = Counter()
+    for (_, field, _, _), n in tally.items():
+        fields[field] += n
+    return fields
+
+
 def image(doc: dict[str, Any]) -> dict[str, Any]:
     return {"PK": "T#t1#A#a1", "SK": "APPT", "doc": doc}
 
@@ -90,7 +98,7 @@ def test_messages_count_their_outcome_and_why_they_were_suppressed() -> None:
     tally = analytics.delivery_tally(sent, SHANGHAI) + analytics.delivery_tally(
         suppressed, SHANGHAI
     )
-    fields = Counter({field: n for (_, field, _, _), n in tally.items()})
+    fields = fields_of(tally)
     assert fields == Counter(
         {
             "sent": 1,
@@ -144,9 +152,7 @@ def test_aftercare_check_ins_and_staff_tasks_count_their_outcome_and_time_to_act
             {"kind": "education", "at": "2027-03-03T02:00:00Z", "status": "done"},
         ],
     }
-    fields: Counter[str] = Counter()
-    for (_, field, _, _), n in analytics.aftercare_tally(journey, SHANGHAI).items():
-        fields[field] += n
+    fields = fields_of(analytics.aftercare_tally(journey, SHANGHAI))
     assert fields == Counter(
         {"checkins_sent": 2, "checkins_answered": 1, "checkins_urgent": 1, "checkins_unanswered": 1}
     )
@@ -218,9 +224,7 @@ def test_recall_cycles_that_fell_due_and_the_bookings_they_converted_to() -> Non
             {"due_date": "2027-05-15", "outcome": "visited", "settled_at": "x"},
         ],
     }
-    fields: Counter[str] = Counter()
-    for (_, field, _, _), n in analytics.recall_tally(recall, SHANGHAI).items():
-        fields[field] += n
+    fields = fields_of(analytics.recall_tally(recall, SHANGHAI))
     assert fields == Counter(
         {"followups_due": 4, "followups_converted": 1, "followups_visited": 1}
     ), "a cancelled cycle did not fall due; the open invited one did"
