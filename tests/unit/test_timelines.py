@@ -189,3 +189,23 @@ def test_a_patient_sees_no_internal_step_reason_risk_or_task() -> None:
         ("answer", None),
     ]
     assert not any({"why", "risk", "task_id", "reasons"} & e.keys() for e in shown)
+
+
+def test_timelines_read_compact_records_never_step_functions_history() -> None:
+    """The issue's line: a timeline is read from the records the journeys write, not from
+    execution history on the request path. Its service reaches no AWS adapter at all."""
+    import ast
+    from pathlib import Path
+
+    source = Path(__file__).resolve().parents[2] / "chalicelib" / "services" / "timelines.py"
+    tree = ast.parse(source.read_text(encoding="utf-8"))
+    imported = {
+        node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+    } | {
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Import)
+        for alias in node.names
+    }
+    assert not any(m.startswith(("chalicelib.adapters", "boto")) for m in imported), imported
+    assert any(m.startswith("chalicelib.store.") for m in imported), "it reads the store"
