@@ -52,6 +52,17 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+# Test files run whole on one worker (their module fixtures are built once, and a file's tests
+# may rely on its earlier ones), except a file that says its tests are independent and long:
+# those spread over the workers (the fault tier's profiles, a minute each).
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if getattr(getattr(item, "module", None), "SPREAD_OVER_WORKERS", False):
+            continue
+        item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::")[0]))
+
+
 @pytest.fixture(scope="session")
 def runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     from local.runtime import quiet_logs, start

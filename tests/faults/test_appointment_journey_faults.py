@@ -23,6 +23,7 @@ from tests.journeys.support import local_moment, unique_phone
 
 pytestmark = pytest.mark.journey
 
+SPREAD_OVER_WORKERS = True  # each profile is independent and long: tests/conftest.py
 PATIENTS = 12  # each a whole journey, every task audited: 12 keep the tier near 1 minute a profile
 
 
