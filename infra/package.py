@@ -160,14 +160,14 @@ def _leading_keys(statement: dict[str, Any]) -> list[str]:
 def table_stream(template: dict[str, Any]) -> None:
     """The stream handler's event source is the table's own stream (app.py can only name it),
     with the records it counts filtered on AWS's side (chalicelib/domain/analytics.py)."""
-    from chalicelib.domain.analytics import STREAM_FILTER
+    from chalicelib.domain.analytics import STREAM_FILTERS
 
     for resource in template["Resources"].values():
         for event in resource.get("Properties", {}).get("Events", {}).values():
             if event.get("Type") == "DynamoDB":
                 event["Properties"]["Stream"] = {"Fn::GetAtt": ["CareLoopTable", "StreamArn"]}
                 event["Properties"]["FilterCriteria"] = {
-                    "Filters": [{"Pattern": json.dumps(STREAM_FILTER)}]
+                    "Filters": [{"Pattern": json.dumps(f)} for f in STREAM_FILTERS]
                 }
                 # A batch that keeps failing is retried in halves, then left to an alarm.
                 event["Properties"]["BisectBatchOnFunctionError"] = True

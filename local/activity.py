@@ -48,6 +48,7 @@ class Timer:
     blocked: Blocked | None = field(compare=False)
     wakeup: threading.Condition = field(compare=False)  # on the activity's lock
     fired: bool = field(default=False, compare=False)
+    owner: object = field(default=None, compare=False)  # the clock it was set on
 
 
 class Activity:
@@ -117,14 +118,21 @@ class Activity:
 
     # -- timers of the virtual clock -----------------------------------------------------------
 
-    def add_timer(self, moment: datetime, cancelled: Callable[[], bool]) -> Timer:
-        """Called with the lock held, by a thread about to sleep until `moment`."""
+    def add_timer(
+        self, moment: datetime, cancelled: Callable[[], bool], owner: object = None
+    ) -> Timer:
+        """Called with the lock held, by a thread about to sleep until `moment` on `owner`."""
         blocked = None
         if self.in_flow():
             self._count(-1)
             blocked = Blocked()
         timer = Timer(
-            moment, next(self._order), cancelled, blocked, threading.Condition(self._mutex)
+            moment,
+            next(self._order),
+            cancelled,
+            blocked,
+            threading.Condition(self._mutex),
+            owner=owner,
         )
         heapq.heappush(self._timers, timer)
         return timer
@@ -142,9 +150,15 @@ class Activity:
             heapq.heappop(self._timers)
         return self._timers[0] if self._timers else None
 
-    def pending_timers(self) -> int:
+    def pending_timers(self, owner: object = None) -> int:
+        """Timers not fired yet (of one clock's, when `owner` is given: a test's own clock
+        shares the process with the runtime's)."""
         with self.lock:
-            return sum(1 for timer in self._timers if not timer.fired)
+            return sum(
+                1
+                for timer in self._timers
+                if not timer.fired and (owner is None or timer.owner is owner)
+            )
 
     def fire_due(self, moment: datetime) -> int:
         """With the lock held: fires every timer due at or before `moment`."""

@@ -3,7 +3,7 @@ event source mapping does: polled with GetRecords, in batches, at least once.
 
 moto would call a stream's function inside the write that caused it, and ignores the mapping's
 filter criteria; the runtime creates no mapping, polls instead and applies the same filter
-(`STREAM_FILTER`, which infra/package.py gives the mapping on AWS). A batch whose handler raises is
+(`STREAM_FILTERS`, which infra/package.py gives the mapping on AWS). A batch whose handler raises is
 delivered again at the next drain (Lambda retries it); `duplicates` delivers a seeded share of the
 batches twice, as a retried batch whose first delivery did succeed (tests: each record must
 still count once).

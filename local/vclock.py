@@ -85,7 +85,7 @@ class VirtualClock:
         """Back to `moment`, for a fresh runtime only (`Runtime.reset`): nothing may be waiting
         on the clock, since a timer set for a later moment would then be early."""
         with self._moving, self._lock:
-            if activity.pending_timers():
+            if activity.pending_timers(owner=self):
                 raise RuntimeError("the clock cannot go back while timers are pending")
             self._base = moment.astimezone(UTC)
             self._real_base = time.monotonic()
@@ -125,7 +125,7 @@ class VirtualClock:
                 return True
             if cancelled():
                 return False
-            timer = activity.add_timer(moment, cancelled)
+            timer = activity.add_timer(moment, cancelled, owner=self)
             try:
                 while not timer.fired:
                     flowing = self._flowing and not self._paused

@@ -7,6 +7,7 @@ import io
 
 from chalicelib.api.http import ApiBlueprint, ApiRequest, ApiResponse, QueryParam
 from chalicelib.domain.access import CLINIC_ROLES
+from chalicelib.domain.common import Document
 from chalicelib.services.analytics import MeasureReport, Overview
 from chalicelib.services.registry import services
 
@@ -38,6 +39,19 @@ def as_csv(report: MeasureReport) -> str:
 )
 def get_analytics_overview(request: ApiRequest) -> Overview:
     return services().analytics.overview(request.principal, request.query("month"))
+
+
+@api.route(
+    "/analytics/drifting-away",
+    "GET",
+    summary="The patients most at risk of being lost, with the parts of their score",
+    roles=CLINIC_ROLES,
+    response_schema="drifting-away",
+    errors=(400, 401, 403),
+    query=(QueryParam("limit", "How many patients, highest score first (1-200, default 50)"),),
+)
+def get_drifting_away(request: ApiRequest) -> Document:
+    return services().analytics.drifting_away(request.principal, request.query("limit"))
 
 
 @api.route(

@@ -76,7 +76,11 @@ def put_recall_rule(request: ApiRequest, rule_id: str) -> Document:
     errors=(401, 403, 404),
 )
 def get_recall_rule(request: ApiRequest, rule_id: str) -> Document:
-    return services().care_config.get(request.principal, RECALL_RULE, rule_id)
+    rule = services().care_config.get(request.principal, RECALL_RULE, rule_id)
+    return {
+        **rule,
+        "conversion": services().analytics.recall_conversion(request.principal, rule_id),
+    }
 
 
 @api.route(

@@ -16,13 +16,14 @@ value whatever the data size.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+from collections.abc import Callable, Iterable, Mapping
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
-from chalicelib.domain.common import Document
+from chalicelib.domain.campaigns import EXPOSED
+from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.message_prices import estimated_cost_usd
 
 
@@ -299,58 +300,168 @@ def task_tally(task: Document, zone: ZoneInfo) -> Tally:
     return tally
 
 
+# Which kind of record a table key is, among those counted: (sort key or its prefix, a part the
+# partition key holds, kind).
+_KINDS = (
+    ("APPT", "#A#", "appointment"),
+    ("DELIVERY", "#SEND#", "delivery"),
+    ("TASK", "#TASK#", "task"),
+    ("CARE#AC#", "", "aftercare"),
+    ("CARE#RC#", "", "recall"),
+    ("P#", "#CAMPAIGN#", "campaign_recipient"),
+    ("OPTOUT#", "SMS#", "opt_out"),
+)
+
+
 def record_kind(pk: str, sk: str) -> str | None:
     """Which kind of record a table key is, among those counted."""
-    if sk == "APPT" and "#A#" in pk:
-        return "appointment"
-    if sk == "DELIVERY" and "#SEND#" in pk:
-        return "delivery"
-    if sk == "TASK" and "#TASK#" in pk:
-        return "task"
-    if sk.startswith("CARE#AC#"):
-        return "aftercare"
-    if sk.startswith("CARE#RC#"):
-        return "recall"
+    for sort_key, in_partition, kind in _KINDS:
+        exact = not sort_key.endswith("#")
+        if (sk == sort_key if exact else sk.startswith(sort_key)) and in_partition in pk:
+            return kind
     return None
 
 
-# What the stream handler is given (the event source mapping's filter on AWS, the local poller's
-# own check): changes of the records counted, never a removal.
-STREAM_FILTER: Document = {
-    "eventName": ["INSERT", "MODIFY"],
-    "dynamodb": {"Keys": {"SK": {"S": ["APPT", "DELIVERY", "TASK", {"prefix": "CARE#"}]}}},
-}
+# What the stream handler is given (the event source mapping's filters on AWS, the local
+# poller's own check): changes of the records counted, never a removal; and a campaign's patient
+# given an outcome that counts towards its effect (their conversions are counted from it).
+STREAM_FILTERS: list[Document] = [
+    {
+        "eventName": ["INSERT", "MODIFY"],
+        "dynamodb": {
+            "Keys": {
+                "SK": {
+                    "S": [
+                        "APPT",
+                        "DELIVERY",
+                        "TASK",
+                        {"prefix": "CARE#"},
+                        {"prefix": "OPTOUT#"},
+                    ]
+                }
+            }
+        },
+    },
+    {
+        "eventName": ["MODIFY"],
+        "dynamodb": {
+            "NewImage": {
+                "entity": {"S": ["campaign_recipient"]},
+                "outcome": {"S": sorted(EXPOSED)},
+            }
+        },
+    },
+]
+
+
+def _matches(pattern: Any, value: Any) -> bool:
+    """Lambda's event filtering for the patterns above: a dict descends, a list lists the
+    values allowed (or `{"prefix": ...}`)."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(
+            _matches(sub, value.get(key)) for key, sub in pattern.items()
+        )
+    return any(
+        isinstance(value, str) and value.startswith(a["prefix"])
+        if isinstance(a, dict)
+        else value == a
+        for a in pattern
+    )
 
 
 def passes_stream_filter(record: Mapping[str, Any]) -> bool:
-    """STREAM_FILTER applied to a stream record (Lambda's event filtering, for the patterns
-    above: a value must be one of those listed)."""
-    sort_key = str(record.get("dynamodb", {}).get("Keys", {}).get("SK", {}).get("S", ""))
-    allowed = STREAM_FILTER["dynamodb"]["Keys"]["SK"]["S"]
-    matches = any(
-        sort_key.startswith(a["prefix"]) if isinstance(a, dict) else sort_key == a for a in allowed
+    """Whether any of STREAM_FILTERS lets a stream record through (the filters are or-ed)."""
+    return any(_matches(pattern, record) for pattern in STREAM_FILTERS)
+
+
+class Exposure(TypedDict):
+    """A campaign's patient reached by its message (`arm`: the wording) or held out of it (`arm`:
+    control), at `at`; they convert if they book what the campaign asks for by `until`."""
+
+    campaign_id: str
+    patient_id: str
+    arm: str
+    at: str
+    until: str
+    type: str  # the appointment type asked for ("": any)
+    department: str  # the department asked for ("": any)
+
+
+def exposure_of(
+    pk: str, sk: str, old: Document | None, new: Document | None, goal: Document
+) -> Exposure | None:
+    """A campaign recipient's change that reached or held out the patient, newly."""
+    if (old or {}).get("outcome") in EXPOSED or (new or {}).get("outcome") not in EXPOSED:
+        return None
+    assert new is not None
+    at = str(new.get("outcome_at") or new["started_at"])
+    until = datetime.fromisoformat(at) + timedelta(days=int(goal["within_days"]))
+    return {
+        "campaign_id": pk.split("#CAMPAIGN#", 1)[1],
+        "patient_id": sk.removeprefix("P#"),
+        "arm": str(new.get("arm") or "messaged"),
+        "at": at,
+        "until": utc_iso(until),
+        "type": str(goal.get("appointment_type", "")),
+        "department": str(goal.get("department", "")),
+    }
+
+
+def converts(exposure: Mapping[str, Any], appointment: Document) -> bool:
+    """Whether a booking is what an outreach asked for, made within its window after it."""
+    booked = datetime.fromisoformat(appointment["created_at"])
+    if (
+        not datetime.fromisoformat(exposure["at"])
+        <= booked
+        <= datetime.fromisoformat(exposure["until"])
+    ):
+        return False
+    return all(
+        not exposure[field] or appointment.get(field) == exposure[field]
+        for field in ("type", "department")
     )
-    return record.get("eventName") in STREAM_FILTER["eventName"] and matches
 
 
-def tenant_of_key(pk: str) -> str:
+def tenant_of_key(pk: str, sk: str = "") -> str:
+    """The tenant a counted record belongs to: its partition's, or for a phone's STOP to one
+    hospital (keyed by the phone), the hospital its sort key names."""
+    if sk.startswith("OPTOUT#"):
+        return sk.removeprefix("OPTOUT#")
     return pk.split("#", 2)[1]
+
+
+# Fields a rebuild cannot recount from the tenant's records and keeps as the stream counted
+# them: a STOP is keyed by the phone's hash (no per-tenant Query finds it) and a START deletes it.
+KEPT_THROUGH_REBUILD = frozenset({"opted_out"})
+
+
+def opt_out_tally(stop: Document, zone: ZoneInfo) -> Tally:
+    """A STOP to the hospital's number: an opt-out of its texts, on the day it came. (A STOP
+    whose hospital could not be told belongs to no hospital's figures; an email address's
+    complaint is its message's `bounced`-like outcome in the delivery log, not counted here.)"""
+    tally: Tally = Counter()
+    tally[
+        (Measure.MESSAGES, "opted_out", _local_date(stop["at"], zone), (("channel", "sms"),))
+    ] += 1
+    return tally
 
 
 def tally_of(kind: str, image: Document | None, zone: ZoneInfo) -> Tally:
     if image is None:
         return Counter()
     doc = image.get("doc") or {}
-    if kind == "appointment":
-        return appointment_tally(doc, zone)
-    if kind == "task":
-        return task_tally(doc, zone)
-    if kind == "aftercare":
-        return aftercare_tally(doc, zone)
-    if kind == "recall":
-        return recall_tally(doc, zone)
-    # The delivery's status is kept beside its doc (a claim's conditions read it).
-    return delivery_tally({**doc, "status": image.get("status") or doc.get("status", "")}, zone)
+    if kind == "delivery":
+        # The delivery's status is kept beside its doc (a claim's conditions read it).
+        doc = {**doc, "status": image.get("status") or doc.get("status", "")}
+    tally: Callable[[Document, ZoneInfo], Tally] = {
+        "appointment": appointment_tally,
+        "task": task_tally,
+        "aftercare": aftercare_tally,
+        "recall": recall_tally,
+        "opt_out": opt_out_tally,
+        "delivery": delivery_tally,
+    }[kind]
+    return tally(doc, zone)
 
 
 def change(old: Tally, new: Tally) -> dict[CounterKey, int]:
@@ -526,6 +637,7 @@ HEADLINES: dict[Measure, tuple[str, ...]] = {
         "sent",
         "suppressed",
         "failed",
+        "opted_out",
         "sms_segments",
         "delivery_rate",
         "estimated_cost_usd",

@@ -19,8 +19,18 @@ DEFAULT_RATE_PER_MINUTE = 60
 CAMPAIGN_FIELDS = frozenset({"clinic", "first_name", "link"})
 CAMPAIGN_STEP = "campaign"
 SUBJECT = "{{clinic}}"
-OUTCOMES = ("sent", "suppressed", "failed")
+# `held_out`: a patient of the campaign's control group, never messaged (the outcome of every
+# control patient, recorded when the driver reaches them).
+OUTCOMES = ("sent", "suppressed", "failed", "held_out")
 COUNTERS = ("targeted", "started", *OUTCOMES)
+# Outcomes after which a patient counts towards the campaign's effect: reached by its message,
+# or held out of it on purpose.
+EXPOSED = frozenset({"sent", "held_out"})
+
+CONTROL = "control"
+MESSAGED = "messaged"  # the one arm of a campaign without wording variants
+DEFAULT_CONTROL_PERCENT = 10
+DEFAULT_GOAL_DAYS = 30
 
 
 def rate_per_minute(tenant: Document) -> int:
@@ -66,11 +76,12 @@ def sample_fields(clinic: str) -> dict[str, str]:
     }
 
 
-def check_message(message: Document) -> None:
-    """Refuse, at creation, a message that could not be rendered for every patient."""
+def check_message(message: Document, at: str = "$.message") -> None:
+    """Refuse, at creation, a message that could not be rendered for every patient (`at`: where
+    the message is in the request, for the error)."""
     problems = Problems()
     for language, text in (message.get("text") or {}).items():
-        path = f"$.message.text.{language}"
+        path = f"{at}.text.{language}"
         with problems.check():
             try:
                 check_template(text, "sms")
@@ -86,13 +97,12 @@ def check_message(message: Document) -> None:
     kind = message.get("template")
     if kind is not None:
         with problems.check():
-            check_template_kind(kind)
+            check_template_kind(kind, f"{at}.template")
     problems.raise_if_any()
 
 
-def check_template_kind(kind: str) -> None:
+def check_template_kind(kind: str, path: str = "$.message.template") -> None:
     """A template kind can carry a campaign only if its wording needs no appointment."""
-    path = "$.message.template"
     sources = [k for k in DEFAULT_TEMPLATES if k[0] == kind]
     if not sources:
         raise invalid(path, "is not a template kind")
@@ -121,10 +131,9 @@ def pick_text(texts: dict[str, str], language: str, default_language: str) -> st
     return texts[sorted(texts)[0]]
 
 
-def wording(campaign: Document, patient_language: str, default_language: str) -> Document | None:
+def wording(message: Document, patient_language: str, default_language: str) -> Document | None:
     """The body and subject to send instead of the step's templates, or None for a template
     kind (the tenant's own wording of it, else the product's)."""
-    message = campaign["message"]
     if "text" not in message:
         return None
     return {
@@ -133,8 +142,67 @@ def wording(campaign: Document, patient_language: str, default_language: str) ->
     }
 
 
-def step_of(campaign: Document) -> str:
-    template: str = campaign["message"].get("template", CAMPAIGN_STEP)
+def variants(campaign: Document) -> list[Document]:
+    """The campaign's wordings, each with the name its patients are reported under."""
+    named: list[Document] = campaign.get("variants") or [
+        {"name": MESSAGED, "message": campaign["message"]}
+    ]
+    return named
+
+
+def control_percent(campaign: Document) -> int:
+    """The share of the segment kept as a control group (0: none)."""
+    group = campaign.get("control_group")
+    if group is None:
+        return 0
+    percent: int = group.get("percent", DEFAULT_CONTROL_PERCENT)
+    return percent
+
+
+def arm_of(campaign: Document, patient_id: str) -> str:
+    """Which group a patient of the campaign is in: `control` (never messaged) or the name of
+    the wording they get. Reproducible: a hash of the campaign and the patient, the same on
+    every replay and in every rerun of the analysis; uniform, so the groups are random
+    samples of the segment."""
+    digest = hashlib.sha256(f"{campaign['id']}:{patient_id}".encode()).digest()
+    draw = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    control = control_percent(campaign) / 100
+    if draw < control:
+        return CONTROL
+    named = variants(campaign)
+    index = min(int((draw - control) / (1 - control) * len(named)), len(named) - 1)
+    name: str = named[index]["name"]
+    return name
+
+
+def message_for(campaign: Document, arm: str) -> Document:
+    """The message a patient of `arm` gets."""
+    for variant in variants(campaign):
+        if variant["name"] == arm:
+            message: Document = variant["message"]
+            return message
+    raise ValueError(f"campaign {campaign['id']} has no wording {arm!r}")
+
+
+def goal(campaign: Document) -> Document:
+    """What the campaign asks patients to book: appointment type and/or department (either may
+    be absent: any), within `within_days` of the message."""
+    return {"within_days": DEFAULT_GOAL_DAYS, **(campaign.get("goal") or {})}
+
+
+def check_variants(body: Document) -> None:
+    """A campaign has one message or 2-4 named wordings, names distinct."""
+    named = body.get("variants") or []
+    names = [v["name"] for v in named]
+    if len(set(names)) != len(names):
+        raise invalid("$.variants", "wording names must differ")
+    if CONTROL in names:
+        raise invalid("$.variants", f"{CONTROL!r} names the control group, not a wording")
+
+
+def step_of(message: Document) -> str:
+    """The step a campaign message is logged under: its template kind, or `campaign`."""
+    template: str = message.get("template", CAMPAIGN_STEP)
     return template
 
 

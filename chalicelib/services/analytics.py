@@ -13,14 +13,18 @@ from zoneinfo import ZoneInfo
 
 from chalicelib import clock
 from chalicelib.domain import analytics as rules
+from chalicelib.domain import campaigns as campaign_rules
+from chalicelib.domain import drifting
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Forbidden, NotFound, invalid
 from chalicelib.domain.scheduling import slots_between
 from chalicelib.observability import count
 from chalicelib.services.brief_cache import BriefCache
+from chalicelib.services.patients import parse_limit
 from chalicelib.store.analytics import AnalyticsRepository
 from chalicelib.store.appointments import AppointmentRepository
+from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.care import CareRepository
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
@@ -45,7 +49,7 @@ class ChangedRecord(TypedDict):
 
 
 class RebuildReport(TypedDict):
-    counters: int  # counter items the records add up to
+    counters: int  # counter items (and patients with drifting-away signals) the records make
     differing: int  # of those (and of the kept ones), how many the stream had kept otherwise
     written: int  # counter items written by the rebuild (0: checked only)
 
@@ -90,7 +94,11 @@ class AnalyticsService:
         care: CareRepository,
         tasks: StaffTaskRepository,
         config: ConfigRepository,
+        campaigns: CampaignRepository,
     ) -> None:
+        self._campaigns = campaigns
+        # What a campaign asks patients to book never changes once it started.
+        self._goals: BriefCache[Document] = BriefCache(timedelta(minutes=30))
         self._config = config
         self._care = care
         self._tasks = tasks
@@ -127,7 +135,10 @@ class AnalyticsService:
             kind = rules.record_kind(record["pk"], record["sk"])
             if kind is None or record["event_name"] == "REMOVE":
                 continue  # not counted; a removal keeps what happened (identity-free counters)
-            tenant_id = rules.tenant_of_key(record["pk"])
+            tenant_id = rules.tenant_of_key(record["pk"], record["sk"])
+            if kind == "campaign_recipient":
+                counted += self._expose(tenant_id, record)
+                continue
             zone = self._zone(tenant_id)
             moved = rules.change(
                 rules.tally_of(kind, record["old"], zone), rules.tally_of(kind, record["new"], zone)
@@ -136,13 +147,72 @@ class AnalyticsService:
                 record["event_id"], tenant_id, rules.counter_moves(moved)
             ):
                 counted += 1
+            if kind in ("appointment", "recall", "task"):
+                self._move_signals(tenant_id, kind, record["old"], record["new"])
             if kind == "appointment":
+                if record["old"] is None and record["new"] is not None:
+                    self._convert(tenant_id, record["new"].get("doc") or {})
                 self._count_visit(tenant_id, record["old"], record["new"])
                 self._count_follow_up_visit(tenant_id, record["old"], record["new"])
             elif kind in ("recall", "aftercare"):
                 self._link_follow_ups(tenant_id, kind, record["old"], record["new"])
         count("AnalyticsRecordsCounted", counted)
         return counted
+
+    def _move_signals(
+        self, tenant_id: str, kind: str, old: Document | None, new: Document | None
+    ) -> None:
+        """What the change says about the patient drifting away: signals added or gone; a
+        visit newly attended answers the no-shows and unanswered outreach of earlier days."""
+        zone = self._zone(tenant_id)
+        before, after = ((image or {}).get("doc") for image in (old, new))
+        patient = drifting.patient_of(kind, after)
+        if patient is None:
+            return
+        was, now = drifting.signals(kind, before, zone), drifting.signals(kind, after, zone)
+        added, gone = now - was, was - now
+        if added:
+            # One arriving after a later visit (its shard was slower) was answered already.
+            days = sorted(s.split("#", 2)[1] for s in added)
+            later = self._counters.visits(tenant_id, patient, days[0], "9999-12-31")
+            latest = max((entry.split("#", 1)[0] for entry in later), default="")
+            added = {s for s in added if not drifting.answered_by_visit(s, latest)}
+        if kind == "appointment":
+            day = rules.visit_day(after, zone)
+            if day is not None and rules.visit_day(before, zone) is None:
+                gone |= {
+                    s
+                    for s in self._counters.signals(tenant_id, patient)
+                    if drifting.answered_by_visit(s, day.isoformat())
+                }
+        self._counters.change_signals(tenant_id, patient, added, gone)
+
+    def _expose(self, tenant_id: str, record: ChangedRecord) -> int:
+        """A campaign's patient reached by its message or held out of it: remember it beside
+        the patient (their bookings may convert it) and count them in their group, once."""
+        campaign_id = record["pk"].split("#CAMPAIGN#", 1)[1]
+
+        def load() -> Document:
+            campaign = self._campaigns.get(tenant_id, campaign_id)
+            return campaign_rules.goal(campaign) if campaign else {}
+
+        goal = self._goals.get(f"{tenant_id}#{campaign_id}", load) or {}
+        if not goal:
+            return 0  # the campaign is gone
+        exposure = rules.exposure_of(record["pk"], record["sk"], record["old"], record["new"], goal)
+        if exposure is None:
+            return 0
+        return int(self._counters.expose_once(tenant_id, exposure))
+
+    def _convert(self, tenant_id: str, appointment: Document) -> None:
+        """A new booking: each campaign that reached (or held out) the patient and asked for
+        this within its window converts, once."""
+        if not appointment.get("patient_id"):
+            return
+        patient = appointment["patient_id"]
+        for exposure in self._counters.exposures(tenant_id, patient):
+            if "converted_by" not in exposure and rules.converts(exposure, appointment):
+                self._counters.convert_once(tenant_id, patient, exposure, appointment["id"])
 
     def _count_visit(self, tenant_id: str, old: Document | None, new: Document | None) -> None:
         """A visit newly attended: the patient is seen in its periods, and came back, for this
@@ -356,18 +426,74 @@ class AnalyticsService:
             )
         return departments
 
+    def drifting_away(self, principal: Principal, limit: str | None) -> Document:
+        """The patients most at risk of being lost, by score (domain/drifting.py): one Query of
+        the tenant's patients with signals, then each listed patient looked up (a deleted one
+        is left out)."""
+        require_role(principal, CLINIC_ROLES)
+        tenant_id = tenant_of(principal)
+        if self._departments_of(principal, "department") is not None:
+            raise Forbidden(
+                "staff assigned to departments read figures by department",
+                code="departments_only",
+            )
+        most = parse_limit(limit)
+        today = clock.now().astimezone(self._zone(tenant_id)).date()
+        ranked = drifting.most_at_risk(
+            drifting.score(patient, signals, today)
+            for patient, signals in self._counters.drifting(tenant_id)
+        )
+        listed: list[drifting.DriftingPatient] = []
+        for candidate in ranked:  # a deleted patient's signals stay until erasure
+            if len(listed) == most:
+                break
+            if self._patients.get(tenant_id, candidate["patient_id"]) is not None:
+                listed.append(candidate)
+        return {"as_of": today.isoformat(), "items": list(listed)}
+
+    def recall_conversion(self, principal: Principal, rule_id: str) -> Document:
+        """A recall rule's effect since it began: its cycles that fell due, how many booked what
+        it asked for, and how many came (the follow_ups counters of the rule, by month)."""
+        require_role(principal, CLINIC_ROLES)
+        kept: Counter[str] = Counter()
+        for item in self._counters.read(
+            tenant_of(principal), rules.Measure.FOLLOW_UPS, "month", "plan", "0", "9"
+        ):
+            if item["group"] == rule_id:
+                kept.update({k: int(v) for k, v in item.items() if k not in ("period", "group")})
+        due = kept["followups_due"]
+        found: Document = {
+            "due": due,
+            "converted": kept["followups_converted"],
+            "attended": kept["followups_attended"] + kept["followups_visited"],
+        }
+        if due:
+            found["conversion"] = round(found["converted"] / due, 4)
+            found["adherence"] = round(found["attended"] / due, 4)
+        return found
+
     # -- rebuilding --------------------------------------------------------------------------
 
     def totals(self, tenant_id: str) -> dict[tuple[str, ...], dict[str, int]]:
-        """Every counter of the tenant as its records stand, from per-tenant Queries: each
-        patient (listed), their appointments, delivery log, aftercare journeys and staff tasks
-        (a task about no patient is not in a rebuild). No Scan."""
+        """Every counter of the tenant as its records stand (see `recount`)."""
+        return self.recount(tenant_id)[0]
+
+    def recount(
+        self, tenant_id: str
+    ) -> tuple[dict[tuple[str, ...], dict[str, int]], dict[str, set[str]]]:
+        """Every counter of the tenant as its records stand, and each patient's drifting-away
+        signals, from per-tenant Queries: each patient (listed), their appointments, delivery
+        log, aftercare journeys and staff tasks (a task about no patient is not in a rebuild).
+        No Scan."""
         zone, window, _ = self._tenant_settings(tenant_id)
         tally: rules.Tally = Counter()
         visits: dict[str, list[date]] = {}
+        signals: dict[str, set[str]] = {}
         for patient in self._patient_ids(tenant_id):
+            found: set[str] = set()
             for appointment in self._appointments.for_patient(tenant_id, patient, limit=10_000):
                 tally.update(rules.appointment_tally(appointment, zone))
+                found |= drifting.signals("appointment", appointment, zone)
                 day = rules.visit_day(appointment, zone)
                 if day is not None:
                     visits.setdefault(patient, []).append(day)
@@ -379,15 +505,20 @@ class AnalyticsService:
                     tally.update(rules.aftercare_tally(record, zone))
                 elif kind == "recall":
                     tally.update(rules.recall_tally(record, zone))
+                    found |= drifting.signals("recall", record, zone)
                 for link in rules.follow_up_links(kind, record, zone):
                     booking = self._appointments.get(tenant_id, link["appointment_id"])
                     if rules.visit_day(booking, zone) is not None:
                         tally[rules.follow_up_attended_key(link)] += 1
             for task in self._tasks.for_patient(tenant_id, patient, ("0", "~"), limit=100_000):
                 tally.update(rules.task_tally(task, zone))
+                found |= drifting.signals("task", task, zone)
+            days = [d.isoformat() for d in visits.get(patient, [])]
+            if kept := drifting.kept_signals(found, days):
+                signals[patient] = kept
         totals = rules.counter_moves(dict(tally))
         totals.update(rules.return_visit_counters(visits, window))
-        return totals
+        return totals, signals
 
     def _patient_ids(self, tenant_id: str) -> Iterable[str]:
         """The tenant's patients as listed (a soft-deleted one is not: its counts stay in the
@@ -410,16 +541,33 @@ class AnalyticsService:
         return found
 
     def rebuild(self, tenant_id: str, *, check_only: bool = False) -> RebuildReport:
-        """Compare the kept counters with the totals of the records, and unless `check_only`
-        replace them with those totals (after a change of how a measure counts, or of the
-        tenant's zone)."""
-        totals = {k: v for k, v in self.totals(tenant_id).items() if any(v.values())}
+        """Compare the kept counters (and drifting-away signals) with what the records add up
+        to, and unless `check_only` replace them with that (after a change of how a measure
+        counts, or of the tenant's zone)."""
+        counted, signals = self.recount(tenant_id)
+        totals = {k: v for k, v in counted.items() if any(v.values())}
         totals = {k: {f: n for f, n in v.items() if n} for k, v in totals.items()}
         kept = self.kept(tenant_id)
+        for key, fields in kept.items():
+            carried = {f: n for f, n in fields.items() if f in rules.KEPT_THROUGH_REBUILD}
+            if carried:
+                totals[key] = {**totals.get(key, {}), **carried}
         differing = sum(1 for key in set(totals) | set(kept) if totals.get(key) != kept.get(key))
-        report: RebuildReport = {"counters": len(totals), "differing": differing, "written": 0}
+        kept_signals = {p: set(s) for p, s in self._counters.drifting(tenant_id)}
+        differing += sum(
+            1
+            for patient in set(signals) | set(kept_signals)
+            if signals.get(patient) != kept_signals.get(patient)
+        )
+        report: RebuildReport = {
+            "counters": len(totals) + len(signals),
+            "differing": differing,
+            "written": 0,
+        }
         if not check_only:
-            report["written"] = self._counters.replace(tenant_id, _partitions(), totals)
+            report["written"] = self._counters.replace(
+                tenant_id, _partitions(), totals
+            ) + self._counters.replace_signals(tenant_id, signals)
         return report
 
 

@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 from chalicelib import clock
 from chalicelib.adapters.executions import Executions
 from chalicelib.domain import campaigns as rules
+from chalicelib.domain import outreach_effect
 from chalicelib.domain.access import CLINIC_ROLES, Principal, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import NotFound
@@ -35,10 +36,21 @@ from chalicelib.services.patients import decode_cursor, encode_cursor, parse_lim
 from chalicelib.services.segments import SegmentService
 from chalicelib.services.tenants import TenantService
 from chalicelib.settings import get_settings
+from chalicelib.store.analytics import AnalyticsRepository
 from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.patients import PatientRepository
 
-PUBLIC = ("id", "name", "segment", "message", "created_at", "created_by")
+PUBLIC = (
+    "id",
+    "name",
+    "segment",
+    "message",
+    "variants",
+    "control_group",
+    "goal",
+    "created_at",
+    "created_by",
+)
 
 
 def new_campaign_id() -> str:
@@ -54,6 +66,27 @@ def public(stored: Document) -> Document:
     return shown
 
 
+def effect(campaign: Document, counted: dict[str, dict[str, int]]) -> Document:
+    """The campaign's conversion by group and the lifts between groups, from the counts the
+    analytics keep per group (`patients` reached or held out, `converted`)."""
+    names = [v["name"] for v in rules.variants(campaign)]
+    if rules.control_percent(campaign):
+        names = [rules.CONTROL, *names]
+    groups = [
+        outreach_effect.group_conversion(
+            name,
+            counted.get(name, {}).get("patients", 0),
+            counted.get(name, {}).get("converted", 0),
+        )
+        for name in names
+    ]
+    return {
+        "goal": rules.goal(campaign),
+        "groups": groups,
+        "lifts": outreach_effect.lifts(groups, rules.CONTROL),
+    }
+
+
 class CampaignService:
     def __init__(
         self,
@@ -63,7 +96,9 @@ class CampaignService:
         patients: PatientRepository,
         deliveries: Deliveries,
         executions: Executions,
+        counters: AnalyticsRepository,
     ) -> None:
+        self._counters = counters
         self._executions = executions
         self._campaigns = repository
         self._segments = segments
@@ -102,17 +137,25 @@ class CampaignService:
         require_role(principal, CLINIC_ROLES)
         tenant = self._tenants.require(tenant_of(principal))
         segment = self._segments.check(tenant, body["segment"])
-        rules.check_message(body["message"])
+        rules.check_variants(body)
+        for index, variant in enumerate(rules.variants(body)):
+            where = "$.message" if "message" in body else f"$.variants[{index}].message"
+            rules.check_message(variant["message"], where)
         now = clock.now()
         doc: Document = {
             "id": new_campaign_id(),
             "segment": segment,
-            "message": body["message"],
             "created_at": utc_iso(now),
             "created_by": principal.subject,
         }
-        if "name" in body:
-            doc["name"] = body["name"]
+        for optional in ("name", "message", "variants", "goal"):
+            if optional in body:
+                doc[optional] = body[optional]
+        if "control_group" in body:
+            doc["control_group"] = {
+                "percent": rules.DEFAULT_CONTROL_PERCENT,
+                **body["control_group"],
+            }
         targeted = self._segments.count(tenant, segment)
         stored = self._campaigns.create(tenant["id"], doc, targeted)
         self._start_driver(tenant["id"], doc["id"])
@@ -128,7 +171,8 @@ class CampaignService:
         )
         if found is None:
             raise NotFound("campaign not found", code="campaign_not_found")
-        return public(found)
+        counted = self._counters.campaign_groups(tenant_of(principal), campaign_id)
+        return {**public(found), "effect": effect(found, counted)}
 
     def list(
         self, principal: Principal, *, limit: str | None, cursor: str | None
@@ -166,9 +210,13 @@ class CampaignService:
             tenant, campaign["segment"], room, campaign["cursor"]
         )
         for patient_id in patient_ids:
-            if self._campaigns.mark_started(tenant_id, campaign_id, patient_id, utc_iso(now)):
+            arm = rules.arm_of(campaign, patient_id)
+            if self._campaigns.mark_started(tenant_id, campaign_id, patient_id, utc_iso(now), arm):
                 count("CampaignOutreachStarted")
-            self._start_outreach(tenant_id, campaign_id, patient_id)
+            if arm == rules.CONTROL:  # never messaged: held out now, in the same minute
+                self._record(tenant_id, campaign_id, patient_id, "held_out")
+            else:
+                self._start_outreach(tenant_id, campaign_id, patient_id)
         exhausted = next_after is None
         self._campaigns.advance(
             tenant_id, campaign_id, next_after, utc_iso(now) if exhausted else None
@@ -196,8 +244,9 @@ class CampaignService:
         patient_id = ref["patient_id"]
         campaign = self._campaigns.get(tenant_id, campaign_id)
         tenant = self._tenants.require(tenant_id) if campaign else None
-        if campaign is None or tenant is None:
-            return {"status": "skipped"}
+        arm = rules.arm_of(campaign, patient_id) if campaign else rules.CONTROL
+        if campaign is None or tenant is None or arm == rules.CONTROL:
+            return {"status": "skipped"}  # a control patient is held out by the driver
         patient = self._patients.get(tenant_id, patient_id)
         if patient is None:  # deleted since the campaign reached them
             self._record(tenant_id, campaign_id, patient_id, "suppressed")
@@ -225,15 +274,16 @@ class CampaignService:
                 "status": "paced",
                 "retry_at": utc_iso(rules.paced_retry(next_window, patient_id)),
             }
+        message = rules.message_for(campaign, arm)
         result = self._deliveries.deliver(
             tenant,
             addressed,
             Message(
-                rules.step_of(campaign),
+                rules.step_of(message),
                 f"campaign#{campaign_id}#{patient_id}",
                 fields,
                 {"campaign_id": campaign_id},
-                wording=rules.wording(campaign, addressed["language"], tenant["default_language"]),
+                wording=rules.wording(message, addressed["language"], tenant["default_language"]),
             ),
             now,
         )
@@ -254,5 +304,6 @@ class CampaignService:
         return {"status": "failed"}
 
     def _record(self, tenant_id: str, campaign_id: str, patient_id: str, outcome: str) -> None:
-        if self._campaigns.record_outcome(tenant_id, campaign_id, patient_id, outcome):
+        at = utc_iso(clock.now())
+        if self._campaigns.record_outcome(tenant_id, campaign_id, patient_id, outcome, at):
             count(f"CampaignMessage{outcome.capitalize()}")

@@ -170,6 +170,7 @@ def services() -> Services:
     care_config.on_rule_saved.append(recall.start_backfill)
     staff_records = StaffRepository()
     analytics_counters = AnalyticsRepository()
+    campaign_repository = CampaignRepository()
     audit = AuditService(
         AuditRepository(),
         keyring,
@@ -263,6 +264,7 @@ def services() -> Services:
             care,
             staff_tasks,
             config,
+            campaign_repository,
         ),
         account_links=AccountLinkService(
             AccountLinkRepository(),
@@ -321,6 +323,12 @@ def services() -> Services:
         recall=recall,
         segments=segment_service,
         campaigns=CampaignService(
-            CampaignRepository(), segment_service, tenants, patients, sender, executions
+            campaign_repository,
+            segment_service,
+            tenants,
+            patients,
+            sender,
+            executions,
+            analytics_counters,
         ),
     )

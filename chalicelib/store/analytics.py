@@ -35,6 +35,18 @@ def visits_pk(tenant_id: str, patient_id: str) -> str:
     return f"T#{tenant_id}#VISITS#{patient_id}"
 
 
+def exposures_pk(tenant_id: str, patient_id: str) -> str:
+    return f"T#{tenant_id}#EXPOSED#{patient_id}"
+
+
+def campaign_groups_pk(tenant_id: str, campaign_id: str) -> str:
+    return f"T#{tenant_id}#OUTREACH#CAMPAIGN#{campaign_id}"
+
+
+def drifting_pk(tenant_id: str) -> str:
+    return f"T#{tenant_id}#DRIFT"
+
+
 def _follow_up_pk(tenant_id: str, appointment_id: str) -> str:
     return f"T#{tenant_id}#FOLLOWUP#{appointment_id}"
 
@@ -241,12 +253,175 @@ class AnalyticsRepository:
             raise
         return True
 
+    # -- campaigns' effect: who was reached or held out, and who then booked -----------------
+
+    def _group_count(self, tenant_id: str, campaign_id: str, arm: str, field: str) -> Document:
+        return {
+            "TableName": self._table,
+            "Key": {
+                "PK": {"S": campaign_groups_pk(tenant_id, campaign_id)},
+                "SK": {"S": f"GROUP#{arm}"},
+            },
+            "UpdateExpression": "ADD #f :one",
+            "ExpressionAttributeNames": {"#f": field},
+            "ExpressionAttributeValues": {":one": _number(1)},
+        }
+
+    def expose_once(self, tenant_id: str, exposure: Mapping[str, Any]) -> bool:
+        """Remember that a campaign reached (or held out) a patient, beside their other
+        exposures, and count them in its group: once (False: counted before)."""
+        fields = ("arm", "at", "until", "type", "department")
+        item = {
+            "PK": {"S": exposures_pk(tenant_id, exposure["patient_id"])},
+            "SK": {"S": f"CAMPAIGN#{exposure['campaign_id']}"},
+            **{name: {"S": exposure[name]} for name in fields},
+        }
+        try:
+            self._client.transact_write_items(
+                condition_check_items=[],
+                delete_items=[],
+                put_items=[
+                    {
+                        "TableName": self._table,
+                        "Item": item,
+                        "ConditionExpression": "attribute_not_exists(PK)",
+                    }
+                ],
+                update_items=[
+                    self._group_count(
+                        tenant_id, exposure["campaign_id"], exposure["arm"], "patients"
+                    )
+                ],
+            )
+        except TransactWriteError as exc:
+            if _marker_taken(exc):
+                return False
+            raise
+        return True
+
+    def exposures(self, tenant_id: str, patient_id: str) -> list[Document]:
+        """The campaigns that reached or held out a patient and the booking that converted
+        each (consistent: the exposure may be seconds old)."""
+        return [
+            {**item, "campaign_id": item["SK"].removeprefix("CAMPAIGN#")}
+            for item in self._query(
+                exposures_pk(tenant_id, patient_id), "CAMPAIGN#", "CAMPAIGN#~", consistent=True
+            )
+        ]
+
+    def convert_once(
+        self, tenant_id: str, patient_id: str, exposure: Mapping[str, Any], appointment_id: str
+    ) -> bool:
+        """A booking converted the exposure: marked, and counted in its campaign's group, once
+        (False: the exposure had converted already)."""
+        mark = {
+            "TableName": self._table,
+            "Key": {
+                "PK": {"S": exposures_pk(tenant_id, patient_id)},
+                "SK": {"S": f"CAMPAIGN#{exposure['campaign_id']}"},
+            },
+            "UpdateExpression": "SET converted_by = :a",
+            "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(converted_by)",
+            "ExpressionAttributeValues": {":a": {"S": appointment_id}},
+        }
+        try:
+            self._client.transact_write_items(
+                condition_check_items=[],
+                delete_items=[],
+                put_items=[],
+                update_items=[
+                    mark,
+                    self._group_count(
+                        tenant_id, exposure["campaign_id"], exposure["arm"], "converted"
+                    ),
+                ],
+            )
+        except TransactWriteError as exc:
+            if _marker_taken(exc):
+                return False
+            raise
+        return True
+
+    def campaign_groups(self, tenant_id: str, campaign_id: str) -> dict[str, dict[str, int]]:
+        """A campaign's counts by group: {arm: {patients, converted}} (a few items)."""
+        return {
+            item["SK"].removeprefix("GROUP#"): {
+                "patients": int(item.get("patients", 0)),
+                "converted": int(item.get("converted", 0)),
+            }
+            for item in self._query(campaign_groups_pk(tenant_id, campaign_id), "GROUP#", "GROUP#~")
+        }
+
+    # -- patients drifting away: their signals, one item each in the tenant's partition -----
+
+    def _drift_key(self, tenant_id: str, patient_id: str) -> dict[str, Any]:
+        return {"PK": {"S": drifting_pk(tenant_id)}, "SK": {"S": f"P#{patient_id}"}}
+
+    def change_signals(
+        self, tenant_id: str, patient_id: str, added: set[str], removed: set[str]
+    ) -> None:
+        """Add and remove a patient's signals (a set: adding one twice, or removing one that is
+        gone, changes nothing, so a redelivered change is harmless)."""
+        for verb, values in (("ADD", added), ("DELETE", removed)):
+            if values:
+                self._client.dispatch(
+                    "UpdateItem",
+                    {
+                        "TableName": self._table,
+                        "Key": self._drift_key(tenant_id, patient_id),
+                        "UpdateExpression": f"{verb} #s :v",
+                        "ExpressionAttributeNames": {"#s": "signals"},
+                        "ExpressionAttributeValues": {":v": {"SS": sorted(values)}},
+                    },
+                )
+
+    def signals(self, tenant_id: str, patient_id: str) -> list[str]:
+        found = self._client.dispatch(
+            "GetItem",
+            {
+                "TableName": self._table,
+                "Key": self._drift_key(tenant_id, patient_id),
+                "ConsistentRead": True,
+            },
+        )
+        item = image_of(found.get("Item")) or {}
+        return [str(s) for s in item.get("signals") or []]
+
+    def drifting(self, tenant_id: str) -> Iterator[tuple[str, list[str]]]:
+        """Every patient with signals: (patient, signals)."""
+        for item in self._query(drifting_pk(tenant_id), "P#", "P#~"):
+            signals = [str(s) for s in item.get("signals") or []]
+            if signals:  # a set emptied by its last DELETE leaves the bare item
+                yield item["SK"].removeprefix("P#"), signals
+
+    def replace_signals(self, tenant_id: str, signals: Mapping[str, set[str]]) -> int:
+        """A rebuild: the tenant's patients' signals deleted, then `signals` written."""
+        deletes = [
+            {"DeleteRequest": {"Key": {"PK": {"S": item["PK"]}, "SK": {"S": item["SK"]}}}}
+            for item in self._query(drifting_pk(tenant_id), "P#", "P#~")
+        ]
+        puts = [
+            {
+                "PutRequest": {
+                    "Item": {**self._drift_key(tenant_id, patient), "signals": {"SS": sorted(kept)}}
+                }
+            }
+            for patient, kept in sorted(signals.items())
+            if kept
+        ]
+        self._batch_write(deletes)
+        self._batch_write(puts)
+        return len(puts)
+
     def forget_patient(self, tenant_id: str, patient_id: str) -> int:
-        """Erasure: the patient's visits and markers go; the counters (no one's) stay."""
+        """Erasure: the patient's visits, exposures and markers go; the counters (no one's)
+        stay."""
         keys = [
             {"DeleteRequest": {"Key": {"PK": {"S": item["PK"]}, "SK": {"S": item["SK"]}}}}
-            for item in self._query(visits_pk(tenant_id, patient_id), "0", "~")
+            for pk in (visits_pk(tenant_id, patient_id), exposures_pk(tenant_id, patient_id))
+            for item in self._query(pk, "0", "~")
         ]
+        keys.append({"DeleteRequest": {"Key": self._drift_key(tenant_id, patient_id)}})
         self._batch_write(keys)
         return len(keys)
 

@@ -71,6 +71,7 @@ class CampaignRepository:
             sent=0,
             suppressed=0,
             failed=0,
+            held_out=0,
             gsi2pk=campaigns_listing_pk(tenant_id),
             gsi2sk=f"{doc['created_at']}#{doc['id']}",
         )
@@ -122,14 +123,20 @@ class CampaignRepository:
             actions.append(CampaignItem.exhausted_at.set(exhausted_at))
         item.update(actions=actions)
 
-    def mark_started(self, tenant_id: str, campaign_id: str, patient_id: str, at: str) -> bool:
-        """Record that a patient's outreach starts; False if it already had."""
+    def mark_started(
+        self, tenant_id: str, campaign_id: str, patient_id: str, at: str, arm: str
+    ) -> bool:
+        """Record that a patient's outreach starts, in `arm`; False if it already had."""
         pk = campaign_pk(tenant_id, campaign_id)
         try:
             with transaction_write() as tx:
                 tx.save(
                     CampaignRecipientItem(
-                        pk, f"P#{patient_id}", entity="campaign_recipient", started_at=at
+                        pk,
+                        f"P#{patient_id}",
+                        entity="campaign_recipient",
+                        started_at=at,
+                        arm=arm,
                     ),
                     condition=CampaignRecipientItem.pk.does_not_exist(),
                 )
@@ -141,9 +148,9 @@ class CampaignRepository:
         return True
 
     def record_outcome(
-        self, tenant_id: str, campaign_id: str, patient_id: str, outcome: str
+        self, tenant_id: str, campaign_id: str, patient_id: str, outcome: str, at: str
     ) -> bool:
-        """Record a patient's outcome once; False if it already had one."""
+        """Record a patient's outcome once, at `at`; False if it already had one."""
         if outcome not in OUTCOMES:
             raise ValueError(f"not an outcome: {outcome}")
         pk = campaign_pk(tenant_id, campaign_id)
@@ -152,7 +159,10 @@ class CampaignRepository:
             with transaction_write() as tx:
                 tx.update(
                     CampaignRecipientItem(pk, f"P#{patient_id}"),
-                    actions=[CampaignRecipientItem.outcome.set(outcome)],
+                    actions=[
+                        CampaignRecipientItem.outcome.set(outcome),
+                        CampaignRecipientItem.outcome_at.set(at),
+                    ],
                     condition=CampaignRecipientItem.pk.exists()
                     & CampaignRecipientItem.outcome.does_not_exist(),
                 )

@@ -253,6 +253,7 @@ class CampaignItem(_Base):
     sent = NumberAttribute(null=True, attr_name="sent")
     suppressed = NumberAttribute(null=True, attr_name="suppressed")
     failed = NumberAttribute(null=True, attr_name="failed")
+    held_out = NumberAttribute(null=True, attr_name="held_out")
     gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
     gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
     by_tenant = ListingIndex()
@@ -260,10 +261,14 @@ class CampaignItem(_Base):
 
 class CampaignRecipientItem(_Base):
     """One patient of a campaign (PK `T#<t>#CAMPAIGN#<c>`, SK `P#<p>`): created once when their
-    outreach starts, `outcome` set once; each in one transaction with the counter it moves."""
+    outreach starts, `outcome` set once (with when); each in one transaction with the counter
+    it moves. `arm`: the control group or the wording they get (ids only, never PHI: the stream
+    hands this item to analytics, which counts the campaign's conversions from it)."""
 
     started_at = UnicodeAttribute(attr_name="started_at")
+    arm = UnicodeAttribute(null=True, attr_name="arm")
     outcome = UnicodeAttribute(null=True, attr_name="outcome")
+    outcome_at = UnicodeAttribute(null=True, attr_name="outcome_at")
 
 
 class RateWindowItem(_Base):

@@ -365,6 +365,9 @@ def test_another_tenants_bulk_import_and_files_are_not_found(
 @pytest.fixture(scope="module")
 def seeded_figures(world: World) -> dict[str, str]:
     """Each tenant's counters, with a department named after the tenant: tenant → that name."""
+    from datetime import timedelta
+
+    from chalicelib import clock
     from chalicelib.domain import analytics
     from chalicelib.store.analytics import AnalyticsRepository
 
@@ -379,6 +382,12 @@ def seeded_figures(world: World) -> dict[str, str]:
             f"isolation-{tenant_id}", tenant_id, analytics.counter_moves(moved)
         )
         named[tenant_id] = department
+        # Each of its patients missed a visit yesterday: both are on its drifting-away list.
+        yesterday = (clock.now() - timedelta(days=1)).date().isoformat()
+        for patient_id in (a.patient for a in world.actors if a.tenant == tenant_id and a.patient):
+            AnalyticsRepository().change_signals(
+                tenant_id, patient_id, {f"noshow#{yesterday}#a-iso-{patient_id}"}, set()
+            )
     return named
 
 
@@ -401,3 +410,6 @@ def test_no_tenant_reads_anothers_figures(
     assert groups <= {seeded_figures[actor.tenant]}, (actor.name, groups)
     if measure == "appointments":
         assert groups == {seeded_figures[actor.tenant]}
+    drifting = payload(api.call("GET", "/analytics/drifting-away", actor.token))["items"]
+    own = {a.patient for a in world.actors if a.tenant == actor.tenant and a.patient}
+    assert {p["patient_id"] for p in drifting} == own, actor.name

@@ -595,6 +595,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     call("/analytics/{measure}", "get", admin, concrete="/analytics/appointments?group_by=type")
     call("/analytics/{measure}", "get", admin, concrete="/analytics/messages?granularity=week")
     call("/analytics/overview", "get", admin)
+    call("/analytics/drifting-away", "get", admin)
     unknown = call("/analytics/{measure}", "get", admin, concrete="/analytics/happiness")
     assert unknown.status_code == 404, unknown.body
     walk_privacy(call, spec, runtime, tenant_id, payload(created)["id"], admin)

@@ -5,7 +5,7 @@ records agrees exactly; CSV; department-restricted staff; another hospital sees 
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -271,3 +271,93 @@ def test_a_recall_that_fell_due_booked_and_attended_is_adherence(
     [row] = figures(api, clinic.tenant.admin, "follow_ups?group_by=plan")["rows"]
     assert row["group"] == "review-30d"
     assert_kept_counters_are_the_records_totals(clinic.tenant.id)
+    # The rule carries its own effect.
+    rule = payload(api.call("GET", "/recall-rules/review-30d", clinic.tenant.staff))
+    assert rule["conversion"] == {
+        "due": 1,
+        "converted": 1,
+        "attended": 1,
+        "conversion": 1.0,
+        "adherence": 1.0,
+    }
+
+
+def test_a_stop_to_the_hospitals_number_is_an_opt_out_of_its_texts(
+    runtime: Any, api: Api, journey: Any
+) -> None:
+    from chalicelib.services.registry import services
+
+    j: Journey = journey()
+    j.book(local_moment(days=3, hour=11))  # the confirmation comes from the hospital's number
+    assert j.sms(), "the confirmation was texted"
+    stop = api.call("POST", "/local/sms-reply", None, {"from": f"+86{j.phone}", "text": "STOP"})
+    assert stop.status_code == 202, stop.body
+    runtime.settle()
+    admin = j.clinic.tenant.admin
+    by_channel = figures(api, admin, "messages?group_by=channel")["rows"]
+    assert sum(row["values"].get("opted_out", 0) for row in by_channel) == 1
+    assert {row["group"] for row in by_channel if row["values"].get("opted_out")} == {"sms"}
+    overview = payload(api.call("GET", "/analytics/overview", admin))
+    assert overview["figures"]["messages.opted_out"]["month"] == 1
+    # A STOP is keyed by the phone, not the hospital: a rebuild keeps the count as kept.
+    assert services().analytics.rebuild(j.clinic.tenant.id, check_only=True)["differing"] == 0
+
+
+def test_a_missed_visit_puts_the_patient_on_the_drifting_away_list_until_they_come(
+    runtime: Any, api: Api, journey: Any, make_patient: Any
+) -> None:
+    runtime.streams.seed_duplicates(0.5, seed=5)
+    try:
+        lost: Journey = journey()
+        clinic, admin = lost.clinic, lost.clinic.tenant.admin
+        kept = Journey(runtime, api, clinic, make_patient)
+        visit = local_moment(days=2, hour=10)
+        missed = lost.book(visit)
+        attended = kept.book(visit + timedelta(minutes=30))
+        kept.act(attended, "confirm")
+        move_to(runtime, visit + timedelta(minutes=35))
+        kept.act(attended, "check-in", clinic.tenant.staff)
+        kept.act(attended, "fulfil", clinic.tenant.staff)
+        move_to(runtime, visit + timedelta(days=1))  # the journey marks the missed visit
+        assert lost.appointment(missed)["status"] == "noshow"
+    finally:
+        runtime.streams.seed_duplicates(0.0, seed=0)
+
+    # Computed from what the patient's records say, independently of the analytics.
+    unanswered = [t for t in lost.tasks() if t["kind"] in ("no_answer", "checkin_unanswered")]
+    expected_parts: list[dict[str, Any]] = [
+        {"part": "recent_no_shows", "count": 1, "points": 3, "latest": visit.date().isoformat()}
+    ]
+    if unanswered:
+        expected_parts.append(
+            {
+                "part": "unanswered_outreach",
+                "count": len(unanswered),
+                "points": 2 * len(unanswered),
+                "latest": max(
+                    datetime.fromisoformat(t["created_at"]).astimezone(SHANGHAI).date()
+                    for t in unanswered
+                ).isoformat(),
+            }
+        )
+    listed = payload(api.call("GET", "/analytics/drifting-away", admin))
+    assert [p["patient_id"] for p in listed["items"]] == [lost.patient["id"]]
+    [patient] = listed["items"]
+    assert patient["parts"] == expected_parts
+    assert patient["score"] == sum(part["points"] for part in expected_parts)
+    assert_kept_counters_are_the_records_totals(clinic.tenant.id)  # signals too
+
+    # They book again and come: the visit answers the missed one.
+    comeback = lost.book(local_moment(days=1, hour=10))
+    move_to(runtime, local_moment(days=1, hour=10, minute=5))
+    lost.act(comeback, "check-in", clinic.tenant.staff)
+    lost.act(comeback, "fulfil", clinic.tenant.staff)
+    runtime.settle()
+    assert payload(api.call("GET", "/analytics/drifting-away", admin))["items"] == []
+    assert_kept_counters_are_the_records_totals(clinic.tenant.id)
+    # Another hospital's list is its own; a patient may not read it; a bad limit is named.
+    other = journey().clinic.tenant.admin
+    assert payload(api.call("GET", "/analytics/drifting-away", other))["items"] == []
+    assert api.call("GET", "/analytics/drifting-away", lost.token).status_code == 403
+    bad = api.call("GET", "/analytics/drifting-away?limit=0", admin)
+    assert bad.status_code == 400 and payload(bad)["error"]["details"][0]["path"] == "limit"

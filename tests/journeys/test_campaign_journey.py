@@ -94,6 +94,7 @@ def test_a_campaign_runs_at_the_tenants_rate(
         "sent": 4,
         "suppressed": 1,
         "failed": 0,
+        "held_out": 0,
     }
     advance(runtime, timedelta(minutes=5))
     assert [len(campaign_sms(runtime, phone)) for phone in phones] == [1, 1, 1, 1, 0]
@@ -230,6 +231,7 @@ def test_a_long_campaign_continues_as_new_executions_before_its_history_fills(
         "sent": 9,
         "suppressed": 0,
         "failed": 0,
+        "held_out": 0,
     }
 
     # The continuation replayed (a retried task) starts nothing more.

@@ -135,6 +135,19 @@ def test_only_changed_appointments_and_deliveries_reach_the_stream_handler() -> 
     assert not analytics.passes_stream_filter(record("APPT", "REMOVE"))
     assert not analytics.passes_stream_filter(record("PROFILE"))
 
+    def recipient(outcome: str, entity: str = "campaign_recipient") -> dict[str, Any]:
+        image = {"entity": {"S": entity}, "outcome": {"S": outcome}}
+        return {
+            "eventName": "MODIFY",
+            "dynamodb": {"Keys": {"SK": {"S": "P#p-1"}}, "NewImage": image},
+        }
+
+    # A campaign's patient reached or held out: their later bookings may convert it.
+    assert analytics.passes_stream_filter(recipient("sent"))
+    assert analytics.passes_stream_filter(recipient("held_out"))
+    assert not analytics.passes_stream_filter(recipient("suppressed"))
+    assert not analytics.passes_stream_filter(recipient("sent", entity="segment_entry"))
+
 
 def test_aftercare_check_ins_and_staff_tasks_count_their_outcome_and_time_to_action() -> None:
     journey = {

@@ -154,7 +154,7 @@ def test_rate_windows_and_status() -> None:
     )
     assert campaigns.rate_per_minute({}) == 60
     assert campaigns.rate_per_minute({"campaigns": {"rate_per_minute": 2}}) == 2
-    progress = {"targeted": 3, "started": 3, "sent": 2, "suppressed": 1, "failed": 0}
+    progress = {"targeted": 3, "started": 3, "sent": 2, "suppressed": 1, "failed": 0, "held_out": 0}
     assert campaigns.status(progress, exhausted=True) == "done"
     assert campaigns.status(progress, exhausted=False) == "running"
     assert campaigns.status({**progress, "sent": 1}, exhausted=True) == "running"
