@@ -66,6 +66,19 @@ def _mentions(statements: list[dict[str, Any]], service: str) -> bool:
     )
 
 
+# DynamoDB actions on a whole table that read no item through the function (an export is
+# written by DynamoDB itself): such a function opens no tenant's data key.
+TABLE_ACTIONS = frozenset({"dynamodb:ExportTableToPointInTime"})
+
+
+def _reads_items(statements: list[dict[str, Any]]) -> bool:
+    return any(
+        action.startswith("dynamodb:") and action not in TABLE_ACTIONS
+        for statement in statements
+        for action in _listed(statement.get("Action", []))
+    )
+
+
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -92,7 +105,8 @@ def _shared_statements(name: str, statements: list[dict[str, Any]]) -> list[dict
     ]
     if _mentions(statements, "dynamodb"):
         shared.append(_key_through("dynamodb", ["kms:Decrypt", "kms:DescribeKey"]))
-        shared.append(TENANT_DATA_KEYS)
+        if _reads_items(statements):
+            shared.append(TENANT_DATA_KEYS)
     if _mentions(statements, "sns"):
         shared.append(_key_through("sns", ["kms:GenerateDataKey", "kms:Decrypt"]))
     return shared
