@@ -4,7 +4,6 @@ that names the day and the error only."""
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime
 from types import SimpleNamespace
 from typing import Any
@@ -76,7 +75,7 @@ def test_the_export_is_asked_for_once_per_day_in_dynamodb_json_encrypted() -> No
 
 
 def test_a_throttled_export_raises_for_the_schedules_retry_and_logs_no_more_than_the_day(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     from chalicelib.handlers import table_exports as handler
 
@@ -88,6 +87,9 @@ def test_a_throttled_export_raises_for_the_schedules_retry_and_logs_no_more_than
     event = SimpleNamespace(time="2027-03-05T17:00:00Z")
     with pytest.raises(DependencyUnavailable):
         handler.analytics_export(event)
-    (line,) = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
-    assert line["level"] == "WARNING"
-    assert (line["export_date"], line["error"]) == ("2027-03-05", "ThrottlingException")
+    (record,) = [r for r in caplog.records if r.name == "careloop-api"]
+    assert record.levelname == "WARNING"
+    logged = {k: v for k, v in vars(record).items() if k in ("export_date", "error")}
+    assert logged == {"export_date": "2027-03-05", "error": "ThrottlingException"}
+    # Nothing else of the event or the failure's message is in it.
+    assert "slow down" not in record.getMessage()
