@@ -171,6 +171,22 @@ def _leading_keys(statement: dict[str, Any]) -> list[str]:
     return [k for c in conditions for k in _listed(c.get("dynamodb:LeadingKeys", []))]
 
 
+ATHENA_QUERIES = ROOT / "infra" / "athena"
+
+
+def athena_queries(template: dict[str, Any]) -> None:
+    """Each saved Athena query's SQL from its file (`Metadata.SqlFile`, in infra/athena/): the
+    file a test runs with DuckDB against a local export is what deploys, character for
+    character."""
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Athena::NamedQuery":
+            continue
+        sql_file = resource.get("Metadata", {}).get("SqlFile")
+        if not sql_file:
+            raise ValueError(f"{logical}: no Metadata.SqlFile naming its SQL in infra/athena/")
+        resource["Properties"]["QueryString"] = (ATHENA_QUERIES / sql_file).read_text()
+
+
 def table_stream(template: dict[str, Any]) -> None:
     """The stream handler's event source is the table's own stream (app.py can only name it),
     with the records it counts filtered on AWS's side (chalicelib/domain/analytics.py)."""
@@ -523,6 +539,7 @@ def package(stage: str, region: str, out: Path) -> Path:
     template = json.loads(json.dumps(cfn_yaml.load(str(written))))
     template["Parameters"]["Stage"].update({"Default": stage, "AllowedValues": [stage]})
     own_roles_and_logs(template)
+    athena_queries(template)
     table_stream(template)
     tenant_data_role(template)
     observed_state_machines(template)
