@@ -35,6 +35,7 @@ from chalicelib.handlers import (
     privacy,
     provisioning,
     smoke,
+    table_exports,
 )
 from chalicelib.handlers import campaigns as campaign_tasks
 from chalicelib.handlers import care as care_tasks
@@ -133,6 +134,13 @@ repair_sweep = app.schedule(Rate(10, unit=Rate.MINUTES), name="repair_sweep")(
 # Daily at 02:30 UTC: deleted patients past their tenant's retention are erased.
 retention_sweep = app.schedule(Cron(30, 2, "*", "*", "?", "*"), name="retention_sweep")(
     privacy.retention_sweep
+)
+
+# Daily at 17:00 UTC (01:00 in China, where the hospitals are: their day is over): the table is
+# exported to S3 for analysts (Athena, infra/athena/). An export reads the table's point-in-time
+# backup, not the table, so it takes nothing from the day's traffic at any hour.
+analytics_export = app.schedule(Cron(0, 17, "*", "*", "?", "*"), name="analytics_export")(
+    table_exports.analytics_export
 )
 
 # SNS handlers: two-way SMS replies and SES feedback arrive on the platform's topics; a visit

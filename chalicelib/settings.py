@@ -39,6 +39,8 @@ class Settings:
     fhir_import_arn: str = ""  # the bulk FHIR import machine: one execution per import (part)
     import_bucket: str = ""  # hospitals' import files, each under `<tenant id>/`
     analytics_table_name: str = ""  # counters kept from the table's stream
+    table_arn: str = ""  # the table, as its daily export to S3 names it
+    export_bucket: str = ""  # the table's daily exports, read by analysts through Athena
     # Only the local stage may call a webhook on its own loopback receiver (local/); every
     # other stage refuses loopback addresses like any internal one.
     allow_loopback_webhooks: bool = False
@@ -93,5 +95,7 @@ def get_settings() -> Settings:
         fhir_import_arn=os.environ.get("FHIR_IMPORT_ARN", ""),
         import_bucket=os.environ.get("IMPORT_BUCKET", ""),
         analytics_table_name=os.environ.get("ANALYTICS_TABLE_NAME", ""),
+        table_arn=os.environ.get("TABLE_ARN", ""),
+        export_bucket=os.environ.get("EXPORT_BUCKET", ""),
         allow_loopback_webhooks=deployment_stage() == "local",
     )

@@ -66,6 +66,19 @@ def _mentions(statements: list[dict[str, Any]], service: str) -> bool:
     )
 
 
+# DynamoDB actions on a whole table that read no item through the function (an export is
+# written by DynamoDB itself): such a function opens no tenant's data key.
+TABLE_ACTIONS = frozenset({"dynamodb:ExportTableToPointInTime"})
+
+
+def _reads_items(statements: list[dict[str, Any]]) -> bool:
+    return any(
+        action.startswith("dynamodb:") and action not in TABLE_ACTIONS
+        for statement in statements
+        for action in _listed(statement.get("Action", []))
+    )
+
+
 def _listed(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
@@ -92,7 +105,8 @@ def _shared_statements(name: str, statements: list[dict[str, Any]]) -> list[dict
     ]
     if _mentions(statements, "dynamodb"):
         shared.append(_key_through("dynamodb", ["kms:Decrypt", "kms:DescribeKey"]))
-        shared.append(TENANT_DATA_KEYS)
+        if _reads_items(statements):
+            shared.append(TENANT_DATA_KEYS)
     if _mentions(statements, "sns"):
         shared.append(_key_through("sns", ["kms:GenerateDataKey", "kms:Decrypt"]))
     return shared
@@ -155,6 +169,22 @@ TENANT_DATA_POLICY = ROOT / ".chalice" / "policies" / "tenant_data.json"
 def _leading_keys(statement: dict[str, Any]) -> list[str]:
     conditions = statement.get("Condition", {}).values()
     return [k for c in conditions for k in _listed(c.get("dynamodb:LeadingKeys", []))]
+
+
+ATHENA_QUERIES = ROOT / "infra" / "athena"
+
+
+def athena_queries(template: dict[str, Any]) -> None:
+    """Each saved Athena query's SQL from its file (`Metadata.SqlFile`, in infra/athena/): the
+    file a test runs with DuckDB against a local export is what deploys, character for
+    character."""
+    for logical, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::Athena::NamedQuery":
+            continue
+        sql_file = resource.get("Metadata", {}).get("SqlFile")
+        if not sql_file:
+            raise ValueError(f"{logical}: no Metadata.SqlFile naming its SQL in infra/athena/")
+        resource["Properties"]["QueryString"] = (ATHENA_QUERIES / sql_file).read_text()
 
 
 def table_stream(template: dict[str, Any]) -> None:
@@ -509,6 +539,7 @@ def package(stage: str, region: str, out: Path) -> Path:
     template = json.loads(json.dumps(cfn_yaml.load(str(written))))
     template["Parameters"]["Stage"].update({"Default": stage, "AllowedValues": [stage]})
     own_roles_and_logs(template)
+    athena_queries(template)
     table_stream(template)
     tenant_data_role(template)
     observed_state_machines(template)

@@ -215,6 +215,19 @@ def _dynamodb(operation: str, params: dict[str, Any], region: str) -> list[dict[
     return [_request(action, _table(region, params.get("TableName", "*")))]
 
 
+def _table_export(params: dict[str, Any]) -> list[dict[str, Any]]:
+    """DynamoDB writes an export with the caller's own S3 permissions (AWS documents these
+    three): they are authorised on the objects under the export's prefix."""
+    written = f"arn:aws:s3:::{params['S3Bucket']}/{params['S3Prefix']}/AWSDynamoDB/data"
+    return [
+        _request("dynamodb:ExportTableToPointInTime", params["TableArn"]),
+        *(
+            _request(f"s3:{s3_action}", written)
+            for s3_action in ("PutObject", "AbortMultipartUpload", "PutObjectAcl")
+        ),
+    ]
+
+
 def _sns(action: str, params: dict[str, Any], region: str) -> list[dict[str, Any]]:
     # IAM's only SNS resource is a topic: a text to a phone number, a push to a device's
     # endpoint and a new endpoint are authorised on '*'.
@@ -290,6 +303,8 @@ def iam_requests(
     signing_name: str, operation: str, params: dict[str, Any], region: str
 ) -> list[dict[str, Any]]:
     """The (action, resource, condition keys) AWS checks for one botocore call."""
+    if signing_name == "dynamodb" and operation == "ExportTableToPointInTime":
+        return _table_export(params)
     if signing_name == "dynamodb":
         return _dynamodb(operation, params, region)
     action = f"{signing_name}:{operation}"

@@ -7,7 +7,10 @@ through the service APIs with values resolved from the same template:
   or public access block; its bucket policy is not made);
 - the SAM transform is not expanded, so `AWS::Serverless::StateMachine` definitions are read from
   their `DefinitionUri` and created through Step Functions with their substitutions applied;
-- the table's TTL specification is dropped, so it is applied with UpdateTimeToLive;
+- the table's TTL specification is dropped, so it is applied with UpdateTimeToLive, and its
+  point-in-time recovery (which exports need) with UpdateContinuousBackups;
+- Glue, Athena and the S3 bucket policies are not made: nothing local reads them (the export
+  test reads the Glue table's columns and the queries' SQL from this template itself);
 - `AWS::SES::EmailIdentity` is skipped, so the identity is verified through SES;
 - Cognito has no CloudFormation model, so the user pool, its groups and its app client are
   created through cognito-idp with the template's properties (moto's pool then issues ID
@@ -168,6 +171,13 @@ def _create_stack(
             provisioned.attributes[(logical_id, "Arn")] = table["TableArn"]
             if "LatestStreamArn" in table:
                 provisioned.attributes[(logical_id, "StreamArn")] = table["LatestStreamArn"]
+            # Dropped too: point-in-time recovery, which an export of the table needs.
+            recovery = spec["Properties"].get("PointInTimeRecoverySpecification", {})
+            if recovery.get("PointInTimeRecoveryEnabled"):
+                dynamodb.update_continuous_backups(
+                    TableName=table["TableName"],
+                    PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+                )
             ttl = spec["Properties"].get("TimeToLiveSpecification")
             if ttl and ttl.get("Enabled"):
                 dynamodb.update_time_to_live(

@@ -4,7 +4,8 @@ and the benchmarks.
 1. Environment from `.chalice/config.json` (stage `local`), plus the emulator's endpoint.
 2. moto's server in this process, with Step Functions execution on and Lambda without Docker.
 3. Hooks: Lambda invokes run the Chalice functions in-process; Wait states and `chalicelib.clock`
-   read one virtual clock; every SMS, push and email lands in the outbox.
+   read one virtual clock; every SMS, push and email lands in the outbox; table exports are
+   written in AWS's layout (local/table_exports.py).
 4. Resources provisioned from `infra/platform.yaml`.
 """
 
@@ -105,6 +106,7 @@ class Runtime:
         before)."""
         import urllib.request
 
+        from local import table_exports
         from local.activity import activity
         from local.dead_letters import dead_letters
         from local.meter import meter
@@ -123,6 +125,7 @@ class Runtime:
         services.cache_clear()
         if self.streams is not None:
             self.streams.forget()
+        table_exports.forget()
         self._tokens.clear()
         self.clock.rewind(start)
         self.outbox.clear()
@@ -178,7 +181,16 @@ def start(*, clock: VirtualClock, port: int | None = None) -> Runtime:
     import app as app_module
     from app import app
     from local import api as local_api
-    from local import aws_calls, ddb_hooks, faults, lambdas, meter, sfn_hooks, sns_dispatch
+    from local import (
+        aws_calls,
+        ddb_hooks,
+        faults,
+        lambdas,
+        meter,
+        sfn_hooks,
+        sns_dispatch,
+        table_exports,
+    )
     from local import outbox as outbox_hooks
     from local import streams as local_streams
 
@@ -190,6 +202,7 @@ def start(*, clock: VirtualClock, port: int | None = None) -> Runtime:
     sfn_hooks.install(clock)
     outbox_hooks.install(outbox)
     sns_dispatch.install(app_module)
+    table_exports.install()
     handlers = {
         lambdas.function_name(app.app_name, STAGE, fn.name): fn for fn in app.pure_lambda_functions
     }

@@ -11,6 +11,7 @@ from chalicelib.adapters.channels import Channels
 from chalicelib.adapters.executions import Executions
 from chalicelib.adapters.import_files import ImportFiles
 from chalicelib.adapters.kms import KeyService
+from chalicelib.adapters.table_exports import TableExports
 from chalicelib.adapters.tenant_credentials import TenantCredentials
 from chalicelib.adapters.webhooks import WebhookCaller
 from chalicelib.domain.common import Document
@@ -39,6 +40,7 @@ from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.segments import SegmentService
 from chalicelib.services.staff import StaffService
 from chalicelib.services.staff_queue import JourneyFailures, StaffQueue
+from chalicelib.services.table_exports import TableExportService
 from chalicelib.services.tasks import TaskService
 from chalicelib.services.templates import TemplateService
 from chalicelib.services.tenants import TenantService
@@ -99,6 +101,7 @@ class Services:
     fhir_bulk_import: BulkImportService
     webhooks: WebhookService
     analytics: AnalyticsService
+    table_exports: TableExportService
 
 
 @cache
@@ -232,7 +235,11 @@ def services() -> Services:
         on_booked=(recall.on_booked, aftercare.reactions.on_booked),
         on_history_visit=(history_visit,),
     )
+    settings = get_settings()
     return Services(
+        table_exports=TableExportService(
+            TableExports(), settings.table_name, settings.table_arn, settings.export_bucket
+        ),
         fhir_import=fhir_import,
         fhir_bulk_import=BulkImportService(
             FhirImportRepository(), ImportFiles(), executions, tenants, fhir_import

@@ -176,3 +176,45 @@ def test_every_setting_the_code_reads_is_set_for_every_function(
         missing = read - globals_ - own - set(UNSET_ON_PURPOSE) - others
         assert not missing, f"{logical} would run without {sorted(missing)}"
         assert "CARELOOP_STAGE" in own | globals_, logical
+
+
+def _actions(statement: dict[str, Any]) -> list[str]:
+    actions = statement["Action"]
+    return actions if isinstance(actions, list) else [actions]
+
+
+def test_the_tables_daily_export_is_private_expires_and_its_queries_are_the_tested_sql(
+    packaged: dict[str, Any],
+) -> None:
+    """The export bucket (analytics_export writes it, Athena reads it) is encrypted, private and
+    expires; each saved Athena query is its infra/athena/ file (the SQL the DuckDB test runs);
+    the export function may export the stage's table into the bucket's export prefix only."""
+    resources = packaged["Resources"]
+    records = resources["CareLoopTable"]["Properties"]
+    assert records["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
+    bucket = resources["ExportBucket"]["Properties"]
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert set(bucket["PublicAccessBlockConfiguration"].values()) == {True}
+    (rule,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert rule["Status"] == "Enabled" and 0 < rule["ExpirationInDays"] <= 35
+    queries = _of_type(packaged, "AWS::Athena::NamedQuery")
+    files = sorted((ROOT / "infra" / "athena").glob("*.sql"))
+    assert len(queries) == len(files) >= 2
+    deployed = {query["QueryString"] for query in queries.values()}
+    assert deployed == {path.read_text() for path in files}
+    assert all(query["Database"] == {"Ref": "ExportDatabase"} for query in queries.values())
+    role = resources["AnalyticsExport"]["Properties"]["Role"]["Fn::GetAtt"][0]
+    (policy,) = resources[role]["Properties"]["Policies"]
+    granted = {
+        action: statement["Resource"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in _actions(statement)
+        if action.startswith(("dynamodb:", "s3:"))
+    }
+    assert set(granted) == {
+        "dynamodb:ExportTableToPointInTime",
+        "s3:PutObject",
+        "s3:AbortMultipartUpload",
+        "s3:PutObjectAcl",
+    }
+    assert "exports-${AWS::AccountId}/table/*" in json.dumps(granted["s3:PutObject"])
