@@ -60,6 +60,17 @@ LEAD_DAY_EDGES = (0, 1, 2, 3, 7, 14, 30, 60, 90)
 # Histogram buckets (upper edges, in hours) of the time from a staff task's opening to its closing.
 ACTION_HOUR_EDGES = (1, 4, 8, 24, 48, 72, 168)
 
+# Histogram buckets (upper edges, in hours) of the time from a message about an appointment to
+# the patient's answer (a confirmation, cancellation or reschedule in the app or by text).
+ANSWER_HOUR_EDGES = (1, 4, 8, 24, 48, 72, 168)
+# The message answered is the latest about the appointment that left within this many days
+# before the answer (an answer to nothing recent is not timed).
+ANSWER_LOOKBACK_DAYS = 30
+ANSWERS = frozenset(
+    {"confirmed", "cancelled", "rescheduled", "cancel_requested", "reschedule_requested"}
+)
+LEFT = frozenset({"sent", "delivered", "bounced"})
+
 # Counter key: (measure, field, local date of the period, dimensions of the record).
 Dimensions = tuple[tuple[str, str], ...]
 CounterKey = tuple[str, str, str, Dimensions]
@@ -143,6 +154,47 @@ REASON_CODES = (
 def reason_code(reason: str) -> str:
     text = reason.lower()
     return next((code for words, code in REASON_CODES if words in text), "other")
+
+
+def answers(appointment: Document | None) -> list[Document]:
+    """The patient's own answers in an appointment's history (in the app or by text)."""
+    return [
+        change
+        for change in (appointment or {}).get("history") or []
+        if change.get("by") == "patient" and change.get("change") in ANSWERS
+    ]
+
+
+def answer_tally(
+    appointment: Document,
+    answered: Iterable[Document],
+    deliveries: Iterable[Document],
+    zone: ZoneInfo,
+) -> Tally:
+    """How long the patient took to answer, for each of `answered` (answers of `appointment`):
+    from the latest message about it that left within ANSWER_LOOKBACK_DAYS before the answer,
+    in hours, as a histogram on the answer's day. `deliveries`: the patient's delivery log
+    around the answers."""
+    tally: Tally = Counter()
+    dims: Dimensions = (
+        ("department", str(appointment.get("department", ""))),
+        ("clinician", str(appointment.get("clinician", ""))),
+        ("type", str(appointment.get("type", ""))),
+    )
+    sent = sorted(
+        d["created_at"]
+        for d in deliveries
+        if d.get("appointment_id") == appointment["id"] and d.get("status") in LEFT
+    )
+    for answer in answered:
+        at = datetime.fromisoformat(answer["at"])
+        earliest = at - timedelta(days=ANSWER_LOOKBACK_DAYS)
+        asked = [m for m in sent if earliest <= datetime.fromisoformat(m) <= at]
+        if asked:
+            hours = (at - datetime.fromisoformat(asked[-1])).total_seconds() / 3600
+            field = f"answer_hours_b{bucket(hours, ANSWER_HOUR_EDGES)}"
+            tally[(Measure.APPOINTMENTS, field, _local_date(answer["at"], zone), dims)] += 1
+    return tally
 
 
 def delivery_tally(delivery: Document, zone: ZoneInfo) -> Tally:
@@ -566,7 +618,11 @@ def _share(part: float, whole: float) -> float | None:
 def derived(measure: Measure, values: Mapping[str, float], country: str = "") -> dict[str, float]:
     """A counter item's fields with the figures read from them: rates, medians, and the
     messages' estimated cost (texts priced for the hospital's `country`)."""
-    shown = {k: v for k, v in values.items() if not k.startswith(("lead_days_b", "action_hours_b"))}
+    shown = {
+        k: v
+        for k, v in values.items()
+        if not k.startswith(("lead_days_b", "action_hours_b", "answer_hours_b"))
+    }
     extra: dict[str, float | None] = {}
     if measure is Measure.APPOINTMENTS:
         confirmed = sum(v for k, v in values.items() if k.startswith("confirmed_"))
@@ -578,6 +634,7 @@ def derived(measure: Measure, values: Mapping[str, float], country: str = "") ->
             + values.get("cancelled_by_clinic", 0.0),
             "noshow_rate": _share(missed, kept + missed),
             "median_lead_days": median_edge(values, "lead_days_b", LEAD_DAY_EDGES),
+            "median_hours_to_answer": median_edge(values, "answer_hours_b", ANSWER_HOUR_EDGES),
         }
     elif measure is Measure.MESSAGES:
         sent = values.get("sent", 0.0)
@@ -632,6 +689,7 @@ HEADLINES: dict[Measure, tuple[str, ...]] = {
         "noshow",
         "noshow_rate",
         "median_lead_days",
+        "median_hours_to_answer",
     ),
     Measure.MESSAGES: (
         "sent",
@@ -647,7 +705,14 @@ HEADLINES: dict[Measure, tuple[str, ...]] = {
 # The headlines that are rates or medians (read as unknown when nothing was counted); the rest
 # are counts (read as 0).
 RATES = frozenset(
-    {"noshow_rate", "median_lead_days", "delivery_rate", "response_rate", "urgent_share"}
+    {
+        "noshow_rate",
+        "median_lead_days",
+        "median_hours_to_answer",
+        "delivery_rate",
+        "response_rate",
+        "urgent_share",
+    }
 )
 COUNTS = frozenset(name for names in HEADLINES.values() for name in names) - RATES
 

@@ -16,7 +16,7 @@ from chalicelib.domain import analytics as rules
 from chalicelib.domain import campaigns as campaign_rules
 from chalicelib.domain import drifting
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
-from chalicelib.domain.common import Document
+from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Forbidden, NotFound, invalid
 from chalicelib.domain.scheduling import slots_between
 from chalicelib.observability import count
@@ -150,6 +150,7 @@ class AnalyticsService:
             if kind in ("appointment", "recall", "task"):
                 self._move_signals(tenant_id, kind, record["old"], record["new"])
             if kind == "appointment":
+                counted += self._time_answers(tenant_id, record)
                 if record["old"] is None and record["new"] is not None:
                     self._convert(tenant_id, record["new"].get("doc") or {})
                 self._count_visit(tenant_id, record["old"], record["new"])
@@ -158,6 +159,35 @@ class AnalyticsService:
                 self._link_follow_ups(tenant_id, kind, record["old"], record["new"])
         count("AnalyticsRecordsCounted", counted)
         return counted
+
+    def _time_answers(self, tenant_id: str, record: ChangedRecord) -> int:
+        """The patient's new answers in the appointment's history: how long after the message
+        they answered, counted once (the record's own marker)."""
+        appointment = (record["new"] or {}).get("doc")
+        if not appointment:
+            return 0
+        before = {(a["at"], a["change"]) for a in rules.answers((record["old"] or {}).get("doc"))}
+        fresh = [a for a in rules.answers(appointment) if (a["at"], a["change"]) not in before]
+        if not fresh:
+            return 0
+        earliest = datetime.fromisoformat(min(a["at"] for a in fresh)) - timedelta(
+            days=rules.ANSWER_LOOKBACK_DAYS
+        )
+        deliveries = self._deliveries.for_patient(
+            tenant_id,
+            appointment["patient_id"],
+            1000,
+            between=(utc_iso(earliest), max(a["at"] for a in fresh)),
+        )
+        moved = rules.answer_tally(appointment, fresh, deliveries, self._zone(tenant_id))
+        if not moved:
+            return 0
+        return min(
+            1,
+            self._counters.apply_once(
+                f"{record['event_id']}#answers", tenant_id, rules.counter_moves(moved)
+            ),
+        )
 
     def _move_signals(
         self, tenant_id: str, kind: str, old: Document | None, new: Document | None
@@ -491,13 +521,16 @@ class AnalyticsService:
         signals: dict[str, set[str]] = {}
         for patient in self._patient_ids(tenant_id):
             found: set[str] = set()
+            deliveries = self._deliveries.for_patient(tenant_id, patient, 100_000)
             for appointment in self._appointments.for_patient(tenant_id, patient, limit=10_000):
                 tally.update(rules.appointment_tally(appointment, zone))
+                answered = rules.answers(appointment)
+                tally.update(rules.answer_tally(appointment, answered, deliveries, zone))
                 found |= drifting.signals("appointment", appointment, zone)
                 day = rules.visit_day(appointment, zone)
                 if day is not None:
                     visits.setdefault(patient, []).append(day)
-            for delivery in self._deliveries.for_patient(tenant_id, patient, 100_000):
+            for delivery in deliveries:
                 tally.update(rules.delivery_tally(delivery, zone))
             for record in self._care.for_patient(tenant_id, patient):
                 kind = str(record.get("kind"))

@@ -76,6 +76,8 @@ def test_a_clinics_week_counted_once_and_a_rebuild_agrees(
     assert appointments["confirmed_app"] == 1
     assert appointments["cancelled_by_patient"] == 1
     assert (appointments["attended"], appointments["noshow"]) == (1, 1)
+    # Confirmed in the app within the hour of the confirmation text: the first bucket (<= 1 h).
+    assert appointments["median_hours_to_answer"] == 1
     by_type = figures(api, admin, "appointments?group_by=type")
     assert {row["group"] for row in by_type["rows"]} == {"follow_up"}
     messages = figures(api, admin, "messages?group_by=step")

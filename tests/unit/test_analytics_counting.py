@@ -270,3 +270,33 @@ def test_the_messages_estimated_cost() -> None:
         analytics.Measure.MESSAGES, {"sent": 2.0, "sms_segments": 3.0, "sent_sms": 2.0}, "CN"
     )
     assert shown["estimated_cost_usd"] == 0.0591
+
+
+def test_the_time_to_answer_runs_from_the_latest_message_about_it_that_left() -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    appointment = {
+        "id": "a-1",
+        "department": "cardiology",
+        "clinician": "dr-li",
+        "type": "follow_up",
+        "history": [
+            {"at": "2026-12-01T02:00:00Z", "change": "confirmed", "by": "staff"},
+            {"at": "2026-12-01T05:00:00Z", "change": "confirmed", "by": "patient", "via": "sms"},
+        ],
+    }
+    log = [
+        {"appointment_id": "a-1", "status": "sent", "created_at": "2026-12-01T02:00:00Z"},
+        {"appointment_id": "a-1", "status": "failed", "created_at": "2026-12-01T04:30:00Z"},
+        {"appointment_id": "a-2", "status": "sent", "created_at": "2026-12-01T04:50:00Z"},
+        {"appointment_id": "a-1", "status": "sent", "created_at": "2026-12-01T06:00:00Z"},
+    ]
+    answered = analytics.answers(appointment)
+    assert [a["by"] for a in answered] == ["patient"]  # staff confirming is no answer
+    tally = analytics.answer_tally(appointment, answered, log, zone)
+    # 3 hours after the text that left before it: the bucket up to 4 hours, on the local day.
+    [(key, n)] = tally.items()
+    assert key[:3] == ("appointments", "answer_hours_b1", "2026-12-01") and n == 1
+    shown = analytics.derived(analytics.Measure.APPOINTMENTS, {"answer_hours_b1": 1})
+    assert shown["median_hours_to_answer"] == 4 and "answer_hours_b1" not in shown
+    # Nothing left within 30 days before: not timed.
+    assert not analytics.answer_tally(appointment, answered, log[1:3], zone)
