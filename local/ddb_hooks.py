@@ -19,6 +19,13 @@ bulk import slowed page by page. Here a Query on the table's key looks at its pa
 and one on an index at the items unsorted (it sorts what it keeps anyway); the answers are the
 same.
 
+Counters add fast: the analytics keep their counters with `ADD #f :n, ...` updates, dozens per
+stream record, and moto parses, validates and deep-copies the item for each (8 ms apiece, a third
+of a journey test's time). Such an update, of numbers on a table without a stream or index, is
+applied to the item directly here, with DynamoDB's semantics (a missing item or attribute starts
+at 0); anything else (a condition, another action, a value or attribute not a number) goes to
+moto as before.
+
 Reads take the same lock: moto builds an item in place (an UpdateItem of a new key first stores
 the bare key, then applies each action), so a read beside it could see half an item, where
 DynamoDB shows each item whole, before or after a write.
@@ -27,8 +34,10 @@ DynamoDB shows each item whole, before or after a write.
 from __future__ import annotations
 
 import copy
+import re
 import threading
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any
 
 _ITEMS = threading.RLock()
@@ -92,6 +101,47 @@ def _check(backend: Any, transact_items: list[dict[str, Any]]) -> tuple[list[Ste
     return steps, reasons
 
 
+_ADD_ONLY = re.compile(r"ADD #\w+ :\w+(?:, #\w+ :\w+)*")
+
+
+def _add_numbers(backend: Any, table_name: str, key: dict[str, Any], op: dict[str, Any]) -> bool:
+    """Apply an update that only ADDs numbers to an item of a table without a stream or index;
+    False (nothing done) for any other update, which moto applies."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    expression = op.get("UpdateExpression", "")
+    if op.get("ConditionExpression") or not _ADD_ONLY.fullmatch(expression):
+        return False
+    table = backend.get_table(table_name)
+    if table.stream_shard is not None or table.global_indexes or table.indexes:
+        return False
+    names, values = (
+        op.get("ExpressionAttributeNames") or {},
+        op.get("ExpressionAttributeValues") or {},
+    )
+    adds: dict[str, Decimal] = {}
+    for pair in expression.removeprefix("ADD ").split(", "):
+        name_ref, value_ref = pair.split(" ")
+        name, value = names.get(name_ref), values.get(value_ref)
+        if name is None or name in key or not isinstance(value, dict) or set(value) != {"N"}:
+            return False
+        adds[name] = adds.get(name, Decimal(0)) + Decimal(value["N"])
+    hash_value = DynamoType(key[table.hash_key_attr])
+    range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+    item = table.get_item(hash_value, range_value)
+    if item is not None and any(
+        name in item.attrs and item.attrs[name].type != "N" for name in adds
+    ):
+        return False  # DynamoDB refuses: moto says how
+    if item is None:
+        table.put_item(dict(key))
+        item = table.get_item(hash_value, range_value)
+    for name, amount in adds.items():
+        before = Decimal(item.attrs[name].value) if name in item.attrs else Decimal(0)
+        item.attrs[name] = DynamoType({"N": str(before + amount)})
+    return True
+
+
 def _write(backend: Any, steps: list[Step], size: int) -> None:
     """Apply the checked steps; if one fails, put the changed items back as they were."""
     from moto.dynamodb.exceptions import TransactionCanceledException
@@ -104,7 +154,7 @@ def _write(backend: Any, steps: list[Step], size: int) -> None:
                 backend.put_item(table_name, op["Item"])
             elif op_type == "Delete":
                 backend.delete_item(table_name, key)
-            elif op_type == "Update":
+            elif op_type == "Update" and not _add_numbers(backend, table_name, key, op):
                 backend.update_item(
                     table_name,
                     key,
