@@ -36,6 +36,8 @@ class Principal:
     patient_id: str | None = None
     username: str = ""  # the user pool's name for the account (`cognito:username`)
     issued_at: int = 0  # the token's `iat`, epoch seconds: compared with revocation markers
+    # A patient's SMS reply acted on: the word they wrote (`C`, `确认`), for the figures.
+    reply_keyword: str | None = None
 
     @property
     def account(self) -> str:

@@ -119,6 +119,8 @@ def appointment_tally(appointment: Document, zone: ZoneInfo) -> Tally:
         if change["change"] == "confirmed":
             via = change.get("via") or "staff"
             tally[(measure, f"confirmed_{via}", day, dims)] += 1
+            if via == "sms" and change.get("keyword"):
+                tally[(measure, f"sms_keyword_{change['keyword']}", day, dims)] += 1
         elif change["change"] == "rescheduled":
             tally[(measure, "rescheduled", day, dims)] += 1
     status = appointment["status"]

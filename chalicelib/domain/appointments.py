@@ -64,9 +64,15 @@ class AppointmentChange(TypedDict):
     change: str  # a Change
     by: str  # an Actor
     via: NotRequired[str]  # a patient's: app | sms
+    keyword: NotRequired[str]  # by sms: the word of the reply (`C`, `确认`)
 
 
 HISTORY_KEPT = 30  # the appointment's last changes: a few in any ordinary life of one
+
+
+def keyword_of(principal: Principal) -> str | None:
+    """The word of the SMS reply a patient acted by (None: not by a reply)."""
+    return principal.reply_keyword if principal.role is Role.PATIENT else None
 
 
 def actor_of(principal: Principal) -> tuple[Actor, str | None]:
@@ -78,13 +84,21 @@ def actor_of(principal: Principal) -> tuple[Actor, str | None]:
 
 
 def with_change(
-    doc: Document, change: Change, *, by: Actor, at: str, via: str | None = None
+    doc: Document,
+    change: Change,
+    *,
+    by: Actor,
+    at: str,
+    via: str | None = None,
+    keyword: str | None = None,
 ) -> Document:
     """The appointment with `change` added to its history (ids, times and roles only: the
     timeline reads it; the API does not show it)."""
     entry: AppointmentChange = {"at": at, "change": change.value, "by": by.value}
     if via:
         entry["via"] = via
+    if keyword and via == "sms":
+        entry["keyword"] = keyword
     return {**doc, "history": [*doc.get("history", []), entry][-HISTORY_KEPT:]}
 
 

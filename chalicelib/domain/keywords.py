@@ -27,19 +27,19 @@ WITH_CODE = re.compile(r"^(?P<word>\D+?)\s*(?P<code>[1-9][0-9]?)$")
 class Reply:
     meaning: str  # stop | start | help | confirm | cancel | reschedule | unknown
     code: str | None = None  # the appointment's short code, when the reply named one
-    keyword: str | None = None  # the word of a STOP or START, as the patient wrote it (upper)
+    keyword: str | None = None  # the word of a reply, as the patient wrote it (upper, no code)
 
 
 def classify(body: str) -> Reply:
     word = body.strip().strip(".!。！").upper()
     for meaning, words in (("stop", STOP), ("start", START), ("help", HELP), *ANSWERS):
         if word in words:
-            return Reply(meaning, keyword=word if meaning in ("stop", "start") else None)
+            return Reply(meaning, keyword=word if meaning != "help" else None)
     coded = WITH_CODE.match(word)
     if coded:
         for meaning, words in ANSWERS:
             if coded["word"] in words:
-                return Reply(meaning, coded["code"])
+                return Reply(meaning, coded["code"], keyword=coded["word"])
     return Reply("unknown")
 
 

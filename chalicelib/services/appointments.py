@@ -61,7 +61,8 @@ def present_appointment(doc: Document, tenant: Document) -> Document:
 
 def _noted(doc: Document, change: rules.Change, principal: Principal, at: str) -> Document:
     by, via = rules.actor_of(principal)
-    return rules.with_change(doc, change, by=by, at=at, via=via)
+    keyword = rules.keyword_of(principal)
+    return rules.with_change(doc, change, by=by, at=at, via=via, keyword=keyword)
 
 
 def same_booking(existing: Document, requested: Document) -> bool:

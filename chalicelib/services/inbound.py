@@ -38,13 +38,16 @@ from chalicelib.store.tenants import TenantRepository
 RACE_ATTEMPTS = 5
 
 
-def _as_patient(phone: str, tenant_id: str, about: AwaitedAnswer) -> Principal:
+def _as_patient(
+    phone: str, tenant_id: str, about: AwaitedAnswer, keyword: str | None = None
+) -> Principal:
     """Who a reply acts as: the patient the text it answers was sent to."""
     return Principal(
         subject=f"sms:{phone}",
         role=Role.PATIENT,
         tenant_id=tenant_id,
         patient_id=about["patient_id"],
+        reply_keyword=keyword,
     )
 
 
@@ -136,7 +139,7 @@ class InboundMessages:
         if isinstance(found, list):
             count("InboundSmsAmbiguous")
             return "which_one", self._which_one(tenant, phone, found)
-        return self._on_appointment(reply.meaning, phone, tenant["id"], found), None
+        return self._on_appointment(reply, phone, tenant["id"], found), None
 
     def _which_one(self, tenant: Document, phone: str, entries: list[AwaitedAnswer]) -> str:
         """The answer listing each awaited visit's code, first name and time (what the texts
@@ -157,10 +160,11 @@ class InboundMessages:
         return which_one(tenant["name"], tenant["default_language"], choices)
 
     def _on_appointment(
-        self, meaning: str, phone: str, tenant_id: str, about: AwaitedAnswer
+        self, reply: Reply, phone: str, tenant_id: str, about: AwaitedAnswer
     ) -> str:
         """Confirm, cancel or ask to reschedule, as the patient the number was texted for."""
-        patient = _as_patient(phone, tenant_id, about)
+        meaning = reply.meaning
+        patient = _as_patient(phone, tenant_id, about, reply.keyword)
         action = {
             "confirm": self._appointments.confirm,
             "cancel": self._appointments.cancel,

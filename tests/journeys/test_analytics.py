@@ -284,7 +284,7 @@ def test_a_recall_that_fell_due_booked_and_attended_is_adherence(
     }
 
 
-def test_a_stop_to_the_hospitals_number_is_an_opt_out_of_its_texts(
+def test_confirmations_by_keyword_and_a_stop_as_an_opt_out_of_texts(
     runtime: Any, api: Api, journey: Any
 ) -> None:
     from chalicelib.services.registry import services
@@ -292,6 +292,12 @@ def test_a_stop_to_the_hospitals_number_is_an_opt_out_of_its_texts(
     j: Journey = journey()
     j.book(local_moment(days=3, hour=11))  # the confirmation comes from the hospital's number
     assert j.sms(), "the confirmation was texted"
+    answer = api.call("POST", "/local/sms-reply", None, {"from": f"+86{j.phone}", "text": "确认"})
+    assert answer.status_code == 202, answer.body
+    runtime.settle()
+    appointments = whole(figures(api, j.clinic.tenant.admin, "appointments?granularity=day"))
+    assert appointments["confirmed_sms"] == appointments["sms_keyword_确认"] == 1
+    assert appointments["confirmed"] == 1  # the keyword is a detail of confirmed_sms
     stop = api.call("POST", "/local/sms-reply", None, {"from": f"+86{j.phone}", "text": "STOP"})
     assert stop.status_code == 202, stop.body
     runtime.settle()

@@ -140,7 +140,7 @@ class Player:
         self.runtime.settle()
 
     def free_slot(self, schedule: str, after: datetime) -> datetime:
-        """A half-hour slot in opening hours (09:00-11:30, 13:00-16:30) a few days ahead, not full."""
+        """A free half-hour slot in opening hours (09:00-11:30, 13:00-16:30) days ahead."""
         while True:
             local = after.astimezone(SHANGHAI) + timedelta(days=self.rng.randint(2, 20))
             start = local.replace(
