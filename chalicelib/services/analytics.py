@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
@@ -24,7 +25,7 @@ from chalicelib.services.brief_cache import BriefCache
 from chalicelib.services.patients import parse_limit
 from chalicelib.store.analytics import AnalyticsRepository
 from chalicelib.store.appointments import AppointmentRepository
-from chalicelib.store.campaigns import CampaignRepository
+from chalicelib.store.campaigns import CampaignRepository, campaign_pk
 from chalicelib.store.care import CareRepository
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
@@ -46,6 +47,15 @@ class ChangedRecord(TypedDict):
     sk: str
     old: Document | None
     new: Document | None
+
+
+@dataclass(frozen=True)
+class Recount:
+    """What a tenant's records add up to."""
+
+    counters: dict[tuple[str, ...], dict[str, int]]
+    signals: dict[str, set[str]]  # patient -> drifting-away signals
+    campaigns: dict[str, dict[str, dict[str, int]]]  # campaign -> group -> patients, converted
 
 
 class RebuildReport(TypedDict):
@@ -230,9 +240,17 @@ class AnalyticsService:
         if not goal:
             return 0  # the campaign is gone
         exposure = rules.exposure_of(record["pk"], record["sk"], record["old"], record["new"], goal)
-        if exposure is None:
+        if exposure is None or not self._counters.expose_once(tenant_id, exposure):
             return 0
-        return int(self._counters.expose_once(tenant_id, exposure))
+        # A booking the stream brought before this (another shard) converts it now.
+        patient = exposure["patient_id"]
+        for booking in self._appointments.for_patient(
+            tenant_id, patient, after=exposure["at"], limit=500
+        ):
+            if rules.converts(exposure, booking):
+                self._counters.convert_once(tenant_id, patient, exposure, booking["id"])
+                break
+        return 1
 
     def _convert(self, tenant_id: str, appointment: Document) -> None:
         """A new booking: each campaign that reached (or held out) the patient and asked for
@@ -506,23 +524,24 @@ class AnalyticsService:
 
     def totals(self, tenant_id: str) -> dict[tuple[str, ...], dict[str, int]]:
         """Every counter of the tenant as its records stand (see `recount`)."""
-        return self.recount(tenant_id)[0]
+        return self.recount(tenant_id).counters
 
-    def recount(
-        self, tenant_id: str
-    ) -> tuple[dict[tuple[str, ...], dict[str, int]], dict[str, set[str]]]:
-        """Every counter of the tenant as its records stand, and each patient's drifting-away
-        signals, from per-tenant Queries: each patient (listed), their appointments, delivery
-        log, aftercare journeys and staff tasks (a task about no patient is not in a rebuild).
-        No Scan."""
+    def recount(self, tenant_id: str) -> Recount:
+        """Every counter of the tenant as its records stand, each patient's drifting-away
+        signals and each campaign's groups, from per-tenant Queries: each patient (listed),
+        their appointments, delivery log, aftercare journeys and staff tasks (a task about no
+        patient is not in a rebuild), each campaign's recipients. No Scan."""
         zone, window, _ = self._tenant_settings(tenant_id)
         tally: rules.Tally = Counter()
         visits: dict[str, list[date]] = {}
         signals: dict[str, set[str]] = {}
+        bookings: dict[str, list[Document]] = {}
         for patient in self._patient_ids(tenant_id):
             found: set[str] = set()
             deliveries = self._deliveries.for_patient(tenant_id, patient, 100_000)
-            for appointment in self._appointments.for_patient(tenant_id, patient, limit=10_000):
+            appointments = self._appointments.for_patient(tenant_id, patient, limit=10_000)
+            bookings[patient] = appointments
+            for appointment in appointments:
                 tally.update(rules.appointment_tally(appointment, zone))
                 answered = rules.answers(appointment)
                 tally.update(rules.answer_tally(appointment, answered, deliveries, zone))
@@ -551,7 +570,34 @@ class AnalyticsService:
                 signals[patient] = kept
         totals = rules.counter_moves(dict(tally))
         totals.update(rules.return_visit_counters(visits, window))
-        return totals, signals
+        return Recount(totals, signals, self._recount_campaigns(tenant_id, bookings))
+
+    def _recount_campaigns(
+        self, tenant_id: str, bookings: Mapping[str, list[Document]]
+    ) -> dict[str, dict[str, dict[str, int]]]:
+        """Each campaign's groups: its recipients reached or held out, and of those, who booked
+        what it asked for in time (patients no longer listed are left out, as above)."""
+        found: dict[str, dict[str, dict[str, int]]] = {}
+        after = None
+        while True:
+            page, after = self._campaigns.page(tenant_id, 100, after)
+            for campaign in page:
+                goal = campaign_rules.goal(campaign)
+                groups: dict[str, dict[str, int]] = {}
+                pk = campaign_pk(tenant_id, campaign["id"])
+                for patient, recipient in self._campaigns.recipients(tenant_id, campaign["id"]):
+                    exposure = rules.exposure_of(pk, f"P#{patient}", None, recipient, goal)
+                    if exposure is None or patient not in bookings:
+                        continue
+                    group = groups.setdefault(exposure["arm"], {"patients": 0, "converted": 0})
+                    group["patients"] += 1
+                    group["converted"] += any(
+                        rules.converts(exposure, b) for b in bookings[patient]
+                    )
+                if groups:
+                    found[campaign["id"]] = groups
+            if after is None:
+                return found
 
     def _patient_ids(self, tenant_id: str) -> Iterable[str]:
         """The tenant's patients as listed (a soft-deleted one is not: its counts stay in the
@@ -577,8 +623,9 @@ class AnalyticsService:
         """Compare the kept counters (and drifting-away signals) with what the records add up
         to, and unless `check_only` replace them with that (after a change of how a measure
         counts, or of the tenant's zone)."""
-        counted, signals = self.recount(tenant_id)
-        totals = {k: v for k, v in counted.items() if any(v.values())}
+        recounted = self.recount(tenant_id)
+        signals = recounted.signals
+        totals = {k: v for k, v in recounted.counters.items() if any(v.values())}
         totals = {k: {f: n for f, n in v.items() if n} for k, v in totals.items()}
         kept = self.kept(tenant_id)
         for key, fields in kept.items():
@@ -592,15 +639,23 @@ class AnalyticsService:
             for patient in set(signals) | set(kept_signals)
             if signals.get(patient) != kept_signals.get(patient)
         )
+        campaigns = recounted.campaigns
+        kept_campaigns = {c: self._counters.campaign_groups(tenant_id, c) for c in campaigns}
+        differing += sum(1 for c in campaigns if campaigns[c] != kept_campaigns[c])
         report: RebuildReport = {
-            "counters": len(totals) + len(signals),
+            "counters": len(totals) + len(signals) + len(campaigns),
             "differing": differing,
             "written": 0,
         }
         if not check_only:
-            report["written"] = self._counters.replace(
-                tenant_id, _partitions(), totals
-            ) + self._counters.replace_signals(tenant_id, signals)
+            report["written"] = (
+                self._counters.replace(tenant_id, _partitions(), totals)
+                + self._counters.replace_signals(tenant_id, signals)
+                + sum(
+                    self._counters.replace_campaign_groups(tenant_id, c, groups)
+                    for c, groups in campaigns.items()
+                )
+            )
         return report
 
 

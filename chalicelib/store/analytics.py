@@ -342,6 +342,26 @@ class AnalyticsRepository:
             raise
         return True
 
+    def replace_campaign_groups(
+        self, tenant_id: str, campaign_id: str, groups: Mapping[str, Mapping[str, int]]
+    ) -> int:
+        """A rebuild: the campaign's group counts replaced (its exposures stay as they are)."""
+        self._batch_write(
+            [
+                {
+                    "PutRequest": {
+                        "Item": {
+                            "PK": {"S": campaign_groups_pk(tenant_id, campaign_id)},
+                            "SK": {"S": f"GROUP#{arm}"},
+                            **{field: _number(n) for field, n in counts.items()},
+                        }
+                    }
+                }
+                for arm, counts in sorted(groups.items())
+            ]
+        )
+        return len(groups)
+
     def campaign_groups(self, tenant_id: str, campaign_id: str) -> dict[str, dict[str, int]]:
         """A campaign's counts by group: {arm: {patients, converted}} (a few items)."""
         return {

@@ -7,6 +7,7 @@ the change happen once: a recipient is created once (started + 1) and given an o
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -172,6 +173,21 @@ class CampaignRepository:
                 return False
             raise
         return True
+
+    def recipients(self, tenant_id: str, campaign_id: str) -> Iterator[tuple[str, Document]]:
+        """A campaign's recipients as stored (a rebuild of its effect): (patient, item)."""
+        for item in CampaignRecipientItem.query(
+            campaign_pk(tenant_id, campaign_id), CampaignRecipientItem.sk.startswith("P#")
+        ):
+            yield (
+                item.sk.removeprefix("P#"),
+                {
+                    "started_at": item.started_at,
+                    "arm": item.arm,
+                    "outcome": item.outcome,
+                    "outcome_at": item.outcome_at,
+                },
+            )
 
     def claim_rate(self, tenant_id: str, now: datetime, window: str, limit: int, want: int) -> int:
         """Take up to `want` of the `limit` starts a tenant has in this minute's window; how many
