@@ -125,7 +125,9 @@ def _add_numbers(backend: Any, table_name: str, key: dict[str, Any], op: dict[st
         name, value = names.get(name_ref), values.get(value_ref)
         if name is None or name in key or not isinstance(value, dict) or set(value) != {"N"}:
             return False
-        adds[name] = adds.get(name, Decimal(0)) + Decimal(value["N"])
+        if name in adds:
+            return False  # two paths to one attribute: DynamoDB refuses, moto says how
+        adds[name] = Decimal(value["N"])
     hash_value = DynamoType(key[table.hash_key_attr])
     range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
     item = table.get_item(hash_value, range_value)
@@ -146,10 +148,16 @@ def _write(backend: Any, steps: list[Step], size: int) -> None:
     """Apply the checked steps; if one fails, put the changed items back as they were."""
     from moto.dynamodb.exceptions import TransactionCanceledException
 
+    # Each step is listed before it is applied: moto's update of a new key stores the bare key
+    # first, so a step that fails half-way is put back too.
     done: list[tuple[str, dict[str, Any], Any]] = []
+    failing = 0
     try:
-        for op_type, op, key, before in steps:
+        for index, (op_type, op, key, before) in enumerate(steps):
+            failing = index
             table_name = op["TableName"]
+            if op_type != "ConditionCheck":
+                done.append((table_name, key, before))
             if op_type == "Put":
                 backend.put_item(table_name, op["Item"])
             elif op_type == "Delete":
@@ -162,8 +170,6 @@ def _write(backend: Any, steps: list[Step], size: int) -> None:
                     expression_attribute_names=op.get("ExpressionAttributeNames"),
                     expression_attribute_values=op.get("ExpressionAttributeValues"),
                 )
-            if op_type != "ConditionCheck":
-                done.append((table_name, key, before))
     except Exception as failure:
         for table_name, key, before in reversed(done):
             if before is None:
@@ -171,7 +177,7 @@ def _write(backend: Any, steps: list[Step], size: int) -> None:
             else:
                 backend.put_item(table_name, before.to_json()["Attributes"])
         reasons: list[Reason] = [(None, None, None)] * size
-        reasons[len(done)] = (type(failure).__name__, str(failure), None)
+        reasons[failing] = (type(failure).__name__, str(failure), None)
         raise TransactionCanceledException(reasons) from failure
 
 

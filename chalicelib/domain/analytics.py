@@ -22,7 +22,7 @@ from enum import StrEnum
 from typing import Any, TypedDict
 from zoneinfo import ZoneInfo
 
-from chalicelib.domain.campaigns import EXPOSED
+from chalicelib.domain.campaigns import MESSAGED
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.message_prices import estimated_cost_usd
 
@@ -63,14 +63,6 @@ ACTION_HOUR_EDGES = (1, 4, 8, 24, 48, 72, 168)
 # Histogram buckets (upper edges, in hours) of the time from a message about an appointment to
 # the patient's answer (a confirmation, cancellation or reschedule in the app or by text).
 ANSWER_HOUR_EDGES = (1, 4, 8, 24, 48, 72, 168)
-# The message answered is the latest about the appointment that left within this many days
-# before the answer (an answer to nothing recent is not timed).
-ANSWER_LOOKBACK_DAYS = 30
-ANSWERS = frozenset(
-    {"confirmed", "cancelled", "rescheduled", "cancel_requested", "reschedule_requested"}
-)
-LEFT = frozenset({"sent", "delivered", "bounced"})
-
 # Counter key: (measure, field, local date of the period, dimensions of the record).
 Dimensions = tuple[tuple[str, str], ...]
 CounterKey = tuple[str, str, str, Dimensions]
@@ -123,6 +115,11 @@ def appointment_tally(appointment: Document, zone: ZoneInfo) -> Tally:
                 tally[(measure, f"sms_keyword_{change['keyword']}", day, dims)] += 1
         elif change["change"] == "rescheduled":
             tally[(measure, "rescheduled", day, dims)] += 1
+        if change.get("asked_at"):  # a patient's answer to a message: how long it took
+            hours = (
+                datetime.fromisoformat(change["at"]) - datetime.fromisoformat(change["asked_at"])
+            ).total_seconds() / 3600
+            tally[(measure, f"answer_hours_b{bucket(hours, ANSWER_HOUR_EDGES)}", day, dims)] += 1
     status = appointment["status"]
     if status == "cancelled":
         by = "patient" if appointment.get("cancelled_by") == "patient" else "clinic"
@@ -156,47 +153,6 @@ REASON_CODES = (
 def reason_code(reason: str) -> str:
     text = reason.lower()
     return next((code for words, code in REASON_CODES if words in text), "other")
-
-
-def answers(appointment: Document | None) -> list[Document]:
-    """The patient's own answers in an appointment's history (in the app or by text)."""
-    return [
-        change
-        for change in (appointment or {}).get("history") or []
-        if change.get("by") == "patient" and change.get("change") in ANSWERS
-    ]
-
-
-def answer_tally(
-    appointment: Document,
-    answered: Iterable[Document],
-    deliveries: Iterable[Document],
-    zone: ZoneInfo,
-) -> Tally:
-    """How long the patient took to answer, for each of `answered` (answers of `appointment`):
-    from the latest message about it that left within ANSWER_LOOKBACK_DAYS before the answer,
-    in hours, as a histogram on the answer's day. `deliveries`: the patient's delivery log
-    around the answers."""
-    tally: Tally = Counter()
-    dims: Dimensions = (
-        ("department", str(appointment.get("department", ""))),
-        ("clinician", str(appointment.get("clinician", ""))),
-        ("type", str(appointment.get("type", ""))),
-    )
-    sent = sorted(
-        d["created_at"]
-        for d in deliveries
-        if d.get("appointment_id") == appointment["id"] and d.get("status") in LEFT
-    )
-    for answer in answered:
-        at = datetime.fromisoformat(answer["at"])
-        earliest = at - timedelta(days=ANSWER_LOOKBACK_DAYS)
-        asked = [m for m in sent if earliest <= datetime.fromisoformat(m) <= at]
-        if asked:
-            hours = (at - datetime.fromisoformat(asked[-1])).total_seconds() / 3600
-            field = f"answer_hours_b{bucket(hours, ANSWER_HOUR_EDGES)}"
-            tally[(Measure.APPOINTMENTS, field, _local_date(answer["at"], zone), dims)] += 1
-    return tally
 
 
 def delivery_tally(delivery: Document, zone: ZoneInfo) -> Tally:
@@ -243,7 +199,7 @@ def aftercare_tally(journey: Document, zone: ZoneInfo) -> Tally:
         ("care_plan", str(journey.get("care_plan", ""))),
     )
     measure = Measure.AFTERCARE
-    follow_up: Dimensions = (("kind", "recheck"), ("plan", str(journey.get("care_plan", ""))))
+    follow_up: Dimensions = (("kind", "recheck"), ("plan", plan_group("recheck", journey)))
     for step in journey.get("steps") or []:
         if step.get("kind") == "recheck" and step.get("status") in RECHECK_DUE:
             due = _local_date(step["at"], zone)
@@ -279,7 +235,7 @@ def recall_tally(recall: Document, zone: ZoneInfo) -> Tally:
     """A patient's recall under one rule: each cycle that fell due, on its due day, and whether
     it was booked (converted) or the patient came anyway (visited)."""
     tally: Tally = Counter()
-    dims: Dimensions = (("kind", "recall"), ("plan", str(recall.get("rule_id", ""))))
+    dims: Dimensions = (("kind", "recall"), ("plan", plan_group("recall", recall)))
     for due_date, outcome in _recall_cycles(recall).items():
         tally[(Measure.FOLLOW_UPS, "followups_due", due_date, dims)] += 1
         if outcome in ("converted", "visited"):
@@ -328,9 +284,17 @@ def follow_up_links(kind: str, record: Document, zone: ZoneInfo) -> list[FollowU
     return []
 
 
+def plan_group(kind: str, record: Document) -> str:
+    """The `plan` group of a follow-up: its kind and the recall rule or care plan it follows
+    (`recall:diabetes-90d`, `recheck:knee-surgery`: the hospital names both, and may name a
+    rule and a plan alike)."""
+    plan = record.get("rule_id" if kind == "recall" else "care_plan", "")
+    return f"{kind}:{plan}"
+
+
 def follow_up_attended_key(link: FollowUpLink) -> CounterKey:
     """The counter a converted follow-up's attended booking adds 1 to (on the due day)."""
-    dims: Dimensions = (("kind", link["kind"]), ("plan", link["plan"]))
+    dims: Dimensions = (("kind", link["kind"]), ("plan", f"{link['kind']}:{link['plan']}"))
     return (Measure.FOLLOW_UPS, "followups_attended", link["due_date"], dims)
 
 
@@ -378,7 +342,8 @@ def record_kind(pk: str, sk: str) -> str | None:
 
 # What the stream handler is given (the event source mapping's filters on AWS, the local
 # poller's own check): changes of the records counted, never a removal; and a campaign's patient
-# given an outcome that counts towards its effect (their conversions are counted from it).
+# reached by the driver (assigned to a group: their conversions are counted from then) or sent
+# its message.
 STREAM_FILTERS: list[Document] = [
     {
         "eventName": ["INSERT", "MODIFY"],
@@ -397,13 +362,8 @@ STREAM_FILTERS: list[Document] = [
         },
     },
     {
-        "eventName": ["MODIFY"],
-        "dynamodb": {
-            "NewImage": {
-                "entity": {"S": ["campaign_recipient"]},
-                "outcome": {"S": sorted(EXPOSED)},
-            }
-        },
+        "eventName": ["INSERT", "MODIFY"],
+        "dynamodb": {"NewImage": {"entity": {"S": ["campaign_recipient"]}}},
     },
 ]
 
@@ -429,8 +389,11 @@ def passes_stream_filter(record: Mapping[str, Any]) -> bool:
 
 
 class Exposure(TypedDict):
-    """A campaign's patient reached by its message (`arm`: the wording) or held out of it (`arm`:
-    control), at `at`; they convert if they book what the campaign asks for by `until`."""
+    """A campaign's patient assigned to a group (`arm`: a wording, or control) when the driver
+    reached them, at `at`; they convert if they book what the campaign asks for by `until`.
+    Every patient counts in their group whatever became of the message (intention to treat):
+    leaving out the messaged patients a message could not reach, and not the control patients
+    it would not have reached, would make the groups unlike."""
 
     campaign_id: str
     patient_id: str
@@ -441,19 +404,14 @@ class Exposure(TypedDict):
     department: str  # the department asked for ("": any)
 
 
-def exposure_of(
-    pk: str, sk: str, old: Document | None, new: Document | None, goal: Document
-) -> Exposure | None:
-    """A campaign recipient's change that reached or held out the patient, newly."""
-    if (old or {}).get("outcome") in EXPOSED or (new or {}).get("outcome") not in EXPOSED:
-        return None
-    assert new is not None
-    at = str(new.get("outcome_at") or new["started_at"])
+def exposure_of(pk: str, sk: str, recipient: Document, goal: Document) -> Exposure:
+    """The exposure a campaign recipient's item records."""
+    at = str(recipient["started_at"])
     until = datetime.fromisoformat(at) + timedelta(days=int(goal["within_days"]))
     return {
         "campaign_id": pk.split("#CAMPAIGN#", 1)[1],
         "patient_id": sk.removeprefix("P#"),
-        "arm": str(new.get("arm") or "messaged"),
+        "arm": str(recipient.get("arm") or MESSAGED),
         "at": at,
         "until": utc_iso(until),
         "type": str(goal.get("appointment_type", "")),
@@ -461,14 +419,19 @@ def exposure_of(
     }
 
 
+def newly_reached(old: Document | None, new: Document | None) -> bool:
+    """Whether a recipient's change is their message leaving."""
+    return (new or {}).get("outcome") == "sent" and (old or {}).get("outcome") != "sent"
+
+
 def converts(exposure: Mapping[str, Any], appointment: Document) -> bool:
-    """Whether a booking is what an outreach asked for, made within its window after it."""
+    """Whether a booking is what an outreach asked for: made within its window after it, for
+    a visit after it too (a visit entered late for an earlier day answers nothing)."""
+    at = datetime.fromisoformat(exposure["at"])
     booked = datetime.fromisoformat(appointment["created_at"])
-    if (
-        not datetime.fromisoformat(exposure["at"])
-        <= booked
-        <= datetime.fromisoformat(exposure["until"])
-    ):
+    if not at <= booked <= datetime.fromisoformat(exposure["until"]):
+        return False
+    if datetime.fromisoformat(appointment["start"]) < at:
         return False
     return all(
         not exposure[field] or appointment.get(field) == exposure[field]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NotRequired, TypedDict
 from zoneinfo import ZoneInfo
@@ -65,9 +66,34 @@ class AppointmentChange(TypedDict):
     by: str  # an Actor
     via: NotRequired[str]  # a patient's: app | sms
     keyword: NotRequired[str]  # by sms: the word of the reply (`C`, `确认`)
+    asked_at: NotRequired[str]  # a patient's answer: when the message it answers left
 
 
 HISTORY_KEPT = 30  # the appointment's last changes: a few in any ordinary life of one
+
+
+# A patient's answers to the hospital's messages about an appointment.
+ANSWERS = frozenset(
+    {"confirmed", "cancelled", "rescheduled", "cancel_requested", "reschedule_requested"}
+)
+# The message answered is the latest about the appointment that left within this time before
+# the answer (an answer to nothing recent is not timed).
+ANSWER_LOOKBACK = timedelta(days=30)
+MESSAGE_LEFT = frozenset({"sent", "delivered", "bounced"})
+
+
+def last_message_about(appointment_id: str, log: Iterable[Document], at: str) -> str | None:
+    """When the latest message about the appointment that left by `at` was claimed, among a
+    patient's delivery log (None: none within ANSWER_LOOKBACK)."""
+    moment = datetime.fromisoformat(at)
+    left = [
+        entry["created_at"]
+        for entry in log
+        if entry.get("appointment_id") == appointment_id
+        and entry.get("status") in MESSAGE_LEFT
+        and moment - ANSWER_LOOKBACK <= datetime.fromisoformat(entry["created_at"]) <= moment
+    ]
+    return max(left, key=datetime.fromisoformat) if left else None
 
 
 def keyword_of(principal: Principal) -> str | None:
@@ -91,6 +117,7 @@ def with_change(
     at: str,
     via: str | None = None,
     keyword: str | None = None,
+    asked_at: str | None = None,
 ) -> Document:
     """The appointment with `change` added to its history (ids, times and roles only: the
     timeline reads it; the API does not show it)."""
@@ -99,6 +126,8 @@ def with_change(
         entry["via"] = via
     if keyword and via == "sms":
         entry["keyword"] = keyword
+    if asked_at:
+        entry["asked_at"] = asked_at
     return {**doc, "history": [*doc.get("history", []), entry][-HISTORY_KEPT:]}
 
 

@@ -23,9 +23,6 @@ SUBJECT = "{{clinic}}"
 # control patient, recorded when the driver reaches them).
 OUTCOMES = ("sent", "suppressed", "failed", "held_out")
 COUNTERS = ("targeted", "started", *OUTCOMES)
-# Outcomes after which a patient counts towards the campaign's effect: reached by its message,
-# or held out of it on purpose.
-EXPOSED = frozenset({"sent", "held_out"})
 
 CONTROL = "control"
 MESSAGED = "messaged"  # the one arm of a campaign without wording variants

@@ -3,11 +3,14 @@ group) or of a recall rule, and the lift of one group over another with a 95% co
 interval. Pure.
 
 Conversion is the share of a group's patients who booked what the outreach asked for within
-its window: for a wording, after its message was sent to them; for the control group, after the
-moment they were held out. The interval of a difference of two shares is Newcombe's hybrid score
-interval (method 10 of Newcombe 1998, from each share's Wilson interval): unlike the textbook
-normal approximation it stays within [-1, 1] and behaves with few conversions, which is what a
-clinic's campaign has.
+its window from the moment the campaign reached them in its segment (assigned them a wording,
+or held them out). Every patient counts in the group they were assigned to, whether or not the
+message could reach them (intention to treat): the control group holds patients the message
+would not have reached too, so leaving those out of the wordings only would favour them.
+
+The interval of a difference of two shares is Newcombe's hybrid score interval (method 10 of
+Newcombe 1998, from each share's Wilson interval): unlike the textbook normal approximation it
+stays within [-1, 1] and behaves with few conversions, which is what a clinic's campaign has.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ Z95 = NormalDist().inv_cdf(0.975)  # 1.96
 
 class GroupConversion(TypedDict):
     group: str  # `control`, or the wording's name (`messaged` when there is one)
-    patients: int  # reached by the message, or held out
+    patients: int  # assigned to the group when the campaign reached them in its segment
     converted: int  # of those, booked what was asked within the window
+    reached: NotRequired[int]  # of a wording's patients, those its message reached
     conversion: NotRequired[float]  # converted / patients (absent with no patients)
 
 
@@ -58,8 +62,12 @@ def difference_interval(
     )
 
 
-def group_conversion(group: str, patients: int, converted: int) -> GroupConversion:
+def group_conversion(
+    group: str, patients: int, converted: int, reached: int | None = None
+) -> GroupConversion:
     found: GroupConversion = {"group": group, "patients": patients, "converted": converted}
+    if reached is not None:
+        found["reached"] = reached
     if patients:
         found["conversion"] = round(converted / patients, 4)
     return found

@@ -17,7 +17,7 @@ from chalicelib.domain import analytics as rules
 from chalicelib.domain import campaigns as campaign_rules
 from chalicelib.domain import drifting
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
-from chalicelib.domain.common import Document, utc_iso
+from chalicelib.domain.common import Document, check_year
 from chalicelib.domain.errors import Forbidden, NotFound, invalid
 from chalicelib.domain.scheduling import slots_between
 from chalicelib.observability import count
@@ -55,7 +55,10 @@ class Recount:
 
     counters: dict[tuple[str, ...], dict[str, int]]
     signals: dict[str, set[str]]  # patient -> drifting-away signals
-    campaigns: dict[str, dict[str, dict[str, int]]]  # campaign -> group -> patients, converted
+    # campaign -> group -> patients, reached, converted
+    campaigns: dict[str, dict[str, dict[str, int]]]
+    # campaign -> each recipient's exposure, the booking that converted it, whether reached
+    exposures: dict[str, list[tuple[rules.Exposure, str | None, bool]]]
 
 
 class RebuildReport(TypedDict):
@@ -160,7 +163,6 @@ class AnalyticsService:
             if kind in ("appointment", "recall", "task"):
                 self._move_signals(tenant_id, kind, record["old"], record["new"])
             if kind == "appointment":
-                counted += self._time_answers(tenant_id, record)
                 if record["old"] is None and record["new"] is not None:
                     self._convert(tenant_id, record["new"].get("doc") or {})
                 self._count_visit(tenant_id, record["old"], record["new"])
@@ -169,35 +171,6 @@ class AnalyticsService:
                 self._link_follow_ups(tenant_id, kind, record["old"], record["new"])
         count("AnalyticsRecordsCounted", counted)
         return counted
-
-    def _time_answers(self, tenant_id: str, record: ChangedRecord) -> int:
-        """The patient's new answers in the appointment's history: how long after the message
-        they answered, counted once (the record's own marker)."""
-        appointment = (record["new"] or {}).get("doc")
-        if not appointment:
-            return 0
-        before = {(a["at"], a["change"]) for a in rules.answers((record["old"] or {}).get("doc"))}
-        fresh = [a for a in rules.answers(appointment) if (a["at"], a["change"]) not in before]
-        if not fresh:
-            return 0
-        earliest = datetime.fromisoformat(min(a["at"] for a in fresh)) - timedelta(
-            days=rules.ANSWER_LOOKBACK_DAYS
-        )
-        deliveries = self._deliveries.for_patient(
-            tenant_id,
-            appointment["patient_id"],
-            1000,
-            between=(utc_iso(earliest), max(a["at"] for a in fresh)),
-        )
-        moved = rules.answer_tally(appointment, fresh, deliveries, self._zone(tenant_id))
-        if not moved:
-            return 0
-        return min(
-            1,
-            self._counters.apply_once(
-                f"{record['event_id']}#answers", tenant_id, rules.counter_moves(moved)
-            ),
-        )
 
     def _move_signals(
         self, tenant_id: str, kind: str, old: Document | None, new: Document | None
@@ -225,12 +198,19 @@ class AnalyticsService:
                     for s in self._counters.signals(tenant_id, patient)
                     if drifting.answered_by_visit(s, day.isoformat())
                 }
+        if added and self._patients.get(tenant_id, patient) is None:
+            added = set()  # erased or deleted meanwhile: nothing new that names them
         self._counters.change_signals(tenant_id, patient, added, gone)
 
     def _expose(self, tenant_id: str, record: ChangedRecord) -> int:
-        """A campaign's patient reached by its message or held out of it: remember it beside
-        the patient (their bookings may convert it) and count them in their group, once."""
+        """A campaign's patient assigned to a group when the driver reached them: remembered
+        beside the patient (their bookings may convert it) and counted in the group, once; and
+        once their message leaves, counted as reached."""
         campaign_id = record["pk"].split("#CAMPAIGN#", 1)[1]
+        new = record["new"] or {}
+        patient = record["sk"].removeprefix("P#")
+        if not new.get("started_at") or self._patients.get(tenant_id, patient) is None:
+            return 0  # erased or deleted meanwhile: nothing more is kept that names them
 
         def load() -> Document:
             campaign = self._campaigns.get(tenant_id, campaign_id)
@@ -239,18 +219,20 @@ class AnalyticsService:
         goal = self._goals.get(f"{tenant_id}#{campaign_id}", load) or {}
         if not goal:
             return 0  # the campaign is gone
-        exposure = rules.exposure_of(record["pk"], record["sk"], record["old"], record["new"], goal)
-        if exposure is None or not self._counters.expose_once(tenant_id, exposure):
-            return 0
-        # A booking the stream brought before this (another shard) converts it now.
-        patient = exposure["patient_id"]
-        for booking in self._appointments.for_patient(
-            tenant_id, patient, after=exposure["at"], limit=500
-        ):
-            if rules.converts(exposure, booking):
-                self._counters.convert_once(tenant_id, patient, exposure, booking["id"])
-                break
-        return 1
+        exposure = rules.exposure_of(record["pk"], record["sk"], new, goal)
+        counted = 0
+        if self._counters.expose_once(tenant_id, exposure):
+            counted = 1
+            # A booking the stream brought before this one converts it now.
+            for booking in self._appointments.for_patient(
+                tenant_id, patient, after=exposure["at"], limit=500
+            ):
+                if rules.converts(exposure, booking):
+                    self._counters.convert_once(tenant_id, patient, exposure, booking["id"])
+                    break
+        if rules.newly_reached(record["old"], new):
+            counted += int(self._counters.reach_once(tenant_id, patient, exposure))
+        return counted
 
     def _convert(self, tenant_id: str, appointment: Document) -> None:
         """A new booking: each campaign that reached (or held out) the patient and asked for
@@ -411,6 +393,7 @@ class AnalyticsService:
             first_day, _ = rules.period_days(shown, rules.Grain.MONTH)
         except ValueError:
             raise invalid("month", "must be a month, YYYY-MM") from None
+        check_year("month", first_day.year)
         previous = rules.period(first_day - timedelta(days=1), rules.Grain.MONTH)
         last_year = f"{first_day.year - 1}-{first_day.month:02d}"
         columns = {"month": shown, "previous_month": previous, "same_month_last_year": last_year}
@@ -507,7 +490,7 @@ class AnalyticsService:
         for item in self._counters.read(
             tenant_of(principal), rules.Measure.FOLLOW_UPS, "month", "plan", "0", "9"
         ):
-            if item["group"] == rule_id:
+            if item["group"] == f"recall:{rule_id}":
                 kept.update({k: int(v) for k, v in item.items() if k not in ("period", "group")})
         due = kept["followups_due"]
         found: Document = {
@@ -543,8 +526,6 @@ class AnalyticsService:
             bookings[patient] = appointments
             for appointment in appointments:
                 tally.update(rules.appointment_tally(appointment, zone))
-                answered = rules.answers(appointment)
-                tally.update(rules.answer_tally(appointment, answered, deliveries, zone))
                 found |= drifting.signals("appointment", appointment, zone)
                 day = rules.visit_day(appointment, zone)
                 if day is not None:
@@ -570,14 +551,20 @@ class AnalyticsService:
                 signals[patient] = kept
         totals = rules.counter_moves(dict(tally))
         totals.update(rules.return_visit_counters(visits, window))
-        return Recount(totals, signals, self._recount_campaigns(tenant_id, bookings))
+        campaigns, exposures = self._recount_campaigns(tenant_id, bookings)
+        return Recount(totals, signals, campaigns, exposures)
 
     def _recount_campaigns(
         self, tenant_id: str, bookings: Mapping[str, list[Document]]
-    ) -> dict[str, dict[str, dict[str, int]]]:
-        """Each campaign's groups: its recipients reached or held out, and of those, who booked
-        what it asked for in time (patients no longer listed are left out, as above)."""
+    ) -> tuple[
+        dict[str, dict[str, dict[str, int]]],
+        dict[str, list[tuple[rules.Exposure, str | None, bool]]],
+    ]:
+        """Each campaign's groups: its recipients, those its message reached, and who booked
+        what it asked for in time (patients no longer listed are left out, as above); and each
+        recipient's exposure as the stream would have kept it."""
         found: dict[str, dict[str, dict[str, int]]] = {}
+        exposures: dict[str, list[tuple[rules.Exposure, str | None, bool]]] = {}
         after = None
         while True:
             page, after = self._campaigns.page(tenant_id, 100, after)
@@ -586,18 +573,24 @@ class AnalyticsService:
                 groups: dict[str, dict[str, int]] = {}
                 pk = campaign_pk(tenant_id, campaign["id"])
                 for patient, recipient in self._campaigns.recipients(tenant_id, campaign["id"]):
-                    exposure = rules.exposure_of(pk, f"P#{patient}", None, recipient, goal)
-                    if exposure is None or patient not in bookings:
-                        continue
-                    group = groups.setdefault(exposure["arm"], {"patients": 0, "converted": 0})
+                    if patient not in bookings:
+                        continue  # no longer listed (deleted or erased)
+                    exposure = rules.exposure_of(pk, f"P#{patient}", recipient, goal)
+                    group = groups.setdefault(
+                        exposure["arm"], {"patients": 0, "reached": 0, "converted": 0}
+                    )
+                    converting = [b for b in bookings[patient] if rules.converts(exposure, b)]
+                    reached = recipient.get("outcome") == "sent"
                     group["patients"] += 1
-                    group["converted"] += any(
-                        rules.converts(exposure, b) for b in bookings[patient]
+                    group["reached"] += reached
+                    group["converted"] += bool(converting)
+                    exposures.setdefault(campaign["id"], []).append(
+                        (exposure, converting[0]["id"] if converting else None, reached)
                     )
                 if groups:
                     found[campaign["id"]] = groups
             if after is None:
-                return found
+                return found, exposures
 
     def _patient_ids(self, tenant_id: str) -> Iterable[str]:
         """The tenant's patients as listed (a soft-deleted one is not: its counts stay in the
@@ -652,7 +645,9 @@ class AnalyticsService:
                 self._counters.replace(tenant_id, _partitions(), totals)
                 + self._counters.replace_signals(tenant_id, signals)
                 + sum(
-                    self._counters.replace_campaign_groups(tenant_id, c, groups)
+                    self._counters.replace_campaign(
+                        tenant_id, c, groups, recounted.exposures.get(c, [])
+                    )
                     for c, groups in campaigns.items()
                 )
             )
@@ -676,9 +671,11 @@ def _choice(name: str, value: str, allowed: list[str]) -> str:
 
 def _day(name: str, raw: str) -> date:
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise invalid(name, "must be a date, YYYY-MM-DD") from None
+    check_year(name, day.year)
+    return day
 
 
 def _days(since: str | None, until: str | None, today: date) -> tuple[date, date]:

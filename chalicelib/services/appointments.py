@@ -36,6 +36,7 @@ from chalicelib.store.appointments import (
     SendInProgress,
 )
 from chalicelib.store.config import ConfigRepository
+from chalicelib.store.messages import DeliveryRepository
 from chalicelib.store.patients import PatientRepository
 
 EVERYONE = CLINIC_ROLES | {Role.PATIENT}
@@ -57,12 +58,6 @@ def present_appointment(doc: Document, tenant: Document) -> Document:
         doc, tenant["time_zone"], str(doc.get("patient_time_zone") or tenant["time_zone"])
     )
     return shown
-
-
-def _noted(doc: Document, change: rules.Change, principal: Principal, at: str) -> Document:
-    by, via = rules.actor_of(principal)
-    keyword = rules.keyword_of(principal)
-    return rules.with_change(doc, change, by=by, at=at, via=via, keyword=keyword)
 
 
 def same_booking(existing: Document, requested: Document) -> bool:
@@ -113,12 +108,14 @@ class AppointmentService:
         tenants: TenantService,
         queue: StaffQueue,
         executions: Executions,
+        deliveries: DeliveryRepository,
         on_booked: Sequence[Callable[[str, Document], None]] = (),
         on_status_changed: Sequence[Callable[[str, Document], None]] = (),
         # A member's read outside their departments: refused without a reason (break-glass).
         check_access: Callable[[Principal, Document], None] | None = None,
     ) -> None:
         self._check_access = check_access
+        self._deliveries = deliveries
         self._executions = executions
         self._on_booked = on_booked
         self._on_status_changed = on_status_changed
@@ -127,6 +124,29 @@ class AppointmentService:
         self._patients = patients
         self._tenants = tenants
         self._queue = queue
+
+    def _noted(
+        self, tenant_id: str, doc: Document, change: rules.Change, principal: Principal, at: str
+    ) -> Document:
+        """The change in the appointment's history; a patient's answer with when the message
+        it answers left (how long patients take to answer is counted from it)."""
+        by, via = rules.actor_of(principal)
+        asked_at = None
+        if by is rules.Actor.PATIENT and change.value in rules.ANSWERS:
+            since = utc_iso(datetime.fromisoformat(at) - rules.ANSWER_LOOKBACK)
+            log = self._deliveries.for_patient(
+                tenant_id, doc["patient_id"], 500, between=(since, at)
+            )
+            asked_at = rules.last_message_about(doc["id"], log, at)
+        return rules.with_change(
+            doc,
+            change,
+            by=by,
+            at=at,
+            via=via,
+            keyword=rules.keyword_of(principal),
+            asked_at=asked_at,
+        )
 
     # -- journeys ----------------------------------------------------------------------------
     def _start_journey(self, tenant_id: str, appointment: Document) -> None:
@@ -316,7 +336,7 @@ class AppointmentService:
         }
         if "notes_for_patient" in body:
             doc["notes_for_patient"] = body["notes_for_patient"]
-        doc = _noted(doc, rules.Change.BOOKED, principal, now_iso)
+        doc = self._noted(tenant["id"], doc, rules.Change.BOOKED, principal, now_iso)
         try:
             saved = self._appointments.book(
                 tenant["id"], doc, rules.day_of(doc, tenant), slot.capacity, now_iso
@@ -355,7 +375,7 @@ class AppointmentService:
             "patient_response": "confirmed",
             "updated_at": now_iso,
         }
-        changed = _noted(changed, rules.Change.CONFIRMED, principal, now_iso)
+        changed = self._noted(tenant["id"], changed, rules.Change.CONFIRMED, principal, now_iso)
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
@@ -384,7 +404,7 @@ class AppointmentService:
         }
         if principal.role is Role.PATIENT:
             changed["patient_response"] = "declined"
-        changed = _noted(changed, rules.Change.CANCELLED, principal, now_iso)
+        changed = self._noted(tenant["id"], changed, rules.Change.CANCELLED, principal, now_iso)
         saved = waiting_for_sends(
             lambda: self._appointments.release(
                 tenant["id"], current, changed, rules.day_of(current, tenant), utc_iso(clock.now())
@@ -412,7 +432,9 @@ class AppointmentService:
             "patient_response": "declined",
             "updated_at": now_iso,
         }
-        changed = _noted(changed, rules.Change.CANCEL_REQUESTED, principal, now_iso)
+        changed = self._noted(
+            tenant["id"], changed, rules.Change.CANCEL_REQUESTED, principal, now_iso
+        )
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
@@ -443,7 +465,9 @@ class AppointmentService:
             "journey_version": current["journey_version"] + 1,
             "updated_at": utc_iso(clock.now()),
         }
-        changed = _noted(changed, rules.Change.RESCHEDULED, principal, changed["updated_at"])
+        changed = self._noted(
+            tenant["id"], changed, rules.Change.RESCHEDULED, principal, changed["updated_at"]
+        )
         saved = waiting_for_sends(
             lambda: self._appointments.move(
                 tenant["id"],
@@ -469,7 +493,9 @@ class AppointmentService:
             "patient_response": "reschedule_requested",
             "updated_at": now_iso,
         }
-        changed = _noted(changed, rules.Change.RESCHEDULE_REQUESTED, principal, now_iso)
+        changed = self._noted(
+            tenant["id"], changed, rules.Change.RESCHEDULE_REQUESTED, principal, now_iso
+        )
         saved = self._appointments.save(
             tenant["id"], current, changed, rules.day_of(current, tenant)
         )
@@ -485,7 +511,8 @@ class AppointmentService:
         else:
             rules.check_transition(current, status)
         now_iso = utc_iso(clock.now())
-        changed = _noted(
+        changed = self._noted(
+            tenant["id"],
             {**current, "status": status, "updated_at": now_iso},
             rules.Change(status),
             principal,

@@ -77,6 +77,7 @@ def effect(campaign: Document, counted: dict[str, dict[str, int]]) -> Document:
             name,
             counted.get(name, {}).get("patients", 0),
             counted.get(name, {}).get("converted", 0),
+            None if name == rules.CONTROL else counted.get(name, {}).get("reached", 0),
         )
         for name in names
     ]

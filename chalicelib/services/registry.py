@@ -196,6 +196,7 @@ def services() -> Services:
         tenants,
         queue,
         executions,
+        deliveries,
         on_booked=(recall.on_booked, aftercare.reactions.on_booked),
         on_status_changed=(webhooks.appointment_changed,),
         check_access=audit.check_departments,

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
+from botocore.exceptions import ClientError
 from pynamodb.exceptions import TransactWriteError
 
 from chalicelib.domain.common import Document
@@ -342,31 +343,86 @@ class AnalyticsRepository:
             raise
         return True
 
-    def replace_campaign_groups(
-        self, tenant_id: str, campaign_id: str, groups: Mapping[str, Mapping[str, int]]
+    def replace_campaign(
+        self,
+        tenant_id: str,
+        campaign_id: str,
+        groups: Mapping[str, Mapping[str, int]],
+        exposures: Iterable[tuple[Mapping[str, Any], str | None, bool]],
     ) -> int:
-        """A rebuild: the campaign's group counts replaced (its exposures stay as they are)."""
+        """A rebuild: the campaign's group counts replaced (a group no longer found deleted),
+        and each recipient's exposure written as the stream keeps it (which booking converted
+        it, whether the message reached them). Returns the items written."""
+        pk = campaign_groups_pk(tenant_id, campaign_id)
         self._batch_write(
             [
-                {
-                    "PutRequest": {
-                        "Item": {
-                            "PK": {"S": campaign_groups_pk(tenant_id, campaign_id)},
-                            "SK": {"S": f"GROUP#{arm}"},
-                            **{field: _number(n) for field, n in counts.items()},
-                        }
-                    }
-                }
-                for arm, counts in sorted(groups.items())
+                {"DeleteRequest": {"Key": {"PK": {"S": item["PK"]}, "SK": {"S": item["SK"]}}}}
+                for item in self._query(pk, "GROUP#", "GROUP#~")
             ]
         )
-        return len(groups)
+        puts: list[Document] = [
+            {
+                "PutRequest": {
+                    "Item": {
+                        "PK": {"S": pk},
+                        "SK": {"S": f"GROUP#{arm}"},
+                        **{field: _number(n) for field, n in counts.items()},
+                    }
+                }
+            }
+            for arm, counts in sorted(groups.items())
+        ]
+        for exposure, converted_by, reached in exposures:
+            item: Document = {
+                "PK": {"S": exposures_pk(tenant_id, exposure["patient_id"])},
+                "SK": {"S": f"CAMPAIGN#{campaign_id}"},
+                **{f: {"S": exposure[f]} for f in ("arm", "at", "until", "type", "department")},
+            }
+            if converted_by:
+                item["converted_by"] = {"S": converted_by}
+            if reached:
+                item["reached"] = {"BOOL": True}
+            puts.append({"PutRequest": {"Item": item}})
+        self._batch_write(puts)
+        return len(puts)
+
+    def reach_once(self, tenant_id: str, patient_id: str, exposure: Mapping[str, Any]) -> bool:
+        """The patient's message left: counted as reached in their group, once (False: it was,
+        or the exposure is not there)."""
+        mark = {
+            "TableName": self._table,
+            "Key": {
+                "PK": {"S": exposures_pk(tenant_id, patient_id)},
+                "SK": {"S": f"CAMPAIGN#{exposure['campaign_id']}"},
+            },
+            "UpdateExpression": "SET reached = :t",
+            "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(reached)",
+            "ExpressionAttributeValues": {":t": {"BOOL": True}},
+        }
+        try:
+            self._client.transact_write_items(
+                condition_check_items=[],
+                delete_items=[],
+                put_items=[],
+                update_items=[
+                    mark,
+                    self._group_count(
+                        tenant_id, exposure["campaign_id"], exposure["arm"], "reached"
+                    ),
+                ],
+            )
+        except TransactWriteError as exc:
+            if _marker_taken(exc):
+                return False
+            raise
+        return True
 
     def campaign_groups(self, tenant_id: str, campaign_id: str) -> dict[str, dict[str, int]]:
-        """A campaign's counts by group: {arm: {patients, converted}} (a few items)."""
+        """A campaign's counts by group: {arm: {patients, reached, converted}} (a few items)."""
         return {
             item["SK"].removeprefix("GROUP#"): {
                 "patients": int(item.get("patients", 0)),
+                "reached": int(item.get("reached", 0)),
                 "converted": int(item.get("converted", 0)),
             }
             for item in self._query(campaign_groups_pk(tenant_id, campaign_id), "GROUP#", "GROUP#~")
@@ -381,19 +437,25 @@ class AnalyticsRepository:
         self, tenant_id: str, patient_id: str, added: set[str], removed: set[str]
     ) -> None:
         """Add and remove a patient's signals (a set: adding one twice, or removing one that is
-        gone, changes nothing, so a redelivered change is harmless)."""
+        gone, changes nothing, so a redelivered change is harmless). A removal never creates
+        the patient's item (an update would, with their id in its key)."""
         for verb, values in (("ADD", added), ("DELETE", removed)):
-            if values:
-                self._client.dispatch(
-                    "UpdateItem",
-                    {
-                        "TableName": self._table,
-                        "Key": self._drift_key(tenant_id, patient_id),
-                        "UpdateExpression": f"{verb} #s :v",
-                        "ExpressionAttributeNames": {"#s": "signals"},
-                        "ExpressionAttributeValues": {":v": {"SS": sorted(values)}},
-                    },
-                )
+            if not values:
+                continue
+            request: Document = {
+                "TableName": self._table,
+                "Key": self._drift_key(tenant_id, patient_id),
+                "UpdateExpression": f"{verb} #s :v",
+                "ExpressionAttributeNames": {"#s": "signals"},
+                "ExpressionAttributeValues": {":v": {"SS": sorted(values)}},
+            }
+            if verb == "DELETE":
+                request["ConditionExpression"] = "attribute_exists(PK)"
+            try:
+                self._client.dispatch("UpdateItem", request)
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                    raise
 
     def signals(self, tenant_id: str, patient_id: str) -> list[str]:
         found = self._client.dispatch(

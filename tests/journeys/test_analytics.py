@@ -137,6 +137,8 @@ def test_csv_and_what_each_reader_may_see(
         ("appointments?from=2026-13-01", "from"),
         ("appointments?from=2026-06-01&to=2026-01-01", "to"),
         ("appointments?granularity=day&from=2020-01-01&to=2026-01-01", "to"),
+        ("appointments?from=0001-01-01", "from"),
+        ("overview?month=0001-01", "month"),
     ):
         bad = api.call("GET", f"/analytics/{query}", admin)
         assert bad.status_code == 400, (query, bad.body)
@@ -271,7 +273,7 @@ def test_a_recall_that_fell_due_booked_and_attended_is_adherence(
     assert (follow_ups["followups_due"], follow_ups["followups_converted"]) == (1, 1)
     assert follow_ups["followups_attended"] == 1 and follow_ups["adherence"] == 1
     [row] = figures(api, clinic.tenant.admin, "follow_ups?group_by=plan")["rows"]
-    assert row["group"] == "review-30d"
+    assert row["group"] == "recall:review-30d"
     assert_kept_counters_are_the_records_totals(clinic.tenant.id)
     # The rule carries its own effect.
     rule = payload(api.call("GET", "/recall-rules/review-30d", clinic.tenant.staff))

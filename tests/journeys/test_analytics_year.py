@@ -399,7 +399,8 @@ def check_campaign(
     patients: list[dict[str, Any]],
     campaign: dict[str, Any],
 ) -> None:
-    """Who was held out is who got no campaign text; conversions counted from the log."""
+    """Who was held out is who got no campaign text; conversions counted from the log, from the
+    moment the campaign reached the segment (the minute it started: all at once)."""
     from chalicelib.domain import outreach_effect
 
     groups: dict[str, dict[str, datetime]] = {"control": {}, "messaged": {}}
@@ -409,10 +410,8 @@ def check_campaign(
             for m in hospital.outbox.messages(to=patient["phone"], channel="sms")
             if "请预约复查" in m.body
         ]
-        if texts:
-            groups["messaged"][patient["id"]] = datetime.fromisoformat(texts[0].sent_at)
-        else:
-            groups["control"][patient["id"]] = campaign["started_at"]
+        group = "messaged" if texts else "control"
+        groups[group][patient["id"]] = campaign["started_at"]
     conversions = {
         name: sum(
             any(
@@ -428,7 +427,12 @@ def check_campaign(
     }
     effect = payload(api.call("GET", f"/campaigns/{campaign['id']}", staff))["effect"]
     assert effect["groups"] == [
-        outreach_effect.group_conversion(name, len(groups[name]), conversions[name])
+        outreach_effect.group_conversion(
+            name,
+            len(groups[name]),
+            conversions[name],
+            None if name == "control" else len(groups[name]),
+        )
         for name in ("control", "messaged")
     ]
 

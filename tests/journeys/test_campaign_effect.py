@@ -101,7 +101,12 @@ def test_a_control_group_and_two_wordings_report_conversion_and_lift(
     effect = payload(api.call("GET", f"/campaigns/{campaign['id']}", tenant.staff))["effect"]
     assert effect["goal"] == {"appointment_type": "follow_up", "within_days": 3}
     expected = [
-        outreach_effect.group_conversion(name, len(groups[name]), converting[name])
+        outreach_effect.group_conversion(
+            name,
+            len(groups[name]),
+            converting[name],
+            None if name == "control" else len(groups[name]),  # every text went out
+        )
         for name in ("control", "plain", "benefit")
     ]
     assert effect["groups"] == expected

@@ -142,10 +142,10 @@ def test_only_changed_appointments_and_deliveries_reach_the_stream_handler() -> 
             "dynamodb": {"Keys": {"SK": {"S": "P#p-1"}}, "NewImage": image},
         }
 
-    # A campaign's patient reached or held out: their later bookings may convert it.
+    # A campaign's patient, whatever became of the message: their later bookings may convert it.
     assert analytics.passes_stream_filter(recipient("sent"))
     assert analytics.passes_stream_filter(recipient("held_out"))
-    assert not analytics.passes_stream_filter(recipient("suppressed"))
+    assert analytics.passes_stream_filter(recipient("suppressed"))
     assert not analytics.passes_stream_filter(recipient("sent", entity="segment_entry"))
 
 
@@ -273,30 +273,44 @@ def test_the_messages_estimated_cost() -> None:
 
 
 def test_the_time_to_answer_runs_from_the_latest_message_about_it_that_left() -> None:
-    zone = ZoneInfo("Asia/Shanghai")
-    appointment = {
-        "id": "a-1",
-        "department": "cardiology",
-        "clinician": "dr-li",
-        "type": "follow_up",
-        "history": [
-            {"at": "2026-12-01T02:00:00Z", "change": "confirmed", "by": "staff"},
-            {"at": "2026-12-01T05:00:00Z", "change": "confirmed", "by": "patient", "via": "sms"},
-        ],
-    }
+    from chalicelib.domain import appointments
+
     log = [
         {"appointment_id": "a-1", "status": "sent", "created_at": "2026-12-01T02:00:00Z"},
         {"appointment_id": "a-1", "status": "failed", "created_at": "2026-12-01T04:30:00Z"},
         {"appointment_id": "a-2", "status": "sent", "created_at": "2026-12-01T04:50:00Z"},
         {"appointment_id": "a-1", "status": "sent", "created_at": "2026-12-01T06:00:00Z"},
     ]
-    answered = analytics.answers(appointment)
-    assert [a["by"] for a in answered] == ["patient"]  # staff confirming is no answer
-    tally = analytics.answer_tally(appointment, answered, log, zone)
-    # 3 hours after the text that left before it: the bucket up to 4 hours, on the local day.
-    [(key, n)] = tally.items()
-    assert key[:3] == ("appointments", "answer_hours_b1", "2026-12-01") and n == 1
+    at = "2026-12-01T05:00:00Z"
+    # The text that left before the answer (not the failed one, not another visit's, not later).
+    assert appointments.last_message_about("a-1", log, at) == "2026-12-01T02:00:00Z"
+    assert appointments.last_message_about("a-1", log[1:3], at) is None
+    assert appointments.last_message_about("a-1", log[:1], "2027-01-05T00:00:00Z") is None
+
+    booking = {
+        "id": "a-1",
+        "department": "cardiology",
+        "clinician": "dr-li",
+        "type": "follow_up",
+        "status": "booked",
+        "created_at": "2026-11-30T02:00:00Z",
+        "start": "2026-12-03T02:00:00Z",
+        "history": [
+            {"at": "2026-12-01T02:00:00Z", "change": "confirmed", "by": "staff"},
+            {
+                "at": at,
+                "change": "confirmed",
+                "by": "patient",
+                "via": "sms",
+                "asked_at": "2026-12-01T02:00:00Z",
+            },
+        ],
+    }
+    tally = analytics.appointment_tally(booking, SHANGHAI)
+    # 3 hours after the text: the bucket up to 4 hours, on the answer's local day.
+    [n] = [n for key, n in tally.items() if key[1].startswith("answer_hours_b")]
+    assert n == 1 and ("appointments", "answer_hours_b1", "2026-12-01") in {
+        key[:3] for key in tally
+    }
     shown = analytics.derived(analytics.Measure.APPOINTMENTS, {"answer_hours_b1": 1})
     assert shown["median_hours_to_answer"] == 4 and "answer_hours_b1" not in shown
-    # Nothing left within 30 days before: not timed.
-    assert not analytics.answer_tally(appointment, answered, log[1:3], zone)
