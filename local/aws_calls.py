@@ -305,6 +305,11 @@ def iam_requests(
     """The (action, resource, condition keys) AWS checks for one botocore call."""
     if signing_name == "dynamodb" and operation == "ExportTableToPointInTime":
         return _table_export(params)
+    if signing_name == "dynamodb" and operation == "ListExports":
+        # Authorised on the table it names (IAM's `table` resource), else on '*'.
+        return [_request("dynamodb:ListExports", params.get("TableArn") or "*")]
+    if signing_name == "dynamodb" and operation == "DescribeExport":
+        return [_request("dynamodb:DescribeExport", params["ExportArn"])]
     if signing_name == "dynamodb":
         return _dynamodb(operation, params, region)
     action = f"{signing_name}:{operation}"

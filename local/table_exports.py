@@ -11,8 +11,12 @@ and its handler so that the emulated bucket holds the layout AWS documents for D
     <prefix>/AWSDynamoDB/<export id>/data/<name>.json.gz    one {"Item": {...}} per line
 
 with the export's ARN `<table ARN>/export/<export id>`, and a ClientToken already used for the
-same table answered with the export it started. Still unlike AWS: the items are the table as it
-is when the thread runs (no ExportTime), and a token reused with other parameters is not refused.
+same table within 8 hours (on the virtual clock) answered with the export it started; after 8
+hours the token starts another, as on AWS. DescribeExport tells its StartTime, EndTime and
+ClientToken too (moto's tells none of them). ListExports is moto's: every export of the table, one
+page. `fail_next_export` makes an export fail part way, as one can on AWS: its `_started` and a
+first data file written, no manifest. Still unlike AWS: the items are the table as it is when
+the thread runs (no ExportTime), and a token reused with other parameters is not refused.
 Reading the whole table here is the emulator's own work (local/ is not a request path).
 """
 
@@ -24,12 +28,23 @@ import hashlib
 import json
 import secrets
 import threading
+from datetime import timedelta
 from typing import Any
 
 ITEMS_PER_FILE = 500  # AWS splits an export into files by size; a few files here, not one
+TOKEN_LIFE = timedelta(hours=8)  # how long DynamoDB answers a ClientToken with its export
 
-_by_token: dict[tuple[str, str, str], str] = {}  # (account, region, token) → export ARN
-_lock = threading.Lock()
+# (account, region, table ARN|token) → (export ARN, when the token was first used)
+_by_token: dict[tuple[str, str, str], tuple[str, Any]] = {}
+_failing: list[str] = []  # the failure codes of the next exports to start, in order
+_lock = threading.RLock()  # held while an export starts, and taken again by its init
+
+
+def fail_next_export(code: str = "UNKNOWN") -> None:
+    """The next export started fails part way (`code` its FailureCode), leaving a data file
+    and no manifest behind."""
+    with _lock:
+        _failing.append(code)
 
 
 def install() -> None:
@@ -37,6 +52,7 @@ def install() -> None:
     from moto.dynamodb.responses import DynamoHandler
 
     original_init = TableExport.__init__
+    original_response = TableExport.response
     original_handler = DynamoHandler.export_table_to_point_in_time
 
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -44,27 +60,44 @@ def install() -> None:
         from chalicelib import clock
 
         self.started_at = clock.now()
+        self.ended_at = None
+        self.client_token = None
         self.export_id = f"{int(self.started_at.timestamp() * 1000):014d}-{secrets.token_hex(4)}"
         self.arn = f"{self.table.table_arn}/export/{self.export_id}"
+        with _lock:
+            self.failing = _failing.pop(0) if _failing else None
+
+    def response(self: Any) -> dict[str, Any]:
+        described: dict[str, Any] = original_response(self)
+        described["StartTime"] = self.started_at
+        if self.ended_at is not None:
+            described["EndTime"] = self.ended_at
+        if self.client_token:
+            described["ClientToken"] = self.client_token
+        return {k: v for k, v in described.items() if v is not None}
 
     def handler(self: Any) -> Any:
         from moto.core.responses import ActionResult
+
+        from chalicelib import clock
 
         token = self.body.get("ClientToken")
         key = (self.current_account, self.region, f"{self.body['TableArn']}|{token}")
         with _lock:
             known = _by_token.get(key) if token else None
-            if known is not None:
-                described = self.dynamodb_backend.describe_export(known)
+            if known is not None and clock.now() - known[1] < TOKEN_LIFE:
+                described = self.dynamodb_backend.describe_export(known[0])
                 return ActionResult({"ExportDescription": described.response()})
             before = set(self.dynamodb_backend.table_exports)
             answer = original_handler(self)
             if token:
                 (started,) = set(self.dynamodb_backend.table_exports) - before
-                _by_token[key] = started
+                self.dynamodb_backend.table_exports[started].client_token = token
+                _by_token[key] = (started, clock.now())
             return answer
 
     TableExport.__init__ = init  # type: ignore[method-assign]
+    TableExport.response = response  # type: ignore[method-assign]
     TableExport._backup_to_s3_file = write_export  # type: ignore[method-assign,assignment]
     DynamoHandler.export_table_to_point_in_time = handler  # type: ignore[method-assign]
 
@@ -73,6 +106,7 @@ def forget() -> None:
     """After a reset: the emulator's exports are gone, and so are their tokens."""
     with _lock:
         _by_token.clear()
+        _failing.clear()
 
 
 def _md5(data: bytes) -> tuple[str, str]:
@@ -104,6 +138,13 @@ def write_export(self: Any, s3: Any) -> None:
         etag = put(key, body)
         self.processed_bytes += sum(len(line) for line in chunk)
         self.item_count += len(chunk)
+        if self.failing:
+            # As an export fails on AWS: what it wrote stays, no manifest says it completed.
+            self.ended_at = clock.now()
+            self.failure_code = self.failing
+            self.failure_message = "The export failed (local/table_exports.fail_next_export)"
+            self.status = "FAILED"
+            return
         manifest_lines.append(
             json.dumps(
                 {
@@ -140,4 +181,5 @@ def write_export(self: Any, s3: Any) -> None:
     ).encode()
     put(f"{base}/manifest-summary.json", summary)
     put(f"{base}/manifest-summary.md5", _md5(summary)[0].encode())
+    self.ended_at = clock.now()
     self.status = "COMPLETED"

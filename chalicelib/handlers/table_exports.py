@@ -27,7 +27,10 @@ def analytics_export(event: Any) -> ExportStarted:
             extra={"export_date": day.isoformat(), "error": _cause(exc)},
         )
         raise
-    logger.info("table export started", extra={**started})
+    if started["requested"]:
+        logger.info("table export started", extra={**started})
+    else:
+        logger.info("table export of the day already there: none started", extra={**started})
     return started
 
 

@@ -7,10 +7,26 @@
 -- that day at 17:00 UTC).
 -- Trino (Athena engine 3) SQL; tests/journeys/test_analytics_export.py runs this file with
 -- DuckDB over a local export, with DuckDB stand-ins for the Trino functions it lacks.
-WITH export AS (
-    SELECT item
+WITH day_files AS (
+    SELECT item, "$path" AS path
     FROM careloop_export
-    WHERE export_date = ? AND item IS NOT NULL
+    WHERE export_date = ?
+),
+-- The one export of the day that is counted. DynamoDB writes an export's manifest-files.json
+-- when it has completed, so a failed or unfinished export's data files are never counted; of
+-- two completed exports of one day, only the newest (an export id begins with its start time;
+-- whatever the ids, one export only). The export id is the folder after AWSDynamoDB/.
+counted_export AS (
+    SELECT max(split_part(split_part(path, '/AWSDynamoDB/', 2), '/', 1)) AS export_id
+    FROM day_files
+    WHERE path LIKE '%/AWSDynamoDB/%/manifest-files.json'
+),
+export AS (
+    SELECT f.item
+    FROM day_files AS f
+    JOIN counted_export AS c
+        ON split_part(split_part(f.path, '/AWSDynamoDB/', 2), '/', 1) = c.export_id
+    WHERE f.item IS NOT NULL
 ),
 hospitals AS (
     SELECT

@@ -188,7 +188,8 @@ def test_the_tables_daily_export_is_private_expires_and_its_queries_are_the_test
 ) -> None:
     """The export bucket (analytics_export writes it, Athena reads it) is encrypted, private and
     expires; each saved Athena query is its infra/athena/ file (the SQL the DuckDB test runs);
-    the export function may export the stage's table into the bucket's export prefix only."""
+    the export function may export the stage's table into the bucket's export prefix, and list
+    and describe that table's exports (to find the day's), only."""
     resources = packaged["Resources"]
     records = resources["CareLoopTable"]["Properties"]
     assert records["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
@@ -213,8 +214,14 @@ def test_the_tables_daily_export_is_private_expires_and_its_queries_are_the_test
     }
     assert set(granted) == {
         "dynamodb:ExportTableToPointInTime",
+        "dynamodb:ListExports",
+        "dynamodb:DescribeExport",
         "s3:PutObject",
         "s3:AbortMultipartUpload",
         "s3:PutObjectAcl",
     }
     assert "exports-${AWS::AccountId}/table/*" in json.dumps(granted["s3:PutObject"])
+    table = json.dumps(granted["dynamodb:ExportTableToPointInTime"])
+    assert table.endswith(':table/careloop-${Stage}"}')
+    assert json.dumps(granted["dynamodb:ListExports"]) == table
+    assert json.dumps(granted["dynamodb:DescribeExport"]) == table.replace('"}', '/export/*"}')

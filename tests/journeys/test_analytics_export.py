@@ -1,7 +1,9 @@
 """The table's daily export for analysts: the scheduled function starts one export a day however
 often it is retried, the emulator writes it in AWS's layout, and the Athena queries the platform
 template deploys (infra/athena/*.sql, run here with DuckDB over the export) count exactly what
-the dashboards' incremental counters say."""
+the dashboards' incremental counters say. A day's runs hours apart (past the client token's 8
+hours) leave one export, a failed export's retry is counted once, and a day's partition holding
+two completed exports (as runs left it before they looked) is counted once too."""
 
 from __future__ import annotations
 
@@ -9,7 +11,7 @@ import gzip
 import json
 import re
 import time
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -112,14 +114,22 @@ def duckdb_over(export_root: Path) -> Any:
     # The table's location in the bucket (`s3://${ExportBucket}/table/`): its folder locally.
     location = table["StorageDescriptor"]["Location"]["Fn::Sub"]
     files = f"{export_root}/{location.split('/', 3)[3]}"
+    # As Athena reads a partition (storage.location.template): every file under the day's
+    # AWSDynamoDB/, of every export, manifests included (a line without the column's key is a
+    # row whose `item` is NULL; what is not JSON, the checksums, is skipped as the SerDe's
+    # ignore.malformed.json skips it; an empty `_started` holds no row). Athena's hidden column
+    # "$path" is the file's name.
     connection.execute(
         # The template's own names and types, and the test's folder: nothing from outside.
-        f"""CREATE VIEW {table["Name"]} AS SELECT {named}, {", ".join(partitions)} FROM read_json(
-            '{files}*/AWSDynamoDB/*/data/*.json.gz',
+        f"""CREATE VIEW {table["Name"]} AS
+        SELECT {named}, {", ".join(partitions)}, filename AS "$path" FROM read_json(
+            '{files}*/AWSDynamoDB/**',
             format = 'newline_delimited',
             columns = {_names_and_types(columns)},
             hive_partitioning = true,
-            hive_types = {_names_and_types(partitions)}
+            hive_types = {_names_and_types(partitions)},
+            filename = true,
+            ignore_errors = true
         )"""  # noqa: S608
     )
     return connection
@@ -267,3 +277,117 @@ def test_the_daily_export_is_what_athena_counts_and_agrees_with_the_dashboards(
     }
     assert counted == {k: v for k, v in kept_counters.items() if v}
     assert sum(v.get("sent", 0) for v in counted.values()) >= 4  # a confirmation each, at least
+
+
+def _counted(runtime: Any, day: str, prefix: str, into: Path) -> dict[str, list[dict[str, Any]]]:
+    """Both deployed queries' rows for `day`, over what is under `prefix` in the bucket."""
+    from chalicelib.settings import get_settings
+
+    _download(runtime, get_settings().export_bucket, prefix, into)
+    connection = duckdb_over(into)
+    return {name: _rows(connection, sql, day) for name, sql in deployed_queries().items()}
+
+
+def _booked(counted: dict[str, list[dict[str, Any]]], tenant_id: str) -> int:
+    rows = counted["appointments_by_month.sql"]
+    return sum(int(row["booked"]) for row in rows if row["tenant_id"] == tenant_id)
+
+
+def _next_utc_day(hour: int) -> datetime:
+    """`hour`:00 UTC on the day after the clock's UTC day."""
+    from chalicelib import clock
+
+    day = clock.now().astimezone(UTC).date() + timedelta(days=1)
+    return datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def test_runs_of_one_day_hours_apart_leave_one_export_that_is_counted_once(
+    runtime: Any, journey: Any, tmp_path: Path
+) -> None:
+    import app as app_module
+    from chalicelib.settings import get_settings
+    from local.schedules import run_scheduled
+
+    patient: Journey = journey()
+    patient.book(local_moment(days=3, hour=10))
+    tenant_id = patient.clinic.tenant.id
+
+    # A run by hand in the morning (an operator sending the schedule's event now), then the
+    # schedule's own at 17:00: nine hours apart, past the client token's eight.
+    morning = _next_utc_day(8)
+    day = morning.date().isoformat()
+    move_to(runtime, morning)
+    assert run_scheduled(app_module.analytics_export, "analytics_export", morning) is None
+    (first,) = _started_export(runtime, day)
+    assert _completed(runtime, first["ExportArn"])["ExportStatus"] == "COMPLETED"
+    evening = morning + timedelta(hours=9)
+    move_to(runtime, evening)
+    assert run_scheduled(app_module.analytics_export, "analytics_export", evening) is None
+    (only,) = _started_export(runtime, day)
+    assert only["ExportArn"] == first["ExportArn"]
+
+    prefix = f"table/export_date={day}/"
+    counted = _counted(runtime, day, prefix, tmp_path / "day")
+    assert _booked(counted, tenant_id) == 1
+
+    # A second completed export in the same partition, as runs hours apart started before
+    # they looked for the day's: the queries count the newest alone, not both.
+    second = runtime.client("dynamodb").export_table_to_point_in_time(
+        TableArn=get_settings().table_arn,
+        S3Bucket=get_settings().export_bucket,
+        S3Prefix=f"table/export_date={day}",
+        ExportFormat="DYNAMODB_JSON",
+        ClientToken="a-run-before-the-fix",
+    )["ExportDescription"]
+    assert _completed(runtime, second["ExportArn"])["ExportStatus"] == "COMPLETED"
+    assert len(_started_export(runtime, day)) == 2
+    newest = f"{prefix}AWSDynamoDB/{second['ExportArn'].rsplit('/', 1)[1]}/"
+    assert _counted(runtime, day, prefix, tmp_path / "both") == _counted(
+        runtime, day, newest, tmp_path / "newest"
+    )
+    assert _booked(_counted(runtime, day, prefix, tmp_path / "again"), tenant_id) == 1
+
+
+def test_a_failed_export_and_the_retry_that_follows_are_counted_once(
+    runtime: Any, journey: Any, tmp_path: Path
+) -> None:
+    import app as app_module
+    from chalicelib.settings import get_settings
+    from local.schedules import run_scheduled
+    from local.table_exports import fail_next_export
+
+    patient: Journey = journey()
+    patient.book(local_moment(days=3, hour=11))
+    tenant_id = patient.clinic.tenant.id
+
+    # The day's export fails part way: a data file written, no manifest.
+    moment = _next_utc_day(17)
+    day = moment.date().isoformat()
+    prefix = f"table/export_date={day}/"
+    move_to(runtime, moment)
+    fail_next_export("UNKNOWN")
+    assert run_scheduled(app_module.analytics_export, "analytics_export", moment) is None
+    (failed,) = _started_export(runtime, day)
+    assert _completed(runtime, failed["ExportArn"])["ExportStatus"] == "FAILED"
+    failed_id = failed["ExportArn"].rsplit("/", 1)[1]
+    bucket = get_settings().export_bucket
+    left = _download(runtime, bucket, f"{prefix}AWSDynamoDB/{failed_id}/", tmp_path / "failed")
+    assert any("/data/" in key for key in left)
+    assert not any("manifest" in key for key in left)
+
+    # Run again within the failed export's token's 8 hours (a retry, or by hand): another
+    # export, under another token, completes beside it.
+    move_to(runtime, moment + timedelta(hours=1))
+    assert run_scheduled(app_module.analytics_export, "analytics_export", moment) is None
+    retried = [e for e in _started_export(runtime, day) if e["ExportArn"] != failed["ExportArn"]]
+    (retry,) = retried
+    assert _completed(runtime, retry["ExportArn"])["ExportStatus"] == "COMPLETED"
+    # And once more: the completed export is found, none other is started.
+    assert run_scheduled(app_module.analytics_export, "analytics_export", moment) is None
+    assert len(_started_export(runtime, day)) == 2
+
+    retry_id = retry["ExportArn"].rsplit("/", 1)[1]
+    counted = _counted(runtime, day, prefix, tmp_path / "day")
+    alone = _counted(runtime, day, f"{prefix}AWSDynamoDB/{retry_id}/", tmp_path / "retry")
+    assert counted == alone
+    assert _booked(counted, tenant_id) == 1

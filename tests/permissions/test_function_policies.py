@@ -54,8 +54,11 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 
 TENANT_DATA = "tenant_data"  # the API's session for one tenant (infra/package.py)
-# DynamoDB actions on a whole table, which no item key conditions (the daily export).
-WHOLE_TABLE_ACTIONS = frozenset({"dynamodb:ExportTableToPointInTime"})
+# DynamoDB actions on a whole table or its exports, which no item key conditions (the daily
+# export).
+WHOLE_TABLE_ACTIONS = frozenset(
+    {"dynamodb:ExportTableToPointInTime", "dynamodb:ListExports", "dynamodb:DescribeExport"}
+)
 
 
 def _resolved(value: Any) -> Any:
@@ -236,6 +239,12 @@ def test_the_simulator_denies_what_a_policy_does_not_allow(packaged: dict[str, A
         {"function": "appointment_journey_skip", "action": "states:StartExecution",
          "resource": f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:careloop-{STAGE}-recall",
          "context": {}},
+        # The daily export looks at its own stage's table's exports only.
+        {"function": "analytics_export", "action": "dynamodb:DescribeExport",
+         "resource": table.replace(STAGE, "prod") + "/export/01795658400000-137694c3",
+         "context": {}},
+        {"function": "analytics_export", "action": "dynamodb:ListExports",
+         "resource": table.replace(STAGE, "prod"), "context": {}},
     ]  # fmt: skip
     decisions = simulate(_cases(policies, calls))
     assert set(decisions.values()) == {"ImplicitlyDenied"}, decisions
