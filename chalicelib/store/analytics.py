@@ -108,6 +108,22 @@ class AnalyticsRepository:
             "ExpressionAttributeValues": values,
         }
 
+    def _once(self, put_items: list[Document], update_items: list[Document]) -> bool:
+        """One transaction whose first item is its marker: False when only the marker's
+        condition failed (done before: a redelivery, a replay), else True."""
+        try:
+            self._client.transact_write_items(
+                condition_check_items=[],
+                delete_items=[],
+                put_items=put_items,
+                update_items=update_items,
+            )
+        except TransactWriteError as exc:
+            if _marker_taken(exc):
+                return False
+            raise
+        return True
+
     def apply_once(
         self, record_id: str, tenant_id: str, moves: Mapping[tuple[str, ...], Mapping[str, int]]
     ) -> int:
@@ -171,27 +187,19 @@ class AnalyticsRepository:
     ) -> bool:
         """Add 1 to `field` of a counter item unless this patient was counted there before (a
         marker in the patient's partition, put in the same transaction). False: counted before."""
-        try:
-            self._client.transact_write_items(
-                condition_check_items=[],
-                delete_items=[],
-                put_items=[
-                    {
-                        "TableName": self._table,
-                        "Item": {
-                            "PK": {"S": visits_pk(tenant_id, patient_id)},
-                            "SK": {"S": marker},
-                        },
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                ],
-                update_items=[self._update(tenant_id, counter, {field: 1})],
-            )
-        except TransactWriteError as exc:
-            if _marker_taken(exc):
-                return False
-            raise
-        return True
+        return self._once(
+            put_items=[
+                {
+                    "TableName": self._table,
+                    "Item": {
+                        "PK": {"S": visits_pk(tenant_id, patient_id)},
+                        "SK": {"S": marker},
+                    },
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            ],
+            update_items=[self._update(tenant_id, counter, {field: 1})],
+        )
 
     # -- follow-ups: which follow-up a booking converted, and its attendance counted once ----
 
@@ -238,21 +246,13 @@ class AnalyticsRepository:
             ),
             "ExpressionAttributeValues": {":t": {"BOOL": True}},
         }
-        try:
-            self._client.transact_write_items(
-                condition_check_items=[],
-                delete_items=[],
-                put_items=[],
-                update_items=[
-                    mark,
-                    *(self._update(tenant_id, key, fields) for key, fields in moves.items()),
-                ],
-            )
-        except TransactWriteError as exc:
-            if _marker_taken(exc):
-                return False
-            raise
-        return True
+        return self._once(
+            put_items=[],
+            update_items=[
+                mark,
+                *(self._update(tenant_id, key, fields) for key, fields in moves.items()),
+            ],
+        )
 
     # -- campaigns' effect: who was reached or held out, and who then booked -----------------
 
@@ -277,28 +277,18 @@ class AnalyticsRepository:
             "SK": {"S": f"CAMPAIGN#{exposure['campaign_id']}"},
             **{name: {"S": exposure[name]} for name in fields},
         }
-        try:
-            self._client.transact_write_items(
-                condition_check_items=[],
-                delete_items=[],
-                put_items=[
-                    {
-                        "TableName": self._table,
-                        "Item": item,
-                        "ConditionExpression": "attribute_not_exists(PK)",
-                    }
-                ],
-                update_items=[
-                    self._group_count(
-                        tenant_id, exposure["campaign_id"], exposure["arm"], "patients"
-                    )
-                ],
-            )
-        except TransactWriteError as exc:
-            if _marker_taken(exc):
-                return False
-            raise
-        return True
+        return self._once(
+            put_items=[
+                {
+                    "TableName": self._table,
+                    "Item": item,
+                    "ConditionExpression": "attribute_not_exists(PK)",
+                }
+            ],
+            update_items=[
+                self._group_count(tenant_id, exposure["campaign_id"], exposure["arm"], "patients")
+            ],
+        )
 
     def exposures(self, tenant_id: str, patient_id: str) -> list[Document]:
         """The campaigns that reached or held out a patient and the booking that converted
@@ -325,23 +315,13 @@ class AnalyticsRepository:
             "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(converted_by)",
             "ExpressionAttributeValues": {":a": {"S": appointment_id}},
         }
-        try:
-            self._client.transact_write_items(
-                condition_check_items=[],
-                delete_items=[],
-                put_items=[],
-                update_items=[
-                    mark,
-                    self._group_count(
-                        tenant_id, exposure["campaign_id"], exposure["arm"], "converted"
-                    ),
-                ],
-            )
-        except TransactWriteError as exc:
-            if _marker_taken(exc):
-                return False
-            raise
-        return True
+        return self._once(
+            put_items=[],
+            update_items=[
+                mark,
+                self._group_count(tenant_id, exposure["campaign_id"], exposure["arm"], "converted"),
+            ],
+        )
 
     def replace_campaign(
         self,
@@ -399,23 +379,13 @@ class AnalyticsRepository:
             "ConditionExpression": "attribute_exists(PK) AND attribute_not_exists(reached)",
             "ExpressionAttributeValues": {":t": {"BOOL": True}},
         }
-        try:
-            self._client.transact_write_items(
-                condition_check_items=[],
-                delete_items=[],
-                put_items=[],
-                update_items=[
-                    mark,
-                    self._group_count(
-                        tenant_id, exposure["campaign_id"], exposure["arm"], "reached"
-                    ),
-                ],
-            )
-        except TransactWriteError as exc:
-            if _marker_taken(exc):
-                return False
-            raise
-        return True
+        return self._once(
+            put_items=[],
+            update_items=[
+                mark,
+                self._group_count(tenant_id, exposure["campaign_id"], exposure["arm"], "reached"),
+            ],
+        )
 
     def campaign_groups(self, tenant_id: str, campaign_id: str) -> dict[str, dict[str, int]]:
         """A campaign's counts by group: {arm: {patients, reached, converted}} (a few items)."""
