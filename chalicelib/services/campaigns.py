@@ -68,7 +68,7 @@ def public(stored: Document) -> Document:
 
 def effect(campaign: Document, counted: dict[str, dict[str, int]]) -> Document:
     """The campaign's conversion by group and the lifts between groups, from the counts the
-    analytics keep per group (`patients` reached or held out, `converted`)."""
+    analytics keep per group (`patients` assigned, `reached` by the message, `converted`)."""
     names = [v["name"] for v in rules.variants(campaign)]
     if rules.control_percent(campaign):
         names = [rules.CONTROL, *names]
