@@ -10,12 +10,14 @@ from chalicelib.api import (
     audit,
     campaigns,
     care,
+    draws,
     erasure,
     fhir,
     meta,
     patients,
     previews,
     questionnaires,
+    referrals,
     scheduling,
     segments,
     tasks,
@@ -77,6 +79,8 @@ for routes in (
     fhir.api,
     webhooks.api,
     analytics_api.api,
+    referrals.api,
+    draws.api,
 ):
     app.register_blueprint(routes.blueprint)
 

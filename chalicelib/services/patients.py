@@ -24,6 +24,7 @@ from chalicelib.domain.appointments import ACTIVE
 from chalicelib.domain.common import Document, is_valid_id, to_e164
 from chalicelib.domain.errors import Conflict, FieldError, NotFound, invalid
 from chalicelib.domain.opt_outs import ContactOptOut, email_state, sms_state
+from chalicelib.domain.referrals import Referral
 from chalicelib.observability import count, run_hooks
 from chalicelib.schemas import validate
 from chalicelib.services.tenants import TenantService
@@ -84,7 +85,10 @@ class PatientService:
         on_changed: Sequence[Callable[[str, Document], None]] = (),
         # Refuses (or flags) a member's read outside their departments: break-glass.
         check_access: Callable[[Principal, Document], None] | None = None,
+        # The referral a registration's `referral_code` brings (ReferralService), or a 400.
+        referral_of: Callable[[Document, str | None, Document], Referral | None] | None = None,
     ) -> None:
+        self._referral_of = referral_of
         self._check_access = check_access
         self._on_changed = on_changed
         self._patients = repository
@@ -96,8 +100,12 @@ class PatientService:
         require_role(principal, CLINIC_ROLES)
         tenant = self._tenants.require(tenant_of(principal))
         now = clock.now()
-        doc = rules.new_patient(body, tenant, new_patient_id(), now, clock.iso(now))
-        created = self._patients.create(tenant["id"], doc)
+        fields = {k: v for k, v in body.items() if k != "referral_code"}
+        doc = rules.new_patient(fields, tenant, new_patient_id(), now, clock.iso(now))
+        referral = None
+        if self._referral_of is not None:  # the referral code is never part of the profile
+            referral = self._referral_of(tenant, body.get("referral_code"), doc)
+        created = self._patients.create(tenant["id"], doc, referral)
         count("PatientRegistered")
         run_hooks(self._on_changed, tenant["id"], {"before": None, "after": created})
         return self._shown(tenant["id"], created)

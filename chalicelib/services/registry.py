@@ -25,6 +25,7 @@ from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.care_config import CareConfigService
 from chalicelib.services.deliveries import Deliveries
 from chalicelib.services.devices import DeviceService
+from chalicelib.services.draws import DrawService
 from chalicelib.services.erasure import ErasureService
 from chalicelib.services.fhir import FhirService
 from chalicelib.services.fhir_bulk_import import BulkImportService
@@ -35,6 +36,7 @@ from chalicelib.services.keyring import Keyring
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.recall import RecallService
+from chalicelib.services.referrals import ReferralService
 from chalicelib.services.responses import ResponseService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.segments import SegmentService
@@ -57,11 +59,13 @@ from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.data_keys import DataKeyRepository
 from chalicelib.store.devices import DeviceRepository
+from chalicelib.store.draws import DrawRepository
 from chalicelib.store.erasure import ErasureRepository
 from chalicelib.store.fhir_imports import FhirImportRepository
 from chalicelib.store.journey_records import JourneyRecordRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
+from chalicelib.store.referrals import ReferralRepository
 from chalicelib.store.responses import ResponseRepository
 from chalicelib.store.sealing import use_keys
 from chalicelib.store.segments import SegmentRepository
@@ -102,6 +106,8 @@ class Services:
     webhooks: WebhookService
     analytics: AnalyticsService
     table_exports: TableExportService
+    referrals: ReferralService
+    draws: DrawService
 
 
 @cache
@@ -181,6 +187,8 @@ def services() -> Services:
         staff_records,
         channels.publish,
     )
+    referral_repository = ReferralRepository()
+    referrals = ReferralService(referral_repository, patients, segment_repository, tenants)
     patient_service = PatientService(
         patients,
         tenants,
@@ -188,6 +196,7 @@ def services() -> Services:
         contacts,
         on_changed=(recall.on_patient_changed,),
         check_access=audit.check_departments,
+        referral_of=referrals.for_new_patient,
     )
     appointment_service = AppointmentService(
         appointments,
@@ -238,6 +247,8 @@ def services() -> Services:
     )
     settings = get_settings()
     return Services(
+        referrals=referrals,
+        draws=DrawService(DrawRepository(), segment_service, tenants),
         table_exports=TableExportService(
             TableExports(), settings.table_name, settings.table_arn, settings.export_bucket
         ),
@@ -258,7 +269,7 @@ def services() -> Services:
             executions,
             channels,
             queue,
-            forget_elsewhere=(analytics_counters.forget_patient,),
+            forget_elsewhere=(analytics_counters.forget_patient, referral_repository.forget),
         ),
         fhir=fhir,
         webhooks=webhooks,

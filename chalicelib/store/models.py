@@ -386,6 +386,51 @@ class FhirImportRejectionItem(_Base):
     expires_at = TTLAttribute(null=True, attr_name="expires_at")
 
 
+class ReferralCodeItem(_Base):
+    """A patient's referral code, beside the profile (PK `T#<t>#P#<p>`, SK `REFCODE`): created
+    once, with the code's claim (`UniqueClaim`, PK `T#<t>#REFCODE#<code>`), in one transaction."""
+
+    code = UnicodeAttribute(attr_name="code")
+    created_at = UnicodeAttribute(attr_name="created_at")
+
+
+class ReferralItem(_Base):
+    """A referral link (ids and times only): under the referred patient (PK `T#<t>#P#<referred>`,
+    SK `REFERRED_BY`) and under the referrer (PK `T#<t>#P#<referrer>`, SK `REFERRAL#<referred>`),
+    both put in the new patient's own TransactWrite."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+
+
+class DrawItem(_Base):
+    """A draw (PK `T#<t>#DRAW#<d>`, SK `DRAW`), listed newest first through GSI2 (`T#<t>#DRAWS`).
+    The seed travels sealed in `doc` until the draw has run; `list_ref` names the eligible list's
+    chunks (SK `ELIGIBLE#<list_ref>#<nnnn>`) the commitment was made of."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    version = VersionAttribute(attr_name="version")
+    list_ref = UnicodeAttribute(null=True, attr_name="list_ref")
+    chunks = NumberAttribute(null=True, attr_name="chunks")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_tenant = ListingIndex()
+
+
+class DrawEligibleItem(_Base):
+    """One chunk of a draw's eligible list (PK `T#<t>#DRAW#<d>`, SK `ELIGIBLE#<ref>#<nnnn>`):
+    up to 1,000 patient ids, newline-joined, in the list's sorted order."""
+
+    ids = UnicodeAttribute(attr_name="ids")
+
+
+class DrawEntryItem(_Base):
+    """A patient's place in a draw's eligible list (PK `T#<t>#P#<p>`, SK `DRAW#<d>`), so that the
+    patient's app finds their draws; it counts only if `list_ref` is the draw's committed one."""
+
+    draw_id = UnicodeAttribute(attr_name="draw_id")
+    list_ref = UnicodeAttribute(attr_name="list_ref")
+
+
 class AnyItem(_Base):
     """Any item of the table by its keys alone (erasure reads keys and deletes; it needs no
     attribute but the index keys it finds items through)."""
@@ -429,6 +474,11 @@ ALL_MODELS: tuple[type[Model], ...] = (
     WebhookDeliveryItem,
     FhirImportItem,
     FhirImportRejectionItem,
+    ReferralCodeItem,
+    ReferralItem,
+    DrawItem,
+    DrawEligibleItem,
+    DrawEntryItem,
     AnyItem,
 )
 _bound_to: Settings | None = None

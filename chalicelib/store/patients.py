@@ -10,6 +10,7 @@ from chalicelib.audit_trail import noting
 from chalicelib.domain.common import Document
 from chalicelib.domain.errors import Conflict
 from chalicelib.domain.patients import SEALED_FIELDS, mrn_of
+from chalicelib.domain.referrals import Referral
 from chalicelib.domain.segments import changes
 from chalicelib.settings import get_settings
 from chalicelib.store.errors import concurrent_change, version_conflict
@@ -29,6 +30,7 @@ from chalicelib.store.records import (
     transaction_write,
     versioned_doc,
 )
+from chalicelib.store.referrals import link_items
 from chalicelib.store.sealing import lookup_hash, seal, unseal
 from chalicelib.store.segments import entry_item, remember_member_classes
 
@@ -119,7 +121,9 @@ class PatientRepository:
         return patient_doc(tenant_id, item)
 
     @noting("patient")
-    def create(self, tenant_id: str, doc: Document) -> Document:
+    def create(self, tenant_id: str, doc: Document, referral: Referral | None = None) -> Document:
+        """Create the profile with its MRN claim, its segment entries and, when the patient came
+        with a referral code, the referral link (README rows 7, 43, 92) in one TransactWrite."""
         item = _item(tenant_id, doc, version=None)
         mrn = mrn_of(doc)
         _, joined = changes(None, doc)
@@ -131,6 +135,10 @@ class PatientRepository:
                         _claim(tenant_id, mrn, doc["id"]),
                         condition=UniqueClaim.pk.does_not_exist(),
                     )
+                # The referral link's items come after the conditional puts whose failure
+                # indexes are read below (0: profile, 1: MRN claim).
+                for link, condition in link_items(tenant_id, referral) if referral else ():
+                    tx.save(link, condition=condition)
                 # Segment entries (unconditional puts, after the conditional ones so the
                 # failure indexes above stay put).
                 for entry in sorted(joined):
