@@ -28,6 +28,8 @@ class World:
     patients: dict[str, dict[str, Any]]  # id → doc (with "_tenant")
     # tenant → its webhook ("webhook") and the dead letters its patients' answers became ("dead")
     webhooks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # tenant → its draw among its patients (run, so revealed to its staff)
+    draws: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 @pytest.fixture(scope="module")
@@ -39,30 +41,58 @@ def world(runtime: Any, api: Api) -> World:
     patients: dict[str, dict[str, Any]] = {}
     for label in ("a", "b"):
         tenant_id = unique(f"iso-{label}")
-        assert api.call("POST", "/tenants", operator, tenant_body(tenant_id)).status_code == 201
+        # Referrals on: the tenant's second patient registers with the first one's code.
+        created = api.call(
+            "POST", "/tenants", operator, tenant_body(tenant_id, referrals={"enabled": True})
+        )
+        assert created.status_code == 201
         staff = runtime.token("staff", tenant_id)
         ctx = TenantCtx(tenant_id, {}, operator, runtime.token("admin", tenant_id), staff)
         actors += [
             Actor(f"staff-{label}", ctx.staff, tenant_id, None),
             Actor(f"admin-{label}", ctx.admin, tenant_id, None),
         ]
+        referral: dict[str, str] = {}
         for n in range(2):
             body = patient_body(
                 name={"given": f"Iso{label}{n}"},
                 phone=f"1350013500{n}",
                 external_ids={"mrn": f"ISO-{label}-{n}"},
+                member_class="iso",
+                **referral,
             )
             doc = payload(api.call("POST", "/patients", staff, body))
             patients[doc["id"]] = {**doc, "_tenant": tenant_id}
-            actors.append(
-                Actor(
-                    f"patient-{label}{n}",
-                    runtime.token("patient", tenant_id, doc["id"]),
-                    tenant_id,
-                    doc["id"],
-                )
-            )
-    return World(actors, patients, seed_webhooks(runtime, api, actors))
+            token = runtime.token("patient", tenant_id, doc["id"])
+            actors.append(Actor(f"patient-{label}{n}", token, tenant_id, doc["id"]))
+            code = api.call("GET", "/me/referral-code", token)
+            referral = {"referral_code": payload(code)["code"]}
+    world = World(actors, patients, seed_webhooks(runtime, api, actors))
+    world.draws = seed_draws(runtime, api, actors)
+    return world
+
+
+def seed_draws(runtime: Any, api: Api, actors: list[Actor]) -> dict[str, dict[str, Any]]:
+    """Each tenant's draw among its two patients (class `iso`), closed and run."""
+    from datetime import timedelta
+
+    from chalicelib import clock
+
+    draw_at = clock.iso(clock.now() + timedelta(minutes=1))
+    body = {"name": "Iso draw", "member_classes": ["iso"], "winners": 1, "draw_at": draw_at}
+    created = {}
+    for admin in (a for a in actors if a.name.startswith("admin")):
+        draw = payload(api.call("POST", "/draws", admin.token, body))
+        closed = api.call("POST", f"/draws/{draw['id']}/close", admin.token)
+        assert payload(closed)["eligible_count"] == 2, closed.body
+        created[admin.tenant] = draw
+    runtime.clock.advance(timedelta(minutes=2))
+    for admin in (a for a in actors if a.name.startswith("admin")):
+        path = f"/draws/{created[admin.tenant]['id']}/run"
+        ran = api.call("POST", path, admin.token)
+        assert ran.status_code == 200, ran.body
+        created[admin.tenant] = payload(ran)
+    return created
 
 
 def seed_webhooks(runtime: Any, api: Api, actors: list[Actor]) -> dict[str, dict[str, Any]]:
@@ -413,3 +443,82 @@ def test_no_tenant_reads_anothers_figures(
     drifting = payload(api.call("GET", "/analytics/drifting-away", actor.token))["items"]
     own = {a.patient for a in world.actors if a.tenant == actor.tenant and a.patient}
     assert {p["patient_id"] for p in drifting} == own, actor.name
+
+
+# A tenant's draws (staff list and read them, admins run them) and a patient's own draws and
+# referrals: another tenant's draw is a 404, and nobody's list names another tenant's draw or,
+# for a patient, another patient.
+DRAW_OPERATIONS = {
+    "draw": ("GET", ""),
+    "draw-verification": ("GET", "/verification"),
+    "draw-close": ("POST", "/close"),
+    "draw-run": ("POST", "/run"),
+}
+OWN_LISTS = {
+    "draws": "/draws",
+    "my-draws": "/me/draws",
+    "my-referrals": "/me/referrals",
+    "my-referral-code": "/me/referral-code",
+}
+
+
+def draw_statuses(actor: Actor, operation: str, draw_tenant: str) -> set[int]:
+    if operation in OWN_LISTS:
+        patients_only = operation.startswith("my-")
+        return {200} if bool(actor.patient) == patients_only else {403}
+    if actor.patient or (operation == "draw-run" and actor.name.startswith("staff")):
+        return {403}
+    if draw_tenant != actor.tenant:
+        return {404}
+    # The draw has run: closing it again is a 409; running it again answers its result.
+    return {409} if operation == "draw-close" else {200}
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_no_cross_tenant_draw_or_referral_leak(world: World, api: Api, data: st.DataObject) -> None:
+    actor = data.draw(st.sampled_from(world.actors), label="actor")
+    operation = data.draw(st.sampled_from([*DRAW_OPERATIONS, *OWN_LISTS]), label="operation")
+    draw_tenant = data.draw(st.sampled_from(sorted(world.draws)), label="draw of")
+    draw = world.draws[draw_tenant]
+    if operation in OWN_LISTS:
+        response = api.call("GET", OWN_LISTS[operation], actor.token)
+    else:
+        method, suffix = DRAW_OPERATIONS[operation]
+        response = api.call(method, f"/draws/{draw['id']}{suffix}", actor.token)
+    assert response.status_code in draw_statuses(actor, operation, draw_tenant), (
+        actor.name,
+        operation,
+        response.body,
+    )
+    body = json.dumps(payload(response) or {})
+    for tenant_id, other in world.draws.items():
+        if tenant_id != actor.tenant:
+            assert other["id"] not in body and other["seed"] not in body
+    for patient in world.patients.values():
+        if not may_see(actor, patient):
+            assert patient["id"] not in body, (actor.name, operation)
+    if operation == "my-draws" and response.status_code == 200:
+        items = payload(response)["items"]
+        assert [d["id"] for d in items] == [world.draws[actor.tenant]["id"]]
+        assert items[0]["won"] is (actor.patient in world.draws[actor.tenant]["winner_ids"])
+
+
+def test_a_referral_links_patients_of_one_tenant_only(world: World, api: Api) -> None:
+    """Each tenant's second patient was registered with its first one's code: the first sees
+    one referral (a masked initial), and a code of tenant a is unknown at tenant b."""
+    for label in ("a", "b"):
+        first = next(a for a in world.actors if a.name == f"patient-{label}0")
+        second = next(a for a in world.actors if a.name == f"patient-{label}1")
+        referred = payload(api.call("GET", "/me/referrals", first.token))["items"]
+        assert [r["referred"] for r in referred] == ["I***"]
+        assert payload(api.call("GET", "/me/referrals", second.token))["items"] == []
+    patient_a = next(a for a in world.actors if a.name == "patient-a0")
+    code_a = payload(api.call("GET", "/me/referral-code", patient_a.token))["code"]
+    staff_b = next(a for a in world.actors if a.name == "staff-b")
+    body = {"name": {"given": "Cross"}, "phone": "13500135099", "referral_code": code_a}
+    refused = api.call("POST", "/patients", staff_b.token, body)
+    assert refused.status_code == 400, refused.body
+    assert [d["path"] for d in payload(refused)["error"]["details"]] == ["$.referral_code"]

@@ -522,6 +522,69 @@ def walk_segments(call: Any, spec: dict[str, Any], staff: str) -> None:
     call("/campaigns", "get", staff)
 
 
+def walk_referrals_and_draws(
+    call: Any,
+    api: Api,
+    spec: dict[str, Any],
+    runtime: Any,
+    tenant_id: str,
+    patient_id: str,
+    staff: str,
+    admin: str,
+) -> None:
+    """Referrals switched on, the patient's code and a patient registered with it; a draw
+    announced from the example and cancelled, another closed, run at its time and verified."""
+    from datetime import timedelta
+
+    from chalicelib import clock
+
+    patient = runtime.token("patient", tenant_id, patient_id)
+    tenant = payload(api.call("GET", f"/tenants/{tenant_id}", admin))
+    switched = api.call(
+        "PATCH",
+        f"/tenants/{tenant_id}",
+        admin,
+        {"referrals": {"enabled": True}},
+        headers={"If-Match": f'"{tenant["version"]}"'},
+    )
+    assert switched.status_code == 200, switched.body
+    code = payload(call("/me/referral-code", "get", patient))["code"]
+    referred = call(
+        "/patients",
+        "post",
+        staff,
+        {"name": {"given": "Referred"}, "phone": "13700137002", "referral_code": code},
+    )
+    assert referred.status_code == 201, referred.body
+    assert len(payload(call("/me/referrals", "get", patient))["items"]) == 1
+
+    announced = example(spec, "/draws", "post")
+    if announced["draw_at"] <= clock.iso(clock.now() + timedelta(minutes=5)):
+        announced = {**announced, "draw_at": clock.iso(clock.now() + timedelta(days=30))}
+    first = call("/draws", "post", staff, announced)
+    assert first.status_code == 201, first.body
+    call("/draws/{draw_id}/cancel", "post", admin, concrete=f"/draws/{payload(first)['id']}/cancel")
+    soon = {**announced, "draw_at": clock.iso(clock.now() + timedelta(minutes=1))}
+    draw_path = f"/draws/{payload(call('/draws', 'post', staff, soon))['id']}"
+    call("/draws/{draw_id}", "get", staff, concrete=draw_path)
+    closed = call("/draws/{draw_id}/close", "post", staff, concrete=f"{draw_path}/close")
+    assert payload(closed)["eligible_count"] >= 1, closed.body
+    # Not yet its time, nothing revealed yet: documented 409s.
+    assert (
+        call("/draws/{draw_id}/run", "post", admin, concrete=f"{draw_path}/run").status_code == 409
+    )
+    hidden = call(
+        "/draws/{draw_id}/verification", "get", staff, concrete=f"{draw_path}/verification"
+    )
+    assert hidden.status_code == 409
+    runtime.clock.advance(timedelta(minutes=2))
+    ran = call("/draws/{draw_id}/run", "post", admin, concrete=f"{draw_path}/run")
+    assert ran.status_code == 200, ran.body
+    call("/draws/{draw_id}/verification", "get", staff, concrete=f"{draw_path}/verification")
+    call("/draws", "get", staff)
+    assert payload(call("/me/draws", "get", patient))["items"], "the patient is a vip member"
+
+
 def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, Any]) -> None:
     """Walks every operation in a realistic order with the spec's own examples."""
     operator = runtime.token("operator")
@@ -600,6 +663,9 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     assert unknown.status_code == 404, unknown.body
     walk_privacy(call, spec, runtime, tenant_id, payload(created)["id"], admin)
     walk_webhooks(call, spec, admin, staff)
+    walk_referrals_and_draws(
+        call, api, spec, runtime, tenant_id, payload(created)["id"], staff, admin
+    )
     call("/patients/{patient_id}", "delete", staff, concrete=patient_path)
     call("/openapi.json", "get", None)
     call("/local/clock", "get", None)
