@@ -15,6 +15,7 @@ from typing import cast
 
 from pynamodb.exceptions import DoesNotExist
 
+from chalicelib.audit_trail import touched
 from chalicelib.domain.draws import Draw
 from chalicelib.settings import get_settings
 from chalicelib.store.keys import patient_pk
@@ -142,9 +143,11 @@ class DrawRepository:
         return StoredDraw(tenant_id, item)
 
     def eligible(self, tenant_id: str, stored: StoredDraw) -> list[str]:
-        """The committed eligible list, in its stored (sorted) order."""
+        """The committed eligible list, in its stored (sorted) order. Patient ids: the request's
+        audit entry names the draw whose list was read."""
         if stored.list_ref is None:
             return []
+        touched("draw", stored.doc["id"])
         items = DrawEligibleItem.query(
             draw_pk(tenant_id, stored.doc["id"]),
             DrawEligibleItem.sk.startswith(f"{ELIGIBLE_PREFIX}{stored.list_ref}#"),
