@@ -164,3 +164,32 @@ def test_a_claim_race_leaves_the_first_code() -> None:
         assert first == second == "AAAA2222"
         assert repository.owner_of_code(tenant_id, "BBBB3333") is None
         assert repository.owner_of_code(tenant_id, "AAAA2222") == "p-race"
+
+
+def test_erasure_forgets_the_code_and_the_referrers_line(
+    runtime: Any, api: Api, make_tenant: Any, make_patient: Any
+) -> None:
+    """Erasing the referred patient takes them out of the referrer's list; erasing a referrer
+    frees nothing anyone can use: their code is no longer known."""
+    from chalicelib.store.referrals import ReferralRepository
+    from chalicelib.tenant_scope import acting_for
+
+    tenant = make_tenant(**ON)
+    referrer = make_patient(tenant, phone="13800138011")
+    token = runtime.token("patient", tenant.id, referrer["id"])
+    code = code_of(api, token)
+    new = payload(register(api, tenant, phone="13900139012", referral_code=code))
+    assert len(payload(api.call("GET", "/me/referrals", token))["items"]) == 1
+    reason = {"reason": "the patient asked to be forgotten"}
+    erased = api.call("POST", f"/patients/{new['id']}/erasure", tenant.admin, reason)
+    assert erased.status_code in (200, 202), erased.body
+    runtime.settle()
+    assert payload(api.call("GET", "/me/referrals", token))["items"] == []
+    assert referrer_of(tenant.id, new["id"]) is None
+    erased = api.call("POST", f"/patients/{referrer['id']}/erasure", tenant.admin, reason)
+    assert erased.status_code in (200, 202), erased.body
+    runtime.settle()
+    with acting_for(tenant.id):
+        assert ReferralRepository().owner_of_code(tenant.id, code) is None
+    refused = register(api, tenant, phone="13900139013", referral_code=code)
+    assert refused.status_code == 400 and error_paths(refused) == ["$.referral_code"]
