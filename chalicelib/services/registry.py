@@ -32,6 +32,7 @@ from chalicelib.services.fhir_import import FhirImportService
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.journey_previews import JourneyPreviews
 from chalicelib.services.keyring import Keyring
+from chalicelib.services.loyalty import LoyaltyService
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.recall import RecallService
@@ -60,6 +61,7 @@ from chalicelib.store.devices import DeviceRepository
 from chalicelib.store.erasure import ErasureRepository
 from chalicelib.store.fhir_imports import FhirImportRepository
 from chalicelib.store.journey_records import JourneyRecordRepository
+from chalicelib.store.loyalty import LedgerRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
@@ -102,6 +104,7 @@ class Services:
     webhooks: WebhookService
     analytics: AnalyticsService
     table_exports: TableExportService
+    loyalty: LoyaltyService
 
 
 @cache
@@ -238,6 +241,9 @@ def services() -> Services:
     )
     settings = get_settings()
     return Services(
+        loyalty=LoyaltyService(
+            LedgerRepository(), patients, patient_service, appointments, tenant_repository
+        ),
         table_exports=TableExportService(
             TableExports(), settings.table_name, settings.table_arn, settings.export_bucket
         ),
