@@ -34,6 +34,7 @@ from chalicelib.store.records import (
     as_document,
     failed_items,
     is_condition_failure,
+    plain,
     raced,
     stored_body,
     transaction_write,
@@ -97,13 +98,15 @@ class LedgerRepository:
         """The new version, and its copy kept for ever (entries name the version they were
         earned under), in one transaction; a version published meanwhile is a conflict."""
         pk = config_pk(tenant_id)
-        current = ConfigItem(pk, RULES_SK, entity="loyalty_rules", doc=stored_body(dict(rules)))
-        current.version = rules["version"] - 1 or None
+        doc = plain(dict(rules))  # with its `version`: the publication's number
+        current = ConfigItem(pk, RULES_SK, entity="loyalty_rules", doc=doc)
+        if rules["version"] > 1:  # else: the first, created only if absent
+            current.version = rules["version"] - 1
         kept = ConfigItem(
             pk,
             _rules_version_sk(rules["version"]),
             entity="loyalty_rules_version",
-            doc=stored_body(dict(rules)),
+            doc=doc,
         )
         try:
             with transaction_write() as tx:
