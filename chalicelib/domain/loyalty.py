@@ -398,6 +398,22 @@ def adjustment(
     return entry
 
 
+# Entries of one moment in the order they can happen: points arrive before they are spent.
+_KIND_ORDER = {
+    EntryKind.EARN: 0,
+    EntryKind.CONFIRM: 1,
+    EntryKind.REVERSE: 1,
+    EntryKind.ADJUST: 2,
+    EntryKind.REDEEM: 3,
+    EntryKind.EXPIRE: 4,
+}
+
+
+def history_order(entry: Mapping[str, Any]) -> tuple[str, int, str]:
+    """The ledger's order, oldest first (entries of one moment: credits before debits)."""
+    return (entry["at"], _KIND_ORDER[EntryKind(entry["kind"])], entry["id"])
+
+
 def signed(entry: Mapping[str, Any]) -> int:
     """What an entry did to the spendable balance (history shows this)."""
     kind = entry["kind"]

@@ -351,7 +351,7 @@ class LoyaltyService:
 
     def _history(self, tenant_id: str, patient_id: str, *, staff: bool) -> list[HistoryLine]:
         ledger = self._expired(tenant_id, patient_id)
-        entries = sorted(ledger.entries.values(), key=lambda e: (e["at"], e["id"]), reverse=True)
+        entries = sorted(ledger.entries.values(), key=ledger_rules.history_order, reverse=True)
         return [_line(entry, staff=staff) for entry in entries[:HISTORY_LIMIT]]
 
     def redeem(self, principal: Principal, body: Document) -> ledger_rules.Voucher:
