@@ -136,5 +136,6 @@ def test_a_patients_points_over_months_are_exact_and_a_replay_changes_nothing(
         runtime.streams.seed_duplicates(0.0, seed=0)
     assert ledger(a) == expected and points(a)["balance"] == 0
     assert ledger(b) == [("earn", "follow_up_attended", 0, 50), ("reverse", "", 0, 0)]
-    staff_view = payload(api.call("GET", f"/patients/{a.patient['id']}/points", clinic.tenant.staff))
+    staff = clinic.tenant.staff
+    staff_view = payload(api.call("GET", f"/patients/{a.patient['id']}/points", staff))
     assert staff_view["balance"] == 0 and len(staff_view["history"]) == 6
