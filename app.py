@@ -28,12 +28,16 @@ from chalicelib.api import (
 from chalicelib.api import (
     analytics as analytics_api,
 )
+from chalicelib.api import (
+    loyalty as loyalty_api,
+)
 from chalicelib.api.http import normalise_chalice_errors
 from chalicelib.handlers import (
     analytics,
     appointment_journey,
     inbound,
     journey_failures,
+    loyalty,
     privacy,
     provisioning,
     smoke,
@@ -81,6 +85,7 @@ for routes in (
     analytics_api.api,
     referrals.api,
     draws.api,
+    loyalty_api.api,
 ):
     app.register_blueprint(routes.blueprint)
 
@@ -164,3 +169,19 @@ analytics_stream = app.on_dynamodb_record(
     starting_position="TRIM_HORIZON",
     maximum_batching_window_in_seconds=5,
 )(analytics.analytics_stream)
+
+# The same stream gives loyalty the journeys' records it earns points from (a booking linked to
+# a recall or a re-check, a visit attended or missed, a check-in answered), each function with
+# its own filter (chalicelib/handlers/stream_filters.py).
+loyalty_stream = app.on_dynamodb_record(
+    stream_arn=f"arn:aws:dynamodb:::table/careloop-{deployment_stage()}/stream/latest",
+    name="loyalty_stream",
+    batch_size=100,
+    starting_position="TRIM_HORIZON",
+    maximum_batching_window_in_seconds=5,
+)(loyalty.loyalty_stream)
+
+# Daily at 16:05 UTC (00:05 in China): points that expired leave their balances, oldest first.
+loyalty_expiry_sweep = app.schedule(Cron(5, 16, "*", "*", "?", "*"), name="loyalty_expiry_sweep")(
+    loyalty.loyalty_expiry_sweep
+)

@@ -188,16 +188,22 @@ def athena_queries(template: dict[str, Any]) -> None:
 
 
 def table_stream(template: dict[str, Any]) -> None:
-    """The stream handler's event source is the table's own stream (app.py can only name it),
-    with the records it counts filtered on AWS's side (chalicelib/domain/analytics.py)."""
-    from chalicelib.domain.analytics import STREAM_FILTERS
+    """Each stream handler's event source is the table's own stream (app.py can only name it),
+    with the records that handler reads filtered on AWS's side
+    (chalicelib/handlers/stream_filters.py)."""
+    from chalicelib.handlers.stream_filters import FILTERS_BY_FUNCTION
 
-    for resource in template["Resources"].values():
+    by_logical_id = {
+        "".join(part.capitalize() for part in name.split("_")): filters
+        for name, filters in FILTERS_BY_FUNCTION.items()
+    }
+    for logical, resource in template["Resources"].items():
         for event in resource.get("Properties", {}).get("Events", {}).values():
             if event.get("Type") == "DynamoDB":
+                filters = by_logical_id[logical]
                 event["Properties"]["Stream"] = {"Fn::GetAtt": ["CareLoopTable", "StreamArn"]}
                 event["Properties"]["FilterCriteria"] = {
-                    "Filters": [{"Pattern": json.dumps(f)} for f in STREAM_FILTERS]
+                    "Filters": [{"Pattern": json.dumps(f)} for f in filters]
                 }
                 # A batch that keeps failing is retried in halves, then left to an alarm.
                 event["Properties"]["BisectBatchOnFunctionError"] = True

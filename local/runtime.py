@@ -23,7 +23,7 @@ from typing import Any
 from local.identity import UserPool, sign_in
 from local.outbox import Outbox
 from local.provision import Provisioned, provision, tenant_data_role
-from local.streams import StreamPoller
+from local.streams import StreamPollers
 from local.vclock import VirtualClock
 from local.webhook_receiver import WebhookReceiver
 
@@ -76,7 +76,7 @@ class Runtime:
     # A hospital's system on 127.0.0.1: what webhooks delivered (local/webhook_receiver.py).
     webhooks: WebhookReceiver | None = None
     # The table's stream, delivered to the analytics handler at each settle (local/streams.py).
-    streams: StreamPoller | None = None
+    streams: StreamPollers | None = None
 
     def client(self, service: str) -> Any:
         return emulator_client(self.endpoint, service)
@@ -222,7 +222,7 @@ def start(*, clock: VirtualClock, port: int | None = None) -> Runtime:
         emulator_client(endpoint, "dynamodb"),
         emulator_client(endpoint, "dynamodbstreams"),
         get_settings().table_name,
-        lambdas.function_name(app.app_name, STAGE, "analytics_stream"),
+        lambda name: lambdas.function_name(app.app_name, STAGE, name),
     )
     return Runtime(
         endpoint, clock, outbox, pool, resources, app, server, webhooks=receiver, streams=streams

@@ -1,12 +1,13 @@
-"""The table's stream, delivered to the app's `@app.on_dynamodb_record` handler the way Lambda's
-event source mapping does: polled with GetRecords, in batches, at least once.
+"""The table's stream, delivered to each of the app's `@app.on_dynamodb_record` handlers the way
+Lambda's event source mappings do: polled with GetRecords, in batches, at least once, each
+handler with its own iterators and filters.
 
 moto would call a stream's function inside the write that caused it, and ignores the mapping's
-filter criteria; the runtime creates no mapping, polls instead and applies the same filter
-(`STREAM_FILTERS`, which infra/package.py gives the mapping on AWS). A batch whose handler raises is
-delivered again at the next drain (Lambda retries it); `duplicates` delivers a seeded share of the
-batches twice, as a retried batch whose first delivery did succeed (tests: each record must
-still count once).
+filter criteria; the runtime creates no mapping, polls instead and applies the same filters
+(`FILTERS_BY_FUNCTION`, which infra/package.py gives the mappings on AWS). A batch whose handler
+raises is delivered again at the next drain (Lambda retries it); `duplicates` delivers a seeded
+share of the batches twice, as a retried batch whose first delivery did succeed (tests: each
+record must still count once).
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import random
 import threading
 from typing import Any
 
-from chalicelib.domain.analytics import passes_stream_filter
+from chalicelib.domain.common import Document
+from chalicelib.domain.stream_filters import passes
+from chalicelib.handlers.stream_filters import FILTERS_BY_FUNCTION
 from local.aws_calls import function_of, running
 from local.lambdas import LambdaContext
 
@@ -29,8 +32,15 @@ ATTEMPTS_PER_DRAIN = 4
 
 class StreamPoller:
     def __init__(
-        self, tables: Any, client: Any, table: str, handler: Any, function_name: str
+        self,
+        tables: Any,
+        client: Any,
+        table: str,
+        handler: Any,
+        function_name: str,
+        filters: list[Document],
     ) -> None:
+        self._filters = filters
         self._tables = tables  # DynamoDB: the table's stream ARN
         self._client = client  # DynamoDB Streams
         self._table = table
@@ -84,7 +94,7 @@ class StreamPoller:
                 return read
             page = self._client.get_records(ShardIterator=self._iterators[shard_id], Limit=100)
             records = page.get("Records", [])
-            wanted = [r for r in records if passes_stream_filter(r)]
+            wanted = [r for r in records if passes(self._filters, r)]
             if wanted and not self._delivered(arn, shard_id, wanted):
                 return read  # the iterator stays: the batch comes again at the next drain
             read += len(records)
@@ -143,12 +153,46 @@ def _lambda_record(arn: str, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class StreamPollers:
+    """Every stream handler's poller, drained one after the other (each reads the whole stream
+    through its own filters, as each mapping does on AWS)."""
+
+    def __init__(self, pollers: list[StreamPoller]) -> None:
+        self.pollers = pollers
+
+    def seed_duplicates(self, share: float, seed: int) -> None:
+        for index, poller in enumerate(self.pollers):
+            poller.seed_duplicates(share, seed + index)
+
+    def forget(self) -> None:
+        for poller in self.pollers:
+            poller.forget()
+
+    def drain(self) -> int:
+        return sum(poller.drain() for poller in self.pollers)
+
+    @property
+    def delivered(self) -> int:
+        return sum(poller.delivered for poller in self.pollers)
+
+    @property
+    def skipped(self) -> int:
+        return sum(poller.skipped for poller in self.pollers)
+
+
 def install(
-    app_module: Any, tables: Any, streams: Any, table: str, function_name: str
-) -> StreamPoller | None:
-    """The poller of the app's stream handler, if it declares one."""
+    app_module: Any, tables: Any, streams: Any, table: str, function_name: Any
+) -> StreamPollers | None:
+    """A poller for each of the app's stream handlers (`function_name`: a handler's name → its
+    Lambda function's), if it declares any."""
+    pollers = []
     for source in app_module.app.event_sources:
         if getattr(source, "stream_arn", None):
-            handler = getattr(app_module, source.handler_string.split(".")[1])
-            return StreamPoller(tables, streams, table, handler, function_name)
-    return None
+            name = source.handler_string.split(".")[1]
+            handler = getattr(app_module, name)
+            pollers.append(
+                StreamPoller(
+                    tables, streams, table, handler, function_name(name), FILTERS_BY_FUNCTION[name]
+                )
+            )
+    return StreamPollers(pollers) if pollers else None

@@ -67,7 +67,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
 ERROR_CODES: dict[int, tuple[str, ...]] = {
     400: ("validation_failed", "bad_request", "beyond_booking_horizon"),
     401: ("unauthenticated",),
-    403: ("forbidden", "break_glass_required", "departments_only"),
+    403: ("forbidden", "break_glass_required", "departments_only", "loyalty_off"),
     404: ("not_found", "campaign_not_found", "segment_not_found"),
     409: (
         "version_conflict",
@@ -98,6 +98,9 @@ ERROR_CODES: dict[int, tuple[str, ...]] = {
         "draw_not_committed",
         "draw_not_due",
         "draw_not_drawn",
+        "insufficient_points",
+        "out_of_stock",
+        "voucher_not_usable",
     ),
     413: ("payload_too_large",),
     415: ("unsupported_media_type",),

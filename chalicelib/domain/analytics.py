@@ -25,6 +25,7 @@ from zoneinfo import ZoneInfo
 from chalicelib.domain.campaigns import MESSAGED
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.message_prices import estimated_cost_usd
+from chalicelib.domain.stream_filters import passes
 
 
 class Measure(StrEnum):
@@ -368,24 +369,9 @@ STREAM_FILTERS: list[Document] = [
 ]
 
 
-def _matches(pattern: Any, value: Any) -> bool:
-    """Lambda's event filtering for the patterns above: a dict descends, a list lists the
-    values allowed (or `{"prefix": ...}`)."""
-    if isinstance(pattern, dict):
-        return isinstance(value, dict) and all(
-            _matches(sub, value.get(key)) for key, sub in pattern.items()
-        )
-    return any(
-        isinstance(value, str) and value.startswith(a["prefix"])
-        if isinstance(a, dict)
-        else value == a
-        for a in pattern
-    )
-
-
 def passes_stream_filter(record: Mapping[str, Any]) -> bool:
     """Whether any of STREAM_FILTERS lets a stream record through (the filters are or-ed)."""
-    return any(_matches(pattern, record) for pattern in STREAM_FILTERS)
+    return passes(STREAM_FILTERS, record)
 
 
 class Exposure(TypedDict):

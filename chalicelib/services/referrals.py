@@ -105,3 +105,14 @@ class ReferralService:
     def referrer_of(self, tenant_id: str, patient_id: str) -> rules.Referral | None:
         """Who referred this patient, for the loyalty ledger (no principal: a task's call)."""
         return self._referrals.referrer_of(tenant_id, patient_id)
+
+    def rewarded_referrer(self, tenant_id: str, patient_id: str) -> str | None:
+        """The referrer to reward for this patient's first visit (the ledger's `referrer_of`):
+        none for a void link, or while the tenant has referrals switched off (rewarding them is
+        what some countries restrict)."""
+        referral = self._referrals.referrer_of(tenant_id, patient_id)
+        if referral is None or referral["status"] == rules.ReferralStatus.VOID:
+            return None
+        if not rules.referrals_enabled(self._tenants.require(tenant_id)):
+            return None
+        return referral["referrer_id"]

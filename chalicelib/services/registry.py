@@ -33,6 +33,7 @@ from chalicelib.services.fhir_import import FhirImportService
 from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.journey_previews import JourneyPreviews
 from chalicelib.services.keyring import Keyring
+from chalicelib.services.loyalty import LoyaltyService
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.recall import RecallService
@@ -63,6 +64,7 @@ from chalicelib.store.draws import DrawRepository
 from chalicelib.store.erasure import ErasureRepository
 from chalicelib.store.fhir_imports import FhirImportRepository
 from chalicelib.store.journey_records import JourneyRecordRepository
+from chalicelib.store.loyalty import LedgerRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.referrals import ReferralRepository
@@ -108,6 +110,7 @@ class Services:
     table_exports: TableExportService
     referrals: ReferralService
     draws: DrawService
+    loyalty: LoyaltyService
 
 
 @cache
@@ -249,6 +252,14 @@ def services() -> Services:
     return Services(
         referrals=referrals,
         draws=DrawService(DrawRepository(), segment_service, tenants),
+        loyalty=LoyaltyService(
+            LedgerRepository(),
+            patients,
+            patient_service,
+            appointments,
+            tenant_repository,
+            referrer_of=referrals.rewarded_referrer,
+        ),
         table_exports=TableExportService(
             TableExports(), settings.table_name, settings.table_arn, settings.export_bucket
         ),

@@ -49,6 +49,7 @@ class ErasureRepository:
         keys += self.listed_by_lookup(deliveries_pk(tenant_id, patient_id))
         keys += self.listed_by_lookup(tasks_pk(tenant_id, patient_id))
         keys += self.listed_by_lookup(f"{patient_pk(tenant_id, patient_id)}#WEBHOOKS")
+        keys += self.listed_by_lookup(f"{patient_pk(tenant_id, patient_id)}#VOUCHERS")
         return keys
 
     def delete(self, keys: Iterable[Key]) -> int:

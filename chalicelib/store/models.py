@@ -431,6 +431,43 @@ class DrawEntryItem(_Base):
     list_ref = UnicodeAttribute(attr_name="list_ref")
 
 
+class LedgerItem(_Base):
+    """A patient's loyalty ledger, in their partition: the account (SK `LEDGER`: `balance`,
+    `pending`, `debited`), each entry (SK `LEDGER#E#<cause>`, created once, never changed) and
+    what counts toward the caps (SK `LEDGER#CAP#<year>` / `LEDGER#CAP#<month>#<event>`:
+    `earned`). Every entry is written in one transaction with the totals it moves."""
+
+    doc = MapAttribute[str, Any](null=True, attr_name="doc")
+    balance = NumberAttribute(null=True, attr_name="balance")
+    pending = NumberAttribute(null=True, attr_name="pending")
+    debited = NumberAttribute(null=True, attr_name="debited")
+    earned = NumberAttribute(null=True, attr_name="earned")
+    # A credit is listed by its expiry (`T#<t>#POINTSEXPIRY`, `<expires_at>#<p>#<credit>`) for
+    # the daily expiry sweep.
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_expiry = ListingIndex()
+
+
+class RewardItem(_Base):
+    """A reward of a tenant's catalogue (PK `T#<t>#CONFIG`, SK `REWARD#<id>`); `stock` moves
+    only by ADD, taken under the condition `stock >= 1` in the redemption's transaction."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    stock = NumberAttribute(null=True, attr_name="stock")
+
+
+class VoucherItem(_Base):
+    """A redeemed reward's voucher (PK `T#<t>#VOUCHER#<code>`, SK `VOUCHER`), listed under its
+    patient (GSI1 `T#<t>#P#<p>#VOUCHERS`); `status` changes once, issued → used."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    status = UnicodeAttribute(attr_name="status")
+    gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    by_patient = LookupIndex()
+
+
 class AnyItem(_Base):
     """Any item of the table by its keys alone (erasure reads keys and deletes; it needs no
     attribute but the index keys it finds items through)."""
@@ -479,6 +516,9 @@ ALL_MODELS: tuple[type[Model], ...] = (
     DrawItem,
     DrawEligibleItem,
     DrawEntryItem,
+    LedgerItem,
+    RewardItem,
+    VoucherItem,
     AnyItem,
 )
 _bound_to: Settings | None = None

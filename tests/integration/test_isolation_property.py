@@ -522,3 +522,75 @@ def test_a_referral_links_patients_of_one_tenant_only(world: World, api: Api) ->
     refused = api.call("POST", "/patients", staff_b.token, body)
     assert refused.status_code == 400, refused.body
     assert [d["path"] for d in payload(refused)["error"]["details"]] == ["$.referral_code"]
+
+
+@pytest.fixture(scope="module")
+def vouchers(world: World, runtime: Any, api: Api) -> dict[str, str]:
+    """Each patient's ledger with an adjustment and a redemption; patient → its voucher's code
+    (taken at the desk already)."""
+    codes: dict[str, str] = {}
+    for tenant_id in sorted({p["_tenant"] for p in world.patients.values()}):
+        admin = runtime.token("admin", tenant_id)
+        staff = runtime.token("staff", tenant_id)
+        assert api.call("PUT", "/loyalty/rules", admin, {"enabled": True}).status_code == 200
+        reward = {"name": {"en": "Gift"}, "kind": "gift", "points": 100}
+        assert api.call("PUT", "/rewards/gift", admin, reward).status_code == 200
+        api.call("POST", "/rewards/gift/restock", admin, {"quantity": 10})
+        for patient in world.patients.values():
+            if patient["_tenant"] != tenant_id:
+                continue
+            given = api.call(
+                "POST",
+                f"/patients/{patient['id']}/points/adjustments",
+                staff,
+                {"points": 500, "reason": "Seeded for the property"},
+            )
+            assert given.status_code == 201, given.body
+            token = runtime.token("patient", tenant_id, patient["id"])
+            redeemed = api.call("POST", "/me/redemptions", token, {"reward_id": "gift"})
+            assert redeemed.status_code == 201, redeemed.body
+            codes[patient["id"]] = payload(redeemed)["code"]
+            used = api.call("POST", f"/vouchers/{codes[patient['id']]}/use", staff)
+            assert used.status_code == 200, used.body
+    return codes
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_no_cross_tenant_or_cross_patient_ledger_or_voucher(
+    world: World, vouchers: dict[str, str], api: Api, data: st.DataObject
+) -> None:
+    actor = data.draw(st.sampled_from(world.actors), label="actor")
+    operation = data.draw(st.sampled_from(["points", "adjust", "voucher", "mine"]), label="op")
+    target = world.patients[data.draw(st.sampled_from(sorted(world.patients)), label="target")]
+    same_tenant = target["_tenant"] == actor.tenant
+    if operation == "points":
+        response = api.call("GET", f"/patients/{target['id']}/points", actor.token)
+        expected = {403} if actor.patient else ({200} if same_tenant else {404})
+    elif operation == "adjust":
+        # More than any balance: a permitted adjustment is refused and changes nothing.
+        response = api.call(
+            "POST",
+            f"/patients/{target['id']}/points/adjustments",
+            actor.token,
+            {"points": -(10**6), "reason": "Probing another ledger"},
+        )
+        expected = {403} if actor.patient else ({409} if same_tenant else {404})
+    elif operation == "voucher":
+        response = api.call("POST", f"/vouchers/{vouchers[target['id']]}/use", actor.token)
+        expected = {403} if actor.patient else ({409} if same_tenant else {404})
+    else:
+        path = (
+            "/me/vouchers" if data.draw(st.booleans(), label="vouchers") else "/me/points/history"
+        )
+        response = api.call("GET", path, actor.token)
+        expected = {200} if actor.patient else {403}
+    assert response.status_code in expected, (actor.name, operation, response.body)
+    body = json.dumps(payload(response) or {})
+    for patient_id, code in vouchers.items():
+        if actor.patient is not None and patient_id != actor.patient:
+            assert code not in body, "another patient's voucher"
+        if world.patients[patient_id]["_tenant"] != actor.tenant:
+            assert code not in body and patient_id not in body, "another tenant's ledger"

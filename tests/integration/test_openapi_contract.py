@@ -585,6 +585,53 @@ def walk_referrals_and_draws(
     assert payload(call("/me/draws", "get", patient))["items"], "the patient is a vip member"
 
 
+def walk_loyalty(
+    call: Any, spec: dict[str, Any], runtime: Any, tenant_id: str, patient_id: str, staff: str
+) -> None:
+    """Rules, the catalogue, an adjustment, a redemption and its voucher taken at the desk."""
+    admin = runtime.token("admin", tenant_id)
+    patient = runtime.token("patient", tenant_id, patient_id)
+    assert (
+        call("/loyalty/rules", "put", admin, example(spec, "/loyalty/rules", "put")).status_code
+        == 200
+    )
+    call("/loyalty/rules", "get", patient)
+    reward = "/rewards/check-up-basic"
+    call(
+        "/rewards/{reward_id}",
+        "put",
+        admin,
+        example(spec, "/rewards/{reward_id}", "put"),
+        concrete=reward,
+    )
+    call(
+        "/rewards/{reward_id}/restock",
+        "post",
+        admin,
+        example(spec, "/rewards/{reward_id}/restock", "post"),
+        concrete=f"{reward}/restock",
+    )
+    call("/rewards", "get", patient)
+    adjustments = f"/patients/{patient_id}/points/adjustments"
+    for body in (
+        example(spec, "/patients/{patient_id}/points/adjustments", "post"),
+        {"points": 300, "reason": "Points carried over from the paper card"},
+    ):
+        given = call(
+            "/patients/{patient_id}/points/adjustments", "post", staff, body, concrete=adjustments
+        )
+        assert given.status_code == 201, given.body
+    call("/patients/{patient_id}/points", "get", staff, concrete=f"/patients/{patient_id}/points")
+    call("/me/points", "get", patient)
+    call("/me/points/history", "get", patient)
+    redeemed = call("/me/redemptions", "post", patient, example(spec, "/me/redemptions", "post"))
+    assert redeemed.status_code == 201, redeemed.body
+    call("/me/vouchers", "get", patient)
+    code = payload(redeemed)["code"]
+    used = call("/vouchers/{code}/use", "post", staff, concrete=f"/vouchers/{code}/use")
+    assert used.status_code == 200, used.body
+
+
 def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, Any]) -> None:
     """Walks every operation in a realistic order with the spec's own examples."""
     operator = runtime.token("operator")
@@ -661,6 +708,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     call("/analytics/drifting-away", "get", admin)
     unknown = call("/analytics/{measure}", "get", admin, concrete="/analytics/happiness")
     assert unknown.status_code == 404, unknown.body
+    walk_loyalty(call, spec, runtime, tenant_id, payload(created)["id"], staff)
     walk_privacy(call, spec, runtime, tenant_id, payload(created)["id"], admin)
     walk_webhooks(call, spec, admin, staff)
     walk_referrals_and_draws(

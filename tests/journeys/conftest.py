@@ -7,7 +7,21 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.journeys.support import Journey
+from tests.journeys.support import SHANGHAI, Journey, local_moment, move_to
+
+
+@pytest.fixture(autouse=True)
+def in_the_morning(request: pytest.FixtureRequest) -> None:
+    """Each journey test begins on a Shanghai morning. The tests share the session's clock and
+    count their moments from it; one that ended in the evening would otherwise leave the next
+    one's "book now" inside quiet hours, where its confirmation waits for 08:00."""
+    if "runtime" not in request.fixturenames or "own_runtime" in request.fixturenames:
+        return
+    from chalicelib import clock
+
+    runtime = request.getfixturevalue("runtime")
+    if not 8 <= clock.now().astimezone(SHANGHAI).hour < 12:
+        move_to(runtime, local_moment(days=1, hour=9))
 
 
 @pytest.fixture

@@ -1,0 +1,141 @@
+"""Loyalty points earned by the journeys themselves, on the virtual clock: check-ins answered in
+time, a care plan's re-check visit (pending from its booking, confirmed when attended, reversed
+when cancelled), a cap, a redemption and an expiry; then the whole stream delivered again, and
+nothing changes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import Api, payload
+from tests.journeys.support import iso, local_moment, move_to
+from tests.journeys.test_aftercare_journey import OK, PLAN, Aftercare, day
+
+pytestmark = pytest.mark.journey
+
+RULES = {
+    "enabled": True,
+    "points": {"check_in_on_time": 10, "follow_up_attended": 50},
+    "caps": {"per_patient_per_year": 65},  # 2026's third earn, the visit's 50, gets 45
+    "expiry_days": 60,
+}
+RECHECK_ONLY = {**PLAN, "check_ins": [], "education": [], "on_urgent": None}
+RECHECK_ONLY = {k: v for k, v in RECHECK_ONLY.items() if v is not None}
+RECHECK_ONLY["recheck"] = {"day": 1, "book_within_days": 5, "appointment_type": "follow_up"}
+
+
+def book(a: Aftercare, days: int) -> dict[str, Any]:
+    start = local_moment(days=days, hour=10)
+    booked = a.api.call(
+        "POST",
+        "/appointments",
+        a.token,
+        {"slot": {"schedule_id": a.clinic.schedule_id, "start": iso(start)}, "type": "follow_up"},
+    )
+    assert booked.status_code == 201, booked.body
+    a.runtime.settle()
+    appointment: dict[str, Any] = payload(booked)
+    return appointment
+
+
+def act(a: Aftercare, appointment: dict[str, Any], action: str, token: str) -> None:
+    response = a.api.call("POST", f"/appointments/{appointment['id']}/{action}", token)
+    assert response.status_code == 200, response.body
+    a.runtime.settle()
+
+
+def points(a: Aftercare) -> dict[str, Any]:
+    seen: dict[str, Any] = payload(a.api.call("GET", "/me/points", a.token))
+    return seen
+
+
+def ledger(a: Aftercare) -> list[tuple[str, str, int, int]]:
+    """(kind, event, what it did to the balance, pending points), oldest first."""
+    history = payload(a.api.call("GET", "/me/points/history", a.token))["items"]
+    return [
+        (line["kind"], line.get("event", ""), line["points"], line.get("pending_points", 0))
+        for line in reversed(history)
+    ]
+
+
+def test_a_patients_points_over_months_are_exact_and_a_replay_changes_nothing(
+    own_runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    runtime = own_runtime
+
+    def loyal_clinic() -> Any:
+        clinic = make_clinic(capacity=5)
+        published = api.call("PUT", "/loyalty/rules", clinic.tenant.admin, RULES)
+        assert published.status_code == 200, published.body
+        return clinic
+
+    clinic = loyal_clinic()
+    reward = {"name": {"en": "Check-up"}, "kind": "check_up_package", "points": 40}
+    assert api.call("PUT", "/rewards/check-up", clinic.tenant.admin, reward).status_code == 200
+    api.call("POST", "/rewards/check-up/restock", clinic.tenant.admin, {"quantity": 1})
+
+    a = Aftercare(runtime, api, clinic, make_patient)
+    start = day(0)
+    a.surgery()
+    move_to(runtime, start + timedelta(days=1))
+    a.answer(a.sms()[-1], OK)
+    assert points(a)["balance"] == 10
+    move_to(runtime, start + timedelta(days=7))
+    a.answer(a.sms()[-1], OK)
+    assert points(a)["balance"] == 20
+
+    move_to(runtime, start + timedelta(days=10))
+    visit = book(a, days=2)
+    assert a.step("recheck-d10")["status"] == "booked"
+    pending = (points(a)["balance"], points(a)["pending"])
+    assert pending == (20, 45), "pending until the visit; the year's cap held back 5"
+    move_to(runtime, local_moment(days=2, hour=9, minute=50))
+    act(a, visit, "check-in", clinic.tenant.staff)
+    act(a, visit, "fulfil", clinic.tenant.staff)
+    assert (points(a)["balance"], points(a)["pending"]) == (65, 0)
+
+    redeemed = api.call("POST", "/me/redemptions", a.token, {"reward_id": "check-up"})
+    assert redeemed.status_code == 201, redeemed.body
+    assert points(a)["balance"] == 25
+    # The redemption took the oldest points: both check-ins' 20, and 20 of the visit's 45.
+    soon = points(a)["expiring_soon"]
+    assert soon == [] or [e["points"] for e in soon] == [25]
+
+    move_to(runtime, start + timedelta(days=12 + 61))
+    assert points(a)["balance"] == 0, "what was left of the visit's points expired"
+    expected = [
+        ("earn", "check_in_on_time", 10, 0),
+        ("earn", "check_in_on_time", 10, 0),
+        ("earn", "follow_up_attended", 0, 45),
+        ("confirm", "", 45, 0),
+        ("redeem", "", -40, 0),
+        ("expire", "", -25, 0),
+    ]
+    assert ledger(a) == expected
+
+    # Another patient's re-check visit, booked and then cancelled: its points are taken back.
+    b = Aftercare(runtime, api, loyal_clinic(), make_patient, RECHECK_ONLY)
+    later = day(0)
+    b.surgery()
+    move_to(runtime, later + timedelta(days=1))
+    cancelled = book(b, days=3)
+    assert (points(b)["balance"], points(b)["pending"]) == (0, 50)
+    act(b, cancelled, "cancel", b.token)
+    assert (points(b)["balance"], points(b)["pending"]) == (0, 0)
+    assert ledger(b) == [("earn", "follow_up_attended", 0, 50), ("reverse", "", 0, 0)]
+
+    # Every record of the stream delivered again (and each batch twice): nothing changes.
+    runtime.streams.seed_duplicates(1.0, seed=3)
+    try:
+        runtime.streams.forget()
+        runtime.settle()
+    finally:
+        runtime.streams.seed_duplicates(0.0, seed=0)
+    assert ledger(a) == expected and points(a)["balance"] == 0
+    assert ledger(b) == [("earn", "follow_up_attended", 0, 50), ("reverse", "", 0, 0)]
+    staff = clinic.tenant.staff
+    staff_view = payload(api.call("GET", f"/patients/{a.patient['id']}/points", staff))
+    assert staff_view["balance"] == 0 and len(staff_view["history"]) == 6
