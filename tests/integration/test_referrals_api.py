@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import urllib.request
+from datetime import timedelta
 from typing import Any
 
 from tests.conftest import Api, TenantCtx, error_code, error_paths, patient_body, payload
@@ -193,3 +194,39 @@ def test_erasure_forgets_the_code_and_the_referrers_line(
         assert ReferralRepository().owner_of_code(tenant.id, code) is None
     refused = register(api, tenant, phone="13900139013", referral_code=code)
     assert refused.status_code == 400 and error_paths(refused) == ["$.referral_code"]
+
+
+def test_the_referrer_earns_when_the_referred_patients_first_visit_takes_place(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    """End to end with the loyalty ledger: the link written at registration is what the ledger
+    reads when the referred patient's visit is fulfilled; the referrer earns once."""
+    from datetime import datetime
+
+    from tests.conftest import free_slots, slot_ref
+
+    clinic = make_clinic(capacity=1, **ON)
+    tenant = clinic.tenant
+    rules = {"enabled": True, "points": {"referral_first_visit": 100}, "expiry_days": 365}
+    published = api.call("PUT", "/loyalty/rules", tenant.admin, rules)
+    assert published.status_code == 200, published.body
+    referrer = make_patient(tenant, phone="13800138021")
+    referrer_token = runtime.token("patient", tenant.id, referrer["id"])
+    code = code_of(api, referrer_token)
+    new = payload(register(api, tenant, phone="13900139022", referral_code=code))
+    new_token = runtime.token("patient", tenant.id, new["id"])
+    slot = free_slots(api, tenant.staff)[0]
+    booked = api.call(
+        "POST", "/appointments", new_token, {"slot": slot_ref(slot), "type": "first_visit"}
+    )
+    assert booked.status_code == 201, booked.body
+    visit = f"/appointments/{payload(booked)['id']}"
+    runtime.settle()
+    assert payload(api.call("GET", "/me/points", referrer_token))["balance"] == 0
+    runtime.clock.set(datetime.fromisoformat(slot["start"]) + timedelta(minutes=5))
+    for action in ("check-in", "fulfil"):
+        done = api.call("POST", f"{visit}/{action}", tenant.staff)
+        assert done.status_code == 200, done.body
+        runtime.settle()
+    assert payload(api.call("GET", "/me/points", referrer_token))["balance"] == 100
+    assert payload(api.call("GET", "/me/points", new_token))["balance"] == 0
