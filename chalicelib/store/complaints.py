@@ -165,7 +165,7 @@ class ComplaintRepository:
         after: Position | None,
     ) -> tuple[list[Complaint], Position | None]:
         """Newest first: the tenant's listing, or each department's merged; `status` filters."""
-        condition = status and ComplaintItem.doc["status"] == status
+        condition = ComplaintItem.doc["status"] == status if status else None
         queries: list[Iterator[ComplaintItem]] = []
         for department in departments if departments is not None else [None]:
             index: Any = (
@@ -182,7 +182,7 @@ class ComplaintRepository:
                     index.query(
                         key,
                         sort_key < after[0] if after else None,
-                        filter_condition=condition or None,
+                        filter_condition=condition,
                         scan_index_forward=False,
                         limit=limit + 1,
                     )
