@@ -320,7 +320,7 @@ def test_each_function_has_its_own_role_policy_under_the_stages_names(
         if resource["Type"] == "AWS::Serverless::Function"
     }
     roles = {p["Role"]["Fn::GetAtt"][0] for p in functions.values()}
-    assert len(roles) == len(functions) == 24
+    assert len(roles) == len(functions) == 25
     # The stream handler reads the table's own stream, filtered to the records it counts.
     [stream] = [
         event["Properties"]
