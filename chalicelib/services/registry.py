@@ -23,6 +23,7 @@ from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.audit import AuditService
 from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.care_config import CareConfigService
+from chalicelib.services.complaints import ComplaintService
 from chalicelib.services.deliveries import Deliveries
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.erasure import ErasureService
@@ -37,6 +38,7 @@ from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.recall import RecallService
 from chalicelib.services.responses import ResponseService
+from chalicelib.services.satisfaction import SatisfactionService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.segments import SegmentService
 from chalicelib.services.staff import StaffService
@@ -54,6 +56,7 @@ from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.audit import AuditRepository
 from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.care import CareRepository
+from chalicelib.store.complaints import ComplaintRepository
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.data_keys import DataKeyRepository
@@ -65,6 +68,7 @@ from chalicelib.store.loyalty import LedgerRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.responses import ResponseRepository
+from chalicelib.store.satisfaction import SatisfactionRepository
 from chalicelib.store.sealing import use_keys
 from chalicelib.store.segments import SegmentRepository
 from chalicelib.store.signing import sign_tenant_data_with
@@ -105,6 +109,8 @@ class Services:
     analytics: AnalyticsService
     table_exports: TableExportService
     loyalty: LoyaltyService
+    complaints: ComplaintService
+    satisfaction: SatisfactionService
 
 
 @cache
@@ -148,6 +154,22 @@ def services() -> Services:
     segment_repository = SegmentRepository()
     segment_service = SegmentService(segment_repository, patients, tenants)
 
+    staff_records = StaffRepository()
+    complaint_repository = ComplaintRepository()
+    complaints = ComplaintService(
+        complaint_repository,
+        SatisfactionRepository(),
+        tenant_repository,
+        patients,
+        appointments,
+        staff_records,
+        queue,
+        sender,
+    )
+    satisfaction = SatisfactionService(
+        SatisfactionRepository(), complaints, tenant_repository, patients, appointments, care
+    )
+
     def flag_high_risk(tenant_id: str, response: Document) -> None:
         segment_service.flag_high_risk(tenant_id, response["patient_id"], "urgent-answer")
 
@@ -161,6 +183,7 @@ def services() -> Services:
         queue,
         executions,
         on_urgent=(flag_high_risk, webhooks.urgent_alert),
+        builtin_plans=satisfaction.plans_for,
     )
     recall = RecallService(
         care,
@@ -174,7 +197,11 @@ def services() -> Services:
         segment_repository,
     )
     care_config.on_rule_saved.append(recall.start_backfill)
-    staff_records = StaffRepository()
+
+    def submitted(tenant_id: str, response: Document) -> None:
+        aftercare.reactions.submitted(tenant_id, response)
+        satisfaction.submitted(tenant_id, response)
+
     analytics_counters = AnalyticsRepository()
     campaign_repository = CampaignRepository()
     audit = AuditService(
@@ -244,6 +271,8 @@ def services() -> Services:
         loyalty=LoyaltyService(
             LedgerRepository(), patients, patient_service, appointments, tenant_repository
         ),
+        complaints=complaints,
+        satisfaction=satisfaction,
         table_exports=TableExportService(
             TableExports(), settings.table_name, settings.table_arn, settings.export_bucket
         ),
@@ -264,7 +293,10 @@ def services() -> Services:
             executions,
             channels,
             queue,
-            forget_elsewhere=(analytics_counters.forget_patient,),
+            forget_elsewhere=(
+                analytics_counters.forget_patient,
+                complaint_repository.forget_patient,
+            ),
         ),
         fhir=fhir,
         webhooks=webhooks,
@@ -301,7 +333,7 @@ def services() -> Services:
             responses,
             patients,
             questionnaire_service,
-            aftercare.reactions.submitted,
+            submitted,
             on_saved=(webhooks.response_submitted,),
             check_access=audit.check_departments,
         ),
