@@ -10,6 +10,7 @@ from chalicelib.api import (
     audit,
     campaigns,
     care,
+    complaints,
     draws,
     erasure,
     fhir,
@@ -45,6 +46,7 @@ from chalicelib.handlers import (
 )
 from chalicelib.handlers import campaigns as campaign_tasks
 from chalicelib.handlers import care as care_tasks
+from chalicelib.handlers import complaints as complaint_tasks
 from chalicelib.handlers import fhir_imports as fhir_import_tasks
 from chalicelib.handlers import webhooks as webhook_tasks
 from chalicelib.observability import logger, metrics
@@ -86,6 +88,7 @@ for routes in (
     referrals.api,
     draws.api,
     loyalty_api.api,
+    complaints.api,
 ):
     app.register_blueprint(routes.blueprint)
 
@@ -138,6 +141,13 @@ recall_sweep = app.schedule(Cron(0, 1, "*", "*", "?", "*"), name="recall_sweep")
 # its execution at once (throttled, failing) gets it started or stopped from its marker.
 repair_sweep = app.schedule(Rate(10, unit=Rate.MINUTES), name="repair_sweep")(
     appointment_journey.repair_sweep
+)
+
+# Every 15 minutes: complaints past their deadline escalate to their departments' leads (a Query
+# of the deadline index per tenant), and messages owed to patients that quiet hours held back
+# (a complaint's answer, a promoter's thank-you) go out.
+complaint_sweep = app.schedule(Rate(15, unit=Rate.MINUTES), name="complaint_sweep")(
+    complaint_tasks.complaint_sweep
 )
 
 # Daily at 02:30 UTC: deleted patients past their tenant's retention are erased.

@@ -73,6 +73,8 @@ class DeliveryRecord(TypedDict):
     journey_id: NotRequired[str]
     campaign_id: NotRequired[str]
     recall_rule: NotRequired[str]
+    complaint_id: NotRequired[str]  # a complaint's closing message
+    response_id: NotRequired[str]  # a satisfaction response's thank-you
     to_guardian: NotRequired[bool]  # a minor's message, sent to their guardian
     channel: NotRequired[str]
     lease_until: NotRequired[str]

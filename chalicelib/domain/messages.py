@@ -27,10 +27,12 @@ FIELDS = frozenset(
         "keywords",
         "reply",
         "title",
+        "reference",  # a complaint's (C-2026-000123)
+        "message",  # staff's closing message to a complaint: email only
     }
 )
 SMS_FIELDS = frozenset(
-    {"clinic", "first_name", "date", "time", "location", "link", "keywords", "reply"}
+    {"clinic", "first_name", "date", "time", "location", "link", "keywords", "reply", "reference"}
 )
 CHANNELS = ("sms", "push", "email")
 # Values a template is rendered with when it is saved: to check it and count its SMS segments.
@@ -46,6 +48,8 @@ SAMPLE_FIELDS_ZH = {
     "keywords": "C/N/R",
     "reply": "回复C确认，N取消，R改约。",
     "title": "术后伤口护理",
+    "reference": "C-2026-000123",
+    "message": "感谢您的反馈，我们已调整复诊预约流程。",
 }
 SAMPLE_FIELDS_EN = {
     **SAMPLE_FIELDS_ZH,
@@ -56,6 +60,7 @@ SAMPLE_FIELDS_EN = {
     "reply": "Reply C to confirm, N to cancel, R to reschedule.",
     "notes": "Please come fasting",
     "title": "Caring for your wound",
+    "message": "Thank you for telling us. We have changed how follow-up visits are booked.",
 }
 
 
@@ -247,6 +252,46 @@ _CARE_WORDING: dict[tuple[str, str], tuple[str, str, str]] = {
         "<p>Dear {{first_name}},</p><p>This is our last reminder to book your {{department}} "
         "follow-up; after this a member of staff will call you. {{link}}</p>",
     ),
+    # Satisfaction and complaints. The survey asks nothing clinical; a thank-you links to the
+    # hospital's review page (promoters only, never for a low score); a complaint's answer is
+    # told in full by email only (a text and a push say there is one).
+    ("satisfaction_survey", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，感谢您的就诊。请花一分钟评价本次就诊：{{link}}",
+        "请评价本次就诊",
+        "<p>{{first_name}}您好：</p><p>感谢您来{{department}}就诊。请花一分钟告诉我们您的感受：{{link}}</p>",
+    ),
+    ("satisfaction_survey", "en"): (
+        "{{clinic}}: Hi {{first_name}}, thank you for your visit. How did we do? {{link}}",
+        "How was your visit? Tap to tell us",
+        "<p>Dear {{first_name}},</p><p>Thank you for visiting {{department}}. Please take a "
+        "minute to tell us how it went: {{link}}</p>",
+    ),
+    ("satisfaction_thanks", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，感谢您的好评！如愿意，欢迎在此分享您的体验：{{link}}",
+        "感谢您的评价",
+        "<p>{{first_name}}您好：</p><p>感谢您的好评！如您愿意，欢迎在此分享您的就诊体验：{{link}}</p>",
+    ),
+    ("satisfaction_thanks", "en"): (
+        "{{clinic}}: Thank you, {{first_name}}! If you would like to share your experience: "
+        "{{link}}",
+        "Thank you for your feedback",
+        "<p>Dear {{first_name}},</p><p>Thank you for your kind feedback. If you would like to "
+        "share your experience with others, you can do so here: {{link}}</p>",
+    ),
+    ("complaint_closed", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，您的反馈（{{reference}}）已有答复，请在此查看：{{link}}",
+        "您的反馈已有答复",
+        "<p>{{first_name}}您好：</p><p>关于您的反馈（{{reference}}）：</p>"
+        "{% if message %}<p>{{message}}</p>{% else %}<p>已处理完毕。</p>{% endif %}"
+        "<p>查看详情：{{link}}</p>",
+    ),
+    ("complaint_closed", "en"): (
+        "{{clinic}}: {{first_name}}, there is an answer to your feedback {{reference}}: {{link}}",
+        "There is an answer to your feedback",
+        "<p>Dear {{first_name}},</p><p>About your feedback {{reference}}:</p>"
+        "{% if message %}<p>{{message}}</p>{% else %}<p>It has been resolved.</p>{% endif %}"
+        "<p>See it in the app: {{link}}</p>",
+    ),
 }
 _CARE_SUBJECTS = {
     "checkin": ("{{clinic}}：恢复情况问卷", "{{clinic}}: how are you doing?"),
@@ -256,6 +301,12 @@ _CARE_SUBJECTS = {
     "recall_invitation": ("{{clinic}}：复诊预约", "{{clinic}}: time for a follow-up"),
     "recall_reminder": ("{{clinic}}：复诊提醒", "{{clinic}}: book your follow-up"),
     "recall_last_call": ("{{clinic}}：复诊最后提醒", "{{clinic}}: last reminder"),
+    "satisfaction_survey": ("{{clinic}}：就诊评价", "{{clinic}}: how was your visit?"),
+    "satisfaction_thanks": ("{{clinic}}：感谢您的评价", "{{clinic}}: thank you"),
+    "complaint_closed": (
+        "{{clinic}}：反馈答复 {{reference}}",
+        "{{clinic}}: your feedback {{reference}}",
+    ),
 }
 for (_kind, _language), _texts in _CARE_WORDING.items():
     for _channel, _text in zip(("sms", "push", "email"), _texts, strict=True):

@@ -134,8 +134,25 @@ SATISFACTION: Document = {
             ),
         },
         {"linkId": "comment", "type": "string", "text": _text("意见或建议", "Anything to add?")},
+        *(
+            {
+                "linkId": link_id,
+                "type": "integer",
+                "minValue": 1,
+                "maxValue": 5,
+                "text": _text(f"{zh}（1–5）", f"{en} (1–5)"),
+            }
+            for link_id, zh, en in (
+                ("waiting_time", "候诊时间", "Waiting time"),
+                ("staff", "医护人员的态度", "How staff treated you"),
+                ("explanation", "病情和治疗的解释", "How things were explained"),
+                ("cleanliness", "环境卫生", "Cleanliness"),
+            )
+        ),
     ],
-    "scoring": [{"linkId": "score", "operator": "<=", "value": 4, "risk": "watch"}],
+    # NPS detractors (0-6) are looked at; the tenant's own threshold (satisfaction.
+    # detractor_max_score) decides when a recovery complaint opens.
+    "scoring": [{"linkId": "score", "operator": "<=", "value": 6, "risk": "watch"}],
 }
 
 CHRONIC_CHECK_IN: Document = {

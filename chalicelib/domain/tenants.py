@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
+from chalicelib.domain import satisfaction
 from chalicelib.domain.common import Document, check_time_zone, merge_patch
 from chalicelib.domain.errors import Forbidden, Problems, invalid
 
@@ -42,6 +43,7 @@ def _check(doc: Document, stage: str) -> None:
                 f"$.departments[{index}].alert_topic_arn",
                 f"the topic's name must start with {own}",
             )
+    satisfaction.check_settings(doc, problems)
     problems.raise_if_any()
 
 

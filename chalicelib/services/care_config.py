@@ -11,6 +11,7 @@ from chalicelib.domain import care_plans, recall
 from chalicelib.domain.access import CLINIC_ROLES, Principal, Role, require_role, tenant_of
 from chalicelib.domain.common import Document, is_valid_id, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound, invalid
+from chalicelib.domain.satisfaction import BUILTIN_PREFIX
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import run_hooks
 from chalicelib.services.questionnaires import QuestionnaireService
@@ -54,6 +55,8 @@ class CareConfigService:
         require_role(principal, {Role.ADMIN})
         if not is_valid_id(plan_id):
             raise invalid("plan_id", "use 2 to 40 lowercase letters, digits or -")
+        if plan_id.startswith(BUILTIN_PREFIX):
+            raise invalid("plan_id", f"{BUILTIN_PREFIX}... names the product's own plans")
         questionnaire_ids = {q["id"] for q in self._questionnaires.all(principal)}
         care_plans.check_plan(body, questionnaire_ids, self._departments(principal))
         return self._save(principal, CARE_PLAN, plan_id, body, if_match)

@@ -106,6 +106,11 @@ class ReferralService:
         """Who referred this patient, for the loyalty ledger (no principal: a task's call)."""
         return self._referrals.referrer_of(tenant_id, patient_id)
 
+    def forget(self, tenant_id: str, patient_id: str) -> int:
+        """Erasure (`ErasureService.forget_elsewhere`): the patient's code and their line in
+        their referrer's list."""
+        return self._referrals.forget(tenant_id, patient_id)
+
     def rewarded_referrer(self, tenant_id: str, patient_id: str) -> str | None:
         """The referrer to reward for this patient's first visit (the ledger's `referrer_of`):
         none for a void link, or while the tenant has referrals switched off (rewarding them is

@@ -23,6 +23,7 @@ from chalicelib.services.appointments import AppointmentService
 from chalicelib.services.audit import AuditService
 from chalicelib.services.campaigns import CampaignService
 from chalicelib.services.care_config import CareConfigService
+from chalicelib.services.complaints import ComplaintService
 from chalicelib.services.deliveries import Deliveries
 from chalicelib.services.devices import DeviceService
 from chalicelib.services.draws import DrawService
@@ -39,6 +40,7 @@ from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.recall import RecallService
 from chalicelib.services.referrals import ReferralService
 from chalicelib.services.responses import ResponseService
+from chalicelib.services.satisfaction import SatisfactionService
 from chalicelib.services.scheduling import SchedulingService
 from chalicelib.services.segments import SegmentService
 from chalicelib.services.staff import StaffService
@@ -56,6 +58,7 @@ from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.audit import AuditRepository
 from chalicelib.store.campaigns import CampaignRepository
 from chalicelib.store.care import CareRepository
+from chalicelib.store.complaints import ComplaintRepository
 from chalicelib.store.config import ConfigRepository
 from chalicelib.store.contacts import ContactRepository
 from chalicelib.store.data_keys import DataKeyRepository
@@ -69,6 +72,7 @@ from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
 from chalicelib.store.referrals import ReferralRepository
 from chalicelib.store.responses import ResponseRepository
+from chalicelib.store.satisfaction import SatisfactionRepository
 from chalicelib.store.sealing import use_keys
 from chalicelib.store.segments import SegmentRepository
 from chalicelib.store.signing import sign_tenant_data_with
@@ -111,10 +115,12 @@ class Services:
     referrals: ReferralService
     draws: DrawService
     loyalty: LoyaltyService
+    complaints: ComplaintService
+    satisfaction: SatisfactionService
 
 
 @cache
-def services() -> Services:
+def services() -> Services:  # noqa: PLR0915 - the one composition root: a line per service
     """The one place services are built: the API, the journey tasks and the SNS handlers all
     use these (one repository of each kind per container)."""
     role = get_settings().tenant_data_role_arn
@@ -154,6 +160,22 @@ def services() -> Services:
     segment_repository = SegmentRepository()
     segment_service = SegmentService(segment_repository, patients, tenants)
 
+    staff_records = StaffRepository()
+    complaint_repository = ComplaintRepository()
+    complaints = ComplaintService(
+        complaint_repository,
+        SatisfactionRepository(),
+        tenant_repository,
+        patients,
+        appointments,
+        staff_records,
+        queue,
+        sender,
+    )
+    satisfaction = SatisfactionService(
+        SatisfactionRepository(), complaints, tenant_repository, patients, appointments, care
+    )
+
     def flag_high_risk(tenant_id: str, response: Document) -> None:
         segment_service.flag_high_risk(tenant_id, response["patient_id"], "urgent-answer")
 
@@ -167,6 +189,7 @@ def services() -> Services:
         queue,
         executions,
         on_urgent=(flag_high_risk, webhooks.urgent_alert),
+        builtin_plans=satisfaction.plans_for,
     )
     recall = RecallService(
         care,
@@ -180,7 +203,11 @@ def services() -> Services:
         segment_repository,
     )
     care_config.on_rule_saved.append(recall.start_backfill)
-    staff_records = StaffRepository()
+
+    def submitted(tenant_id: str, response: Document) -> None:
+        aftercare.reactions.submitted(tenant_id, response)
+        satisfaction.submitted(tenant_id, response)
+
     analytics_counters = AnalyticsRepository()
     campaign_repository = CampaignRepository()
     audit = AuditService(
@@ -190,8 +217,7 @@ def services() -> Services:
         staff_records,
         channels.publish,
     )
-    referral_repository = ReferralRepository()
-    referrals = ReferralService(referral_repository, patients, segment_repository, tenants)
+    referrals = ReferralService(ReferralRepository(), patients, segment_repository, tenants)
     patient_service = PatientService(
         patients,
         tenants,
@@ -260,6 +286,8 @@ def services() -> Services:
             tenant_repository,
             referrer_of=referrals.rewarded_referrer,
         ),
+        complaints=complaints,
+        satisfaction=satisfaction,
         table_exports=TableExportService(
             TableExports(), settings.table_name, settings.table_arn, settings.export_bucket
         ),
@@ -280,7 +308,11 @@ def services() -> Services:
             executions,
             channels,
             queue,
-            forget_elsewhere=(analytics_counters.forget_patient, referral_repository.forget),
+            forget_elsewhere=(
+                analytics_counters.forget_patient,
+                complaint_repository.forget_patient,
+                referrals.forget,
+            ),
         ),
         fhir=fhir,
         webhooks=webhooks,
@@ -317,7 +349,7 @@ def services() -> Services:
             responses,
             patients,
             questionnaire_service,
-            aftercare.reactions.submitted,
+            submitted,
             on_saved=(webhooks.response_submitted,),
             check_access=audit.check_departments,
         ),

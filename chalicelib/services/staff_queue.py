@@ -36,7 +36,11 @@ class StaffQueue:
 
     def resolve(self, tenant_id: str, appointment: Document, kind: str, why: str) -> None:
         """Close a task the patient has made moot (a late answer), if it is open."""
-        task = self._tasks.get(tenant_id, self.task_id(appointment, kind))
+        self.close_task(tenant_id, self.task_id(appointment, kind), why)
+
+    def close_task(self, tenant_id: str, task_id: str, why: str) -> None:
+        """Close a task by id if it is open (its work was done elsewhere)."""
+        task = self._tasks.get(tenant_id, task_id)
         if task is not None and task["status"] == "open":
             closed = {
                 **task,
@@ -72,10 +76,13 @@ class StaffQueue:
         *,
         tenant: Document | None = None,
         priority: str = "normal",
+        notify: list[str] | None = None,
     ) -> Document:
         """Idempotent: the caller derives `task_id` from what the task is about, so a replayed
         step finds the task it opened. The topic hears of the task until the task records that
-        it was alerted: a publish that failed (throttled) is made by the step's retry."""
+        it was alerted: a publish that failed (throttled) is made by the step's retry.
+        `notify`: the staff (ids) the alert is for, e.g. a department's leads; the alert names
+        them (`staff_ids`, attribute `audience: named`) so subscriptions can route it."""
         task, is_new = self._tasks.create(
             tenant_id,
             {
@@ -96,16 +103,21 @@ class StaffQueue:
             "alerted_at" not in task or (priority == "urgent" and task["status"] == "open")
         ):
             # Ids only: the staff console shows the rest to those allowed to see it.
+            body: Document = {"tenant_id": tenant_id, "task_id": task["id"], "kind": kind}
+            attributes = {
+                "tenant_id": tenant_id,
+                "department": str(about.get("department") or "none"),
+                "kind": kind,
+                "priority": priority,
+            }
+            if notify is not None:
+                body["staff_ids"] = sorted(notify)
+                attributes["audience"] = "named"
             self._channels.publish(
                 topic,
                 f"CareLoop {'URGENT ' if priority == 'urgent' else ''}task: {kind}",
-                json.dumps({"tenant_id": tenant_id, "task_id": task["id"], "kind": kind}),
-                {
-                    "tenant_id": tenant_id,
-                    "department": str(about.get("department") or "none"),
-                    "kind": kind,
-                    "priority": priority,
-                },
+                json.dumps(body),
+                attributes,
             )
             if "alerted_at" not in task:
                 task = self._tasks.mark_alerted(tenant_id, task, utc_iso(clock.now()))

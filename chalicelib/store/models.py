@@ -481,6 +481,69 @@ class AnyItem(_Base):
     by_listing = ListingIndex()
 
 
+class ComplaintItem(_Base):
+    """A complaint (PK `T#<t>#COMPLAINT#<c>`, SK `COMPLAINT`): listed by department through GSI1
+    (`T#<t>#COMPLAINTS#<department>`) and for the whole tenant through GSI2 (`T#<t>#COMPLAINTS`),
+    newest first by `<created_at>#<c>`. Its text, history and closing message are sealed."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    version = VersionAttribute(attr_name="version")
+    gsi1pk = UnicodeAttribute(null=True, attr_name="GSI1PK")
+    gsi1sk = UnicodeAttribute(null=True, attr_name="GSI1SK")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    by_department = LookupIndex()
+    by_tenant = ListingIndex()
+
+
+class ComplaintDueItem(_Base):
+    """A complaint that may still escalate (PK `T#<t>#COMPLAINT#<c>`, SK `DUE`), listed by its
+    deadline through GSI2 (`T#<t>#COMPLAINTS#DUE`, `<deadline>#<c>`): put with the complaint,
+    deleted in the write that ends or escalates it."""
+
+    complaint_id = UnicodeAttribute(attr_name="complaint_id")
+    deadline = UnicodeAttribute(attr_name="deadline")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    due = ListingIndex()
+
+
+class PatientPointerItem(_Base):
+    """A pointer in the patient's partition to a record kept elsewhere (SK `COMPLAINT#<c>`):
+    the patient's own list, and what erasure follows."""
+
+    ref_id = UnicodeAttribute(attr_name="ref_id")
+    created_at = UnicodeAttribute(attr_name="created_at")
+
+
+class SequenceItem(_Base):
+    """A tenant's numbering (PK `T#<t>#COMPLAINT-SEQ`, SK `<year>`): `ADD seq 1`."""
+
+    seq = NumberAttribute(null=True, attr_name="seq")
+
+
+class SatisfactionClaimItem(_Base):
+    """The visit a patient was last asked about (PK `T#<t>#P#<p>`, SK `SATISFACTION`): a visit
+    starts a survey only by taking this claim, if the last one is older than the tenant's
+    window or is its own (a replayed event)."""
+
+    visit_at = UnicodeAttribute(attr_name="visit_at")
+    event_key = UnicodeAttribute(attr_name="event_key")
+    claimed_at = UnicodeAttribute(attr_name="claimed_at")
+
+
+class PendingMessageItem(_Base):
+    """A message owed to a patient outside any journey (a promoter's thank-you, a complaint's
+    closing message), in the patient's partition (SK `FEEDBACKMSG#<key>`) and listed by when it
+    may leave through GSI2 (`T#<t>#FEEDBACKMSG`, `<not_before>#<p>#<key>`) until it is settled.
+    Ids only: what it says is read when it is sent."""
+
+    doc = MapAttribute[str, Any](attr_name="doc")
+    gsi2pk = UnicodeAttribute(null=True, attr_name="GSI2PK")
+    gsi2sk = UnicodeAttribute(null=True, attr_name="GSI2SK")
+    due = ListingIndex()
+
+
 ALL_MODELS: tuple[type[Model], ...] = (
     TenantItem,
     PatientItem,
@@ -519,6 +582,12 @@ ALL_MODELS: tuple[type[Model], ...] = (
     LedgerItem,
     RewardItem,
     VoucherItem,
+    ComplaintItem,
+    ComplaintDueItem,
+    PatientPointerItem,
+    SequenceItem,
+    SatisfactionClaimItem,
+    PendingMessageItem,
     AnyItem,
 )
 _bound_to: Settings | None = None

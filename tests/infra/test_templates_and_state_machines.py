@@ -320,16 +320,21 @@ def test_each_function_has_its_own_role_policy_under_the_stages_names(
         if resource["Type"] == "AWS::Serverless::Function"
     }
     roles = {p["Role"]["Fn::GetAtt"][0] for p in functions.values()}
-    assert len(roles) == len(functions) == 24
-    # The stream handler reads the table's own stream, filtered to the records it counts.
-    [stream] = [
-        event["Properties"]
-        for f in functions.values()
+    assert len(roles) == len(functions) == 27
+    # Each stream handler reads the table's own stream, filtered to the records it reads.
+    streams = {
+        logical_id: event["Properties"]
+        for logical_id, f in functions.items()
         for event in f.get("Events", {}).values()
         if event["Type"] == "DynamoDB"
-    ]
-    assert stream["Stream"] == {"Fn::GetAtt": ["CareLoopTable", "StreamArn"]}
-    assert stream["FilterCriteria"]["Filters"]
+    }
+    assert sorted(streams) == ["AnalyticsStream", "LoyaltyStream"]
+    for stream in streams.values():
+        assert stream["Stream"] == {"Fn::GetAtt": ["CareLoopTable", "StreamArn"]}
+        assert stream["FilterCriteria"]["Filters"]
+    assert (
+        streams["AnalyticsStream"]["FilterCriteria"] != streams["LoyaltyStream"]["FilterCriteria"]
+    )
     assert not any(r["Type"] == "AWS::IAM::ManagedPolicy" for r in resources.values())
 
     def granted(logical_id: str) -> set[str]:

@@ -594,3 +594,64 @@ def test_no_cross_tenant_or_cross_patient_ledger_or_voucher(
             assert code not in body, "another patient's voucher"
         if world.patients[patient_id]["_tenant"] != actor.tenant:
             assert code not in body and patient_id not in body, "another tenant's ledger"
+
+
+@pytest.fixture(scope="module")
+def seeded_complaints(world: World, api: Api) -> dict[str, dict[str, Any]]:
+    """Each patient's own complaint, with a text naming them: complaint id → its owner."""
+    seeded: dict[str, dict[str, Any]] = {}
+    for actor in (a for a in world.actors if a.patient):
+        body = {
+            "category": "waiting_time",
+            "department": "cardiology",
+            "text": f"complaint of {actor.patient}",
+        }
+        filed = api.call("POST", "/complaints", actor.token, body)
+        assert filed.status_code == 201, filed.body
+        seeded[payload(filed)["id"]] = {"tenant": actor.tenant, "patient": actor.patient}
+    return seeded
+
+
+COMPLAINT_OPERATIONS = ("list", "get", "status", "mine")
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_no_cross_tenant_or_cross_patient_complaint_leak(
+    world: World, api: Api, seeded_complaints: dict[str, dict[str, Any]], data: st.DataObject
+) -> None:
+    """Staff see their tenant's complaints only (another's is a 404); a patient sees their own
+    only, through /me/complaints, and no staff route."""
+    actor = data.draw(st.sampled_from(world.actors), label="actor")
+    operation = data.draw(st.sampled_from(COMPLAINT_OPERATIONS), label="operation")
+    complaint_id = data.draw(st.sampled_from(sorted(seeded_complaints)), label="complaint")
+    owner = seeded_complaints[complaint_id]
+    calls = {
+        "list": ("GET", "/complaints?limit=200", None),
+        "get": ("GET", f"/complaints/{complaint_id}", None),
+        # A change the table refuses (open → open is not one): allowed ones answer 409.
+        "status": ("POST", f"/complaints/{complaint_id}/status", {"status": "in_progress"}),
+        "mine": ("GET", "/me/complaints", None),
+    }
+    method, path, body = calls[operation]
+    response = api.call(method, path, actor.token, body)
+    if operation == "mine":
+        expected = {200} if actor.patient else {403}
+    elif actor.patient:
+        expected = {403}
+    elif operation == "list":
+        expected = {200}
+    elif owner["tenant"] != actor.tenant:
+        expected = {404}
+    else:
+        expected = {200, 409} if operation == "status" else {200}
+    assert response.status_code in expected, (actor.name, operation, response.body)
+    shown = json.dumps(payload(response) or {})
+    for other_id, other in seeded_complaints.items():
+        visible = other["tenant"] == actor.tenant and (
+            actor.patient is None or actor.patient == other["patient"]
+        )
+        if not visible:
+            assert other_id not in shown and f"complaint of {other['patient']}" not in shown

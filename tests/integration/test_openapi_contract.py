@@ -632,6 +632,36 @@ def walk_loyalty(
     assert used.status_code == 200, used.body
 
 
+def walk_complaints(
+    call: Any, spec: dict[str, Any], runtime: Any, tenant_id: str, patient_id: str, staff: str
+) -> None:
+    """A patient's complaint (the example's appointment is not theirs: without it) and staff's
+    for them; listed, read, resolved with the example's note and closing message."""
+    patient = runtime.token("patient", tenant_id, patient_id)
+    body = {k: v for k, v in example(spec, "/complaints", "post").items() if k != "appointment_id"}
+    filed = call("/complaints", "post", patient, body)
+    assert filed.status_code == 201, filed.body
+    by_staff = call("/complaints", "post", staff, {**body, "patient_id": patient_id})
+    assert by_staff.status_code == 201, by_staff.body
+    call("/me/complaints", "get", patient)
+    call("/complaints", "get", staff, concrete="/complaints?status=open&limit=1")
+    path = f"/complaints/{payload(filed)['id']}"
+    call("/complaints/{complaint_id}", "get", staff, concrete=path)
+    status = example(spec, "/complaints/{complaint_id}/status", "post")
+    resolved = call(
+        "/complaints/{complaint_id}/status", "post", staff, status, concrete=f"{path}/status"
+    )
+    assert resolved.status_code == 200, resolved.body
+    again = call(
+        "/complaints/{complaint_id}/status",
+        "post",
+        staff,
+        {"status": "in_progress"},
+        concrete=f"{path}/status",
+    )
+    assert again.status_code == 409, again.body
+
+
 def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, Any]) -> None:
     """Walks every operation in a realistic order with the spec's own examples."""
     operator = runtime.token("operator")
@@ -711,6 +741,7 @@ def test_examples_pass_through_the_api(runtime: Any, api: Api, spec: dict[str, A
     walk_loyalty(call, spec, runtime, tenant_id, payload(created)["id"], staff)
     walk_privacy(call, spec, runtime, tenant_id, payload(created)["id"], admin)
     walk_webhooks(call, spec, admin, staff)
+    walk_complaints(call, spec, runtime, tenant_id, payload(created)["id"], staff)
     walk_referrals_and_draws(
         call, api, spec, runtime, tenant_id, payload(created)["id"], staff, admin
     )

@@ -53,10 +53,13 @@ class Aftercare:
         queue: StaffQueue,
         executions: Executions,
         on_urgent: Sequence[Callable[[str, Document], None]] = (),
+        builtin_plans: Callable[[Document, Document, Document, str], list[Document]] | None = None,
     ) -> Aftercare:
         journeys = JourneyRecords(store, tenants, patients)
         return cls(
-            starting=AftercareStarter(journeys, tenants, patients, config, executions),
+            starting=AftercareStarter(
+                journeys, tenants, patients, config, executions, builtin_plans
+            ),
             steps=AftercareSteps(journeys, responses, deliveries, queue),
             reactions=AftercareReactions(journeys, tenants, patients, queue, on_urgent),
             views=CareJourneyViews(store, patients, config),

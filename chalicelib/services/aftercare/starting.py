@@ -8,6 +8,7 @@ reported twice, or a start retried after a crash, starts nothing new.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 
 from chalicelib import clock
@@ -34,8 +35,12 @@ class AftercareStarter:
         patients: PatientRepository,
         config: CareConfigService,
         executions: Executions,
+        builtin_plans: Callable[[Document, Document, Document, str], list[Document]] | None = None,
     ) -> None:
         self._journeys = journeys
+        # The product's own plans an event may start (the satisfaction survey), beside the
+        # tenant's: (tenant, patient, event, event key) → plans. Set by the registry.
+        self._builtin_plans = builtin_plans
         self._tenants = tenants
         self._patients = patients
         self._config = config
@@ -84,11 +89,10 @@ class AftercareStarter:
     def _start_matching(
         self, tenant: Document, patient: Document, event: Document, event_key: str
     ) -> list[str]:
-        return [
-            self._start(tenant, patient, plan, event, event_key)
-            for plan in self._config.plans(tenant["id"])
-            if rules.matches(plan, event)
-        ]
+        plans = [plan for plan in self._config.plans(tenant["id"]) if rules.matches(plan, event)]
+        if self._builtin_plans is not None:
+            plans += self._builtin_plans(tenant, patient, event, event_key)
+        return [self._start(tenant, patient, plan, event, event_key) for plan in plans]
 
     def _start(
         self, tenant: Document, patient: Document, plan: Document, event: Document, key: str

@@ -28,6 +28,7 @@ from chalicelib.domain.aftercare import (
 from chalicelib.domain.care_plans import StepAction
 from chalicelib.domain.common import Document, parse_timestamp, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.satisfaction import QUESTIONNAIRE as SATISFACTION
 from chalicelib.domain.step_results import (
     AftercareFinished,
     AftercareStepSent,
@@ -65,6 +66,9 @@ def step_message(
     """A step's template and the fields it is filled with: a check-in links to its
     questionnaire response, an education step to its material, a re-check to the booking."""
     kind = StepKind(step["kind"])
+    template = "recheck_invite" if kind == StepKind.RECHECK else kind.value
+    if kind == StepKind.CHECKIN and step["questionnaire"] == SATISFACTION:
+        template = "satisfaction_survey"  # a survey of the visit, not a recovery check-in
     fields: Document = {
         **patient_fields(tenant, patient),
         "department": department_names(tenant).get(department, ""),
@@ -78,7 +82,7 @@ def step_message(
         )
     else:
         fields["link"] = booking_link(journey_id)
-    return ("recheck_invite" if kind == StepKind.RECHECK else kind.value), fields
+    return template, fields
 
 
 class AftercareSteps:
@@ -241,6 +245,8 @@ class AftercareSteps:
             ref, step_id, S.UNANSWERED, escalated_at=utc_iso(clock.now())
         ):
             return {"answered": True}
+        if journey["plan"].get("hand_over", True) is False:
+            return {"answered": False}  # a survey nobody answered is nobody's task
         self._queue.open_task(
             tenant["id"],
             f"{journey['id']}-{step_id}-unanswered",
