@@ -35,6 +35,9 @@ class Measure(StrEnum):
     AFTERCARE = "aftercare"
     RETURN_VISITS = "return_visits"
     FOLLOW_UPS = "follow_ups"
+    SATISFACTION = "satisfaction"
+    COMPLAINTS = "complaints"
+    LOYALTY = "loyalty"
 
 
 class Grain(StrEnum):
@@ -50,9 +53,13 @@ GROUP_BYS: dict[Measure, tuple[str, ...]] = {
     Measure.MESSAGES: ("channel", "step"),
     Measure.SLOTS: ("department",),
     Measure.AFTERCARE: ("department", "care_plan", "task_kind"),
-    Measure.RETURN_VISITS: (),
+    Measure.RETURN_VISITS: ("member_class",),
     Measure.FOLLOW_UPS: ("kind", "plan"),
+    Measure.SATISFACTION: ("department", "clinician"),
+    Measure.COMPLAINTS: ("category", "department", "source"),
+    Measure.LOYALTY: ("event",),
 }
+NO_MEMBER_CLASS = "none"  # return visits of patients without a member class
 
 # Histogram buckets (upper edges, in days) of the lead time between booking and visit: a median
 # is read as the upper edge of the bucket that holds the middle booking.
@@ -319,6 +326,93 @@ def task_tally(task: Document, zone: ZoneInfo) -> Tally:
     return tally
 
 
+def response_tally(response: Document, zone: ZoneInfo) -> Tally:
+    """A submitted satisfaction survey, on the day it was answered: counted as a promoter (9-10),
+    passive (7-8) or detractor (0-6) of the visit's department and clinician (NPS = promoters'
+    share minus detractors' share, in points). Its score is kept unsealed beside the sealed
+    answers (`nps_score`); any other questionnaire counts for nothing here."""
+    tally: Tally = Counter()
+    score = response.get("nps_score")
+    if response.get("status") != "completed" or not isinstance(score, int | float):
+        return tally
+    visit = response.get("visit") or {}
+    dims: Dimensions = (
+        ("department", str(visit.get("department") or "")),
+        ("clinician", str(visit.get("clinician") or "")),
+    )
+    day = _local_date(response["authored_at"], zone)
+    group = "promoters" if score >= 9 else "passives" if score >= 7 else "detractors"
+    tally[(Measure.SATISFACTION, "responses", day, dims)] += 1
+    tally[(Measure.SATISFACTION, group, day, dims)] += 1
+    tally[(Measure.SATISFACTION, "score_total", day, dims)] += int(score)
+    return tally
+
+
+# Histogram buckets (upper edges, in hours) of a complaint's time from filing to resolution.
+RESOLUTION_HOUR_EDGES = (4, 8, 24, 48, 72, 168, 336)
+
+
+def complaint_tally(complaint: Document, zone: ZoneInfo) -> Tally:
+    """A complaint: filed (on its day, by category, department and source: a patient, staff,
+    or a low satisfaction score), and once resolved, whether by its deadline and how long it
+    took (a histogram in hours, on the day it was filed); escalated to the department's leads."""
+    tally: Tally = Counter()
+    dims: Dimensions = (
+        ("category", str(complaint.get("category") or "")),
+        ("department", str(complaint.get("department") or "")),
+        ("source", str(complaint.get("source") or "")),
+    )
+    measure = Measure.COMPLAINTS
+    filed_on = _local_date(complaint["created_at"], zone)
+    tally[(measure, "filed", filed_on, dims)] += 1
+    if complaint.get("escalated_at"):
+        tally[(measure, "escalated", filed_on, dims)] += 1
+    resolved = complaint.get("resolved_at")
+    if resolved:
+        hours = (
+            datetime.fromisoformat(resolved) - datetime.fromisoformat(complaint["created_at"])
+        ).total_seconds() / 3600
+        tally[(measure, "resolved", filed_on, dims)] += 1
+        if resolved <= complaint["deadline"]:
+            tally[(measure, "resolved_in_time", filed_on, dims)] += 1
+        tally[
+            (measure, f"resolution_hours_b{bucket(hours, RESOLUTION_HOUR_EDGES)}", filed_on, dims)
+        ] += 1
+    elif complaint.get("closed_at"):
+        tally[(measure, "closed_unresolved", filed_on, dims)] += 1
+    return tally
+
+
+def ledger_entry_tally(entry: Document, zone: ZoneInfo) -> Tally:
+    """A loyalty ledger entry (written once, never changed), on its day: points earned (made
+    spendable: an earn confirmed at once, a visit's confirmation, a staff credit), pending
+    (earned for a visit not yet attended), reversed, redeemed (with the redemptions' count),
+    expired and adjusted away; by the event that earned them."""
+    tally: Tally = Counter()
+    kind, points = entry.get("kind"), int(entry.get("points") or 0)
+    day = _local_date(entry["at"], zone)
+    dims: Dimensions = (("event", str(entry.get("event") or "")),)
+    measure = Measure.LOYALTY
+    if kind == "earn":
+        field = "points_pending" if entry.get("status") == "pending" else "points_earned"
+        tally[(measure, field, day, dims)] += points
+    elif kind == "confirm":
+        tally[(measure, "points_earned", day, (("event", str(entry.get("event") or "")),))] += (
+            points
+        )
+    elif kind == "reverse":
+        tally[(measure, "points_reversed", day, dims)] += points
+    elif kind == "redeem":
+        tally[(measure, "points_redeemed", day, dims)] += points
+        tally[(measure, "redemptions", day, dims)] += 1
+    elif kind == "expire":
+        tally[(measure, "points_expired", day, dims)] += points
+    elif kind == "adjust":
+        field = "points_adjusted_in" if "expires_at" in entry else "points_adjusted_out"
+        tally[(measure, field, day, (("event", "adjustment"),))] += points
+    return tally
+
+
 # Which kind of record a table key is, among those counted: (sort key or its prefix, a part the
 # partition key holds, kind).
 _KINDS = (
@@ -329,6 +423,9 @@ _KINDS = (
     ("CARE#RC#", "", "recall"),
     ("P#", "#CAMPAIGN#", "campaign_recipient"),
     ("OPTOUT#", "SMS#", "opt_out"),
+    ("QR#", "#P#", "response"),
+    ("COMPLAINT", "#COMPLAINT#", "complaint"),
+    ("LEDGER#E#", "#P#", "ledger_entry"),
 )
 
 
@@ -355,8 +452,11 @@ STREAM_FILTERS: list[Document] = [
                         "APPT",
                         "DELIVERY",
                         "TASK",
+                        "COMPLAINT",
                         {"prefix": "CARE#"},
                         {"prefix": "OPTOUT#"},
+                        {"prefix": "QR#"},
+                        {"prefix": "LEDGER#E#"},
                     ]
                 }
             }
@@ -463,6 +563,9 @@ def tally_of(kind: str, image: Document | None, zone: ZoneInfo) -> Tally:
         "recall": recall_tally,
         "opt_out": opt_out_tally,
         "delivery": delivery_tally,
+        "response": response_tally,
+        "complaint": complaint_tally,
+        "ledger_entry": ledger_entry_tally,
     }[kind]
     return tally(doc, zone)
 
@@ -572,7 +675,9 @@ def derived(measure: Measure, values: Mapping[str, float], country: str = "") ->
     shown = {
         k: v
         for k, v in values.items()
-        if not k.startswith(("lead_days_b", "action_hours_b", "answer_hours_b"))
+        if not k.startswith(
+            ("lead_days_b", "action_hours_b", "answer_hours_b", "resolution_hours_b", "score_total")
+        )
     }
     extra: dict[str, float | None] = {}
     if measure is Measure.APPOINTMENTS:
@@ -625,6 +730,27 @@ def derived(measure: Measure, values: Mapping[str, float], country: str = "") ->
                 values, "action_hours_b", ACTION_HOUR_EDGES
             ),
         }
+    elif measure is Measure.SATISFACTION:
+        answered = values.get("responses", 0.0)
+        extra = {
+            "nps": round(
+                100 * (values.get("promoters", 0.0) - values.get("detractors", 0.0)) / answered, 1
+            )
+            if answered
+            else None,
+            "average_score": round(values.get("score_total", 0.0) / answered, 2)
+            if answered
+            else None,
+        }
+    elif measure is Measure.COMPLAINTS:
+        extra = {
+            "resolved_in_time_share": _share(
+                values.get("resolved_in_time", 0.0), values.get("filed", 0.0)
+            ),
+            "median_hours_to_resolution": median_edge(
+                values, "resolution_hours_b", RESOLUTION_HOUR_EDGES
+            ),
+        }
     shown.update({k: v for k, v in extra.items() if v is not None})
     return shown
 
@@ -652,6 +778,9 @@ HEADLINES: dict[Measure, tuple[str, ...]] = {
         "estimated_cost_usd",
     ),
     Measure.AFTERCARE: ("checkins_sent", "response_rate", "urgent_share", "tasks_opened"),
+    Measure.SATISFACTION: ("responses", "nps"),
+    Measure.COMPLAINTS: ("filed", "resolved", "resolved_in_time_share"),
+    Measure.LOYALTY: ("points_earned", "points_redeemed", "points_expired"),
 }
 # The headlines that are rates or medians (read as unknown when nothing was counted); the rest
 # are counts (read as 0).
@@ -663,6 +792,8 @@ RATES = frozenset(
         "delivery_rate",
         "response_rate",
         "urgent_share",
+        "nps",
+        "resolved_in_time_share",
     }
 )
 COUNTS = frozenset(name for names in HEADLINES.values() for name in names) - RATES
@@ -692,20 +823,32 @@ def came_back(earlier: date, later: date, window: int) -> bool:
     return 0 < (later - earlier).days <= window
 
 
+def member_group(patient: Mapping[str, Any] | None) -> str:
+    """The return-visit group of a patient: their member class, or `none` (members of a
+    loyalty or membership class against everyone else)."""
+    return str((patient or {}).get("member_class") or NO_MEMBER_CLASS)
+
+
 def return_visit_counters(
-    visits: Mapping[str, Iterable[date]], window: int
+    visits: Mapping[str, Iterable[date]], window: int, classes: Mapping[str, str] | None = None
 ) -> dict[tuple[str, ...], dict[str, int]]:
     """For each period: patients seen (at least one visit in it) and of those, patients who came
-    back within `window` days of a visit in it. `visits`: each patient's visit days. What the
-    stream keeps with a marker per patient and period, computed at once (a rebuild)."""
+    back within `window` days of a visit in it, in all and by member class (`classes`: each
+    patient's group). `visits`: each patient's visit days. What the stream keeps with a marker
+    per patient and period, computed at once (a rebuild)."""
     items: dict[tuple[str, ...], dict[str, int]] = {}
-    for days in visits.values():
+    for patient, days in visits.items():
         ordered = sorted(set(days))
         returned = {d for d in ordered if any(came_back(d, later, window) for later in ordered)}
+        groups = [
+            (EVERYTHING, "-"),
+            ("member_class", (classes or {}).get(patient, NO_MEMBER_CLASS)),
+        ]
         for grain in Grain:
             for field, which in (("patients_seen", ordered), ("patients_returned", returned)):
                 for text in {period(d, grain) for d in which}:
-                    key = (Measure.RETURN_VISITS.value, grain.value, EVERYTHING, text, "-")
-                    fields = items.setdefault(key, {})
-                    fields[field] = fields.get(field, 0) + 1
+                    for group, value in groups:
+                        key = (Measure.RETURN_VISITS.value, grain.value, group, text, value)
+                        fields = items.setdefault(key, {})
+                        fields[field] = fields.get(field, 0) + 1
     return items

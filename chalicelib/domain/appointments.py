@@ -199,4 +199,5 @@ def fulfilled_event(tenant_id: str, appointment: Document) -> Document:
         "department": appointment["department"],
         "appointment_type": appointment["type"],
         "start": appointment["start"],
+        "clinician": appointment.get("clinician", ""),
     }

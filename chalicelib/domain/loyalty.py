@@ -268,6 +268,8 @@ def settlement(
         at=at,
         of=earned["id"],
     )
+    if "event" in earned:
+        entry["event"] = earned["event"]
     if becomes == EarnStatus.CONFIRMED:
         entry["expires_at"] = expiry_moment(at, rules)
     return entry

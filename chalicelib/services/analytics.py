@@ -27,9 +27,12 @@ from chalicelib.store.analytics import AnalyticsRepository
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.campaigns import CampaignRepository, campaign_pk
 from chalicelib.store.care import CareRepository
+from chalicelib.store.complaints import ComplaintRepository
 from chalicelib.store.config import ConfigRepository
+from chalicelib.store.loyalty import LedgerRepository
 from chalicelib.store.messages import DeliveryRepository, StaffTaskRepository
 from chalicelib.store.patients import PatientRepository
+from chalicelib.store.responses import ResponseRepository
 from chalicelib.store.staff import StaffRepository
 from chalicelib.store.tenants import TenantRepository
 
@@ -108,7 +111,13 @@ class AnalyticsService:
         tasks: StaffTaskRepository,
         config: ConfigRepository,
         campaigns: CampaignRepository,
+        responses: ResponseRepository,
+        complaints: ComplaintRepository,
+        ledger: LedgerRepository,
     ) -> None:
+        self._responses = responses
+        self._complaints = complaints
+        self._ledger = ledger
         self._campaigns = campaigns
         # What a campaign asks patients to book never changes once it started.
         self._goals: BriefCache[Document] = BriefCache(timedelta(minutes=30))
@@ -256,7 +265,8 @@ class AnalyticsService:
         if day is None or before is not None or appointment is None:
             return
         patient = appointment["patient_id"]
-        if self._patients.get(tenant_id, patient) is None:
+        profile = self._patients.get(tenant_id, patient)
+        if profile is None:
             return  # deleted or erased meanwhile: nothing more is kept that names them
         self._counters.add_visit(tenant_id, patient, day.isoformat(), appointment["id"])
         span = timedelta(days=window)
@@ -275,16 +285,15 @@ class AnalyticsService:
             ]
             for marker, field, which in marks:
                 text = rules.period(which, grain)
-                counter = (
-                    rules.Measure.RETURN_VISITS.value,
-                    grain.value,
-                    rules.EVERYTHING,
-                    text,
-                    "-",
-                )
-                self._counters.count_patient_once(
-                    tenant_id, patient, f"{marker}#{grain.value}#{text}", counter, field
-                )
+                # In all, and by the patient's member class (members against everyone else).
+                for group, value, suffix in (
+                    (rules.EVERYTHING, "-", ""),
+                    ("member_class", rules.member_group(profile), "#member_class"),
+                ):
+                    counter = (rules.Measure.RETURN_VISITS.value, grain.value, group, text, value)
+                    self._counters.count_patient_once(
+                        tenant_id, patient, f"{marker}#{grain.value}#{text}{suffix}", counter, field
+                    )
 
     def _link_follow_ups(
         self, tenant_id: str, kind: str, old: Document | None, new: Document | None
@@ -519,8 +528,11 @@ class AnalyticsService:
         visits: dict[str, list[date]] = {}
         signals: dict[str, set[str]] = {}
         bookings: dict[str, list[Document]] = {}
-        for patient in self._patient_ids(tenant_id):
+        classes: dict[str, str] = {}
+        for patient, profile in self._patient_docs(tenant_id):
             found: set[str] = set()
+            classes[patient] = rules.member_group(profile)
+            tally.update(self._recount_surveys_complaints_points(tenant_id, patient, zone))
             deliveries = self._deliveries.for_patient(tenant_id, patient, 100_000)
             appointments = self._appointments.for_patient(tenant_id, patient, limit=10_000)
             bookings[patient] = appointments
@@ -550,9 +562,22 @@ class AnalyticsService:
             if kept := drifting.kept_signals(found, days):
                 signals[patient] = kept
         totals = rules.counter_moves(dict(tally))
-        totals.update(rules.return_visit_counters(visits, window))
+        totals.update(rules.return_visit_counters(visits, window, classes))
         campaigns, exposures = self._recount_campaigns(tenant_id, bookings)
         return Recount(totals, signals, campaigns, exposures)
+
+    def _recount_surveys_complaints_points(
+        self, tenant_id: str, patient: str, zone: ZoneInfo
+    ) -> rules.Tally:
+        """A patient's satisfaction surveys, complaints and loyalty ledger, as they stand."""
+        tally: rules.Tally = Counter()
+        for response in self._responses.for_patient(tenant_id, patient):
+            tally.update(rules.response_tally(response, zone))
+        for complaint in self._complaints.for_patient(tenant_id, patient):
+            tally.update(rules.complaint_tally(dict(complaint), zone))
+        for entry in self._ledger.ledger(tenant_id, patient).entries.values():
+            tally.update(rules.ledger_entry_tally(dict(entry), zone))
+        return tally
 
     def _recount_campaigns(
         self, tenant_id: str, bookings: Mapping[str, list[Document]]
@@ -591,6 +616,15 @@ class AnalyticsService:
                     found[campaign["id"]] = groups
             if after is None:
                 return found, exposures
+
+    def _patient_docs(self, tenant_id: str) -> Iterable[tuple[str, Document]]:
+        """The tenant's patients as listed, with their profiles (see `_patient_ids`)."""
+        after = None
+        while True:
+            page, after = self._patients.page(tenant_id, 200, after)
+            yield from ((patient["id"], patient) for patient in page)
+            if after is None:
+                return
 
     def _patient_ids(self, tenant_id: str) -> Iterable[str]:
         """The tenant's patients as listed (a soft-deleted one is not: its counts stay in the

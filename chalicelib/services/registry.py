@@ -161,7 +161,7 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
     segment_service = SegmentService(segment_repository, patients, tenants)
 
     staff_records = StaffRepository()
-    complaint_repository = ComplaintRepository()
+    complaint_repository, ledger = ComplaintRepository(), LedgerRepository()
     complaints = ComplaintService(
         complaint_repository,
         SatisfactionRepository(),
@@ -279,7 +279,7 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
         referrals=referrals,
         draws=DrawService(DrawRepository(), segment_service, tenants),
         loyalty=LoyaltyService(
-            LedgerRepository(),
+            ledger,
             patients,
             patient_service,
             appointments,
@@ -327,6 +327,9 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
             staff_tasks,
             config,
             campaign_repository,
+            responses,
+            complaint_repository,
+            ledger,
         ),
         account_links=AccountLinkService(
             AccountLinkRepository(),

@@ -17,6 +17,7 @@ from chalicelib.domain.access import (
 )
 from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, NotFound
+from chalicelib.domain.satisfaction import QUESTIONNAIRE as SATISFACTION
 from chalicelib.observability import count, run_hooks
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.store.patients import PatientRepository
@@ -97,6 +98,8 @@ class ResponseService:
             "updated_at": now,
             "risk": rules.risk_of(definition, current["answers"]),
         }
+        if current["questionnaire"] == SATISFACTION and "score" in current["answers"]:
+            completed["nps_score"] = current["answers"]["score"]  # the figures read it unsealed
         # Alert and tell the journey first, then save: if the save fails the patient submits
         # again and the (idempotent) alert is repeated, never lost.
         self._on_submitted(tenant_of(principal), completed)

@@ -219,3 +219,57 @@ def test_an_opted_out_patient_gets_no_survey(
     [logged] = [d for d in j.deliveries() if d["step"] == "satisfaction_survey"]
     assert logged["status"] == "suppressed", logged
     assert any("STOP" in reason for reason in logged["reasons"]), logged
+
+
+def test_nps_and_complaint_figures_by_department_and_clinician_and_a_rebuild_agrees(
+    runtime: Any, api: Api, clinic: Any, make_patient: Any
+) -> None:
+    """Three surveys (a promoter, a passive, a detractor) and the detractor's complaint
+    resolved in time: NPS (1 - 1) / 3 = 0 for cardiology and Dr Li; one complaint filed and
+    resolved in time; counted once whatever the stream's redeliveries, as a rebuild says."""
+    from chalicelib.services.registry import services
+
+    runtime.streams.seed_duplicates(0.5, seed=21)
+    try:
+        scores = (10, 8, 2)
+        for score in scores:
+            j = Journey(runtime, api, clinic, make_patient)
+            _, start = visit(runtime, j, days=2)
+            move_to(runtime, (start + timedelta(days=1)).replace(hour=10))
+            [survey] = surveys(j)
+            answer(j, survey, {"score": score})
+        [complaint] = complaints(j)
+        path = f"/complaints/{complaint['id']}/status"
+        resolved = api.call("POST", path, clinic.tenant.staff, {"status": "resolved"})
+        assert resolved.status_code == 200, resolved.body
+        runtime.settle()
+    finally:
+        runtime.streams.seed_duplicates(0.0, seed=0)
+    admin = clinic.tenant.admin
+
+    def figures(measure: str, group_by: str) -> dict[str, dict[str, float]]:
+        """Each group's counts over the test's days (its visits may span two months)."""
+        report = api.call(
+            "GET", f"/analytics/{measure}?granularity=month&group_by={group_by}", admin
+        )
+        assert report.status_code == 200, report.body
+        summed: dict[str, dict[str, float]] = {}
+        for row in payload(report)["rows"]:
+            group = summed.setdefault(row.get("group", "all"), {})
+            for name, value in row["values"].items():
+                group[name] = group.get(name, 0) + value
+        return summed
+
+    by_clinician = figures("satisfaction", "clinician")["dr-li"]
+    assert (by_clinician["responses"], by_clinician["promoters"], by_clinician["detractors"]) == (
+        3,
+        1,
+        1,
+    )
+    assert figures("satisfaction", "department")["cardiology"]["passives"] == 1
+    [row] = payload(api.call("GET", "/analytics/complaints?granularity=month", admin))["rows"]
+    assert (row["values"]["filed"], row["values"]["resolved_in_time"]) == (1, 1)
+    assert row["values"]["resolved_in_time_share"] == 1.0
+    assert row["values"]["median_hours_to_resolution"] == 4
+    assert figures("complaints", "source")["satisfaction"]["filed"] == 1
+    assert services().analytics.rebuild(clinic.tenant.id, check_only=True)["differing"] == 0

@@ -314,3 +314,31 @@ def test_the_time_to_answer_runs_from_the_latest_message_about_it_that_left() ->
     }
     shown = analytics.derived(analytics.Measure.APPOINTMENTS, {"answer_hours_b1": 1})
     assert shown["median_hours_to_answer"] == 4 and "answer_hours_b1" not in shown
+
+
+def test_nps_is_promoters_share_minus_detractors_share_in_points() -> None:
+    values = {"responses": 4.0, "promoters": 2.0, "passives": 1.0, "detractors": 1.0}
+    shown = analytics.derived(analytics.Measure.SATISFACTION, {**values, "score_total": 30.0})
+    assert shown["nps"] == 25.0 and shown["average_score"] == 7.5
+    assert "score_total" not in shown
+    assert "nps" not in analytics.derived(analytics.Measure.SATISFACTION, {})
+
+
+def test_a_complaint_counts_on_its_filing_day_with_its_resolution_time() -> None:
+    from zoneinfo import ZoneInfo
+
+    complaint = {
+        "category": "waiting_time",
+        "department": "cardiology",
+        "source": "patient",
+        "created_at": "2026-03-01T02:00:00+00:00",
+        "deadline": "2026-03-03T02:00:00+00:00",
+        "resolved_at": "2026-03-02T01:00:00+00:00",
+    }
+    tally = analytics.complaint_tally(complaint, ZoneInfo("Asia/Shanghai"))
+    fields = {key[1]: n for key, n in tally.items()}
+    assert fields == {"filed": 1, "resolved": 1, "resolved_in_time": 1, "resolution_hours_b2": 1}
+    late = analytics.complaint_tally(
+        {**complaint, "resolved_at": "2026-03-04T02:00:00+00:00"}, ZoneInfo("UTC")
+    )
+    assert "resolved_in_time" not in {key[1] for key in late}

@@ -178,21 +178,25 @@ class AftercareSteps:
             "qr-" + hashlib.sha256(f"{journey['id']}|{step['id']}".encode()).hexdigest()[:16]
         )
         if self._responses.get(tenant_id, journey["patient_id"], response_id) is None:
+            opened: Document = {
+                "id": response_id,
+                "questionnaire": step["questionnaire"],
+                "patient_id": journey["patient_id"],
+                "status": "in-progress",
+                "answers": {},
+                "journey": {"id": journey["id"], "step": step["id"]},
+                "created_at": utc_iso(now),
+                "updated_at": utc_iso(now),
+            }
+            event = journey.get("event") or {}
+            if event.get("appointment_id"):  # what a survey after a visit is counted under
+                opened["visit"] = {
+                    "department": str(journey.get("department") or ""),
+                    "clinician": str(event.get("clinician") or ""),
+                    "appointment_id": event["appointment_id"],
+                }
             with suppress(Conflict):  # a replayed task opened it already
-                self._responses.put(
-                    tenant_id,
-                    {
-                        "id": response_id,
-                        "questionnaire": step["questionnaire"],
-                        "patient_id": journey["patient_id"],
-                        "status": "in-progress",
-                        "answers": {},
-                        "journey": {"id": journey["id"], "step": step["id"]},
-                        "created_at": utc_iso(now),
-                        "updated_at": utc_iso(now),
-                    },
-                    None,
-                )
+                self._responses.put(tenant_id, opened, None)
         return response_id
 
     def remind(self, ref: AftercareRef, step_id: str) -> CheckInReminded:
