@@ -29,10 +29,22 @@ FIELDS = frozenset(
         "title",
         "reference",  # a complaint's (C-2026-000123)
         "message",  # staff's closing message to a complaint: email only
+        "points",  # loyalty points just earned
     }
 )
 SMS_FIELDS = frozenset(
-    {"clinic", "first_name", "date", "time", "location", "link", "keywords", "reply", "reference"}
+    {
+        "clinic",
+        "first_name",
+        "date",
+        "time",
+        "location",
+        "link",
+        "keywords",
+        "reply",
+        "reference",
+        "points",
+    }
 )
 CHANNELS = ("sms", "push", "email")
 # Values a template is rendered with when it is saved: to check it and count its SMS segments.
@@ -50,6 +62,7 @@ SAMPLE_FIELDS_ZH = {
     "title": "术后伤口护理",
     "reference": "C-2026-000123",
     "message": "感谢您的反馈，我们已调整复诊预约流程。",
+    "points": "50",
 }
 SAMPLE_FIELDS_EN = {
     **SAMPLE_FIELDS_ZH,
@@ -278,6 +291,17 @@ _CARE_WORDING: dict[tuple[str, str], tuple[str, str, str]] = {
         "<p>Dear {{first_name}},</p><p>Thank you for your kind feedback. If you would like to "
         "share your experience with others, you can do so here: {{link}}</p>",
     ),
+    ("points_earned", "zh-CN"): (
+        "{{clinic}}：{{first_name}}您好，您获得了{{points}}积分，可在此查看：{{link}}",
+        "您获得了{{points}}积分",
+        "<p>{{first_name}}您好：</p><p>感谢您按时复诊/随访，您获得了{{points}}积分。查看积分：{{link}}</p>",
+    ),
+    ("points_earned", "en"): (
+        "{{clinic}}: {{first_name}}, you earned {{points}} points. See them here: {{link}}",
+        "You earned {{points}} points",
+        "<p>Dear {{first_name}},</p><p>Thank you for keeping up with your care: you earned "
+        "{{points}} points. See them in the app: {{link}}</p>",
+    ),
     ("complaint_closed", "zh-CN"): (
         "{{clinic}}：{{first_name}}您好，您的反馈（{{reference}}）已有答复，请在此查看：{{link}}",
         "您的反馈已有答复",
@@ -303,6 +327,7 @@ _CARE_SUBJECTS = {
     "recall_last_call": ("{{clinic}}：复诊最后提醒", "{{clinic}}: last reminder"),
     "satisfaction_survey": ("{{clinic}}：就诊评价", "{{clinic}}: how was your visit?"),
     "satisfaction_thanks": ("{{clinic}}：感谢您的评价", "{{clinic}}: thank you"),
+    "points_earned": ("{{clinic}}：积分到账", "{{clinic}}: points earned"),
     "complaint_closed": (
         "{{clinic}}：反馈答复 {{reference}}",
         "{{clinic}}: your feedback {{reference}}",

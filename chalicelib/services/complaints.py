@@ -32,14 +32,14 @@ from chalicelib.domain.satisfaction import Verdict, flagged_by, settings_of
 from chalicelib.domain.staff import StaffStatus
 from chalicelib.domain.tenants import department_names
 from chalicelib.observability import count, logger
-from chalicelib.services.deliveries import Deliveries, Message, patient_fields
+from chalicelib.services.deliveries import patient_fields
+from chalicelib.services.owed_messages import OwedMessage, OwedMessages
 from chalicelib.services.patients import decode_cursor, encode_cursor, parse_limit
 from chalicelib.services.staff_queue import StaffQueue
 from chalicelib.settings import get_settings
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.complaints import ComplaintRepository
 from chalicelib.store.patients import PatientRepository
-from chalicelib.store.satisfaction import SatisfactionRepository
 from chalicelib.store.staff import StaffRepository
 from chalicelib.store.tenants import TenantRepository
 
@@ -64,22 +64,22 @@ class ComplaintService:
     def __init__(
         self,
         complaints: ComplaintRepository,
-        pending: SatisfactionRepository,
+        owed: OwedMessages,
         tenants: TenantRepository,
         patients: PatientRepository,
         appointments: AppointmentRepository,
         staff: StaffRepository,
         queue: StaffQueue,
-        deliveries: Deliveries,
     ) -> None:
         self._complaints = complaints
-        self._pending = pending
+        self._owed = owed
+        owed.compose("satisfaction_thanks", self._thanks)
+        owed.compose("complaint_closed", self._closing)
         self._tenants = tenants
         self._patients = patients
         self._appointments = appointments
         self._staff = staff
         self._queue = queue
-        self._deliveries = deliveries
 
     # -- filing ------------------------------------------------------------------------------
 
@@ -304,7 +304,7 @@ class ComplaintService:
             for kind in {*TASK_KINDS.values(), OVERDUE_KIND}:
                 self._queue.close_task(tenant_id, _task_id(saved, kind), "complaint_ended")
             if rules.closing_message_due(saved):
-                self._owe_and_try(
+                self._owed.owe_and_try(
                     tenant_id,
                     saved["patient_id"],
                     f"closing-{saved['id']}",
@@ -326,12 +326,8 @@ class ComplaintService:
                 except Exception:
                     logger.exception("complaint escalation failed")
                     failed += 1
-            for owed in self._pending.due(tenant_id, utc_iso(now)):
-                try:
-                    sent += self._send_owed(tenant_id, owed)
-                except Exception:
-                    logger.exception("owed message not sent yet")
-                    failed += 1
+            sent_now, not_yet = self._owed.send_due(tenant_id)
+            sent, failed = sent + sent_now, failed + not_yet
         count("ComplaintsEscalated", escalated)
         if failed:
             raise Retryable(f"{failed} complaints or messages could not be handled yet")
@@ -379,61 +375,34 @@ class ComplaintService:
     # -- messages owed to the patient --------------------------------------------------------
 
     def owe_thanks(self, tenant_id: str, patient_id: str, response_id: str) -> None:
-        self._owe_and_try(
+        self._owed.owe_and_try(
             tenant_id,
             patient_id,
             f"thanks-{response_id}",
             {"kind": "satisfaction_thanks", "response_id": response_id},
         )
 
-    def _owe_and_try(self, tenant_id: str, patient_id: str, key: str, doc: Document) -> None:
-        """Owe the message (so the sweep sends it if this cannot), then try at once."""
-        self._pending.owe(tenant_id, patient_id, key, doc, utc_iso(clock.now()))
-        try:
-            self._send_owed(tenant_id, {**doc, "key": key, "patient_id": patient_id})
-        except Exception:  # throttled, failing: owed, so the sweep sends it
-            logger.exception("message owed to the sweep", extra={"kind": doc["kind"]})
-
-    def _send_owed(self, tenant_id: str, owed: Document) -> int:
-        tenant = self._tenants.get(tenant_id)
-        patient = self._patients.get(tenant_id, owed["patient_id"])
-        if tenant is None or patient is None:  # gone: nothing is owed any more
-            self._pending.settled(tenant_id, owed["patient_id"], owed["key"])
-            return 0
-        fields = patient_fields(tenant, patient)
-        if owed["kind"] == "satisfaction_thanks":
-            review_url = settings_of(tenant)["thank_you"].get("review_url")
-            if not review_url:  # the tenant took the thank-you off meanwhile
-                self._pending.settled(tenant_id, patient["id"], owed["key"])
-                return 0
-            fields["link"] = review_url
-            key = f"satisfaction#{owed['response_id']}#thanks"
-            about = {"response_id": owed["response_id"]}
-        else:
-            complaint = self._complaints.get(tenant_id, owed["complaint_id"])
-            if complaint is None:
-                self._pending.settled(tenant_id, patient["id"], owed["key"])
-                return 0
-            fields.update(
-                reference=complaint["reference"],
-                message=complaint.get("closing_message", ""),
-                department=department_names(tenant).get(complaint["department"], ""),
-                link=complaint_link(complaint["id"]),
-            )
-            key = f"complaint#{complaint['id']}#closing"
-            about = {"complaint_id": complaint["id"]}
-        now = clock.now()
-        result = self._deliveries.deliver(
-            tenant, patient, Message(owed["kind"], key, fields, about), now
+    def _thanks(self, tenant: Document, patient: Document, owed: Document) -> OwedMessage | None:
+        review_url = settings_of(tenant)["thank_you"].get("review_url")
+        if not review_url:  # the tenant took the thank-you off meanwhile
+            return None
+        return OwedMessage(
+            f"satisfaction#{owed['response_id']}#thanks",
+            {**patient_fields(tenant, patient), "link": review_url},
+            {"response_id": owed["response_id"]},
         )
-        if result["status"] == "deferred":
-            self._pending.owe(
-                tenant_id, patient["id"], owed["key"], _owed_doc(owed), result["retry_at"]
-            )
-            return 0
-        self._pending.settled(tenant_id, patient["id"], owed["key"])
-        return 1 if result["status"] == "sent" else 0
 
-
-def _owed_doc(owed: Document) -> Document:
-    return {k: v for k, v in owed.items() if k not in ("key", "patient_id")}
+    def _closing(self, tenant: Document, patient: Document, owed: Document) -> OwedMessage | None:
+        complaint = self._complaints.get(tenant["id"], owed["complaint_id"])
+        if complaint is None:
+            return None
+        fields = {
+            **patient_fields(tenant, patient),
+            "reference": complaint["reference"],
+            "message": complaint.get("closing_message", ""),
+            "department": department_names(tenant).get(complaint["department"], ""),
+            "link": complaint_link(complaint["id"]),
+        }
+        return OwedMessage(
+            f"complaint#{complaint['id']}#closing", fields, {"complaint_id": complaint["id"]}
+        )

@@ -38,7 +38,10 @@ from chalicelib.domain.common import Document, utc_iso
 from chalicelib.domain.errors import Conflict, Forbidden, NotFound, invalid
 from chalicelib.domain.loyalty import EarnEvent, EarnStatus, LedgerEntry, LoyaltyRules
 from chalicelib.observability import count
+from chalicelib.services.deliveries import patient_fields
+from chalicelib.services.owed_messages import OwedMessage, OwedMessages
 from chalicelib.services.patients import PatientService
+from chalicelib.settings import get_settings
 from chalicelib.store.appointments import AppointmentRepository
 from chalicelib.store.loyalty import CapReached, Ledger, LedgerRepository, Raced
 from chalicelib.store.patients import PatientRepository
@@ -53,6 +56,7 @@ SETTLES = {
 }
 FOLLOW_UP_EVENTS = {"recall": EarnEvent.RECALL_CONVERTED, "recheck": EarnEvent.FOLLOW_UP_ATTENDED}
 HISTORY_LIMIT = 200
+ANNOUNCEMENT = "points_earned"  # the message (and template) that tells a patient of points
 EXPIRY_LOOKBACK_DAYS = 7  # the daily sweep also expires what a missed run left
 _ANY_ZONE = ZoneInfo("UTC")  # follow-up links need a zone only for due days, unused here
 
@@ -99,6 +103,7 @@ class LoyaltyService:
         appointments: AppointmentRepository,
         tenants: TenantRepository,
         referrer_of: Callable[[str, str], str | None] | None = None,
+        owed: OwedMessages | None = None,
     ) -> None:
         self._ledger = ledger
         self._patients = patients
@@ -106,6 +111,9 @@ class LoyaltyService:
         self._appointments = appointments
         self._tenants = tenants
         self._referrer_of = referrer_of
+        self._owed = owed
+        if owed is not None:
+            owed.compose(ANNOUNCEMENT, self._announcement)
 
     # --- rules ---
 
@@ -230,6 +238,8 @@ class LoyaltyService:
             try:
                 if self._ledger.settle(tenant_id, patient_id, earned, settlement):
                     count(f"LoyaltyPoints{settlement['kind'].capitalize()}")
+                    if becomes == EarnStatus.CONFIRMED:
+                        self._announce(tenant_id, patient_id, settlement)
                     return 1
                 return 0
             except Raced:
@@ -290,11 +300,39 @@ class LoyaltyService:
             try:
                 if self._ledger.earn(tenant_id, patient_id, entry, limits):
                     count("LoyaltyPointsEarned")
+                    if not pending:
+                        self._announce(tenant_id, patient_id, entry)
                     return 1
                 return 0
             except (CapReached, Raced):
                 continue
         raise Raced()
+
+    def _announce(self, tenant_id: str, patient_id: str, credited: LedgerEntry) -> None:
+        """Tell the patient of points made spendable, if the hospital's rules say so: a message
+        owed (consent, opt-outs and quiet hours apply; sent once, by its entry)."""
+        if self._owed is None or credited["points"] <= 0:
+            return
+        if not self.current_rules(tenant_id).get("announce"):
+            return
+        self._owed.owe_and_try(
+            tenant_id,
+            patient_id,
+            f"points-{credited['id']}",
+            {"kind": ANNOUNCEMENT, "entry": credited["id"], "points": credited["points"]},
+        )
+
+    def _announcement(
+        self, tenant: Document, patient: Document, owed: Document
+    ) -> OwedMessage | None:
+        if not self.current_rules(tenant["id"]).get("announce"):
+            return None  # the hospital stopped announcing meanwhile
+        fields = {
+            **patient_fields(tenant, patient),
+            "points": str(owed["points"]),
+            "link": f"{get_settings().app_link_base}/points",
+        }
+        return OwedMessage(f"points#{owed['entry']}", fields, {})
 
     # --- expiry ---
 

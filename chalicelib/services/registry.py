@@ -35,6 +35,7 @@ from chalicelib.services.inbound import InboundMessages
 from chalicelib.services.journey_previews import JourneyPreviews
 from chalicelib.services.keyring import Keyring
 from chalicelib.services.loyalty import LoyaltyService
+from chalicelib.services.owed_messages import OwedMessages
 from chalicelib.services.patients import PatientService
 from chalicelib.services.questionnaires import QuestionnaireService
 from chalicelib.services.recall import RecallService
@@ -162,15 +163,9 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
 
     staff_records = StaffRepository()
     complaint_repository, ledger = ComplaintRepository(), LedgerRepository()
+    owed = OwedMessages(SatisfactionRepository(), tenant_repository, patients, sender)
     complaints = ComplaintService(
-        complaint_repository,
-        SatisfactionRepository(),
-        tenant_repository,
-        patients,
-        appointments,
-        staff_records,
-        queue,
-        sender,
+        complaint_repository, owed, tenant_repository, patients, appointments, staff_records, queue
     )
     satisfaction = SatisfactionService(
         SatisfactionRepository(), complaints, tenant_repository, patients, appointments, care
@@ -285,6 +280,7 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
             appointments,
             tenant_repository,
             referrer_of=referrals.rewarded_referrer,
+            owed=owed,
         ),
         complaints=complaints,
         satisfaction=satisfaction,

@@ -169,3 +169,28 @@ def test_a_patients_points_over_months_are_exact_and_a_replay_changes_nothing(
     }
     assert earned.get("check_in_on_time") == 20
     assert services().analytics.rebuild(clinic.tenant.id, check_only=True)["differing"] == 0
+
+
+def test_points_earned_are_announced_out_of_quiet_hours_once(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    from tests.journeys.support import run_schedule
+
+    clinic = make_clinic(capacity=5)
+    rules = {**RULES, "announce": True}
+    assert api.call("PUT", "/loyalty/rules", clinic.tenant.admin, rules).status_code == 200
+    a = Aftercare(runtime, api, clinic, make_patient)
+    start = day(0)
+    a.surgery()
+    move_to(runtime, start + timedelta(days=1))
+    [check_in] = a.sms()
+    move_to(runtime, (start + timedelta(days=1)).replace(hour=22, minute=30))
+    a.answer(check_in, OK)
+    assert points(a)["balance"] == 10
+    announced = [m for m in a.sms() if "10积分" in m.body or "10 points" in m.body]
+    assert announced == [], "not in quiet hours"
+    move_to(runtime, (start + timedelta(days=2)).replace(hour=8, minute=15))
+    run_schedule(runtime, "complaint_sweep")
+    run_schedule(runtime, "complaint_sweep")
+    announced = [m for m in a.sms() if "10积分" in m.body or "10 points" in m.body]
+    assert len(announced) == 1, [m.body for m in a.sms()]
