@@ -18,8 +18,8 @@ pytestmark = pytest.mark.journey
 
 RULES = {
     "enabled": True,
-    "points": {"check_in_on_time": 10, "follow_up_attended": 50},
-    "caps": {"per_patient_per_year": 65},  # 2026's third earn, the visit's 50, gets 45
+    "points": {"check_in_on_time": 10, "follow_up_attended": 50, "referral_first_visit": 60},
+    "caps": {"per_patient_per_year": 120},  # 2027's second re-check visit: 40 of its 50
     "expiry_days": 60,
 }
 RECHECK_ONLY = {**PLAN, "check_ins": [], "education": [], "on_urgent": None}
@@ -61,21 +61,21 @@ def ledger(a: Aftercare) -> list[tuple[str, str, int, int]]:
     ]
 
 
-def test_a_patients_points_over_months_are_exact_and_a_replay_changes_nothing(
+def test_a_year_of_one_patients_points_is_exact_and_a_replay_changes_nothing(
     own_runtime: Any, api: Api, make_clinic: Any, make_patient: Any
 ) -> None:
+    """From 23 November 2026 to the same day in 2027: two surgeries with their check-ins and
+    re-check visits (one attended, one missed), a redemption, a referred patient's first visit,
+    the year's cap, and every credit's expiry after 60 days."""
+    from chalicelib.services.registry import services
+
     runtime = own_runtime
-
-    def loyal_clinic() -> Any:
-        clinic = make_clinic(capacity=5)
-        published = api.call("PUT", "/loyalty/rules", clinic.tenant.admin, RULES)
-        assert published.status_code == 200, published.body
-        return clinic
-
-    clinic = loyal_clinic()
+    clinic = make_clinic(capacity=5, referrals={"enabled": True})
+    admin, staff = clinic.tenant.admin, clinic.tenant.staff
+    assert api.call("PUT", "/loyalty/rules", admin, RULES).status_code == 200
     reward = {"name": {"en": "Check-up"}, "kind": "check_up_package", "points": 40}
-    assert api.call("PUT", "/rewards/check-up", clinic.tenant.admin, reward).status_code == 200
-    api.call("POST", "/rewards/check-up/restock", clinic.tenant.admin, {"quantity": 1})
+    assert api.call("PUT", "/rewards/check-up", admin, reward).status_code == 200
+    api.call("POST", "/rewards/check-up/restock", admin, {"quantity": 1})
 
     a = Aftercare(runtime, api, clinic, make_patient)
     start = day(0)
@@ -90,34 +90,116 @@ def test_a_patients_points_over_months_are_exact_and_a_replay_changes_nothing(
     move_to(runtime, start + timedelta(days=10))
     visit = book(a, days=2)
     assert a.step("recheck-d10")["status"] == "booked"
-    pending = (points(a)["balance"], points(a)["pending"])
-    assert pending == (20, 45), "pending until the visit; the year's cap held back 5"
+    assert (points(a)["balance"], points(a)["pending"]) == (20, 50), "pending until the visit"
     move_to(runtime, local_moment(days=2, hour=9, minute=50))
-    act(a, visit, "check-in", clinic.tenant.staff)
-    act(a, visit, "fulfil", clinic.tenant.staff)
-    assert (points(a)["balance"], points(a)["pending"]) == (65, 0)
+    act(a, visit, "check-in", staff)
+    act(a, visit, "fulfil", staff)
+    assert (points(a)["balance"], points(a)["pending"]) == (70, 0)
 
     redeemed = api.call("POST", "/me/redemptions", a.token, {"reward_id": "check-up"})
     assert redeemed.status_code == 201, redeemed.body
-    assert points(a)["balance"] == 25
-    # The redemption took the oldest points: both check-ins' 20, and 20 of the visit's 45.
-    soon = points(a)["expiring_soon"]
-    assert soon == [] or [e["points"] for e in soon] == [25]
-
+    assert points(a)["balance"] == 30, "the redemption took the check-ins' 20 and 20 of 50"
+    move_to(runtime, start + timedelta(days=12 + 45))
+    assert [e["points"] for e in points(a)["expiring_soon"]] == [30]
     move_to(runtime, start + timedelta(days=12 + 61))
     assert points(a)["balance"] == 0, "what was left of the visit's points expired"
+
+    # A friend registers with the patient's code and attends a first visit: 60 points.
+    code = payload(api.call("GET", "/me/referral-code", a.token))["code"]
+    friend = make_patient(clinic.tenant, referral_code=code)
+    friend_token = runtime.token("patient", clinic.tenant.id, friend["id"])
+    first = api.call(
+        "POST",
+        "/appointments",
+        friend_token,
+        {
+            "slot": {
+                "schedule_id": clinic.schedule_id,
+                "start": iso(local_moment(days=2, hour=10)),
+            },
+            "type": "first_visit",
+        },
+    )
+    assert first.status_code == 201, first.body
+    move_to(runtime, local_moment(days=2, hour=9, minute=50))
+    act(a, payload(first), "check-in", staff)
+    act(a, payload(first), "fulfil", staff)
+    assert points(a)["balance"] == 60
+
+    # A second surgery in 2027: check-ins in time; its re-check booked (the year's cap leaves
+    # 40 of its 50) and missed: the pending points go back.
+    second = day(0)
+    a.surgery()
+    move_to(runtime, second + timedelta(days=1))
+    a.answer(a.sms()[-1], OK)
+    move_to(runtime, second + timedelta(days=7))
+    a.answer(a.sms()[-1], OK)
+    assert points(a)["balance"] == 80
+    move_to(runtime, second + timedelta(days=10))
+    missed = book(a, days=2)
+    assert (points(a)["balance"], points(a)["pending"]) == (80, 40)
+    move_to(runtime, local_moment(days=2, hour=11))
+    act(a, missed, "no-show", staff)
+    assert (points(a)["balance"], points(a)["pending"]) == (80, 0)
+
+    move_to(runtime, start + timedelta(days=365))
+    assert points(a)["balance"] == 0, "every credit expired 60 days after it came"
     expected = [
         ("earn", "check_in_on_time", 10, 0),
         ("earn", "check_in_on_time", 10, 0),
-        ("earn", "follow_up_attended", 0, 45),
-        ("confirm", "follow_up_attended", 45, 0),
+        ("earn", "follow_up_attended", 0, 50),
+        ("confirm", "follow_up_attended", 50, 0),
         ("redeem", "", -40, 0),
-        ("expire", "", -25, 0),
+        ("expire", "", -30, 0),
+        ("earn", "referral_first_visit", 60, 0),
+        ("earn", "check_in_on_time", 10, 0),
+        ("earn", "check_in_on_time", 10, 0),
+        ("earn", "follow_up_attended", 0, 40),
+        ("reverse", "follow_up_attended", 0, 0),
+        ("expire", "", -60, 0),
+        ("expire", "", -10, 0),
+        ("expire", "", -10, 0),
     ]
     assert ledger(a) == expected
+    history = payload(api.call("GET", "/me/points/history", a.token))["items"]
+    assert sum(line["points"] for line in history) == 0 == points(a)["balance"]
+    capped = [line for line in history if line.get("pending_points") == 40]
+    assert len(capped) == 1
 
-    # Another patient's re-check visit, booked and then cancelled: its points are taken back.
-    b = Aftercare(runtime, api, loyal_clinic(), make_patient, RECHECK_ONLY)
+    # Every record of the stream delivered again (and each batch twice): nothing changes.
+    runtime.streams.seed_duplicates(1.0, seed=3)
+    try:
+        runtime.streams.forget()
+        runtime.settle()
+    finally:
+        runtime.streams.seed_duplicates(0.0, seed=0)
+    assert ledger(a) == expected and points(a)["balance"] == 0
+    staff_view = payload(api.call("GET", f"/patients/{a.patient['id']}/points", staff))
+    assert staff_view["balance"] == 0 and len(staff_view["history"]) == len(expected)
+
+    # The hospital's figures agree, and a rebuild agrees with them.
+    summed: dict[str, float] = {}
+    report = api.call("GET", "/analytics/loyalty?granularity=month&from=2026-11-01", admin)
+    for row in payload(report)["rows"]:
+        for name, value in row["values"].items():
+            summed[name] = summed.get(name, 0) + value
+    assert summed == {
+        "points_earned": 150,
+        "points_pending": 90,
+        "points_reversed": 40,
+        "points_redeemed": 40,
+        "redemptions": 1,
+        "points_expired": 110,
+    }
+    assert services().analytics.rebuild(clinic.tenant.id, check_only=True)["differing"] == 0
+
+
+def test_a_cancelled_re_check_visit_gives_its_pending_points_back(
+    runtime: Any, api: Api, make_clinic: Any, make_patient: Any
+) -> None:
+    clinic = make_clinic(capacity=5)
+    assert api.call("PUT", "/loyalty/rules", clinic.tenant.admin, RULES).status_code == 200
+    b = Aftercare(runtime, api, clinic, make_patient, RECHECK_ONLY)
     later = day(0)
     b.surgery()
     move_to(runtime, later + timedelta(days=1))
@@ -129,46 +211,6 @@ def test_a_patients_points_over_months_are_exact_and_a_replay_changes_nothing(
         ("earn", "follow_up_attended", 0, 50),
         ("reverse", "follow_up_attended", 0, 0),
     ]
-
-    # Every record of the stream delivered again (and each batch twice): nothing changes.
-    runtime.streams.seed_duplicates(1.0, seed=3)
-    try:
-        runtime.streams.forget()
-        runtime.settle()
-    finally:
-        runtime.streams.seed_duplicates(0.0, seed=0)
-    assert ledger(a) == expected and points(a)["balance"] == 0
-    assert ledger(b) == [
-        ("earn", "follow_up_attended", 0, 50),
-        ("reverse", "follow_up_attended", 0, 0),
-    ]
-    staff = clinic.tenant.staff
-    staff_view = payload(api.call("GET", f"/patients/{a.patient['id']}/points", staff))
-    assert staff_view["balance"] == 0 and len(staff_view["history"]) == 6
-
-    # The hospital's figures: points earned, pending, redeemed and expired, as a rebuild says.
-    from chalicelib.services.registry import services
-
-    summed: dict[str, float] = {}
-    report = api.call("GET", "/analytics/loyalty?granularity=month", clinic.tenant.admin)
-    for row in payload(report)["rows"]:
-        for name, value in row["values"].items():
-            summed[name] = summed.get(name, 0) + value
-    assert summed == {
-        "points_earned": 65,
-        "points_pending": 45,
-        "points_redeemed": 40,
-        "redemptions": 1,
-        "points_expired": 25,
-    }
-    by_event = api.call(
-        "GET", "/analytics/loyalty?granularity=month&group_by=event", clinic.tenant.admin
-    )
-    earned = {
-        row["group"]: row["values"].get("points_earned", 0) for row in payload(by_event)["rows"]
-    }
-    assert earned.get("check_in_on_time") == 20
-    assert services().analytics.rebuild(clinic.tenant.id, check_only=True)["differing"] == 0
 
 
 def test_points_earned_are_announced_out_of_quiet_hours_once(
