@@ -184,7 +184,7 @@ class LedgerRepository:
         """Write an earn with the totals and cap counters it moves. False if its cause earned
         already. Raises CapReached when a cap filled meanwhile (read again and recompute)."""
         points = entry["points"]
-        pending = entry["status"] == "pending"
+        pending = entry.get("status") == "pending"
         try:
             with transaction_write() as tx:
                 tx.save(
@@ -255,27 +255,9 @@ class LedgerRepository:
         return True
 
     def credit(self, tenant_id: str, patient_id: str, entry: LedgerEntry) -> bool:
-        """A plus adjustment; False if its id was used already."""
-        try:
-            with transaction_write() as tx:
-                tx.save(
-                    self._entry_item(tenant_id, patient_id, entry),
-                    condition=LedgerItem.pk.does_not_exist(),
-                )
-                tx.update(
-                    self._account(tenant_id, patient_id),
-                    actions=[
-                        LedgerItem.balance.add(entry["points"]),
-                        LedgerItem.entity.set("ledger_account"),
-                    ],
-                )
-        except TransactWriteError as exc:
-            if 0 in failed_items(exc):
-                return False
-            if raced(exc):
-                raise Raced() from exc
-            raise
-        return True
+        """A plus adjustment (an earn of no event, counting toward no cap); False if its id was
+        used already."""
+        return self.earn(tenant_id, patient_id, entry, {})
 
     def debit(
         self,
