@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -70,7 +71,10 @@ class ComplaintService:
         appointments: AppointmentRepository,
         staff: StaffRepository,
         queue: StaffQueue,
+        # A member's act on a patient outside their departments: refused without a reason.
+        check_access: Callable[[Principal, Document], None] | None = None,
     ) -> None:
+        self._check_access = check_access
         self._complaints = complaints
         self._owed = owed
         owed.compose("satisfaction_thanks", self._thanks)
@@ -107,6 +111,8 @@ class ComplaintService:
         patient = self._patients.get(tenant_id, patient_id) if is_valid_id(patient_id) else None
         if patient is None:
             raise NotFound("patient not found")
+        if source is ComplaintSource.STAFF and self._check_access is not None:
+            self._check_access(principal, patient)  # break-glass outside their departments
         extra: Document = {}
         appointment_id = body.get("appointment_id")
         if appointment_id is not None:

@@ -164,8 +164,22 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
     staff_records = StaffRepository()
     complaint_repository, ledger = ComplaintRepository(), LedgerRepository()
     owed = OwedMessages(SatisfactionRepository(), tenant_repository, patients, sender)
+    audit = AuditService(
+        AuditRepository(),
+        keyring,
+        tenants,
+        staff_records,
+        channels.publish,
+    )
     complaints = ComplaintService(
-        complaint_repository, owed, tenant_repository, patients, appointments, staff_records, queue
+        complaint_repository,
+        owed,
+        tenant_repository,
+        patients,
+        appointments,
+        staff_records,
+        queue,
+        check_access=audit.check_departments,
     )
     satisfaction = SatisfactionService(
         SatisfactionRepository(), complaints, tenant_repository, patients, appointments, care
@@ -205,13 +219,6 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
 
     analytics_counters = AnalyticsRepository()
     campaign_repository = CampaignRepository()
-    audit = AuditService(
-        AuditRepository(),
-        keyring,
-        tenants,
-        staff_records,
-        channels.publish,
-    )
     referrals = ReferralService(ReferralRepository(), patients, segment_repository, tenants)
     patient_service = PatientService(
         patients,

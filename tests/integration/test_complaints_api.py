@@ -134,3 +134,27 @@ def test_staff_assigned_to_departments_see_only_theirs(
     assert resolved == []
     still_open = payload(api.call("GET", "/complaints?status=open", tenant.admin))["items"]
     assert len(still_open) == 2
+
+
+def test_filing_for_a_patient_outside_ones_departments_needs_a_reason(
+    runtime: Any, api: Api, world: dict[str, Any], make_patient: Any
+) -> None:
+    from local.identity import sign_in_invited
+
+    tenant = world["tenant"]
+    theirs = make_patient(tenant, departments=["cardiology"], phone="13700137011")
+    email = f"{unique('derm')}@hospital.example.com"
+    invited = api.call(
+        "POST",
+        "/staff",
+        tenant.admin,
+        {"email": email, "name": "Derm", "departments": ["dermatology"]},
+    )
+    assert invited.status_code == 201, invited.body
+    token = sign_in_invited(runtime.client("cognito-idp"), runtime.pool, email)
+    body = {**BODY, "department": "dermatology", "patient_id": theirs["id"]}
+    refused = api.call("POST", "/complaints", token, body)
+    assert refused.status_code == 403 and error_code(refused) == "break_glass_required"
+    reason = {"X-Break-Glass-Reason": "The patient phoned the dermatology desk to complain"}
+    filed = api.call("POST", "/complaints", token, body, headers=reason)
+    assert filed.status_code == 201, filed.body
