@@ -64,6 +64,22 @@ def test_an_erased_patient_leaves_nothing_that_names_them(
         {"answers": {"medication": "all", "new_symptoms": False, "breathless": False}},
     )
     assert answered.status_code == 201, answered.body
+    # Points, a redemption's voucher and a complaint: the patient's ledger and more.
+    assert api.call("PUT", "/loyalty/rules", tenant.admin, {"enabled": True}).status_code == 200
+    reward = {"name": {"en": "Gift"}, "kind": "gift", "points": 10}
+    assert api.call("PUT", "/rewards/gift", tenant.admin, reward).status_code == 200
+    api.call("POST", "/rewards/gift/restock", tenant.admin, {"quantity": 1})
+    given = api.call(
+        "POST",
+        f"/patients/{patient_id}/points/adjustments",
+        tenant.staff,
+        {"points": 50, "reason": "Points from the paper card"},
+    )
+    assert given.status_code == 201, given.body
+    voucher = api.call("POST", "/me/redemptions", j.token, {"reward_id": "gift"})
+    assert voucher.status_code == 201, voucher.body
+    complaint = {"category": "waiting_time", "department": "cardiology", "text": "Slow"}
+    assert api.call("POST", "/complaints", j.token, complaint).status_code == 201
     move_to(runtime, start - timedelta(days=7))  # the first reminder
     assert len(j.sms()) >= 2
     reply(runtime, api, f"+86{j.phone}", "STOP")  # the number's STOP outlives the record
