@@ -206,7 +206,7 @@ def test_the_overview_sets_the_month_beside_the_last_and_a_year_before(
 def test_return_visits_counted_once_per_patient_and_period(
     runtime: Any, api: Api, journey: Any, make_patient: Any
 ) -> None:
-    back: Journey = journey()
+    back: Journey = journey(member_class="vip")  # a member; `once` is not
     once = Journey(runtime, api, back.clinic, make_patient)
     staff, admin = back.clinic.tenant.staff, back.clinic.tenant.admin
     first_visit = local_moment(days=2, hour=9)
@@ -230,6 +230,15 @@ def test_return_visits_counted_once_per_patient_and_period(
         if row["period"] == first_visit.date().isoformat()
     ]
     assert first_day["values"]["return_rate"] == 0.5
+    # Members against everyone else: the member came back, the other patient did not.
+    by_class: dict[str, dict[str, float]] = {}
+    report = figures(api, admin, "return_visits?granularity=month&group_by=member_class")
+    for row in report["rows"]:
+        group = by_class.setdefault(row["group"], {})
+        for name in ("patients_seen", "patients_returned"):
+            group[name] = group.get(name, 0) + row["values"].get(name, 0)
+    assert by_class["vip"]["patients_returned"] == 1 and by_class["vip"]["patients_seen"] >= 1
+    assert by_class["none"] == {"patients_seen": 1, "patients_returned": 0}
     assert_kept_counters_are_the_records_totals(back.clinic.tenant.id)
     # Erasing the returning patient removes their visits and markers; the counts (no one's) stay.
     reason = {"reason": "The patient asked to be forgotten; identity checked"}
