@@ -26,7 +26,7 @@ EVERYONE = CLINIC_ROLES | PATIENTS
 )
 def get_loyalty_rules(request: ApiRequest) -> Document:
     raw = request.query("version")
-    if raw is not None and not raw.isdigit():
+    if raw is not None and not (raw.isascii() and raw.isdigit() and len(raw) < 10):
         raise invalid("$.version", "must be a whole number")
     return dict(services().loyalty.rules(request.principal, int(raw) if raw else None))
 

@@ -290,12 +290,13 @@ class Credit(TypedDict):
     id: str  # the entry that made the points spendable
     points: int
     expires_at: str
+    event: str  # what earned them ("" for a staff credit)
 
 
 def credits(entries: Iterable[Mapping[str, Any]]) -> list[Credit]:
     """Spendable points in the order spending takes them: soonest to expire first."""
     found = [
-        Credit(id=e["id"], points=e["points"], expires_at=e["expires_at"])
+        Credit(id=e["id"], points=e["points"], expires_at=e["expires_at"], event=e.get("event", ""))
         for e in entries
         if "expires_at" in e and e["points"] > 0
     ]
@@ -313,14 +314,28 @@ def is_debit(entry: Mapping[str, Any]) -> bool:
 
 
 def unspent(entries: Sequence[Mapping[str, Any]]) -> list[tuple[Credit, int]]:
-    """Each credit with what is left of it once every debit took the oldest points first."""
-    left = debited(entries)
-    result = []
-    for credit in credits(entries):
-        taken = min(credit["points"], left)
-        left -= taken
-        result.append((credit, credit["points"] - taken))
-    return result
+    """Each credit with what is left of it, soonest to expire first: the ledger replayed in its
+    order, each debit taking the points that expire soonest among those spendable at its moment
+    (never one past its expiry), each expiry what was left of its own credit."""
+    live: dict[str, list[Any]] = {}  # credit id → [Credit, points left]
+    for entry in sorted(entries, key=history_order):
+        if "expires_at" in entry and entry["points"] > 0:
+            (credit,) = credits([entry])
+            live[entry["id"]] = [credit, entry["points"]]
+        elif entry["kind"] == EntryKind.EXPIRE:
+            if entry.get("of") in live:
+                slot = live[entry["of"]]
+                slot[1] = max(0, slot[1] - entry["points"])
+        elif is_debit(entry):
+            wanted = int(entry["points"])
+            for slot in sorted(live.values(), key=lambda s: (s[0]["expires_at"], s[0]["id"])):
+                if slot[0]["expires_at"] <= entry["at"] or wanted == 0:
+                    continue  # expired by then, or nothing more to take
+                taken = min(slot[1], wanted)
+                slot[1] -= taken
+                wanted -= taken
+    ordered = sorted(live.values(), key=lambda s: (s[0]["expires_at"], s[0]["id"]))
+    return [(slot[0], slot[1]) for slot in ordered]
 
 
 def expiries_due(entries: Sequence[Mapping[str, Any]], now: datetime) -> list[LedgerEntry]:
@@ -339,6 +354,8 @@ def expiries_due(entries: Sequence[Mapping[str, Any]], now: datetime) -> list[Le
                     of=credit["id"],
                 )
             )
+            if credit["event"]:  # the figures count expiries by what earned them
+                owed[-1]["event"] = credit["event"]
     return owed
 
 

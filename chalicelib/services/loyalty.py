@@ -17,8 +17,11 @@ settles it. Every entry is keyed by its cause, so a redelivered record changes n
 from __future__ import annotations
 
 import hashlib
+import random
+import re
 import secrets
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import timedelta
 from typing import Any, NotRequired, TypedDict
 from zoneinfo import ZoneInfo
@@ -35,7 +38,7 @@ from chalicelib.domain.access import (
 from chalicelib.domain.aftercare import StepKind, StepStatus
 from chalicelib.domain.analytics import follow_up_links
 from chalicelib.domain.common import Document, utc_iso
-from chalicelib.domain.errors import Conflict, Forbidden, NotFound, invalid
+from chalicelib.domain.errors import Conflict, Forbidden, NotFound, Retryable, invalid
 from chalicelib.domain.loyalty import EarnEvent, EarnStatus, LedgerEntry, LoyaltyRules
 from chalicelib.observability import count
 from chalicelib.services.deliveries import patient_fields
@@ -48,12 +51,14 @@ from chalicelib.store.patients import PatientRepository
 from chalicelib.store.tenants import TenantRepository
 
 PATIENTS = frozenset({Role.PATIENT})
+REFERRAL_ID = re.compile(r"referral:[^/:]+")
 EVERYONE = CLINIC_ROLES | PATIENTS
 SETTLES = {
     "fulfilled": EarnStatus.CONFIRMED,
     "noshow": EarnStatus.REVERSED,
     "cancelled": EarnStatus.REVERSED,
 }
+ATTENDED = frozenset({"arrived", "fulfilled"})
 FOLLOW_UP_EVENTS = {"recall": EarnEvent.RECALL_CONVERTED, "recheck": EarnEvent.FOLLOW_UP_ATTENDED}
 HISTORY_LIMIT = 200
 ANNOUNCEMENT = "points_earned"  # the message (and template) that tells a patient of points
@@ -122,11 +127,15 @@ class LoyaltyService:
 
     def rules(self, principal: Principal, version: int | None = None) -> LoyaltyRules:
         require_role(principal, EVERYONE)
-        if version is None:
-            return self.current_rules(tenant_of(principal))
-        found = self._ledger.rules(tenant_of(principal), version)
+        found = (
+            self.current_rules(tenant_of(principal))
+            if version is None
+            else self._ledger.rules(tenant_of(principal), version)
+        )
         if found is None:
             raise NotFound(f"no version {version} of the loyalty rules")
+        if principal.role == Role.PATIENT:
+            return {**found, "published_by": ""}  # a staff account's id is not the public's
         return found
 
     def publish(self, principal: Principal, body: Document) -> LoyaltyRules:
@@ -172,7 +181,7 @@ class LoyaltyService:
             return 0
         written = self._settle_visit(tenant_id, new["patient_id"], new["id"], SETTLES[status])
         if status == "fulfilled":
-            written += self._referral_visit(tenant_id, new["patient_id"])
+            written += self._referral_visit(tenant_id, new)
         return written
 
     def _care_changed(self, tenant_id: str, patient_id: str, record: ChangedItem) -> int:
@@ -202,9 +211,13 @@ class LoyaltyService:
     ) -> int:
         """A follow-up booking earns its points, pending until the visit (or confirmed or not
         earned, if the visit's outcome came first)."""
-        appointment = self._appointments.get(tenant_id, appointment_id)
+        # Consistent reads: the visit's own record may be on another shard of the stream, and a
+        # stale "booked" read after it was settled would leave these points pending for ever.
+        appointment = self._appointments.get(tenant_id, appointment_id, consistent=True)
         if appointment is None or SETTLES.get(appointment["status"]) == EarnStatus.REVERSED:
             return 0
+        if appointment["patient_id"] != patient_id:
+            return 0  # the link names another patient's booking: nothing for either
         cause = ledger_rules.visit_cause(appointment_id)
         attended = appointment["status"] == "fulfilled"
         written = self._earn(
@@ -217,7 +230,7 @@ class LoyaltyService:
         )
         if written and not attended:
             # The visit's own record may have passed the stream while this was written.
-            again = self._appointments.get(tenant_id, appointment_id)
+            again = self._appointments.get(tenant_id, appointment_id, consistent=True)
             if again is not None and again["status"] in SETTLES:
                 written += self._settle_visit(
                     tenant_id, patient_id, appointment_id, SETTLES[again["status"]]
@@ -234,7 +247,7 @@ class LoyaltyService:
         settlement = ledger_rules.settlement(
             earned, becomes, at=utc_iso(clock.now()), rules=self.current_rules(tenant_id)
         )
-        for _ in range(ledger_rules.MAX_STORED_ATTEMPTS):
+        for _ in _attempts():
             try:
                 if self._ledger.settle(tenant_id, patient_id, earned, settlement):
                     count(f"LoyaltyPoints{settlement['kind'].capitalize()}")
@@ -244,14 +257,21 @@ class LoyaltyService:
                 return 0
             except Raced:
                 continue
-        raise Raced()
+        raise _still_racing()
 
-    def _referral_visit(self, tenant_id: str, patient_id: str) -> int:
-        """A referred patient's first attended visit earns their referrer's points, once."""
+    def _referral_visit(self, tenant_id: str, visit: Document) -> int:
+        """A referred patient's first attended visit earns their referrer's points, once (a
+        later visit earns nothing, even if the first came while referrals were off)."""
         if self._referrer_of is None:
             return 0
+        patient_id = visit["patient_id"]
         referrer = self._referrer_of(tenant_id, patient_id)
         if referrer is None:
+            return 0
+        earlier = self._appointments.for_patient(
+            tenant_id, patient_id, before=visit["start"], limit=500
+        )
+        if any(a["status"] in ATTENDED and a["id"] != visit["id"] for a in earlier):
             return 0
         return self._earn(
             tenant_id,
@@ -280,7 +300,7 @@ class LoyaltyService:
         patient = self._patients.get(tenant_id, patient_id)
         if patient is None or not ledger_rules.takes_part(current, patient):
             return 0
-        for _ in range(ledger_rules.MAX_STORED_ATTEMPTS):
+        for _ in _attempts():
             ledger = self._ledger.ledger(tenant_id, patient_id)
             if cause in ledger.entries:
                 return 0
@@ -306,7 +326,7 @@ class LoyaltyService:
                 return 0
             except (CapReached, Raced):
                 continue
-        raise Raced()
+        raise _still_racing()
 
     def _announce(self, tenant_id: str, patient_id: str, credited: LedgerEntry) -> None:
         """Tell the patient of points made spendable, if the hospital's rules say so: a message
@@ -339,7 +359,7 @@ class LoyaltyService:
     def _expired(self, tenant_id: str, patient_id: str) -> Ledger:
         """The ledger once every expiry owed by now is written (oldest first)."""
         now = clock.now()
-        for _ in range(100):
+        for _ in _attempts(100):
             ledger = self._ledger.ledger(tenant_id, patient_id)
             owed = ledger_rules.expiries_due(list(ledger.entries.values()), now)
             if not owed:
@@ -351,7 +371,7 @@ class LoyaltyService:
                     count("LoyaltyPointsExpired")
             except (Raced, Conflict):
                 continue  # a debit came meanwhile: compute again from the new ledger
-        raise Raced()
+        raise _still_racing()
 
     def expiry_sweep(self) -> Document:
         """The daily schedule: in every tenant, the points that expired (in the last week, so
@@ -404,37 +424,39 @@ class LoyaltyService:
         reward = self._ledger.reward(tenant_id, body["reward_id"])
         if reward is None or not reward["active"]:
             raise NotFound("reward not found")
-        redemption_id = "rd-" + secrets.token_hex(8)
         now = clock.now()
-        voucher = ledger_rules.Voucher(
-            code=ledger_rules.voucher_code(redemption_id, secrets.token_hex(16)),
-            redemption_id=redemption_id,
-            patient_id=patient_id,
-            reward_id=reward["id"],
-            points=reward["points"],
-            status=ledger_rules.VoucherStatus.ISSUED,
-            issued_at=utc_iso(now),
-            expires_at=utc_iso(now + timedelta(days=reward["voucher_valid_days"])),
-        )
-        entry = LedgerEntry(
-            id=f"redeem:{redemption_id}",
-            kind=ledger_rules.EntryKind.REDEEM,
-            points=reward["points"],
-            at=utc_iso(now),
-            reward_id=reward["id"],
-            voucher_code=voucher["code"],
-        )
-        for _ in range(ledger_rules.MAX_STORED_ATTEMPTS):
+        for _ in _attempts():
+            redemption_id = "rd-" + secrets.token_hex(8)
+            voucher = ledger_rules.Voucher(
+                code=ledger_rules.voucher_code(redemption_id, secrets.token_hex(16)),
+                redemption_id=redemption_id,
+                patient_id=patient_id,
+                reward_id=reward["id"],
+                points=reward["points"],
+                status=ledger_rules.VoucherStatus.ISSUED,
+                issued_at=utc_iso(now),
+                expires_at=utc_iso(now + timedelta(days=reward["voucher_valid_days"])),
+            )
+            entry = LedgerEntry(
+                id=f"redeem:{redemption_id}",
+                kind=ledger_rules.EntryKind.REDEEM,
+                points=reward["points"],
+                at=utc_iso(now),
+                reward_id=reward["id"],
+                voucher_code=voucher["code"],
+            )
             self._expired(tenant_id, patient_id)  # expired points are not spent
             try:
-                self._ledger.debit(
+                written = self._ledger.debit(
                     tenant_id, patient_id, entry, reward_id=reward["id"], voucher=voucher
                 )
             except Raced:
                 continue
+            if not written:
+                continue  # its id or voucher code was taken (vanishingly rare): new ones
             count("LoyaltyRedeemed")
             return voucher
-        raise Raced()
+        raise _still_racing()
 
     def my_vouchers(self, principal: Principal) -> list[ledger_rules.Voucher]:
         require_role(principal, PATIENTS)
@@ -460,26 +482,29 @@ class LoyaltyService:
         tenant_id = tenant_of(principal)
         if body["points"] == 0:
             raise invalid("$.points", "must not be 0")
-        entry = ledger_rules.adjustment(
-            "aj-" + secrets.token_hex(8),
-            body["points"],
-            body["reason"],
-            by=principal.subject,
-            at=utc_iso(clock.now()),
-            rules=self.current_rules(tenant_id),
-        )
-        for _ in range(ledger_rules.MAX_STORED_ATTEMPTS):
+        current = self.current_rules(tenant_id)
+        for _ in _attempts():
+            entry = ledger_rules.adjustment(
+                "aj-" + secrets.token_hex(8),
+                body["points"],
+                body["reason"],
+                by=principal.subject,
+                at=utc_iso(clock.now()),
+                rules=current,
+            )
             try:
                 if body["points"] > 0:
-                    self._ledger.credit(tenant_id, patient["id"], entry)
+                    written = self._ledger.credit(tenant_id, patient["id"], entry)
                 else:
                     self._expired(tenant_id, patient["id"])
-                    self._ledger.debit(tenant_id, patient["id"], entry)
+                    written = self._ledger.debit(tenant_id, patient["id"], entry)
             except Raced:
                 continue
+            if not written:
+                continue  # its id was taken (vanishingly rare): a new one
             count("LoyaltyAdjusted")
             return _line(entry, staff=True)
-        raise Raced()
+        raise _still_racing()
 
     def use_voucher(self, principal: Principal, code: str) -> ledger_rules.Voucher:
         """Staff take a voucher at the desk: once, and only before it expires."""
@@ -544,6 +569,19 @@ class LoyaltyService:
         return found
 
 
+def _attempts(limit: int = ledger_rules.MAX_STORED_ATTEMPTS) -> Iterator[int]:
+    """Attempts at a write that may lose a race (DynamoDB cancels one of two transactions on
+    the same items): again at once, then after a short jittered pause."""
+    for attempt in range(limit):
+        if attempt:
+            time.sleep(random.uniform(0, min(0.2, 0.01 * 2**attempt)))  # noqa: S311 - jitter
+        yield attempt
+
+
+def _still_racing() -> Retryable:
+    return Retryable("the points changed at the same moment; try again")
+
+
 def _answered_in_time(journey: Mapping[str, Any]) -> set[str]:
     return {
         step["id"]
@@ -554,8 +592,11 @@ def _answered_in_time(journey: Mapping[str, Any]) -> set[str]:
 
 def _line(entry: Mapping[str, Any], *, staff: bool) -> HistoryLine:
     entry_id = entry["id"]
-    if not staff and "referred_patient_id" in entry:  # not the other patient's id
-        entry_id = "referral:" + hashlib.sha256(entry_id.encode()).hexdigest()[:12]
+    if not staff:  # a referral's entries (its earn, its expiry) never show the friend's id
+        entry_id = REFERRAL_ID.sub(
+            lambda m: "referral:" + hashlib.sha256(m.group(0).encode()).hexdigest()[:12],
+            entry_id,
+        )
     line = HistoryLine(
         id=entry_id,
         kind=entry["kind"],

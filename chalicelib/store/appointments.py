@@ -138,11 +138,17 @@ class AppointmentRepository:
         bind_models(get_settings())
 
     @noting("appointment")
-    def get(self, tenant_id: str, appointment_id: str) -> Document | None:
+    def get(
+        self, tenant_id: str, appointment_id: str, *, consistent: bool = False
+    ) -> Document | None:
         try:
             return appointment_doc(
                 tenant_id,
-                AppointmentItem.get(appointment_pk(tenant_id, appointment_id), APPOINTMENT_SK),
+                AppointmentItem.get(
+                    appointment_pk(tenant_id, appointment_id),
+                    APPOINTMENT_SK,
+                    consistent_read=consistent,
+                ),
             )
         except DoesNotExist:
             return None

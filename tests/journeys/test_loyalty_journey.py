@@ -150,21 +150,23 @@ def test_a_year_of_one_patients_points_is_exact_and_a_replay_changes_nothing(
         ("earn", "follow_up_attended", 0, 50),
         ("confirm", "follow_up_attended", 50, 0),
         ("redeem", "", -40, 0),
-        ("expire", "", -30, 0),
+        ("expire", "follow_up_attended", -30, 0),
         ("earn", "referral_first_visit", 60, 0),
         ("earn", "check_in_on_time", 10, 0),
         ("earn", "check_in_on_time", 10, 0),
         ("earn", "follow_up_attended", 0, 40),
         ("reverse", "follow_up_attended", 0, 0),
-        ("expire", "", -60, 0),
-        ("expire", "", -10, 0),
-        ("expire", "", -10, 0),
+        ("expire", "referral_first_visit", -60, 0),
+        ("expire", "check_in_on_time", -10, 0),
+        ("expire", "check_in_on_time", -10, 0),
     ]
     assert ledger(a) == expected
     history = payload(api.call("GET", "/me/points/history", a.token))["items"]
     assert sum(line["points"] for line in history) == 0 == points(a)["balance"]
     capped = [line for line in history if line.get("pending_points") == 40]
     assert len(capped) == 1
+    friend_ids = [line["id"] for line in history if "referral" in line["id"]]
+    assert len(friend_ids) == 2 and not any(friend["id"] in i for i in friend_ids), "hashed"
 
     # Every record of the stream delivered again (and each batch twice): nothing changes.
     runtime.streams.seed_duplicates(1.0, seed=3)

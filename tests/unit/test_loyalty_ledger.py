@@ -105,3 +105,23 @@ def test_voucher_codes_are_unguessable_and_readable() -> None:
     for code in codes:
         assert len(code) == 11 and code[5] == "-"
         assert not set(code) & set("01IOL"), "no look-alikes"
+
+
+def test_a_redemption_spends_only_what_was_spendable_at_its_moment() -> None:
+    """Spent before a later credit existed, a redemption is not charged to it, whatever the
+    later credit's expiry (rules shortened meanwhile)."""
+    first = loyalty.earn(
+        "checkin:j:1", EarnEvent.CHECK_IN_ON_TIME, 10, at=at(0), rules=RULES, pending=False
+    )
+    spent = debit(EntryKind.REDEEM, "redeem:r1", 10, 5)
+    shortened = {**RULES, "expiry_days": 30}
+    later = loyalty.earn(
+        "checkin:j:2", EarnEvent.CHECK_IN_ON_TIME, 10, at=at(10), rules=shortened, pending=False
+    )
+    entries = [first, spent, later]
+    assert {c["id"]: left for c, left in loyalty.unspent(entries)} == {
+        "checkin:j:1": 0,
+        "checkin:j:2": 10,
+    }
+    [owed] = loyalty.expiries_due(entries, T0 + timedelta(days=41))
+    assert (owed["of"], owed["points"], owed["event"]) == ("checkin:j:2", 10, "check_in_on_time")
