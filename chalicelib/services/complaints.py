@@ -31,7 +31,7 @@ from chalicelib.domain.complaints import (
 from chalicelib.domain.errors import Forbidden, NotFound, Problems, Retryable, invalid
 from chalicelib.domain.satisfaction import Verdict, flagged_by, settings_of
 from chalicelib.domain.staff import StaffStatus
-from chalicelib.domain.tenants import department_names
+from chalicelib.domain.tenants import department_names, is_active
 from chalicelib.observability import count, logger
 from chalicelib.services.deliveries import patient_fields
 from chalicelib.services.owed_messages import OwedMessage, OwedMessages
@@ -346,8 +346,8 @@ class ComplaintService:
         two finds it again; the task is opened (and alerted) once by its id."""
         tenant = self._tenants.get(tenant_id)
         complaint = self._complaints.get(tenant_id, complaint_id)
-        if tenant is None or complaint is None:
-            return 0
+        if tenant is None or complaint is None or not is_active(tenant):
+            return 0  # a hospital that left (its stack deleted, its topics gone): no alerts
         if not rules.is_overdue(complaint, now):
             if complaint["status"] not in rules.ACTIVE or "escalated_at" in complaint:
                 self._complaints.save(tenant_id, complaint, complaint, drop_due=True)

@@ -116,6 +116,7 @@ class Services:
     referrals: ReferralService
     draws: DrawService
     loyalty: LoyaltyService
+    owed_messages: OwedMessages
     complaints: ComplaintService
     satisfaction: SatisfactionService
 
@@ -280,6 +281,7 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
     return Services(
         referrals=referrals,
         draws=DrawService(DrawRepository(), segment_service, tenants),
+        owed_messages=owed,
         loyalty=LoyaltyService(
             ledger,
             patients,
