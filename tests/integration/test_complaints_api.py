@@ -98,16 +98,10 @@ def test_roles_and_other_tenants_and_patients(
     assert api.call("POST", "/complaints", elsewhere.staff, for_theirs).status_code in (400, 404)
 
 
-def test_staff_assigned_to_departments_see_only_theirs(
-    runtime: Any, api: Api, world: dict[str, Any]
-) -> None:
+def dermatology_member(runtime: Any, api: Api, tenant: TenantCtx) -> str:
+    """A signed-in staff member assigned to dermatology only: their token."""
     from local.identity import sign_in_invited
 
-    tenant = world["tenant"]
-    patient_id = world["patient"]["id"]
-    for department in ("cardiology", "dermatology"):
-        body = {**BODY, "department": department, "patient_id": patient_id}
-        assert api.call("POST", "/complaints", tenant.staff, body).status_code == 201
     email = f"{unique('derm')}@hospital.example.com"
     invited = api.call(
         "POST",
@@ -116,7 +110,18 @@ def test_staff_assigned_to_departments_see_only_theirs(
         {"email": email, "name": "Derm", "departments": ["dermatology"]},
     )
     assert invited.status_code == 201, invited.body
-    token = sign_in_invited(runtime.client("cognito-idp"), runtime.pool, email)
+    return sign_in_invited(runtime.client("cognito-idp"), runtime.pool, email)
+
+
+def test_staff_assigned_to_departments_see_only_theirs(
+    runtime: Any, api: Api, world: dict[str, Any]
+) -> None:
+    tenant = world["tenant"]
+    patient_id = world["patient"]["id"]
+    for department in ("cardiology", "dermatology"):
+        body = {**BODY, "department": department, "patient_id": patient_id}
+        assert api.call("POST", "/complaints", tenant.staff, body).status_code == 201
+    token = dermatology_member(runtime, api, tenant)
     listed = payload(api.call("GET", "/complaints", token))["items"]
     assert {c["department"] for c in listed} == {"dermatology"}
     fenced = api.call("GET", "/complaints?department=cardiology", token)
@@ -139,19 +144,9 @@ def test_staff_assigned_to_departments_see_only_theirs(
 def test_filing_for_a_patient_outside_ones_departments_needs_a_reason(
     runtime: Any, api: Api, world: dict[str, Any], make_patient: Any
 ) -> None:
-    from local.identity import sign_in_invited
-
     tenant = world["tenant"]
     theirs = make_patient(tenant, departments=["cardiology"], phone="13700137011")
-    email = f"{unique('derm')}@hospital.example.com"
-    invited = api.call(
-        "POST",
-        "/staff",
-        tenant.admin,
-        {"email": email, "name": "Derm", "departments": ["dermatology"]},
-    )
-    assert invited.status_code == 201, invited.body
-    token = sign_in_invited(runtime.client("cognito-idp"), runtime.pool, email)
+    token = dermatology_member(runtime, api, tenant)
     body = {**BODY, "department": "dermatology", "patient_id": theirs["id"]}
     refused = api.call("POST", "/complaints", token, body)
     assert refused.status_code == 403 and error_code(refused) == "break_glass_required"
