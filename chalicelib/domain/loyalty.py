@@ -275,17 +275,6 @@ def settlement(
     return entry
 
 
-def earn_status(entries: Mapping[str, Mapping[str, Any]], cause: str) -> EarnStatus | None:
-    """Where the earn of `cause` stands, from its entry and its settlement; None if none."""
-    earned = entries.get(cause)
-    if earned is None:
-        return None
-    settled = entries.get(settlement_of(cause))
-    if settled is None:
-        return EarnStatus(earned["status"])
-    return EarnStatus.CONFIRMED if settled["kind"] == EntryKind.CONFIRM else EarnStatus.REVERSED
-
-
 class Credit(TypedDict):
     id: str  # the entry that made the points spendable
     points: int
@@ -301,10 +290,6 @@ def credits(entries: Iterable[Mapping[str, Any]]) -> list[Credit]:
         if "expires_at" in e and e["points"] > 0
     ]
     return sorted(found, key=lambda c: (c["expires_at"], c["id"]))
-
-
-def debited(entries: Iterable[Mapping[str, Any]]) -> int:
-    return sum(e["points"] for e in entries if is_debit(e))
 
 
 def is_debit(entry: Mapping[str, Any]) -> bool:

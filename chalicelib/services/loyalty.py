@@ -244,15 +244,16 @@ class LoyaltyService:
         earned = self._ledger.entry(tenant_id, patient_id, cause)
         if earned is None or earned["status"] != EarnStatus.PENDING:
             return 0  # no follow-up points for this visit (yet: the earn settles itself)
+        current = self.current_rules(tenant_id)
         settlement = ledger_rules.settlement(
-            earned, becomes, at=utc_iso(clock.now()), rules=self.current_rules(tenant_id)
+            earned, becomes, at=utc_iso(clock.now()), rules=current
         )
         for _ in _attempts():
             try:
                 if self._ledger.settle(tenant_id, patient_id, earned, settlement):
                     count(f"LoyaltyPoints{settlement['kind'].capitalize()}")
                     if becomes == EarnStatus.CONFIRMED:
-                        self._announce(tenant_id, patient_id, settlement)
+                        self._announce(tenant_id, patient_id, settlement, current)
                     return 1
                 return 0
             except Raced:
@@ -321,19 +322,21 @@ class LoyaltyService:
                 if self._ledger.earn(tenant_id, patient_id, entry, limits):
                     count("LoyaltyPointsEarned")
                     if not pending:
-                        self._announce(tenant_id, patient_id, entry)
+                        self._announce(tenant_id, patient_id, entry, current)
                     return 1
                 return 0
             except (CapReached, Raced):
                 continue
         raise _still_racing()
 
-    def _announce(self, tenant_id: str, patient_id: str, credited: LedgerEntry) -> None:
+    def _announce(
+        self, tenant_id: str, patient_id: str, credited: LedgerEntry, rules: LoyaltyRules
+    ) -> None:
         """Tell the patient of points made spendable, if the hospital's rules say so: a message
         owed (consent, opt-outs and quiet hours apply; sent once, by its entry)."""
         if self._owed is None or credited["points"] <= 0:
             return
-        if not self.current_rules(tenant_id).get("announce"):
+        if not rules.get("announce"):
             return
         self._owed.owe_and_try(
             tenant_id,
@@ -390,11 +393,11 @@ class LoyaltyService:
 
     def my_points(self, principal: Principal) -> PointsView:
         require_role(principal, PATIENTS)
-        return self._view(tenant_of(principal), str(principal.patient_id))
+        tenant_id = tenant_of(principal)
+        return self._view(tenant_id, self._expired(tenant_id, str(principal.patient_id)))
 
-    def _view(self, tenant_id: str, patient_id: str) -> PointsView:
+    def _view(self, tenant_id: str, ledger: Ledger) -> PointsView:
         current = self.current_rules(tenant_id)
-        ledger = self._expired(tenant_id, patient_id)
         return PointsView(
             enabled=current["enabled"],
             balance=ledger.account["balance"],
@@ -405,12 +408,8 @@ class LoyaltyService:
 
     def my_history(self, principal: Principal) -> list[HistoryLine]:
         require_role(principal, PATIENTS)
-        return self._history(tenant_of(principal), str(principal.patient_id), staff=False)
-
-    def _history(self, tenant_id: str, patient_id: str, *, staff: bool) -> list[HistoryLine]:
-        ledger = self._expired(tenant_id, patient_id)
-        entries = sorted(ledger.entries.values(), key=ledger_rules.history_order, reverse=True)
-        return [_line(entry, staff=staff) for entry in entries[:HISTORY_LIMIT]]
+        ledger = self._expired(tenant_of(principal), str(principal.patient_id))
+        return _history(ledger, staff=False)
 
     def redeem(self, principal: Principal, body: Document) -> ledger_rules.Voucher:
         """Take a reward for points: the balance and the stock each move under their condition
@@ -470,10 +469,8 @@ class LoyaltyService:
         require_role(principal, CLINIC_ROLES)
         patient = self._patient_service.require(principal, patient_id)
         tenant_id = tenant_of(principal)
-        return {
-            **self._view(tenant_id, patient["id"]),
-            "history": self._history(tenant_id, patient["id"], staff=True),
-        }
+        ledger = self._expired(tenant_id, patient["id"])  # one read serves both
+        return {**self._view(tenant_id, ledger), "history": _history(ledger, staff=True)}
 
     def adjust(self, principal: Principal, patient_id: str, body: Document) -> HistoryLine:
         """A staff member's correction, kept in the ledger with who made it and why."""
@@ -515,7 +512,8 @@ class LoyaltyService:
             raise NotFound("voucher not found")
         now = clock.now()
         status = ledger_rules.voucher_status(voucher, now)
-        if status != ledger_rules.VoucherStatus.ISSUED or not self._ledger.use_voucher(
+        usable = ledger_rules.VoucherStatus.USED in ledger_rules.NEXT_VOUCHER_STATUSES[status]
+        if not usable or not self._ledger.use_voucher(
             tenant_id,
             voucher["code"],
             by=principal.subject,
@@ -588,6 +586,12 @@ def _answered_in_time(journey: Mapping[str, Any]) -> set[str]:
         for step in journey.get("steps") or []
         if step.get("kind") == StepKind.CHECKIN and step.get("status") == StepStatus.ANSWERED
     }
+
+
+def _history(ledger: Ledger, *, staff: bool) -> list[HistoryLine]:
+    """The ledger newest first (its latest HISTORY_LIMIT entries)."""
+    entries = sorted(ledger.entries.values(), key=ledger_rules.history_order, reverse=True)
+    return [_line(entry, staff=staff) for entry in entries[:HISTORY_LIMIT]]
 
 
 def _line(entry: Mapping[str, Any], *, staff: bool) -> HistoryLine:
