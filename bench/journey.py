@@ -166,9 +166,15 @@ def play_path(
     return meter.snapshot(), booked
 
 
-def task_reads(counts: dict[str, int]) -> int:
-    """Reads made by the appointment journey's own functions."""
-    return sum(v for k, v in counts.items() if k.startswith("dynamodb_reads@appointment_journey"))
+def task_reads(counts: dict[str, int], *, audit: bool = True) -> int:
+    """Reads made by the appointment journey's own functions (with or without the audit
+    chain's heads, which the issue's target reports beside the journey's own)."""
+    reads = sum(v for k, v in counts.items() if k.startswith("dynamodb_reads@appointment_journey"))
+    if audit:
+        return reads
+    return reads - sum(
+        v for k, v in counts.items() if k.startswith("dynamodb_reads:audit@appointment_journey")
+    )
 
 
 def busy_hospital(runtime: Any, http: Any, patients: int = 20) -> dict[str, Any]:
@@ -177,7 +183,12 @@ def busy_hospital(runtime: Any, http: Any, patients: int = 20) -> dict[str, Any]
     counts, _ = play_path(runtime, http, "bench-busy", patients)
     return {
         "journey_busy_hospital_patients": patients,
-        "journey_busy_task_dynamodb_reads_per_journey": round(task_reads(counts) / patients, 2),
+        "journey_busy_task_dynamodb_reads_per_journey": round(
+            task_reads(counts, audit=False) / patients, 2
+        ),
+        "journey_busy_task_dynamodb_reads_with_audit_per_journey": round(
+            task_reads(counts) / patients, 2
+        ),
         "journey_busy_audit_dynamodb_reads_per_journey": round(
             counts.get("dynamodb_reads:audit", 0) / patients, 2
         ),
@@ -221,8 +232,10 @@ def happy_path(runtime: Any, http: Any) -> dict[str, Any]:
     return {
         "journey_state_transitions": transitions,
         "journey_state_transitions_target": 18,
-        "journey_task_dynamodb_reads": task_reads(counts),
+        # The journey's own reads (target 20); its audit entries' chain heads beside them.
+        "journey_task_dynamodb_reads": task_reads(counts, audit=False),
         "journey_task_dynamodb_reads_target": 20,
+        "journey_task_dynamodb_reads_with_audit": task_reads(counts),
         "journey_dynamodb_reads_by_function": by_function,
         "journey_audit_dynamodb_reads": counts.get("dynamodb_reads:audit", 0),
         # Beside the journey: what its audit trail costs (entries with their subject pointers,

@@ -45,10 +45,12 @@ def install() -> None:
         if target in READS:
             meter.add("dynamodb_reads")
             # Whose reads: the API's (a request) or a task's (a state machine's function).
-            meter.add(f"dynamodb_reads@{running_function() or 'emulator'}")
+            function = running_function() or "emulator"
+            meter.add(f"dynamodb_reads@{function}")
             body = self.body.decode() if isinstance(self.body, bytes) else str(self.body)
             if "#AUDIT#" in body:
                 meter.add("dynamodb_reads:audit")  # the audit chain's head, before an entry
+                meter.add(f"dynamodb_reads:audit@{function}")
         elif target in WRITES:
             meter.add("dynamodb_writes")
         elif target == "TransactWriteItems":

@@ -3,6 +3,7 @@ departments."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -53,6 +54,7 @@ def new_tenant(body: Document, now: datetime, now_iso: str, stage: str = "prod")
         "quiet_hours": dict(DEFAULT_QUIET_HOURS),
         "departments": [],
         **body,
+        "own_wording": [],
         "active": True,
         "created_at": now_iso,
         "updated_at": now_iso,
@@ -64,7 +66,7 @@ def new_tenant(body: Document, now: datetime, now_iso: str, stage: str = "prod")
 def patched_tenant(
     current: Document, patch: Document, now_iso: str, *, by_operator: bool, stage: str = "prod"
 ) -> Document:
-    for key in ("id", "created_at", "updated_at", "version"):
+    for key in ("id", "created_at", "updated_at", "version", "own_wording"):
         if key in patch:
             raise invalid(f"$.{key}", "is read-only")
     if not by_operator:
@@ -74,6 +76,22 @@ def patched_tenant(
     doc["updated_at"] = now_iso
     _check(doc, stage)
     return doc
+
+
+def may_have_own_wording(tenant: Document, template: str) -> bool:
+    """Whether the tenant may have saved its own wording `template` (template_id): it lists
+    those it saved (`own_wording`, written with each); a record from before the list was kept
+    has none, and may have any."""
+    listed = tenant.get("own_wording")
+    return listed is None or template in listed
+
+
+def with_own_wording(tenant: Document, template: str, saved: Collection[str]) -> Document | None:
+    """The tenant listing `template` beside the wordings it `saved` before; None if it lists
+    it already."""
+    if template in tenant.get("own_wording", ()):
+        return None
+    return {**tenant, "own_wording": sorted({*saved, template})}
 
 
 def is_quiet(local_time: time, quiet_hours: Document) -> bool:

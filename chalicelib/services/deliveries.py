@@ -43,7 +43,13 @@ from chalicelib.domain.errors import DependencyUnavailable, Retryable
 from chalicelib.domain.messages import CHANNELS, Rendered, render, template_id, template_kind
 from chalicelib.domain.patients import addressee, first_name
 from chalicelib.domain.replies import awaiting, invitation, keywords, shown_code
-from chalicelib.domain.tenants import department_names, is_active, out_of_quiet_hours, reply_number
+from chalicelib.domain.tenants import (
+    department_names,
+    is_active,
+    may_have_own_wording,
+    out_of_quiet_hours,
+    reply_number,
+)
 from chalicelib.observability import count, logger
 from chalicelib.services.brief_cache import TENANT_SETTINGS_FOR, BriefCache
 from chalicelib.services.staff_queue import StaffQueue
@@ -182,13 +188,16 @@ class Deliveries:
         self._channels = channels
         self._queue = queue
 
-    def _wording(self, tenant_id: str, step: str, channel: str, language: str) -> Document:
+    def _wording(self, tenant: Document, step: str, channel: str, language: str) -> Document:
         """The tenant's own template for this step, channel and language, if it saved one ({}
-        when not): a setting, kept briefly like the tenant's others (services/brief_cache)."""
+        when not): a setting, kept briefly like the tenant's others (services/brief_cache).
+        The tenant lists the wordings it saved, so the product's own costs no read."""
         template = template_id(template_kind(step), channel, language)
+        if not may_have_own_wording(tenant, template):
+            return {}
         found = self._wordings.get(
-            f"{tenant_id}|{template}",
-            lambda: self._config.get(tenant_id, "TEMPLATE", template) or {},
+            f"{tenant['id']}|{template}",
+            lambda: self._config.get(tenant["id"], "TEMPLATE", template) or {},
         )
         return found or {}
 
@@ -364,7 +373,7 @@ class Deliveries:
                 self._give_back(tenant["id"], record, message, [*refused, "lease ran out"])
                 raise Retryable("the claim's lease ran out before the message left")
             try:
-                rendered = self._render(tenant["id"], patient, message, channel, record)
+                rendered = self._render(tenant, patient, message, channel, record)
             except Exception as exc:  # a template that fails to render is a refusing channel
                 refused.append(f"{channel}: template failed ({type(exc).__name__})")
                 logger.warning("template failed", extra={"channel": channel, "key": record["key"]})
@@ -410,14 +419,14 @@ class Deliveries:
 
     def _render(
         self,
-        tenant_id: str,
+        tenant: Document,
         patient: Document,
         message: Message,
         channel: str,
         record: DeliveryRecord,
     ) -> Rendered:
         chosen = message.wording or self._wording(
-            tenant_id, message.step, channel, patient["language"]
+            tenant, message.step, channel, patient["language"]
         )
         fields = {
             **message.fields,
@@ -446,7 +455,7 @@ class Deliveries:
         inviting = channel == "sms" and number is not None and not step.startswith("noshow")
         record = cast(DeliveryRecord, {"reply_to": number} if inviting else {})
         message = Message(step=step, key="preview", fields=fields, about={})
-        return self._render(tenant["id"], patient, message, channel, record)
+        return self._render(tenant, patient, message, channel, record)
 
     def _send(self, channel: str, tenant: Document, patient: Document, rendered: Rendered) -> str:
         if channel == "sms":

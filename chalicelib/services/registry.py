@@ -350,7 +350,7 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
         scheduling=SchedulingService(config, appointments, tenants),
         appointments=appointment_service,
         tasks=TaskService(staff_tasks, deliveries, patient_service),
-        templates=TemplateService(config),
+        templates=TemplateService(config, tenant_repository),
         devices=DeviceService(devices, channels),
         questionnaires=questionnaire_service,
         responses=ResponseService(

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from pynamodb.exceptions import DoesNotExist
+from pynamodb.exceptions import DoesNotExist, TransactWriteError
 
 from chalicelib.domain.common import Document
 from chalicelib.settings import get_settings
+from chalicelib.store.errors import version_conflict
 from chalicelib.store.keys import config_pk
 from chalicelib.store.models import ConfigItem, bind_models
 from chalicelib.store.records import (
+    failed_items,
+    is_condition_failure,
     put_versioned,
     stored_body,
     versioned_doc,
 )
+from chalicelib.store.tenants import tenant_item
+
+
+class TenantChanged(Exception):
+    """The tenant record changed between its read and a write that also changes it."""
 
 
 class ConfigRepository:
@@ -45,3 +53,33 @@ class ConfigRepository:
             config_pk(tenant_id), f"{kind}#{doc['id']}", entity=kind.lower(), doc=body
         )
         return put_versioned(item, expected_version)
+
+    def put_noted_on_tenant(
+        self, tenant: Document, kind: str, doc: Document, expected_version: int | None
+    ) -> Document:
+        """`put`, and in the same transaction the tenant record as given (`tenant`, at the
+        version it was read): a record the journeys must know exists without reading for it (a
+        tenant's own wording, listed on the tenant). The tenant's ETag moves with it.
+        TenantChanged if the tenant changed since it was read; 409 if the record did."""
+        from chalicelib.store.records import transaction_write
+
+        body = stored_body(doc)
+        item = ConfigItem(
+            config_pk(tenant["id"]), f"{kind}#{doc['id']}", entity=kind.lower(), doc=body
+        )
+        if expected_version is not None:
+            item.version = expected_version
+        try:
+            with transaction_write() as tx:
+                if expected_version is None:
+                    tx.save(item, condition=ConfigItem.pk.does_not_exist())
+                else:
+                    tx.save(item)
+                tx.save(tenant_item(tenant, tenant["version"]))
+        except TransactWriteError as exc:
+            if not is_condition_failure(exc):
+                raise
+            if 0 in failed_items(exc):
+                raise version_conflict() from exc
+            raise TenantChanged(tenant["id"]) from exc
+        return versioned_doc(item)

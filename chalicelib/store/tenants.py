@@ -43,8 +43,19 @@ def _number_taken(number: str) -> Conflict:
     return Conflict(f"the SMS number {number} belongs to another tenant", code="reply_number_taken")
 
 
-def _listed(tenant_id: str) -> dict[str, Any]:
-    return {"gsi2pk": TENANTS, "gsi2sk": tenant_id}
+def tenant_item(doc: Document, version: int | None = None) -> TenantItem:
+    """The tenant's item (listed under GSI2 `TENANTS`), at the version it was read if given."""
+    item = TenantItem(
+        tenant_pk(doc["id"]),
+        TENANT_SK,
+        entity="tenant",
+        doc=stored_body(doc),
+        gsi2pk=TENANTS,
+        gsi2sk=doc["id"],
+    )
+    if version is not None:
+        item.version = version
+    return item
 
 
 class TenantRepository:
@@ -59,9 +70,7 @@ class TenantRepository:
         return versioned_doc(item)
 
     def create(self, doc: Document) -> Document:
-        item = TenantItem(
-            tenant_pk(doc["id"]), TENANT_SK, entity="tenant", doc=doc, **_listed(doc["id"])
-        )
+        item = tenant_item(doc)
         number = reply_number(doc)
         try:
             if number is None:
@@ -81,15 +90,7 @@ class TenantRepository:
     def replace(self, doc: Document, expected_version: int, previous: Document) -> Document:
         """Write a changed tenant if nobody changed it since `expected_version`; a changed
         two-way number moves its claim in the same transaction."""
-        body = stored_body(doc)
-        item = TenantItem(
-            tenant_pk(doc["id"]),
-            TENANT_SK,
-            entity="tenant",
-            doc=body,
-            version=expected_version,
-            **_listed(doc["id"]),
-        )
+        item = tenant_item(doc, expected_version)
         number, before = reply_number(doc), reply_number(previous)
         if number == before:
             save_versioned(item, create=False)

@@ -38,3 +38,28 @@ def test_saved_template_reports_segments_and_lists(api: Api, tenant: TenantCtx) 
     assert payload(replaced)["sms_segments"] == 2, "UCS-2 past 70 characters"
     listed = payload(api.call("GET", "/templates", tenant.staff))["items"]
     assert [t["id"] for t in listed] == ["reminder#sms#zh-CN"]
+
+
+def test_a_saved_wording_is_listed_on_the_tenant_in_the_same_write(
+    api: Api, tenant: TenantCtx
+) -> None:
+    """The journeys learn from the tenant record (read at every step anyway) which wordings
+    the hospital saved, so the product's own wording costs no read; the list is the
+    platform's to keep."""
+    before = payload(api.call("GET", f"/tenants/{tenant.id}", tenant.admin))
+    assert before["own_wording"] == []
+    api.call("PUT", PATH, tenant.admin, {"body": "{{clinic}} {{time}}"})
+    api.call("PUT", "/templates/reminder/email/en", tenant.admin, {"body": "{{time}}"})
+    again = api.call("PUT", PATH, tenant.admin, {"body": "{{time}}"}, headers={"If-Match": '"1"'})
+    assert again.status_code == 200, again.body
+    after = payload(api.call("GET", f"/tenants/{tenant.id}", tenant.admin))
+    assert after["own_wording"] == ["reminder#email#en", "reminder#sms#zh-CN"]
+    assert after["version"] == before["version"] + 2, "listed once per wording, not per save"
+    patched = api.call(
+        "PATCH",
+        f"/tenants/{tenant.id}",
+        tenant.admin,
+        {"own_wording": []},
+        headers={"If-Match": f'"{after["version"]}"'},
+    )
+    assert patched.status_code == 400 and error_paths(patched) == ["$.own_wording"]

@@ -134,9 +134,16 @@ class FakeContacts:
         self.messages[message_id] = about
 
 
+@dataclass
 class FakeConfig:
-    def get(self, *args: Any) -> None:
-        return None
+    """A tenant's saved wordings, by template id; counts its reads."""
+
+    wordings: dict[str, dict[str, str]] = field(default_factory=dict)
+    reads: int = 0
+
+    def get(self, tenant_id: str, kind: str, record_id: str) -> dict[str, str] | None:
+        self.reads += 1
+        return self.wordings.get(record_id)
 
 
 class FakeDevices:
@@ -192,6 +199,7 @@ class World:
     channels: FakeChannels = field(default_factory=FakeChannels)
     queue: FakeQueue = field(default_factory=FakeQueue)
     devices: FakeDevices = field(default_factory=FakeDevices)
+    config: FakeConfig = field(default_factory=FakeConfig)
 
     def __post_init__(self) -> None:
         self.contacts = FakeContacts(self.log)
@@ -200,7 +208,7 @@ class World:
         return Deliveries(
             cast(Any, self.log),
             cast(Any, self.contacts),
-            cast(Any, FakeConfig()),
+            cast(Any, self.config),
             cast(Any, self.devices),
             cast(Any, self.channels),
             cast(Any, self.queue),
@@ -253,6 +261,26 @@ def test_a_first_attempt_claims_without_reading_the_record_first(world: World) -
     world.send()
     assert world.log.reads == 1
     assert len(world.channels.sent) == 1
+
+
+@pytest.mark.parametrize(
+    ("listed", "reads", "text"),
+    [
+        ([], 0, "Test Hospital reminder"),  # lists none: the product's wording, unread
+        (["reminder#email#en"], 0, "Test Hospital reminder"),  # another channel's
+        (["reminder#sms#en"], 1, "Own words"),
+        (None, 1, "Own words"),  # a tenant record from before the list: read to be sure
+    ],
+)
+def test_the_tenants_own_wording_is_read_only_when_the_tenant_lists_it(
+    world: World, listed: list[str] | None, reads: int, text: str
+) -> None:
+    world.config.wordings["reminder#sms#en"] = {"body": "Own words {{time}}"}
+    tenant = {**TENANT} if listed is None else {**TENANT, "own_wording": listed}
+    world.send(tenant=tenant)
+    assert world.config.reads == reads
+    [(body, _origin)] = world.channels.texts
+    assert body.startswith(text)
 
 
 def test_a_text_invites_a_reply_only_from_the_hospitals_two_way_number(world: World) -> None:

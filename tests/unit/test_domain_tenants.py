@@ -122,3 +122,21 @@ def test_roles_and_tenant_scope() -> None:
     assert tenant_of(STAFF_A) == "ta"
     with pytest.raises(Forbidden):
         tenant_of(OPERATOR)
+
+
+def test_a_tenant_lists_the_wordings_it_saved() -> None:
+    tenant = rules.new_tenant(BODY, NOW, NOW.isoformat())
+    assert tenant["own_wording"] == []
+    assert not rules.may_have_own_wording(tenant, "reminder#sms#zh-CN")
+    listed = rules.with_own_wording(tenant, "reminder#sms#zh-CN", [])
+    assert listed is not None and listed["own_wording"] == ["reminder#sms#zh-CN"]
+    assert rules.may_have_own_wording(listed, "reminder#sms#zh-CN")
+    assert rules.with_own_wording(listed, "reminder#sms#zh-CN", []) is None, "listed already"
+    # A record from before the list: every wording may exist, and the first save lists those
+    # saved before beside the new one.
+    before = {k: v for k, v in tenant.items() if k != "own_wording"}
+    assert rules.may_have_own_wording(before, "anything#sms#en")
+    first = rules.with_own_wording(before, "reminder#sms#en", ["noshow_1#sms#en"])
+    assert first is not None and first["own_wording"] == ["noshow_1#sms#en", "reminder#sms#en"]
+    with pytest.raises(ValidationFailed):
+        rules.patched_tenant(tenant, {"own_wording": []}, NOW.isoformat(), by_operator=True)
