@@ -257,7 +257,8 @@ def test_the_daily_export_is_what_athena_counts_and_agrees_with_the_dashboards(
         row["period"]: _nonzero(row["values"], fields) for row in payload(response)["rows"]
     }
     assert counted == {p: v for p, v in kept_counters.items() if v}
-    assert sum(v["booked"] for v in counted.values()) == 4
+    # The bookings' month and the visits' may differ (the shared clock may stand at a month's end).
+    assert sum(v.get("booked", 0) for v in counted.values()) == 4
     assert sum(v.get("noshow", 0) for v in counted.values()) == 1
 
     # Messages by month and channel.
