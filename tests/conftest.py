@@ -52,11 +52,22 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     return None
 
 
+# The order the workers take the tiers in: the long ones first, the many short ones last, so
+# that no worker is left waiting on one long test at the end (pyproject: --no-loadscope-reorder).
+TIER_ORDER = ("faults", "journeys", "integration", "infra", "events", "services", "unit")
+
+
+def _tier_rank(item: pytest.Item) -> int:
+    tier = Path(item.nodeid.split("::")[0]).parts[1:2]
+    return TIER_ORDER.index(tier[0]) if tier and tier[0] in TIER_ORDER else len(TIER_ORDER)
+
+
 # Test files run whole on one worker (their module fixtures are built once, and a file's tests
 # may rely on its earlier ones), except a file that says its tests are independent and long:
 # those spread over the workers (the fault tier's profiles, a minute each).
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_tier_rank)  # stable: each file's tests keep their order
     for item in items:
         if getattr(getattr(item, "module", None), "SPREAD_OVER_WORKERS", False):
             continue
