@@ -207,8 +207,9 @@ class AnalyticsService:
                     for s in self._counters.signals(tenant_id, patient)
                     if drifting.answered_by_visit(s, day.isoformat())
                 }
-        if added and self._patients.get(tenant_id, patient) is None:
-            added = set()  # erased or deleted meanwhile: nothing new that names them
+        if added and self._patients.get_including_deleted(tenant_id, patient) is None:
+            added = set()  # erased meanwhile: nothing new that names them (a soft-deleted
+            # patient's count, as in a rebuild; the list leaves them out when read)
         self._counters.change_signals(tenant_id, patient, added, gone)
 
     def _expose(self, tenant_id: str, record: ChangedRecord) -> int:
@@ -218,8 +219,11 @@ class AnalyticsService:
         campaign_id = record["pk"].split("#CAMPAIGN#", 1)[1]
         new = record["new"] or {}
         patient = record["sk"].removeprefix("P#")
-        if not new.get("started_at") or self._patients.get(tenant_id, patient) is None:
-            return 0  # erased or deleted meanwhile: nothing more is kept that names them
+        if (
+            not new.get("started_at")
+            or self._patients.get_including_deleted(tenant_id, patient) is None
+        ):
+            return 0  # erased meanwhile: nothing more is kept that names them
 
         def load() -> Document:
             campaign = self._campaigns.get(tenant_id, campaign_id)
@@ -265,9 +269,11 @@ class AnalyticsService:
         if day is None or before is not None or appointment is None:
             return
         patient = appointment["patient_id"]
-        profile = self._patients.get(tenant_id, patient)
+        # A soft-deleted patient's visits still count (their records are there, and a rebuild
+        # counts them too); an erased patient's are not kept: nothing more may name them.
+        profile = self._patients.get_including_deleted(tenant_id, patient)
         if profile is None:
-            return  # deleted or erased meanwhile: nothing more is kept that names them
+            return
         self._counters.add_visit(tenant_id, patient, day.isoformat(), appointment["id"])
         span = timedelta(days=window)
         others = {
@@ -618,23 +624,16 @@ class AnalyticsService:
                 return found, exposures
 
     def _patient_docs(self, tenant_id: str) -> Iterable[tuple[str, Document]]:
-        """The tenant's patients as listed, with their profiles (see `_patient_ids`)."""
-        after = None
-        while True:
-            page, after = self._patients.page(tenant_id, 200, after)
-            yield from ((patient["id"], patient) for patient in page)
-            if after is None:
-                return
-
-    def _patient_ids(self, tenant_id: str) -> Iterable[str]:
-        """The tenant's patients as listed (a soft-deleted one is not: its counts stay in the
-        kept counters, not in a rebuild)."""
-        after = None
-        while True:
-            page, after = self._patients.page(tenant_id, 200, after)
-            yield from (patient["id"] for patient in page)
-            if after is None:
-                return
+        """The tenant's patients with their profiles: those listed, then those soft-deleted and
+        not yet erased (the stream counted what they did, and their records are still there;
+        an erased patient's records are gone, and their counts with a rebuild)."""
+        for deleted in (False, True):
+            after = None
+            while True:
+                page, after = self._patients.page(tenant_id, 200, after, deleted=deleted)
+                yield from ((patient["id"], patient) for patient in page)
+                if after is None:
+                    break
 
     def kept(self, tenant_id: str) -> dict[tuple[str, ...], dict[str, int]]:
         """Every counter the stream has kept for the tenant (fields at zero left out)."""

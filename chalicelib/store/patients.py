@@ -195,20 +195,26 @@ class PatientRepository:
 
     @noting("patient")
     def page(
-        self, tenant_id: str, limit: int, after: ListingPosition | None
+        self,
+        tenant_id: str,
+        limit: int,
+        after: ListingPosition | None,
+        *,
+        deleted: bool = False,
     ) -> tuple[list[Document], ListingPosition | None]:
+        """A page of the tenant's patients as listed (GSI2), or with `deleted` of those
+        soft-deleted and not yet erased (by deletion time)."""
+        listing = deleted_listing_pk(tenant_id) if deleted else patients_listing_pk(tenant_id)
         start_key = None
         if after is not None:
             sort_key, patient_id = after
             start_key = {
                 "PK": {"S": patient_pk(tenant_id, patient_id)},
                 "SK": {"S": PROFILE_SK},
-                "GSI2PK": {"S": patients_listing_pk(tenant_id)},
+                "GSI2PK": {"S": listing},
                 "GSI2SK": {"S": sort_key},
             }
-        result = PatientItem.by_listing.query(
-            patients_listing_pk(tenant_id), limit=limit, last_evaluated_key=start_key
-        )
+        result = PatientItem.by_listing.query(listing, limit=limit, last_evaluated_key=start_key)
         docs = [patient_doc(tenant_id, item) for item in result]
         last = result.last_evaluated_key
         position = (last["GSI2SK"]["S"], docs[-1]["id"]) if last and docs else None

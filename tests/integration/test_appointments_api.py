@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from tests.conftest import Api, ClinicCtx, error_code, error_paths, free_slots, payload, slot_ref
 
@@ -68,7 +69,9 @@ def test_patient_books_and_the_slot_is_taken(
     assert doc["patient_id"] == patient["id"] and doc["location"] == "Building 2"
     assert doc["local"]["tenant"]["start"].endswith("+08:00")
     assert doc["local"]["patient"]["time_zone"] == "Europe/London"
-    assert doc["local"]["patient"]["start"].endswith("+00:00")
+    # London's offset on the day (+00:00 in winter, +01:00 in summer: the shared clock moves).
+    london = datetime.fromisoformat(slot["start"]).astimezone(ZoneInfo("Europe/London"))
+    assert doc["local"]["patient"]["start"] == london.isoformat()
     assert slot["start"] not in [s["start"] for s in free_slots(api, token)]
     taken = api.call(
         "POST",
