@@ -49,6 +49,9 @@ def _start() -> tuple[Any, Any]:
     from local.vclock import VirtualClock
 
     logging.disable(logging.WARNING)
+    # The emulated functions run in this process: their metrics flushes (EMF lines on stdout)
+    # would come between the figures. Powertools reads this at each flush.
+    os.environ["POWERTOOLS_METRICS_DISABLED"] = "true"
     quiet_logs()
     runtime = start(clock=VirtualClock())
     return runtime, Client(runtime.app, stage_name="local", project_dir=str(ROOT)).http
