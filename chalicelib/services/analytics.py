@@ -565,12 +565,7 @@ class AnalyticsService:
         signals: dict[str, set[str]] = {}
         bookings: dict[str, list[Document]] = {}
         classes: dict[str, str] = {}
-        carried = self._counters.erased(tenant_id)
         for patient, profile in self._patient_docs(tenant_id):
-            if profile.get("deleted_at") and self._pseudonym(tenant_id, patient) in (
-                carried.pseudonyms
-            ):
-                continue  # an erasure that has not finished: what it carried stands for them
             counted = self._recount_patient(tenant_id, patient, profile, zone)
             tally.update(counted.tally)
             classes[patient] = counted.member_group
@@ -582,8 +577,9 @@ class AnalyticsService:
         totals = rules.counter_moves(dict(tally))
         totals.update(rules.return_visit_counters(visits, window, classes))
         campaigns, exposures = self._recount_campaigns(tenant_id, bookings)
-        _add_counters(totals, carried.counters)
-        for campaign_id, groups in carried.campaigns.items():
+        erased_counters, erased_campaigns = self._counters.erased(tenant_id)
+        _add_counters(totals, erased_counters)
+        for campaign_id, groups in erased_campaigns.items():
             _add_groups(campaigns.setdefault(campaign_id, {}), groups)
         return Recount(totals, signals, campaigns, exposures)
 
@@ -719,7 +715,7 @@ class AnalyticsService:
             groups: dict[str, dict[str, int]] = {}
             for patient, recipient in self._campaigns.recipients(tenant_id, campaign["id"]):
                 if patient not in bookings:
-                    continue  # erased (or being erased): their part was carried
+                    continue  # erased meanwhile (its recipient item goes with the erasure)
                 arm, effect, exposure = self._recipient_effect(
                     tenant_id, campaign, patient, recipient, bookings[patient]
                 )
@@ -732,7 +728,7 @@ class AnalyticsService:
     def _patient_docs(self, tenant_id: str) -> Iterable[tuple[str, Document]]:
         """The tenant's patients with their profiles: those listed, then those soft-deleted and
         not yet erased (the stream counted what they did, and their records are still there;
-        an erased patient's are gone, and what they added up to was carried at the erasure)."""
+        an erased patient's records are gone, and their counts with a rebuild)."""
         for deleted in (False, True):
             after = None
             while True:

@@ -12,7 +12,6 @@ import json
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer
@@ -28,15 +27,6 @@ CHUNK = 99  # counter items per transaction, beside its marker (TransactWriteIte
 MARKER_DAYS = 2
 COUNTER_KEYS = ("PK", "SK")
 _deserializer = TypeDeserializer()
-
-
-@dataclass(frozen=True)
-class Carried:
-    """What erased patients' records had added up to, kept at their erasures."""
-
-    counters: dict[tuple[str, ...], dict[str, int]]
-    campaigns: dict[str, dict[str, dict[str, int]]]  # campaign -> arm -> counts
-    pseudonyms: frozenset[str]  # whose
 
 
 def counter_pk(tenant_id: str, measure: str, grain: str, group_by: str) -> str:
@@ -524,14 +514,14 @@ class AnalyticsRepository:
             raise
         return True
 
-    def erased(self, tenant_id: str) -> Carried:
+    def erased(
+        self, tenant_id: str
+    ) -> tuple[dict[tuple[str, ...], dict[str, int]], dict[str, dict[str, dict[str, int]]]]:
         """What the tenant's erased patients' records had added up to: counters, and each
-        campaign's groups (one item per erased patient), and whose (their pseudonyms)."""
+        campaign's groups (one item per erased patient)."""
         counters: dict[tuple[str, ...], dict[str, int]] = {}
         campaigns: dict[str, dict[str, dict[str, int]]] = {}
-        pseudonyms: set[str] = set()
         for item in self._query(erased_pk(tenant_id), "0", "~"):
-            pseudonyms.add(item["SK"])
             body = json.loads(item["carried"])
             for key, fields in body["counters"]:
                 kept = counters.setdefault(tuple(key), {})
@@ -542,7 +532,7 @@ class AnalyticsRepository:
                     kept = campaigns.setdefault(campaign, {}).setdefault(arm, {})
                     for name, n in counts.items():
                         kept[name] = kept.get(name, 0) + n
-        return Carried(counters, campaigns, frozenset(pseudonyms))
+        return counters, campaigns
 
     def read(
         self, tenant_id: str, measure: str, grain: str, group_by: str, first: str, last: str

@@ -419,9 +419,3 @@ def test_a_deleted_patient_still_counts_and_a_rebuild_agrees(
     assert (appointments["attended"], appointments["noshow"]) == (1, 1)
     assert figures(api, admin, "drifting-away")["items"] == []
     assert_kept_counters_are_the_records_totals(clinic.tenant.id)
-    # An erasure that stopped after carrying what their records add up to (and before the
-    # records went): the rebuild counts them once, from the carry.
-    from chalicelib.services.registry import services
-
-    assert services().analytics.carry_erased(clinic.tenant.id, gone.patient["id"])
-    assert_kept_counters_are_the_records_totals(clinic.tenant.id)
