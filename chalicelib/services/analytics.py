@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import NotRequired, TypedDict
@@ -64,33 +64,6 @@ class Recount:
     exposures: dict[str, list[tuple[rules.Exposure, str | None, bool]]]
 
 
-@dataclass(frozen=True)
-class PatientRecount:
-    """What one patient's records add up to."""
-
-    tally: rules.Tally
-    visits: list[date]  # the days of their attended visits
-    signals: set[str]  # drifting-away signals still standing
-    bookings: list[Document]
-    member_group: str
-
-
-def _add_counters(
-    into: dict[tuple[str, ...], dict[str, int]], more: Mapping[tuple[str, ...], Mapping[str, int]]
-) -> None:
-    for key, fields in more.items():
-        kept = into.setdefault(key, {})
-        for name, value in fields.items():
-            kept[name] = kept.get(name, 0) + value
-
-
-def _add_groups(into: dict[str, dict[str, int]], more: Mapping[str, Mapping[str, int]]) -> None:
-    for arm, counts in more.items():
-        kept = into.setdefault(arm, {"patients": 0, "reached": 0, "converted": 0})
-        for name, value in counts.items():
-            kept[name] = kept.get(name, 0) + value
-
-
 class RebuildReport(TypedDict):
     counters: int  # counter items (and patients with drifting-away signals) the records make
     differing: int  # of those (and of the kept ones), how many the stream had kept otherwise
@@ -141,9 +114,7 @@ class AnalyticsService:
         responses: ResponseRepository,
         complaints: ComplaintRepository,
         ledger: LedgerRepository,
-        pseudonym: Callable[[str, str], str],
     ) -> None:
-        self._pseudonym = pseudonym  # a patient's keyed pseudonym (the audit trail's)
         self._responses = responses
         self._complaints = complaints
         self._ledger = ledger
@@ -555,10 +526,9 @@ class AnalyticsService:
 
     def recount(self, tenant_id: str) -> Recount:
         """Every counter of the tenant as its records stand, each patient's drifting-away
-        signals and each campaign's groups, from per-tenant Queries: each patient (listed, or
-        soft-deleted), their appointments, delivery log, aftercare journeys and staff tasks (a
-        task about no patient is not in a rebuild), each campaign's recipients; plus what the
-        records of erased patients had added up to (kept at their erasure). No Scan."""
+        signals and each campaign's groups, from per-tenant Queries: each patient (listed),
+        their appointments, delivery log, aftercare journeys and staff tasks (a task about no
+        patient is not in a rebuild), each campaign's recipients. No Scan."""
         zone, window, _ = self._tenant_settings(tenant_id)
         tally: rules.Tally = Counter()
         visits: dict[str, list[date]] = {}
@@ -566,95 +536,41 @@ class AnalyticsService:
         bookings: dict[str, list[Document]] = {}
         classes: dict[str, str] = {}
         for patient, profile in self._patient_docs(tenant_id):
-            counted = self._recount_patient(tenant_id, patient, profile, zone)
-            tally.update(counted.tally)
-            classes[patient] = counted.member_group
-            bookings[patient] = counted.bookings
-            if counted.visits:
-                visits[patient] = counted.visits
-            if counted.signals:
-                signals[patient] = counted.signals
+            found: set[str] = set()
+            classes[patient] = rules.member_group(profile)
+            tally.update(self._recount_surveys_complaints_points(tenant_id, patient, zone))
+            deliveries = self._deliveries.for_patient(tenant_id, patient, 100_000)
+            appointments = self._appointments.for_patient(tenant_id, patient, limit=10_000)
+            bookings[patient] = appointments
+            for appointment in appointments:
+                tally.update(rules.appointment_tally(appointment, zone))
+                found |= drifting.signals("appointment", appointment, zone)
+                day = rules.visit_day(appointment, zone)
+                if day is not None:
+                    visits.setdefault(patient, []).append(day)
+            for delivery in deliveries:
+                tally.update(rules.delivery_tally(delivery, zone))
+            for record in self._care.for_patient(tenant_id, patient):
+                kind = str(record.get("kind"))
+                if kind == "aftercare":
+                    tally.update(rules.aftercare_tally(record, zone))
+                elif kind == "recall":
+                    tally.update(rules.recall_tally(record, zone))
+                    found |= drifting.signals("recall", record, zone)
+                for link in rules.follow_up_links(kind, record, zone):
+                    booking = self._appointments.get(tenant_id, link["appointment_id"])
+                    if rules.visit_day(booking, zone) is not None:
+                        tally[rules.follow_up_attended_key(link)] += 1
+            for task in self._tasks.for_patient(tenant_id, patient, ("0", "~"), limit=100_000):
+                tally.update(rules.task_tally(task, zone))
+                found |= drifting.signals("task", task, zone)
+            days = [d.isoformat() for d in visits.get(patient, [])]
+            if kept := drifting.kept_signals(found, days):
+                signals[patient] = kept
         totals = rules.counter_moves(dict(tally))
         totals.update(rules.return_visit_counters(visits, window, classes))
         campaigns, exposures = self._recount_campaigns(tenant_id, bookings)
-        erased_counters, erased_campaigns = self._counters.erased(tenant_id)
-        _add_counters(totals, erased_counters)
-        for campaign_id, groups in erased_campaigns.items():
-            _add_groups(campaigns.setdefault(campaign_id, {}), groups)
         return Recount(totals, signals, campaigns, exposures)
-
-    def _recount_patient(
-        self, tenant_id: str, patient: str, profile: Document, zone: ZoneInfo
-    ) -> PatientRecount:
-        """What one patient's records add up to."""
-        tally = self._recount_surveys_complaints_points(tenant_id, patient, zone)
-        found: set[str] = set()
-        days: list[date] = []
-        appointments = self._appointments.for_patient(tenant_id, patient, limit=10_000)
-        for appointment in appointments:
-            tally.update(rules.appointment_tally(appointment, zone))
-            found |= drifting.signals("appointment", appointment, zone)
-            day = rules.visit_day(appointment, zone)
-            if day is not None:
-                days.append(day)
-        for delivery in self._deliveries.for_patient(tenant_id, patient, 100_000):
-            tally.update(rules.delivery_tally(delivery, zone))
-        for record in self._care.for_patient(tenant_id, patient):
-            kind = str(record.get("kind"))
-            if kind == "aftercare":
-                tally.update(rules.aftercare_tally(record, zone))
-            elif kind == "recall":
-                tally.update(rules.recall_tally(record, zone))
-                found |= drifting.signals("recall", record, zone)
-            for link in rules.follow_up_links(kind, record, zone):
-                booking = self._appointments.get(tenant_id, link["appointment_id"])
-                if rules.visit_day(booking, zone) is not None:
-                    tally[rules.follow_up_attended_key(link)] += 1
-        for task in self._tasks.for_patient(tenant_id, patient, ("0", "~"), limit=100_000):
-            tally.update(rules.task_tally(task, zone))
-            found |= drifting.signals("task", task, zone)
-        kept = drifting.kept_signals(found, [d.isoformat() for d in days])
-        return PatientRecount(
-            tally=tally,
-            visits=days,
-            signals=set(kept or ()),
-            bookings=appointments,
-            member_group=rules.member_group(profile),
-        )
-
-    def forget_patient(self, tenant_id: str, patient_id: str) -> int:
-        """Erasure (first, while the patient's records are all there): what they add up to is
-        carried, then the analytics rows that name them go; the counters stay. Items deleted."""
-        self.carry_erased(tenant_id, patient_id)
-        return self._counters.forget_patient(tenant_id, patient_id)
-
-    def carry_erased(self, tenant_id: str, patient_id: str) -> bool:
-        """What a patient's records add up to (their counters, return visits, and their place
-        in each campaign's groups), kept identity-free under their pseudonym, so that a
-        rebuild after their erasure still agrees with the kept figures. Once: a retried
-        erasure keeps the first (False), computed while every record was there."""
-        profile = self._patients.get_including_deleted(tenant_id, patient_id)
-        if profile is None:
-            return False
-        zone, window, _ = self._tenant_settings(tenant_id)
-        counted = self._recount_patient(tenant_id, patient_id, profile, zone)
-        counters = rules.counter_moves(dict(counted.tally))
-        _add_counters(
-            counters,
-            rules.return_visit_counters(
-                {patient_id: counted.visits}, window, {patient_id: counted.member_group}
-            ),
-        )
-        campaigns: dict[str, dict[str, dict[str, int]]] = {}
-        for campaign in self._all_campaigns(tenant_id):
-            recipient = self._campaigns.recipient(tenant_id, campaign["id"], patient_id)
-            if recipient is not None:
-                arm, effect, _ = self._recipient_effect(
-                    tenant_id, campaign, patient_id, recipient, counted.bookings
-                )
-                campaigns[campaign["id"]] = {arm: effect}
-        pseudonym = self._pseudonym(tenant_id, patient_id)
-        return self._counters.carry_erased(tenant_id, pseudonym, counters, campaigns)
 
     def _recount_surveys_complaints_points(
         self, tenant_id: str, patient: str, zone: ZoneInfo
@@ -669,36 +585,6 @@ class AnalyticsService:
             tally.update(rules.ledger_entry_tally(dict(entry), zone))
         return tally
 
-    def _all_campaigns(self, tenant_id: str) -> Iterator[Document]:
-        after = None
-        while True:
-            page, after = self._campaigns.page(tenant_id, 100, after)
-            yield from page
-            if after is None:
-                return
-
-    @staticmethod
-    def _recipient_effect(
-        tenant_id: str,
-        campaign: Document,
-        patient: str,
-        recipient: Document,
-        bookings: list[Document],
-    ) -> tuple[str, dict[str, int], tuple[rules.Exposure, str | None, bool]]:
-        """A recipient's place in its campaign's groups: the arm, what it adds to the arm
-        (patients, reached, converted), and the exposure as the stream would have kept it."""
-        goal = campaign_rules.goal(campaign)
-        pk = campaign_pk(tenant_id, campaign["id"])
-        exposure = rules.exposure_of(pk, f"P#{patient}", recipient, goal)
-        converting = [b for b in bookings if rules.converts(exposure, b)]
-        reached = recipient.get("outcome") == "sent"
-        effect = {"patients": 1, "reached": int(reached), "converted": int(bool(converting))}
-        return (
-            exposure["arm"],
-            effect,
-            (exposure, converting[0]["id"] if converting else None, reached),
-        )
-
     def _recount_campaigns(
         self, tenant_id: str, bookings: Mapping[str, list[Document]]
     ) -> tuple[
@@ -706,24 +592,36 @@ class AnalyticsService:
         dict[str, list[tuple[rules.Exposure, str | None, bool]]],
     ]:
         """Each campaign's groups: its recipients, those its message reached, and who booked
-        what it asked for in time (an erased patient's recipients are gone with them; their
-        part is added from what their erasure kept); and each recipient's exposure as the
-        stream would have kept it."""
+        what it asked for in time (patients no longer listed are left out, as above); and each
+        recipient's exposure as the stream would have kept it."""
         found: dict[str, dict[str, dict[str, int]]] = {}
         exposures: dict[str, list[tuple[rules.Exposure, str | None, bool]]] = {}
-        for campaign in self._all_campaigns(tenant_id):
-            groups: dict[str, dict[str, int]] = {}
-            for patient, recipient in self._campaigns.recipients(tenant_id, campaign["id"]):
-                if patient not in bookings:
-                    continue  # erased meanwhile (its recipient item goes with the erasure)
-                arm, effect, exposure = self._recipient_effect(
-                    tenant_id, campaign, patient, recipient, bookings[patient]
-                )
-                _add_groups(groups, {arm: effect})
-                exposures.setdefault(campaign["id"], []).append(exposure)
-            if groups:
-                found[campaign["id"]] = groups
-        return found, exposures
+        after = None
+        while True:
+            page, after = self._campaigns.page(tenant_id, 100, after)
+            for campaign in page:
+                goal = campaign_rules.goal(campaign)
+                groups: dict[str, dict[str, int]] = {}
+                pk = campaign_pk(tenant_id, campaign["id"])
+                for patient, recipient in self._campaigns.recipients(tenant_id, campaign["id"]):
+                    if patient not in bookings:
+                        continue  # no longer listed (deleted or erased)
+                    exposure = rules.exposure_of(pk, f"P#{patient}", recipient, goal)
+                    group = groups.setdefault(
+                        exposure["arm"], {"patients": 0, "reached": 0, "converted": 0}
+                    )
+                    converting = [b for b in bookings[patient] if rules.converts(exposure, b)]
+                    reached = recipient.get("outcome") == "sent"
+                    group["patients"] += 1
+                    group["reached"] += reached
+                    group["converted"] += bool(converting)
+                    exposures.setdefault(campaign["id"], []).append(
+                        (exposure, converting[0]["id"] if converting else None, reached)
+                    )
+                if groups:
+                    found[campaign["id"]] = groups
+            if after is None:
+                return found, exposures
 
     def _patient_docs(self, tenant_id: str) -> Iterable[tuple[str, Document]]:
         """The tenant's patients with their profiles: those listed, then those soft-deleted and

@@ -278,22 +278,6 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
         on_history_visit=(history_visit,),
     )
     settings = get_settings()
-    analytics = AnalyticsService(
-        analytics_counters,
-        tenant_repository,
-        patients,
-        appointments,
-        deliveries,
-        staff_records,
-        care,
-        staff_tasks,
-        config,
-        campaign_repository,
-        responses,
-        complaint_repository,
-        ledger,
-        audit.pseudonym,
-    )
     return Services(
         referrals=referrals,
         draws=DrawService(DrawRepository(), segment_service, tenants),
@@ -330,14 +314,28 @@ def services() -> Services:  # noqa: PLR0915 - the one composition root: a line 
             channels,
             queue,
             forget_elsewhere=(
-                analytics.forget_patient,
+                analytics_counters.forget_patient,
                 complaint_repository.forget_patient,
                 referrals.forget,
             ),
         ),
         fhir=fhir,
         webhooks=webhooks,
-        analytics=analytics,
+        analytics=AnalyticsService(
+            analytics_counters,
+            tenant_repository,
+            patients,
+            appointments,
+            deliveries,
+            staff_records,
+            care,
+            staff_tasks,
+            config,
+            campaign_repository,
+            responses,
+            complaint_repository,
+            ledger,
+        ),
         account_links=AccountLinkService(
             AccountLinkRepository(),
             accounts,

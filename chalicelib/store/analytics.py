@@ -8,7 +8,6 @@ written with the low-level client because their names are data, not a model's at
 
 from __future__ import annotations
 
-import json
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -43,10 +42,6 @@ def exposures_pk(tenant_id: str, patient_id: str) -> str:
 
 def campaign_groups_pk(tenant_id: str, campaign_id: str) -> str:
     return f"T#{tenant_id}#OUTREACH#CAMPAIGN#{campaign_id}"
-
-
-def erased_pk(tenant_id: str) -> str:
-    return f"T#{tenant_id}#ERASED"
 
 
 def drifting_pk(tenant_id: str) -> str:
@@ -481,58 +476,6 @@ class AnalyticsRepository:
         keys.append({"DeleteRequest": {"Key": self._drift_key(tenant_id, patient_id)}})
         self._batch_write(keys)
         return len(keys)
-
-    def carry_erased(
-        self,
-        tenant_id: str,
-        pseudonym: str,
-        counters: Mapping[tuple[str, ...], Mapping[str, int]],
-        campaigns: Mapping[str, Mapping[str, Mapping[str, int]]],
-    ) -> bool:
-        """Keep what an erased patient's records added up to, under their pseudonym (no one's
-        identity: counter keys and campaign ids), once: a retry keeps the first (False)."""
-        body = {
-            "counters": [[list(key), dict(fields)] for key, fields in sorted(counters.items())],
-            "campaigns": {c: {arm: dict(n) for arm, n in g.items()} for c, g in campaigns.items()},
-        }
-        try:
-            self._client.dispatch(
-                "PutItem",
-                {
-                    "TableName": self._table,
-                    "Item": {
-                        "PK": {"S": erased_pk(tenant_id)},
-                        "SK": {"S": pseudonym},
-                        "carried": {"S": json.dumps(body, separators=(",", ":"))},
-                    },
-                    "ConditionExpression": "attribute_not_exists(PK)",
-                },
-            )
-        except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException":
-                return False  # carried by an earlier try of the erasure
-            raise
-        return True
-
-    def erased(
-        self, tenant_id: str
-    ) -> tuple[dict[tuple[str, ...], dict[str, int]], dict[str, dict[str, dict[str, int]]]]:
-        """What the tenant's erased patients' records had added up to: counters, and each
-        campaign's groups (one item per erased patient)."""
-        counters: dict[tuple[str, ...], dict[str, int]] = {}
-        campaigns: dict[str, dict[str, dict[str, int]]] = {}
-        for item in self._query(erased_pk(tenant_id), "0", "~"):
-            body = json.loads(item["carried"])
-            for key, fields in body["counters"]:
-                kept = counters.setdefault(tuple(key), {})
-                for name, n in fields.items():
-                    kept[name] = kept.get(name, 0) + n
-            for campaign, groups in body["campaigns"].items():
-                for arm, counts in groups.items():
-                    kept = campaigns.setdefault(campaign, {}).setdefault(arm, {})
-                    for name, n in counts.items():
-                        kept[name] = kept.get(name, 0) + n
-        return counters, campaigns
 
     def read(
         self, tenant_id: str, measure: str, grain: str, group_by: str, first: str, last: str

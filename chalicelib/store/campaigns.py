@@ -179,15 +179,15 @@ class CampaignRepository:
         for item in CampaignRecipientItem.query(
             campaign_pk(tenant_id, campaign_id), CampaignRecipientItem.sk.startswith("P#")
         ):
-            yield item.sk.removeprefix("P#"), _recipient(item)
-
-    def recipient(self, tenant_id: str, campaign_id: str, patient_id: str) -> Document | None:
-        """One patient's place among a campaign's recipients, if the campaign reached them."""
-        try:
-            item = CampaignRecipientItem.get(campaign_pk(tenant_id, campaign_id), f"P#{patient_id}")
-        except DoesNotExist:
-            return None
-        return _recipient(item)
+            yield (
+                item.sk.removeprefix("P#"),
+                {
+                    "started_at": item.started_at,
+                    "arm": item.arm,
+                    "outcome": item.outcome,
+                    "outcome_at": item.outcome_at,
+                },
+            )
 
     def claim_rate(self, tenant_id: str, now: datetime, window: str, limit: int, want: int) -> int:
         """Take up to `want` of the `limit` starts a tenant has in this minute's window; how many
@@ -239,12 +239,3 @@ class CampaignRepository:
             except (UpdateError, PutError) as exc:
                 if not is_condition_failure(exc):
                     raise
-
-
-def _recipient(item: CampaignRecipientItem) -> Document:
-    return {
-        "started_at": item.started_at,
-        "arm": item.arm,
-        "outcome": item.outcome,
-        "outcome_at": item.outcome_at,
-    }
