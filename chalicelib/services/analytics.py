@@ -207,9 +207,8 @@ class AnalyticsService:
                     for s in self._counters.signals(tenant_id, patient)
                     if drifting.answered_by_visit(s, day.isoformat())
                 }
-        if added and self._patients.get_including_deleted(tenant_id, patient) is None:
-            added = set()  # erased meanwhile: nothing new that names them (a soft-deleted
-            # patient's count, as in a rebuild; the list leaves them out when read)
+        if added and self._counted_profile(tenant_id, patient) is None:
+            added = set()  # erased meanwhile: nothing new that names them
         self._counters.change_signals(tenant_id, patient, added, gone)
 
     def _expose(self, tenant_id: str, record: ChangedRecord) -> int:
@@ -219,10 +218,7 @@ class AnalyticsService:
         campaign_id = record["pk"].split("#CAMPAIGN#", 1)[1]
         new = record["new"] or {}
         patient = record["sk"].removeprefix("P#")
-        if (
-            not new.get("started_at")
-            or self._patients.get_including_deleted(tenant_id, patient) is None
-        ):
+        if not new.get("started_at") or self._counted_profile(tenant_id, patient) is None:
             return 0  # erased meanwhile: nothing more is kept that names them
 
         def load() -> Document:
@@ -257,6 +253,13 @@ class AnalyticsService:
             if "converted_by" not in exposure and rules.converts(exposure, appointment):
                 self._counters.convert_once(tenant_id, patient, exposure, appointment["id"])
 
+    def _counted_profile(self, tenant_id: str, patient: str) -> Document | None:
+        """The patient's profile while what they do is kept beside their id: live or
+        soft-deleted (their records are there, and a rebuild counts them too); None once their
+        erasure has begun (it forgets these rows, and nothing may name them again)."""
+        profile = self._patients.get_including_deleted(tenant_id, patient)
+        return None if profile is None or profile.get("erasing_at") else profile
+
     def _count_visit(self, tenant_id: str, old: Document | None, new: Document | None) -> None:
         """A visit newly attended: the patient is seen in its periods, and came back, for this
         visit's periods if another follows within the window, and for an earlier visit's
@@ -269,11 +272,9 @@ class AnalyticsService:
         if day is None or before is not None or appointment is None:
             return
         patient = appointment["patient_id"]
-        # A soft-deleted patient's visits still count (their records are there, and a rebuild
-        # counts them too); an erased patient's are not kept: nothing more may name them.
-        profile = self._patients.get_including_deleted(tenant_id, patient)
+        profile = self._counted_profile(tenant_id, patient)
         if profile is None:
-            return
+            return  # erased meanwhile: nothing more is kept that names them
         self._counters.add_visit(tenant_id, patient, day.isoformat(), appointment["id"])
         span = timedelta(days=window)
         others = {
@@ -627,11 +628,15 @@ class AnalyticsService:
         """The tenant's patients with their profiles: those listed, then those soft-deleted and
         not yet erased (the stream counted what they did, and their records are still there;
         an erased patient's records are gone, and their counts with a rebuild)."""
+        seen: set[str] = set()  # one deleted between the two listings' pages is in both
         for deleted in (False, True):
             after = None
             while True:
                 page, after = self._patients.page(tenant_id, 200, after, deleted=deleted)
-                yield from ((patient["id"], patient) for patient in page)
+                for patient in page:
+                    if patient["id"] not in seen:
+                        seen.add(patient["id"])
+                        yield patient["id"], patient
                 if after is None:
                     break
 

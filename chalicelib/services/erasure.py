@@ -133,10 +133,12 @@ class ErasureService:
             self._care(tenant_id, patient_id),
         )
         now = clock.iso(clock.now())
-        if not profile.get("deleted_at"):
+        if not profile.get("erasing_at"):
             # First out of every list, look-up and segment: a journey task that runs meanwhile
-            # finds no patient and sends nothing.
-            self._patients.replace(tenant_id, profile, {**profile, "deleted_at": now})
+            # finds no patient and sends nothing. Marked as being erased: the analytics stream,
+            # which still counts a soft-deleted patient, keeps nothing more that names them.
+            marked = {**profile, "deleted_at": profile.get("deleted_at") or now, "erasing_at": now}
+            self._patients.replace(tenant_id, profile, marked)
         stopped = self._stop_executions(tenant_id, found)
         released = self._release_places(tenant_id, found)
         devices = self._remove_devices(tenant_id, patient_id)

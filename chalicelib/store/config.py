@@ -11,8 +11,8 @@ from chalicelib.store.keys import config_pk
 from chalicelib.store.models import ConfigItem, bind_models
 from chalicelib.store.records import (
     failed_items,
-    is_condition_failure,
     put_versioned,
+    raced,
     stored_body,
     versioned_doc,
 )
@@ -77,9 +77,10 @@ class ConfigRepository:
                     tx.save(item)
                 tx.save(tenant_item(tenant, tenant["version"]))
         except TransactWriteError as exc:
-            if not is_condition_failure(exc):
-                raise
-            if 0 in failed_items(exc):
+            failed = failed_items(exc)  # 0: the record's condition; 1: the tenant's version
+            if 0 in failed:
                 raise version_conflict() from exc
-            raise TenantChanged(tenant["id"]) from exc
+            if 1 in failed or raced(exc):  # the tenant changed, or was changing meanwhile
+                raise TenantChanged(tenant["id"]) from exc
+            raise  # throttled or failing: the API answers 503 with Retry-After
         return versioned_doc(item)
